@@ -1,0 +1,2 @@
+//! `weir-bench`: benchmarks that report ratios against baselines measured in the same run.
+fn main() {}

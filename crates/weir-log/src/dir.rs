@@ -1,0 +1,283 @@
+//! A data directory: the lock against a second process, the logs in it, its
+//! one sync scheduler and the flusher thread for `IntervalMs` logs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::config::{Clock, DirConfig, LogConfig, SystemClock};
+use crate::error::{LogError, Result};
+use crate::log::{Log, RetentionOutcome};
+use crate::storage::{DirLock, OsStorage, Storage};
+use crate::sync::{SyncScheduler, SyncStats};
+
+const LOCK_FILE: &str = ".lock";
+/// Longest log name: it is a directory name.
+pub const LOG_NAME_BYTES_MAX: usize = 249;
+
+/// An open data directory. Dropping it syncs and closes every log.
+#[derive(Debug)]
+pub struct DataDir {
+    shared: Arc<DirShared>,
+    flusher: Option<JoinHandle<()>>,
+    _lock: Box<dyn DirLock>,
+}
+
+#[derive(Debug)]
+struct DirShared {
+    root: PathBuf,
+    config: DirConfig,
+    storage: Arc<dyn Storage>,
+    clock: Arc<dyn Clock>,
+    sched: Arc<SyncScheduler>,
+    logs: Mutex<HashMap<String, Log>>,
+    stop: Mutex<bool>,
+    stop_cv: Condvar,
+}
+
+/// Checks a log name: it becomes a directory name, so only
+/// `[A-Za-z0-9._-]`, not `.` or `..`, and at most 249 bytes.
+pub fn validate_log_name(name: &str) -> Result<()> {
+    let bad = |reason| {
+        Err(LogError::InvalidName {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("empty");
+    }
+    if name.len() > LOG_NAME_BYTES_MAX {
+        return bad("longer than 249 bytes");
+    }
+    if name == "." || name == ".." || name.starts_with('.') {
+        return bad("may not start with a dot");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return bad("only ASCII letters, digits, '.', '_' and '-' are allowed");
+    }
+    Ok(())
+}
+
+impl DataDir {
+    /// Opens `root` on the real file system with the system clock.
+    pub fn open(root: impl AsRef<Path>, config: DirConfig) -> Result<Self> {
+        Self::open_with(Arc::new(OsStorage), Arc::new(SystemClock), root, config)
+    }
+
+    /// Opens `root` on any storage and clock (tests use a simulated disk and
+    /// a manual clock).
+    pub fn open_with(
+        storage: Arc<dyn Storage>,
+        clock: Arc<dyn Clock>,
+        root: impl AsRef<Path>,
+        config: DirConfig,
+    ) -> Result<Self> {
+        let root = root.as_ref().to_path_buf();
+        if !storage.is_dir(&root) {
+            storage
+                .create_dir_all(&root)
+                .map_err(LogError::io("create", &root))?;
+            if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+                storage
+                    .sync_dir(parent)
+                    .map_err(|source| LogError::SyncFailed {
+                        path: parent.to_path_buf(),
+                        source,
+                    })?;
+            }
+        }
+        let lock_path = root.join(LOCK_FILE);
+        let lock = storage.lock(&lock_path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                LogError::Locked { path: root.clone() }
+            } else {
+                LogError::io("lock", &lock_path)(e)
+            }
+        })?;
+        let sched = Arc::new(SyncScheduler::new(clock.clone()));
+        let shared = Arc::new(DirShared {
+            root,
+            config,
+            storage,
+            clock,
+            sched,
+            logs: Mutex::default(),
+            stop: Mutex::new(false),
+            stop_cv: Condvar::new(),
+        });
+        let flusher = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("weir-log-flusher".into())
+                .spawn(move || shared.run_flusher())
+                .map_err(LogError::io("spawn flusher for", PathBuf::new()))?
+        };
+        Ok(Self {
+            shared,
+            flusher: Some(flusher),
+            _lock: lock,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.shared.root
+    }
+
+    fn logs(&self) -> MutexGuard<'_, HashMap<String, Log>> {
+        self.shared.logs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Opens the log `name`, creating it if it does not exist, recovering it
+    /// if it does. A log already open is returned as is, with `config`
+    /// applied.
+    pub fn open_log(&self, name: &str, config: LogConfig) -> Result<Log> {
+        validate_log_name(name)?;
+        config.validate()?;
+        let mut logs = self.logs();
+        if let Some(log) = logs.get(name) {
+            log.set_config(config)?;
+            return Ok(log.clone());
+        }
+        if logs.len() >= self.shared.config.logs_max {
+            return Err(LogError::InvalidConfig {
+                field: "logs_max",
+                reason: format!("{} logs are open already", logs.len()),
+            });
+        }
+        let storage = &self.shared.storage;
+        let dir = self.shared.root.join(name);
+        let created = !storage.is_dir(&dir);
+        if created {
+            storage.create_dir_all(&dir).map_err(LogError::io("create", &dir))?;
+        }
+        let log = Log::open(
+            name,
+            dir.clone(),
+            config,
+            storage.clone(),
+            self.shared.clock.clone(),
+            self.shared.sched.clone(),
+        )?;
+        if created {
+            // The log's directory entry must be durable before any of its
+            // records can be.
+            for d in [&dir, &self.shared.root] {
+                storage.sync_dir(d).map_err(|source| LogError::SyncFailed {
+                    path: d.clone(),
+                    source,
+                })?;
+            }
+        }
+        logs.insert(name.to_owned(), log.clone());
+        Ok(log)
+    }
+
+    /// The open log `name`, if any.
+    pub fn log(&self, name: &str) -> Option<Log> {
+        self.logs().get(name).cloned()
+    }
+
+    /// Names of the logs stored in the directory, open or not, sorted.
+    pub fn list_logs(&self) -> Result<Vec<String>> {
+        let root = &self.shared.root;
+        let mut names: Vec<String> = self
+            .shared
+            .storage
+            .list_dir(root)
+            .map_err(LogError::io("list", root))?
+            .into_iter()
+            .filter(|n| validate_log_name(n).is_ok() && self.shared.storage.is_dir(&root.join(n)))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Closes and deletes a log and all its data (durably).
+    pub fn delete_log(&self, name: &str) -> Result<()> {
+        validate_log_name(name)?;
+        if let Some(log) = self.logs().remove(name) {
+            log.shared.close();
+        }
+        let dir = self.shared.root.join(name);
+        self.shared
+            .storage
+            .remove_dir_all(&dir)
+            .map_err(LogError::io("delete", &dir))?;
+        self.shared
+            .storage
+            .sync_dir(&self.shared.root)
+            .map_err(|source| LogError::SyncFailed {
+                path: self.shared.root.clone(),
+                source,
+            })
+    }
+
+    /// Runs retention on every open log; returns what each pass removed.
+    pub fn enforce_retention(&self) -> Vec<(String, Result<RetentionOutcome>)> {
+        let logs: Vec<Log> = self.logs().values().cloned().collect();
+        logs.into_iter()
+            .map(|log| (log.name().to_owned(), log.enforce_retention()))
+            .collect()
+    }
+
+    /// Work done by the sync scheduler so far.
+    pub fn sync_stats(&self) -> SyncStats {
+        self.shared.sched.stats()
+    }
+
+    /// Syncs everything (whatever each log's policy) and closes every log.
+    pub fn close(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        let Some(flusher) = self.flusher.take() else {
+            return Ok(());
+        };
+        *self.shared.stop.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.shared.stop_cv.notify_all();
+        let _ = flusher.join();
+        let logs: Vec<Log> = self.logs().drain().map(|(_, l)| l).collect();
+        let shared: Vec<_> = logs.iter().map(|l| l.shared.clone()).collect();
+        let result = self.shared.sched.sync_all(&shared);
+        for log in &shared {
+            log.close();
+        }
+        result
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::error!(root = %self.shared.root.display(), %e, "closing the data directory failed");
+        }
+    }
+}
+
+impl DirShared {
+    /// Ticks until stopped, syncing `IntervalMs` logs that are due.
+    fn run_flusher(&self) {
+        let tick = Duration::from_millis(self.config.flush_tick_ms.max(1));
+        let mut stop = self.stop.lock().unwrap_or_else(|e| e.into_inner());
+        while !*stop {
+            stop = self
+                .stop_cv
+                .wait_timeout(stop, tick)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            if *stop {
+                break;
+            }
+            drop(stop);
+            self.sched.flush_due();
+            stop = self.stop.lock().unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}

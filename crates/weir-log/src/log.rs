@@ -1,0 +1,654 @@
+//! One partition log: append with offset assignment, reads that never pass
+//! what readers may see, lookup by time, segment roll and retention.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::batch::{self, BatchHeader, HEADER_BYTES, LOG_OVERHEAD_BYTES};
+use crate::config::{Clock, FsyncPolicy, LogConfig};
+use crate::error::{BatchError, LogError, Result};
+use crate::segment::{self, ChunkReader, Segment};
+use crate::storage::{Storage, StorageFile};
+use crate::sync::SyncScheduler;
+
+/// Where an append landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The log's clock when the append was written.
+    pub log_append_time_ms: i64,
+}
+
+/// Whole batches read from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadBatches {
+    /// Concatenated batches exactly as stored (possibly empty).
+    pub bytes: Vec<u8>,
+    /// The offset after the last returned batch: where to read next.
+    pub next_offset: i64,
+    pub log_start_offset: i64,
+    /// The end of what readers may see, at the time of the read.
+    pub high_watermark: i64,
+}
+
+/// What a retention pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    pub segments_deleted: usize,
+    pub bytes_deleted: u64,
+    pub log_start_offset: i64,
+}
+
+/// A handle to one open log; clones share it.
+#[derive(Debug, Clone)]
+pub struct Log {
+    pub(crate) shared: Arc<LogShared>,
+}
+
+#[derive(Debug)]
+pub(crate) struct LogShared {
+    pub name: String,
+    pub dir: PathBuf,
+    storage: Arc<dyn Storage>,
+    clock: Arc<dyn Clock>,
+    sched: Arc<SyncScheduler>,
+    state: Mutex<LogState>,
+    /// Every offset below this is on disk and survives a crash.
+    durable_offset: AtomicI64,
+    /// Whether the log sits in the scheduler's dirty list.
+    pub queued: AtomicBool,
+    /// Set once the log turned read-only; waiters check it without the lock.
+    failed: AtomicBool,
+}
+
+#[derive(Debug)]
+struct LogState {
+    config: LogConfig,
+    /// Ordered by base offset, contiguous in offsets; the last is active.
+    segments: Vec<Segment>,
+    /// A file was created or deleted in the log's directory since its last
+    /// sync.
+    dir_dirty: bool,
+    read_only: Option<String>,
+    closed: bool,
+    last_sync_ms: i64,
+}
+
+/// What one sync round must do for one log, taken under its lock.
+#[derive(Debug)]
+pub(crate) struct SyncPlan {
+    file: Option<(Arc<dyn StorageFile>, PathBuf)>,
+    dir: bool,
+    next_offset: i64,
+}
+
+fn lock(state: &Mutex<LogState>) -> MutexGuard<'_, LogState> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl LogState {
+    fn active(&self) -> &Segment {
+        self.segments.last().expect("a log always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments.last_mut().expect("a log always has an active segment")
+    }
+
+    fn start_offset(&self) -> i64 {
+        self.segments[0].base_offset
+    }
+
+    fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.size).sum()
+    }
+}
+
+impl Log {
+    /// Opens (recovering) or creates the log in `dir`.
+    pub(crate) fn open(
+        name: &str,
+        dir: PathBuf,
+        config: LogConfig,
+        storage: Arc<dyn Storage>,
+        clock: Arc<dyn Clock>,
+        sched: Arc<SyncScheduler>,
+    ) -> Result<Self> {
+        config.validate()?;
+        let mut bases: Vec<i64> = storage
+            .list_dir(&dir)
+            .map_err(LogError::io("list", &dir))?
+            .iter()
+            .filter_map(|n| segment::parse_data_file_name(n))
+            .collect();
+        bases.sort_unstable();
+        let mut segments = Vec::with_capacity(bases.len().max(1));
+        for (i, base) in bases.iter().enumerate() {
+            let next = bases.get(i + 1).copied();
+            segments.push(Segment::open(&*storage, &dir, *base, next, name)?);
+        }
+        let mut dir_dirty = false;
+        if segments.is_empty() {
+            segments.push(Segment::create(&*storage, &dir, 0)?);
+            dir_dirty = true;
+        }
+        let end = segments.last().expect("just ensured").next_offset;
+        let shared = Arc::new(LogShared {
+            name: name.to_owned(),
+            dir,
+            storage,
+            clock: clock.clone(),
+            sched,
+            state: Mutex::new(LogState {
+                config,
+                segments,
+                dir_dirty,
+                read_only: None,
+                closed: false,
+                last_sync_ms: clock.now_ms(),
+            }),
+            // What recovery found is on disk: sealed segments were synced and
+            // the active tail was validated (and its truncation synced).
+            durable_offset: AtomicI64::new(end),
+            queued: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
+        });
+        let log = Self { shared };
+        if dir_dirty {
+            log.shared.sched.mark_dirty(&log.shared);
+        }
+        Ok(log)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    pub fn config(&self) -> LogConfig {
+        lock(&self.shared.state).config.clone()
+    }
+
+    /// Changes the log's configuration; it applies from the next append or
+    /// retention pass.
+    pub fn set_config(&self, config: LogConfig) -> Result<()> {
+        config.validate()?;
+        lock(&self.shared.state).config = config;
+        Ok(())
+    }
+
+    /// The first offset still in the log.
+    pub fn start_offset(&self) -> i64 {
+        lock(&self.shared.state).start_offset()
+    }
+
+    /// The offset the next append gets (Kafka's log end offset).
+    pub fn end_offset(&self) -> i64 {
+        lock(&self.shared.state).active().next_offset
+    }
+
+    /// Every offset below this survives a crash.
+    pub fn durable_offset(&self) -> i64 {
+        self.shared.durable_offset.load(Ordering::Acquire)
+    }
+
+    /// The end of what readers see: the durable offset under
+    /// [`FsyncPolicy::Always`], the end offset otherwise.
+    pub fn high_watermark(&self) -> i64 {
+        let st = lock(&self.shared.state);
+        self.shared.visible_end(&st)
+    }
+
+    /// Bytes of batches in all segments.
+    pub fn size_bytes(&self) -> u64 {
+        lock(&self.shared.state).size_bytes()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        lock(&self.shared.state).segments.len()
+    }
+
+    /// Appends one or more concatenated RecordBatch v2 batches, all or none.
+    /// Offsets are assigned and written into `batches`. Under
+    /// [`FsyncPolicy::Always`] this returns only once the batches are
+    /// durable.
+    pub fn append(&self, batches: &mut [u8]) -> Result<AppendInfo> {
+        let info = self.append_nowait(batches)?;
+        if self.config_fsync() == FsyncPolicy::Always {
+            self.wait_durable(info.last_offset + 1)?;
+        }
+        Ok(info)
+    }
+
+    /// Like [`Log::append`] but returns once written, before the sync; pair
+    /// it with [`Log::wait_durable`].
+    pub fn append_nowait(&self, batches: &mut [u8]) -> Result<AppendInfo> {
+        let batch_bytes_max = lock(&self.shared.state).config.batch_bytes_max;
+        if batches.len() > batch_bytes_max {
+            return Err(BatchError::TooLarge {
+                bytes: batches.len(),
+                bytes_max: batch_bytes_max,
+            }
+            .into());
+        }
+        let mut headers = batch::validate_all(batches)?;
+        let n_offsets: i64 = headers
+            .iter()
+            .map(|(h, _)| i64::from(h.last_offset_delta) + 1)
+            .sum();
+
+        let mut st = lock(&self.shared.state);
+        self.shared.check_writable(&st)?;
+        let now = self.shared.clock.now_ms();
+        self.maybe_roll(&mut st, batches.len() as u64, n_offsets, now)?;
+        let base_offset = st.active().next_offset;
+        if base_offset.checked_add(n_offsets).is_none() {
+            return Err(LogError::OffsetOverflow {
+                log: self.shared.name.clone(),
+                offset: base_offset,
+            });
+        }
+        let mut next = base_offset;
+        for (header, range) in &mut headers {
+            batch::stamp(&mut batches[range.clone()], next, 0, now);
+            *header = BatchHeader::parse(&batches[range.start..range.start + HEADER_BYTES])?;
+            next = header.last_offset() + 1;
+        }
+        let config = st.config.clone();
+        let active = st.active_mut();
+        let pos = active.size;
+        let end = pos + batches.len() as u64;
+        if end > active.allocated && config.preallocate_bytes > 0 {
+            let target = (active.allocated + config.preallocate_bytes)
+                .max(end)
+                .min(config.segment_bytes_max.max(end));
+            active
+                .data
+                .preallocate(target)
+                .map_err(LogError::io("preallocate", &active.data_path))?;
+            active.allocated = target;
+        }
+        active
+            .data
+            .write_all_at(batches, pos)
+            .map_err(LogError::io("write", &active.data_path))?;
+        active.on_append(&headers, pos, u64::from(config.index_interval_bytes), now);
+        drop(st);
+        if config.fsync != FsyncPolicy::Never {
+            self.shared.sched.mark_dirty(&self.shared);
+        }
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: next - 1,
+            log_append_time_ms: now,
+        })
+    }
+
+    /// Blocks until every offset below `offset` is durable, running a sync
+    /// round itself when none is under way (group commit: one round serves
+    /// every log and appender that is waiting).
+    pub fn wait_durable(&self, offset: i64) -> Result<()> {
+        let offset = offset.min(self.end_offset());
+        self.shared.sched.wait_durable(&self.shared, offset)
+    }
+
+    fn config_fsync(&self) -> FsyncPolicy {
+        lock(&self.shared.state).config.fsync
+    }
+
+    fn maybe_roll(&self, st: &mut LogState, bytes: u64, n_offsets: i64, now: i64) -> Result<()> {
+        let active = st.active();
+        let too_big = active.size + bytes > st.config.segment_bytes_max;
+        let too_old = active
+            .first_append_ms
+            .is_some_and(|t| now.saturating_sub(t) >= st.config.segment_ms);
+        let rel_overflow = active.next_offset + n_offsets - active.base_offset > i64::from(u32::MAX);
+        if active.size > 0 && (too_big || too_old || rel_overflow) {
+            self.roll(st)?;
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment (synced) and starts a new one; the new
+    /// file's directory entry is synced by the next round before any record
+    /// in it counts as durable.
+    fn roll(&self, st: &mut LogState) -> Result<()> {
+        let result = st.active_mut().seal();
+        if let Err(e) = result {
+            self.shared.fail_locked(st, &e.to_string());
+            return Err(e);
+        }
+        let base = st.active().next_offset;
+        let segment = Segment::create(&*self.shared.storage, &self.shared.dir, base)?;
+        st.segments.push(segment);
+        st.dir_dirty = true;
+        Ok(())
+    }
+
+    /// Reads whole batches from the one containing `offset`, up to about
+    /// `bytes_max` bytes (at least one batch, however large: a reader must
+    /// always make progress), never past the high watermark.
+    pub fn read(&self, offset: i64, bytes_max: usize) -> Result<ReadBatches> {
+        let (view, start_pos, start_offset, log_start, hwm) = {
+            let st = lock(&self.shared.state);
+            let hwm = self.shared.visible_end(&st);
+            let log_start = st.start_offset();
+            if offset < log_start || offset > hwm {
+                return Err(LogError::OffsetOutOfRange {
+                    offset,
+                    start: log_start,
+                    end: hwm,
+                });
+            }
+            if offset == hwm {
+                return Ok(ReadBatches {
+                    bytes: Vec::new(),
+                    next_offset: offset,
+                    log_start_offset: log_start,
+                    high_watermark: hwm,
+                });
+            }
+            let seg = &st.segments[st.segments.partition_point(|s| s.base_offset <= offset) - 1];
+            let (pos, at) = seg.position_floor(offset)?;
+            (seg.view(), pos, at, log_start, hwm)
+        };
+        let mut reader = ChunkReader::new(&*view.data, &view.data_path, view.size);
+        // Step over whole batches that end before `offset`.
+        let mut pos = start_pos;
+        let mut first = None;
+        while let Some(h) = reader.header_at(pos)? {
+            if h.base_offset >= hwm {
+                break;
+            }
+            if h.last_offset() >= offset {
+                first = Some(pos);
+                break;
+            }
+            if h.base_offset < start_offset || h.length < (HEADER_BYTES - LOG_OVERHEAD_BYTES) as i32 {
+                return Err(self.corrupt(&view.data_path, pos, "batch offsets go backwards"));
+            }
+            pos += h.total_bytes() as u64;
+        }
+        let Some(first_pos) = first else {
+            return Err(self.corrupt(&view.data_path, pos, "offset not found where the index points"));
+        };
+        drop(reader);
+        // One read of the wanted bytes, then trim to whole visible batches.
+        let want = (bytes_max.max(HEADER_BYTES) as u64).min(view.size - first_pos) as usize;
+        let mut bytes = vec![0; want];
+        let n = view
+            .data
+            .read_at(&mut bytes, first_pos)
+            .map_err(LogError::io("read", &view.data_path))?;
+        bytes.truncate(n);
+        let (mut end, mut next_offset) = (0usize, offset);
+        loop {
+            let Ok(h) = BatchHeader::parse(&bytes[end..]) else {
+                if end == 0 {
+                    // A first batch larger than `bytes_max`: read it whole.
+                    let (_, length) = batch::peek_offset_and_length(&bytes)
+                        .ok_or_else(|| self.corrupt(&view.data_path, first_pos, "short batch header"))?;
+                    return self.read_one_large(&view, first_pos, length, log_start, hwm);
+                }
+                break;
+            };
+            if h.base_offset >= hwm {
+                break;
+            }
+            let total = h.total_bytes();
+            if end + total > bytes.len() {
+                if end == 0 {
+                    return self.read_one_large(&view, first_pos, h.length, log_start, hwm);
+                }
+                break;
+            }
+            end += total;
+            next_offset = h.last_offset() + 1;
+        }
+        bytes.truncate(end);
+        Ok(ReadBatches {
+            bytes,
+            next_offset,
+            log_start_offset: log_start,
+            high_watermark: hwm,
+        })
+    }
+
+    fn read_one_large(
+        &self,
+        view: &segment::SegmentView,
+        pos: u64,
+        length: i32,
+        log_start: i64,
+        hwm: i64,
+    ) -> Result<ReadBatches> {
+        let total = i64::from(length) + LOG_OVERHEAD_BYTES as i64;
+        if length < 0 || pos + total as u64 > view.size {
+            return Err(self.corrupt(&view.data_path, pos, "batch length runs past the segment"));
+        }
+        let mut bytes = vec![0; total as usize];
+        let n = view
+            .data
+            .read_at(&mut bytes, pos)
+            .map_err(LogError::io("read", &view.data_path))?;
+        let header = BatchHeader::parse(&bytes[..n])?;
+        Ok(ReadBatches {
+            bytes,
+            next_offset: header.last_offset() + 1,
+            log_start_offset: log_start,
+            high_watermark: hwm,
+        })
+    }
+
+    fn corrupt(&self, path: &Path, position: u64, reason: &str) -> LogError {
+        LogError::CorruptSegment {
+            path: path.to_path_buf(),
+            position,
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// The first offset whose record timestamp is at or after
+    /// `timestamp_ms`, among what readers see; `None` when there is none.
+    /// Inside a compressed batch the answer is the batch's first offset.
+    pub fn offset_for_time(&self, timestamp_ms: i64) -> Result<Option<i64>> {
+        let (view, start_pos, hwm) = {
+            let st = lock(&self.shared.state);
+            let hwm = self.shared.visible_end(&st);
+            let Some(seg) = st.segments.iter().find(|s| s.max_timestamp >= timestamp_ms) else {
+                return Ok(None);
+            };
+            let floor = seg.offset_floor_for_time(timestamp_ms)?;
+            let (pos, _) = seg.position_floor(floor)?;
+            (seg.view(), pos, hwm)
+        };
+        let mut reader = ChunkReader::new(&*view.data, &view.data_path, view.size);
+        let mut pos = start_pos;
+        while let Some(bytes) = reader.batch_at(pos)? {
+            let h = BatchHeader::parse(bytes)?;
+            if h.base_offset >= hwm {
+                return Ok(None);
+            }
+            if h.max_timestamp >= timestamp_ms {
+                if h.compression() != 0 || h.is_log_append_time() {
+                    return Ok(Some(h.base_offset));
+                }
+                let found = batch::records(bytes)?
+                    .iter()
+                    .find(|r| r.timestamp >= timestamp_ms)
+                    .map_or(h.base_offset, |r| r.offset);
+                return Ok(Some(found));
+            }
+            pos += bytes.len() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Deletes whole segments that retention no longer keeps: those whose
+    /// newest record is older than `retention_ms`, then the oldest while the
+    /// log is over `retention_bytes`. An expired active segment is rolled
+    /// first, so an idle log also shrinks.
+    pub fn enforce_retention(&self) -> Result<RetentionOutcome> {
+        let mut st = lock(&self.shared.state);
+        self.shared.check_writable(&st)?;
+        let now = self.shared.clock.now_ms();
+        let expired = |s: &Segment, ms: Option<i64>| ms.is_some_and(|ms| s.size > 0 && s.max_timestamp < now.saturating_sub(ms));
+        let retention_ms = st.config.retention_ms;
+        let hwm = self.shared.visible_end(&st);
+        // Roll an expired active segment only once all of it is visible, so
+        // retention never races a pending sync.
+        if expired(st.active(), retention_ms) && st.active().next_offset <= hwm {
+            self.roll(&mut st)?;
+        }
+        let mut outcome = RetentionOutcome::default();
+        loop {
+            let n = st.segments.len();
+            if n < 2 {
+                break;
+            }
+            let oldest = &st.segments[0];
+            let by_time = expired(oldest, retention_ms);
+            let by_size = st
+                .config
+                .retention_bytes
+                .is_some_and(|max| st.size_bytes() - oldest.size >= max);
+            if !(by_time || by_size) {
+                break;
+            }
+            let seg = st.segments.remove(0);
+            outcome.segments_deleted += 1;
+            outcome.bytes_deleted += seg.size;
+            for path in seg.paths() {
+                if let Err(e) = self.shared.storage.remove_file(path) {
+                    tracing::warn!(path = %path.display(), %e, "could not delete expired segment file");
+                }
+            }
+            st.dir_dirty = true;
+        }
+        outcome.log_start_offset = st.start_offset();
+        drop(st);
+        if outcome.segments_deleted > 0 {
+            tracing::info!(log = %self.shared.name, ?outcome, "retention deleted segments");
+            self.shared.sched.mark_dirty(&self.shared);
+        }
+        Ok(outcome)
+    }
+}
+
+impl LogShared {
+    fn visible_end(&self, st: &LogState) -> i64 {
+        match st.config.fsync {
+            FsyncPolicy::Always => self.durable_offset.load(Ordering::Acquire),
+            _ => st.active().next_offset,
+        }
+    }
+
+    fn check_writable(&self, st: &LogState) -> Result<()> {
+        if st.closed {
+            return Err(LogError::Closed { log: self.name.clone() });
+        }
+        if let Some(reason) = &st.read_only {
+            return Err(LogError::ReadOnly {
+                log: self.name.clone(),
+                reason: reason.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn durable(&self) -> i64 {
+        self.durable_offset.load(Ordering::Acquire)
+    }
+
+    /// The error a waiter gets once the log failed, if it did.
+    pub fn failure(&self) -> Option<LogError> {
+        if !self.failed.load(Ordering::Acquire) {
+            return None;
+        }
+        let st = lock(&self.state);
+        Some(LogError::ReadOnly {
+            log: self.name.clone(),
+            reason: st.read_only.clone().unwrap_or_default(),
+        })
+    }
+
+    fn fail_locked(&self, st: &mut LogState, reason: &str) {
+        if st.read_only.is_none() {
+            tracing::error!(log = %self.name, reason, "log turned read-only");
+            st.read_only = Some(reason.to_owned());
+        }
+        self.failed.store(true, Ordering::Release);
+    }
+
+    /// Turns the log read-only: an fsync failed, so what the page cache
+    /// holds can no longer be trusted to reach the disk.
+    pub fn fail(&self, reason: &str) {
+        let mut st = lock(&self.state);
+        self.fail_locked(&mut st, reason);
+    }
+
+    /// Takes what a sync round must do for this log. A log is in a round
+    /// only when it asked to be: an append under `Always` or `IntervalMs`, a
+    /// directory change, an explicit wait or a close; its unsynced data is
+    /// synced then whatever its policy.
+    pub fn plan_sync(&self, now_ms: i64) -> Option<SyncPlan> {
+        let mut st = lock(&self.state);
+        if st.read_only.is_some() {
+            return None;
+        }
+        let next_offset = st.active().next_offset;
+        let needs_data = next_offset > self.durable();
+        let dir = std::mem::take(&mut st.dir_dirty);
+        if !needs_data && !dir {
+            return None;
+        }
+        st.last_sync_ms = now_ms;
+        let active = st.active();
+        Some(SyncPlan {
+            file: needs_data.then(|| (active.data.clone(), active.data_path.clone())),
+            dir,
+            next_offset,
+        })
+    }
+
+    /// Carries out a plan: data, then directory, then the durable offset.
+    pub fn execute_sync(&self, plan: SyncPlan) -> std::result::Result<(u64, u64), LogError> {
+        let (mut n_data, mut n_dir) = (0, 0);
+        if let Some((file, path)) = plan.file {
+            file.sync_data().map_err(|source| LogError::SyncFailed { path, source })?;
+            n_data += 1;
+        }
+        if plan.dir {
+            self.storage
+                .sync_dir(&self.dir)
+                .map_err(|source| LogError::SyncFailed {
+                    path: self.dir.clone(),
+                    source,
+                })?;
+            n_dir += 1;
+        }
+        if n_data > 0 {
+            self.durable_offset.fetch_max(plan.next_offset, Ordering::AcqRel);
+        }
+        Ok((n_data, n_dir))
+    }
+
+    /// Whether an `IntervalMs` log is due for its periodic sync.
+    pub fn interval_due(&self, now_ms: i64) -> bool {
+        let st = lock(&self.state);
+        match st.config.fsync {
+            FsyncPolicy::IntervalMs(ms) => now_ms.saturating_sub(st.last_sync_ms) >= ms as i64,
+            _ => false,
+        }
+    }
+
+    /// Stops the log: later appends fail with `Closed`.
+    pub fn close(&self) {
+        lock(&self.state).closed = true;
+    }
+}

@@ -1,0 +1,707 @@
+//! One segment: a data file of concatenated batches named by its base offset,
+//! a sparse offset index and a time index, and the recovery that finds the
+//! last good batch of a segment after a crash.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::batch::{self, BatchHeader, HEADER_BYTES, LOG_OVERHEAD_BYTES};
+use crate::error::{LogError, Result};
+use crate::storage::{Storage, StorageFile};
+
+pub(crate) const DATA_SUFFIX: &str = ".log";
+pub(crate) const INDEX_SUFFIX: &str = ".index";
+pub(crate) const TIME_INDEX_SUFFIX: &str = ".timeindex";
+
+/// File name stem of a segment: the base offset, zero-padded to 20 digits so
+/// names sort like offsets.
+pub(crate) fn file_stem(base_offset: i64) -> String {
+    format!("{base_offset:020}")
+}
+
+/// Parses `00000000000000001234.log` into 1234.
+pub(crate) fn parse_data_file_name(name: &str) -> Option<i64> {
+    let stem = name.strip_suffix(DATA_SUFFIX)?;
+    (stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| stem.parse().ok())
+        .flatten()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IndexKind {
+    /// key: offset relative to the segment base; value: byte position.
+    Offset,
+    /// key: largest timestamp so far; value: relative offset of the batch
+    /// that was being indexed.
+    Time,
+}
+
+impl IndexKind {
+    fn entry_bytes(self) -> usize {
+        match self {
+            Self::Offset => 8,
+            Self::Time => 12,
+        }
+    }
+
+    fn encode(self, e: IndexEntry) -> Vec<u8> {
+        match self {
+            Self::Offset => {
+                let mut out = (e.key as u32).to_be_bytes().to_vec();
+                out.extend_from_slice(&e.value.to_be_bytes());
+                out
+            }
+            Self::Time => {
+                let mut out = e.key.to_be_bytes().to_vec();
+                out.extend_from_slice(&e.value.to_be_bytes());
+                out
+            }
+        }
+    }
+
+    fn decode(self, b: &[u8]) -> IndexEntry {
+        let u32_at = |at: usize| u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"));
+        match self {
+            Self::Offset => IndexEntry {
+                key: i64::from(u32_at(0)),
+                value: u32_at(4),
+            },
+            Self::Time => IndexEntry {
+                key: i64::from_be_bytes(b[0..8].try_into().expect("8 bytes")),
+                value: u32_at(8),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IndexEntry {
+    pub key: i64,
+    pub value: u32,
+}
+
+/// A sparse index file. The active segment keeps its entries in memory too;
+/// a sealed segment's index is searched in the file, so memory does not grow
+/// with the size of the log.
+#[derive(Debug)]
+pub(crate) struct Index {
+    kind: IndexKind,
+    file: Arc<dyn StorageFile>,
+    path: PathBuf,
+    /// Entries, when the segment is active.
+    memory: Option<Vec<IndexEntry>>,
+    n_entries: u64,
+}
+
+impl Index {
+    /// Entries strictly increasing in key and value, all within the data.
+    fn load_valid_prefix(&self, data_size: u64) -> Result<Vec<IndexEntry>> {
+        let len = self.file.len().map_err(LogError::io("stat", &self.path))?;
+        let n = len / self.kind.entry_bytes() as u64;
+        let mut bytes = vec![0; (n as usize) * self.kind.entry_bytes()];
+        let got = self
+            .file
+            .read_at(&mut bytes, 0)
+            .map_err(LogError::io("read", &self.path))?;
+        bytes.truncate(got - got % self.kind.entry_bytes());
+        let mut out: Vec<IndexEntry> = Vec::with_capacity(bytes.len() / self.kind.entry_bytes());
+        for chunk in bytes.chunks_exact(self.kind.entry_bytes()) {
+            let e = self.kind.decode(chunk);
+            let increasing = out
+                .last()
+                .is_none_or(|p| e.key > p.key && e.value > p.value);
+            let first_ok = !out.is_empty() || e.key >= 0;
+            let in_data = match self.kind {
+                IndexKind::Offset => u64::from(e.value) < data_size,
+                IndexKind::Time => true,
+            };
+            if !(increasing || (out.is_empty() && first_ok)) || !in_data {
+                break;
+            }
+            out.push(e);
+        }
+        Ok(out)
+    }
+
+    /// Replaces the file's contents with `entries`.
+    fn rewrite(&mut self, entries: &[IndexEntry]) -> Result<()> {
+        let mut bytes = Vec::with_capacity(entries.len() * self.kind.entry_bytes());
+        for e in entries {
+            bytes.extend_from_slice(&self.kind.encode(*e));
+        }
+        self.file
+            .set_len(0)
+            .and_then(|()| self.file.write_all_at(&bytes, 0))
+            .map_err(LogError::io("rewrite", &self.path))?;
+        self.n_entries = entries.len() as u64;
+        Ok(())
+    }
+
+    fn push(&mut self, e: IndexEntry) {
+        let pos = self.n_entries * self.kind.entry_bytes() as u64;
+        // The index is a hint: a failed write is repaired at the next open, so
+        // it must not fail an append whose data is already written.
+        if let Err(err) = self.file.write_all_at(&self.kind.encode(e), pos) {
+            tracing::warn!(path = %self.path.display(), %err, "index write failed; it will be rebuilt on open");
+        }
+        self.n_entries += 1;
+        if let Some(memory) = &mut self.memory {
+            memory.push(e);
+        }
+    }
+
+    fn last(&self) -> Result<Option<IndexEntry>> {
+        if self.n_entries == 0 {
+            return Ok(None);
+        }
+        self.entry(self.n_entries - 1).map(Some)
+    }
+
+    fn entry(&self, i: u64) -> Result<IndexEntry> {
+        if let Some(memory) = &self.memory {
+            return Ok(memory[i as usize]);
+        }
+        let mut buf = [0u8; 12];
+        let buf = &mut buf[..self.kind.entry_bytes()];
+        let n = self
+            .file
+            .read_at(buf, i * self.kind.entry_bytes() as u64)
+            .map_err(LogError::io("read", &self.path))?;
+        if n != buf.len() {
+            return Err(LogError::CorruptSegment {
+                path: self.path.clone(),
+                position: i * self.kind.entry_bytes() as u64,
+                reason: "index entry is cut short".into(),
+            });
+        }
+        Ok(self.kind.decode(buf))
+    }
+
+    /// The last entry whose key is `<= key`.
+    fn floor(&self, key: i64) -> Result<Option<IndexEntry>> {
+        let (mut lo, mut hi) = (0u64, self.n_entries);
+        let mut best = None;
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let e = self.entry(mid)?;
+            if e.key <= key {
+                best = Some(e);
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(best)
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(|source| LogError::SyncFailed {
+                path: self.path.clone(),
+                source,
+            })
+    }
+}
+
+/// A segment's data file plus its two indexes.
+///
+/// Invariants: batches in `[0, size)` are valid and contiguous in offset from
+/// `base_offset` to `next_offset`; every segment but the last is sealed (its
+/// data and indexes were synced and its file is exactly `size` bytes long).
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub base_offset: i64,
+    pub data: Arc<dyn StorageFile>,
+    pub data_path: PathBuf,
+    offset_index: Index,
+    time_index: Index,
+    /// Bytes of batches in the data file.
+    pub size: u64,
+    /// One past the last offset stored in this segment.
+    pub next_offset: i64,
+    /// Largest batch max-timestamp in the segment, or -1 when empty.
+    pub max_timestamp: i64,
+    /// Log-append time of the first batch, for roll by age.
+    pub first_append_ms: Option<i64>,
+    /// Bytes appended since the last index entry.
+    bytes_since_index: u64,
+    /// File length reserved by preallocation (active segment only).
+    pub allocated: u64,
+}
+
+/// What a reader needs of a segment, copied out under the log's lock.
+#[derive(Debug, Clone)]
+pub(crate) struct SegmentView {
+    pub data: Arc<dyn StorageFile>,
+    pub data_path: PathBuf,
+    pub size: u64,
+}
+
+fn paths(dir: &Path, base_offset: i64) -> [PathBuf; 3] {
+    let stem = file_stem(base_offset);
+    [DATA_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX].map(|s| dir.join(format!("{stem}{s}")))
+}
+
+fn open_file(storage: &dyn Storage, path: &Path, create: bool) -> Result<Arc<dyn StorageFile>> {
+    storage.open(path, create).map_err(LogError::io("open", path))
+}
+
+impl Segment {
+    /// Creates a new, empty active segment (its directory entry is durable
+    /// only after the caller syncs `dir`).
+    pub fn create(storage: &dyn Storage, dir: &Path, base_offset: i64) -> Result<Self> {
+        let [data_path, index_path, time_path] = paths(dir, base_offset);
+        let data = open_file(storage, &data_path, true)?;
+        // A file left over from a crash is stale by definition: the log's end
+        // is before this base offset.
+        data.set_len(0).map_err(LogError::io("truncate", &data_path))?;
+        let mut seg = Self {
+            base_offset,
+            data,
+            data_path,
+            offset_index: Index {
+                kind: IndexKind::Offset,
+                file: open_file(storage, &index_path, true)?,
+                path: index_path,
+                memory: Some(Vec::new()),
+                n_entries: 0,
+            },
+            time_index: Index {
+                kind: IndexKind::Time,
+                file: open_file(storage, &time_path, true)?,
+                path: time_path,
+                memory: Some(Vec::new()),
+                n_entries: 0,
+            },
+            size: 0,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            first_append_ms: None,
+            bytes_since_index: 0,
+            allocated: 0,
+        };
+        seg.offset_index.rewrite(&[])?;
+        seg.time_index.rewrite(&[])?;
+        Ok(seg)
+    }
+
+    /// Opens an existing segment. A sealed segment (`active == false`) is
+    /// trusted after cheap checks of its indexes, which are rebuilt if they
+    /// fail; the active one is validated from its last good index entry to
+    /// the end, and a torn tail is cut off.
+    pub fn open(
+        storage: &dyn Storage,
+        dir: &Path,
+        base_offset: i64,
+        next_base_offset: Option<i64>,
+        log_name: &str,
+    ) -> Result<Self> {
+        let active = next_base_offset.is_none();
+        let [data_path, index_path, time_path] = paths(dir, base_offset);
+        let data = open_file(storage, &data_path, false)?;
+        let file_len = data.len().map_err(LogError::io("stat", &data_path))?;
+        let mut seg = Self {
+            base_offset,
+            data,
+            data_path,
+            offset_index: Index {
+                kind: IndexKind::Offset,
+                file: open_file(storage, &index_path, true)?,
+                path: index_path,
+                memory: None,
+                n_entries: 0,
+            },
+            time_index: Index {
+                kind: IndexKind::Time,
+                file: open_file(storage, &time_path, true)?,
+                path: time_path,
+                memory: None,
+                n_entries: 0,
+            },
+            size: file_len,
+            next_offset: next_base_offset.unwrap_or(base_offset),
+            max_timestamp: -1,
+            first_append_ms: None,
+            bytes_since_index: 0,
+            allocated: file_len,
+        };
+        if active {
+            seg.recover_tail(file_len, log_name)?;
+        } else if !seg.sealed_indexes_ok()? {
+            tracing::warn!(log = log_name, segment = %seg.data_path.display(), "sealed segment index missing or corrupt; rebuilding");
+            seg.rebuild_sealed()?;
+        }
+        Ok(seg)
+    }
+
+    /// Cheap checks of a sealed segment's indexes: whole entries, increasing,
+    /// the last one pointing at a batch with the offset it claims, and a time
+    /// index entry for the segment's largest timestamp.
+    fn sealed_indexes_ok(&mut self) -> Result<bool> {
+        let offsets = self.offset_index.load_valid_prefix(self.size)?;
+        let times = self.time_index.load_valid_prefix(self.size)?;
+        let offset_len = self.offset_index.file.len().map_err(LogError::io("stat", &self.offset_index.path))?;
+        let time_len = self.time_index.file.len().map_err(LogError::io("stat", &self.time_index.path))?;
+        if offsets.len() as u64 * 8 != offset_len || times.len() as u64 * 12 != time_len || times.is_empty() {
+            return Ok(self.size == 0 && offset_len == 0 && time_len == 0);
+        }
+        if let Some(last) = offsets.last() {
+            let header = read_header(&*self.data, u64::from(last.value))?;
+            if header.is_none_or(|h| h.base_offset != self.base_offset + last.key) {
+                return Ok(false);
+            }
+        }
+        self.offset_index.n_entries = offsets.len() as u64;
+        self.time_index.n_entries = times.len() as u64;
+        self.max_timestamp = times.last().map_or(-1, |e| e.key);
+        Ok(true)
+    }
+
+    /// Rescans a whole sealed segment. A bad batch here is not a crash
+    /// artifact (sealed segments were synced), so it is reported, not cut.
+    fn rebuild_sealed(&mut self) -> Result<()> {
+        let expected_end = self.next_offset;
+        let (mut offsets, mut times) = (Vec::new(), Vec::new());
+        self.bytes_since_index = u64::MAX / 2;
+        let end = self.scan(0, self.base_offset, self.size, &mut offsets, &mut times)?;
+        if end.position != self.size || end.next_offset != expected_end {
+            return Err(LogError::CorruptSegment {
+                path: self.data_path.clone(),
+                position: end.position,
+                reason: format!(
+                    "sealed segment ends in a bad batch (valid up to offset {}, next segment starts at {expected_end})",
+                    end.next_offset
+                ),
+            });
+        }
+        if self.max_timestamp >= 0 && times.last().is_none_or(|t| t.key < self.max_timestamp) {
+            times.push(IndexEntry {
+                key: self.max_timestamp,
+                value: (self.next_offset - 1 - self.base_offset) as u32,
+            });
+        }
+        self.offset_index.rewrite(&offsets)?;
+        self.time_index.rewrite(&times)?;
+        self.offset_index.sync()?;
+        self.time_index.sync()
+    }
+
+    /// Finds the end of the valid data of the active segment, starting from
+    /// the last index entry that points at a valid batch, and cuts off
+    /// whatever follows.
+    fn recover_tail(&mut self, file_len: u64, log_name: &str) -> Result<()> {
+        let mut offsets = self.offset_index.load_valid_prefix(file_len)?;
+        let mut times = self.time_index.load_valid_prefix(file_len)?;
+        // Walk back to an index entry that points at a valid batch.
+        let (mut start_pos, mut start_offset) = (0u64, self.base_offset);
+        while let Some(last) = offsets.last().copied() {
+            let pos = u64::from(last.value);
+            let offset = self.base_offset + last.key;
+            if valid_batch_at(&*self.data, pos, offset, file_len)? {
+                (start_pos, start_offset) = (pos, offset);
+                break;
+            }
+            offsets.pop();
+        }
+        // Entries at or after the restart point are rebuilt by the scan.
+        offsets.retain(|e| self.base_offset + e.key < start_offset);
+        times.retain(|e| self.base_offset + i64::from(e.value) < start_offset);
+        let prior_max_ts = times.last().map_or(-1, |e| e.key);
+        self.max_timestamp = prior_max_ts;
+        self.bytes_since_index = u64::MAX / 2; // index the first scanned batch
+        let end = self.scan(start_pos, start_offset, file_len, &mut offsets, &mut times)?;
+        if end.position < file_len {
+            let tail_zeroed = is_zero_from(&*self.data, end.position, file_len)?;
+            if !tail_zeroed {
+                tracing::warn!(
+                    log = log_name,
+                    segment = %self.data_path.display(),
+                    valid_bytes = end.position,
+                    file_bytes = file_len,
+                    next_offset = end.next_offset,
+                    "truncating torn tail of the active segment"
+                );
+            }
+            // Cut the tail and its preallocation, so no stale batch beyond
+            // the end can ever look like part of the log again.
+            self.data
+                .set_len(end.position)
+                .and_then(|()| self.data.sync_data())
+                .map_err(LogError::io("truncate", &self.data_path))?;
+        }
+        self.size = end.position;
+        self.allocated = end.position;
+        self.next_offset = end.next_offset;
+        self.offset_index.rewrite(&offsets)?;
+        self.time_index.rewrite(&times)?;
+        self.offset_index.memory = Some(offsets);
+        self.time_index.memory = Some(times);
+        Ok(())
+    }
+
+    /// Validates batches from `pos` (expected to hold `offset`) up to
+    /// `limit`, stopping at the first that is bad or not contiguous, and adds
+    /// index entries on the way. Returns where the valid data ends.
+    fn scan(
+        &mut self,
+        mut pos: u64,
+        mut offset: i64,
+        limit: u64,
+        offsets: &mut Vec<IndexEntry>,
+        times: &mut Vec<IndexEntry>,
+    ) -> Result<ScanEnd> {
+        let (data, path) = (self.data.clone(), self.data_path.clone());
+        let mut reader = ChunkReader::new(&*data, &path, limit);
+        while let Some(bytes) = reader.batch_at(pos)? {
+            let Ok(header) = batch::validate(bytes) else { break };
+            if header.base_offset != offset {
+                break;
+            }
+            let size = bytes.len() as u64;
+            self.note_batch(&header, pos, size, offsets, times);
+            pos += size;
+            offset = header.last_offset() + 1;
+        }
+        Ok(ScanEnd {
+            position: pos,
+            next_offset: offset,
+        })
+    }
+
+    /// Index bookkeeping for one batch at `pos`: an entry when enough bytes
+    /// passed since the last one.
+    fn note_batch(
+        &mut self,
+        header: &BatchHeader,
+        pos: u64,
+        size: u64,
+        offsets: &mut Vec<IndexEntry>,
+        times: &mut Vec<IndexEntry>,
+    ) {
+        let rel = header.base_offset - self.base_offset;
+        self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
+        if self.bytes_since_index >= INDEX_INTERVAL_SCAN_BYTES {
+            offsets.push(IndexEntry {
+                key: rel,
+                value: pos as u32,
+            });
+            if times.last().is_none_or(|t| self.max_timestamp > t.key) {
+                times.push(IndexEntry {
+                    key: self.max_timestamp,
+                    value: rel as u32,
+                });
+            }
+            self.bytes_since_index = 0;
+        }
+        self.bytes_since_index += size;
+    }
+
+    /// Records batches just written at `pos` (validated, stamped) in the
+    /// indexes and counters.
+    pub fn on_append(
+        &mut self,
+        headers: &[(BatchHeader, std::ops::Range<usize>)],
+        pos: u64,
+        index_interval_bytes: u64,
+        append_ms: i64,
+    ) {
+        for (header, range) in headers {
+            let rel = header.base_offset - self.base_offset;
+            let batch_pos = pos + range.start as u64;
+            self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
+            if self.offset_index.n_entries == 0 || self.bytes_since_index >= index_interval_bytes {
+                self.offset_index.push(IndexEntry {
+                    key: rel,
+                    value: batch_pos as u32,
+                });
+                let last_ts = self.time_index.last().ok().flatten().map_or(-1, |e| e.key);
+                if self.max_timestamp > last_ts {
+                    self.time_index.push(IndexEntry {
+                        key: self.max_timestamp,
+                        value: rel as u32,
+                    });
+                }
+                self.bytes_since_index = 0;
+            }
+            self.bytes_since_index += range.len() as u64;
+            self.next_offset = header.last_offset() + 1;
+        }
+        if let Some((_, last)) = headers.last() {
+            self.size = pos + last.end as u64;
+        }
+        self.first_append_ms.get_or_insert(append_ms);
+    }
+
+    /// Seals the active segment: a final time index entry, the file cut to
+    /// its data, and data and indexes synced, so it is trusted on open.
+    pub fn seal(&mut self) -> Result<()> {
+        let last_ts = self.time_index.last()?.map_or(-1, |e| e.key);
+        if self.max_timestamp > last_ts {
+            self.time_index.push(IndexEntry {
+                key: self.max_timestamp,
+                value: (self.next_offset - 1 - self.base_offset).max(0) as u32,
+            });
+        }
+        self.data
+            .set_len(self.size)
+            .map_err(LogError::io("truncate", &self.data_path))?;
+        self.allocated = self.size;
+        for (file, path) in [
+            (&self.data, &self.data_path),
+            (&self.offset_index.file, &self.offset_index.path),
+            (&self.time_index.file, &self.time_index.path),
+        ] {
+            file.sync_data().map_err(|source| LogError::SyncFailed {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        self.offset_index.memory = None;
+        self.time_index.memory = None;
+        Ok(())
+    }
+
+    /// Byte position to start scanning from for `offset`.
+    pub fn position_floor(&self, offset: i64) -> Result<(u64, i64)> {
+        Ok(self
+            .offset_index
+            .floor(offset - self.base_offset)?
+            .map_or((0, self.base_offset), |e| (u64::from(e.value), self.base_offset + e.key)))
+    }
+
+    /// An offset at or before the first batch whose timestamps may reach
+    /// `timestamp`.
+    pub fn offset_floor_for_time(&self, timestamp: i64) -> Result<i64> {
+        Ok(self
+            .time_index
+            .floor(timestamp - 1)?
+            .map_or(self.base_offset, |e| self.base_offset + i64::from(e.value)))
+    }
+
+    pub fn view(&self) -> SegmentView {
+        SegmentView {
+            data: self.data.clone(),
+            data_path: self.data_path.clone(),
+            size: self.size,
+        }
+    }
+
+    pub fn paths(&self) -> [&Path; 3] {
+        [&self.data_path, &self.offset_index.path, &self.time_index.path]
+    }
+}
+
+/// Index spacing used when rebuilding indexes by scanning; appends use the
+/// log's configured interval.
+const INDEX_INTERVAL_SCAN_BYTES: u64 = 4096;
+
+#[derive(Debug, Clone, Copy)]
+struct ScanEnd {
+    position: u64,
+    next_offset: i64,
+}
+
+/// Reads whole batches sequentially through a buffer, so scanning costs one
+/// read per megabyte rather than one per batch.
+pub(crate) struct ChunkReader<'a> {
+    file: &'a dyn StorageFile,
+    path: &'a Path,
+    limit: u64,
+    buf: Vec<u8>,
+    buf_pos: u64,
+}
+
+const CHUNK_BYTES: usize = 1024 * 1024;
+
+impl<'a> ChunkReader<'a> {
+    pub fn new(file: &'a dyn StorageFile, path: &'a Path, limit: u64) -> Self {
+        Self {
+            file,
+            path,
+            limit,
+            buf: Vec::new(),
+            buf_pos: 0,
+        }
+    }
+
+    fn fill(&mut self, pos: u64, len: usize) -> Result<bool> {
+        let in_buf = pos >= self.buf_pos && pos + len as u64 <= self.buf_pos + self.buf.len() as u64;
+        if in_buf {
+            return Ok(true);
+        }
+        if pos + len as u64 > self.limit {
+            return Ok(false);
+        }
+        let want = (len.max(CHUNK_BYTES) as u64).min(self.limit - pos) as usize;
+        self.buf.resize(want, 0);
+        let got = self
+            .file
+            .read_at(&mut self.buf, pos)
+            .map_err(LogError::io("read", self.path))?;
+        self.buf.truncate(got);
+        self.buf_pos = pos;
+        Ok(got >= len)
+    }
+
+    fn slice(&self, pos: u64, len: usize) -> &[u8] {
+        let at = (pos - self.buf_pos) as usize;
+        &self.buf[at..at + len]
+    }
+
+    /// The header fields of the batch at `pos`, if a whole header is there.
+    pub fn header_at(&mut self, pos: u64) -> Result<Option<BatchHeader>> {
+        if !self.fill(pos, HEADER_BYTES)? {
+            return Ok(None);
+        }
+        Ok(BatchHeader::parse(self.slice(pos, HEADER_BYTES)).ok())
+    }
+
+    /// The whole batch at `pos`, if its length field fits before `limit`
+    /// (unvalidated).
+    pub fn batch_at(&mut self, pos: u64) -> Result<Option<&[u8]>> {
+        if !self.fill(pos, LOG_OVERHEAD_BYTES)? {
+            return Ok(None);
+        }
+        let (_, length) = batch::peek_offset_and_length(self.slice(pos, LOG_OVERHEAD_BYTES)).expect("12 bytes");
+        let total = i64::from(length) + LOG_OVERHEAD_BYTES as i64;
+        if total < HEADER_BYTES as i64 || pos + total as u64 > self.limit {
+            return Ok(None);
+        }
+        if !self.fill(pos, total as usize)? {
+            return Ok(None);
+        }
+        Ok(Some(self.slice(pos, total as usize)))
+    }
+}
+
+impl std::fmt::Debug for ChunkReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkReader").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+fn read_header(file: &dyn StorageFile, pos: u64) -> Result<Option<BatchHeader>> {
+    let mut buf = [0u8; HEADER_BYTES];
+    let n = file.read_at(&mut buf, pos).map_err(LogError::io("read", "segment"))?;
+    Ok((n == HEADER_BYTES).then(|| BatchHeader::parse(&buf).ok()).flatten())
+}
+
+fn valid_batch_at(file: &dyn StorageFile, pos: u64, offset: i64, limit: u64) -> Result<bool> {
+    let Some(header) = read_header(file, pos)? else { return Ok(false) };
+    let total = header.total_bytes() as u64;
+    if header.base_offset != offset || header.length < 0 || pos + total > limit {
+        return Ok(false);
+    }
+    let mut bytes = vec![0; total as usize];
+    let n = file.read_at(&mut bytes, pos).map_err(LogError::io("read", "segment"))?;
+    Ok(n == bytes.len() && batch::validate(&bytes).is_ok())
+}
+
+fn is_zero_from(file: &dyn StorageFile, pos: u64, end: u64) -> Result<bool> {
+    // Looking at the first bytes is enough to tell preallocated space from a
+    // torn batch for the log message; correctness does not depend on it.
+    let mut buf = vec![0u8; (end - pos).min(4096) as usize];
+    let n = file.read_at(&mut buf, pos).map_err(LogError::io("read", "segment"))?;
+    Ok(buf[..n].iter().all(|b| *b == 0))
+}
