@@ -175,18 +175,20 @@ pub fn validate_all(bytes: &[u8]) -> Result<Vec<(BatchHeader, std::ops::Range<us
     let mut pos = 0;
     while pos < bytes.len() {
         let rest = &bytes[pos..];
-        let Some((_, length)) = peek_offset_and_length(rest) else {
+        let Some((_, length)) = peek_offset_and_length(rest).filter(|_| rest.len() >= HEADER_BYTES) else {
             return Err(BatchError::Truncated {
                 bytes: rest.len(),
                 bytes_min: HEADER_BYTES,
-            });
+            }
+            .at_batch(out.len()));
         };
         let total = i64::from(length) + LOG_OVERHEAD_BYTES as i64;
         if length < 0 || total > rest.len() as i64 {
             return Err(BatchError::LengthMismatch {
                 declared: total,
                 actual: rest.len(),
-            });
+            }
+            .at_batch(out.len()));
         }
         let total = total as usize;
         let header = validate(&rest[..total]).map_err(|e| e.at_batch(out.len()))?;

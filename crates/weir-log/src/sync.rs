@@ -66,10 +66,16 @@ impl SyncScheduler {
         }
     }
 
-    /// Puts a log on the list for the next round (once).
+    /// Puts a log on the list for the next round (once). The flag changes
+    /// only under the scheduler's lock, so a waiter that sees it set knows
+    /// the log is on the list.
     pub fn mark_dirty(&self, log: &Arc<LogShared>) {
+        if log.queued.load(Ordering::Acquire) {
+            return;
+        }
+        let mut st = self.lock();
         if !log.queued.swap(true, Ordering::AcqRel) {
-            self.lock().dirty.push(log.clone());
+            st.dirty.push(log.clone());
         }
     }
 

@@ -1,0 +1,74 @@
+//! Helpers shared by the log's integration tests: batch building and
+//! decoding, and opening data directories on a simulated disk.
+
+#![allow(dead_code, reason = "each test file uses a different subset")]
+
+use std::sync::Arc;
+
+use weir_log::batch::{self, BatchBuilder};
+use weir_log::sim::SimStorage;
+use weir_log::{DataDir, DirConfig, LogConfig, ManualClock};
+
+pub const ROOT: &str = "/data";
+
+/// A batch of `n` records whose values are `prefix-i`, timestamped `ts`.
+pub fn batch_of(prefix: &str, n: usize, ts: i64) -> Vec<u8> {
+    let mut b = BatchBuilder::new(ts);
+    for i in 0..n {
+        b.push(ts, Some(format!("k{i}").as_bytes()), Some(format!("{prefix}-{i}").as_bytes()), &[]);
+    }
+    b.build()
+}
+
+/// A batch of one record with `value`.
+pub fn one(value: &[u8], ts: i64) -> Vec<u8> {
+    let mut b = BatchBuilder::new(ts);
+    b.push(ts, None, Some(value), &[]);
+    b.build()
+}
+
+/// (offset, value) of every record in concatenated batches.
+pub fn decode(bytes: &[u8]) -> Vec<(i64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let header = batch::validate(&bytes[pos..pos + batch::BatchHeader::parse(&bytes[pos..]).unwrap().total_bytes()])
+            .expect("stored batches are valid");
+        let this = &bytes[pos..pos + header.total_bytes()];
+        for r in batch::records(this).unwrap() {
+            out.push((r.offset, r.value.unwrap_or_default().to_vec()));
+        }
+        pos += header.total_bytes();
+    }
+    out
+}
+
+/// Every record of a log from `from` to its high watermark.
+pub fn read_all(log: &weir_log::Log, from: i64) -> Vec<(i64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut offset = from;
+    loop {
+        let read = log.read(offset, 64 * 1024).expect("read");
+        if read.bytes.is_empty() {
+            return out;
+        }
+        out.extend(decode(&read.bytes).into_iter().filter(|(o, _)| *o >= from));
+        offset = read.next_offset;
+    }
+}
+
+pub fn small_config() -> LogConfig {
+    LogConfig {
+        segment_bytes_max: 4 * 1024,
+        batch_bytes_max: 2 * 1024,
+        index_interval_bytes: 256,
+        preallocate_bytes: 1024,
+        retention_ms: None,
+        ..LogConfig::default()
+    }
+}
+
+pub fn open_sim(storage: &SimStorage, clock: &ManualClock) -> DataDir {
+    DataDir::open_with(Arc::new(storage.clone()), Arc::new(clock.clone()), ROOT, DirConfig::default())
+        .expect("open data dir")
+}
