@@ -170,12 +170,15 @@ pub fn validate(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
 
 /// Splits a buffer of concatenated batches into validated batches, all or
 /// nothing. Returns the header and byte range of each.
-pub fn validate_all(bytes: &[u8]) -> Result<Vec<(BatchHeader, std::ops::Range<usize>)>, BatchError> {
+pub fn validate_all(
+    bytes: &[u8],
+) -> Result<Vec<(BatchHeader, std::ops::Range<usize>)>, BatchError> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < bytes.len() {
         let rest = &bytes[pos..];
-        let Some((_, length)) = peek_offset_and_length(rest).filter(|_| rest.len() >= HEADER_BYTES) else {
+        let Some((_, length)) = peek_offset_and_length(rest).filter(|_| rest.len() >= HEADER_BYTES)
+        else {
             return Err(BatchError::Truncated {
                 bytes: rest.len(),
                 bytes_min: HEADER_BYTES,
@@ -334,7 +337,8 @@ impl BatchBuilder {
         value: Option<&[u8]>,
         headers: &[(&str, &[u8])],
     ) -> &mut Self {
-        let mut body = Vec::with_capacity(16 + key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len));
+        let mut body =
+            Vec::with_capacity(16 + key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len));
         body.push(0); // record attributes, unused by v2
         put_varlong(&mut body, timestamp - self.base_timestamp);
         put_varint(&mut body, self.record_count);
@@ -483,20 +487,35 @@ mod tests {
         let good = sample();
         let mut bad_crc = good.clone();
         *bad_crc.last_mut().unwrap() ^= 1;
-        assert!(matches!(validate(&bad_crc), Err(BatchError::CrcMismatch { .. })));
+        assert!(matches!(
+            validate(&bad_crc),
+            Err(BatchError::CrcMismatch { .. })
+        ));
         let mut bad_magic = good.clone();
         bad_magic[MAGIC_AT] = 1;
-        assert!(matches!(validate(&bad_magic), Err(BatchError::UnsupportedMagic { magic: 1 })));
+        assert!(matches!(
+            validate(&bad_magic),
+            Err(BatchError::UnsupportedMagic { magic: 1 })
+        ));
         let mut lying = good.clone();
         lying[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&10_000i32.to_be_bytes());
-        assert!(matches!(validate_all(&lying), Err(BatchError::LengthMismatch { .. })));
-        assert!(matches!(validate_all(&good[..30]), Err(BatchError::Truncated { .. })));
+        assert!(matches!(
+            validate_all(&lying),
+            Err(BatchError::LengthMismatch { .. })
+        ));
+        assert!(matches!(
+            validate_all(&good[..30]),
+            Err(BatchError::Truncated { .. })
+        ));
         assert!(matches!(validate_all(&[]), Err(BatchError::Empty)));
     }
 
     #[test]
     fn stamping_keeps_crc_valid() {
-        let mut bytes = BatchBuilder::new(5).log_append_time().push(5, None, Some(b"v"), &[]).build();
+        let mut bytes = BatchBuilder::new(5)
+            .log_append_time()
+            .push(5, None, Some(b"v"), &[])
+            .build();
         stamp(&mut bytes, 42, 0, 77);
         let header = validate(&bytes).unwrap();
         assert_eq!((header.base_offset, header.max_timestamp), (42, 77));

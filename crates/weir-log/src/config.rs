@@ -70,7 +70,10 @@ impl LogConfig {
         if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_LIMIT).contains(&self.segment_bytes_max) {
             return bad(
                 "segment_bytes_max",
-                format!("{} is outside [{SEGMENT_BYTES_MIN}, {SEGMENT_BYTES_LIMIT}]", self.segment_bytes_max),
+                format!(
+                    "{} is outside [{SEGMENT_BYTES_MIN}, {SEGMENT_BYTES_LIMIT}]",
+                    self.segment_bytes_max
+                ),
             );
         }
         if self.batch_bytes_max == 0
@@ -86,18 +89,27 @@ impl LogConfig {
             );
         }
         if self.segment_ms <= 0 {
-            return bad("segment_ms", format!("{} must be positive", self.segment_ms));
+            return bad(
+                "segment_ms",
+                format!("{} must be positive", self.segment_ms),
+            );
         }
         if let Some(ms) = self.retention_ms
             && ms <= 0
         {
-            return bad("retention_ms", format!("{ms} must be positive (None keeps forever)"));
+            return bad(
+                "retention_ms",
+                format!("{ms} must be positive (None keeps forever)"),
+            );
         }
         if self.index_interval_bytes == 0 {
             return bad("index_interval_bytes", "0 must be positive".into());
         }
         if let FsyncPolicy::IntervalMs(0) = self.fsync {
-            return bad("fsync", "interval_ms 0 must be positive (use always)".into());
+            return bad(
+                "fsync",
+                "interval_ms 0 must be positive (use always)".into(),
+            );
         }
         Ok(())
     }

@@ -154,7 +154,9 @@ impl DataDir {
         let dir = self.shared.root.join(name);
         let created = !storage.is_dir(&dir);
         if created {
-            storage.create_dir_all(&dir).map_err(LogError::io("create", &dir))?;
+            storage
+                .create_dir_all(&dir)
+                .map_err(LogError::io("create", &dir))?;
         }
         let log = Log::open(
             name,

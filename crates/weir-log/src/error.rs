@@ -17,7 +17,10 @@ pub enum BatchError {
     #[error("batch crc mismatch: stored {stored:#010x}, computed {computed:#010x}")]
     CrcMismatch { stored: u32, computed: u32 },
     #[error("batch record count {record_count} does not fit last offset delta {last_offset_delta}")]
-    BadRecordCount { record_count: i32, last_offset_delta: i32 },
+    BadRecordCount {
+        record_count: i32,
+        last_offset_delta: i32,
+    },
     #[error("batch of {bytes} bytes is over the limit of {bytes_max} bytes")]
     TooLarge { bytes: usize, bytes_max: usize },
     #[error("malformed record inside the batch")]

@@ -90,11 +90,15 @@ fn lock(state: &Mutex<LogState>) -> MutexGuard<'_, LogState> {
 
 impl LogState {
     fn active(&self) -> &Segment {
-        self.segments.last().expect("a log always has an active segment")
+        self.segments
+            .last()
+            .expect("a log always has an active segment")
     }
 
     fn active_mut(&mut self) -> &mut Segment {
-        self.segments.last_mut().expect("a log always has an active segment")
+        self.segments
+            .last_mut()
+            .expect("a log always has an active segment")
     }
 
     fn start_offset(&self) -> i64 {
@@ -307,7 +311,8 @@ impl Log {
         let too_old = active
             .first_append_ms
             .is_some_and(|t| now.saturating_sub(t) >= st.config.segment_ms);
-        let rel_overflow = active.next_offset + n_offsets - active.base_offset > i64::from(u32::MAX);
+        let rel_overflow =
+            active.next_offset + n_offsets - active.base_offset > i64::from(u32::MAX);
         if active.size > 0 && (too_big || too_old || rel_overflow) {
             self.roll(st)?;
         }
@@ -369,13 +374,18 @@ impl Log {
                 first = Some(pos);
                 break;
             }
-            if h.base_offset < start_offset || h.length < (HEADER_BYTES - LOG_OVERHEAD_BYTES) as i32 {
+            if h.base_offset < start_offset || h.length < (HEADER_BYTES - LOG_OVERHEAD_BYTES) as i32
+            {
                 return Err(self.corrupt(&view.data_path, pos, "batch offsets go backwards"));
             }
             pos += h.total_bytes() as u64;
         }
         let Some(first_pos) = first else {
-            return Err(self.corrupt(&view.data_path, pos, "offset not found where the index points"));
+            return Err(self.corrupt(
+                &view.data_path,
+                pos,
+                "offset not found where the index points",
+            ));
         };
         drop(reader);
         // One read of the wanted bytes, then trim to whole visible batches.
@@ -391,8 +401,9 @@ impl Log {
             let Ok(h) = BatchHeader::parse(&bytes[end..]) else {
                 if end == 0 {
                     // A first batch larger than `bytes_max`: read it whole.
-                    let (_, length) = batch::peek_offset_and_length(&bytes)
-                        .ok_or_else(|| self.corrupt(&view.data_path, first_pos, "short batch header"))?;
+                    let (_, length) = batch::peek_offset_and_length(&bytes).ok_or_else(|| {
+                        self.corrupt(&view.data_path, first_pos, "short batch header")
+                    })?;
                     return self.read_one_large(&view, first_pos, length, log_start, hwm);
                 }
                 break;
@@ -497,7 +508,9 @@ impl Log {
         let mut st = lock(&self.shared.state);
         self.shared.check_writable(&st)?;
         let now = self.shared.clock.now_ms();
-        let expired = |s: &Segment, ms: Option<i64>| ms.is_some_and(|ms| s.size > 0 && s.max_timestamp < now.saturating_sub(ms));
+        let expired = |s: &Segment, ms: Option<i64>| {
+            ms.is_some_and(|ms| s.size > 0 && s.max_timestamp < now.saturating_sub(ms))
+        };
         let retention_ms = st.config.retention_ms;
         let hwm = self.shared.visible_end(&st);
         // Roll an expired active segment only once all of it is visible, so
@@ -550,7 +563,9 @@ impl LogShared {
 
     fn check_writable(&self, st: &LogState) -> Result<()> {
         if st.closed {
-            return Err(LogError::Closed { log: self.name.clone() });
+            return Err(LogError::Closed {
+                log: self.name.clone(),
+            });
         }
         if let Some(reason) = &st.read_only {
             return Err(LogError::ReadOnly {
@@ -620,7 +635,8 @@ impl LogShared {
     pub fn execute_sync(&self, plan: SyncPlan) -> std::result::Result<(u64, u64), LogError> {
         let (mut n_data, mut n_dir) = (0, 0);
         if let Some((file, path)) = plan.file {
-            file.sync_data().map_err(|source| LogError::SyncFailed { path, source })?;
+            file.sync_data()
+                .map_err(|source| LogError::SyncFailed { path, source })?;
             n_data += 1;
         }
         if plan.dir {
@@ -633,7 +649,8 @@ impl LogShared {
             n_dir += 1;
         }
         if n_data > 0 {
-            self.durable_offset.fetch_max(plan.next_offset, Ordering::AcqRel);
+            self.durable_offset
+                .fetch_max(plan.next_offset, Ordering::AcqRel);
         }
         Ok((n_data, n_dir))
     }

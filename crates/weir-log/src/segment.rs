@@ -244,7 +244,9 @@ fn paths(dir: &Path, base_offset: i64) -> [PathBuf; 3] {
 }
 
 fn open_file(storage: &dyn Storage, path: &Path, create: bool) -> Result<Arc<dyn StorageFile>> {
-    storage.open(path, create).map_err(LogError::io("open", path))
+    storage
+        .open(path, create)
+        .map_err(LogError::io("open", path))
 }
 
 impl Segment {
@@ -255,7 +257,8 @@ impl Segment {
         let data = open_file(storage, &data_path, true)?;
         // A file left over from a crash is stale by definition: the log's end
         // is before this base offset.
-        data.set_len(0).map_err(LogError::io("truncate", &data_path))?;
+        data.set_len(0)
+            .map_err(LogError::io("truncate", &data_path))?;
         let mut seg = Self {
             base_offset,
             data,
@@ -341,9 +344,20 @@ impl Segment {
     fn sealed_indexes_ok(&mut self) -> Result<bool> {
         let offsets = self.offset_index.load_valid_prefix(self.size)?;
         let times = self.time_index.load_valid_prefix(self.size)?;
-        let offset_len = self.offset_index.file.len().map_err(LogError::io("stat", &self.offset_index.path))?;
-        let time_len = self.time_index.file.len().map_err(LogError::io("stat", &self.time_index.path))?;
-        if offsets.len() as u64 * 8 != offset_len || times.len() as u64 * 12 != time_len || times.is_empty() {
+        let offset_len = self
+            .offset_index
+            .file
+            .len()
+            .map_err(LogError::io("stat", &self.offset_index.path))?;
+        let time_len = self
+            .time_index
+            .file
+            .len()
+            .map_err(LogError::io("stat", &self.time_index.path))?;
+        if offsets.len() as u64 * 8 != offset_len
+            || times.len() as u64 * 12 != time_len
+            || times.is_empty()
+        {
             return Ok(self.size == 0 && offset_len == 0 && time_len == 0);
         }
         if let Some(last) = offsets.last() {
@@ -454,7 +468,9 @@ impl Segment {
         let (data, path) = (self.data.clone(), self.data_path.clone());
         let mut reader = ChunkReader::new(&*data, &path, limit);
         while let Some(bytes) = reader.batch_at(pos)? {
-            let Ok(header) = batch::validate(bytes) else { break };
+            let Ok(header) = batch::validate(bytes) else {
+                break;
+            };
             if header.base_offset != offset {
                 break;
             }
@@ -567,7 +583,9 @@ impl Segment {
         Ok(self
             .offset_index
             .floor(offset - self.base_offset)?
-            .map_or((0, self.base_offset), |e| (u64::from(e.value), self.base_offset + e.key)))
+            .map_or((0, self.base_offset), |e| {
+                (u64::from(e.value), self.base_offset + e.key)
+            }))
     }
 
     /// An offset at or before the first batch whose timestamps may reach
@@ -588,7 +606,11 @@ impl Segment {
     }
 
     pub fn paths(&self) -> [&Path; 3] {
-        [&self.data_path, &self.offset_index.path, &self.time_index.path]
+        [
+            &self.data_path,
+            &self.offset_index.path,
+            &self.time_index.path,
+        ]
     }
 }
 
@@ -626,7 +648,8 @@ impl<'a> ChunkReader<'a> {
     }
 
     fn fill(&mut self, pos: u64, len: usize) -> Result<bool> {
-        let in_buf = pos >= self.buf_pos && pos + len as u64 <= self.buf_pos + self.buf.len() as u64;
+        let in_buf =
+            pos >= self.buf_pos && pos + len as u64 <= self.buf_pos + self.buf.len() as u64;
         if in_buf {
             return Ok(true);
         }
@@ -663,7 +686,8 @@ impl<'a> ChunkReader<'a> {
         if !self.fill(pos, LOG_OVERHEAD_BYTES)? {
             return Ok(None);
         }
-        let (_, length) = batch::peek_offset_and_length(self.slice(pos, LOG_OVERHEAD_BYTES)).expect("12 bytes");
+        let (_, length) =
+            batch::peek_offset_and_length(self.slice(pos, LOG_OVERHEAD_BYTES)).expect("12 bytes");
         let total = i64::from(length) + LOG_OVERHEAD_BYTES as i64;
         if total < HEADER_BYTES as i64 || pos + total as u64 > self.limit {
             return Ok(None);
@@ -677,24 +701,34 @@ impl<'a> ChunkReader<'a> {
 
 impl std::fmt::Debug for ChunkReader<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChunkReader").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("ChunkReader")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
 fn read_header(file: &dyn StorageFile, pos: u64) -> Result<Option<BatchHeader>> {
     let mut buf = [0u8; HEADER_BYTES];
-    let n = file.read_at(&mut buf, pos).map_err(LogError::io("read", "segment"))?;
-    Ok((n == HEADER_BYTES).then(|| BatchHeader::parse(&buf).ok()).flatten())
+    let n = file
+        .read_at(&mut buf, pos)
+        .map_err(LogError::io("read", "segment"))?;
+    Ok((n == HEADER_BYTES)
+        .then(|| BatchHeader::parse(&buf).ok())
+        .flatten())
 }
 
 fn valid_batch_at(file: &dyn StorageFile, pos: u64, offset: i64, limit: u64) -> Result<bool> {
-    let Some(header) = read_header(file, pos)? else { return Ok(false) };
+    let Some(header) = read_header(file, pos)? else {
+        return Ok(false);
+    };
     let total = header.total_bytes() as u64;
     if header.base_offset != offset || header.length < 0 || pos + total > limit {
         return Ok(false);
     }
     let mut bytes = vec![0; total as usize];
-    let n = file.read_at(&mut bytes, pos).map_err(LogError::io("read", "segment"))?;
+    let n = file
+        .read_at(&mut bytes, pos)
+        .map_err(LogError::io("read", "segment"))?;
     Ok(n == bytes.len() && batch::validate(&bytes).is_ok())
 }
 
@@ -702,6 +736,8 @@ fn is_zero_from(file: &dyn StorageFile, pos: u64, end: u64) -> Result<bool> {
     // Looking at the first bytes is enough to tell preallocated space from a
     // torn batch for the log message; correctness does not depend on it.
     let mut buf = vec![0u8; (end - pos).min(4096) as usize];
-    let n = file.read_at(&mut buf, pos).map_err(LogError::io("read", "segment"))?;
+    let n = file
+        .read_at(&mut buf, pos)
+        .map_err(LogError::io("read", "segment"))?;
     Ok(buf[..n].iter().all(|b| *b == 0))
 }

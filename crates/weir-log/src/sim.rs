@@ -114,7 +114,10 @@ fn crashed() -> io::Error {
 }
 
 fn not_found(path: &Path) -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, format!("{} not found", path.display()))
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{} not found", path.display()),
+    )
 }
 
 fn parent_of(path: &Path) -> PathBuf {
@@ -183,9 +186,11 @@ impl SimStorage {
         let survivors: BTreeMap<PathBuf, Entry> = namespace
             .iter()
             .filter(|(path, _)| {
-                path.ancestors()
-                    .skip(1)
-                    .all(|a| a.as_os_str().is_empty() || a == Path::new("/") || namespace.get(a) == Some(&Entry::Dir))
+                path.ancestors().skip(1).all(|a| {
+                    a.as_os_str().is_empty()
+                        || a == Path::new("/")
+                        || namespace.get(a) == Some(&Entry::Dir)
+                })
             })
             .map(|(p, e)| (p.clone(), *e))
             .collect();
@@ -307,7 +312,11 @@ impl StorageFile for SimFile {
 
     fn preallocate(&self, len: u64) -> io::Result<()> {
         let current = self.len()?;
-        if current < len { self.set_len(len) } else { Ok(()) }
+        if current < len {
+            self.set_len(len)
+        } else {
+            Ok(())
+        }
     }
 }
 

@@ -9,6 +9,10 @@ use std::sync::Arc;
 
 /// One open file. Positional reads and writes only: the log never relies on
 /// a shared file cursor.
+#[allow(
+    clippy::len_without_is_empty,
+    reason = "a file's length is a size, not a collection's"
+)]
 pub trait StorageFile: Send + Sync + Debug {
     /// Reads up to `buf.len()` bytes at `pos`; returns how many were read
     /// (fewer only at the end of the file).
@@ -159,7 +163,10 @@ impl Storage for OsStorage {
 }
 
 /// The one place the log calls into libc directly.
-#[allow(unsafe_code, reason = "fallocate has no std wrapper; see the SAFETY note")]
+#[allow(
+    unsafe_code,
+    reason = "fallocate has no std wrapper; see the SAFETY note"
+)]
 mod os {
     use std::io;
     use std::os::fd::AsRawFd;

@@ -18,9 +18,15 @@ fn append_assigns_offsets_and_read_returns_whole_batches() {
     let log = dir.open_log("t-0", LogConfig::default()).unwrap();
     let a = log.append(&mut batch_of("a", 3, 1_000)).unwrap();
     let b = log.append(&mut batch_of("b", 2, 1_001)).unwrap();
-    assert_eq!((a.base_offset, a.last_offset, b.base_offset, b.last_offset), (0, 2, 3, 4));
+    assert_eq!(
+        (a.base_offset, a.last_offset, b.base_offset, b.last_offset),
+        (0, 2, 3, 4)
+    );
     assert_eq!(a.log_append_time_ms, 1_000);
-    assert_eq!((log.start_offset(), log.end_offset(), log.durable_offset()), (0, 5, 5));
+    assert_eq!(
+        (log.start_offset(), log.end_offset(), log.durable_offset()),
+        (0, 5, 5)
+    );
 
     // An offset inside a batch returns that whole batch.
     let read = log.read(1, 1 << 20).unwrap();
@@ -38,8 +44,18 @@ fn append_assigns_offsets_and_read_returns_whole_batches() {
 
     // At the end: empty; past it or before the start: out of range.
     assert!(log.read(5, 1024).unwrap().bytes.is_empty());
-    assert!(matches!(log.read(6, 1024), Err(LogError::OffsetOutOfRange { offset: 6, start: 0, end: 5 })));
-    assert!(matches!(log.read(-1, 1024), Err(LogError::OffsetOutOfRange { .. })));
+    assert!(matches!(
+        log.read(6, 1024),
+        Err(LogError::OffsetOutOfRange {
+            offset: 6,
+            start: 0,
+            end: 5
+        })
+    ));
+    assert!(matches!(
+        log.read(-1, 1024),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
 }
 
 #[test]
@@ -101,22 +117,50 @@ fn bad_batches_are_rejected_by_name_and_the_log_is_untouched() {
     let mut short = batch_of("a", 1, 0);
     short.truncate(40);
     let mut huge = one(&vec![1u8; 2_000], 0);
-    let cases: Vec<(&mut Vec<u8>, fn(&LogError) -> bool)> = vec![
-        (&mut crc, |e| matches!(e, LogError::Batch(BatchError::CrcMismatch { .. }))),
-        (&mut magic, |e| matches!(e, LogError::Batch(BatchError::UnsupportedMagic { magic: 1 }))),
-        (&mut lying, |e| matches!(e, LogError::Batch(BatchError::LengthMismatch { .. }))),
-        (&mut short, |e| matches!(e, LogError::Batch(BatchError::Truncated { .. }))),
-        (&mut huge, |e| matches!(e, LogError::Batch(BatchError::TooLarge { bytes_max: 1024, .. }))),
+    type IsExpected = fn(&LogError) -> bool;
+    let cases: Vec<(&mut Vec<u8>, IsExpected)> = vec![
+        (&mut crc, |e| {
+            matches!(e, LogError::Batch(BatchError::CrcMismatch { .. }))
+        }),
+        (&mut magic, |e| {
+            matches!(
+                e,
+                LogError::Batch(BatchError::UnsupportedMagic { magic: 1 })
+            )
+        }),
+        (&mut lying, |e| {
+            matches!(e, LogError::Batch(BatchError::LengthMismatch { .. }))
+        }),
+        (&mut short, |e| {
+            matches!(e, LogError::Batch(BatchError::Truncated { .. }))
+        }),
+        (&mut huge, |e| {
+            matches!(
+                e,
+                LogError::Batch(BatchError::TooLarge {
+                    bytes_max: 1024,
+                    ..
+                })
+            )
+        }),
     ];
     for (bytes, is_expected) in cases {
         let err = log.append(bytes).unwrap_err();
         assert!(is_expected(&err), "unexpected error: {err}");
     }
-    assert!(matches!(log.append(&mut Vec::new()), Err(LogError::Batch(BatchError::Empty))));
+    assert!(matches!(
+        log.append(&mut Vec::new()),
+        Err(LogError::Batch(BatchError::Empty))
+    ));
     assert_eq!(log.read(0, 1 << 20).unwrap(), before);
     assert_eq!(log.end_offset(), 2);
     // And the log still takes good batches.
-    assert_eq!(log.append(&mut batch_of("after", 1, 0)).unwrap().base_offset, 2);
+    assert_eq!(
+        log.append(&mut batch_of("after", 1, 0))
+            .unwrap()
+            .base_offset,
+        2
+    );
 }
 
 #[test]
@@ -125,7 +169,8 @@ fn segments_roll_by_size_and_reads_cross_them() {
     let dir = open_sim(&disk, &clock);
     let log = dir.open_log("t-0", small_config()).unwrap();
     for i in 0..200 {
-        log.append(&mut one(format!("v{i:04}").as_bytes(), i)).unwrap();
+        log.append(&mut one(format!("v{i:04}").as_bytes(), i))
+            .unwrap();
     }
     assert!(log.segment_count() > 2, "segments: {}", log.segment_count());
     let all = read_all(&log, 0);
@@ -173,7 +218,10 @@ fn reopen_keeps_everything_and_continues_offsets() {
     let dir = open_sim(&disk, &clock);
     assert_eq!(dir.list_logs().unwrap(), vec!["t-0".to_string()]);
     let log = dir.open_log("t-0", small_config()).unwrap();
-    assert_eq!((log.start_offset(), log.end_offset(), log.durable_offset()), (0, 100, 100));
+    assert_eq!(
+        (log.start_offset(), log.end_offset(), log.durable_offset()),
+        (0, 100, 100)
+    );
     assert_eq!(log.append(&mut one(b"next", 0)).unwrap().base_offset, 100);
     assert_eq!(read_all(&log, 0).len(), 101);
 }
@@ -185,7 +233,8 @@ fn missing_or_corrupt_indexes_are_rebuilt_on_open() {
         let dir = DataDir::open(tmp.path(), DirConfig::default()).unwrap();
         let log = dir.open_log("t-0", small_config()).unwrap();
         for i in 0..150 {
-            log.append(&mut one(format!("v{i}").as_bytes(), 1_000 + i)).unwrap();
+            log.append(&mut one(format!("v{i}").as_bytes(), 1_000 + i))
+                .unwrap();
         }
         dir.close().unwrap();
     }
@@ -298,18 +347,23 @@ fn retention_by_time_deletes_old_segments_and_moves_the_start() {
     };
     let log = dir.open_log("t-0", config).unwrap();
     for i in 0..100 {
-        log.append(&mut one(format!("old{i}").as_bytes(), 0)).unwrap();
+        log.append(&mut one(format!("old{i}").as_bytes(), 0))
+            .unwrap();
     }
     clock.set(20_000);
     for i in 0..10 {
-        log.append(&mut one(format!("new{i}").as_bytes(), 20_000)).unwrap();
+        log.append(&mut one(format!("new{i}").as_bytes(), 20_000))
+            .unwrap();
     }
     let outcome = log.enforce_retention().unwrap();
     assert!(outcome.segments_deleted > 0);
     let start = log.start_offset();
     assert_eq!(outcome.log_start_offset, start);
     assert!(start > 0 && start <= 100, "start {start}");
-    assert!(matches!(log.read(0, 10), Err(LogError::OffsetOutOfRange { .. })));
+    assert!(matches!(
+        log.read(0, 10),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
     let rest = read_all(&log, start);
     assert_eq!(rest.last().unwrap().0, 109);
     // An idle log whose whole content expired keeps no record.
@@ -317,7 +371,10 @@ fn retention_by_time_deletes_old_segments_and_moves_the_start() {
     log.enforce_retention().unwrap();
     assert_eq!(log.start_offset(), 110);
     assert_eq!(log.end_offset(), 110);
-    assert_eq!(log.append(&mut one(b"later", 40_000)).unwrap().base_offset, 110);
+    assert_eq!(
+        log.append(&mut one(b"later", 40_000)).unwrap().base_offset,
+        110
+    );
 }
 
 #[test]
@@ -330,10 +387,15 @@ fn retention_by_size_keeps_the_newest_bytes() {
     };
     let log = dir.open_log("t-0", config).unwrap();
     for i in 0..1_000 {
-        log.append(&mut one(format!("v{i:05}").as_bytes(), 0)).unwrap();
+        log.append(&mut one(format!("v{i:05}").as_bytes(), 0))
+            .unwrap();
     }
     log.enforce_retention().unwrap();
-    assert!(log.size_bytes() <= 16 * 1024 + 8 * 1024, "{}", log.size_bytes());
+    assert!(
+        log.size_bytes() <= 16 * 1024 + 8 * 1024,
+        "{}",
+        log.size_bytes()
+    );
     assert!(log.size_bytes() >= 16 * 1024 - 8 * 1024);
     let rest = read_all(&log, log.start_offset());
     assert_eq!(rest.last().unwrap().0, 999);
@@ -351,8 +413,14 @@ fn a_failed_fsync_fails_the_append_and_turns_the_log_read_only() {
     let err = log.append(&mut one(b"lost", 0)).unwrap_err();
     assert!(matches!(err, LogError::ReadOnly { .. }), "{err}");
     // The record that was never durable is never visible.
-    assert_eq!(decode(&log.read(0, 1 << 20).unwrap().bytes), vec![(0, b"safe".to_vec())]);
-    assert!(matches!(log.append(&mut one(b"again", 0)), Err(LogError::ReadOnly { .. })));
+    assert_eq!(
+        decode(&log.read(0, 1 << 20).unwrap().bytes),
+        vec![(0, b"safe".to_vec())]
+    );
+    assert!(matches!(
+        log.append(&mut one(b"again", 0)),
+        Err(LogError::ReadOnly { .. })
+    ));
     // Other logs of the directory go on.
     assert_eq!(other.append(&mut one(b"fine", 0)).unwrap().base_offset, 0);
 }
@@ -362,7 +430,10 @@ fn many_appenders_on_many_logs_share_fsyncs() {
     let (disk, clock) = (SimStorage::new(), ManualClock::new(0));
     let dir = open_sim(&disk, &clock);
     let logs: Vec<_> = (0..4)
-        .map(|p| dir.open_log(&format!("t-{p}"), LogConfig::default()).unwrap())
+        .map(|p| {
+            dir.open_log(&format!("t-{p}"), LogConfig::default())
+                .unwrap()
+        })
         .collect();
     let before = dir.sync_stats();
     let n_per_thread = 200;
@@ -371,14 +442,18 @@ fn many_appenders_on_many_logs_share_fsyncs() {
             let log = logs[t % 4].clone();
             s.spawn(move || {
                 for i in 0..n_per_thread {
-                    log.append(&mut one(format!("{t}-{i}").as_bytes(), 0)).unwrap();
+                    log.append(&mut one(format!("{t}-{i}").as_bytes(), 0))
+                        .unwrap();
                 }
             });
         }
     });
     let after = dir.sync_stats();
     let appends = 8 * n_per_thread as u64;
-    assert_eq!(logs.iter().map(|l| l.end_offset()).sum::<i64>(), appends as i64);
+    assert_eq!(
+        logs.iter().map(|l| l.end_offset()).sum::<i64>(),
+        appends as i64
+    );
     assert!(logs.iter().all(|l| l.durable_offset() == l.end_offset()));
     // Each round syncs each dirty log once; with 8 appenders over 4 logs a
     // round must serve more than one append on average.
@@ -434,13 +509,25 @@ fn bad_names_and_configs_are_refused() {
     let (disk, clock) = (SimStorage::new(), ManualClock::new(0));
     let dir = open_sim(&disk, &clock);
     for name in ["", ".", "..", ".hidden", "a/b", "sp ace", &"x".repeat(250)] {
-        assert!(matches!(dir.open_log(name, LogConfig::default()), Err(LogError::InvalidName { .. })), "{name:?}");
+        assert!(
+            matches!(
+                dir.open_log(name, LogConfig::default()),
+                Err(LogError::InvalidName { .. })
+            ),
+            "{name:?}"
+        );
     }
     let config = LogConfig {
         batch_bytes_max: 2 * 1024 * 1024 * 1024,
         ..LogConfig::default()
     };
-    assert!(matches!(dir.open_log("t", config), Err(LogError::InvalidConfig { field: "batch_bytes_max", .. })));
+    assert!(matches!(
+        dir.open_log("t", config),
+        Err(LogError::InvalidConfig {
+            field: "batch_bytes_max",
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -453,7 +540,10 @@ fn deleted_logs_are_gone_after_reopen() {
         let doomed = dir.open_log("doomed", LogConfig::default()).unwrap();
         doomed.append(&mut one(b"x", 0)).unwrap();
         dir.delete_log("doomed").unwrap();
-        assert!(matches!(doomed.append(&mut one(b"y", 0)), Err(LogError::Closed { .. })));
+        assert!(matches!(
+            doomed.append(&mut one(b"y", 0)),
+            Err(LogError::Closed { .. })
+        ));
     }
     let dir = DataDir::open_with(storage, Arc::new(clock), ROOT, DirConfig::default()).unwrap();
     assert_eq!(dir.list_logs().unwrap(), vec!["keep".to_string()]);

@@ -15,7 +15,12 @@ pub const ROOT: &str = "/data";
 pub fn batch_of(prefix: &str, n: usize, ts: i64) -> Vec<u8> {
     let mut b = BatchBuilder::new(ts);
     for i in 0..n {
-        b.push(ts, Some(format!("k{i}").as_bytes()), Some(format!("{prefix}-{i}").as_bytes()), &[]);
+        b.push(
+            ts,
+            Some(format!("k{i}").as_bytes()),
+            Some(format!("{prefix}-{i}").as_bytes()),
+            &[],
+        );
     }
     b.build()
 }
@@ -32,8 +37,13 @@ pub fn decode(bytes: &[u8]) -> Vec<(i64, Vec<u8>)> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < bytes.len() {
-        let header = batch::validate(&bytes[pos..pos + batch::BatchHeader::parse(&bytes[pos..]).unwrap().total_bytes()])
-            .expect("stored batches are valid");
+        let header = batch::validate(
+            &bytes[pos..pos
+                + batch::BatchHeader::parse(&bytes[pos..])
+                    .unwrap()
+                    .total_bytes()],
+        )
+        .expect("stored batches are valid");
         let this = &bytes[pos..pos + header.total_bytes()];
         for r in batch::records(this).unwrap() {
             out.push((r.offset, r.value.unwrap_or_default().to_vec()));
@@ -69,6 +79,23 @@ pub fn small_config() -> LogConfig {
 }
 
 pub fn open_sim(storage: &SimStorage, clock: &ManualClock) -> DataDir {
-    DataDir::open_with(Arc::new(storage.clone()), Arc::new(clock.clone()), ROOT, DirConfig::default())
-        .expect("open data dir")
+    DataDir::open_with(
+        Arc::new(storage.clone()),
+        Arc::new(clock.clone()),
+        ROOT,
+        DirConfig::default(),
+    )
+    .expect("open data dir")
+}
+
+/// How many batches are in concatenated batch bytes.
+pub fn batch_count(bytes: &[u8]) -> usize {
+    let (mut pos, mut n) = (0, 0);
+    while pos < bytes.len() {
+        pos += batch::BatchHeader::parse(&bytes[pos..])
+            .unwrap()
+            .total_bytes();
+        n += 1;
+    }
+    n
 }

@@ -1,0 +1,77 @@
+//! Linux specifics the benchmarks need: peak-RSS reset and readout through
+//! `/proc/self`, the file system a path lives on, and `fallocate`.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+/// Resets the process's peak resident set size (`VmHWM`) to its current
+/// size, so a later [`status_kib`]`("VmHWM")` covers only what follows.
+pub fn reset_peak_rss() -> anyhow::Result<()> {
+    std::fs::write("/proc/self/clear_refs", "5")
+        .context("write 5 to /proc/self/clear_refs (resets VmHWM)")
+}
+
+/// A `kB` field of `/proc/self/status`, such as `VmHWM` or `VmRSS`.
+pub fn status_kib(field: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").context("read /proc/self/status")?;
+    status
+        .lines()
+        .find_map(|line| {
+            let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+            rest.trim().strip_suffix("kB")?.trim().parse().ok()
+        })
+        .with_context(|| format!("no {field} in /proc/self/status"))
+}
+
+/// The mount a path lives on, from `/proc/self/mountinfo`.
+#[derive(Debug, Clone)]
+pub struct Mount {
+    pub point: PathBuf,
+    pub fs_type: String,
+    pub source: String,
+}
+
+/// The mount holding `path` (the longest mount point that contains it), or
+/// `None` when mountinfo cannot be read.
+pub fn mount_of(path: &Path) -> Option<Mount> {
+    let path = path.canonicalize().ok()?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines()
+        .filter_map(|line| {
+            // id parent major:minor root mount-point options [optional...] - type source super-options
+            let (left, right) = line.split_once(" - ")?;
+            let point = PathBuf::from(left.split(' ').nth(4)?.replace("\\040", " "));
+            let mut right = right.split(' ');
+            let fs_type = right.next()?.to_owned();
+            let source = right.next()?.to_owned();
+            Some(Mount {
+                point,
+                fs_type,
+                source,
+            })
+        })
+        .filter(|m| path.starts_with(&m.point))
+        .max_by_key(|m| m.point.components().count())
+}
+
+/// Reserves `len` bytes of disk for `file` from offset 0 (mode 0: the size
+/// grows to `len`, the space reads as zeros), as weir-log preallocates.
+#[allow(
+    unsafe_code,
+    reason = "fallocate has no std wrapper; see the SAFETY note"
+)]
+pub fn fallocate(file: &File, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let len = i64::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `file` owns an open descriptor for the whole call, and
+    // fallocate takes no pointers.
+    let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
