@@ -1,2 +1,203 @@
-//! The `weir` command.
-fn main() {}
+//! The `weir` command: parses arguments and hands off to the library crates.
+//!
+//! Until `weir serve` exists, `weir log` works on a data directory directly
+//! (the server must not be running: the directory is locked).
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use weir_log::batch::{self, BatchBuilder};
+use weir_log::{DataDir, DirConfig, FsyncPolicy, LogConfig};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "weir",
+    version,
+    about = "Weir: a durable event log, event store and the patterns on top"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inspect and write partition logs in a data directory.
+    #[command(subcommand)]
+    Log(LogCommand),
+}
+
+#[derive(Debug, Args)]
+struct DirArgs {
+    /// The data directory.
+    #[arg(long, env = "WEIR_DATA_DIR", default_value = "./weir-data")]
+    data_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum LogCommand {
+    /// List the logs with their offsets and sizes.
+    List(DirArgs),
+    /// Print records of a log: offset, timestamp, key and value.
+    Dump {
+        #[command(flatten)]
+        dir: DirArgs,
+        /// Log name.
+        log: String,
+        /// First offset to print (default: the log's start).
+        #[arg(long)]
+        from: Option<i64>,
+        /// Most records to print.
+        #[arg(long, default_value_t = 100)]
+        max: usize,
+    },
+    /// Append each line of standard input as one record; print each line's
+    /// offset once it is acknowledged.
+    Append {
+        #[command(flatten)]
+        dir: DirArgs,
+        /// Log name (created if missing).
+        log: String,
+        /// `always`, `never`, or `interval:MS`.
+        #[arg(long, default_value = "always")]
+        fsync: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Log(cmd) => run_log(cmd),
+    }
+}
+
+fn parse_fsync(s: &str) -> anyhow::Result<FsyncPolicy> {
+    Ok(match s {
+        "always" => FsyncPolicy::Always,
+        "never" => FsyncPolicy::Never,
+        _ => match s.strip_prefix("interval:").map(str::parse) {
+            Some(Ok(ms)) => FsyncPolicy::IntervalMs(ms),
+            _ => bail!("invalid --fsync {s:?}: use always, never or interval:MS"),
+        },
+    })
+}
+
+fn open_dir(args: &DirArgs) -> anyhow::Result<DataDir> {
+    DataDir::open(&args.data_dir, DirConfig::default())
+        .with_context(|| format!("opening data directory {}", args.data_dir.display()))
+}
+
+/// Logs opened by the CLI keep everything: retention runs in the server.
+fn cli_config() -> LogConfig {
+    LogConfig {
+        retention_ms: None,
+        ..LogConfig::default()
+    }
+}
+
+fn run_log(cmd: LogCommand) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match cmd {
+        LogCommand::List(args) => {
+            let dir = open_dir(&args)?;
+            writeln!(
+                out,
+                "{:<40} {:>12} {:>12} {:>14} {:>8}",
+                "LOG", "START", "END", "BYTES", "SEGMENTS"
+            )?;
+            for name in dir.list_logs()? {
+                let log = dir.open_log(&name, cli_config())?;
+                writeln!(
+                    out,
+                    "{:<40} {:>12} {:>12} {:>14} {:>8}",
+                    name,
+                    log.start_offset(),
+                    log.end_offset(),
+                    log.size_bytes(),
+                    log.segment_count()
+                )?;
+            }
+        }
+        LogCommand::Dump {
+            dir,
+            log,
+            from,
+            max,
+        } => {
+            let data = open_dir(&dir)?;
+            if !data.list_logs()?.contains(&log) {
+                bail!("no log named {log:?} in {}", dir.data_dir.display());
+            }
+            let log = data.open_log(&log, cli_config())?;
+            let mut offset = from.unwrap_or_else(|| log.start_offset());
+            let mut printed = 0;
+            while printed < max {
+                let read = log.read(offset, 1024 * 1024)?;
+                if read.bytes.is_empty() {
+                    break;
+                }
+                for (header, range) in batch::validate_all(&read.bytes)? {
+                    if header.compression() != 0 {
+                        writeln!(
+                            out,
+                            "{}..={} compressed batch (codec {})",
+                            header.base_offset,
+                            header.last_offset(),
+                            header.compression()
+                        )?;
+                        continue;
+                    }
+                    for r in batch::records(&read.bytes[range])?
+                        .iter()
+                        .filter(|r| r.offset >= offset)
+                    {
+                        if printed == max {
+                            break;
+                        }
+                        let show = |b: Option<&[u8]>| {
+                            b.map_or("null".into(), |b| String::from_utf8_lossy(b).into_owned())
+                        };
+                        writeln!(
+                            out,
+                            "{}\t{}\t{}\t{}",
+                            r.offset,
+                            r.timestamp,
+                            show(r.key),
+                            show(r.value)
+                        )?;
+                        printed += 1;
+                    }
+                }
+                offset = read.next_offset;
+            }
+        }
+        LogCommand::Append { dir, log, fsync } => {
+            let config = LogConfig {
+                fsync: parse_fsync(&fsync)?,
+                ..cli_config()
+            };
+            let data = open_dir(&dir)?;
+            let log = data.open_log(&log, config)?;
+            for line in std::io::stdin().lock().lines() {
+                let line = line?;
+                let now = weir_log::Clock::now_ms(&weir_log::SystemClock);
+                let mut b = BatchBuilder::new(now);
+                b.push(now, None, Some(line.as_bytes()), &[]);
+                let info = log.append(&mut b.build())?;
+                writeln!(out, "{}", info.base_offset)?;
+                out.flush()?;
+            }
+            data.close()?;
+        }
+    }
+    Ok(())
+}
