@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::batch::{self, BatchHeader, HEADER_BYTES, LOG_OVERHEAD_BYTES};
-use crate::config::{Clock, FsyncPolicy, LogConfig};
+use crate::config::{BATCH_BYTES_LIMIT, Clock, FsyncPolicy, LogConfig};
 use crate::error::{BatchError, LogError, Result};
 use crate::segment::{self, ChunkReader, Segment};
 use crate::storage::{Storage, StorageFile};
@@ -137,6 +137,15 @@ impl Log {
         if segments.is_empty() {
             segments.push(Segment::create(&*storage, &dir, 0)?);
             dir_dirty = true;
+        } else {
+            // Recovery synced the active segment's data; its entry in the
+            // directory must be durable too before the log counts as such.
+            storage
+                .sync_dir(&dir)
+                .map_err(|source| LogError::SyncFailed {
+                    path: dir.clone(),
+                    source,
+                })?;
         }
         let end = segments.last().expect("just ensured").next_offset;
         let shared = Arc::new(LogShared {
@@ -222,9 +231,11 @@ impl Log {
     /// [`FsyncPolicy::Always`] this returns only once the batches are
     /// durable.
     pub fn append(&self, batches: &mut [u8]) -> Result<AppendInfo> {
-        let info = self.append_nowait(batches)?;
-        if self.config_fsync() == FsyncPolicy::Always {
-            self.wait_durable(info.last_offset + 1)?;
+        let (info, fsync) = self.write(batches)?;
+        if fsync == FsyncPolicy::Always {
+            self.shared
+                .sched
+                .wait_durable(&self.shared, info.last_offset + 1)?;
         }
         Ok(info)
     }
@@ -232,11 +243,18 @@ impl Log {
     /// Like [`Log::append`] but returns once written, before the sync; pair
     /// it with [`Log::wait_durable`].
     pub fn append_nowait(&self, batches: &mut [u8]) -> Result<AppendInfo> {
-        let batch_bytes_max = lock(&self.shared.state).config.batch_bytes_max;
-        if batches.len() > batch_bytes_max {
+        self.write(batches).map(|(info, _)| info)
+    }
+
+    /// Validates, stamps and writes; returns the policy the write was made
+    /// under.
+    fn write(&self, batches: &mut [u8]) -> Result<(AppendInfo, FsyncPolicy)> {
+        // Checked against the limit again under the lock: the config may
+        // change in between, and validation is better done without it.
+        if batches.len() > BATCH_BYTES_LIMIT {
             return Err(BatchError::TooLarge {
                 bytes: batches.len(),
-                bytes_max: batch_bytes_max,
+                bytes_max: BATCH_BYTES_LIMIT,
             }
             .into());
         }
@@ -248,6 +266,13 @@ impl Log {
 
         let mut st = lock(&self.shared.state);
         self.shared.check_writable(&st)?;
+        if batches.len() > st.config.batch_bytes_max {
+            return Err(BatchError::TooLarge {
+                bytes: batches.len(),
+                bytes_max: st.config.batch_bytes_max,
+            }
+            .into());
+        }
         let now = self.shared.clock.now_ms();
         self.maybe_roll(&mut st, batches.len() as u64, n_offsets, now)?;
         let base_offset = st.active().next_offset;
@@ -286,11 +311,12 @@ impl Log {
         if config.fsync != FsyncPolicy::Never {
             self.shared.sched.mark_dirty(&self.shared);
         }
-        Ok(AppendInfo {
+        let info = AppendInfo {
             base_offset,
             last_offset: next - 1,
             log_append_time_ms: now,
-        })
+        };
+        Ok((info, config.fsync))
     }
 
     /// Blocks until every offset below `offset` is durable, running a sync
@@ -299,10 +325,6 @@ impl Log {
     pub fn wait_durable(&self, offset: i64) -> Result<()> {
         let offset = offset.min(self.end_offset());
         self.shared.sched.wait_durable(&self.shared, offset)
-    }
-
-    fn config_fsync(&self) -> FsyncPolicy {
-        lock(&self.shared.state).config.fsync
     }
 
     fn maybe_roll(&self, st: &mut LogState, bytes: u64, n_offsets: i64, now: i64) -> Result<()> {

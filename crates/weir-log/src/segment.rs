@@ -441,9 +441,16 @@ impl Segment {
             // the end can ever look like part of the log again.
             self.data
                 .set_len(end.position)
-                .and_then(|()| self.data.sync_data())
                 .map_err(LogError::io("truncate", &self.data_path))?;
         }
+        // What was read back may have come from the page cache of a process
+        // that died before syncing; sync it before calling it durable.
+        self.data
+            .sync_data()
+            .map_err(|source| LogError::SyncFailed {
+                path: self.data_path.clone(),
+                source,
+            })?;
         self.size = end.position;
         self.allocated = end.position;
         self.next_offset = end.next_offset;

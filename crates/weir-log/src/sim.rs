@@ -161,6 +161,27 @@ impl SimStorage {
         lock_state(&self.state).n_syncs
     }
 
+    /// Simulates the process dying (`kill -9`) while the machine stays up:
+    /// every handle of this disk fails from now on, and the returned disk
+    /// still holds everything written, synced or not (the page cache
+    /// survives), with the same split between durable and volatile state, so
+    /// a later [`SimStorage::crash`] can still lose what nobody synced.
+    pub fn kill(&self) -> SimStorage {
+        let mut old = lock_state(&self.state);
+        old.poisoned = true;
+        let state = State {
+            files: old.files.clone(),
+            volatile: old.volatile.clone(),
+            durable: old.durable.clone(),
+            pending_dir: old.pending_dir.clone(),
+            next_id: old.next_id,
+            ..State::default()
+        };
+        SimStorage {
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+
     /// Simulates a power loss. Every handle of this disk fails from now on;
     /// the returned disk holds what was durable plus, chosen by `seed`, a
     /// prefix of the unsynced operations of each file (the last of them

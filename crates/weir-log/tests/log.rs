@@ -15,7 +15,7 @@ use weir_log::{BatchError, DataDir, DirConfig, FsyncPolicy, LogConfig, LogError,
 fn append_assigns_offsets_and_read_returns_whole_batches() {
     let (disk, clock) = (SimStorage::new(), ManualClock::new(1_000));
     let dir = open_sim(&disk, &clock);
-    let log = dir.open_log("t-0", LogConfig::default()).unwrap();
+    let log = dir.open_log("t-0", sim_default()).unwrap();
     let a = log.append(&mut batch_of("a", 3, 1_000)).unwrap();
     let b = log.append(&mut batch_of("b", 2, 1_001)).unwrap();
     assert_eq!(
@@ -62,7 +62,7 @@ fn append_assigns_offsets_and_read_returns_whole_batches() {
 fn bytes_max_is_soft_for_the_first_batch_and_hard_after() {
     let (disk, clock) = (SimStorage::new(), ManualClock::new(0));
     let dir = open_sim(&disk, &clock);
-    let log = dir.open_log("t-0", LogConfig::default()).unwrap();
+    let log = dir.open_log("t-0", sim_default()).unwrap();
     let big = vec![7u8; 3000];
     log.append(&mut one(&big, 0)).unwrap();
     log.append(&mut one(b"small", 0)).unwrap();
@@ -77,7 +77,7 @@ fn bytes_max_is_soft_for_the_first_batch_and_hard_after() {
 fn several_batches_in_one_append_are_all_or_nothing() {
     let (disk, clock) = (SimStorage::new(), ManualClock::new(0));
     let dir = open_sim(&disk, &clock);
-    let log = dir.open_log("t-0", LogConfig::default()).unwrap();
+    let log = dir.open_log("t-0", sim_default()).unwrap();
     let mut two = batch_of("x", 2, 0);
     two.extend(batch_of("y", 3, 0));
     let info = log.append(&mut two).unwrap();
@@ -328,7 +328,7 @@ fn offset_for_time_finds_the_first_record_at_or_after() {
 fn log_append_time_batches_get_the_logs_clock() {
     let (disk, clock) = (SimStorage::new(), ManualClock::new(5_000));
     let dir = open_sim(&disk, &clock);
-    let log = dir.open_log("t-0", LogConfig::default()).unwrap();
+    let log = dir.open_log("t-0", sim_default()).unwrap();
     let mut b = BatchBuilder::new(1).log_append_time();
     b.push(1, None, Some(b"x"), &[]);
     log.append(&mut b.build()).unwrap();
@@ -406,8 +406,8 @@ fn retention_by_size_keeps_the_newest_bytes() {
 fn a_failed_fsync_fails_the_append_and_turns_the_log_read_only() {
     let (disk, clock) = (SimStorage::new(), ManualClock::new(0));
     let dir = open_sim(&disk, &clock);
-    let log = dir.open_log("t-0", LogConfig::default()).unwrap();
-    let other = dir.open_log("t-1", LogConfig::default()).unwrap();
+    let log = dir.open_log("t-0", sim_default()).unwrap();
+    let other = dir.open_log("t-1", sim_default()).unwrap();
     log.append(&mut one(b"safe", 0)).unwrap();
     disk.fail_next_syncs(1);
     let err = log.append(&mut one(b"lost", 0)).unwrap_err();
@@ -430,10 +430,7 @@ fn many_appenders_on_many_logs_share_fsyncs() {
     let (disk, clock) = (SimStorage::new(), ManualClock::new(0));
     let dir = open_sim(&disk, &clock);
     let logs: Vec<_> = (0..4)
-        .map(|p| {
-            dir.open_log(&format!("t-{p}"), LogConfig::default())
-                .unwrap()
-        })
+        .map(|p| dir.open_log(&format!("t-{p}"), sim_default()).unwrap())
         .collect();
     let before = dir.sync_stats();
     let n_per_thread = 200;
@@ -511,7 +508,7 @@ fn bad_names_and_configs_are_refused() {
     for name in ["", ".", "..", ".hidden", "a/b", "sp ace", &"x".repeat(250)] {
         assert!(
             matches!(
-                dir.open_log(name, LogConfig::default()),
+                dir.open_log(name, sim_default()),
                 Err(LogError::InvalidName { .. })
             ),
             "{name:?}"
@@ -536,8 +533,8 @@ fn deleted_logs_are_gone_after_reopen() {
     let storage: Arc<SimStorage> = Arc::new(disk.clone());
     {
         let dir = open_sim(&disk, &clock);
-        dir.open_log("keep", LogConfig::default()).unwrap();
-        let doomed = dir.open_log("doomed", LogConfig::default()).unwrap();
+        dir.open_log("keep", sim_default()).unwrap();
+        let doomed = dir.open_log("doomed", sim_default()).unwrap();
         doomed.append(&mut one(b"x", 0)).unwrap();
         dir.delete_log("doomed").unwrap();
         assert!(matches!(

@@ -99,3 +99,12 @@ pub fn batch_count(bytes: &[u8]) -> usize {
     }
     n
 }
+
+/// The default config with a small preallocation: the simulated disk
+/// materializes preallocated bytes in memory.
+pub fn sim_default() -> LogConfig {
+    LogConfig {
+        preallocate_bytes: 64 * 1024,
+        ..LogConfig::default()
+    }
+}
