@@ -32,7 +32,8 @@ pub(crate) enum IndexKind {
     /// key: offset relative to the segment base; value: byte position.
     Offset,
     /// key: largest timestamp so far; value: relative offset of the batch
-    /// that was being indexed.
+    /// that was being indexed. One entry per offset-index entry (plus a
+    /// final one at seal), 16 bytes with a CRC so a torn entry is detected.
     Time,
 }
 
@@ -40,7 +41,7 @@ impl IndexKind {
     fn entry_bytes(self) -> usize {
         match self {
             Self::Offset => 8,
-            Self::Time => 12,
+            Self::Time => 16,
         }
     }
 
@@ -54,22 +55,26 @@ impl IndexKind {
             Self::Time => {
                 let mut out = e.key.to_be_bytes().to_vec();
                 out.extend_from_slice(&e.value.to_be_bytes());
+                let crc = crc32c::crc32c(&out);
+                out.extend_from_slice(&crc.to_be_bytes());
                 out
             }
         }
     }
 
-    fn decode(self, b: &[u8]) -> IndexEntry {
+    /// `None` for a time entry whose CRC does not match (torn or never
+    /// written).
+    fn decode(self, b: &[u8]) -> Option<IndexEntry> {
         let u32_at = |at: usize| u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"));
         match self {
-            Self::Offset => IndexEntry {
+            Self::Offset => Some(IndexEntry {
                 key: i64::from(u32_at(0)),
                 value: u32_at(4),
-            },
-            Self::Time => IndexEntry {
+            }),
+            Self::Time => (crc32c::crc32c(&b[..12]) == u32_at(12)).then(|| IndexEntry {
                 key: i64::from_be_bytes(b[0..8].try_into().expect("8 bytes")),
                 value: u32_at(8),
-            },
+            }),
         }
     }
 }
@@ -94,7 +99,9 @@ pub(crate) struct Index {
 }
 
 impl Index {
-    /// Entries strictly increasing in key and value, all within the data.
+    /// The longest prefix of well-formed entries: offset entries strictly
+    /// increasing in both fields and pointing inside the data; time entries
+    /// with a good CRC, non-decreasing timestamps and increasing offsets.
     fn load_valid_prefix(&self, data_size: u64) -> Result<Vec<IndexEntry>> {
         let len = self.file.len().map_err(LogError::io("stat", &self.path))?;
         let n = len / self.kind.entry_bytes() as u64;
@@ -106,16 +113,14 @@ impl Index {
         bytes.truncate(got - got % self.kind.entry_bytes());
         let mut out: Vec<IndexEntry> = Vec::with_capacity(bytes.len() / self.kind.entry_bytes());
         for chunk in bytes.chunks_exact(self.kind.entry_bytes()) {
-            let e = self.kind.decode(chunk);
-            let increasing = out
-                .last()
-                .is_none_or(|p| e.key > p.key && e.value > p.value);
-            let first_ok = !out.is_empty() || e.key >= 0;
-            let in_data = match self.kind {
-                IndexKind::Offset => u64::from(e.value) < data_size,
-                IndexKind::Time => true,
+            let Some(e) = self.kind.decode(chunk) else { break };
+            let ok = match (self.kind, out.last()) {
+                (IndexKind::Offset, None) => e.key >= 0 && u64::from(e.value) < data_size,
+                (IndexKind::Offset, Some(p)) => e.key > p.key && e.value > p.value && u64::from(e.value) < data_size,
+                (IndexKind::Time, None) => true,
+                (IndexKind::Time, Some(p)) => e.key >= p.key && e.value > p.value,
             };
-            if !(increasing || (out.is_empty() && first_ok)) || !in_data {
+            if !ok {
                 break;
             }
             out.push(e);
@@ -161,7 +166,7 @@ impl Index {
         if let Some(memory) = &self.memory {
             return Ok(memory[i as usize]);
         }
-        let mut buf = [0u8; 12];
+        let mut buf = [0u8; 16];
         let buf = &mut buf[..self.kind.entry_bytes()];
         let n = self
             .file
@@ -174,7 +179,11 @@ impl Index {
                 reason: "index entry is cut short".into(),
             });
         }
-        Ok(self.kind.decode(buf))
+        self.kind.decode(buf).ok_or_else(|| LogError::CorruptSegment {
+            path: self.path.clone(),
+            position: i * self.kind.entry_bytes() as u64,
+            reason: "index entry fails its checksum".into(),
+        })
     }
 
     /// The last entry whose key is `<= key`.
@@ -355,7 +364,7 @@ impl Segment {
             .len()
             .map_err(LogError::io("stat", &self.time_index.path))?;
         if offsets.len() as u64 * 8 != offset_len
-            || times.len() as u64 * 12 != time_len
+            || times.len() as u64 * 16 != time_len
             || times.is_empty()
         {
             return Ok(self.size == 0 && offset_len == 0 && time_len == 0);
@@ -407,22 +416,30 @@ impl Segment {
     fn recover_tail(&mut self, file_len: u64, log_name: &str) -> Result<()> {
         let mut offsets = self.offset_index.load_valid_prefix(file_len)?;
         let mut times = self.time_index.load_valid_prefix(file_len)?;
-        // Walk back to an index entry that points at a valid batch.
+        // The two indexes gain one entry each per index point; keep the
+        // prefix where both agree (a crash may have kept more of one file).
+        let agree = offsets
+            .iter()
+            .zip(&times)
+            .take_while(|(o, t)| o.key == i64::from(t.value))
+            .count();
+        offsets.truncate(agree);
+        times.truncate(agree);
+        // Walk back to an index point whose batch is valid. Its time entry
+        // bounds the timestamps of every batch up to it, so the scan can
+        // restart there with that running maximum.
         let (mut start_pos, mut start_offset) = (0u64, self.base_offset);
-        while let Some(last) = offsets.last().copied() {
+        self.max_timestamp = -1;
+        while let Some(last) = offsets.pop() {
+            let time = times.pop().expect("same length");
             let pos = u64::from(last.value);
             let offset = self.base_offset + last.key;
             if valid_batch_at(&*self.data, pos, offset, file_len)? {
                 (start_pos, start_offset) = (pos, offset);
+                self.max_timestamp = time.key;
                 break;
             }
-            offsets.pop();
         }
-        // Entries at or after the restart point are rebuilt by the scan.
-        offsets.retain(|e| self.base_offset + e.key < start_offset);
-        times.retain(|e| self.base_offset + i64::from(e.value) < start_offset);
-        let prior_max_ts = times.last().map_or(-1, |e| e.key);
-        self.max_timestamp = prior_max_ts;
         self.bytes_since_index = u64::MAX / 2; // index the first scanned batch
         let end = self.scan(start_pos, start_offset, file_len, &mut offsets, &mut times)?;
         if end.position < file_len {
@@ -445,17 +462,20 @@ impl Segment {
         }
         // What was read back may have come from the page cache of a process
         // that died before syncing; sync it before calling it durable.
-        self.data
-            .sync_data()
-            .map_err(|source| LogError::SyncFailed {
-                path: self.data_path.clone(),
-                source,
-            })?;
+        self.data.sync_data().map_err(|source| LogError::SyncFailed {
+            path: self.data_path.clone(),
+            source,
+        })?;
         self.size = end.position;
         self.allocated = end.position;
         self.next_offset = end.next_offset;
         self.offset_index.rewrite(&offsets)?;
         self.time_index.rewrite(&times)?;
+        // Synced, so that entries describing batches cut off here can never
+        // come back after a later crash and describe the batches that will
+        // reuse their offsets.
+        self.offset_index.sync()?;
+        self.time_index.sync()?;
         self.offset_index.memory = Some(offsets);
         self.time_index.memory = Some(times);
         Ok(())
@@ -509,12 +529,10 @@ impl Segment {
                 key: rel,
                 value: pos as u32,
             });
-            if times.last().is_none_or(|t| self.max_timestamp > t.key) {
-                times.push(IndexEntry {
-                    key: self.max_timestamp,
-                    value: rel as u32,
-                });
-            }
+            times.push(IndexEntry {
+                key: self.max_timestamp,
+                value: rel as u32,
+            });
             self.bytes_since_index = 0;
         }
         self.bytes_since_index += size;
@@ -538,13 +556,10 @@ impl Segment {
                     key: rel,
                     value: batch_pos as u32,
                 });
-                let last_ts = self.time_index.last().ok().flatten().map_or(-1, |e| e.key);
-                if self.max_timestamp > last_ts {
-                    self.time_index.push(IndexEntry {
-                        key: self.max_timestamp,
-                        value: rel as u32,
-                    });
-                }
+                self.time_index.push(IndexEntry {
+                    key: self.max_timestamp,
+                    value: rel as u32,
+                });
                 self.bytes_since_index = 0;
             }
             self.bytes_since_index += range.len() as u64;
