@@ -296,7 +296,7 @@ impl BatchBuilder {
     pub fn new(base_timestamp: i64) -> Self {
         Self {
             base_timestamp,
-            max_timestamp: base_timestamp,
+            max_timestamp: i64::MIN,
             records: Vec::new(),
             record_count: 0,
             producer_id: -1,
@@ -367,7 +367,12 @@ impl BatchBuilder {
         out.extend_from_slice(&self.attributes.to_be_bytes());
         out.extend_from_slice(&(self.record_count - 1).max(0).to_be_bytes());
         out.extend_from_slice(&self.base_timestamp.to_be_bytes());
-        out.extend_from_slice(&self.max_timestamp.to_be_bytes());
+        let max_timestamp = if self.record_count == 0 {
+            self.base_timestamp
+        } else {
+            self.max_timestamp
+        };
+        out.extend_from_slice(&max_timestamp.to_be_bytes());
         out.extend_from_slice(&self.producer_id.to_be_bytes());
         out.extend_from_slice(&self.producer_epoch.to_be_bytes());
         out.extend_from_slice(&self.base_sequence.to_be_bytes());

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::batch::{self, BatchHeader, HEADER_BYTES, LOG_OVERHEAD_BYTES};
 use crate::config::{BATCH_BYTES_LIMIT, Clock, FsyncPolicy, LogConfig};
 use crate::error::{BatchError, LogError, Result};
-use crate::segment::{self, ChunkReader, Segment};
+use crate::segment::{self, ChunkReader, SEEK_CHUNK_BYTES, Segment};
 use crate::storage::{Storage, StorageFile};
 use crate::sync::SyncScheduler;
 
@@ -31,6 +31,13 @@ pub struct ReadBatches {
     pub log_start_offset: i64,
     /// The end of what readers may see, at the time of the read.
     pub high_watermark: i64,
+}
+
+/// Where a scan for a timestamp ended.
+enum Scan {
+    Found(i64),
+    PastVisible,
+    NotHere,
 }
 
 /// What a retention pass removed.
@@ -361,7 +368,7 @@ impl Log {
     /// `bytes_max` bytes (at least one batch, however large: a reader must
     /// always make progress), never past the high watermark.
     pub fn read(&self, offset: i64, bytes_max: usize) -> Result<ReadBatches> {
-        let (view, start_pos, start_offset, log_start, hwm) = {
+        let (view, floor, log_start, hwm) = {
             let st = lock(&self.shared.state);
             let hwm = self.shared.visible_end(&st);
             let log_start = st.start_offset();
@@ -381,10 +388,19 @@ impl Log {
                 });
             }
             let seg = &st.segments[st.segments.partition_point(|s| s.base_offset <= offset) - 1];
-            let (pos, at) = seg.position_floor(offset)?;
-            (seg.view(), pos, at, log_start, hwm)
+            let view = seg.view();
+            let floor = match view.sealed_indexes {
+                None => Some(seg.position_floor(offset)?),
+                Some(_) => None,
+            };
+            (view, floor, log_start, hwm)
         };
-        let mut reader = ChunkReader::new(&*view.data, &view.data_path, view.size);
+        let (start_pos, start_offset) = match floor {
+            Some(floor) => floor,
+            None => view.sealed_position_floor(offset).expect("a sealed view")?,
+        };
+        let mut reader =
+            ChunkReader::new(&*view.data, &view.data_path, view.size, SEEK_CHUNK_BYTES);
         // Step over whole batches that end before `offset`.
         let mut pos = start_pos;
         let mut first = None;
@@ -490,36 +506,73 @@ impl Log {
     /// `timestamp_ms`, among what readers see; `None` when there is none.
     /// Inside a compressed batch the answer is the batch's first offset.
     pub fn offset_for_time(&self, timestamp_ms: i64) -> Result<Option<i64>> {
-        let (view, start_pos, hwm) = {
-            let st = lock(&self.shared.state);
-            let hwm = self.shared.visible_end(&st);
-            let Some(seg) = st.segments.iter().find(|s| s.max_timestamp >= timestamp_ms) else {
-                return Ok(None);
+        // Segments from the first whose newest record is recent enough; a
+        // segment whose scan finds nothing passes on to the next one.
+        let mut from_base = i64::MIN;
+        loop {
+            let (view, floor, hwm) = {
+                let st = lock(&self.shared.state);
+                let hwm = self.shared.visible_end(&st);
+                let candidate = st
+                    .segments
+                    .iter()
+                    .find(|s| s.base_offset >= from_base && s.max_timestamp >= timestamp_ms);
+                let Some(seg) = candidate else {
+                    return Ok(None);
+                };
+                let view = seg.view();
+                let floor = match view.sealed_indexes {
+                    None => Some(seg.position_for_time(timestamp_ms)?),
+                    Some(_) => None,
+                };
+                (view, floor, hwm)
             };
-            let floor = seg.offset_floor_for_time(timestamp_ms)?;
-            let (pos, _) = seg.position_floor(floor)?;
-            (seg.view(), pos, hwm)
-        };
-        let mut reader = ChunkReader::new(&*view.data, &view.data_path, view.size);
+            let start_pos = match floor {
+                Some(pos) => pos,
+                None => view
+                    .sealed_position_for_time(timestamp_ms)
+                    .expect("a sealed view")?,
+            };
+            match self.scan_for_time(&view, start_pos, hwm, timestamp_ms)? {
+                Scan::Found(offset) => return Ok(Some(offset)),
+                Scan::PastVisible => return Ok(None),
+                Scan::NotHere => from_base = view.base_offset + 1,
+            }
+        }
+    }
+
+    fn scan_for_time(
+        &self,
+        view: &segment::SegmentView,
+        start_pos: u64,
+        hwm: i64,
+        timestamp_ms: i64,
+    ) -> Result<Scan> {
+        let mut reader =
+            ChunkReader::new(&*view.data, &view.data_path, view.size, SEEK_CHUNK_BYTES);
         let mut pos = start_pos;
         while let Some(bytes) = reader.batch_at(pos)? {
             let h = BatchHeader::parse(bytes)?;
             if h.base_offset >= hwm {
-                return Ok(None);
+                return Ok(Scan::PastVisible);
             }
             if h.max_timestamp >= timestamp_ms {
                 if h.compression() != 0 || h.is_log_append_time() {
-                    return Ok(Some(h.base_offset));
+                    return Ok(Scan::Found(h.base_offset));
                 }
+                // The header's max timestamp is the producer's claim; a
+                // batch whose records do not bear it out is passed over.
                 let found = batch::records(bytes)?
                     .iter()
                     .find(|r| r.timestamp >= timestamp_ms)
-                    .map_or(h.base_offset, |r| r.offset);
-                return Ok(Some(found));
+                    .map(|r| r.offset);
+                if let Some(offset) = found {
+                    return Ok(Scan::Found(offset));
+                }
             }
             pos += bytes.len() as u64;
         }
-        Ok(None)
+        Ok(Scan::NotHere)
     }
 
     /// Deletes whole segments that retention no longer keeps: those whose

@@ -88,7 +88,7 @@ pub(crate) struct IndexEntry {
 /// A sparse index file. The active segment keeps its entries in memory too;
 /// a sealed segment's index is searched in the file, so memory does not grow
 /// with the size of the log.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Index {
     kind: IndexKind,
     file: Arc<dyn StorageFile>,
@@ -113,10 +113,14 @@ impl Index {
         bytes.truncate(got - got % self.kind.entry_bytes());
         let mut out: Vec<IndexEntry> = Vec::with_capacity(bytes.len() / self.kind.entry_bytes());
         for chunk in bytes.chunks_exact(self.kind.entry_bytes()) {
-            let Some(e) = self.kind.decode(chunk) else { break };
+            let Some(e) = self.kind.decode(chunk) else {
+                break;
+            };
             let ok = match (self.kind, out.last()) {
                 (IndexKind::Offset, None) => e.key >= 0 && u64::from(e.value) < data_size,
-                (IndexKind::Offset, Some(p)) => e.key > p.key && e.value > p.value && u64::from(e.value) < data_size,
+                (IndexKind::Offset, Some(p)) => {
+                    e.key > p.key && e.value > p.value && u64::from(e.value) < data_size
+                }
                 (IndexKind::Time, None) => true,
                 (IndexKind::Time, Some(p)) => e.key >= p.key && e.value > p.value,
             };
@@ -179,11 +183,13 @@ impl Index {
                 reason: "index entry is cut short".into(),
             });
         }
-        self.kind.decode(buf).ok_or_else(|| LogError::CorruptSegment {
-            path: self.path.clone(),
-            position: i * self.kind.entry_bytes() as u64,
-            reason: "index entry fails its checksum".into(),
-        })
+        self.kind
+            .decode(buf)
+            .ok_or_else(|| LogError::CorruptSegment {
+                path: self.path.clone(),
+                position: i * self.kind.entry_bytes() as u64,
+                reason: "index entry fails its checksum".into(),
+            })
     }
 
     /// The last entry whose key is `<= key`.
@@ -245,6 +251,50 @@ pub(crate) struct SegmentView {
     pub data: Arc<dyn StorageFile>,
     pub data_path: PathBuf,
     pub size: u64,
+    pub base_offset: i64,
+    /// The offset and time indexes of a sealed segment (file-backed).
+    pub sealed_indexes: Option<(Index, Index)>,
+}
+
+fn position_floor(index: &Index, base_offset: i64, offset: i64) -> Result<(u64, i64)> {
+    Ok(index
+        .floor(offset - base_offset)?
+        .map_or((0, base_offset), |e| {
+            (u64::from(e.value), base_offset + e.key)
+        }))
+}
+
+/// Every batch up to the last time entry with a timestamp below `timestamp`
+/// is too old, so the scan may start at that entry's batch.
+fn position_for_time(
+    offsets: &Index,
+    times: &Index,
+    base_offset: i64,
+    timestamp: i64,
+) -> Result<u64> {
+    let offset = times
+        .floor(timestamp - 1)?
+        .map_or(base_offset, |e| base_offset + i64::from(e.value));
+    Ok(position_floor(offsets, base_offset, offset)?.0)
+}
+
+impl SegmentView {
+    /// [`Segment::position_floor`] for a sealed segment.
+    pub fn sealed_position_floor(&self, offset: i64) -> Option<Result<(u64, i64)>> {
+        let (offsets, _) = self.sealed_indexes.as_ref()?;
+        Some(position_floor(offsets, self.base_offset, offset))
+    }
+
+    /// [`Segment::position_for_time`] for a sealed segment.
+    pub fn sealed_position_for_time(&self, timestamp: i64) -> Option<Result<u64>> {
+        let (offsets, times) = self.sealed_indexes.as_ref()?;
+        Some(position_for_time(
+            offsets,
+            times,
+            self.base_offset,
+            timestamp,
+        ))
+    }
 }
 
 fn paths(dir: &Path, base_offset: i64) -> [PathBuf; 3] {
@@ -462,10 +512,12 @@ impl Segment {
         }
         // What was read back may have come from the page cache of a process
         // that died before syncing; sync it before calling it durable.
-        self.data.sync_data().map_err(|source| LogError::SyncFailed {
-            path: self.data_path.clone(),
-            source,
-        })?;
+        self.data
+            .sync_data()
+            .map_err(|source| LogError::SyncFailed {
+                path: self.data_path.clone(),
+                source,
+            })?;
         self.size = end.position;
         self.allocated = end.position;
         self.next_offset = end.next_offset;
@@ -493,7 +545,7 @@ impl Segment {
         times: &mut Vec<IndexEntry>,
     ) -> Result<ScanEnd> {
         let (data, path) = (self.data.clone(), self.data_path.clone());
-        let mut reader = ChunkReader::new(&*data, &path, limit);
+        let mut reader = ChunkReader::new(&*data, &path, limit, SCAN_CHUNK_BYTES);
         while let Some(bytes) = reader.batch_at(pos)? {
             let Ok(header) = batch::validate(bytes) else {
                 break;
@@ -600,31 +652,35 @@ impl Segment {
         Ok(())
     }
 
-    /// Byte position to start scanning from for `offset`.
-    pub fn position_floor(&self, offset: i64) -> Result<(u64, i64)> {
-        Ok(self
-            .offset_index
-            .floor(offset - self.base_offset)?
-            .map_or((0, self.base_offset), |e| {
-                (u64::from(e.value), self.base_offset + e.key)
-            }))
-    }
-
-    /// An offset at or before the first batch whose timestamps may reach
-    /// `timestamp`.
-    pub fn offset_floor_for_time(&self, timestamp: i64) -> Result<i64> {
-        Ok(self
-            .time_index
-            .floor(timestamp - 1)?
-            .map_or(self.base_offset, |e| self.base_offset + i64::from(e.value)))
-    }
-
+    /// What a reader needs, to use outside the log's lock. A sealed
+    /// segment's index lookups (file reads) then happen outside the lock
+    /// too; the active one's (memory) are done under it, cheaply.
     pub fn view(&self) -> SegmentView {
+        let sealed = self.offset_index.memory.is_none();
         SegmentView {
             data: self.data.clone(),
             data_path: self.data_path.clone(),
             size: self.size,
+            base_offset: self.base_offset,
+            sealed_indexes: sealed.then(|| (self.offset_index.clone(), self.time_index.clone())),
         }
+    }
+
+    /// Byte position to start scanning from for `offset`, and the offset of
+    /// the batch there.
+    pub fn position_floor(&self, offset: i64) -> Result<(u64, i64)> {
+        position_floor(&self.offset_index, self.base_offset, offset)
+    }
+
+    /// Byte position to start scanning from for the first batch whose
+    /// timestamps may reach `timestamp`.
+    pub fn position_for_time(&self, timestamp: i64) -> Result<u64> {
+        position_for_time(
+            &self.offset_index,
+            &self.time_index,
+            self.base_offset,
+            timestamp,
+        )
     }
 
     pub fn paths(&self) -> [&Path; 3] {
@@ -652,18 +708,23 @@ pub(crate) struct ChunkReader<'a> {
     file: &'a dyn StorageFile,
     path: &'a Path,
     limit: u64,
+    chunk_bytes: usize,
     buf: Vec<u8>,
     buf_pos: u64,
 }
 
-const CHUNK_BYTES: usize = 1024 * 1024;
+/// Read size for scans over whole segments.
+pub(crate) const SCAN_CHUNK_BYTES: usize = 1024 * 1024;
+/// Read size for walking a few headers from an index entry to a batch.
+pub(crate) const SEEK_CHUNK_BYTES: usize = 16 * 1024;
 
 impl<'a> ChunkReader<'a> {
-    pub fn new(file: &'a dyn StorageFile, path: &'a Path, limit: u64) -> Self {
+    pub fn new(file: &'a dyn StorageFile, path: &'a Path, limit: u64, chunk_bytes: usize) -> Self {
         Self {
             file,
             path,
             limit,
+            chunk_bytes,
             buf: Vec::new(),
             buf_pos: 0,
         }
@@ -678,7 +739,7 @@ impl<'a> ChunkReader<'a> {
         if pos + len as u64 > self.limit {
             return Ok(false);
         }
-        let want = (len.max(CHUNK_BYTES) as u64).min(self.limit - pos) as usize;
+        let want = (len.max(self.chunk_bytes) as u64).min(self.limit - pos) as usize;
         self.buf.resize(want, 0);
         let got = self
             .file

@@ -21,8 +21,9 @@ use weir_log::{DataDir, FsyncPolicy, LogConfig, ManualClock};
 /// What the test knows of one log.
 #[derive(Default, Debug)]
 struct Known {
-    /// Every record the log may hold, by offset: recovered or written.
-    written: BTreeMap<i64, Vec<u8>>,
+    /// Every record the log may hold, by offset: recovered or written,
+    /// with its timestamp.
+    written: BTreeMap<i64, (Vec<u8>, i64)>,
     /// Offsets below this were acknowledged durable (or recovered).
     acked_end: i64,
     /// Offsets below this were returned by a read.
@@ -42,7 +43,9 @@ fn config_for(rng: &mut SimRng) -> LogConfig {
     }
 }
 
-fn random_batch(rng: &mut SimRng, tag: u64) -> (Vec<u8>, Vec<Vec<u8>>) {
+/// A batch of 1 to 6 records; timestamps wander, so time lookups are
+/// exercised across torn and recovered index entries.
+fn random_batch(rng: &mut SimRng, tag: u64) -> (Vec<u8>, Vec<(Vec<u8>, i64)>) {
     let n = 1 + rng.below(6) as usize;
     let values: Vec<Vec<u8>> = (0..n)
         .map(|i| {
@@ -52,11 +55,15 @@ fn random_batch(rng: &mut SimRng, tag: u64) -> (Vec<u8>, Vec<Vec<u8>>) {
             v
         })
         .collect();
-    let mut b = weir_log::batch::BatchBuilder::new(1_000);
-    for v in &values {
-        b.push(1_000, None, Some(v), &[]);
+    let base_ts = 1_000 + tag as i64 * 10;
+    let mut b = weir_log::batch::BatchBuilder::new(base_ts);
+    let mut out = Vec::new();
+    for v in values {
+        let ts = base_ts + rng.below(40) as i64 - 15;
+        b.push(ts, None, Some(&v), &[]);
+        out.push((v, ts));
     }
-    (b.build(), values)
+    (b.build(), out)
 }
 
 fn check_after_reopen(seed: u64, name: &str, log: &weir_log::Log, known: &mut Known) {
@@ -80,7 +87,7 @@ fn check_after_reopen(seed: u64, name: &str, log: &weir_log::Log, known: &mut Kn
             "seed {seed}: {name} offsets not contiguous"
         );
         match known.written.get(offset) {
-            Some(expected) => assert_eq!(
+            Some((expected, _)) => assert_eq!(
                 value, expected,
                 "seed {seed}: {name} offset {offset} changed"
             ),
@@ -91,6 +98,28 @@ fn check_after_reopen(seed: u64, name: &str, log: &weir_log::Log, known: &mut Kn
     known.written.retain(|o, _| *o < end);
     known.acked_end = end;
     known.seen_end = end;
+    check_time_lookups(seed, name, log, known);
+}
+
+/// `offset_for_time` agrees with a scan of what the log holds.
+fn check_time_lookups(seed: u64, name: &str, log: &weir_log::Log, known: &Known) {
+    let start = log.start_offset();
+    let mut targets: Vec<i64> = known.written.values().map(|(_, ts)| *ts).collect();
+    targets.sort_unstable();
+    targets.dedup();
+    let picks = targets.iter().step_by(7).chain(targets.last());
+    for target in picks.flat_map(|t| [*t, t + 1]) {
+        let expected = known
+            .written
+            .range(start..)
+            .find(|(_, (_, ts))| *ts >= target)
+            .map(|(o, _)| *o);
+        assert_eq!(
+            log.offset_for_time(target).expect("offset_for_time"),
+            expected,
+            "seed {seed}: {name} time lookup for {target}"
+        );
+    }
 }
 
 fn run_seed(seed: u64) {
@@ -134,8 +163,8 @@ fn run_seed(seed: u64) {
                     tag += 1;
                     let (mut bytes, values) = random_batch(&mut rng, tag);
                     let info = log.append(&mut bytes).expect("append");
-                    for (j, v) in values.into_iter().enumerate() {
-                        k.written.insert(info.base_offset + j as i64, v);
+                    for (j, record) in values.into_iter().enumerate() {
+                        k.written.insert(info.base_offset + j as i64, record);
                     }
                     k.acked_end = info.last_offset + 1;
                 }
@@ -143,8 +172,8 @@ fn run_seed(seed: u64) {
                     tag += 1;
                     let (mut bytes, values) = random_batch(&mut rng, tag);
                     let info = log.append_nowait(&mut bytes).expect("append");
-                    for (j, v) in values.into_iter().enumerate() {
-                        k.written.insert(info.base_offset + j as i64, v);
+                    for (j, record) in values.into_iter().enumerate() {
+                        k.written.insert(info.base_offset + j as i64, record);
                     }
                 }
                 7 => {
@@ -155,7 +184,7 @@ fn run_seed(seed: u64) {
                     for (offset, value) in records {
                         assert_eq!(
                             Some(&value),
-                            k.written.get(&offset),
+                            k.written.get(&offset).map(|(v, _)| v),
                             "seed {seed}: read wrong value"
                         );
                     }
