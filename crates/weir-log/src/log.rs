@@ -66,6 +66,9 @@ pub(crate) struct LogShared {
     durable_offset: AtomicI64,
     /// Whether the log sits in the scheduler's dirty list.
     pub queued: AtomicBool,
+    /// Someone waits for durability (or closes): sync data even under
+    /// [`FsyncPolicy::Never`].
+    pub sync_requested: AtomicBool,
     /// Set once the log turned read-only; waiters check it without the lock.
     failed: AtomicBool,
 }
@@ -173,6 +176,7 @@ impl Log {
             // the active tail was validated (and its truncation synced).
             durable_offset: AtomicI64::new(end),
             queued: AtomicBool::new(false),
+            sync_requested: AtomicBool::new(false),
             failed: AtomicBool::new(false),
         });
         let log = Self { shared };
@@ -682,17 +686,18 @@ impl LogShared {
         self.fail_locked(&mut st, reason);
     }
 
-    /// Takes what a sync round must do for this log. A log is in a round
-    /// only when it asked to be: an append under `Always` or `IntervalMs`, a
-    /// directory change, an explicit wait or a close; its unsynced data is
-    /// synced then whatever its policy.
+    /// Takes what a sync round must do for this log: its unsynced data
+    /// (unless the policy is `Never` and nobody asked), and its directory if
+    /// files were created or deleted in it.
     pub fn plan_sync(&self, now_ms: i64) -> Option<SyncPlan> {
+        let requested = self.sync_requested.swap(false, Ordering::AcqRel);
         let mut st = lock(&self.state);
-        if st.read_only.is_some() {
+        if st.read_only.is_some() || st.closed {
             return None;
         }
         let next_offset = st.active().next_offset;
-        let needs_data = next_offset > self.durable();
+        let needs_data =
+            next_offset > self.durable() && (requested || st.config.fsync != FsyncPolicy::Never);
         let dir = std::mem::take(&mut st.dir_dirty);
         if !needs_data && !dir {
             return None;

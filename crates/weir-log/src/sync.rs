@@ -93,10 +93,10 @@ impl SyncScheduler {
                 st = self.round_done.wait(st).unwrap_or_else(|e| e.into_inner());
                 continue;
             }
+            log.sync_requested.store(true, Ordering::Release);
             if !log.queued.load(Ordering::Acquire) {
-                // Nothing queued for this log, yet it is not durable: it was
-                // written under a policy that does not sync, or was never
-                // marked. Queue it so the round covers it.
+                // Not durable yet not queued: written under `Never`. Queue
+                // it so the round covers it.
                 log.queued.store(true, Ordering::Release);
                 st.dirty.push(log.clone());
             }
@@ -123,6 +123,7 @@ impl SyncScheduler {
             st = self.round_done.wait(st).unwrap_or_else(|e| e.into_inner());
         }
         for log in logs {
+            log.sync_requested.store(true, Ordering::Release);
             if !log.queued.swap(true, Ordering::AcqRel) {
                 st.dirty.push(log.clone());
             }

@@ -465,11 +465,11 @@ fn interval_and_never_policies_make_appends_visible_at_once() {
     let dir = open_sim(&disk, &clock);
     let interval = LogConfig {
         fsync: FsyncPolicy::IntervalMs(20),
-        ..LogConfig::default()
+        ..sim_default()
     };
     let never = LogConfig {
         fsync: FsyncPolicy::Never,
-        ..LogConfig::default()
+        ..sim_default()
     };
     let a = dir.open_log("interval", interval).unwrap();
     let b = dir.open_log("never", never).unwrap();
