@@ -20,13 +20,13 @@ use clap::Args;
 use weir_log::batch::BatchBuilder;
 use weir_log::{DataDir, DirConfig, FsyncPolicy, Log, LogConfig, SyncStats};
 
-use crate::raw::{self, Layout};
+use crate::raw::{Layout, RawFiles};
 use crate::report::{self, GIB, Latency, MIB, Row, mib};
 use crate::sys;
 
 /// Value bytes of every record (records have no key and no headers).
 const VALUE_BYTES: usize = 1024;
-/// Distinct batch buffers built per phase (the appends cycle through them).
+/// Bytes of distinct batch buffers built per phase (appends cycle through them).
 const POOL_BYTES: usize = 8 * MIB as usize;
 /// Phase (a): label and records per batch.
 const SIZES: [(&str, usize); 3] = [("16KiB", 16), ("64KiB", 64), ("1MiB", 1024)];
@@ -57,6 +57,12 @@ pub struct LogArgs {
     /// it and deleted afterwards
     #[arg(long, default_value = ".")]
     dir: PathBuf,
+    /// Each single-appender phase runs as this many slices, Weir and the raw
+    /// baselines taking turns, so drift in the disk's speed hits all alike;
+    /// the multi-appender phase uses a quarter as many, since each slice
+    /// starts its threads afresh and ends with a ragged tail
+    #[arg(long, default_value_t = 16)]
+    reps: u64,
     /// Small sizes, for a smoke test that finishes in seconds
     #[arg(long)]
     quick: bool,
@@ -119,6 +125,19 @@ fn build_pool(records: usize, min: usize, rng: &mut Rng) -> Vec<Vec<u8>> {
     (0..n).map(|_| build_batch(records, rng)).collect()
 }
 
+/// Appends of `batch_len` bytes that stay within `bytes` (at least one).
+fn appends_for(bytes: u64, batch_len: usize) -> u64 {
+    (bytes / batch_len as u64).max(1)
+}
+
+fn add_stats(a: SyncStats, b: SyncStats) -> SyncStats {
+    SyncStats {
+        rounds: a.rounds + b.rounds,
+        data_syncs: a.data_syncs + b.data_syncs,
+        dir_syncs: a.dir_syncs + b.dir_syncs,
+    }
+}
+
 fn stats_delta(before: SyncStats, after: SyncStats) -> SyncStats {
     SyncStats {
         rounds: after.rounds - before.rounds,
@@ -127,7 +146,45 @@ fn stats_delta(before: SyncStats, after: SyncStats) -> SyncStats {
     }
 }
 
-/// What Weir did in one append phase.
+/// Appends, or raw writes, summed over the slices of a phase.
+#[derive(Debug, Default)]
+struct Totals {
+    ops: u64,
+    bytes: u64,
+    fsyncs: u64,
+    elapsed: Duration,
+    latencies_ns: Vec<u64>,
+}
+
+impl Totals {
+    fn add(
+        &mut self,
+        ops: u64,
+        bytes: u64,
+        fsyncs: u64,
+        elapsed: Duration,
+        latencies_ns: Vec<u64>,
+    ) {
+        self.ops += ops;
+        self.bytes += bytes;
+        self.fsyncs += fsyncs;
+        self.elapsed += elapsed;
+        self.latencies_ns.extend(latencies_ns);
+    }
+
+    fn row(self, phase: String, records_per_batch: usize) -> Row {
+        Row {
+            phase,
+            records: self.ops * records_per_batch as u64,
+            bytes: self.bytes,
+            fsyncs: self.fsyncs,
+            elapsed: self.elapsed,
+            latency: Latency::from_ns(self.latencies_ns),
+        }
+    }
+}
+
+/// What Weir did in one timed slice.
 #[derive(Debug)]
 struct WeirRun {
     appends: u64,
@@ -137,25 +194,8 @@ struct WeirRun {
     latencies_ns: Vec<u64>,
 }
 
-impl WeirRun {
-    fn fsyncs(&self) -> u64 {
-        self.syncs.data_syncs + self.syncs.dir_syncs
-    }
-
-    fn row(&self, phase: String, records_per_batch: usize) -> Row {
-        Row {
-            phase,
-            records: self.appends * records_per_batch as u64,
-            bytes: self.bytes,
-            fsyncs: self.fsyncs(),
-            elapsed: self.elapsed,
-            latency: Latency::from_ns(self.latencies_ns.clone()),
-        }
-    }
-}
-
-/// Appends `n` batches from `pool` (cycling) to `log` from this thread, each
-/// `append` timed (it returns once durable).
+/// Appends `n` batches from `pool` (cycling) to `log`, each `append` timed
+/// (it returns once durable).
 fn append_loop(log: &Log, pool: &mut [Vec<u8>], n: u64) -> anyhow::Result<(Vec<u64>, u64)> {
     let mut latencies_ns = Vec::with_capacity(n as usize);
     let mut bytes = 0u64;
@@ -171,32 +211,13 @@ fn append_loop(log: &Log, pool: &mut [Vec<u8>], n: u64) -> anyhow::Result<(Vec<u
     Ok((latencies_ns, bytes))
 }
 
-/// One appender, one log.
-fn single_appender(
-    data: &DataDir,
-    log: &Log,
-    pool: &mut [Vec<u8>],
-    n: u64,
-) -> anyhow::Result<WeirRun> {
-    let before = data.sync_stats();
-    let start = Instant::now();
-    let (latencies_ns, bytes) = append_loop(log, pool, n)?;
-    let elapsed = start.elapsed();
-    Ok(WeirRun {
-        appends: n,
-        bytes,
-        syncs: stats_delta(before, data.sync_stats()),
-        elapsed,
-        latencies_ns,
-    })
-}
-
-/// `THREADS` appenders over `logs` (thread `t` appends to `logs[t % len]`),
-/// `n` appends in all, started together.
-fn multi_appender(
+/// One appender thread per pool (thread `t` appends to `logs[t % len]`),
+/// `n` appends in all, started together; the clock runs from the start to
+/// the last thread's end.
+fn appenders(
     data: &DataDir,
     logs: &[Log],
-    pools: Vec<Vec<Vec<u8>>>,
+    pools: &mut [Vec<Vec<u8>>],
     n: u64,
 ) -> anyhow::Result<WeirRun> {
     let threads = pools.len() as u64;
@@ -204,9 +225,9 @@ fn multi_appender(
     let before = data.sync_stats();
     let (elapsed, latencies_ns, bytes) = std::thread::scope(|s| -> anyhow::Result<_> {
         let handles: Vec<_> = pools
-            .into_iter()
+            .iter_mut()
             .enumerate()
-            .map(|(t, mut pool)| {
+            .map(|(t, pool)| {
                 let log = &logs[t % logs.len()];
                 let n = n / threads + u64::from((t as u64) < n % threads);
                 let barrier = &barrier;
@@ -214,7 +235,7 @@ fn multi_appender(
                     .name(format!("appender-{t}"))
                     .spawn_scoped(s, move || {
                         barrier.wait();
-                        append_loop(log, &mut pool, n)
+                        append_loop(log, pool, n)
                     })
                     .context("spawn appender thread")
             })
@@ -240,42 +261,123 @@ fn multi_appender(
     })
 }
 
-/// Both raw baselines for a Weir run: rows plus the faster one's MB/s.
-fn raw_baselines(
-    raw_dir: &Path,
-    prefix: &str,
-    suffix: &str,
-    weir: &WeirRun,
-    pool: &[Vec<u8>],
-    n_files: usize,
+/// One durable-append phase: Weir and both raw baselines.
+#[derive(Debug)]
+struct Phase<'a> {
+    /// Row label prefix, e.g. `a 64KiB`.
+    label: String,
+    weir_suffix: String,
+    raw_suffix: String,
     records_per_batch: usize,
-) -> anyhow::Result<(Vec<Row>, Row)> {
-    let mut rows = Vec::new();
-    for layout in [Layout::Grow, Layout::Prealloc] {
-        eprintln!("[weir-bench] {prefix} {}{suffix} ...", layout.name());
-        let spec = raw::Spec {
-            pool,
-            n_chunks: weir.appends,
-            n_files,
-            fsyncs: weir.fsyncs(),
-            layout,
-        };
-        let out = raw::run(raw_dir, layout.name(), &spec)?;
-        rows.push(Row {
-            phase: format!("{prefix} {}{suffix}", layout.name()),
-            records: weir.appends * records_per_batch as u64,
-            bytes: out.bytes,
-            fsyncs: out.fsyncs,
-            elapsed: out.elapsed,
-            latency: Latency::from_ns(out.latencies_ns),
-        });
+    logs: &'a [Log],
+    /// One per appender thread.
+    pools: Vec<Vec<Vec<u8>>>,
+    /// The batches the raw baseline writes (the same bytes).
+    raw_pool: &'a [Vec<u8>],
+    /// Raw files written round robin.
+    raw_files: usize,
+    appends: u64,
+}
+
+/// What a phase measured.
+#[derive(Debug)]
+struct PhaseResult {
+    weir: Row,
+    raw: Vec<Row>,
+    syncs: SyncStats,
+}
+
+impl PhaseResult {
+    fn best_raw(&self) -> &Row {
+        self.raw
+            .iter()
+            .max_by(|a, b| a.mb_per_sec().total_cmp(&b.mb_per_sec()))
+            .expect("two raw rows")
     }
-    let best = rows
-        .iter()
-        .max_by(|a, b| a.mb_per_sec().total_cmp(&b.mb_per_sec()))
-        .expect("two rows")
-        .clone();
-    Ok((rows, best))
+
+    fn ratio(&self) -> f64 {
+        self.weir.mb_per_sec() / self.best_raw().mb_per_sec()
+    }
+}
+
+/// Runs a phase as `reps` interleaved slices: Weir appends a slice, then
+/// each raw baseline writes the same slice with as many syncs as Weir made
+/// (their order alternating), so drift in the disk's speed hits all three
+/// alike. Rows sum the slices.
+fn durable_phase(
+    data: &DataDir,
+    raw_dir: &Path,
+    mut phase: Phase<'_>,
+    reps: u64,
+) -> anyhow::Result<PhaseResult> {
+    let batch_len = phase.raw_pool[0].len() as u64;
+    let mut grow = RawFiles::create(
+        raw_dir,
+        Layout::Grow,
+        phase.raw_files,
+        phase.appends,
+        batch_len,
+    )?;
+    let mut prealloc = RawFiles::create(
+        raw_dir,
+        Layout::Prealloc,
+        phase.raw_files,
+        phase.appends,
+        batch_len,
+    )?;
+    let (mut weir, mut grow_totals, mut prealloc_totals) =
+        (Totals::default(), Totals::default(), Totals::default());
+    let mut syncs = SyncStats::default();
+    for r in 0..reps {
+        let first = phase.appends * r / reps;
+        let n = phase.appends * (r + 1) / reps - first;
+        if n == 0 {
+            continue;
+        }
+        let run = appenders(data, phase.logs, &mut phase.pools, n)?;
+        let fsyncs = run.syncs.data_syncs + run.syncs.dir_syncs;
+        syncs = add_stats(syncs, run.syncs);
+        weir.add(
+            run.appends,
+            run.bytes,
+            fsyncs,
+            run.elapsed,
+            run.latencies_ns,
+        );
+        let order = if r % 2 == 0 {
+            [&mut grow, &mut prealloc]
+        } else {
+            [&mut prealloc, &mut grow]
+        };
+        for raw in order {
+            let out = raw.write(phase.raw_pool, first, n, fsyncs)?;
+            let totals = match raw.layout() {
+                Layout::Grow => &mut grow_totals,
+                Layout::Prealloc => &mut prealloc_totals,
+            };
+            totals.add(n, out.bytes, out.fsyncs, out.elapsed, out.latencies_ns);
+        }
+    }
+    grow.remove()?;
+    prealloc.remove()?;
+    let records = phase.records_per_batch;
+    let raw_row = |totals: Totals, layout: Layout| {
+        totals.row(
+            format!("{} {}{}", phase.label, layout.name(), phase.raw_suffix),
+            records,
+        )
+    };
+    Ok(PhaseResult {
+        weir: weir.row(
+            format!("{} weir{}", phase.label, phase.weir_suffix),
+            records,
+        ),
+        raw: vec![
+            raw_row(grow_totals, Layout::Grow),
+            raw_row(prealloc_totals, Layout::Prealloc),
+        ],
+        syncs,
+    })
 }
 
 /// One timed sequential pass.
@@ -375,26 +477,46 @@ fn read_phase(log: &Log) -> anyhow::Result<(ReadRun, ReadRun)> {
 /// reusing a single 1 MiB batch buffer.
 #[derive(Debug)]
 struct RssRun {
-    weir: WeirRun,
+    row: Row,
     rss_before_kib: u64,
     peak_kib: u64,
 }
 
 fn rss_phase(data: &DataDir, bytes: u64, rng: &mut Rng) -> anyhow::Result<RssRun> {
-    let mut pool = vec![build_batch(RSS_RECORDS, rng)];
-    let n = bytes.div_ceil(pool[0].len() as u64);
+    let mut pools = vec![vec![build_batch(RSS_RECORDS, rng)]];
+    let n = appends_for(bytes, pools[0][0].len());
     let log = data.open_log("rss", log_config())?;
     let rss_before_kib = sys::status_kib("VmRSS")?;
     sys::reset_peak_rss()?;
-    let weir = single_appender(data, &log, &mut pool, n)?;
+    let run = appenders(data, std::slice::from_ref(&log), &mut pools, n)?;
     let peak_kib = sys::status_kib("VmHWM")?;
     drop(log);
     data.delete_log("rss")?;
+    let mut totals = Totals::default();
+    let fsyncs = run.syncs.data_syncs + run.syncs.dir_syncs;
+    totals.add(
+        run.appends,
+        run.bytes,
+        fsyncs,
+        run.elapsed,
+        run.latencies_ns,
+    );
     Ok(RssRun {
-        weir,
+        row: totals.row("rss 1MiB weir (1 log)".into(), RSS_RECORDS),
         rss_before_kib,
         peak_kib,
     })
+}
+
+fn sync_note(label: &str, appends: u64, syncs: SyncStats) -> String {
+    format!(
+        "{label}: {appends} appends, {} sync rounds, {} fdatasyncs + {} dir fsyncs ({:.2} appends per fdatasync, {:.2} fdatasyncs per round)",
+        syncs.rounds,
+        syncs.data_syncs,
+        syncs.dir_syncs,
+        appends as f64 / syncs.data_syncs.max(1) as f64,
+        syncs.data_syncs as f64 / syncs.rounds.max(1) as f64,
+    )
 }
 
 pub fn run(args: &LogArgs) -> anyhow::Result<()> {
@@ -404,6 +526,9 @@ pub fn run(args: &LogArgs) -> anyhow::Result<()> {
     let rss_bytes = args
         .rss_bytes
         .unwrap_or(if args.quick { 64 * MIB } else { 2 * GIB });
+    let reps = args.reps;
+    anyhow::ensure!(reps > 0, "--reps must be at least 1");
+    let multi_reps = (reps / 4).max(1);
     std::fs::create_dir_all(&args.dir).with_context(|| format!("create {}", args.dir.display()))?;
     let scratch = tempfile::Builder::new()
         .prefix("weir-bench-data.")
@@ -412,7 +537,7 @@ pub fn run(args: &LogArgs) -> anyhow::Result<()> {
     let root = scratch.path().canonicalize()?;
     let mount = sys::mount_of(&root);
     println!(
-        "weir-bench log: scratch {} on {}; {:.0} MiB per phase, {:.0} MiB rss phase; {} logical CPUs",
+        "weir-bench log: scratch {} on {}; {:.0} MiB per phase (a: {reps} interleaved slices, b: {multi_reps}), {:.0} MiB rss phase; {} logical CPUs",
         root.display(),
         mount.as_ref().map_or_else(
             || "an unknown file system".to_owned(),
@@ -444,42 +569,52 @@ pub fn run(args: &LogArgs) -> anyhow::Result<()> {
     // Peak RSS first, so nothing earlier raises the high-water mark.
     eprintln!("[weir-bench] rss: appending {:.0} MiB ...", mib(rss_bytes));
     let rss = rss_phase(&data, rss_bytes, &mut rng)?;
-    rows.push(rss.weir.row("rss 1MiB weir (1 log)".into(), RSS_RECORDS));
+    rows.push(rss.row.clone());
 
     // (a) One appender, one log, three batch sizes.
     let mut headline = None;
     let mut reads = None;
     for (label, records) in SIZES {
-        let mut pool = build_pool(records, 1, &mut rng);
+        let pool = build_pool(records, 1, &mut rng);
         let batch_len = pool[0].len();
-        let n = phase_bytes.div_ceil(batch_len as u64);
+        let appends = appends_for(phase_bytes, batch_len);
         let name = format!("a-{label}");
         let log = data.open_log(&name, log_config())?;
-        eprintln!("[weir-bench] a {label} weir: {n} appends of {batch_len} bytes ...");
-        let weir = single_appender(&data, &log, &mut pool, n)?;
-        let row = weir.row(format!("a {label} weir"), records);
-        let (raw_rows, best) = raw_baselines(
+        eprintln!(
+            "[weir-bench] a {label}: {appends} appends of {batch_len} bytes, weir and raw ..."
+        );
+        let result = durable_phase(
+            &data,
             &raw_dir,
-            &format!("a {label}"),
-            "",
-            &weir,
-            &pool,
-            1,
-            records,
+            Phase {
+                label: format!("a {label}"),
+                weir_suffix: String::new(),
+                raw_suffix: String::new(),
+                records_per_batch: records,
+                logs: std::slice::from_ref(&log),
+                pools: vec![pool.clone()],
+                raw_pool: &pool,
+                raw_files: 1,
+                appends,
+            },
+            reps,
         )?;
-        let ratio = row.mb_per_sec() / best.mb_per_sec();
-        ratios.push((format!("a {label}"), ratio, best));
         notes.push(format!(
-            "a {label}: {records} records of {VALUE_BYTES} B values = {batch_len} B per batch; {n} appends, {} sync rounds, {} fdatasyncs + {} dir fsyncs",
-            weir.syncs.rounds, weir.syncs.data_syncs, weir.syncs.dir_syncs
+            "{} ({records} records of {VALUE_BYTES} B values = {batch_len} B per batch)",
+            sync_note(&format!("a {label}"), appends, result.syncs)
         ));
-        rows.push(row);
-        rows.extend(raw_rows);
         if label == HEADLINE_SIZE {
-            headline = Some(ratio);
+            headline = Some(result.ratio());
             eprintln!("[weir-bench] read: {label} log, Log::read vs pread ...");
             reads = Some(read_phase(&log)?);
         }
+        ratios.push((
+            format!("a {label}"),
+            result.ratio(),
+            result.best_raw().clone(),
+        ));
+        rows.push(result.weir);
+        rows.extend(result.raw);
         drop(log);
         data.delete_log(&name)?;
     }
@@ -487,45 +622,44 @@ pub fn run(args: &LogArgs) -> anyhow::Result<()> {
     // (b) THREADS appenders over PARTITIONS logs.
     let pool = build_pool(MULTI_RECORDS, THREADS, &mut rng);
     let batch_len = pool[0].len();
-    let n = phase_bytes.div_ceil(batch_len as u64);
+    let appends = appends_for(phase_bytes, batch_len);
     let names: Vec<String> = (0..PARTITIONS).map(|p| format!("p-{p}")).collect();
     let logs = names
         .iter()
         .map(|name| data.open_log(name, log_config()))
         .collect::<Result<Vec<_>, _>>()?;
-    let pools = (0..THREADS)
-        .map(|t| pool.iter().skip(t).step_by(THREADS).cloned().collect())
-        .collect();
     eprintln!(
-        "[weir-bench] b weir: {n} appends of {batch_len} bytes by {THREADS} threads over {PARTITIONS} logs ..."
+        "[weir-bench] b: {appends} appends of {batch_len} bytes by {THREADS} threads over {PARTITIONS} logs, weir and raw ..."
     );
-    let weir = multi_appender(&data, &logs, pools, n)?;
-    let label = format!("b 64KiB weir {THREADS}thr/{PARTITIONS}logs");
-    let row = weir.row(label, MULTI_RECORDS);
-    let (raw_rows, best) = raw_baselines(
+    let result = durable_phase(
+        &data,
         &raw_dir,
-        "b 64KiB",
-        &format!(" {PARTITIONS} files"),
-        &weir,
-        &pool,
-        PARTITIONS,
-        MULTI_RECORDS,
+        Phase {
+            label: "b 64KiB".into(),
+            weir_suffix: format!(" {THREADS}thr/{PARTITIONS}logs"),
+            raw_suffix: format!(" {PARTITIONS} files"),
+            records_per_batch: MULTI_RECORDS,
+            logs: &logs,
+            pools: (0..THREADS)
+                .map(|t| pool.iter().skip(t).step_by(THREADS).cloned().collect())
+                .collect(),
+            raw_pool: &pool,
+            raw_files: PARTITIONS,
+            appends,
+        },
+        multi_reps,
     )?;
+    notes.push(format!(
+        "{}; raw writes go round robin over {PARTITIONS} files from one thread",
+        sync_note("b 64KiB", appends, result.syncs)
+    ));
     ratios.push((
         format!("b 64KiB {THREADS}thr/{PARTITIONS}logs"),
-        row.mb_per_sec() / best.mb_per_sec(),
-        best,
+        result.ratio(),
+        result.best_raw().clone(),
     ));
-    notes.push(format!(
-        "b 64KiB: {n} appends, {} sync rounds, {} fdatasyncs + {} dir fsyncs ({:.2} appends per fdatasync, {:.2} fdatasyncs per round); raw writes round-robin from one thread",
-        weir.syncs.rounds,
-        weir.syncs.data_syncs,
-        weir.syncs.dir_syncs,
-        n as f64 / weir.syncs.data_syncs.max(1) as f64,
-        weir.syncs.data_syncs as f64 / weir.syncs.rounds.max(1) as f64,
-    ));
-    rows.push(row);
-    rows.extend(raw_rows);
+    rows.push(result.weir);
+    rows.extend(result.raw);
     drop(logs);
     for name in &names {
         data.delete_log(name)?;
@@ -572,7 +706,7 @@ pub fn run(args: &LogArgs) -> anyhow::Result<()> {
     );
     println!(
         "peak RSS while appending {:.0} MiB: {:.1} MiB",
-        mib(rss.weir.bytes),
+        mib(rss.row.bytes),
         rss.peak_kib as f64 / 1024.0
     );
     println!(

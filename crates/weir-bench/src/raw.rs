@@ -18,7 +18,7 @@ pub enum Layout {
     /// write, as an append-only file without preallocation).
     Grow,
     /// Each file is `fallocate`d to its final size (and that synced) before
-    /// the clock starts; writes then overwrite reserved space.
+    /// any clock starts; writes then overwrite reserved space.
     Prealloc,
 }
 
@@ -31,21 +31,7 @@ impl Layout {
     }
 }
 
-/// What to write.
-#[derive(Debug)]
-pub struct Spec<'a> {
-    /// Chunk `i` is `pool[i % pool.len()]`; the same buffers Weir appended.
-    pub pool: &'a [Vec<u8>],
-    pub n_chunks: u64,
-    /// Chunk `i` goes to file `i % n_files` (round robin, one thread).
-    pub n_files: usize,
-    /// `fdatasync` calls to make, spread evenly over the chunks; at most one
-    /// per chunk.
-    pub fsyncs: u64,
-    pub layout: Layout,
-}
-
-/// What one baseline run did.
+/// What one timed slice of writes did.
 #[derive(Debug)]
 pub struct Outcome {
     pub bytes: u64,
@@ -55,90 +41,131 @@ pub struct Outcome {
     pub latencies_ns: Vec<u64>,
 }
 
-/// Whether a sync follows chunk `i`: `fsyncs` syncs spread evenly over
-/// `n_chunks` chunks, the last one after the last chunk.
+/// Whether a sync follows chunk `i` of `n_chunks`: `fsyncs` syncs spread
+/// evenly, the last one after the last chunk.
 fn sync_due(i: u64, fsyncs: u64, n_chunks: u64) -> bool {
     let (i, s, n) = (u128::from(i), u128::from(fsyncs), u128::from(n_chunks));
     (i + 1) * s / n > i * s / n
 }
 
-/// Runs the baseline in `dir` (files named after `tag`, removed afterwards).
-pub fn run(dir: &Path, tag: &str, spec: &Spec<'_>) -> anyhow::Result<Outcome> {
-    anyhow::ensure!(
-        !spec.pool.is_empty() && spec.n_files > 0 && spec.n_chunks > 0,
-        "empty raw baseline"
-    );
-    let n_files = spec.n_files;
-    let chunk = |i: u64| &spec.pool[(i % spec.pool.len() as u64) as usize];
-    let mut file_bytes = vec![0u64; n_files];
-    for i in 0..spec.n_chunks {
-        file_bytes[(i % n_files as u64) as usize] += chunk(i).len() as u64;
-    }
-    let paths: Vec<PathBuf> = (0..n_files)
-        .map(|f| dir.join(format!("{tag}-{f}.raw")))
-        .collect();
-    let mut files = Vec::with_capacity(n_files);
-    for (path, bytes) in paths.iter().zip(&file_bytes) {
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)
-            .with_context(|| format!("create {}", path.display()))?;
-        if spec.layout == Layout::Prealloc {
-            sys::fallocate(&file, *bytes)
-                .with_context(|| format!("fallocate {}", path.display()))?;
-        }
-        file.sync_all()
-            .with_context(|| format!("fsync {}", path.display()))?;
-        files.push(file);
-    }
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("fsync directory {}", dir.display()))?;
+/// The baseline's files. Chunk `i` (counted over the whole phase) is
+/// `pool[i % pool.len()]` and goes to file `i % n_files`, written from one
+/// thread at that file's end.
+#[derive(Debug)]
+pub struct RawFiles {
+    layout: Layout,
+    paths: Vec<PathBuf>,
+    files: Vec<File>,
+    pos: Vec<u64>,
+    unsynced: Vec<u64>,
+}
 
-    let fsyncs = spec.fsyncs.min(spec.n_chunks);
-    let mut pos = vec![0u64; n_files];
-    let mut unsynced = vec![0u64; n_files];
-    let mut latencies_ns = Vec::with_capacity(spec.n_chunks as usize);
-    let (mut bytes, mut synced) = (0u64, 0u64);
-    let start = Instant::now();
-    for i in 0..spec.n_chunks {
-        let t = Instant::now();
-        let f = (i % n_files as u64) as usize;
-        let buf = chunk(i);
-        files[f]
-            .write_all_at(buf, pos[f])
-            .with_context(|| format!("write {}", paths[f].display()))?;
-        pos[f] += buf.len() as u64;
-        unsynced[f] += buf.len() as u64;
-        bytes += buf.len() as u64;
-        if sync_due(i, fsyncs, spec.n_chunks) {
-            // With fewer syncs than chunks, sync the file that has waited
-            // longest (most unsynced bytes), so every file gets its share.
-            let (target, _) = unsynced
-                .iter()
-                .enumerate()
-                .max_by_key(|(_, b)| **b)
-                .expect("at least one file");
-            files[target]
-                .sync_data()
-                .with_context(|| format!("fdatasync {}", paths[target].display()))?;
-            unsynced[target] = 0;
-            synced += 1;
+impl RawFiles {
+    /// Creates the files for `n_chunks` chunks of `chunk_bytes` over
+    /// `n_files` files (preallocated if the layout says so), all durable
+    /// before any write is timed.
+    pub fn create(
+        dir: &Path,
+        layout: Layout,
+        n_files: usize,
+        n_chunks: u64,
+        chunk_bytes: u64,
+    ) -> anyhow::Result<Self> {
+        anyhow::ensure!(n_files > 0, "a raw baseline needs a file");
+        let mut raw = Self {
+            layout,
+            paths: Vec::with_capacity(n_files),
+            files: Vec::with_capacity(n_files),
+            pos: vec![0; n_files],
+            unsynced: vec![0; n_files],
+        };
+        for f in 0..n_files {
+            let path = dir.join(format!("{}-{f}", layout.name()));
+            let file = File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)
+                .with_context(|| format!("create {}", path.display()))?;
+            if layout == Layout::Prealloc {
+                let chunks =
+                    n_chunks / n_files as u64 + u64::from((f as u64) < n_chunks % n_files as u64);
+                sys::fallocate(&file, chunks * chunk_bytes)
+                    .with_context(|| format!("fallocate {}", path.display()))?;
+            }
+            file.sync_all()
+                .with_context(|| format!("fsync {}", path.display()))?;
+            raw.paths.push(path);
+            raw.files.push(file);
         }
-        latencies_ns.push(t.elapsed().as_nanos() as u64);
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("fsync directory {}", dir.display()))?;
+        Ok(raw)
     }
-    let elapsed = start.elapsed();
-    drop(files);
-    for path in &paths {
-        std::fs::remove_file(path).with_context(|| format!("remove {}", path.display()))?;
+
+    pub fn layout(&self) -> Layout {
+        self.layout
     }
-    Ok(Outcome {
-        bytes,
-        fsyncs: synced,
-        elapsed,
-        latencies_ns,
-    })
+
+    /// Writes chunks `first..first + n` and makes `fsyncs` `fdatasync` calls
+    /// (at most one per chunk) spread evenly over them. With fewer syncs
+    /// than chunks, each sync goes to the file with the most unsynced bytes,
+    /// so every file gets its share.
+    pub fn write(
+        &mut self,
+        pool: &[Vec<u8>],
+        first: u64,
+        n: u64,
+        fsyncs: u64,
+    ) -> anyhow::Result<Outcome> {
+        anyhow::ensure!(!pool.is_empty() && n > 0, "nothing to write");
+        let n_files = self.files.len() as u64;
+        let fsyncs = fsyncs.min(n);
+        let mut latencies_ns = Vec::with_capacity(n as usize);
+        let (mut bytes, mut synced) = (0u64, 0u64);
+        let start = Instant::now();
+        for j in 0..n {
+            let t = Instant::now();
+            let i = first + j;
+            let f = (i % n_files) as usize;
+            let buf = &pool[(i % pool.len() as u64) as usize];
+            self.files[f]
+                .write_all_at(buf, self.pos[f])
+                .with_context(|| format!("write {}", self.paths[f].display()))?;
+            self.pos[f] += buf.len() as u64;
+            self.unsynced[f] += buf.len() as u64;
+            bytes += buf.len() as u64;
+            if sync_due(j, fsyncs, n) {
+                let (target, _) = self
+                    .unsynced
+                    .iter()
+                    .enumerate()
+                    .max_by_key(|(_, b)| **b)
+                    .expect("at least one file");
+                self.files[target]
+                    .sync_data()
+                    .with_context(|| format!("fdatasync {}", self.paths[target].display()))?;
+                self.unsynced[target] = 0;
+                synced += 1;
+            }
+            latencies_ns.push(t.elapsed().as_nanos() as u64);
+        }
+        Ok(Outcome {
+            bytes,
+            fsyncs: synced,
+            elapsed: start.elapsed(),
+            latencies_ns,
+        })
+    }
+
+    /// Closes and deletes the files.
+    pub fn remove(self) -> anyhow::Result<()> {
+        drop(self.files);
+        for path in &self.paths {
+            std::fs::remove_file(path).with_context(|| format!("remove {}", path.display()))?;
+        }
+        Ok(())
+    }
 }
