@@ -167,14 +167,15 @@ impl DataDir {
             self.shared.sched.clone(),
         )?;
         if created {
-            // The log's directory entry must be durable before any of its
-            // records can be.
-            for d in [&dir, &self.shared.root] {
-                storage.sync_dir(d).map_err(|source| LogError::SyncFailed {
-                    path: d.clone(),
+            // The log's own directory was synced by `Log::open`; its entry in
+            // the root must be durable too before any of its records can be.
+            let root = &self.shared.root;
+            storage
+                .sync_dir(root)
+                .map_err(|source| LogError::SyncFailed {
+                    path: root.clone(),
                     source,
                 })?;
-            }
         }
         logs.insert(name.to_owned(), log.clone());
         Ok(log)

@@ -143,20 +143,18 @@ impl Log {
             let next = bases.get(i + 1).copied();
             segments.push(Segment::open(&*storage, &dir, *base, next, name)?);
         }
-        let mut dir_dirty = false;
         if segments.is_empty() {
             segments.push(Segment::create(&*storage, &dir, 0)?);
-            dir_dirty = true;
-        } else {
-            // Recovery synced the active segment's data; its entry in the
-            // directory must be durable too before the log counts as such.
-            storage
-                .sync_dir(&dir)
-                .map_err(|source| LogError::SyncFailed {
-                    path: dir.clone(),
-                    source,
-                })?;
         }
+        // Recovery synced the active segment's data (or created it); its
+        // entry in the directory must be durable too before the log's
+        // records count as such.
+        storage
+            .sync_dir(&dir)
+            .map_err(|source| LogError::SyncFailed {
+                path: dir.clone(),
+                source,
+            })?;
         let end = segments.last().expect("just ensured").next_offset;
         let shared = Arc::new(LogShared {
             name: name.to_owned(),
@@ -167,7 +165,7 @@ impl Log {
             state: Mutex::new(LogState {
                 config,
                 segments,
-                dir_dirty,
+                dir_dirty: false,
                 read_only: None,
                 closed: false,
                 last_sync_ms: clock.now_ms(),
@@ -179,11 +177,7 @@ impl Log {
             sync_requested: AtomicBool::new(false),
             failed: AtomicBool::new(false),
         });
-        let log = Self { shared };
-        if dir_dirty {
-            log.shared.sched.mark_dirty(&log.shared);
-        }
-        Ok(log)
+        Ok(Self { shared })
     }
 
     pub fn name(&self) -> &str {
@@ -309,7 +303,7 @@ impl Log {
                 .min(config.segment_bytes_max.max(end));
             active
                 .data
-                .preallocate(target)
+                .preallocate(active.allocated, target)
                 .map_err(LogError::io("preallocate", &active.data_path))?;
             active.allocated = target;
         }
@@ -403,49 +397,31 @@ impl Log {
             Some(floor) => floor,
             None => view.sealed_position_floor(offset).expect("a sealed view")?,
         };
-        let mut reader =
-            ChunkReader::new(&*view.data, &view.data_path, view.size, SEEK_CHUNK_BYTES);
-        // Step over whole batches that end before `offset`.
-        let mut pos = start_pos;
-        let mut first = None;
-        while let Some(h) = reader.header_at(pos)? {
-            if h.base_offset >= hwm {
-                break;
+        // One read from the index position. The batch holding `offset` is
+        // usually right there (a sequential reader resumes at a batch
+        // boundary, and big batches each get an index entry); otherwise it
+        // is a few headers in.
+        let want = (bytes_max.max(HEADER_BYTES) as u64).min(view.size - start_pos) as usize;
+        let mut bytes = pread(&view, start_pos, want)?;
+        let (first_pos, skip) = match self.locate_in(&bytes, offset, start_offset, hwm) {
+            Some(skip) => (start_pos + skip as u64, skip),
+            None => {
+                let first_pos =
+                    self.locate_by_seeking(&view, start_pos, start_offset, offset, hwm)?;
+                bytes = pread(&view, first_pos, want.min((view.size - first_pos) as usize))?;
+                (first_pos, 0)
             }
-            if h.last_offset() >= offset {
-                first = Some(pos);
-                break;
-            }
-            if h.base_offset < start_offset || h.length < (HEADER_BYTES - LOG_OVERHEAD_BYTES) as i32
-            {
-                return Err(self.corrupt(&view.data_path, pos, "batch offsets go backwards"));
-            }
-            pos += h.total_bytes() as u64;
-        }
-        let Some(first_pos) = first else {
-            return Err(self.corrupt(
-                &view.data_path,
-                pos,
-                "offset not found where the index points",
-            ));
         };
-        drop(reader);
-        // One read of the wanted bytes, then trim to whole visible batches.
-        let want = (bytes_max.max(HEADER_BYTES) as u64).min(view.size - first_pos) as usize;
-        let mut bytes = vec![0; want];
-        let n = view
-            .data
-            .read_at(&mut bytes, first_pos)
-            .map_err(LogError::io("read", &view.data_path))?;
-        bytes.truncate(n);
-        let (mut end, mut next_offset) = (0usize, offset);
+        // Trim to whole visible batches; the first is returned whole even
+        // when larger than `bytes_max`.
+        let (mut end, mut next_offset) = (skip, offset);
         loop {
             let Ok(h) = BatchHeader::parse(&bytes[end..]) else {
-                if end == 0 {
-                    // A first batch larger than `bytes_max`: read it whole.
-                    let (_, length) = batch::peek_offset_and_length(&bytes).ok_or_else(|| {
-                        self.corrupt(&view.data_path, first_pos, "short batch header")
-                    })?;
+                if end == skip {
+                    let (_, length) =
+                        batch::peek_offset_and_length(&bytes[skip..]).ok_or_else(|| {
+                            self.corrupt(&view.data_path, first_pos, "short batch header")
+                        })?;
                     return self.read_one_large(&view, first_pos, length, log_start, hwm);
                 }
                 break;
@@ -455,7 +431,7 @@ impl Log {
             }
             let total = h.total_bytes();
             if end + total > bytes.len() {
-                if end == 0 {
+                if end == skip {
                     return self.read_one_large(&view, first_pos, h.length, log_start, hwm);
                 }
                 break;
@@ -464,12 +440,61 @@ impl Log {
             next_offset = h.last_offset() + 1;
         }
         bytes.truncate(end);
+        bytes.drain(..skip);
         Ok(ReadBatches {
             bytes,
             next_offset,
             log_start_offset: log_start,
             high_watermark: hwm,
         })
+    }
+
+    /// Where, in `bytes` read from an index position holding
+    /// `start_offset`, the batch containing `offset` starts; `None` if the
+    /// buffer ends first.
+    fn locate_in(&self, bytes: &[u8], offset: i64, start_offset: i64, hwm: i64) -> Option<usize> {
+        let mut at = 0;
+        loop {
+            let h = BatchHeader::parse(bytes.get(at..)?).ok()?;
+            if h.last_offset() >= offset || h.base_offset >= hwm || h.base_offset < start_offset {
+                // Found, or something the careful path should report.
+                return (h.last_offset() >= offset && h.base_offset < hwm).then_some(at);
+            }
+            at += h.total_bytes().max(HEADER_BYTES);
+        }
+    }
+
+    /// Steps over batch headers from an index position to the batch that
+    /// contains `offset`, reading a little at a time.
+    fn locate_by_seeking(
+        &self,
+        view: &segment::SegmentView,
+        start_pos: u64,
+        start_offset: i64,
+        offset: i64,
+        hwm: i64,
+    ) -> Result<u64> {
+        let mut reader =
+            ChunkReader::new(&*view.data, &view.data_path, view.size, SEEK_CHUNK_BYTES);
+        let mut pos = start_pos;
+        while let Some(h) = reader.header_at(pos)? {
+            if h.base_offset >= hwm {
+                break;
+            }
+            if h.last_offset() >= offset {
+                return Ok(pos);
+            }
+            if h.base_offset < start_offset || h.length < (HEADER_BYTES - LOG_OVERHEAD_BYTES) as i32
+            {
+                return Err(self.corrupt(&view.data_path, pos, "batch offsets go backwards"));
+            }
+            pos += h.total_bytes() as u64;
+        }
+        Err(self.corrupt(
+            &view.data_path,
+            pos,
+            "offset not found where the index points",
+        ))
     }
 
     fn read_one_large(
@@ -484,12 +509,8 @@ impl Log {
         if length < 0 || pos + total as u64 > view.size {
             return Err(self.corrupt(&view.data_path, pos, "batch length runs past the segment"));
         }
-        let mut bytes = vec![0; total as usize];
-        let n = view
-            .data
-            .read_at(&mut bytes, pos)
-            .map_err(LogError::io("read", &view.data_path))?;
-        let header = BatchHeader::parse(&bytes[..n])?;
+        let bytes = pread(view, pos, total as usize)?;
+        let header = BatchHeader::parse(&bytes)?;
         Ok(ReadBatches {
             bytes,
             next_offset: header.last_offset() + 1,
@@ -630,6 +651,17 @@ impl Log {
         }
         Ok(outcome)
     }
+}
+
+/// Reads up to `len` bytes of a segment at `pos` (fewer at its end).
+fn pread(view: &segment::SegmentView, pos: u64, len: usize) -> Result<Vec<u8>> {
+    let mut bytes = vec![0; len];
+    let n = view
+        .data
+        .read_at(&mut bytes, pos)
+        .map_err(LogError::io("read", &view.data_path))?;
+    bytes.truncate(n);
+    Ok(bytes)
 }
 
 impl LogShared {

@@ -331,7 +331,7 @@ impl StorageFile for SimFile {
         })
     }
 
-    fn preallocate(&self, len: u64) -> io::Result<()> {
+    fn preallocate(&self, _from: u64, len: u64) -> io::Result<()> {
         let current = self.len()?;
         if current < len {
             self.set_len(len)

@@ -23,9 +23,10 @@ pub trait StorageFile: Send + Sync + Debug {
     fn sync_data(&self) -> io::Result<()>;
     fn len(&self) -> io::Result<u64>;
     fn set_len(&self, len: u64) -> io::Result<()>;
-    /// Reserves disk space up to `len` bytes (the file's size becomes at
-    /// least `len`, reading as zeros) so later overwrites need no allocation.
-    fn preallocate(&self, len: u64) -> io::Result<()>;
+    /// Reserves disk space for bytes `from..to` (the file's size becomes at
+    /// least `to`, new space reading as zeros) so later overwrites need no
+    /// allocation. `from` is where the previous reservation ended.
+    fn preallocate(&self, from: u64, to: u64) -> io::Result<()>;
 }
 
 /// A held lock on a data directory; dropping it releases the lock.
@@ -95,8 +96,8 @@ impl StorageFile for OsFile {
         self.0.set_len(len)
     }
 
-    fn preallocate(&self, len: u64) -> io::Result<()> {
-        os::fallocate(&self.0, len)
+    fn preallocate(&self, from: u64, to: u64) -> io::Result<()> {
+        os::fallocate(&self.0, from, to.saturating_sub(from))
     }
 }
 
@@ -171,15 +172,22 @@ mod os {
     use std::io;
     use std::os::fd::AsRawFd;
 
-    /// Allocates blocks up to `len` and extends the size. On ext4 and xfs a
+    /// Allocates blocks for `offset..offset + len` and extends the size. On ext4 and xfs a
     /// later overwrite of this space makes `fdatasync` cheaper than growing
     /// the file write by write. Falls back to doing nothing where the file
     /// system does not support it.
-    pub(super) fn fallocate(file: &std::fs::File, len: u64) -> io::Result<()> {
-        let len = i64::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    pub(super) fn fallocate(file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        let invalid = |_| io::Error::from(io::ErrorKind::InvalidInput);
+        let (offset, len) = (
+            i64::try_from(offset).map_err(invalid)?,
+            i64::try_from(len).map_err(invalid)?,
+        );
         // SAFETY: `file` owns a valid open descriptor for the duration of the
         // call, and fallocate takes no pointers.
-        let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) };
+        let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, offset, len) };
         if rc == 0 {
             return Ok(());
         }
