@@ -96,7 +96,14 @@ pub(crate) struct Index {
     /// Entries, when the segment is active.
     memory: Option<Vec<IndexEntry>>,
     n_entries: u64,
+    /// File bytes reserved ahead of the entries (active segment only), so
+    /// appending an entry does not grow the file: growing it would add the
+    /// index's inode to the journal commit of every data sync.
+    allocated: u64,
 }
+
+/// How far ahead index files are reserved, per step.
+const INDEX_PREALLOCATE_BYTES: u64 = 256 * 1024;
 
 impl Index {
     /// The longest prefix of well-formed entries: offset entries strictly
@@ -143,13 +150,25 @@ impl Index {
             .and_then(|()| self.file.write_all_at(&bytes, 0))
             .map_err(LogError::io("rewrite", &self.path))?;
         self.n_entries = entries.len() as u64;
+        self.allocated = bytes.len() as u64;
         Ok(())
     }
 
     fn push(&mut self, e: IndexEntry) {
         let pos = self.n_entries * self.kind.entry_bytes() as u64;
+        let end = pos + self.kind.entry_bytes() as u64;
         // The index is a hint: a failed write is repaired at the next open, so
-        // it must not fail an append whose data is already written.
+        // it must not fail an append whose data is already written. Trailing
+        // reserved space reads as zeros, which no valid entry is.
+        if end > self.allocated {
+            let target = self.allocated + INDEX_PREALLOCATE_BYTES;
+            match self.file.preallocate(self.allocated, target) {
+                Ok(()) => self.allocated = target,
+                Err(err) => {
+                    tracing::warn!(path = %self.path.display(), %err, "index preallocation failed")
+                }
+            }
+        }
         if let Err(err) = self.file.write_all_at(&self.kind.encode(e), pos) {
             tracing::warn!(path = %self.path.display(), %err, "index write failed; it will be rebuilt on open");
         }
@@ -328,6 +347,7 @@ impl Segment {
                 path: index_path,
                 memory: Some(Vec::new()),
                 n_entries: 0,
+                allocated: 0,
             },
             time_index: Index {
                 kind: IndexKind::Time,
@@ -335,6 +355,7 @@ impl Segment {
                 path: time_path,
                 memory: Some(Vec::new()),
                 n_entries: 0,
+                allocated: 0,
             },
             size: 0,
             next_offset: base_offset,
@@ -373,6 +394,7 @@ impl Segment {
                 path: index_path,
                 memory: None,
                 n_entries: 0,
+                allocated: 0,
             },
             time_index: Index {
                 kind: IndexKind::Time,
@@ -380,6 +402,7 @@ impl Segment {
                 path: time_path,
                 memory: None,
                 n_entries: 0,
+                allocated: 0,
             },
             size: file_len,
             next_offset: next_base_offset.unwrap_or(base_offset),
@@ -637,6 +660,14 @@ impl Segment {
             .set_len(self.size)
             .map_err(LogError::io("truncate", &self.data_path))?;
         self.allocated = self.size;
+        for index in [&mut self.offset_index, &mut self.time_index] {
+            let len = index.n_entries * index.kind.entry_bytes() as u64;
+            index
+                .file
+                .set_len(len)
+                .map_err(LogError::io("truncate", &index.path))?;
+            index.allocated = len;
+        }
         for (file, path) in [
             (&self.data, &self.data_path),
             (&self.offset_index.file, &self.offset_index.path),
