@@ -20,7 +20,7 @@ use clap::Args;
 use weir_log::batch::BatchBuilder;
 use weir_log::{DataDir, DirConfig, FsyncPolicy, Log, LogConfig, SyncStats};
 
-use crate::raw::{Layout, RawFiles};
+use crate::raw::{LAYOUTS, Layout, RawFiles};
 use crate::report::{self, GIB, Latency, MIB, Row, mib};
 use crate::sys;
 
@@ -292,7 +292,7 @@ impl PhaseResult {
         self.raw
             .iter()
             .max_by(|a, b| a.mb_per_sec().total_cmp(&b.mb_per_sec()))
-            .expect("two raw rows")
+            .expect("raw rows")
     }
 
     fn ratio(&self) -> f64 {
@@ -302,7 +302,7 @@ impl PhaseResult {
 
 /// Runs a phase as `reps` interleaved slices: Weir appends a slice, then
 /// each raw baseline writes the same slice with as many syncs as Weir made
-/// (their order alternating), so drift in the disk's speed hits all three
+/// (their order rotating), so drift in the disk's speed hits all
 /// alike. Rows sum the slices.
 fn durable_phase(
     data: &DataDir,
@@ -311,22 +311,12 @@ fn durable_phase(
     reps: u64,
 ) -> anyhow::Result<PhaseResult> {
     let batch_len = phase.raw_pool[0].len() as u64;
-    let mut grow = RawFiles::create(
-        raw_dir,
-        Layout::Grow,
-        phase.raw_files,
-        phase.appends,
-        batch_len,
-    )?;
-    let mut prealloc = RawFiles::create(
-        raw_dir,
-        Layout::Prealloc,
-        phase.raw_files,
-        phase.appends,
-        batch_len,
-    )?;
-    let (mut weir, mut grow_totals, mut prealloc_totals) =
-        (Totals::default(), Totals::default(), Totals::default());
+    let mut raws = LAYOUTS
+        .iter()
+        .map(|layout| RawFiles::create(raw_dir, *layout, phase.raw_files, phase.appends, batch_len))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut raw_totals: Vec<Totals> = LAYOUTS.iter().map(|_| Totals::default()).collect();
+    let mut weir = Totals::default();
     let mut syncs = SyncStats::default();
     for r in 0..reps {
         let first = phase.appends * r / reps;
@@ -344,22 +334,16 @@ fn durable_phase(
             run.elapsed,
             run.latencies_ns,
         );
-        let order = if r % 2 == 0 {
-            [&mut grow, &mut prealloc]
-        } else {
-            [&mut prealloc, &mut grow]
-        };
-        for raw in order {
-            let out = raw.write(phase.raw_pool, first, n, fsyncs)?;
-            let totals = match raw.layout() {
-                Layout::Grow => &mut grow_totals,
-                Layout::Prealloc => &mut prealloc_totals,
-            };
-            totals.add(n, out.bytes, out.fsyncs, out.elapsed, out.latencies_ns);
+        // Rotate which baseline goes first, so none always follows Weir.
+        for k in 0..raws.len() {
+            let i = (k + r as usize) % raws.len();
+            let out = raws[i].write(phase.raw_pool, first, n, fsyncs)?;
+            raw_totals[i].add(n, out.bytes, out.fsyncs, out.elapsed, out.latencies_ns);
         }
     }
-    grow.remove()?;
-    prealloc.remove()?;
+    for raw in raws {
+        raw.remove()?;
+    }
     let records = phase.records_per_batch;
     let raw_row = |totals: Totals, layout: Layout| {
         totals.row(
@@ -372,10 +356,11 @@ fn durable_phase(
             format!("{} weir{}", phase.label, phase.weir_suffix),
             records,
         ),
-        raw: vec![
-            raw_row(grow_totals, Layout::Grow),
-            raw_row(prealloc_totals, Layout::Prealloc),
-        ],
+        raw: raw_totals
+            .into_iter()
+            .zip(LAYOUTS)
+            .map(|(totals, layout)| raw_row(totals, layout))
+            .collect(),
         syncs,
     })
 }

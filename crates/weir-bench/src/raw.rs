@@ -1,6 +1,9 @@
 //! The raw durable-write baseline: the same bytes in the same chunks written
 //! with `pwrite` and made durable with `fdatasync`, as many syncs as Weir
-//! made, into files that grow with each write or were preallocated first.
+//! made, into files that grow with each write, were preallocated first, or
+//! are preallocated with zeros written ahead of small writes (the pattern
+//! weir-log itself uses), so the best of them stands for what the disk can
+//! do.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt as _;
@@ -20,13 +23,25 @@ pub enum Layout {
     /// Each file is `fallocate`d to its final size (and that synced) before
     /// any clock starts; writes then overwrite reserved space.
     Prealloc,
+    /// As `Prealloc`, and a write of at most a quarter of
+    /// [`ZERO_AHEAD_BYTES`] also writes that many zeros ahead of itself when
+    /// fewer than half are left, so later writes overwrite blocks that are
+    /// already written (no extent conversion at their `fdatasync`).
+    ZeroAhead,
 }
+
+/// The zero-ahead step, the same as weir-log's default.
+pub const ZERO_AHEAD_BYTES: u64 = 1024 * 1024;
+
+/// Every layout, in the order rows are printed.
+pub const LAYOUTS: [Layout; 3] = [Layout::Grow, Layout::Prealloc, Layout::ZeroAhead];
 
 impl Layout {
     pub fn name(self) -> &'static str {
         match self {
             Self::Grow => "raw-grow",
             Self::Prealloc => "raw-prealloc",
+            Self::ZeroAhead => "raw-zeroahead",
         }
     }
 }
@@ -58,6 +73,9 @@ pub struct RawFiles {
     files: Vec<File>,
     pos: Vec<u64>,
     unsynced: Vec<u64>,
+    /// Per file: bytes before this are data or zeros (`ZeroAhead`).
+    zeroed: Vec<u64>,
+    zeros: Vec<u8>,
 }
 
 impl RawFiles {
@@ -78,6 +96,12 @@ impl RawFiles {
             files: Vec::with_capacity(n_files),
             pos: vec![0; n_files],
             unsynced: vec![0; n_files],
+            zeroed: vec![0; n_files],
+            zeros: if layout == Layout::ZeroAhead {
+                vec![0; ZERO_AHEAD_BYTES as usize]
+            } else {
+                Vec::new()
+            },
         };
         for f in 0..n_files {
             let path = dir.join(format!("{}-{f}", layout.name()));
@@ -88,7 +112,7 @@ impl RawFiles {
                 .truncate(true)
                 .open(&path)
                 .with_context(|| format!("create {}", path.display()))?;
-            if layout == Layout::Prealloc {
+            if layout != Layout::Grow {
                 let chunks =
                     n_chunks / n_files as u64 + u64::from((f as u64) < n_chunks % n_files as u64);
                 sys::fallocate(&file, chunks * chunk_bytes)
@@ -103,10 +127,6 @@ impl RawFiles {
             .and_then(|d| d.sync_all())
             .with_context(|| format!("fsync directory {}", dir.display()))?;
         Ok(raw)
-    }
-
-    pub fn layout(&self) -> Layout {
-        self.layout
     }
 
     /// Writes chunks `first..first + n` and makes `fsyncs` `fdatasync` calls
@@ -135,6 +155,9 @@ impl RawFiles {
                 .write_all_at(buf, self.pos[f])
                 .with_context(|| format!("write {}", self.paths[f].display()))?;
             self.pos[f] += buf.len() as u64;
+            if self.layout == Layout::ZeroAhead {
+                self.zero_ahead(f, buf.len() as u64)?;
+            }
             self.unsynced[f] += buf.len() as u64;
             bytes += buf.len() as u64;
             if sync_due(j, fsyncs, n) {
@@ -158,6 +181,19 @@ impl RawFiles {
             elapsed: start.elapsed(),
             latencies_ns,
         })
+    }
+
+    fn zero_ahead(&mut self, f: usize, write_bytes: u64) -> anyhow::Result<()> {
+        let end = self.pos[f];
+        if write_bytes * 4 > ZERO_AHEAD_BYTES || self.zeroed[f] >= end + ZERO_AHEAD_BYTES / 2 {
+            return Ok(());
+        }
+        let from = self.zeroed[f].max(end);
+        self.files[f]
+            .write_all_at(&self.zeros, from)
+            .with_context(|| format!("write zeros {}", self.paths[f].display()))?;
+        self.zeroed[f] = from + ZERO_AHEAD_BYTES;
+        Ok(())
     }
 
     /// Closes and deletes the files.

@@ -39,8 +39,17 @@ pub struct LogConfig {
     /// One offset-index and time-index entry per this many bytes of data.
     pub index_interval_bytes: u32,
     /// Disk space reserved ahead of the write position of the active
-    /// segment, so appends overwrite allocated space.
+    /// segment (`fallocate`), so running out of space fails early and
+    /// appends need no block allocation.
     pub preallocate_bytes: u64,
+    /// Small appends also write this many zeros ahead of themselves, synced
+    /// by the same round, so the appends that follow overwrite blocks the
+    /// file system already counts as written: their `fdatasync` then has
+    /// no extent to convert and no metadata to commit (on ext4 this makes
+    /// it markedly cheaper). Only appends of at most a quarter of this size
+    /// do it, since for large appends the doubled writes cost more than the
+    /// metadata saved. 0 turns it off.
+    pub zero_ahead_bytes: u64,
 }
 
 /// Hard ceilings that no configuration can pass.
@@ -59,6 +68,7 @@ impl Default for LogConfig {
             retention_bytes: None,
             index_interval_bytes: 4096,
             preallocate_bytes: 64 * 1024 * 1024,
+            zero_ahead_bytes: 1024 * 1024,
         }
     }
 }

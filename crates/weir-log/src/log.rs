@@ -311,6 +311,7 @@ impl Log {
             .data
             .write_all_at(batches, pos)
             .map_err(LogError::io("write", &active.data_path))?;
+        zero_ahead(active, end, batches.len() as u64, &config);
         active.on_append(&headers, pos, u64::from(config.index_interval_bytes), now);
         drop(st);
         if config.fsync != FsyncPolicy::Never {
@@ -651,6 +652,30 @@ impl Log {
         }
         Ok(outcome)
     }
+}
+
+/// Writes zeros ahead of a small append when the zeroed region runs short
+/// (see [`LogConfig::zero_ahead_bytes`]). Zeros past the end of the data
+/// are what recovery expects there, so this never needs undoing; a failure
+/// only loses the speed-up.
+fn zero_ahead(active: &mut Segment, end: u64, append_bytes: u64, config: &LogConfig) {
+    static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+    let step = config.zero_ahead_bytes;
+    if step == 0 || append_bytes.saturating_mul(4) > step || active.zeroed_end >= end + step / 2 {
+        return;
+    }
+    let from = active.zeroed_end.max(end);
+    let to = (from + step).min(config.segment_bytes_max);
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(ZEROS.len() as u64);
+        if let Err(err) = active.data.write_all_at(&ZEROS[..n as usize], at) {
+            tracing::warn!(segment = %active.data_path.display(), %err, "zeroing ahead failed");
+            return;
+        }
+        at += n;
+    }
+    active.zeroed_end = to;
 }
 
 /// Reads up to `len` bytes of a segment at `pos` (fewer at its end).

@@ -262,6 +262,9 @@ pub(crate) struct Segment {
     bytes_since_index: u64,
     /// File length reserved by preallocation (active segment only).
     pub allocated: u64,
+    /// Bytes before this are data or zeros written by the log (active
+    /// segment only; see `LogConfig::zero_ahead_bytes`).
+    pub zeroed_end: u64,
 }
 
 /// What a reader needs of a segment, copied out under the log's lock.
@@ -363,6 +366,7 @@ impl Segment {
             first_append_ms: None,
             bytes_since_index: 0,
             allocated: 0,
+            zeroed_end: 0,
         };
         seg.offset_index.rewrite(&[])?;
         seg.time_index.rewrite(&[])?;
@@ -410,6 +414,7 @@ impl Segment {
             first_append_ms: None,
             bytes_since_index: 0,
             allocated: file_len,
+            zeroed_end: 0,
         };
         if active {
             seg.recover_tail(file_len, log_name)?;

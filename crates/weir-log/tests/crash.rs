@@ -37,6 +37,7 @@ fn config_for(rng: &mut SimRng) -> LogConfig {
         batch_bytes_max: 4_096,
         index_interval_bytes: [64, 256, 1_024][rng.below(3) as usize],
         preallocate_bytes: [0, 1_024, 16_384][rng.below(3) as usize],
+        zero_ahead_bytes: [0, 1_024, 8_192][rng.below(3) as usize],
         retention_ms: None,
         retention_bytes: None,
         ..LogConfig::default()

@@ -73,6 +73,7 @@ pub fn small_config() -> LogConfig {
         batch_bytes_max: 2 * 1024,
         index_interval_bytes: 256,
         preallocate_bytes: 1024,
+        zero_ahead_bytes: 1024,
         retention_ms: None,
         ..LogConfig::default()
     }
@@ -105,6 +106,7 @@ pub fn batch_count(bytes: &[u8]) -> usize {
 pub fn sim_default() -> LogConfig {
     LogConfig {
         preallocate_bytes: 64 * 1024,
+        zero_ahead_bytes: 16 * 1024,
         ..LogConfig::default()
     }
 }
