@@ -110,33 +110,40 @@ impl Index {
     /// increasing in both fields and pointing inside the data; time entries
     /// with a good CRC, non-decreasing timestamps and increasing offsets.
     fn load_valid_prefix(&self, data_size: u64) -> Result<Vec<IndexEntry>> {
-        let len = self.file.len().map_err(LogError::io("stat", &self.path))?;
-        let n = len / self.kind.entry_bytes() as u64;
-        let mut bytes = vec![0; (n as usize) * self.kind.entry_bytes()];
-        let got = self
-            .file
-            .read_at(&mut bytes, 0)
-            .map_err(LogError::io("read", &self.path))?;
-        bytes.truncate(got - got % self.kind.entry_bytes());
-        let mut out: Vec<IndexEntry> = Vec::with_capacity(bytes.len() / self.kind.entry_bytes());
-        for chunk in bytes.chunks_exact(self.kind.entry_bytes()) {
-            let Some(e) = self.kind.decode(chunk) else {
-                break;
-            };
-            let ok = match (self.kind, out.last()) {
-                (IndexKind::Offset, None) => e.key >= 0 && u64::from(e.value) < data_size,
-                (IndexKind::Offset, Some(p)) => {
-                    e.key > p.key && e.value > p.value && u64::from(e.value) < data_size
+        // Read in chunks and stop at the first bad entry: the active
+        // segment's files are reserved ahead, and the zeros are not read.
+        let entry_bytes = self.kind.entry_bytes();
+        let chunk_entries = 4096;
+        let mut out: Vec<IndexEntry> = Vec::new();
+        let mut buf = vec![0u8; chunk_entries * entry_bytes];
+        loop {
+            let pos = (out.len() * entry_bytes) as u64;
+            let got = self
+                .file
+                .read_at(&mut buf, pos)
+                .map_err(LogError::io("read", &self.path))?;
+            let before = out.len();
+            for chunk in buf[..got - got % entry_bytes].chunks_exact(entry_bytes) {
+                let Some(e) = self.kind.decode(chunk) else {
+                    return Ok(out);
+                };
+                let ok = match (self.kind, out.last()) {
+                    (IndexKind::Offset, None) => e.key >= 0 && u64::from(e.value) < data_size,
+                    (IndexKind::Offset, Some(p)) => {
+                        e.key > p.key && e.value > p.value && u64::from(e.value) < data_size
+                    }
+                    (IndexKind::Time, None) => true,
+                    (IndexKind::Time, Some(p)) => e.key >= p.key && e.value > p.value,
+                };
+                if !ok {
+                    return Ok(out);
                 }
-                (IndexKind::Time, None) => true,
-                (IndexKind::Time, Some(p)) => e.key >= p.key && e.value > p.value,
-            };
-            if !ok {
-                break;
+                out.push(e);
             }
-            out.push(e);
+            if out.len() - before < chunk_entries {
+                return Ok(out);
+            }
         }
-        Ok(out)
     }
 
     /// Replaces the file's contents with `entries`.
@@ -429,33 +436,50 @@ impl Segment {
     /// the last one pointing at a batch with the offset it claims, and a time
     /// index entry for the segment's largest timestamp.
     fn sealed_indexes_ok(&mut self) -> Result<bool> {
-        let offsets = self.offset_index.load_valid_prefix(self.size)?;
-        let times = self.time_index.load_valid_prefix(self.size)?;
-        let offset_len = self
-            .offset_index
-            .file
-            .len()
-            .map_err(LogError::io("stat", &self.offset_index.path))?;
-        let time_len = self
-            .time_index
-            .file
-            .len()
-            .map_err(LogError::io("stat", &self.time_index.path))?;
-        if offsets.len() as u64 * 8 != offset_len
-            || times.len() as u64 * 16 != time_len
-            || times.is_empty()
-        {
-            return Ok(self.size == 0 && offset_len == 0 && time_len == 0);
-        }
-        if let Some(last) = offsets.last() {
-            let header = read_header(&*self.data, u64::from(last.value))?;
-            if header.is_none_or(|h| h.base_offset != self.base_offset + last.key) {
+        // O(1) per segment: whole entries, then the first and last entry of
+        // each index. The middle is trusted (it was synced at seal); a bad
+        // middle entry can only send a reader to a wrong position, where the
+        // header walk reports it as corrupt.
+        let (mut offsets, mut times) = (self.offset_index.clone(), self.time_index.clone());
+        for index in [&mut offsets, &mut times] {
+            let len = index
+                .file
+                .len()
+                .map_err(LogError::io("stat", &index.path))?;
+            let entry_bytes = index.kind.entry_bytes() as u64;
+            if len == 0 || len % entry_bytes != 0 {
                 return Ok(false);
             }
+            index.n_entries = len / entry_bytes;
+            index.allocated = len;
         }
-        self.offset_index.n_entries = offsets.len() as u64;
-        self.time_index.n_entries = times.len() as u64;
-        self.max_timestamp = times.last().map_or(-1, |e| e.key);
+        let entries = |index: &Index| -> Result<Option<(IndexEntry, IndexEntry)>> {
+            match (index.entry(0), index.entry(index.n_entries - 1)) {
+                (Ok(first), Ok(last)) => Ok(Some((first, last))),
+                (Err(LogError::CorruptSegment { .. }), _)
+                | (_, Err(LogError::CorruptSegment { .. })) => Ok(None),
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            }
+        };
+        let (Some((first, last)), Some((_, last_time))) = (entries(&offsets)?, entries(&times)?)
+        else {
+            return Ok(false);
+        };
+        let last_rel = self.next_offset - 1 - self.base_offset;
+        if first != (IndexEntry { key: 0, value: 0 })
+            || u64::from(last.value) >= self.size
+            || last.key > last_rel
+            || i64::from(last_time.value) > last_rel
+        {
+            return Ok(false);
+        }
+        let header = read_header(&*self.data, u64::from(last.value))?;
+        if header.is_none_or(|h| h.base_offset != self.base_offset + last.key) {
+            return Ok(false);
+        }
+        self.offset_index = offsets;
+        self.time_index = times;
+        self.max_timestamp = last_time.key;
         Ok(true)
     }
 

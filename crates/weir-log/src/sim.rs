@@ -77,6 +77,7 @@ struct State {
     poisoned: bool,
     sync_failures_armed: u32,
     n_syncs: u64,
+    n_bytes_read: u64,
 }
 
 /// Shared handle to one simulated disk. Clones see the same disk.
@@ -154,6 +155,11 @@ impl SimStorage {
     /// Makes the next `n` file syncs fail, as a dying disk would.
     pub fn fail_next_syncs(&self, n: u32) {
         lock_state(&self.state).sync_failures_armed = n;
+    }
+
+    /// How many bytes were read from files so far.
+    pub fn n_bytes_read(&self) -> u64 {
+        lock_state(&self.state).n_bytes_read
     }
 
     /// How many `sync_data` calls succeeded so far.
@@ -285,6 +291,7 @@ impl StorageFile for SimFile {
             let start = (pos as usize).min(data.len());
             let n = buf.len().min(data.len() - start);
             buf[..n].copy_from_slice(&data[start..start + n]);
+            s.n_bytes_read += n as u64;
             Ok(n)
         })
     }

@@ -545,3 +545,41 @@ fn deleted_logs_are_gone_after_reopen() {
     let dir = DataDir::open_with(storage, Arc::new(clock), ROOT, DirConfig::default()).unwrap();
     assert_eq!(dir.list_logs().unwrap(), vec!["keep".to_string()]);
 }
+
+#[test]
+fn reopening_a_large_log_reads_only_a_little_of_it() {
+    let (disk, clock) = (SimStorage::new(), ManualClock::new(0));
+    let config = LogConfig {
+        segment_bytes_max: 1024 * 1024,
+        batch_bytes_max: 64 * 1024,
+        preallocate_bytes: 0,
+        zero_ahead_bytes: 0,
+        retention_ms: None,
+        ..LogConfig::default()
+    };
+    let value = vec![5u8; 1000];
+    {
+        let dir = open_sim(&disk, &clock);
+        let log = dir.open_log("big", config.clone()).unwrap();
+        for _ in 0..8 * 1024 {
+            let mut b = BatchBuilder::new(0);
+            b.push(0, None, Some(&value), &[]);
+            log.append_nowait(&mut b.build()).unwrap();
+        }
+        log.wait_durable(log.end_offset()).unwrap();
+        dir.close().unwrap();
+    }
+    let before = disk.n_bytes_read();
+    let dir = open_sim(&disk, &clock);
+    let log = dir.open_log("big", config).unwrap();
+    let read = disk.n_bytes_read() - before;
+    assert_eq!(log.end_offset(), 8 * 1024);
+    assert!(log.size_bytes() > 8_000_000);
+    // The active segment's indexes (a few KiB each) and its tail after the
+    // last index entry; sealed segments cost a header each.
+    assert!(
+        read < 200 * 1024,
+        "reopening read {read} bytes of an {} byte log",
+        log.size_bytes()
+    );
+}
