@@ -78,6 +78,8 @@ struct State {
     sync_failures_armed: u32,
     n_syncs: u64,
     n_bytes_read: u64,
+    /// No space left: writes that would grow a file, and new files, fail.
+    full: bool,
 }
 
 /// Shared handle to one simulated disk. Clones see the same disk.
@@ -112,6 +114,10 @@ fn lock_state(state: &Mutex<State>) -> MutexGuard<'_, State> {
 
 fn crashed() -> io::Error {
     io::Error::other("simulated disk crashed: this handle is gone")
+}
+
+fn no_space() -> io::Error {
+    io::Error::new(io::ErrorKind::StorageFull, "simulated disk full (ENOSPC)")
 }
 
 fn not_found(path: &Path) -> io::Error {
@@ -155,6 +161,13 @@ impl SimStorage {
     /// Makes the next `n` file syncs fail, as a dying disk would.
     pub fn fail_next_syncs(&self, n: u32) {
         lock_state(&self.state).sync_failures_armed = n;
+    }
+
+    /// Fills the disk (or frees it): while full, anything that needs new
+    /// space fails with `StorageFull` (ENOSPC); overwriting space a file
+    /// already has still works, as it does on a real file system.
+    pub fn set_full(&self, full: bool) {
+        lock_state(&self.state).full = full;
     }
 
     /// How many bytes were read from files so far.
@@ -298,7 +311,11 @@ impl StorageFile for SimFile {
 
     fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
         self.with(|s, id| {
+            let full = s.full;
             let file = s.files.get_mut(&id).expect("open file exists");
+            if full && pos + buf.len() as u64 > file.volatile.len() as u64 {
+                return Err(no_space());
+            }
             let op = FileOp::Write {
                 pos,
                 data: buf.to_vec(),
@@ -340,6 +357,9 @@ impl StorageFile for SimFile {
 
     fn preallocate(&self, _from: u64, len: u64) -> io::Result<()> {
         let current = self.len()?;
+        if current < len && lock_state(&self.state).full {
+            return Err(no_space());
+        }
         if current < len {
             self.set_len(len)
         } else {
@@ -370,6 +390,9 @@ impl Storage for SimStorage {
             Some(Entry::Dir) => return Err(io::Error::other("is a directory")),
             None if !create => return Err(not_found(path)),
             None => {
+                if state.full {
+                    return Err(no_space());
+                }
                 if state.volatile.get(&parent_of(path)) != Some(&Entry::Dir) {
                     return Err(not_found(&parent_of(path)));
                 }

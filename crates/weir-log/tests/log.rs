@@ -583,3 +583,55 @@ fn reopening_a_large_log_reads_only_a_little_of_it() {
         log.size_bytes()
     );
 }
+
+#[test]
+fn a_full_disk_fails_appends_cleanly_and_loses_nothing() {
+    let (disk, clock) = (SimStorage::new(), ManualClock::new(0));
+    let dir = open_sim(&disk, &clock);
+    let config = LogConfig {
+        preallocate_bytes: 0,
+        zero_ahead_bytes: 0,
+        ..small_config()
+    };
+    let log = dir.open_log("t-0", config.clone()).unwrap();
+    let value = |i: usize| format!("v{i}-{}", "x".repeat(if i % 2 == 0 { 10 } else { 1500 }));
+    // Fill the active segment close to its 4 KiB limit.
+    let mut n = 0;
+    while log.size_bytes() < 3_000 {
+        log.append(&mut one(value(n).as_bytes(), 0)).unwrap();
+        n += 1;
+    }
+    assert_eq!(log.segment_count(), 1);
+    disk.set_full(true);
+    // Small appends fail at the write, large ones at the new segment file a
+    // roll needs; either way with the I/O error and nothing moves.
+    for i in 0..20 {
+        let err = log.append(&mut one(value(i).as_bytes(), 0)).unwrap_err();
+        let is_full = matches!(&err, LogError::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull);
+        assert!(is_full, "{err}");
+        assert_eq!(log.end_offset(), n as i64);
+    }
+    assert_eq!(read_all(&log, 0).len(), n);
+    // Space comes back: the log goes on with no gap and no garbage.
+    disk.set_full(false);
+    for i in n..n + 50 {
+        assert_eq!(
+            log.append(&mut one(value(i).as_bytes(), 0))
+                .unwrap()
+                .base_offset,
+            i as i64
+        );
+    }
+    assert!(log.segment_count() > 1);
+    let check = |log: &weir_log::Log| {
+        let all = read_all(log, 0);
+        assert_eq!(all.len(), n + 50);
+        for (i, (offset, v)) in all.iter().enumerate() {
+            assert_eq!((*offset, v), (i as i64, &value(i).into_bytes()));
+        }
+    };
+    check(&log);
+    dir.close().unwrap();
+    let dir = open_sim(&disk, &clock);
+    check(&dir.open_log("t-0", config).unwrap());
+}
