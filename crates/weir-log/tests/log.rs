@@ -594,7 +594,12 @@ fn a_full_disk_fails_appends_cleanly_and_loses_nothing() {
         ..small_config()
     };
     let log = dir.open_log("t-0", config.clone()).unwrap();
-    let value = |i: usize| format!("v{i}-{}", "x".repeat(if i % 2 == 0 { 10 } else { 1500 }));
+    let value = |i: usize| {
+        format!(
+            "v{i}-{}",
+            "x".repeat(if i.is_multiple_of(2) { 10 } else { 1500 })
+        )
+    };
     // Fill the active segment close to its 4 KiB limit.
     let mut n = 0;
     while log.size_bytes() < 3_000 {
