@@ -351,13 +351,17 @@ impl Log {
     /// file's directory entry is synced by the next round before any record
     /// in it counts as durable.
     fn roll(&self, st: &mut LogState) -> Result<()> {
-        let result = st.active_mut().seal();
-        if let Err(e) = result {
-            self.shared.fail_locked(st, &e.to_string());
+        if let Err(e) = st.active_mut().seal() {
+            // A failed fsync is final; anything else (a full disk) leaves
+            // the segment active and the log writable.
+            if matches!(e, LogError::SyncFailed { .. }) {
+                self.shared.fail_locked(st, &e.to_string());
+            }
             return Err(e);
         }
         let base = st.active().next_offset;
         let segment = Segment::create(&*self.shared.storage, &self.shared.dir, base)?;
+        st.active_mut().mark_sealed();
         st.segments.push(segment);
         st.dir_dirty = true;
         Ok(())
@@ -801,8 +805,11 @@ impl LogShared {
         }
     }
 
-    /// Stops the log: later appends fail with `Closed`.
+    /// Stops the log: later appends fail with `Closed`. Index entries still
+    /// in memory are written, so the next open need not scan for them.
     pub fn close(&self) {
-        lock(&self.state).closed = true;
+        let mut st = lock(&self.state);
+        st.closed = true;
+        st.active_mut().flush_indexes();
     }
 }

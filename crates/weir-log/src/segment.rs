@@ -96,11 +96,21 @@ pub(crate) struct Index {
     /// Entries, when the segment is active.
     memory: Option<Vec<IndexEntry>>,
     n_entries: u64,
+    /// Entries written to the file; the rest are only in `memory`.
+    n_written: u64,
     /// File bytes reserved ahead of the entries (active segment only), so
     /// appending an entry does not grow the file: growing it would add the
     /// index's inode to the journal commit of every data sync.
     allocated: u64,
 }
+
+/// The active segment's index entries are written to their files this many
+/// at a time, or once they cover this many bytes of data (and on seal and
+/// close): a small write per append would cost more than the append's own
+/// write, and after a crash the scan from the last entry on disk covers the
+/// rest, so these bound what recovery reads.
+const INDEX_FLUSH_ENTRIES: u64 = 256;
+const INDEX_FLUSH_DATA_BYTES: u64 = 4 * 1024 * 1024;
 
 /// How far ahead index files are reserved, per step.
 const INDEX_PREALLOCATE_BYTES: u64 = 256 * 1024;
@@ -157,18 +167,48 @@ impl Index {
             .and_then(|()| self.file.write_all_at(&bytes, 0))
             .map_err(LogError::io("rewrite", &self.path))?;
         self.n_entries = entries.len() as u64;
+        self.n_written = self.n_entries;
         self.allocated = bytes.len() as u64;
         Ok(())
     }
 
+    /// Adds an entry: to memory for the active segment (the segment decides
+    /// when to write them, see [`Segment::on_append`]), to the file for a
+    /// sealed one.
     fn push(&mut self, e: IndexEntry) {
-        let pos = self.n_entries * self.kind.entry_bytes() as u64;
-        let end = pos + self.kind.entry_bytes() as u64;
-        // The index is a hint: a failed write is repaired at the next open, so
-        // it must not fail an append whose data is already written. Trailing
-        // reserved space reads as zeros, which no valid entry is.
+        self.n_entries += 1;
+        match &mut self.memory {
+            Some(memory) => memory.push(e),
+            None => self.flush_entries(&self.kind.encode(e)),
+        }
+    }
+
+    /// The last entry written to the file, if any (active segment).
+    fn last_written(&self) -> Option<IndexEntry> {
+        let memory = self.memory.as_ref()?;
+        self.n_written.checked_sub(1).map(|i| memory[i as usize])
+    }
+
+    /// Writes the entries not yet in the file.
+    fn flush(&mut self) {
+        let Some(memory) = &self.memory else { return };
+        let pending = &memory[self.n_written as usize..self.n_entries as usize];
+        if pending.is_empty() {
+            return;
+        }
+        let bytes: Vec<u8> = pending.iter().flat_map(|e| self.kind.encode(*e)).collect();
+        self.flush_entries(&bytes);
+    }
+
+    /// Writes encoded entries after the last written one. The index is a
+    /// hint: a failed write is repaired at the next open, so it must not
+    /// fail an append whose data is already written. Reserved space after
+    /// the entries reads as zeros, which no valid entry is.
+    fn flush_entries(&mut self, bytes: &[u8]) {
+        let pos = self.n_written * self.kind.entry_bytes() as u64;
+        let end = pos + bytes.len() as u64;
         if end > self.allocated {
-            let target = self.allocated + INDEX_PREALLOCATE_BYTES;
+            let target = end.max(self.allocated + INDEX_PREALLOCATE_BYTES);
             match self.file.preallocate(self.allocated, target) {
                 Ok(()) => self.allocated = target,
                 Err(err) => {
@@ -176,13 +216,10 @@ impl Index {
                 }
             }
         }
-        if let Err(err) = self.file.write_all_at(&self.kind.encode(e), pos) {
+        if let Err(err) = self.file.write_all_at(bytes, pos) {
             tracing::warn!(path = %self.path.display(), %err, "index write failed; it will be rebuilt on open");
         }
-        self.n_entries += 1;
-        if let Some(memory) = &mut self.memory {
-            memory.push(e);
-        }
+        self.n_written = self.n_entries;
     }
 
     fn last(&self) -> Result<Option<IndexEntry>> {
@@ -357,6 +394,7 @@ impl Segment {
                 path: index_path,
                 memory: Some(Vec::new()),
                 n_entries: 0,
+                n_written: 0,
                 allocated: 0,
             },
             time_index: Index {
@@ -365,6 +403,7 @@ impl Segment {
                 path: time_path,
                 memory: Some(Vec::new()),
                 n_entries: 0,
+                n_written: 0,
                 allocated: 0,
             },
             size: 0,
@@ -405,6 +444,7 @@ impl Segment {
                 path: index_path,
                 memory: None,
                 n_entries: 0,
+                n_written: 0,
                 allocated: 0,
             },
             time_index: Index {
@@ -413,6 +453,7 @@ impl Segment {
                 path: time_path,
                 memory: None,
                 n_entries: 0,
+                n_written: 0,
                 allocated: 0,
             },
             size: file_len,
@@ -451,6 +492,7 @@ impl Segment {
                 return Ok(false);
             }
             index.n_entries = len / entry_bytes;
+            index.n_written = index.n_entries;
             index.allocated = len;
         }
         let entries = |index: &Index| -> Result<Option<(IndexEntry, IndexEntry)>> {
@@ -673,10 +715,24 @@ impl Segment {
             self.size = pos + last.end as u64;
         }
         self.first_append_ms.get_or_insert(append_ms);
+        let pending = self.offset_index.n_entries - self.offset_index.n_written;
+        let written_pos = self
+            .offset_index
+            .last_written()
+            .map_or(0, |e| u64::from(e.value));
+        if pending >= INDEX_FLUSH_ENTRIES
+            || (pending > 0 && self.size - written_pos >= INDEX_FLUSH_DATA_BYTES)
+        {
+            self.flush_indexes();
+        }
     }
 
-    /// Seals the active segment: a final time index entry, the file cut to
-    /// its data, and data and indexes synced, so it is trusted on open.
+    /// Makes the active segment fit to be sealed: a final time index entry,
+    /// both indexes rewritten whole from memory (so no failed or pending
+    /// write leaves a hole), the data file cut to its data, and all three
+    /// synced. It stays the active segment (entries in memory) until
+    /// [`Segment::mark_sealed`]: if the next segment cannot be created, the
+    /// log goes on appending here.
     pub fn seal(&mut self) -> Result<()> {
         let last_ts = self.time_index.last()?.map_or(-1, |e| e.key);
         if self.max_timestamp > last_ts {
@@ -685,18 +741,18 @@ impl Segment {
                 value: (self.next_offset - 1 - self.base_offset).max(0) as u32,
             });
         }
+        for index in [&mut self.offset_index, &mut self.time_index] {
+            let entries = index
+                .memory
+                .clone()
+                .expect("only the active segment is sealed");
+            index.rewrite(&entries)?;
+        }
         self.data
             .set_len(self.size)
             .map_err(LogError::io("truncate", &self.data_path))?;
         self.allocated = self.size;
-        for index in [&mut self.offset_index, &mut self.time_index] {
-            let len = index.n_entries * index.kind.entry_bytes() as u64;
-            index
-                .file
-                .set_len(len)
-                .map_err(LogError::io("truncate", &index.path))?;
-            index.allocated = len;
-        }
+        self.zeroed_end = self.size;
         for (file, path) in [
             (&self.data, &self.data_path),
             (&self.offset_index.file, &self.offset_index.path),
@@ -707,9 +763,20 @@ impl Segment {
                 source,
             })?;
         }
+        Ok(())
+    }
+
+    /// Drops the in-memory index entries of a sealed segment: from now on
+    /// its indexes are searched in their files.
+    pub fn mark_sealed(&mut self) {
         self.offset_index.memory = None;
         self.time_index.memory = None;
-        Ok(())
+    }
+
+    /// Writes index entries gathered in memory to their files (on close).
+    pub fn flush_indexes(&mut self) {
+        self.offset_index.flush();
+        self.time_index.flush();
     }
 
     /// What a reader needs, to use outside the log's lock. A sealed
