@@ -7,6 +7,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::changes::Changes;
 use crate::config::{Clock, DirConfig, LogConfig, SystemClock};
 use crate::error::{LogError, Result};
 use crate::log::{Log, RetentionOutcome};
@@ -227,6 +228,76 @@ impl DataDir {
         logs.into_iter()
             .map(|log| (log.name().to_owned(), log.enforce_retention()))
             .collect()
+    }
+
+    /// Replaces the small metadata file `name` (which starts with a dot, so
+    /// it never looks like a log) durably and atomically: a temporary file
+    /// is written and synced, renamed over the old one, and the directory
+    /// synced. A crash leaves the old contents or the new, never a mix.
+    pub fn write_meta(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.meta_path(name)?;
+        let tmp = self.shared.root.join(format!("{name}.tmp"));
+        let storage = &self.shared.storage;
+        let file = storage
+            .open(&tmp, true)
+            .map_err(LogError::io("create", &tmp))?;
+        file.set_len(0)
+            .and_then(|()| file.write_all_at(bytes, 0))
+            .map_err(LogError::io("write", &tmp))?;
+        file.sync_data().map_err(|source| LogError::SyncFailed {
+            path: tmp.clone(),
+            source,
+        })?;
+        storage
+            .rename(&tmp, &path)
+            .map_err(LogError::io("rename", &tmp))?;
+        let root = &self.shared.root;
+        storage
+            .sync_dir(root)
+            .map_err(|source| LogError::SyncFailed {
+                path: root.clone(),
+                source,
+            })
+    }
+
+    /// The contents of metadata file `name`, or `None` if it was never
+    /// written.
+    pub fn read_meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.meta_path(name)?;
+        let storage = &self.shared.storage;
+        if !storage.exists(&path) {
+            return Ok(None);
+        }
+        let file = storage
+            .open(&path, false)
+            .map_err(LogError::io("open", &path))?;
+        let len = file.len().map_err(LogError::io("stat", &path))?;
+        let mut bytes = vec![0; len as usize];
+        let n = file
+            .read_at(&mut bytes, 0)
+            .map_err(LogError::io("read", &path))?;
+        bytes.truncate(n);
+        Ok(Some(bytes))
+    }
+
+    fn meta_path(&self, name: &str) -> Result<PathBuf> {
+        let valid = name.len() > 1
+            && name.starts_with('.')
+            && name != LOCK_FILE
+            && validate_log_name(&name[1..]).is_ok();
+        if !valid {
+            return Err(LogError::InvalidName {
+                name: name.to_owned(),
+                reason: "a metadata file name is a dot and a valid log name",
+            });
+        }
+        Ok(self.shared.root.join(name))
+    }
+
+    /// The signal that some log's high watermark advanced: read its epoch,
+    /// read the logs, and if nothing was new, await `changed(epoch)`.
+    pub fn changes(&self) -> Arc<Changes> {
+        self.shared.sched.changes.clone()
     }
 
     /// Work done by the sync scheduler so far.

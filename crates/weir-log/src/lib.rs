@@ -33,6 +33,7 @@
 //! ```
 
 pub mod batch;
+mod changes;
 mod config;
 mod dir;
 mod error;
@@ -42,6 +43,7 @@ pub mod sim;
 mod storage;
 mod sync;
 
+pub use changes::{Changed, Changes};
 pub use config::{
     BATCH_BYTES_LIMIT, Clock, DirConfig, FsyncPolicy, LogConfig, ManualClock, SEGMENT_BYTES_LIMIT,
     SEGMENT_BYTES_MIN, SystemClock,

@@ -317,6 +317,10 @@ impl Log {
         if config.fsync != FsyncPolicy::Never {
             self.shared.sched.mark_dirty(&self.shared);
         }
+        if config.fsync != FsyncPolicy::Always {
+            // Visible at once under these policies.
+            self.shared.sched.changes.advance();
+        }
         let info = AppendInfo {
             base_offset,
             last_offset: next - 1,

@@ -12,6 +12,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+use crate::changes::Changes;
 use crate::config::Clock;
 use crate::error::Result;
 use crate::log::LogShared;
@@ -35,6 +36,8 @@ struct SchedState {
 #[derive(Debug)]
 pub(crate) struct SyncScheduler {
     clock: Arc<dyn Clock>,
+    /// Moved whenever a round makes records durable (and so visible).
+    pub changes: Arc<Changes>,
     state: Mutex<SchedState>,
     round_done: Condvar,
     rounds: AtomicU64,
@@ -46,6 +49,7 @@ impl SyncScheduler {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         Self {
             clock,
+            changes: Arc::default(),
             state: Mutex::default(),
             round_done: Condvar::new(),
             rounds: AtomicU64::new(0),
@@ -163,6 +167,7 @@ impl SyncScheduler {
             }
         }
         self.rounds.fetch_add(1, Ordering::Relaxed);
+        self.changes.advance();
 
         let mut st = self.lock();
         st.round_running = false;

@@ -640,3 +640,35 @@ fn a_full_disk_fails_appends_cleanly_and_loses_nothing() {
     let dir = open_sim(&disk, &clock);
     check(&dir.open_log("t-0", config).unwrap());
 }
+
+#[test]
+fn metadata_files_are_replaced_atomically() {
+    let (disk, clock) = (SimStorage::new(), ManualClock::new(0));
+    let dir = open_sim(&disk, &clock);
+    assert_eq!(dir.read_meta(".topics").unwrap(), None);
+    dir.write_meta(".topics", b"first").unwrap();
+    dir.write_meta(".topics", b"second, longer").unwrap();
+    assert_eq!(
+        dir.read_meta(".topics").unwrap().as_deref(),
+        Some(&b"second, longer"[..])
+    );
+    assert!(matches!(
+        dir.write_meta("topics", b"x"),
+        Err(LogError::InvalidName { .. })
+    ));
+    assert!(matches!(
+        dir.write_meta(".lock", b"x"),
+        Err(LogError::InvalidName { .. })
+    ));
+    assert_eq!(dir.list_logs().unwrap(), Vec::<String>::new());
+    // Whatever a crash keeps, it is one of the versions written whole.
+    dir.write_meta(".topics", b"third").unwrap();
+    for seed in 0..20 {
+        let after = disk.crash(seed);
+        let reopened = open_sim(&after, &clock);
+        assert_eq!(
+            reopened.read_meta(".topics").unwrap().as_deref(),
+            Some(&b"third"[..])
+        );
+    }
+}

@@ -1,0 +1,77 @@
+//! A data-directory-wide signal that some log's high watermark advanced, so
+//! readers that found nothing new (a Kafka fetch long-poll, a live
+//! subscription) can wait without polling, whatever runtime they run on.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+/// An epoch that moves every time any log of the data directory makes new
+/// records visible. Waiters remember the epoch they saw before reading and
+/// wait for it to move.
+#[derive(Debug, Default)]
+pub struct Changes {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    epoch: u64,
+    /// Wakers of pending futures; all are woken (and dropped) on each move,
+    /// so the list holds at most one entry per poll since the last move.
+    wakers: Vec<Waker>,
+}
+
+impl Changes {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current epoch: read it before reading the logs.
+    pub fn epoch(&self) -> u64 {
+        self.lock().epoch
+    }
+
+    /// Records that new records became visible somewhere.
+    pub(crate) fn advance(&self) {
+        let wakers = {
+            let mut st = self.lock();
+            st.epoch += 1;
+            std::mem::take(&mut st.wakers)
+        };
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    /// Resolves once the epoch differs from `seen`.
+    pub fn changed(self: &Arc<Self>, seen: u64) -> Changed {
+        Changed {
+            changes: self.clone(),
+            seen,
+        }
+    }
+}
+
+/// The future of [`Changes::changed`].
+#[derive(Debug)]
+pub struct Changed {
+    changes: Arc<Changes>,
+    seen: u64,
+}
+
+impl Future for Changed {
+    type Output = u64;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
+        let mut st = self.changes.lock();
+        if st.epoch != self.seen {
+            return Poll::Ready(st.epoch);
+        }
+        if !st.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            st.wakers.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
