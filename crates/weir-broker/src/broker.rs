@@ -1,0 +1,626 @@
+//! The broker: a registry of topics whose partitions are logs of one data
+//! directory, persisted in the directory's `.topics` metadata file.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+use weir_log::{AppendInfo, DataDir, FsyncPolicy, Log};
+
+use crate::config::TopicConfig;
+use crate::error::{BrokerError, produce_error};
+
+const REGISTRY_FILE: &str = ".topics";
+/// Longest topic name, as in Kafka (a partition's log name adds `-N`).
+pub const TOPIC_NAME_BYTES_MAX: usize = 238;
+
+/// Broker-wide settings and limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerConfig {
+    /// Whether a Metadata request that allows it may create topics.
+    pub auto_create_topics: bool,
+    /// Partitions of auto-created topics and of `CreateTopics` with -1.
+    pub default_partitions: u32,
+    /// Most partitions one topic may have.
+    pub partitions_max: u32,
+    /// Most topics the broker holds.
+    pub topics_max: usize,
+    /// Sync policy of every partition log.
+    pub fsync: FsyncPolicy,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            auto_create_topics: true,
+            default_partitions: 1,
+            partitions_max: 1024,
+            topics_max: 10_000,
+            fsync: FsyncPolicy::Always,
+        }
+    }
+}
+
+/// One topic: its partitions' logs and its config.
+#[derive(Debug)]
+pub struct Topic {
+    pub name: String,
+    /// A random id, as Kafka gives topics (KIP-516).
+    pub id: u128,
+    /// Internal topics (names starting with `__`) are written only by Weir.
+    pub internal: bool,
+    partitions: RwLock<Vec<Log>>,
+    config: RwLock<TopicConfig>,
+}
+
+impl Topic {
+    pub fn partition_count(&self) -> usize {
+        read(&self.partitions).len()
+    }
+
+    pub fn partition(&self, partition: i32) -> Result<Log, BrokerError> {
+        usize::try_from(partition)
+            .ok()
+            .and_then(|p| read(&self.partitions).get(p).cloned())
+            .ok_or_else(|| BrokerError::UnknownPartition {
+                topic: self.name.clone(),
+                partition,
+            })
+    }
+
+    pub fn config(&self) -> TopicConfig {
+        read(&self.config).clone()
+    }
+}
+
+/// The broker's persisted view of a topic.
+#[derive(Debug, Serialize, Deserialize)]
+struct TopicRecord {
+    name: String,
+    id: String,
+    partitions: u32,
+    configs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Registry {
+    version: u32,
+    topics: Vec<TopicRecord>,
+}
+
+/// Topics and partitions over one data directory. Owns no sockets and no
+/// runtime: calls block on disk I/O (appends wait for their sync).
+#[derive(Debug)]
+pub struct Broker {
+    dir: DataDir,
+    config: BrokerConfig,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Serializes changes to the registry (create, delete, alter).
+    admin: Mutex<()>,
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}
+
+fn log_name(topic: &str, partition: u32) -> String {
+    format!("{topic}-{partition}")
+}
+
+/// Checks a topic name as Kafka does: `[A-Za-z0-9._-]`, at most 238 bytes,
+/// not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), BrokerError> {
+    let bad = |reason| {
+        Err(BrokerError::InvalidTopic {
+            topic: name.to_owned(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("empty");
+    }
+    if name.len() > TOPIC_NAME_BYTES_MAX {
+        return bad("longer than 238 bytes");
+    }
+    if name == "." || name == ".." {
+        return bad("'.' and '..' are not topic names");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return bad("only ASCII letters, digits, '.', '_' and '-' are allowed");
+    }
+    if name.starts_with('.') {
+        // A leading dot would name a hidden directory, where Weir keeps its
+        // own files.
+        return bad("may not start with a dot");
+    }
+    Ok(())
+}
+
+fn new_topic_id(name: &str) -> u128 {
+    use std::hash::{BuildHasher, Hasher};
+    // Two independently seeded hashes of the name and the clock: unique
+    // enough for ids that only need to tell topics of the same name apart
+    // across deletions.
+    let state = std::collections::hash_map::RandomState::new();
+    let mut id = 0u128;
+    for _ in 0..2 {
+        let mut h = state.build_hasher();
+        h.write(name.as_bytes());
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        h.write_u128(id);
+        id = (id << 64) | u128::from(h.finish());
+    }
+    id
+}
+
+impl Broker {
+    /// Opens the broker over `dir`: loads the topic registry, opens (and
+    /// recovers) every partition log, and deletes logs no topic owns (left
+    /// by a crash in the middle of creating or deleting a topic).
+    pub fn open(dir: DataDir, config: BrokerConfig) -> Result<Self, BrokerError> {
+        let registry = match dir.read_meta(REGISTRY_FILE)? {
+            None => Registry {
+                version: 1,
+                topics: Vec::new(),
+            },
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| BrokerError::Registry {
+                reason: e.to_string(),
+            })?,
+        };
+        let mut topics = BTreeMap::new();
+        let mut owned = std::collections::HashSet::new();
+        for record in registry.topics {
+            let topic_config = TopicConfig::from_pairs(
+                record.configs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            )?;
+            let log_config = topic_config.log_config(config.fsync);
+            let mut partitions = Vec::with_capacity(record.partitions as usize);
+            for p in 0..record.partitions {
+                let name = log_name(&record.name, p);
+                partitions.push(dir.open_log(&name, log_config.clone())?);
+                owned.insert(name);
+            }
+            let id = u128::from_str_radix(&record.id, 16).map_err(|e| BrokerError::Registry {
+                reason: e.to_string(),
+            })?;
+            let topic = Topic {
+                internal: record.name.starts_with("__"),
+                name: record.name.clone(),
+                id,
+                partitions: RwLock::new(partitions),
+                config: RwLock::new(topic_config),
+            };
+            topics.insert(record.name, Arc::new(topic));
+        }
+        for name in dir.list_logs()? {
+            if !owned.contains(&name) {
+                tracing::warn!(log = %name, "deleting a log no topic owns");
+                dir.delete_log(&name)?;
+            }
+        }
+        Ok(Self {
+            dir,
+            config,
+            topics: RwLock::new(topics),
+            admin: Mutex::new(()),
+        })
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    pub fn data_dir(&self) -> &DataDir {
+        &self.dir
+    }
+
+    /// All topics, by name.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        read(&self.topics).values().cloned().collect()
+    }
+
+    pub fn topic(&self, name: &str) -> Result<Arc<Topic>, BrokerError> {
+        read(&self.topics)
+            .get(name)
+            .cloned()
+            .ok_or_else(|| BrokerError::UnknownTopic {
+                topic: name.to_owned(),
+            })
+    }
+
+    /// The log of one partition.
+    pub fn partition(&self, topic: &str, partition: i32) -> Result<Log, BrokerError> {
+        self.topic(topic)?.partition(partition)
+    }
+
+    fn persist(&self, topics: &BTreeMap<String, Arc<Topic>>) -> Result<(), BrokerError> {
+        let registry = Registry {
+            version: 1,
+            topics: topics
+                .values()
+                .map(|t| TopicRecord {
+                    name: t.name.clone(),
+                    id: format!("{:032x}", t.id),
+                    partitions: t.partition_count() as u32,
+                    configs: t.config().overrides().clone(),
+                })
+                .collect(),
+        };
+        let bytes = serde_json::to_vec_pretty(&registry).map_err(|e| BrokerError::Registry {
+            reason: e.to_string(),
+        })?;
+        self.dir.write_meta(REGISTRY_FILE, &bytes)?;
+        Ok(())
+    }
+
+    fn check_partitions(&self, topic: &str, count: i64) -> Result<u32, BrokerError> {
+        let bad = |reason: String| BrokerError::InvalidPartitions {
+            topic: topic.to_owned(),
+            count,
+            reason,
+        };
+        let count = if count == -1 {
+            i64::from(self.config.default_partitions)
+        } else {
+            count
+        };
+        if count < 1 {
+            return Err(bad("must be at least 1".into()));
+        }
+        if count > i64::from(self.config.partitions_max) {
+            return Err(bad(format!(
+                "over partitions_max {}",
+                self.config.partitions_max
+            )));
+        }
+        Ok(count as u32)
+    }
+
+    /// Creates a topic. `partitions` -1 means the broker's default;
+    /// `replication_factor` must be 1 or -1 (one copy). With `validate_only`
+    /// everything is checked and nothing created.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i64,
+        replication_factor: i16,
+        configs: &[(&str, &str)],
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, BrokerError> {
+        validate_topic_name(name)?;
+        if name.starts_with("__") {
+            return Err(BrokerError::InvalidTopic {
+                topic: name.to_owned(),
+                reason: "names starting with '__' are reserved for internal topics",
+            });
+        }
+        self.create(name, partitions, replication_factor, configs, validate_only)
+    }
+
+    /// Creates an internal topic (a name starting with `__`), as Weir's own
+    /// components do. Returns the existing one if it is there.
+    pub fn ensure_internal_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        configs: &[(&str, &str)],
+    ) -> Result<Arc<Topic>, BrokerError> {
+        validate_topic_name(name)?;
+        if !name.starts_with("__") {
+            return Err(BrokerError::InvalidTopic {
+                topic: name.to_owned(),
+                reason: "internal topic names start with '__'",
+            });
+        }
+        match self.topic(name) {
+            Ok(topic) => Ok(topic),
+            Err(_) => self.create(name, i64::from(partitions), 1, configs, false),
+        }
+    }
+
+    fn create(
+        &self,
+        name: &str,
+        partitions: i64,
+        replication_factor: i16,
+        configs: &[(&str, &str)],
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, BrokerError> {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        if replication_factor != 1 && replication_factor != -1 {
+            return Err(BrokerError::InvalidReplicationFactor {
+                factor: replication_factor,
+            });
+        }
+        let count = self.check_partitions(name, partitions)?;
+        let topic_config = TopicConfig::from_pairs(configs.iter().copied())?;
+        {
+            let topics = read(&self.topics);
+            if topics.contains_key(name) {
+                return Err(BrokerError::TopicAlreadyExists {
+                    topic: name.to_owned(),
+                });
+            }
+            if topics.len() >= self.config.topics_max {
+                return Err(BrokerError::PolicyViolation {
+                    reason: format!(
+                        "the broker holds topics_max {} topics already",
+                        self.config.topics_max
+                    ),
+                });
+            }
+        }
+        let log_config = topic_config.log_config(self.config.fsync);
+        log_config.validate()?;
+        let topic = Arc::new(Topic {
+            name: name.to_owned(),
+            id: new_topic_id(name),
+            internal: name.starts_with("__"),
+            partitions: RwLock::new(Vec::new()),
+            config: RwLock::new(topic_config),
+        });
+        if validate_only {
+            return Ok(topic);
+        }
+        // Logs first, then the registry: a crash in between leaves logs no
+        // topic owns, which the next open deletes.
+        {
+            let mut logs = write(&topic.partitions);
+            for p in 0..count {
+                logs.push(self.dir.open_log(&log_name(name, p), log_config.clone())?);
+            }
+        }
+        let mut topics = write(&self.topics);
+        topics.insert(name.to_owned(), topic.clone());
+        if let Err(e) = self.persist(&topics) {
+            topics.remove(name);
+            return Err(e);
+        }
+        tracing::info!(topic = name, partitions = count, "created topic");
+        Ok(topic)
+    }
+
+    /// Deletes a topic and all its data.
+    pub fn delete_topic(&self, name: &str) -> Result<(), BrokerError> {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let topic = self.topic(name)?;
+        if topic.internal {
+            return Err(BrokerError::PolicyViolation {
+                reason: format!("internal topic {name:?} cannot be deleted"),
+            });
+        }
+        // Registry first, then the logs: a crash in between leaves logs no
+        // topic owns, which the next open deletes.
+        {
+            let mut topics = write(&self.topics);
+            topics.remove(name);
+            if let Err(e) = self.persist(&topics) {
+                topics.insert(name.to_owned(), topic);
+                return Err(e);
+            }
+        }
+        for p in 0..topic.partition_count() {
+            self.dir.delete_log(&log_name(name, p as u32))?;
+        }
+        tracing::info!(topic = name, "deleted topic");
+        Ok(())
+    }
+
+    /// Grows a topic to `count` partitions (never shrinks, as in Kafka).
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        count: i64,
+        validate_only: bool,
+    ) -> Result<(), BrokerError> {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let topic = self.topic(name)?;
+        if topic.internal {
+            return Err(BrokerError::PolicyViolation {
+                reason: format!("internal topic {name:?} cannot be repartitioned"),
+            });
+        }
+        let current = topic.partition_count() as i64;
+        if count <= current {
+            return Err(BrokerError::InvalidPartitions {
+                topic: name.to_owned(),
+                count,
+                reason: format!("the topic has {current} partitions; the count can only grow"),
+            });
+        }
+        let count = self.check_partitions(name, count)?;
+        if validate_only {
+            return Ok(());
+        }
+        let log_config = topic.config().log_config(self.config.fsync);
+        {
+            let mut logs = write(&topic.partitions);
+            for p in logs.len() as u32..count {
+                logs.push(self.dir.open_log(&log_name(name, p), log_config.clone())?);
+            }
+        }
+        self.persist(&read(&self.topics))
+    }
+
+    /// Applies config changes (`None` resets a key to its default) to a
+    /// topic, all or nothing.
+    pub fn alter_topic_config(
+        &self,
+        name: &str,
+        changes: &[(&str, Option<&str>)],
+        validate_only: bool,
+    ) -> Result<(), BrokerError> {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let topic = self.topic(name)?;
+        if topic.internal {
+            return Err(BrokerError::PolicyViolation {
+                reason: format!("internal topic {name:?} cannot be altered"),
+            });
+        }
+        let mut config = topic.config();
+        for (key, value) in changes {
+            config.set(key, *value)?;
+        }
+        config.check_consistent()?;
+        let log_config = config.log_config(self.config.fsync);
+        log_config.validate()?;
+        if validate_only {
+            return Ok(());
+        }
+        let previous = std::mem::replace(&mut *write(&topic.config), config);
+        if let Err(e) = self.persist(&read(&self.topics)) {
+            *write(&topic.config) = previous;
+            return Err(e);
+        }
+        for log in read(&topic.partitions).iter() {
+            log.set_config(log_config.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Appends a producer's batches to a partition, returning where they
+    /// landed once durable (under the broker's fsync policy). Internal
+    /// topics refuse clients' writes.
+    pub fn produce(
+        &self,
+        topic: &str,
+        partition: i32,
+        batches: &mut [u8],
+    ) -> Result<AppendInfo, BrokerError> {
+        let t = self.topic(topic)?;
+        if t.internal {
+            return Err(BrokerError::InvalidTopic {
+                topic: topic.to_owned(),
+                reason: "internal topics are written only by Weir",
+            });
+        }
+        let log = t.partition(partition)?;
+        log.append(batches).map_err(|e| produce_error(topic, e))
+    }
+
+    /// Runs retention on every partition; returns how many segments went.
+    pub fn enforce_retention(&self) -> usize {
+        self.dir
+            .enforce_retention()
+            .into_iter()
+            .map(|(log, outcome)| match outcome {
+                Ok(o) => o.segments_deleted,
+                Err(e) => {
+                    tracing::warn!(%log, %e, "retention failed");
+                    0
+                }
+            })
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_log::DirConfig;
+
+    fn open(path: &std::path::Path) -> Broker {
+        Broker::open(
+            DataDir::open(path, DirConfig::default()).unwrap(),
+            BrokerConfig::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn topics_survive_restarts_with_their_configs() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let broker = open(tmp.path());
+            broker
+                .create_topic("orders", 3, -1, &[("retention.ms", "60000")], false)
+                .unwrap();
+            broker.create_topic("doomed", 1, 1, &[], false).unwrap();
+            broker.delete_topic("doomed").unwrap();
+            broker.create_partitions("orders", 4, false).unwrap();
+        }
+        let broker = open(tmp.path());
+        let names: Vec<_> = broker.topics().iter().map(|t| t.name.clone()).collect();
+        assert_eq!(names, vec!["orders".to_string()]);
+        let orders = broker.topic("orders").unwrap();
+        assert_eq!(orders.partition_count(), 4);
+        assert_eq!(
+            orders
+                .config()
+                .overrides()
+                .get("retention.ms")
+                .map(String::as_str),
+            Some("60000")
+        );
+        assert_eq!(broker.data_dir().list_logs().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn bad_requests_get_named_errors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let broker = open(tmp.path());
+        broker.create_topic("t", 1, 1, &[], false).unwrap();
+        assert!(matches!(
+            broker.create_topic("t", 1, 1, &[], false),
+            Err(BrokerError::TopicAlreadyExists { .. })
+        ));
+        assert!(matches!(
+            broker.create_topic("bad name", 1, 1, &[], false),
+            Err(BrokerError::InvalidTopic { .. })
+        ));
+        assert!(matches!(
+            broker.create_topic("__mine", 1, 1, &[], false),
+            Err(BrokerError::InvalidTopic { .. })
+        ));
+        assert!(matches!(
+            broker.create_topic("u", 0, 1, &[], false),
+            Err(BrokerError::InvalidPartitions { .. })
+        ));
+        assert!(matches!(
+            broker.create_topic("u", 5000, 1, &[], false),
+            Err(BrokerError::InvalidPartitions { .. })
+        ));
+        assert!(matches!(
+            broker.create_topic("u", 1, 3, &[], false),
+            Err(BrokerError::InvalidReplicationFactor { factor: 3 })
+        ));
+        assert!(matches!(
+            broker.create_partitions("t", 1, false),
+            Err(BrokerError::InvalidPartitions { .. })
+        ));
+        assert!(matches!(
+            broker.produce("t", 1, &mut []),
+            Err(BrokerError::UnknownPartition { .. })
+        ));
+        assert!(matches!(
+            broker.produce("nope", 0, &mut []),
+            Err(BrokerError::UnknownTopic { .. })
+        ));
+        let internal = broker
+            .ensure_internal_topic("__weir_events", 1, &[])
+            .unwrap();
+        assert!(internal.internal);
+        assert!(matches!(
+            broker.delete_topic("__weir_events"),
+            Err(BrokerError::PolicyViolation { .. })
+        ));
+        assert!(matches!(
+            broker.produce("__weir_events", 0, &mut []),
+            Err(BrokerError::InvalidTopic { .. })
+        ));
+        // validate_only creates nothing.
+        broker.create_topic("dry", 2, 1, &[], true).unwrap();
+        assert!(broker.topic("dry").is_err());
+    }
+}

@@ -1,0 +1,67 @@
+//! Typed errors of the broker, each naming the offending topic, partition
+//! or value. The Kafka server maps them to Kafka error codes in one table.
+
+use weir_log::{BatchError, LogError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("unknown topic {topic:?}")]
+    UnknownTopic { topic: String },
+    #[error("topic {topic:?} has no partition {partition}")]
+    UnknownPartition { topic: String, partition: i32 },
+    #[error("topic {topic:?} already exists")]
+    TopicAlreadyExists { topic: String },
+    #[error("invalid topic name {topic:?}: {reason}")]
+    InvalidTopic { topic: String, reason: &'static str },
+    #[error("invalid partition count {count} for topic {topic:?}: {reason}")]
+    InvalidPartitions {
+        topic: String,
+        count: i64,
+        reason: String,
+    },
+    #[error("invalid replication factor {factor}: this broker keeps one copy (use 1 or -1)")]
+    InvalidReplicationFactor { factor: i16 },
+    #[error("invalid config {key}={value:?}: {reason}")]
+    InvalidConfig {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("policy violation: {reason}")]
+    PolicyViolation { reason: String },
+    #[error("batch of {bytes} bytes is over max.message.bytes {bytes_max} of topic {topic:?}")]
+    MessageTooLarge {
+        topic: String,
+        bytes: usize,
+        bytes_max: usize,
+    },
+    #[error("corrupt batch for topic {topic:?}: {source}")]
+    CorruptMessage {
+        topic: String,
+        #[source]
+        source: BatchError,
+    },
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("the topic registry is unreadable: {reason}")]
+    Registry { reason: String },
+}
+
+/// Splits a log error on produce into what the producer did wrong and what
+/// went wrong on the broker.
+pub(crate) fn produce_error(topic: &str, err: LogError) -> BrokerError {
+    match err {
+        LogError::Batch(BatchError::TooLarge { bytes, bytes_max }) => {
+            BrokerError::MessageTooLarge {
+                topic: topic.to_owned(),
+                bytes,
+                bytes_max,
+            }
+        }
+        LogError::Batch(source) => BrokerError::CorruptMessage {
+            topic: topic.to_owned(),
+            source,
+        },
+        other => BrokerError::Log(other),
+    }
+}

@@ -1,0 +1,29 @@
+//! `weir-broker`: topics and partitions over `weir-log`, with Kafka's
+//! topic configs, limits and internal-topic rules. It owns no sockets and no
+//! runtime; the Kafka server (`weir-kafka`) and the HTTP API call into it.
+//!
+//! ```
+//! use weir_broker::{Broker, BrokerConfig};
+//! use weir_log::{DataDir, DirConfig, batch::BatchBuilder};
+//!
+//! let tmp = tempfile::tempdir()?;
+//! let broker = Broker::open(DataDir::open(tmp.path(), DirConfig::default())?, BrokerConfig::default())?;
+//! broker.create_topic("orders", 6, -1, &[("retention.ms", "86400000")], false)?;
+//!
+//! let key = b"order-42";
+//! let partition = weir_broker::partitioner::partition_for_key(key, 6) as i32;
+//! let mut batch = BatchBuilder::new(0);
+//! batch.push(0, Some(key), Some(b"placed"), &[]);
+//! let info = broker.produce("orders", partition, &mut batch.build())?;
+//! assert_eq!(info.base_offset, 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod broker;
+mod config;
+mod error;
+pub mod partitioner;
+
+pub use broker::{Broker, BrokerConfig, TOPIC_NAME_BYTES_MAX, Topic, validate_topic_name};
+pub use config::{ConfigEntry, TOPIC_CONFIG_KEYS, TopicConfig};
+pub use error::BrokerError;

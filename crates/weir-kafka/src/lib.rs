@@ -1,0 +1,1 @@
+//! Weir's Kafka wire-protocol server.
