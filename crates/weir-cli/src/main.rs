@@ -1,7 +1,9 @@
 //! The `weir` command: parses arguments and hands off to the library crates.
 //!
-//! Until `weir serve` exists, `weir log` works on a data directory directly
-//! (the server must not be running: the directory is locked).
+//! `weir serve` runs the server; `weir log` works on a data directory
+//! directly (while no server has it open: the directory is locked).
+
+mod serve;
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -24,6 +26,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the server: the embedded store and the Kafka listener.
+    Serve(serve::ServeArgs),
     /// Inspect and write partition logs in a data directory.
     #[command(subcommand)]
     Log(LogCommand),
@@ -73,13 +77,15 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match Cli::parse().command {
+        Command::Serve(args) => serve::run(args),
         Command::Log(cmd) => run_log(cmd),
     }
 }
 
-fn parse_fsync(s: &str) -> anyhow::Result<FsyncPolicy> {
+pub(crate) fn parse_fsync(s: &str) -> anyhow::Result<FsyncPolicy> {
     Ok(match s {
         "always" => FsyncPolicy::Always,
         "never" => FsyncPolicy::Never,

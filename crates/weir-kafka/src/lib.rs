@@ -1,1 +1,107 @@
-//! Weir's Kafka wire-protocol server.
+//! `weir-kafka`: the Kafka wire-protocol server. Frames come off a socket,
+//! are decoded with the `kafka-protocol` crate, handled by one module per
+//! API over `weir-broker`, and the responses encoded back. Only this crate
+//! knows Kafka's request and response types.
+//!
+//! [`run`] serves a bound listener until `shutdown` resolves, so tests bind
+//! port 0 and stop the server when they are done.
+
+mod apis;
+mod codes;
+mod conn;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use weir_broker::Broker;
+
+pub use codes::Code;
+
+/// Settings and limits of the Kafka listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Host and port clients are told to connect to (Metadata).
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    /// Most client connections at once; more wait to be accepted.
+    pub connections_max: usize,
+    /// Largest Produce request frame accepted.
+    pub request_bytes_max: usize,
+    /// Largest frame of any other request: they carry no records, and a
+    /// small cap bounds what the decoder may allocate from counts on the
+    /// wire.
+    pub admin_request_bytes_max: usize,
+    /// Longest a Fetch may wait for data, whatever it asks.
+    pub fetch_wait_ms_max: u64,
+    /// Broker node id reported to clients.
+    pub node_id: i32,
+    pub cluster_id: String,
+}
+
+impl ServerConfig {
+    /// Defaults for a listener at `addr`.
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            advertised_host: addr.ip().to_string(),
+            advertised_port: addr.port(),
+            connections_max: 1024,
+            request_bytes_max: 100 * 1024 * 1024,
+            admin_request_bytes_max: 1024 * 1024,
+            fetch_wait_ms_max: 30_000,
+            node_id: 0,
+            cluster_id: "weir-cluster".to_owned(),
+        }
+    }
+}
+
+/// What every connection shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub broker: Arc<Broker>,
+    pub config: ServerConfig,
+}
+
+/// Serves Kafka clients on `listener` until `shutdown` resolves; then stops
+/// accepting, lets each connection finish the request it is handling, and
+/// returns.
+pub async fn run(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    let limit = Arc::new(Semaphore::new(config.connections_max));
+    let shared = Arc::new(Shared { broker, config });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = limit.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+        };
+        let (socket, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(%e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let (shared, stop) = (shared.clone(), stop_rx.clone());
+        tasks.spawn(async move {
+            conn::serve(socket, peer, shared, stop).await;
+            drop(permit);
+        });
+        // Reap finished connections so the set does not grow.
+        while tasks.try_join_next().is_some() {}
+    }
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+}

@@ -1,0 +1,83 @@
+//! CreateTopics: each topic created (or, with `validate_only`, checked)
+//! on its own, with an error code and message per topic.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse};
+
+use super::{blocking, str_bytes, topic_name};
+use crate::Shared;
+use crate::codes::for_broker_error;
+use crate::conn::{ConnError, decode, encode};
+
+/// Kafka's config source codes (DescribeConfigs).
+const SOURCE_TOPIC: i8 = 1;
+const SOURCE_DEFAULT: i8 = 5;
+
+pub(crate) async fn handle(
+    version: i16,
+    body: Bytes,
+    shared: &Arc<Shared>,
+) -> Result<Bytes, ConnError> {
+    let request: CreateTopicsRequest = decode(ApiKey::CreateTopics, version, body)?;
+    let broker = shared.broker.clone();
+    let validate_only = request.validate_only;
+    let topics = blocking(move || {
+        request
+            .topics
+            .into_iter()
+            .map(|t| {
+                let name = t.name.0.to_string();
+                let configs: Vec<(String, String)> = t
+                    .configs
+                    .iter()
+                    .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
+                    .collect();
+                let pairs: Vec<(&str, &str)> = configs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let result = CreatableTopicResult::default().with_name(topic_name(&name));
+                let created = if t.assignments.is_empty() {
+                    broker.create_topic(&name, i64::from(t.num_partitions), t.replication_factor, &pairs, validate_only)
+                } else {
+                    Err(weir_broker::BrokerError::PolicyViolation {
+                        reason: "manual replica assignment is not supported: this broker holds every partition".into(),
+                    })
+                };
+                match created {
+                    Ok(topic) => {
+                        let configs = topic
+                            .config()
+                            .entries()
+                            .into_iter()
+                            .map(|e| {
+                                CreatableTopicConfigs::default()
+                                    .with_name(str_bytes(e.name))
+                                    .with_value(Some(str_bytes(&e.value)))
+                                    .with_config_source(if e.is_default { SOURCE_DEFAULT } else { SOURCE_TOPIC })
+                            })
+                            .collect();
+                        result
+                            .with_topic_id(uuid::Uuid::from_u128(topic.id))
+                            .with_num_partitions(topic.partition_count() as i32)
+                            .with_replication_factor(1)
+                            .with_configs(Some(configs))
+                    }
+                    Err(e) => result
+                        .with_error_code(for_broker_error(&e).code())
+                        .with_error_message(Some(str_bytes(&e.to_string())))
+                        .with_num_partitions(-1)
+                        .with_replication_factor(-1),
+                }
+            })
+            .collect()
+    })
+    .await;
+    encode(
+        ApiKey::CreateTopics,
+        version,
+        &CreateTopicsResponse::default().with_topics(topics),
+    )
+}

@@ -1,0 +1,66 @@
+//! DeleteTopics: each named topic deleted with all its data, with an error
+//! code per topic. Topics named by id alone are looked up by id.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{ApiKey, DeleteTopicsRequest, DeleteTopicsResponse};
+
+use super::{blocking, str_bytes, topic_name};
+use crate::Shared;
+use crate::codes::{Code, for_broker_error};
+use crate::conn::{ConnError, decode, encode};
+
+pub(crate) async fn handle(
+    version: i16,
+    body: Bytes,
+    shared: &Arc<Shared>,
+) -> Result<Bytes, ConnError> {
+    let request: DeleteTopicsRequest = decode(ApiKey::DeleteTopics, version, body)?;
+    let broker = shared.broker.clone();
+    // v6 names topics in `topics` (by name or id); earlier versions in
+    // `topic_names`.
+    let mut wanted: Vec<(Option<String>, uuid::Uuid)> = request
+        .topic_names
+        .iter()
+        .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
+        .collect();
+    wanted.extend(
+        request
+            .topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)),
+    );
+    let results = blocking(move || {
+        wanted
+            .into_iter()
+            .map(|(name, id)| {
+                let name = name.or_else(|| {
+                    broker
+                        .topics()
+                        .iter()
+                        .find(|t| uuid::Uuid::from_u128(t.id) == id)
+                        .map(|t| t.name.clone())
+                });
+                let result = DeletableTopicResult::default().with_topic_id(id);
+                let Some(name) = name else {
+                    return result.with_error_code(Code::UnknownTopicOrPartition.code());
+                };
+                let result = result.with_name(Some(topic_name(&name)));
+                match broker.delete_topic(&name) {
+                    Ok(()) => result,
+                    Err(e) => result
+                        .with_error_code(for_broker_error(&e).code())
+                        .with_error_message(Some(str_bytes(&e.to_string()))),
+                }
+            })
+            .collect()
+    })
+    .await;
+    encode(
+        ApiKey::DeleteTopics,
+        version,
+        &DeleteTopicsResponse::default().with_responses(results),
+    )
+}

@@ -1,0 +1,99 @@
+//! Metadata: the one broker (this node, also the controller), and topics
+//! with their partitions, creating requested topics when both the request
+//! and the broker allow it.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse};
+use weir_broker::{BrokerError, Topic};
+
+use super::{blocking, str_bytes, topic_name};
+use crate::Shared;
+use crate::codes::{Code, for_broker_error};
+use crate::conn::{ConnError, decode, encode};
+
+fn describe(topic: &Topic, node: i32) -> MetadataResponseTopic {
+    let partitions = (0..topic.partition_count() as i32)
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_partition_index(p)
+                .with_leader_id(BrokerId(node))
+                .with_leader_epoch(0)
+                .with_replica_nodes(vec![BrokerId(node)])
+                .with_isr_nodes(vec![BrokerId(node)])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(topic_name(&topic.name)))
+        .with_topic_id(uuid::Uuid::from_u128(topic.id))
+        .with_is_internal(topic.internal)
+        .with_partitions(partitions)
+}
+
+fn failed(name: &str, error: Code) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_name(Some(topic_name(name)))
+        .with_error_code(error.code())
+}
+
+pub(crate) async fn handle(
+    version: i16,
+    body: Bytes,
+    shared: &Arc<Shared>,
+) -> Result<Bytes, ConnError> {
+    let request: MetadataRequest = decode(ApiKey::Metadata, version, body)?;
+    // Before v4 every Metadata request may create topics.
+    let may_create = shared.broker.config().auto_create_topics
+        && (version < 4 || request.allow_auto_topic_creation);
+    let names: Option<Vec<String>> = request.topics.map(|topics| {
+        topics
+            .into_iter()
+            .filter_map(|t| t.name.map(|n| n.0.to_string()))
+            .collect()
+    });
+    let node = shared.config.node_id;
+    let broker = shared.broker.clone();
+    let topics = blocking(move || match names {
+        // Null (or, before v1, empty) asks for every topic.
+        None => broker.topics().iter().map(|t| describe(t, node)).collect(),
+        Some(names) if names.is_empty() && version == 0 => {
+            broker.topics().iter().map(|t| describe(t, node)).collect()
+        }
+        Some(names) => names
+            .iter()
+            .map(|name| match broker.topic(name) {
+                Ok(topic) => describe(&topic, node),
+                Err(_) if may_create => {
+                    let partitions = i64::from(broker.config().default_partitions);
+                    match broker.create_topic(name, partitions, -1, &[], false) {
+                        Ok(topic) => describe(&topic, node),
+                        // Created meanwhile by someone else.
+                        Err(BrokerError::TopicAlreadyExists { .. }) => match broker.topic(name) {
+                            Ok(topic) => describe(&topic, node),
+                            Err(e) => failed(name, for_broker_error(&e)),
+                        },
+                        Err(e) => failed(name, for_broker_error(&e)),
+                    }
+                }
+                Err(e) => failed(name, for_broker_error(&e)),
+            })
+            .collect(),
+    })
+    .await;
+    let config = &shared.config;
+    let response = MetadataResponse::default()
+        .with_brokers(vec![
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(node))
+                .with_host(str_bytes(&config.advertised_host))
+                .with_port(i32::from(config.advertised_port)),
+        ])
+        .with_cluster_id(Some(str_bytes(&config.cluster_id)))
+        .with_controller_id(BrokerId(node))
+        .with_topics(topics);
+    encode(ApiKey::Metadata, version, &response)
+}

@@ -1,0 +1,68 @@
+//! The one table from Weir's errors to Kafka error codes.
+
+use weir_broker::BrokerError;
+use weir_log::LogError;
+
+/// Kafka error codes Weir answers with (names as in Kafka's `Errors`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i16)]
+pub enum Code {
+    UnknownServerError = -1,
+    None = 0,
+    OffsetOutOfRange = 1,
+    CorruptMessage = 2,
+    UnknownTopicOrPartition = 3,
+    MessageTooLarge = 10,
+    InvalidTopicException = 17,
+    InvalidRequiredAcks = 21,
+    UnsupportedVersion = 35,
+    TopicAlreadyExists = 36,
+    InvalidPartitions = 37,
+    InvalidReplicationFactor = 38,
+    InvalidConfig = 40,
+    InvalidRequest = 42,
+    PolicyViolation = 44,
+    KafkaStorageError = 56,
+}
+
+impl Code {
+    pub fn code(self) -> i16 {
+        self as i16
+    }
+}
+
+/// The Kafka error code for a broker error.
+pub fn for_broker_error(err: &BrokerError) -> Code {
+    match err {
+        BrokerError::UnknownTopic { .. } | BrokerError::UnknownPartition { .. } => {
+            Code::UnknownTopicOrPartition
+        }
+        BrokerError::TopicAlreadyExists { .. } => Code::TopicAlreadyExists,
+        BrokerError::InvalidTopic { .. } => Code::InvalidTopicException,
+        BrokerError::InvalidPartitions { .. } => Code::InvalidPartitions,
+        BrokerError::InvalidReplicationFactor { .. } => Code::InvalidReplicationFactor,
+        BrokerError::InvalidConfig { .. } => Code::InvalidConfig,
+        BrokerError::PolicyViolation { .. } => Code::PolicyViolation,
+        BrokerError::MessageTooLarge { .. } => Code::MessageTooLarge,
+        BrokerError::CorruptMessage { .. } => Code::CorruptMessage,
+        BrokerError::Log(e) => for_log_error(e),
+        BrokerError::Registry { .. } => Code::UnknownServerError,
+    }
+}
+
+/// The Kafka error code for a log error met while serving a request.
+pub fn for_log_error(err: &LogError) -> Code {
+    match err {
+        LogError::OffsetOutOfRange { .. } => Code::OffsetOutOfRange,
+        LogError::Batch(_) => Code::CorruptMessage,
+        LogError::InvalidConfig { .. } => Code::InvalidConfig,
+        LogError::InvalidName { .. } => Code::InvalidTopicException,
+        LogError::Io { .. }
+        | LogError::ReadOnly { .. }
+        | LogError::SyncFailed { .. }
+        | LogError::CorruptSegment { .. }
+        | LogError::Closed { .. }
+        | LogError::Locked { .. }
+        | LogError::OffsetOverflow { .. } => Code::KafkaStorageError,
+    }
+}

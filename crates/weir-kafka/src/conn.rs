@@ -1,0 +1,206 @@
+//! One client connection: length-prefixed frames in, one request handled at
+//! a time (Kafka answers a connection's requests in order), responses out.
+//! A frame that cannot be answered closes only this connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::Shared;
+use crate::apis;
+
+/// Why a connection is closed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnError {
+    #[error("connection i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("frame of {bytes} bytes for api key {api_key} is over the limit of {bytes_max}")]
+    FrameTooLarge {
+        api_key: i16,
+        bytes: usize,
+        bytes_max: usize,
+    },
+    #[error("frame of {bytes} bytes is too short for a request header")]
+    FrameTooShort { bytes: usize },
+    #[error("unknown api key {api_key}")]
+    UnknownApiKey { api_key: i16 },
+    #[error("unsupported version {version} of {api:?}")]
+    UnsupportedVersion { api: ApiKey, version: i16 },
+    #[error("malformed {api:?} v{version} request: {reason}")]
+    Malformed {
+        api: ApiKey,
+        version: i16,
+        reason: String,
+    },
+}
+
+/// Serves one connection until the client leaves, a frame is bad, or the
+/// server stops.
+pub(crate) async fn serve(
+    socket: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _ = socket.set_nodelay(true);
+    let (mut reader, writer) = socket.into_split();
+    let mut writer = BufWriter::new(writer);
+    loop {
+        let frame = tokio::select! {
+            _ = stop.changed() => break,
+            frame = read_frame(&mut reader, &shared) => frame,
+        };
+        let result = match frame {
+            Ok(Some(frame)) => handle(frame, &shared).await,
+            Ok(None) => break,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(Some(response)) => {
+                if let Err(e) = write_frame(&mut writer, &response).await {
+                    tracing::debug!(%peer, %e, "client went away");
+                    break;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::info!(%peer, %e, "closing connection");
+                break;
+            }
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+/// Reads one frame, checking its length against the limit of its API
+/// before reading the body.
+async fn read_frame(
+    reader: &mut tokio::net::tcp::OwnedReadHalf,
+    shared: &Shared,
+) -> Result<Option<Bytes>, ConnError> {
+    let mut len = [0u8; 4];
+    match reader.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let len = i32::from_be_bytes(len);
+    let Ok(len) = usize::try_from(len) else {
+        return Err(ConnError::FrameTooShort { bytes: 0 });
+    };
+    if len < 8 {
+        return Err(ConnError::FrameTooShort { bytes: len });
+    }
+    let mut head = [0u8; 2];
+    reader.read_exact(&mut head).await?;
+    let api_key = i16::from_be_bytes(head);
+    let bytes_max = if api_key == ApiKey::Produce as i16 {
+        shared.config.request_bytes_max
+    } else {
+        shared.config.admin_request_bytes_max
+    };
+    if len > bytes_max {
+        return Err(ConnError::FrameTooLarge {
+            api_key,
+            bytes: len,
+            bytes_max,
+        });
+    }
+    let mut body = BytesMut::with_capacity(len);
+    body.put_slice(&head);
+    body.resize(len, 0);
+    reader.read_exact(&mut body[2..]).await?;
+    Ok(Some(body.freeze()))
+}
+
+async fn write_frame(
+    writer: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>,
+    response: &[u8],
+) -> std::io::Result<()> {
+    writer
+        .write_all(&(response.len() as i32).to_be_bytes())
+        .await?;
+    writer.write_all(response).await?;
+    writer.flush().await
+}
+
+/// Decodes the header, dispatches to the API's module, and encodes the
+/// response with its header. `None`: no response (Produce with acks=0).
+async fn handle(mut frame: Bytes, shared: &Arc<Shared>) -> Result<Option<Vec<u8>>, ConnError> {
+    let api_key = (&frame[0..2]).get_i16();
+    let version = (&frame[2..4]).get_i16();
+    let api = ApiKey::try_from(api_key).map_err(|()| ConnError::UnknownApiKey { api_key })?;
+    let Some(range) = apis::supported_versions(api) else {
+        return Err(ConnError::UnknownApiKey { api_key });
+    };
+    if !range.contains(&version) {
+        if api == ApiKey::ApiVersions {
+            // KIP-511: a client newer than the broker gets error 35 and the
+            // broker's versions in a v0 body, then retries with a version
+            // from the list.
+            let correlation_id = (&frame[4..8]).get_i32();
+            return Ok(Some(apis::api_versions::unsupported(correlation_id)));
+        }
+        return Err(ConnError::UnsupportedVersion { api, version });
+    }
+    let header =
+        RequestHeader::decode(&mut frame, api.request_header_version(version)).map_err(|e| {
+            ConnError::Malformed {
+                api,
+                version,
+                reason: e.to_string(),
+            }
+        })?;
+    let response = apis::dispatch(api, version, &header, frame, shared).await?;
+    let Some(body) = response else {
+        return Ok(None);
+    };
+    let mut out = BytesMut::with_capacity(body.len() + 8);
+    let response_header = kafka_protocol::messages::ResponseHeader::default()
+        .with_correlation_id(header.correlation_id);
+    response_header
+        .encode(&mut out, api.response_header_version(version))
+        .map_err(|e| ConnError::Malformed {
+            api,
+            version,
+            reason: format!("encoding the response header: {e}"),
+        })?;
+    out.extend_from_slice(&body);
+    Ok(Some(out.to_vec()))
+}
+
+/// Decodes a request body of a known version.
+pub(crate) fn decode<T: Decodable>(
+    api: ApiKey,
+    version: i16,
+    mut body: Bytes,
+) -> Result<T, ConnError> {
+    T::decode(&mut body, version).map_err(|e| ConnError::Malformed {
+        api,
+        version,
+        reason: e.to_string(),
+    })
+}
+
+/// Encodes a response body.
+pub(crate) fn encode<T: Encodable>(
+    api: ApiKey,
+    version: i16,
+    response: &T,
+) -> Result<Bytes, ConnError> {
+    let mut out = BytesMut::new();
+    response
+        .encode(&mut out, version)
+        .map_err(|e| ConnError::Malformed {
+            api,
+            version,
+            reason: format!("encoding the response: {e}"),
+        })?;
+    Ok(out.freeze())
+}

@@ -1,0 +1,271 @@
+//! Bad input on raw sockets: each gets a precise error or closes only its
+//! own connection, the server stays up for everyone else, and nothing in
+//! the log changes.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use common::TestServer;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchRequest, FetchResponse, ProduceRequest,
+    ProduceResponse, RequestHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use weir_kafka::Code;
+use weir_log::batch::BatchBuilder;
+
+fn connect(server: &TestServer) -> TcpStream {
+    let stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+fn frame(api: ApiKey, version: i16, correlation_id: i32, body: &impl Encodable) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("bad-input-test")))
+        .encode(&mut buf, api.request_header_version(version))
+        .unwrap();
+    body.encode(&mut buf, version).unwrap();
+    let mut out = (buf.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(&buf);
+    out
+}
+
+/// The next response frame, or `None` if the server closed the connection.
+fn recv(stream: &mut TcpStream) -> Option<Bytes> {
+    let mut len = [0u8; 4];
+    if stream.read_exact(&mut len).is_err() {
+        return None;
+    }
+    let mut body = vec![0; i32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut body).ok()?;
+    Some(Bytes::from(body))
+}
+
+fn call<R: Decodable>(
+    stream: &mut TcpStream,
+    api: ApiKey,
+    version: i16,
+    body: &impl Encodable,
+) -> R {
+    stream.write_all(&frame(api, version, 7, body)).unwrap();
+    let mut response = recv(stream).expect("a response");
+    assert_eq!(response.get_i32(), 7, "correlation id");
+    if api.response_header_version(version) >= 1 {
+        // Flexible header: empty tagged fields.
+        assert_eq!(response.get_u8(), 0);
+    }
+    R::decode(&mut response, version).unwrap()
+}
+
+fn still_serves(server: &TestServer) {
+    let mut other = connect(server);
+    let response: ApiVersionsResponse = call(
+        &mut other,
+        ApiKey::ApiVersions,
+        3,
+        &ApiVersionsRequest::default(),
+    );
+    assert_eq!(response.error_code, 0);
+}
+
+fn closed(stream: &mut TcpStream) -> bool {
+    recv(stream).is_none()
+}
+
+#[test]
+fn an_unsupported_api_versions_version_gets_error_35_with_the_list() {
+    let server = TestServer::start();
+    let mut stream = connect(&server);
+    // A version from the future, whose body the server cannot parse.
+    let mut request = BytesMut::new();
+    request.put_i16(ApiKey::ApiVersions as i16);
+    request.put_i16(99);
+    request.put_i32(42);
+    request.put_slice(&[0xde, 0xad]);
+    let mut bytes = (request.len() as i32).to_be_bytes().to_vec();
+    bytes.extend_from_slice(&request);
+    stream.write_all(&bytes).unwrap();
+    let mut response = recv(&mut stream).expect("an answer, not a disconnect");
+    assert_eq!(response.get_i32(), 42);
+    let body = ApiVersionsResponse::decode(&mut response, 0).unwrap();
+    assert_eq!(body.error_code, Code::UnsupportedVersion.code());
+    let produce = body
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == ApiKey::Produce as i16)
+        .unwrap();
+    assert_eq!((produce.min_version, produce.max_version), (3, 11));
+    // The client retries with a version from the list on the same connection.
+    let retry: ApiVersionsResponse = call(
+        &mut stream,
+        ApiKey::ApiVersions,
+        3,
+        &ApiVersionsRequest::default(),
+    );
+    assert_eq!(retry.error_code, 0);
+}
+
+#[test]
+fn bad_frames_close_only_their_connection() {
+    let server = TestServer::start();
+    // Longer than any request may be.
+    let mut huge = connect(&server);
+    let mut bytes = (200 * 1024 * 1024i32).to_be_bytes().to_vec();
+    bytes.extend_from_slice(&(ApiKey::Produce as i16).to_be_bytes());
+    huge.write_all(&bytes).unwrap();
+    assert!(closed(&mut huge));
+    // A Metadata frame over the admin limit.
+    let mut admin = connect(&server);
+    let mut bytes = (2 * 1024 * 1024i32).to_be_bytes().to_vec();
+    bytes.extend_from_slice(&(ApiKey::Metadata as i16).to_be_bytes());
+    admin.write_all(&bytes).unwrap();
+    assert!(closed(&mut admin));
+    // An unknown API key.
+    let mut unknown = connect(&server);
+    unknown
+        .write_all(&[0, 0, 0, 10, 0x03, 0xe7, 0, 0, 0, 0, 0, 1, 0, 0])
+        .unwrap();
+    assert!(closed(&mut unknown));
+    // A negative length, then a frame cut short by the client leaving.
+    let mut negative = connect(&server);
+    negative.write_all(&(-5i32).to_be_bytes()).unwrap();
+    assert!(closed(&mut negative));
+    let mut cut = connect(&server);
+    cut.write_all(&[0, 0, 0, 100, 0, 18, 0, 3]).unwrap();
+    drop(cut);
+    // A known API at a version Weir does not serve.
+    let mut old = connect(&server);
+    old.write_all(&[0, 0, 0, 12, 0, 0, 0, 2, 0, 0, 0, 1, 0xff, 0xff, 0, 1])
+        .unwrap();
+    assert!(closed(&mut old));
+    // A body that does not decode.
+    let mut garbage = connect(&server);
+    let mut request = BytesMut::new();
+    request.put_i16(ApiKey::Metadata as i16);
+    request.put_i16(1);
+    request.put_i32(1);
+    request.put_i16(-1);
+    request.put_i32(5); // five topics follow, but the frame ends
+    let mut bytes = (request.len() as i32).to_be_bytes().to_vec();
+    bytes.extend_from_slice(&request);
+    garbage.write_all(&bytes).unwrap();
+    assert!(closed(&mut garbage));
+    still_serves(&server);
+}
+
+fn produce(topic: &str, partition: i32, acks: i16, records: Vec<u8>) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(Bytes::from(records))),
+                ]),
+        ])
+}
+
+fn batch(value: &[u8]) -> Vec<u8> {
+    let mut b = BatchBuilder::new(1_000);
+    b.push(1_000, Some(b"k"), Some(value), &[]);
+    b.build()
+}
+
+fn produce_code(stream: &mut TcpStream, request: &ProduceRequest) -> i16 {
+    let response: ProduceResponse = call(stream, ApiKey::Produce, 9, request);
+    response.responses[0].partition_responses[0].error_code
+}
+
+#[test]
+fn bad_produce_requests_get_precise_errors_and_write_nothing() {
+    let server = TestServer::start();
+    server
+        .broker
+        .create_topic("t", 2, 1, &[("max.message.bytes", "1000")], false)
+        .unwrap();
+    server
+        .broker
+        .ensure_internal_topic("__weir_events", 1, &[])
+        .unwrap();
+    let mut stream = connect(&server);
+    assert_eq!(
+        produce_code(&mut stream, &produce("t", 0, -1, batch(b"good"))),
+        0
+    );
+
+    let mut corrupt = batch(b"flipped");
+    *corrupt.last_mut().unwrap() ^= 1;
+    let cases = [
+        (produce("t", 0, -1, corrupt), Code::CorruptMessage),
+        (
+            produce("t", 0, -1, batch(&[7u8; 2000])),
+            Code::MessageTooLarge,
+        ),
+        (produce("t", 0, -1, vec![1, 2, 3]), Code::CorruptMessage),
+        (
+            produce("t", 5, -1, batch(b"x")),
+            Code::UnknownTopicOrPartition,
+        ),
+        (
+            produce("nope", 0, -1, batch(b"x")),
+            Code::UnknownTopicOrPartition,
+        ),
+        (
+            produce("__weir_events", 0, -1, batch(b"x")),
+            Code::InvalidTopicException,
+        ),
+        (produce("t", 0, 5, batch(b"x")), Code::InvalidRequiredAcks),
+    ];
+    for (request, expected) in cases {
+        assert_eq!(
+            produce_code(&mut stream, &request),
+            expected.code(),
+            "{expected:?}"
+        );
+    }
+    let log = server.broker.partition("t", 0).unwrap();
+    assert_eq!(log.end_offset(), 1, "only the good batch was written");
+    assert_eq!(
+        server
+            .broker
+            .partition("__weir_events", 0)
+            .unwrap()
+            .end_offset(),
+        0
+    );
+
+    // A fetch past the end says so, with the bounds.
+    let fetch = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![
+            kafka_protocol::messages::fetch_request::FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![
+                    kafka_protocol::messages::fetch_request::FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(50)
+                        .with_partition_max_bytes(1 << 20),
+                ]),
+        ]);
+    let response: FetchResponse = call(&mut stream, ApiKey::Fetch, 11, &fetch);
+    let partition = &response.responses[0].partitions[0];
+    assert_eq!(partition.error_code, Code::OffsetOutOfRange.code());
+    assert_eq!(partition.high_watermark, 1);
+    still_serves(&server);
+}
