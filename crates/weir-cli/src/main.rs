@@ -5,6 +5,11 @@
 
 mod serve;
 
+/// Keeps hostile element counts in Kafka frames from aborting the server
+/// (see `weir_kafka::GuardedAllocator`).
+#[global_allocator]
+static ALLOCATOR: weir_kafka::GuardedAllocator = weir_kafka::GuardedAllocator;
+
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 

@@ -6,6 +6,7 @@
 //! [`run`] serves a bound listener until `shutdown` resolves, so tests bind
 //! port 0 and stop the server when they are done.
 
+mod alloc;
 mod apis;
 mod codes;
 mod conn;
@@ -18,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use weir_broker::Broker;
 
+pub use alloc::GuardedAllocator;
 pub use codes::Code;
 
 /// Settings and limits of the Kafka listener.

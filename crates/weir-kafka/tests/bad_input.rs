@@ -19,6 +19,10 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use weir_kafka::Code;
 use weir_log::batch::BatchBuilder;
 
+/// As `weir serve` does.
+#[global_allocator]
+static ALLOCATOR: weir_kafka::GuardedAllocator = weir_kafka::GuardedAllocator;
+
 fn connect(server: &TestServer) -> TcpStream {
     let stream = TcpStream::connect(server.addr).unwrap();
     stream
@@ -162,6 +166,19 @@ fn bad_frames_close_only_their_connection() {
     bytes.extend_from_slice(&request);
     garbage.write_all(&bytes).unwrap();
     assert!(closed(&mut garbage));
+    // A count from hell: 14 bytes claiming 2^31 - 1 topics, which the
+    // decoder would reserve ~150 GB for before reading any.
+    let mut bomb = connect(&server);
+    let mut request = BytesMut::new();
+    request.put_i16(ApiKey::Metadata as i16);
+    request.put_i16(1);
+    request.put_i32(1);
+    request.put_i16(-1);
+    request.put_i32(i32::MAX);
+    let mut bytes = (request.len() as i32).to_be_bytes().to_vec();
+    bytes.extend_from_slice(&request);
+    bomb.write_all(&bytes).unwrap();
+    assert!(closed(&mut bomb));
     still_serves(&server);
 }
 
