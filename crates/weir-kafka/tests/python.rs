@@ -1,0 +1,104 @@
+//! The Python Kafka clients against Weir: confluent-kafka (a current,
+//! bundled librdkafka) and kafka-python each produce keyed records with
+//! headers and timestamps, with each codec they support, and both read
+//! them back. The script is `tests/clients/python_roundtrip.py`; the
+//! interpreter (a virtualenv with both clients) comes from `WEIR_PYTHON`,
+//! which `scripts/test` sets after `scripts/install-deps` made it.
+
+mod common;
+
+use common::TestServer;
+
+fn python() -> String {
+    std::env::var("WEIR_PYTHON").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").expect("HOME is set");
+        format!("{home}/.cache/weir/venv/bin/python")
+    })
+}
+
+fn round_trip(producer: &str, codec: &str) {
+    let server = TestServer::start();
+    let topic = format!("py-{producer}-{codec}");
+    server
+        .broker
+        .create_topic(&topic, 6, -1, &[], false)
+        .unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/clients/python_roundtrip.py"
+    );
+    let out = std::process::Command::new(python())
+        .args([script, &server.bootstrap(), &topic, producer, codec, "2000"])
+        .output()
+        .expect("the client virtualenv is installed by scripts/install-deps");
+    assert!(
+        out.status.success(),
+        "{producer}/{codec} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("confluent consumer: 2000 records"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("kafka-python consumer: 2000 records"),
+        "{stdout}"
+    );
+    // What the clients were told is what the log holds.
+    let total: i64 = (0..6)
+        .map(|p| server.broker.partition(&topic, p).unwrap().end_offset())
+        .sum();
+    assert_eq!(total, 2000);
+}
+
+#[test]
+fn confluent_kafka_uncompressed() {
+    round_trip("confluent", "none");
+}
+
+#[test]
+fn confluent_kafka_gzip() {
+    round_trip("confluent", "gzip");
+}
+
+#[test]
+fn confluent_kafka_snappy() {
+    round_trip("confluent", "snappy");
+}
+
+#[test]
+fn confluent_kafka_lz4() {
+    round_trip("confluent", "lz4");
+}
+
+#[test]
+fn confluent_kafka_zstd() {
+    round_trip("confluent", "zstd");
+}
+
+#[test]
+fn kafka_python_uncompressed() {
+    round_trip("kafka-python", "none");
+}
+
+#[test]
+fn kafka_python_gzip() {
+    round_trip("kafka-python", "gzip");
+}
+
+#[test]
+fn kafka_python_snappy() {
+    round_trip("kafka-python", "snappy");
+}
+
+#[test]
+fn kafka_python_lz4() {
+    round_trip("kafka-python", "lz4");
+}
+
+#[test]
+fn kafka_python_zstd() {
+    round_trip("kafka-python", "zstd");
+}
