@@ -11,6 +11,9 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KpTopicPartition
 
 bootstrap, topic, producer_name, codec, n = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+# "confluent+idempotent" and "kafka-python+idempotent" turn on idempotence.
+producer_name, _, mode = producer_name.partition("+")
+idempotent = mode == "idempotent"
 PARTITIONS = 6
 BASE_TS = 1_700_000_000_000
 
@@ -26,6 +29,7 @@ def produce_confluent():
         "compression.type": codec,
         "partitioner": "murmur2_random",
         "linger.ms": 5,
+        "enable.idempotence": idempotent,
     })
     errors = []
     for key, value, ts in expected():
@@ -39,7 +43,7 @@ def produce_confluent():
 def produce_kafka_python():
     p = KafkaProducer(bootstrap_servers=bootstrap, acks="all",
                       compression_type=None if codec == "none" else codec, linger_ms=5,
-                      enable_idempotence=False)
+                      enable_idempotence=idempotent)
     futures = [p.send(topic, key=key, value=value, headers=[("h", key)], timestamp_ms=ts)
                for key, value, ts in expected()]
     p.flush(30)

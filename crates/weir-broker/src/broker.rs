@@ -7,8 +7,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use weir_log::{AppendInfo, DataDir, FsyncPolicy, Log};
 
+use weir_log::batch::BatchHeader;
+
 use crate::config::TopicConfig;
 use crate::error::{BrokerError, produce_error};
+use crate::producers::{BatchMeta, PartitionProducers, ProducerIds, Verdict};
 
 const REGISTRY_FILE: &str = ".topics";
 /// Longest topic name, as in Kafka (a partition's log name adds `-N`).
@@ -41,6 +44,55 @@ impl Default for BrokerConfig {
     }
 }
 
+/// One partition: its log and the idempotent producers writing to it.
+#[derive(Debug, Clone)]
+struct Partition {
+    log: Log,
+    producers: Arc<Mutex<PartitionProducers>>,
+}
+
+/// Bytes at the end of a partition read on open to rebuild its producers'
+/// state (see the note on `Partition::open`).
+const PRODUCER_SCAN_BYTES: u64 = 64 * 1024 * 1024;
+
+impl Partition {
+    /// Opens the log and rebuilds producer state from the batch headers of
+    /// its recent past. Producers silent for longer than that lose their
+    /// state and are told to start again (UNKNOWN_PRODUCER_ID, KIP-360);
+    /// snapshots of producer state at segment roll would lift that limit.
+    fn open(dir: &DataDir, name: &str, config: weir_log::LogConfig) -> Result<Self, BrokerError> {
+        let log = dir.open_log(name, config)?;
+        let mut producers = PartitionProducers::default();
+        let mut offset = log
+            .recent_offset(PRODUCER_SCAN_BYTES)
+            .max(log.start_offset());
+        loop {
+            let read = log.read(offset, 4 * 1024 * 1024)?;
+            if read.bytes.is_empty() {
+                break;
+            }
+            let mut pos = 0;
+            while pos < read.bytes.len() {
+                let header =
+                    BatchHeader::parse(&read.bytes[pos..]).map_err(weir_log::LogError::from)?;
+                if header.producer_id >= 0 && header.base_sequence >= 0 {
+                    producers.record(
+                        header.producer_id,
+                        header.producer_epoch,
+                        BatchMeta::of(&header),
+                    );
+                }
+                pos += header.total_bytes();
+            }
+            offset = read.next_offset;
+        }
+        Ok(Self {
+            log,
+            producers: Arc::new(Mutex::new(producers)),
+        })
+    }
+}
+
 /// One topic: its partitions' logs and its config.
 #[derive(Debug)]
 pub struct Topic {
@@ -49,7 +101,7 @@ pub struct Topic {
     pub id: u128,
     /// Internal topics (names starting with `__`) are written only by Weir.
     pub internal: bool,
-    partitions: RwLock<Vec<Log>>,
+    partitions: RwLock<Vec<Partition>>,
     config: RwLock<TopicConfig>,
 }
 
@@ -58,7 +110,7 @@ impl Topic {
         read(&self.partitions).len()
     }
 
-    pub fn partition(&self, partition: i32) -> Result<Log, BrokerError> {
+    fn partition_state(&self, partition: i32) -> Result<Partition, BrokerError> {
         usize::try_from(partition)
             .ok()
             .and_then(|p| read(&self.partitions).get(p).cloned())
@@ -66,6 +118,10 @@ impl Topic {
                 topic: self.name.clone(),
                 partition,
             })
+    }
+
+    pub fn partition(&self, partition: i32) -> Result<Log, BrokerError> {
+        self.partition_state(partition).map(|p| p.log)
     }
 
     pub fn config(&self) -> TopicConfig {
@@ -94,6 +150,7 @@ struct Registry {
 pub struct Broker {
     dir: DataDir,
     config: BrokerConfig,
+    producer_ids: ProducerIds,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Serializes changes to the registry (create, delete, alter).
     admin: Mutex<()>,
@@ -188,7 +245,7 @@ impl Broker {
             let mut partitions = Vec::with_capacity(record.partitions as usize);
             for p in 0..record.partitions {
                 let name = log_name(&record.name, p);
-                partitions.push(dir.open_log(&name, log_config.clone())?);
+                partitions.push(Partition::open(&dir, &name, log_config.clone())?);
                 owned.insert(name);
             }
             let id = u128::from_str_radix(&record.id, 16).map_err(|e| BrokerError::Registry {
@@ -210,6 +267,7 @@ impl Broker {
             }
         }
         Ok(Self {
+            producer_ids: ProducerIds::open(&dir)?,
             dir,
             config,
             topics: RwLock::new(topics),
@@ -378,7 +436,11 @@ impl Broker {
         {
             let mut logs = write(&topic.partitions);
             for p in 0..count {
-                logs.push(self.dir.open_log(&log_name(name, p), log_config.clone())?);
+                logs.push(Partition::open(
+                    &self.dir,
+                    &log_name(name, p),
+                    log_config.clone(),
+                )?);
             }
         }
         let mut topics = write(&self.topics);
@@ -447,7 +509,11 @@ impl Broker {
         {
             let mut logs = write(&topic.partitions);
             for p in logs.len() as u32..count {
-                logs.push(self.dir.open_log(&log_name(name, p), log_config.clone())?);
+                logs.push(Partition::open(
+                    &self.dir,
+                    &log_name(name, p),
+                    log_config.clone(),
+                )?);
             }
         }
         self.persist(&read(&self.topics))
@@ -483,8 +549,8 @@ impl Broker {
             *write(&topic.config) = previous;
             return Err(e);
         }
-        for log in read(&topic.partitions).iter() {
-            log.set_config(log_config.clone())?;
+        for partition in read(&topic.partitions).iter() {
+            partition.log.set_config(log_config.clone())?;
         }
         Ok(())
     }
@@ -505,8 +571,104 @@ impl Broker {
                 reason: "internal topics are written only by Weir",
             });
         }
-        let log = t.partition(partition)?;
-        log.append(batches).map_err(|e| produce_error(topic, e))
+        let part = t.partition_state(partition)?;
+        let header = BatchHeader::parse(batches).ok();
+        let Some(header) = header.filter(|h| h.producer_id >= 0 && h.base_sequence >= 0) else {
+            return part
+                .log
+                .append(batches)
+                .map_err(|e| produce_error(topic, e));
+        };
+        if header.total_bytes() != batches.len() {
+            // Kafka's rule since Produce v3: one batch per partition; the
+            // sequence check covers exactly that batch.
+            return Err(produce_error(
+                topic,
+                weir_log::BatchError::LengthMismatch {
+                    declared: header.total_bytes() as i64,
+                    actual: batches.len(),
+                }
+                .into(),
+            ));
+        }
+        // An idempotent producer's batch: judge and append under the
+        // partition's producer lock, wait for durability outside it so
+        // appends keep sharing sync rounds.
+        let (pid, epoch) = (header.producer_id, header.producer_epoch);
+        let meta = BatchMeta::of(&header);
+        let info = {
+            let mut producers = part.producers.lock().unwrap_or_else(|e| e.into_inner());
+            match producers.check(pid, epoch, meta.first_seq, meta.last_seq) {
+                Verdict::Append => {
+                    let info = part
+                        .log
+                        .append_nowait(batches)
+                        .map_err(|e| produce_error(topic, e))?;
+                    let written = BatchMeta {
+                        base_offset: info.base_offset,
+                        last_offset: info.last_offset,
+                        ..meta
+                    };
+                    producers.record(pid, epoch, written);
+                    info
+                }
+                Verdict::Duplicate {
+                    base_offset,
+                    last_offset,
+                } => AppendInfo {
+                    base_offset,
+                    last_offset,
+                    log_append_time_ms: -1,
+                },
+                Verdict::OutOfOrder { expected } => {
+                    return Err(BrokerError::OutOfOrderSequence {
+                        topic: topic.to_owned(),
+                        partition,
+                        producer_id: pid,
+                        expected,
+                        got: meta.first_seq,
+                    });
+                }
+                Verdict::StaleEpoch { current } => {
+                    return Err(BrokerError::InvalidProducerEpoch {
+                        producer_id: pid,
+                        epoch,
+                        current,
+                    });
+                }
+                Verdict::UnknownProducer => {
+                    return Err(BrokerError::UnknownProducerId {
+                        topic: topic.to_owned(),
+                        partition,
+                        producer_id: pid,
+                    });
+                }
+            }
+        };
+        if part.log.fsync_policy() == FsyncPolicy::Always {
+            part.log.wait_durable(info.last_offset + 1)?;
+        }
+        Ok(info)
+    }
+
+    /// InitProducerId for an idempotent (not transactional) producer: a new
+    /// id at epoch 0, or, for a producer that names its id and epoch
+    /// (KIP-360, after UNKNOWN_PRODUCER_ID), the same id at the next epoch.
+    pub fn init_producer_id(
+        &self,
+        transactional_id: Option<&str>,
+        producer_id: i64,
+        epoch: i16,
+    ) -> Result<(i64, i16), BrokerError> {
+        if let Some(id) = transactional_id {
+            return Err(BrokerError::TransactionsUnsupported {
+                transactional_id: id.to_owned(),
+            });
+        }
+        if producer_id >= 0 && (0..i16::MAX).contains(&epoch) {
+            return Ok((producer_id, epoch + 1));
+        }
+        Ok((self.producer_ids.allocate(&self.dir)?, 0))
     }
 
     /// Runs retention on every partition; returns how many segments went.

@@ -41,6 +41,32 @@ pub enum BrokerError {
         #[source]
         source: BatchError,
     },
+    #[error(
+        "out-of-order sequence from producer {producer_id} on {topic}-{partition}: expected {expected}, got {got}"
+    )]
+    OutOfOrderSequence {
+        topic: String,
+        partition: i32,
+        producer_id: i64,
+        expected: i32,
+        got: i32,
+    },
+    #[error("producer {producer_id} epoch {epoch} is fenced by epoch {current}")]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
+    },
+    #[error(
+        "no state for producer {producer_id} on {topic}-{partition}: it must start again from sequence 0"
+    )]
+    UnknownProducerId {
+        topic: String,
+        partition: i32,
+        producer_id: i64,
+    },
+    #[error("transactions are not supported yet (transactional id {transactional_id:?})")]
+    TransactionsUnsupported { transactional_id: String },
     #[error(transparent)]
     Log(#[from] LogError),
     #[error("the topic registry is unreadable: {reason}")]

@@ -23,6 +23,7 @@ mod broker;
 mod config;
 mod error;
 pub mod partitioner;
+mod producers;
 
 pub use broker::{Broker, BrokerConfig, TOPIC_NAME_BYTES_MAX, Topic, validate_topic_name};
 pub use config::{ConfigEntry, TOPIC_CONFIG_KEYS, TopicConfig};

@@ -21,8 +21,11 @@ pub enum Code {
     InvalidReplicationFactor = 38,
     InvalidConfig = 40,
     InvalidRequest = 42,
+    OutOfOrderSequenceNumber = 45,
+    InvalidProducerEpoch = 47,
     PolicyViolation = 44,
     KafkaStorageError = 56,
+    UnknownProducerId = 59,
 }
 
 impl Code {
@@ -45,6 +48,10 @@ pub fn for_broker_error(err: &BrokerError) -> Code {
         BrokerError::PolicyViolation { .. } => Code::PolicyViolation,
         BrokerError::MessageTooLarge { .. } => Code::MessageTooLarge,
         BrokerError::CorruptMessage { .. } => Code::CorruptMessage,
+        BrokerError::OutOfOrderSequence { .. } => Code::OutOfOrderSequenceNumber,
+        BrokerError::InvalidProducerEpoch { .. } => Code::InvalidProducerEpoch,
+        BrokerError::UnknownProducerId { .. } => Code::UnknownProducerId,
+        BrokerError::TransactionsUnsupported { .. } => Code::InvalidRequest,
         BrokerError::Log(e) => for_log_error(e),
         BrokerError::Registry { .. } => Code::UnknownServerError,
     }

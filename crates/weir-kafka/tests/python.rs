@@ -18,7 +18,7 @@ fn python() -> String {
 
 fn round_trip(producer: &str, codec: &str) {
     let server = TestServer::start();
-    let topic = format!("py-{producer}-{codec}");
+    let topic = format!("py-{producer}-{codec}").replace('+', "-");
     server
         .broker
         .create_topic(&topic, 6, -1, &[], false)
@@ -51,6 +51,20 @@ fn round_trip(producer: &str, codec: &str) {
         .map(|p| server.broker.partition(&topic, p).unwrap().end_offset())
         .sum();
     assert_eq!(total, 2000);
+    // Idempotent producers stamp their batches with an id from
+    // InitProducerId; the others do not.
+    let first = server
+        .broker
+        .partition(&topic, 0)
+        .unwrap()
+        .read(0, 1)
+        .unwrap();
+    let header = weir_log::batch::BatchHeader::parse(&first.bytes).unwrap();
+    assert_eq!(
+        header.producer_id >= 0,
+        producer.ends_with("+idempotent"),
+        "{header:?}"
+    );
 }
 
 #[test]
@@ -101,4 +115,14 @@ fn kafka_python_lz4() {
 #[test]
 fn kafka_python_zstd() {
     round_trip("kafka-python", "zstd");
+}
+
+#[test]
+fn confluent_kafka_idempotent() {
+    round_trip("confluent+idempotent", "lz4");
+}
+
+#[test]
+fn kafka_python_idempotent() {
+    round_trip("kafka-python+idempotent", "none");
 }

@@ -231,6 +231,20 @@ impl Log {
         lock(&self.shared.state).segments.len()
     }
 
+    /// The policy appends are acknowledged under.
+    pub fn fsync_policy(&self) -> FsyncPolicy {
+        lock(&self.shared.state).config.fsync
+    }
+
+    /// An offset from which reading to the end covers at most about
+    /// `bytes_back` bytes of the active segment (its base when it is
+    /// smaller): where a scan of the recent past can start.
+    pub fn recent_offset(&self, bytes_back: u64) -> i64 {
+        let st = lock(&self.shared.state);
+        let active = st.active();
+        active.offset_at_or_before(active.size.saturating_sub(bytes_back))
+    }
+
     /// Appends one or more concatenated RecordBatch v2 batches, all or none.
     /// Offsets are assigned and written into `batches`. Under
     /// [`FsyncPolicy::Always`] this returns only once the batches are

@@ -782,6 +782,15 @@ impl Segment {
     /// What a reader needs, to use outside the log's lock. A sealed
     /// segment's index lookups (file reads) then happen outside the lock
     /// too; the active one's (memory) are done under it, cheaply.
+    /// The offset of an indexed batch of the active segment that starts at
+    /// or before byte `position` (the segment's base if none does).
+    pub fn offset_at_or_before(&self, position: u64) -> i64 {
+        let memory = self.offset_index.memory.as_deref().unwrap_or_default();
+        let n = memory.partition_point(|e| u64::from(e.value) <= position);
+        n.checked_sub(1)
+            .map_or(self.base_offset, |i| self.base_offset + memory[i].key)
+    }
+
     pub fn view(&self) -> SegmentView {
         let sealed = self.offset_index.memory.is_none();
         SegmentView {

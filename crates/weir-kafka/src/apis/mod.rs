@@ -5,6 +5,7 @@ pub(crate) mod api_versions;
 mod create_topics;
 mod delete_topics;
 mod fetch;
+mod init_producer_id;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -32,6 +33,7 @@ pub(crate) fn supported_versions(api: ApiKey) -> Option<RangeInclusive<i16>> {
         ApiKey::ApiVersions => 0..=4,
         ApiKey::CreateTopics => 2..=7,
         ApiKey::DeleteTopics => 1..=6,
+        ApiKey::InitProducerId => 0..=4,
         _ => return None,
     })
 }
@@ -63,6 +65,9 @@ pub(crate) async fn dispatch(
         ApiKey::ListOffsets => list_offsets::handle(version, body, shared).await.map(Some),
         ApiKey::CreateTopics => create_topics::handle(version, body, shared).await.map(Some),
         ApiKey::DeleteTopics => delete_topics::handle(version, body, shared).await.map(Some),
+        ApiKey::InitProducerId => init_producer_id::handle(version, body, shared)
+            .await
+            .map(Some),
         _ => Err(ConnError::UnknownApiKey {
             api_key: api as i16,
         }),
