@@ -4,74 +4,23 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
-use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use common::TestServer;
+use common::{TestServer, call, connect, recv};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchRequest, FetchResponse, ProduceRequest,
-    ProduceResponse, RequestHeader, TopicName,
+    ProduceResponse, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::{Decodable, StrBytes};
 use weir_kafka::Code;
 use weir_log::batch::BatchBuilder;
 
 /// As `weir serve` does.
 #[global_allocator]
 static ALLOCATOR: weir_kafka::GuardedAllocator = weir_kafka::GuardedAllocator;
-
-fn connect(server: &TestServer) -> TcpStream {
-    let stream = TcpStream::connect(server.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream
-}
-
-fn frame(api: ApiKey, version: i16, correlation_id: i32, body: &impl Encodable) -> Vec<u8> {
-    let mut buf = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("bad-input-test")))
-        .encode(&mut buf, api.request_header_version(version))
-        .unwrap();
-    body.encode(&mut buf, version).unwrap();
-    let mut out = (buf.len() as i32).to_be_bytes().to_vec();
-    out.extend_from_slice(&buf);
-    out
-}
-
-/// The next response frame, or `None` if the server closed the connection.
-fn recv(stream: &mut TcpStream) -> Option<Bytes> {
-    let mut len = [0u8; 4];
-    if stream.read_exact(&mut len).is_err() {
-        return None;
-    }
-    let mut body = vec![0; i32::from_be_bytes(len) as usize];
-    stream.read_exact(&mut body).ok()?;
-    Some(Bytes::from(body))
-}
-
-fn call<R: Decodable>(
-    stream: &mut TcpStream,
-    api: ApiKey,
-    version: i16,
-    body: &impl Encodable,
-) -> R {
-    stream.write_all(&frame(api, version, 7, body)).unwrap();
-    let mut response = recv(stream).expect("a response");
-    assert_eq!(response.get_i32(), 7, "correlation id");
-    if api.response_header_version(version) >= 1 {
-        // Flexible header: empty tagged fields.
-        assert_eq!(response.get_u8(), 0);
-    }
-    R::decode(&mut response, version).unwrap()
-}
 
 fn still_serves(server: &TestServer) {
     let mut other = connect(server);

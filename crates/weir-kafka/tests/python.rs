@@ -126,3 +126,39 @@ fn confluent_kafka_idempotent() {
 fn kafka_python_idempotent() {
     round_trip("kafka-python+idempotent", "none");
 }
+
+fn admin(client: &str) {
+    let server = TestServer::start();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/clients/python_admin.py"
+    );
+    let out = std::process::Command::new(python())
+        .args([script, &server.bootstrap(), client, "admin-topic"])
+        .output()
+        .expect("the client virtualenv is installed by scripts/install-deps");
+    assert!(
+        out.status.success(),
+        "{client} admin failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        server.broker.topic("admin-topic").is_err(),
+        "deleted at the end"
+    );
+    assert!(
+        server.broker.data_dir().list_logs().unwrap().is_empty(),
+        "with all its data"
+    );
+}
+
+#[test]
+fn confluent_kafka_admin() {
+    admin("confluent");
+}
+
+#[test]
+fn kafka_python_admin() {
+    admin("kafka-python");
+}

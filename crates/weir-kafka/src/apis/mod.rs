@@ -2,6 +2,8 @@
 //! that it accepts.
 
 pub(crate) mod api_versions;
+mod configs;
+mod create_partitions;
 mod create_topics;
 mod delete_topics;
 mod fetch;
@@ -34,6 +36,10 @@ pub(crate) fn supported_versions(api: ApiKey) -> Option<RangeInclusive<i16>> {
         ApiKey::CreateTopics => 2..=7,
         ApiKey::DeleteTopics => 1..=6,
         ApiKey::InitProducerId => 0..=4,
+        ApiKey::DescribeConfigs => 0..=4,
+        ApiKey::AlterConfigs => 0..=2,
+        ApiKey::IncrementalAlterConfigs => 0..=1,
+        ApiKey::CreatePartitions => 0..=3,
         _ => return None,
     })
 }
@@ -66,6 +72,14 @@ pub(crate) async fn dispatch(
         ApiKey::CreateTopics => create_topics::handle(version, body, shared).await.map(Some),
         ApiKey::DeleteTopics => delete_topics::handle(version, body, shared).await.map(Some),
         ApiKey::InitProducerId => init_producer_id::handle(version, body, shared)
+            .await
+            .map(Some),
+        ApiKey::DescribeConfigs => configs::describe(version, body, shared).await.map(Some),
+        ApiKey::AlterConfigs => configs::alter(version, body, shared).await.map(Some),
+        ApiKey::IncrementalAlterConfigs => configs::incremental_alter(version, body, shared)
+            .await
+            .map(Some),
+        ApiKey::CreatePartitions => create_partitions::handle(version, body, shared)
             .await
             .map(Some),
         _ => Err(ConnError::UnknownApiKey {
