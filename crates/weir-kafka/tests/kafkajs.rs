@@ -1,0 +1,98 @@
+//! kafkajs (which never uses flexible versions) against Weir: its admin
+//! client and producer (`tests/clients/kafkajs_roundtrip.js`), with the
+//! records read back by the Python consumers. kafkajs consumers need
+//! consumer groups, which come with the consumer-group issue. Modules come
+//! from `WEIR_NODE_MODULES`, set by `scripts/test` after
+//! `scripts/install-deps` installed `tests/clients/package.json`.
+
+mod common;
+
+use common::TestServer;
+
+fn node_modules() -> String {
+    std::env::var("WEIR_NODE_MODULES").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").expect("HOME is set");
+        format!("{home}/.cache/weir/node/node_modules")
+    })
+}
+
+fn python() -> String {
+    std::env::var("WEIR_PYTHON").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").expect("HOME is set");
+        format!("{home}/.cache/weir/venv/bin/python")
+    })
+}
+
+fn run(cmd: &mut std::process::Command, what: &str) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: {e} (installed by scripts/install-deps)"));
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn round_trip(codec: &str, idempotent: bool) {
+    let server = TestServer::start();
+    let topic = format!("js-{codec}-{idempotent}");
+    let clients = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/clients");
+    let out = run(
+        std::process::Command::new("node")
+            .env("NODE_PATH", node_modules())
+            .args([
+                &format!("{clients}/kafkajs_roundtrip.js"),
+                &server.bootstrap(),
+                &topic,
+                codec,
+                &idempotent.to_string(),
+                "2000",
+            ]),
+        "kafkajs",
+    );
+    assert!(out.contains("kafkajs: produced 2000 records"), "{out}");
+    let out = run(
+        std::process::Command::new(python()).args([
+            &format!("{clients}/python_roundtrip.py"),
+            &server.bootstrap(),
+            &topic,
+            "none",
+            codec,
+            "2000",
+        ]),
+        "python consumers",
+    );
+    assert!(out.contains("confluent consumer: 2000 records"), "{out}");
+    assert!(out.contains("kafka-python consumer: 2000 records"), "{out}");
+    let first = server
+        .broker
+        .partition(&topic, 0)
+        .unwrap()
+        .read(0, 1)
+        .unwrap();
+    let header = weir_log::batch::BatchHeader::parse(&first.bytes).unwrap();
+    assert_eq!(header.producer_id >= 0, idempotent);
+}
+
+#[test]
+fn kafkajs_uncompressed() {
+    round_trip("none", false);
+}
+
+#[test]
+fn kafkajs_gzip_idempotent() {
+    round_trip("gzip", true);
+}
+
+#[test]
+fn kafkajs_snappy() {
+    round_trip("snappy", false);
+}
+
+#[test]
+fn kafkajs_lz4() {
+    round_trip("lz4", false);
+}
