@@ -30,6 +30,9 @@ pub struct BrokerConfig {
     pub topics_max: usize,
     /// Sync policy of every partition log.
     pub fsync: FsyncPolicy,
+    /// Most bytes one produced batch may decompress to (a guard against
+    /// decompression bombs).
+    pub decompressed_bytes_max: usize,
 }
 
 impl Default for BrokerConfig {
@@ -40,6 +43,7 @@ impl Default for BrokerConfig {
             partitions_max: 1024,
             topics_max: 10_000,
             fsync: FsyncPolicy::Always,
+            decompressed_bytes_max: 128 * 1024 * 1024,
         }
     }
 }
@@ -572,6 +576,7 @@ impl Broker {
             });
         }
         let part = t.partition_state(partition)?;
+        self.check_records(topic, batches)?;
         let header = BatchHeader::parse(batches).ok();
         let Some(header) = header.filter(|h| h.producer_id >= 0 && h.base_sequence >= 0) else {
             return part
@@ -649,6 +654,29 @@ impl Broker {
             part.log.wait_durable(info.last_offset + 1)?;
         }
         Ok(info)
+    }
+
+    /// Checks that every batch's records are readable (decompressing where
+    /// needed). Framing errors are left to the log's validation, which names
+    /// them precisely.
+    fn check_records(&self, topic: &str, batches: &[u8]) -> Result<(), BrokerError> {
+        let mut pos = 0;
+        while let Ok(header) = BatchHeader::parse(&batches[pos..]) {
+            let end = pos + header.total_bytes();
+            if header.length < 0 || end > batches.len() {
+                break;
+            }
+            crate::compression::validate_records(
+                &batches[pos..end],
+                self.config.decompressed_bytes_max,
+            )
+            .map_err(|source| BrokerError::InvalidRecords {
+                topic: topic.to_owned(),
+                source,
+            })?;
+            pos = end;
+        }
+        Ok(())
     }
 
     /// InitProducerId for an idempotent (not transactional) producer: a new

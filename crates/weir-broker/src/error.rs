@@ -67,6 +67,12 @@ pub enum BrokerError {
     },
     #[error("transactions are not supported yet (transactional id {transactional_id:?})")]
     TransactionsUnsupported { transactional_id: String },
+    #[error("unreadable records for topic {topic:?}: {source}")]
+    InvalidRecords {
+        topic: String,
+        #[source]
+        source: crate::compression::RecordsError,
+    },
     #[error(transparent)]
     Log(#[from] LogError),
     #[error("the topic registry is unreadable: {reason}")]

@@ -20,6 +20,7 @@
 //! ```
 
 mod broker;
+pub mod compression;
 mod config;
 mod error;
 pub mod partitioner;

@@ -47,7 +47,9 @@ pub fn for_broker_error(err: &BrokerError) -> Code {
         BrokerError::InvalidConfig { .. } => Code::InvalidConfig,
         BrokerError::PolicyViolation { .. } => Code::PolicyViolation,
         BrokerError::MessageTooLarge { .. } => Code::MessageTooLarge,
-        BrokerError::CorruptMessage { .. } => Code::CorruptMessage,
+        BrokerError::CorruptMessage { .. } | BrokerError::InvalidRecords { .. } => {
+            Code::CorruptMessage
+        }
         BrokerError::OutOfOrderSequence { .. } => Code::OutOfOrderSequenceNumber,
         BrokerError::InvalidProducerEpoch { .. } => Code::InvalidProducerEpoch,
         BrokerError::UnknownProducerId { .. } => Code::UnknownProducerId,

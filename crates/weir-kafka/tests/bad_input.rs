@@ -146,6 +146,22 @@ fn produce(topic: &str, partition: i32, acks: i16, records: Vec<u8>) -> ProduceR
         ])
 }
 
+/// CRC-32C (Castagnoli), bit by bit: the tests need no dependency for it.
+fn crc32c(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for byte in bytes {
+        crc ^= u32::from(*byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
 fn batch(value: &[u8]) -> Vec<u8> {
     let mut b = BatchBuilder::new(1_000);
     b.push(1_000, Some(b"k"), Some(value), &[]);
@@ -176,6 +192,17 @@ fn bad_produce_requests_get_precise_errors_and_write_nothing() {
 
     let mut corrupt = batch(b"flipped");
     *corrupt.last_mut().unwrap() ^= 1;
+    // Well framed with a good CRC, but the payload is not gzip / the header
+    // claims a record that is not there: unreadable to any consumer.
+    let mut not_gzip = batch(b"plain");
+    not_gzip[21..23].copy_from_slice(&1i16.to_be_bytes());
+    let mut lying = batch(b"one record");
+    lying[57..61].copy_from_slice(&2i32.to_be_bytes());
+    lying[23..27].copy_from_slice(&1i32.to_be_bytes());
+    for b in [&mut not_gzip, &mut lying] {
+        let crc = crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+    }
     let cases = [
         (produce("t", 0, -1, corrupt), Code::CorruptMessage),
         (
@@ -183,6 +210,8 @@ fn bad_produce_requests_get_precise_errors_and_write_nothing() {
             Code::MessageTooLarge,
         ),
         (produce("t", 0, -1, vec![1, 2, 3]), Code::CorruptMessage),
+        (produce("t", 0, -1, not_gzip), Code::CorruptMessage),
+        (produce("t", 0, -1, lying), Code::CorruptMessage),
         (
             produce("t", 5, -1, batch(b"x")),
             Code::UnknownTopicOrPartition,

@@ -240,15 +240,32 @@ pub fn records(bytes: &[u8]) -> Result<Vec<Record<'_>>, BatchError> {
         });
     }
     let end = header.total_bytes().min(bytes.len());
+    parse_records(&bytes[HEADER_BYTES..end], &header)
+}
+
+/// Decodes the records of a batch from its record bytes: the batch after
+/// its header, or, for a compressed batch, those bytes decompressed. All
+/// `header.record_count` records must be there, each well formed, and
+/// nothing after them.
+pub fn parse_records<'a>(
+    body: &'a [u8],
+    header: &BatchHeader,
+) -> Result<Vec<Record<'a>>, BatchError> {
     let mut cur = Cursor {
-        bytes: &bytes[..end],
-        pos: HEADER_BYTES,
+        bytes: body,
+        pos: 0,
     };
-    let mut out = Vec::with_capacity(header.record_count.max(0) as usize);
-    for _ in 0..header.record_count {
+    // The count comes from the producer: reserve no more than the bytes
+    // could hold (every record takes several).
+    let count = usize::try_from(header.record_count).map_err(|_| BatchError::BadRecord)?;
+    let mut out = Vec::with_capacity(count.min(body.len()));
+    for _ in 0..count {
         let len = cur.varint()?;
-        let record_end = cur.pos + usize::try_from(len).map_err(|_| BatchError::BadRecord)?;
-        if record_end > end {
+        let record_end = cur
+            .pos
+            .checked_add(usize::try_from(len).map_err(|_| BatchError::BadRecord)?)
+            .ok_or(BatchError::BadRecord)?;
+        if record_end > body.len() {
             return Err(BatchError::BadRecord);
         }
         let _attributes = cur.take(1)?;
@@ -268,11 +285,14 @@ pub fn records(bytes: &[u8]) -> Result<Vec<Record<'_>>, BatchError> {
         }
         out.push(Record {
             offset: header.base_offset + i64::from(offset_delta),
-            timestamp: header.base_timestamp + timestamp_delta,
+            timestamp: header.base_timestamp.wrapping_add(timestamp_delta),
             key,
             value,
             headers,
         });
+    }
+    if cur.pos != body.len() {
+        return Err(BatchError::BadRecord);
     }
     Ok(out)
 }
