@@ -35,6 +35,12 @@ pub struct ServeArgs {
     /// How often retention runs.
     #[arg(long, default_value_t = 60_000)]
     retention_check_ms: u64,
+    /// Most client connections at once (more wait to be accepted).
+    #[arg(long)]
+    connections_max: Option<usize>,
+    /// Largest Produce request accepted, in bytes.
+    #[arg(long)]
+    request_bytes_max: Option<usize>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -63,6 +69,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut server_config = ServerConfig::new(bound);
     if let Some(host) = args.advertised_host {
         server_config.advertised_host = host;
+    }
+    if let Some(n) = args.connections_max {
+        server_config.connections_max = n.max(1);
+    }
+    if let Some(n) = args.request_bytes_max {
+        server_config.request_bytes_max = n;
     }
     println!("kafka listening on {bound}");
 

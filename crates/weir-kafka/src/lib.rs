@@ -38,6 +38,9 @@ pub struct ServerConfig {
     pub admin_request_bytes_max: usize,
     /// Longest a Fetch may wait for data, whatever it asks.
     pub fetch_wait_ms_max: u64,
+    /// Most bytes one Fetch response carries, whatever it asks (the first
+    /// batch excepted, as in KIP-74).
+    pub fetch_bytes_max: usize,
     /// Broker node id reported to clients.
     pub node_id: i32,
     pub cluster_id: String,
@@ -53,6 +56,7 @@ impl ServerConfig {
             request_bytes_max: 100 * 1024 * 1024,
             admin_request_bytes_max: 1024 * 1024,
             fetch_wait_ms_max: 30_000,
+            fetch_bytes_max: 64 * 1024 * 1024,
             node_id: 0,
             cluster_id: "weir-cluster".to_owned(),
         }

@@ -264,3 +264,44 @@ fn bad_produce_requests_get_precise_errors_and_write_nothing() {
     assert_eq!(partition.high_watermark, 1);
     still_serves(&server);
 }
+
+#[test]
+fn connections_over_the_limit_wait_until_one_closes() {
+    let server = TestServer::start_with(weir_broker::BrokerConfig::default(), |c| {
+        c.connections_max = 2
+    });
+    let mut first = connect(&server);
+    let mut second = connect(&server);
+    for stream in [&mut first, &mut second] {
+        let r: ApiVersionsResponse = call(
+            stream,
+            ApiKey::ApiVersions,
+            3,
+            &ApiVersionsRequest::default(),
+        );
+        assert_eq!(r.error_code, 0);
+    }
+    // The kernel completes the third handshake, but the server does not
+    // take the connection, so its request waits.
+    let mut third = connect(&server);
+    third
+        .set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .unwrap();
+    third
+        .write_all(&common::frame(
+            ApiKey::ApiVersions,
+            3,
+            9,
+            &ApiVersionsRequest::default(),
+        ))
+        .unwrap();
+    let mut buf = [0u8; 4];
+    let waited = std::io::Read::read(&mut third, &mut buf);
+    assert!(waited.is_err(), "served over the limit: {waited:?}");
+    drop(first);
+    third
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut response = recv(&mut third).expect("served once a slot frees");
+    assert_eq!(response.get_i32(), 9);
+}

@@ -35,9 +35,16 @@ pub struct ReadBatches {
 
 /// Where a scan for a timestamp ended.
 enum Scan {
-    Found(i64),
+    Found(TimeMatch),
     PastVisible,
     NotHere,
+}
+
+/// The record a time lookup found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeMatch {
+    pub offset: i64,
+    pub timestamp: i64,
 }
 
 /// What a retention pass removed.
@@ -554,6 +561,12 @@ impl Log {
     /// `timestamp_ms`, among what readers see; `None` when there is none.
     /// Inside a compressed batch the answer is the batch's first offset.
     pub fn offset_for_time(&self, timestamp_ms: i64) -> Result<Option<i64>> {
+        Ok(self.record_for_time(timestamp_ms)?.map(|m| m.offset))
+    }
+
+    /// Like [`Log::offset_for_time`], with the timestamp found there (for a
+    /// compressed or log-append-time batch, the batch's max timestamp).
+    pub fn record_for_time(&self, timestamp_ms: i64) -> Result<Option<TimeMatch>> {
         // Segments from the first whose newest record is recent enough; a
         // segment whose scan finds nothing passes on to the next one.
         let mut from_base = i64::MIN;
@@ -582,7 +595,7 @@ impl Log {
                     .expect("a sealed view")?,
             };
             match self.scan_for_time(&view, start_pos, hwm, timestamp_ms)? {
-                Scan::Found(offset) => return Ok(Some(offset)),
+                Scan::Found(found) => return Ok(Some(found)),
                 Scan::PastVisible => return Ok(None),
                 Scan::NotHere => from_base = view.base_offset + 1,
             }
@@ -606,16 +619,22 @@ impl Log {
             }
             if h.max_timestamp >= timestamp_ms {
                 if h.compression() != 0 || h.is_log_append_time() {
-                    return Ok(Scan::Found(h.base_offset));
+                    return Ok(Scan::Found(TimeMatch {
+                        offset: h.base_offset,
+                        timestamp: h.max_timestamp,
+                    }));
                 }
                 // The header's max timestamp is the producer's claim; a
                 // batch whose records do not bear it out is passed over.
                 let found = batch::records(bytes)?
                     .iter()
                     .find(|r| r.timestamp >= timestamp_ms)
-                    .map(|r| r.offset);
-                if let Some(offset) = found {
-                    return Ok(Scan::Found(offset));
+                    .map(|r| TimeMatch {
+                        offset: r.offset,
+                        timestamp: r.timestamp,
+                    });
+                if let Some(found) = found {
+                    return Ok(Scan::Found(found));
                 }
             }
             pos += bytes.len() as u64;

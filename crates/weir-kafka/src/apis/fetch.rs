@@ -116,7 +116,9 @@ pub(crate) async fn handle(
         })
         .collect();
     // max_bytes arrived in v3; before, only the per-partition limits count.
-    let max_bytes = usize::try_from(request.max_bytes).unwrap_or(0).max(1);
+    let max_bytes = usize::try_from(request.max_bytes)
+        .unwrap_or(0)
+        .clamp(1, shared.config.fetch_bytes_max);
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     let wait = Duration::from_millis(
         u64::try_from(request.max_wait_ms)

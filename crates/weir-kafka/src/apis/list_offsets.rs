@@ -45,11 +45,10 @@ pub(crate) async fn handle(
                         match p.timestamp {
                             LATEST => response.with_offset(log.high_watermark()),
                             EARLIEST => response.with_offset(log.start_offset()),
-                            ts if ts >= 0 => match log.offset_for_time(ts) {
-                                // Kafka answers the record's timestamp too; the
-                                // log reports only the offset, so the asked
-                                // timestamp stands in for it.
-                                Ok(Some(offset)) => response.with_offset(offset).with_timestamp(ts),
+                            ts if ts >= 0 => match log.record_for_time(ts) {
+                                Ok(Some(found)) => response
+                                    .with_offset(found.offset)
+                                    .with_timestamp(found.timestamp),
                                 Ok(None) => response,
                                 Err(e) => response.with_error_code(for_log_error(&e).code()),
                             },

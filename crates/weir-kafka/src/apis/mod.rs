@@ -30,7 +30,7 @@ pub(crate) fn supported_versions(api: ApiKey) -> Option<RangeInclusive<i16>> {
     Some(match api {
         ApiKey::Produce => 3..=11,
         ApiKey::Fetch => 4..=12,
-        ApiKey::ListOffsets => 1..=7,
+        ApiKey::ListOffsets => 1..=6,
         ApiKey::Metadata => 0..=12,
         ApiKey::ApiVersions => 0..=4,
         ApiKey::CreateTopics => 2..=7,
