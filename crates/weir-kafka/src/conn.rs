@@ -130,23 +130,17 @@ async fn write_frame(
     writer.flush().await
 }
 
-/// Decodes the header, dispatches to the API's module, and encodes the
-/// response with its header. `None`: no response (Produce with acks=0).
-async fn handle(mut frame: Bytes, shared: &Arc<Shared>) -> Result<Option<Vec<u8>>, ConnError> {
+/// Checks the API and version of a frame (without its length prefix) and
+/// decodes its header; returns the API, version, header and the body left.
+fn open_frame(mut frame: Bytes) -> Result<(ApiKey, i16, RequestHeader, Bytes), ConnError> {
+    if frame.len() < 8 {
+        return Err(ConnError::FrameTooShort { bytes: frame.len() });
+    }
     let api_key = (&frame[0..2]).get_i16();
     let version = (&frame[2..4]).get_i16();
     let api = ApiKey::try_from(api_key).map_err(|()| ConnError::UnknownApiKey { api_key })?;
-    let Some(range) = apis::supported_versions(api) else {
-        return Err(ConnError::UnknownApiKey { api_key });
-    };
+    let range = apis::supported_versions(api).ok_or(ConnError::UnknownApiKey { api_key })?;
     if !range.contains(&version) {
-        if api == ApiKey::ApiVersions {
-            // KIP-511: a client newer than the broker gets error 35 and the
-            // broker's versions in a v0 body, then retries with a version
-            // from the list.
-            let correlation_id = (&frame[4..8]).get_i32();
-            return Ok(Some(apis::api_versions::unsupported(correlation_id)));
-        }
         return Err(ConnError::UnsupportedVersion { api, version });
     }
     let header =
@@ -157,6 +151,35 @@ async fn handle(mut frame: Bytes, shared: &Arc<Shared>) -> Result<Option<Vec<u8>
                 reason: e.to_string(),
             }
         })?;
+    Ok((api, version, header, frame))
+}
+
+/// Decodes one request frame (without its length prefix) as the server
+/// would, without serving it: the API and version must be served, and the
+/// header and body must decode. For fuzzing and tools.
+pub fn decode_request(frame: &[u8]) -> Result<(), String> {
+    let (api, version, _, body) =
+        open_frame(Bytes::copy_from_slice(frame)).map_err(|e| e.to_string())?;
+    apis::decode_only(api, version, body).map_err(|e| e.to_string())
+}
+
+/// Decodes the header, dispatches to the API's module, and encodes the
+/// response with its header. `None`: no response (Produce with acks=0).
+async fn handle(frame: Bytes, shared: &Arc<Shared>) -> Result<Option<Vec<u8>>, ConnError> {
+    let (api, version, header, frame) = match open_frame(frame.clone()) {
+        Ok(opened) => opened,
+        Err(ConnError::UnsupportedVersion {
+            api: ApiKey::ApiVersions,
+            ..
+        }) => {
+            // KIP-511: a client newer than the broker gets error 35 and the
+            // broker's versions in a v0 body, then retries with a version
+            // from the list.
+            let correlation_id = (&frame[4..8]).get_i32();
+            return Ok(Some(apis::api_versions::unsupported(correlation_id)));
+        }
+        Err(e) => return Err(e),
+    };
     let response = apis::dispatch(api, version, &header, frame, shared).await?;
     let Some(body) = response else {
         return Ok(None);

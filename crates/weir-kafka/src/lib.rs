@@ -21,6 +21,7 @@ use weir_broker::Broker;
 
 pub use alloc::GuardedAllocator;
 pub use codes::Code;
+pub use conn::decode_request;
 
 /// Settings and limits of the Kafka listener.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -88,6 +88,36 @@ pub(crate) async fn dispatch(
     }
 }
 
+/// Decodes a request body of a served API without serving it (what
+/// [`crate::decode_request`] checks).
+pub(crate) fn decode_only(api: ApiKey, version: i16, body: Bytes) -> Result<(), ConnError> {
+    use crate::conn::decode;
+    use kafka_protocol::messages as m;
+    match api {
+        ApiKey::ApiVersions => decode::<m::ApiVersionsRequest>(api, version, body).map(drop),
+        ApiKey::Metadata => decode::<m::MetadataRequest>(api, version, body).map(drop),
+        ApiKey::Produce => decode::<m::ProduceRequest>(api, version, body).map(drop),
+        ApiKey::Fetch => decode::<m::FetchRequest>(api, version, body).map(drop),
+        ApiKey::ListOffsets => decode::<m::ListOffsetsRequest>(api, version, body).map(drop),
+        ApiKey::CreateTopics => decode::<m::CreateTopicsRequest>(api, version, body).map(drop),
+        ApiKey::DeleteTopics => decode::<m::DeleteTopicsRequest>(api, version, body).map(drop),
+        ApiKey::InitProducerId => decode::<m::InitProducerIdRequest>(api, version, body).map(drop),
+        ApiKey::DescribeConfigs => {
+            decode::<m::DescribeConfigsRequest>(api, version, body).map(drop)
+        }
+        ApiKey::AlterConfigs => decode::<m::AlterConfigsRequest>(api, version, body).map(drop),
+        ApiKey::IncrementalAlterConfigs => {
+            decode::<m::IncrementalAlterConfigsRequest>(api, version, body).map(drop)
+        }
+        ApiKey::CreatePartitions => {
+            decode::<m::CreatePartitionsRequest>(api, version, body).map(drop)
+        }
+        _ => Err(ConnError::UnknownApiKey {
+            api_key: api as i16,
+        }),
+    }
+}
+
 /// Runs blocking broker work (disk I/O, waiting for a sync) off the async
 /// workers.
 pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
