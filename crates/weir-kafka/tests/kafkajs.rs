@@ -49,11 +49,11 @@ fn round_trip(codec: &str, idempotent: bool) {
                 &topic,
                 codec,
                 &idempotent.to_string(),
-                "2000",
+                "10000",
             ]),
         "kafkajs",
     );
-    assert!(out.contains("kafkajs: produced 2000 records"), "{out}");
+    assert!(out.contains("kafkajs: produced 10000 records"), "{out}");
     let out = run(
         std::process::Command::new(python()).args([
             &format!("{clients}/python_roundtrip.py"),
@@ -61,12 +61,15 @@ fn round_trip(codec: &str, idempotent: bool) {
             &topic,
             "none",
             codec,
-            "2000",
+            "10000",
         ]),
         "python consumers",
     );
-    assert!(out.contains("confluent consumer: 2000 records"), "{out}");
-    assert!(out.contains("kafka-python consumer: 2000 records"), "{out}");
+    assert!(out.contains("confluent consumer: 10000 records"), "{out}");
+    assert!(
+        out.contains("kafka-python consumer: 10000 records"),
+        "{out}"
+    );
     let first = server
         .broker
         .partition(&topic, 0)

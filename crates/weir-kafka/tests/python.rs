@@ -28,7 +28,14 @@ fn round_trip(producer: &str, codec: &str) {
         "/../../tests/clients/python_roundtrip.py"
     );
     let out = std::process::Command::new(python())
-        .args([script, &server.bootstrap(), &topic, producer, codec, "2000"])
+        .args([
+            script,
+            &server.bootstrap(),
+            &topic,
+            producer,
+            codec,
+            "10000",
+        ])
         .output()
         .expect("the client virtualenv is installed by scripts/install-deps");
     assert!(
@@ -39,18 +46,18 @@ fn round_trip(producer: &str, codec: &str) {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("confluent consumer: 2000 records"),
+        stdout.contains("confluent consumer: 10000 records"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("kafka-python consumer: 2000 records"),
+        stdout.contains("kafka-python consumer: 10000 records"),
         "{stdout}"
     );
     // What the clients were told is what the log holds.
     let total: i64 = (0..6)
         .map(|p| server.broker.partition(&topic, p).unwrap().end_offset())
         .sum();
-    assert_eq!(total, 2000);
+    assert_eq!(total, 10_000);
     // Idempotent producers stamp their batches with an id from
     // InitProducerId; the others do not.
     let first = server

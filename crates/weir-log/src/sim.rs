@@ -76,6 +76,8 @@ struct State {
     next_id: u64,
     poisoned: bool,
     sync_failures_armed: u32,
+    /// How long each file sync takes, as a real disk's would.
+    sync_delay: std::time::Duration,
     n_syncs: u64,
     n_bytes_read: u64,
     /// No space left: writes that would grow a file, and new files, fail.
@@ -156,6 +158,12 @@ impl SimStorage {
             return Err(crashed());
         }
         Ok(state)
+    }
+
+    /// Makes every file sync take `delay` (the simulated disk is otherwise
+    /// instant, so concurrent appenders would rarely meet in a sync round).
+    pub fn set_sync_delay(&self, delay: std::time::Duration) {
+        lock_state(&self.state).sync_delay = delay;
     }
 
     /// Makes the next `n` file syncs fail, as a dying disk would.
@@ -327,6 +335,10 @@ impl StorageFile for SimFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
+        let delay = lock_state(&self.state).sync_delay;
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
         self.with(|s, id| {
             if s.sync_failures_armed > 0 {
                 s.sync_failures_armed -= 1;

@@ -432,8 +432,11 @@ fn many_appenders_on_many_logs_share_fsyncs() {
     let logs: Vec<_> = (0..4)
         .map(|p| dir.open_log(&format!("t-{p}"), sim_default()).unwrap())
         .collect();
+    // A sync that takes as long as a fast disk's: appenders arriving during
+    // a round must be served together by the next.
+    disk.set_sync_delay(std::time::Duration::from_millis(1));
     let before = dir.sync_stats();
-    let n_per_thread = 200;
+    let n_per_thread = 100;
     std::thread::scope(|s| {
         for t in 0..8 {
             let log = logs[t % 4].clone();
@@ -452,10 +455,13 @@ fn many_appenders_on_many_logs_share_fsyncs() {
         appends as i64
     );
     assert!(logs.iter().all(|l| l.durable_offset() == l.end_offset()));
-    // Each round syncs each dirty log once; with 8 appenders over 4 logs a
-    // round must serve more than one append on average.
+    // Each round syncs each dirty log once; with 8 appenders over 4 logs
+    // and syncs that take time, a round serves several appends.
     let rounds = after.rounds - before.rounds;
-    assert!(rounds < appends, "rounds {rounds} for {appends} appends");
+    assert!(
+        rounds * 2 <= appends,
+        "rounds {rounds} for {appends} appends"
+    );
     assert!(after.data_syncs - before.data_syncs <= rounds * 4);
 }
 
