@@ -1,11 +1,20 @@
 //! `weir-bench`: benchmarks that report ratios against baselines measured in the same run.
 
+mod heap;
 mod log_bench;
+mod produce_bench;
 mod raw;
 mod report;
 mod sys;
 
 use clap::{Parser, Subcommand};
+
+/// The broker runs in this process for `weir-bench produce`; it gets the
+/// allocator `weir serve` installs (see `weir_kafka::GuardedAllocator`),
+/// wrapped to count the Rust heap (see [`heap`]).
+#[global_allocator]
+static ALLOCATOR: heap::Counting<weir_kafka::GuardedAllocator> =
+    heap::Counting(weir_kafka::GuardedAllocator);
 
 /// Weir's benchmarks; each reports a ratio against a baseline measured in
 /// the same run on the same machine.
@@ -22,10 +31,16 @@ enum Command {
     /// latency against raw write+fdatasync, sequential read against pread,
     /// and peak memory while appending.
     Log(log_bench::LogArgs),
+    /// The Kafka broker end to end: librdkafka producers (acks=all,
+    /// idempotent) against the in-process broker, then a consumer reading it
+    /// all back, against Redis Streams XADD with appendfsync always and raw
+    /// write+fdatasync of the same bytes with as many syncs.
+    Produce(produce_bench::ProduceArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Log(args) => log_bench::run(&args),
+        Command::Produce(args) => produce_bench::run(&args),
     }
 }

@@ -85,16 +85,22 @@ pub fn print_table(rows: &[Row]) {
         let per_fsync = r
             .bytes_per_fsync()
             .map_or_else(|| "-".to_owned(), |b| b.to_string());
+        // No syncs counted (a baseline whose syncs are not observed): "-".
+        let fsyncs = if r.fsyncs > 0 {
+            format!("{:.1}", r.fsyncs_per_sec())
+        } else {
+            "-".to_owned()
+        };
         let (p50, p99) = r.latency.map_or_else(
             || ("-".to_owned(), "-".to_owned()),
             |l| (format!("{:.0}", l.p50_us), format!("{:.0}", l.p99_us)),
         );
         println!(
-            "{:<width$}  {:>11.0}  {:>9.1}  {:>9.1}  {:>11}  {:>9}  {:>9}",
+            "{:<width$}  {:>11.0}  {:>9.1}  {:>9}  {:>11}  {:>9}  {:>9}",
             r.phase,
             r.records_per_sec(),
             r.mb_per_sec(),
-            r.fsyncs_per_sec(),
+            fsyncs,
             per_fsync,
             p50,
             p99

@@ -1,6 +1,8 @@
 //! Linux specifics the benchmarks need: peak-RSS reset and readout through
-//! `/proc/self`, the file system a path lives on, and `fallocate`.
+//! `/proc/self`, per-thread CPU time, the file system a path lives on, and
+//! `fallocate`.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -74,4 +76,31 @@ pub fn fallocate(file: &File, len: u64) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// CPU time (nanoseconds on CPU, from `schedstat`) of each live thread of
+/// the process, by thread id, with the thread's name. Threads that end
+/// between two readings are missing from the later one.
+pub fn thread_cpu_ns() -> anyhow::Result<HashMap<u32, (String, u64)>> {
+    let mut out = HashMap::new();
+    for entry in std::fs::read_dir("/proc/self/task").context("list /proc/self/task")? {
+        let entry = entry?;
+        let Some(tid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        // A thread may end between the listing and the reads.
+        let (Ok(comm), Ok(stat)) = (
+            std::fs::read_to_string(entry.path().join("comm")),
+            std::fs::read_to_string(entry.path().join("schedstat")),
+        ) else {
+            continue;
+        };
+        let ns = stat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("parse /proc/self/task/{tid}/schedstat: {stat:?}"))?;
+        out.insert(tid, (comm.trim_end().to_owned(), ns));
+    }
+    Ok(out)
 }
