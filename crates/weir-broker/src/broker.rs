@@ -133,6 +133,30 @@ impl Topic {
     }
 }
 
+/// Batches written by [`Broker::produce_nowait`], not yet acknowledged.
+#[derive(Debug)]
+#[must_use = "a produce is acknowledged only after `wait`"]
+pub struct Produced {
+    log: Log,
+    info: AppendInfo,
+}
+
+impl Produced {
+    /// Blocks until the batches are durable (under `fsync=always`; at once
+    /// otherwise) and returns where they landed.
+    pub fn wait(self) -> Result<AppendInfo, BrokerError> {
+        if self.log.fsync_policy() == FsyncPolicy::Always {
+            self.log.wait_durable(self.info.last_offset + 1)?;
+        }
+        Ok(self.info)
+    }
+
+    /// The log start offset of the partition, for the response.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log.start_offset()
+    }
+}
+
 /// The broker's persisted view of a topic.
 #[derive(Debug, Serialize, Deserialize)]
 struct TopicRecord {
@@ -568,6 +592,20 @@ impl Broker {
         partition: i32,
         batches: &mut [u8],
     ) -> Result<AppendInfo, BrokerError> {
+        self.produce_nowait(topic, partition, batches)?.wait()
+    }
+
+    /// Like [`Broker::produce`], but returns once the batches are written
+    /// (in order with every other write to the partition), leaving the wait
+    /// for durability to [`Produced::wait`]. A server answering a
+    /// connection's requests in order can thus write the next request while
+    /// earlier ones wait for their sync round.
+    pub fn produce_nowait(
+        &self,
+        topic: &str,
+        partition: i32,
+        batches: &mut [u8],
+    ) -> Result<Produced, BrokerError> {
         let t = self.topic(topic)?;
         if t.internal {
             return Err(BrokerError::InvalidTopic {
@@ -579,10 +617,14 @@ impl Broker {
         self.check_records(topic, batches)?;
         let header = BatchHeader::parse(batches).ok();
         let Some(header) = header.filter(|h| h.producer_id >= 0 && h.base_sequence >= 0) else {
-            return part
+            let info = part
                 .log
-                .append(batches)
-                .map_err(|e| produce_error(topic, e));
+                .append_nowait(batches)
+                .map_err(|e| produce_error(topic, e))?;
+            return Ok(Produced {
+                log: part.log,
+                info,
+            });
         };
         if header.total_bytes() != batches.len() {
             // Kafka's rule since Produce v3: one batch per partition; the
@@ -650,10 +692,10 @@ impl Broker {
                 }
             }
         };
-        if part.log.fsync_policy() == FsyncPolicy::Always {
-            part.log.wait_durable(info.last_offset + 1)?;
-        }
-        Ok(info)
+        Ok(Produced {
+            log: part.log,
+            info,
+        })
     }
 
     /// Checks that every batch's records are readable (decompressing where

@@ -26,6 +26,8 @@ mod error;
 pub mod partitioner;
 mod producers;
 
-pub use broker::{Broker, BrokerConfig, TOPIC_NAME_BYTES_MAX, Topic, validate_topic_name};
+pub use broker::{
+    Broker, BrokerConfig, Produced, TOPIC_NAME_BYTES_MAX, Topic, validate_topic_name,
+};
 pub use config::{ConfigEntry, TOPIC_CONFIG_KEYS, TopicConfig};
 pub use error::BrokerError;

@@ -40,8 +40,18 @@ pub(crate) enum ConnError {
     },
 }
 
+/// Requests of one connection in flight at once (read, not yet answered).
+const IN_FLIGHT_MAX: usize = 8;
+
+/// An answer on its way: the response header and body, or nothing.
+type Answer = tokio::task::JoinHandle<Result<Option<(Bytes, Bytes)>, ConnError>>;
+
 /// Serves one connection until the client leaves, a frame is bad, or the
-/// server stops.
+/// server stops. Requests are handled in the order they arrive; a Produce
+/// whose batches are written waits for durability in its own task while the
+/// next requests are read and handled, and a writer answers them all in
+/// order. At most [`IN_FLIGHT_MAX`] answers are pending; beyond that the
+/// reader waits, and so does the client.
 pub(crate) async fn serve(
     socket: TcpStream,
     peer: SocketAddr,
@@ -50,31 +60,54 @@ pub(crate) async fn serve(
 ) {
     let _ = socket.set_nodelay(true);
     let (mut reader, writer) = socket.into_split();
+    let (answers, mut pending) = tokio::sync::mpsc::channel::<Answer>(IN_FLIGHT_MAX);
+    let reading = tokio::spawn(async move {
+        loop {
+            let frame = tokio::select! {
+                _ = stop.changed() => break,
+                frame = read_frame(&mut reader, &shared) => frame,
+            };
+            let answer = match frame {
+                Ok(Some(frame)) => handle(frame, &shared).await,
+                Ok(None) => break,
+                Err(e) => Err(e),
+            };
+            let failed = answer.is_err();
+            let task = match answer {
+                Ok(Pending::Ready(answer)) => tokio::spawn(std::future::ready(Ok(answer))),
+                Ok(Pending::Later(head, later)) => {
+                    tokio::spawn(async move { Ok(later.await?.map(|body| (head, body))) })
+                }
+                Err(e) => tokio::spawn(std::future::ready(Err(e))),
+            };
+            // After a bad frame the answers before it still go out, then
+            // the connection closes.
+            if answers.send(task).await.is_err() || failed {
+                break;
+            }
+        }
+    });
     let mut writer = BufWriter::new(writer);
-    loop {
-        let frame = tokio::select! {
-            _ = stop.changed() => break,
-            frame = read_frame(&mut reader, &shared) => frame,
-        };
-        let result = match frame {
-            Ok(Some(frame)) => handle(frame, &shared).await,
-            Ok(None) => break,
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(Some(response)) => {
-                if let Err(e) = write_frame(&mut writer, &response).await {
+    while let Some(answer) = pending.recv().await {
+        match answer.await {
+            Ok(Ok(Some((head, body)))) => {
+                if let Err(e) = write_frame(&mut writer, &head, &body).await {
                     tracing::debug!(%peer, %e, "client went away");
                     break;
                 }
             }
-            Ok(None) => {}
-            Err(e) => {
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
                 tracing::info!(%peer, %e, "closing connection");
+                break;
+            }
+            Err(e) => {
+                tracing::error!(%peer, %e, "a request handler failed");
                 break;
             }
         }
     }
+    reading.abort();
     let _ = writer.shutdown().await;
 }
 
@@ -112,21 +145,29 @@ async fn read_frame(
             bytes_max,
         });
     }
+    // Read straight into spare capacity: no zero-filling of a buffer that
+    // is about to be overwritten.
     let mut body = BytesMut::with_capacity(len);
     body.put_slice(&head);
-    body.resize(len, 0);
-    reader.read_exact(&mut body[2..]).await?;
+    while body.len() < len {
+        let mut limited = (&mut *reader).take((len - body.len()) as u64);
+        if limited.read_buf(&mut body).await? == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        }
+    }
     Ok(Some(body.freeze()))
 }
 
 async fn write_frame(
     writer: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>,
-    response: &[u8],
+    head: &[u8],
+    body: &[u8],
 ) -> std::io::Result<()> {
     writer
-        .write_all(&(response.len() as i32).to_be_bytes())
+        .write_all(&((head.len() + body.len()) as i32).to_be_bytes())
         .await?;
-    writer.write_all(response).await?;
+    writer.write_all(head).await?;
+    writer.write_all(body).await?;
     writer.flush().await
 }
 
@@ -163,10 +204,17 @@ pub fn decode_request(frame: &[u8]) -> Result<(), String> {
     apis::decode_only(api, version, body).map_err(|e| e.to_string())
 }
 
-/// Decodes the header, dispatches to the API's module, and encodes the
-/// response with its header. `None`: no response (Produce with acks=0).
-async fn handle(frame: Bytes, shared: &Arc<Shared>) -> Result<Option<Vec<u8>>, ConnError> {
-    let (api, version, header, frame) = match open_frame(frame.clone()) {
+/// What [`handle`] leaves to do: nothing but send (header and body), or
+/// wait for the body.
+enum Pending {
+    Ready(Option<(Bytes, Bytes)>),
+    Later(Bytes, apis::produce::Acknowledge),
+}
+
+/// Decodes the header and dispatches to the API's module; the response
+/// header is encoded here, the body by the module (now, or once durable).
+async fn handle(frame: Bytes, shared: &Arc<Shared>) -> Result<Pending, ConnError> {
+    let (api, version, header, body) = match open_frame(frame.clone()) {
         Ok(opened) => opened,
         Err(ConnError::UnsupportedVersion {
             api: ApiKey::ApiVersions,
@@ -176,26 +224,25 @@ async fn handle(frame: Bytes, shared: &Arc<Shared>) -> Result<Option<Vec<u8>>, C
             // broker's versions in a v0 body, then retries with a version
             // from the list.
             let correlation_id = (&frame[4..8]).get_i32();
-            return Ok(Some(apis::api_versions::unsupported(correlation_id)));
+            let whole = Bytes::from(apis::api_versions::unsupported(correlation_id));
+            return Ok(Pending::Ready(Some((whole, Bytes::new()))));
         }
         Err(e) => return Err(e),
     };
-    let response = apis::dispatch(api, version, &header, frame, shared).await?;
-    let Some(body) = response else {
-        return Ok(None);
-    };
-    let mut out = BytesMut::with_capacity(body.len() + 8);
-    let response_header = kafka_protocol::messages::ResponseHeader::default()
-        .with_correlation_id(header.correlation_id);
-    response_header
-        .encode(&mut out, api.response_header_version(version))
+    let mut head = BytesMut::with_capacity(8);
+    kafka_protocol::messages::ResponseHeader::default()
+        .with_correlation_id(header.correlation_id)
+        .encode(&mut head, api.response_header_version(version))
         .map_err(|e| ConnError::Malformed {
             api,
             version,
             reason: format!("encoding the response header: {e}"),
         })?;
-    out.extend_from_slice(&body);
-    Ok(Some(out.to_vec()))
+    let head = head.freeze();
+    Ok(match apis::dispatch(api, version, body, shared).await? {
+        apis::Reply::Now(body) => Pending::Ready(body.map(|body| (head, body))),
+        apis::Reply::Later(later) => Pending::Later(head, later),
+    })
 }
 
 /// Decodes a request body of a known version.

@@ -10,13 +10,13 @@ mod fetch;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
-mod produce;
+pub(crate) mod produce;
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_protocol::messages::ApiKey;
 
 use crate::Shared;
 use crate::conn::ConnError;
@@ -53,39 +53,43 @@ pub(crate) fn all_supported() -> Vec<(ApiKey, RangeInclusive<i16>)> {
     out
 }
 
-/// Runs one decoded-header request; returns the encoded response body, or
-/// `None` when the client wants no response.
+/// A request's answer: ready now, or (Produce) after its batches are
+/// durable.
+pub(crate) enum Reply {
+    Now(Option<Bytes>),
+    Later(produce::Acknowledge),
+}
+
+/// Runs one decoded-header request. Everything but the wait for durability
+/// happens here, in the order the connection's requests arrive.
 pub(crate) async fn dispatch(
     api: ApiKey,
     version: i16,
-    header: &RequestHeader,
     body: Bytes,
     shared: &Arc<Shared>,
-) -> Result<Option<Bytes>, ConnError> {
-    let _ = header;
-    match api {
-        ApiKey::ApiVersions => api_versions::handle(version, body).map(Some),
-        ApiKey::Metadata => metadata::handle(version, body, shared).await.map(Some),
-        ApiKey::Produce => produce::handle(version, body, shared).await,
-        ApiKey::Fetch => fetch::handle(version, body, shared).await.map(Some),
-        ApiKey::ListOffsets => list_offsets::handle(version, body, shared).await.map(Some),
-        ApiKey::CreateTopics => create_topics::handle(version, body, shared).await.map(Some),
-        ApiKey::DeleteTopics => delete_topics::handle(version, body, shared).await.map(Some),
-        ApiKey::InitProducerId => init_producer_id::handle(version, body, shared)
-            .await
-            .map(Some),
-        ApiKey::DescribeConfigs => configs::describe(version, body, shared).await.map(Some),
-        ApiKey::AlterConfigs => configs::alter(version, body, shared).await.map(Some),
-        ApiKey::IncrementalAlterConfigs => configs::incremental_alter(version, body, shared)
-            .await
-            .map(Some),
-        ApiKey::CreatePartitions => create_partitions::handle(version, body, shared)
-            .await
-            .map(Some),
-        _ => Err(ConnError::UnknownApiKey {
-            api_key: api as i16,
-        }),
-    }
+) -> Result<Reply, ConnError> {
+    let now = |body: Bytes| Reply::Now(Some(body));
+    Ok(match api {
+        ApiKey::ApiVersions => now(api_versions::handle(version, body)?),
+        ApiKey::Metadata => now(metadata::handle(version, body, shared).await?),
+        ApiKey::Produce => Reply::Later(produce::handle(version, body, shared).await?),
+        ApiKey::Fetch => now(fetch::handle(version, body, shared).await?),
+        ApiKey::ListOffsets => now(list_offsets::handle(version, body, shared).await?),
+        ApiKey::CreateTopics => now(create_topics::handle(version, body, shared).await?),
+        ApiKey::DeleteTopics => now(delete_topics::handle(version, body, shared).await?),
+        ApiKey::InitProducerId => now(init_producer_id::handle(version, body, shared).await?),
+        ApiKey::DescribeConfigs => now(configs::describe(version, body, shared).await?),
+        ApiKey::AlterConfigs => now(configs::alter(version, body, shared).await?),
+        ApiKey::IncrementalAlterConfigs => {
+            now(configs::incremental_alter(version, body, shared).await?)
+        }
+        ApiKey::CreatePartitions => now(create_partitions::handle(version, body, shared).await?),
+        _ => {
+            return Err(ConnError::UnknownApiKey {
+                api_key: api as i16,
+            });
+        }
+    })
 }
 
 /// Decodes a request body of a served API without serving it (what

@@ -1,83 +1,139 @@
 //! Produce: each partition's batches are appended (validated, stored as
-//! sent) and acknowledged once durable; partitions of one request share
-//! sync rounds.
+//! sent) and acknowledged once durable. The writes happen in the order the
+//! connection's requests arrive; the wait for durability is left to a
+//! second phase, so the next request can be written while this one waits
+//! and in-flight requests share sync rounds.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
+use weir_broker::{BrokerError, Produced};
 
 use super::{blocking, str_bytes};
 use crate::Shared;
 use crate::codes::{Code, for_broker_error};
 use crate::conn::{ConnError, decode, encode};
 
+/// The rest of a Produce once its batches are written: wait, then answer.
+pub(crate) type Acknowledge =
+    Pin<Box<dyn Future<Output = Result<Option<Bytes>, ConnError>> + Send>>;
+
+/// One partition of the request after the write phase.
+struct Written {
+    topic: usize,
+    name: String,
+    index: i32,
+    outcome: Result<Produced, PartitionProduceResponse>,
+}
+
+fn refused(index: i32, code: Code, message: Option<String>) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(code.code())
+        .with_error_message(message.map(|m| str_bytes(&m)))
+}
+
+fn refused_by(index: i32, err: &BrokerError) -> PartitionProduceResponse {
+    refused(index, for_broker_error(err), Some(err.to_string()))
+}
+
+/// Writes every partition's batches (all at once: their syncs share
+/// rounds) and returns the acknowledgement phase.
 pub(crate) async fn handle(
     version: i16,
     body: Bytes,
     shared: &Arc<Shared>,
-) -> Result<Option<Bytes>, ConnError> {
+) -> Result<Acknowledge, ConnError> {
     let request: ProduceRequest = decode(ApiKey::Produce, version, body)?;
     let acks = request.acks;
     let valid_acks = matches!(acks, -1..=1);
-    // Append every partition at once: their syncs share rounds.
-    let mut appends = tokio::task::JoinSet::new();
+    let mut writes = tokio::task::JoinSet::new();
     for (t, topic) in request.topic_data.into_iter().enumerate() {
         let name = topic.name.0.to_string();
         for (p, partition) in topic.partition_data.into_iter().enumerate() {
             let (broker, name) = (shared.broker.clone(), name.clone());
-            appends.spawn(async move {
+            writes.spawn_blocking(move || {
                 let index = partition.index;
-                let response = PartitionProduceResponse::default().with_index(index);
-                let response = if !valid_acks {
-                    response.with_error_code(Code::InvalidRequiredAcks.code())
-                } else {
-                    let Some(records) = partition.records else {
-                        return (t, p, name, response.with_error_code(Code::CorruptMessage.code()));
-                    };
-                    let mut bytes = records.to_vec();
-                    let broker2 = broker.clone();
-                    let name2 = name.clone();
-                    match blocking(move || broker2.produce(&name2, index, &mut bytes)).await {
-                        Ok(info) => response
-                            .with_base_offset(info.base_offset)
-                            .with_log_append_time_ms(-1)
-                            .with_log_start_offset(
-                                broker.partition(&name, index).map_or(-1, |log| log.start_offset()),
-                            ),
-                        Err(e) => {
+                let outcome = match partition.records {
+                    _ if !valid_acks => Err(refused(index, Code::InvalidRequiredAcks, None)),
+                    None => Err(refused(index, Code::CorruptMessage, Some("no records".into()))),
+                    Some(records) => {
+                        let mut bytes = records.to_vec();
+                        broker.produce_nowait(&name, index, &mut bytes).map_err(|e| {
                             tracing::debug!(topic = %name, partition = index, %e, "produce refused");
-                            response
-                                .with_error_code(for_broker_error(&e).code())
-                                .with_error_message(Some(str_bytes(&e.to_string())))
-                        }
+                            refused_by(index, &e)
+                        })
                     }
                 };
-                (t, p, name, response)
+                ((t, p), Written { topic: t, name, index, outcome })
             });
         }
     }
-    let mut results = Vec::new();
-    while let Some(done) = appends.join_next().await {
-        results.push(done.expect("produce tasks do not panic"));
+    let mut written = Vec::new();
+    while let Some(done) = writes.join_next().await {
+        written.push(done.expect("produce writes do not panic"));
     }
-    if acks == 0 {
-        return Ok(None);
+    written.sort_by_key(|(order, _)| *order);
+    Ok(Box::pin(acknowledge(
+        version,
+        acks,
+        written.into_iter().map(|(_, w)| w).collect(),
+    )))
+}
+
+/// Waits for every written partition to be durable, then builds the
+/// response (none for acks=0).
+async fn acknowledge(
+    version: i16,
+    acks: i16,
+    written: Vec<Written>,
+) -> Result<Option<Bytes>, ConnError> {
+    let mut waits = Vec::with_capacity(written.len());
+    for w in written {
+        let Written {
+            topic,
+            name,
+            index,
+            outcome,
+        } = w;
+        waits.push(tokio::spawn(async move {
+            let response = match outcome {
+                Err(response) => response,
+                Ok(produced) => {
+                    let start = produced.log_start_offset();
+                    match blocking(move || produced.wait()).await {
+                        Ok(info) => PartitionProduceResponse::default()
+                            .with_index(index)
+                            .with_base_offset(info.base_offset)
+                            .with_log_append_time_ms(-1)
+                            .with_log_start_offset(start),
+                        Err(e) => refused_by(index, &e),
+                    }
+                }
+            };
+            (topic, name, response)
+        }));
     }
-    results.sort_by_key(|(t, p, _, _)| (*t, *p));
     let mut topics: Vec<TopicProduceResponse> = Vec::new();
-    let mut last_t = usize::MAX;
-    for (t, _, name, partition) in results {
-        if t != last_t {
+    let mut last_topic = usize::MAX;
+    for wait in waits {
+        let (topic, name, response) = wait.await.expect("produce waits do not panic");
+        if topic != last_topic {
             topics.push(TopicProduceResponse::default().with_name(super::topic_name(&name)));
-            last_t = t;
+            last_topic = topic;
         }
         topics
             .last_mut()
             .expect("just pushed")
             .partition_responses
-            .push(partition);
+            .push(response);
+    }
+    if acks == 0 {
+        return Ok(None);
     }
     encode(
         ApiKey::Produce,
