@@ -520,24 +520,15 @@ pub fn run(args: &LogArgs) -> anyhow::Result<()> {
         .tempdir_in(&args.dir)
         .with_context(|| format!("create a scratch directory in {}", args.dir.display()))?;
     let root = scratch.path().canonicalize()?;
-    let mount = sys::mount_of(&root);
     println!(
         "weir-bench log: scratch {} on {}; {:.0} MiB per phase (a: {reps} interleaved slices, b: {multi_reps}), {:.0} MiB rss phase; {} logical CPUs",
         root.display(),
-        mount.as_ref().map_or_else(
-            || "an unknown file system".to_owned(),
-            |m| format!(
-                "{} ({}, mounted at {})",
-                m.source,
-                m.fs_type,
-                m.point.display()
-            )
-        ),
+        sys::describe_mount(&root),
         mib(phase_bytes),
         mib(rss_bytes),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
-    if mount.as_ref().is_some_and(|m| m.fs_type == "tmpfs") {
+    if sys::mount_of(&root).is_some_and(|m| m.fs_type == "tmpfs") {
         eprintln!(
             "[weir-bench] warning: {} is on tmpfs; fsync costs nothing there",
             root.display()

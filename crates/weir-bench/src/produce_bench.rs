@@ -690,23 +690,14 @@ pub fn run(args: &ProduceArgs) -> anyhow::Result<()> {
         .tempdir_in(&args.dir)
         .with_context(|| format!("create a scratch directory in {}", args.dir.display()))?;
     let root = scratch.path().canonicalize()?;
-    let mount = sys::mount_of(&root);
     let (_, librdkafka_version) = rdkafka::util::get_rdkafka_version();
     println!(
         "weir-bench produce: scratch {} on {}; {records} records of {VALUE_BYTES} B values, {producers} producers (librdkafka {librdkafka_version}), topic of {PARTITIONS} partitions; {} logical CPUs",
         root.display(),
-        mount.as_ref().map_or_else(
-            || "an unknown file system".to_owned(),
-            |m| format!(
-                "{} ({}, mounted at {})",
-                m.source,
-                m.fs_type,
-                m.point.display()
-            )
-        ),
+        sys::describe_mount(&root),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
-    if mount.as_ref().is_some_and(|m| m.fs_type == "tmpfs") {
+    if sys::mount_of(&root).is_some_and(|m| m.fs_type == "tmpfs") {
         eprintln!(
             "[weir-bench] warning: {} is on tmpfs; fsync costs nothing there",
             root.display()

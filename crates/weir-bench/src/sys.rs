@@ -36,6 +36,22 @@ pub struct Mount {
     pub source: String,
 }
 
+/// "DEVICE (FSTYPE, mounted at POINT)" for the mount holding `path`, for
+/// the header line of a benchmark.
+pub fn describe_mount(path: &Path) -> String {
+    mount_of(path).map_or_else(
+        || "an unknown file system".to_owned(),
+        |m| {
+            format!(
+                "{} ({}, mounted at {})",
+                m.source,
+                m.fs_type,
+                m.point.display()
+            )
+        },
+    )
+}
+
 /// The mount holding `path` (the longest mount point that contains it), or
 /// `None` when mountinfo cannot be read.
 pub fn mount_of(path: &Path) -> Option<Mount> {
