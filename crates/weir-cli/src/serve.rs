@@ -12,51 +12,128 @@ use weir_broker::{Broker, BrokerConfig};
 use weir_kafka::ServerConfig;
 use weir_log::{DataDir, DirConfig};
 
+/// Options of `weir serve`. Each comes from its flag, else its environment
+/// variable, else the config file (`--config`), else its default.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The data directory.
-    #[arg(long, env = "WEIR_DATA_DIR", default_value = "./weir-data")]
-    data_dir: PathBuf,
-    /// Address of the Kafka listener (port 0 picks a free port).
-    #[arg(long, env = "WEIR_KAFKA_ADDR", default_value = "127.0.0.1:9092")]
-    kafka_addr: SocketAddr,
-    /// Host clients are told to connect to (default: the listener's).
+    /// A TOML file with any of the settings below, by their flag names
+    /// with `_` for `-` (e.g. `data_dir = "/var/lib/weir"`).
+    #[arg(long, env = "WEIR_CONFIG")]
+    config: Option<PathBuf>,
+    /// The data directory [default: ./weir-data].
+    #[arg(long, env = "WEIR_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address of the Kafka listener; port 0 picks a free port
+    /// [default: 127.0.0.1:9092].
+    #[arg(long, env = "WEIR_KAFKA_ADDR")]
+    kafka_addr: Option<SocketAddr>,
+    /// Host clients are told to connect to [default: the listener's].
     #[arg(long, env = "WEIR_ADVERTISED_HOST")]
     advertised_host: Option<String>,
-    /// `always` (default), `never`, or `interval:MS`.
-    #[arg(long, default_value = "always")]
-    fsync: String,
-    /// Partitions of topics created without a count.
-    #[arg(long, default_value_t = 1)]
-    default_partitions: u32,
+    /// `always`, `never`, or `interval:MS` [default: always].
+    #[arg(long, env = "WEIR_FSYNC")]
+    fsync: Option<String>,
+    /// Partitions of topics created without a count [default: 1].
+    #[arg(long)]
+    default_partitions: Option<u32>,
     /// Refuse to create topics a client merely asks metadata for.
     #[arg(long)]
     no_auto_create_topics: bool,
-    /// How often retention runs.
-    #[arg(long, default_value_t = 60_000)]
-    retention_check_ms: u64,
-    /// Most client connections at once (more wait to be accepted).
+    /// How often retention runs, in ms [default: 60000].
+    #[arg(long)]
+    retention_check_ms: Option<u64>,
+    /// Most client connections at once; more wait to be accepted
+    /// [default: 1024].
     #[arg(long)]
     connections_max: Option<usize>,
-    /// Largest Produce request accepted, in bytes.
+    /// Largest Produce request accepted, in bytes [default: 100 MiB].
     #[arg(long)]
     request_bytes_max: Option<usize>,
 }
 
+/// The config file: the same settings, all optional; unknown keys are an
+/// error that names them.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServeFile {
+    data_dir: Option<PathBuf>,
+    kafka_addr: Option<SocketAddr>,
+    advertised_host: Option<String>,
+    fsync: Option<String>,
+    default_partitions: Option<u32>,
+    auto_create_topics: Option<bool>,
+    retention_check_ms: Option<u64>,
+    connections_max: Option<usize>,
+    request_bytes_max: Option<usize>,
+}
+
+/// Every setting, resolved.
+#[derive(Debug)]
+struct Settings {
+    data_dir: PathBuf,
+    kafka_addr: SocketAddr,
+    advertised_host: Option<String>,
+    fsync: String,
+    default_partitions: u32,
+    auto_create_topics: bool,
+    retention_check_ms: u64,
+    connections_max: Option<usize>,
+    request_bytes_max: Option<usize>,
+}
+
+impl ServeArgs {
+    fn resolve(self) -> anyhow::Result<Settings> {
+        let file: ServeFile = match &self.config {
+            None => ServeFile::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("in config file {}", path.display()))?
+            }
+        };
+        Ok(Settings {
+            data_dir: self
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| "./weir-data".into()),
+            kafka_addr: self
+                .kafka_addr
+                .or(file.kafka_addr)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9092))),
+            advertised_host: self.advertised_host.or(file.advertised_host),
+            fsync: self.fsync.or(file.fsync).unwrap_or_else(|| "always".into()),
+            default_partitions: self
+                .default_partitions
+                .or(file.default_partitions)
+                .unwrap_or(1),
+            auto_create_topics: !self.no_auto_create_topics
+                && file.auto_create_topics.unwrap_or(true),
+            retention_check_ms: self
+                .retention_check_ms
+                .or(file.retention_check_ms)
+                .unwrap_or(60_000),
+            connections_max: self.connections_max.or(file.connections_max),
+            request_bytes_max: self.request_bytes_max.or(file.request_bytes_max),
+        })
+    }
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = args.resolve()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("weir")
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(serve(args))
+    runtime.block_on(serve(settings))
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(args: Settings) -> anyhow::Result<()> {
     let dir = DataDir::open(&args.data_dir, DirConfig::default())
         .with_context(|| format!("opening data directory {}", args.data_dir.display()))?;
     let config = BrokerConfig {
-        auto_create_topics: !args.no_auto_create_topics,
+        auto_create_topics: args.auto_create_topics,
         default_partitions: args.default_partitions,
         fsync: crate::parse_fsync(&args.fsync)?,
         ..BrokerConfig::default()
