@@ -19,6 +19,15 @@ fn python() -> String {
     })
 }
 
+/// A script of `tests/clients/`, found from the crate directory cargo gives
+/// the test at run time (a binary reused from another checkout must not
+/// point at that checkout's files).
+fn client_script(name: &str) -> String {
+    let crate_dir = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+    format!("{crate_dir}/../../tests/clients/{name}")
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -53,10 +62,7 @@ fn delivered_records_survive_kill_dash_9_exactly_once() {
     let mut server = start(tmp.path(), port);
     let mut producer = Command::new(python())
         .args([
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../tests/clients/python_durable_producer.py"
-            ),
+            &client_script("python_durable_producer.py"),
             &format!("127.0.0.1:{port}"),
             "durable",
             &n.to_string(),

@@ -39,12 +39,13 @@ fn run(cmd: &mut std::process::Command, what: &str) -> String {
 fn round_trip(codec: &str, idempotent: bool) {
     let server = TestServer::start();
     let topic = format!("js-{codec}-{idempotent}");
-    let clients = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/clients");
+    let roundtrip_js = common::client_script("kafkajs_roundtrip.js");
+    let roundtrip_py = common::client_script("python_roundtrip.py");
     let out = run(
         std::process::Command::new("node")
             .env("NODE_PATH", node_modules())
             .args([
-                &format!("{clients}/kafkajs_roundtrip.js"),
+                &roundtrip_js,
                 &server.bootstrap(),
                 &topic,
                 codec,
@@ -56,7 +57,7 @@ fn round_trip(codec: &str, idempotent: bool) {
     assert!(out.contains("kafkajs: produced 10000 records"), "{out}");
     let out = run(
         std::process::Command::new(python()).args([
-            &format!("{clients}/python_roundtrip.py"),
+            &roundtrip_py,
             &server.bootstrap(),
             &topic,
             "none",

@@ -23,13 +23,10 @@ fn round_trip(producer: &str, codec: &str) {
         .broker
         .create_topic(&topic, 6, -1, &[], false)
         .unwrap();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/clients/python_roundtrip.py"
-    );
+    let script = common::client_script("python_roundtrip.py");
     let out = std::process::Command::new(python())
         .args([
-            script,
+            script.as_str(),
             &server.bootstrap(),
             &topic,
             producer,
@@ -136,12 +133,9 @@ fn kafka_python_idempotent() {
 
 fn admin(client: &str) {
     let server = TestServer::start();
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/clients/python_admin.py"
-    );
+    let script = common::client_script("python_admin.py");
     let out = std::process::Command::new(python())
-        .args([script, &server.bootstrap(), client, "admin-topic"])
+        .args([script.as_str(), &server.bootstrap(), client, "admin-topic"])
         .output()
         .expect("the client virtualenv is installed by scripts/install-deps");
     assert!(

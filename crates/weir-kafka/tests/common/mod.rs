@@ -154,3 +154,12 @@ pub fn call<R: Decodable>(
     }
     R::decode(&mut response, version).unwrap()
 }
+
+/// A script of `tests/clients/`, found from the crate directory cargo gives
+/// the test at run time (a binary reused from another checkout must not
+/// point at that checkout's files).
+pub fn client_script(name: &str) -> String {
+    let crate_dir = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+    format!("{crate_dir}/../../tests/clients/{name}")
+}
