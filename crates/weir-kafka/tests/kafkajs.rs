@@ -7,21 +7,7 @@
 
 mod common;
 
-use common::TestServer;
-
-fn node_modules() -> String {
-    std::env::var("WEIR_NODE_MODULES").unwrap_or_else(|_| {
-        let home = std::env::var("HOME").expect("HOME is set");
-        format!("{home}/.cache/weir/node/node_modules")
-    })
-}
-
-fn python() -> String {
-    std::env::var("WEIR_PYTHON").unwrap_or_else(|_| {
-        let home = std::env::var("HOME").expect("HOME is set");
-        format!("{home}/.cache/weir/venv/bin/python")
-    })
-}
+use common::{TestServer, node_modules, python};
 
 fn run(cmd: &mut std::process::Command, what: &str) -> String {
     let out = cmd

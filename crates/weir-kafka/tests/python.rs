@@ -7,14 +7,7 @@
 
 mod common;
 
-use common::TestServer;
-
-fn python() -> String {
-    std::env::var("WEIR_PYTHON").unwrap_or_else(|_| {
-        let home = std::env::var("HOME").expect("HOME is set");
-        format!("{home}/.cache/weir/venv/bin/python")
-    })
-}
+use common::{TestServer, python};
 
 fn round_trip(producer: &str, codec: &str) {
     let server = TestServer::start();

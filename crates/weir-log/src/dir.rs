@@ -87,10 +87,7 @@ impl DataDir {
             if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
                 storage
                     .sync_dir(parent)
-                    .map_err(|source| LogError::SyncFailed {
-                        path: parent.to_path_buf(),
-                        source,
-                    })?;
+                    .map_err(LogError::sync(parent.to_path_buf()))?;
             }
         }
         let lock_path = root.join(LOCK_FILE);
@@ -173,10 +170,7 @@ impl DataDir {
             let root = &self.shared.root;
             storage
                 .sync_dir(root)
-                .map_err(|source| LogError::SyncFailed {
-                    path: root.clone(),
-                    source,
-                })?;
+                .map_err(LogError::sync(root.clone()))?;
         }
         logs.insert(name.to_owned(), log.clone());
         Ok(log)
@@ -216,10 +210,7 @@ impl DataDir {
         self.shared
             .storage
             .sync_dir(&self.shared.root)
-            .map_err(|source| LogError::SyncFailed {
-                path: self.shared.root.clone(),
-                source,
-            })
+            .map_err(LogError::sync(self.shared.root.clone()))
     }
 
     /// Runs retention on every open log; returns what each pass removed.
@@ -244,20 +235,12 @@ impl DataDir {
         file.set_len(0)
             .and_then(|()| file.write_all_at(bytes, 0))
             .map_err(LogError::io("write", &tmp))?;
-        file.sync_data().map_err(|source| LogError::SyncFailed {
-            path: tmp.clone(),
-            source,
-        })?;
+        file.sync_data().map_err(LogError::sync(tmp.clone()))?;
         storage
             .rename(&tmp, &path)
             .map_err(LogError::io("rename", &tmp))?;
         let root = &self.shared.root;
-        storage
-            .sync_dir(root)
-            .map_err(|source| LogError::SyncFailed {
-                path: root.clone(),
-                source,
-            })
+        storage.sync_dir(root).map_err(LogError::sync(root.clone()))
     }
 
     /// The contents of metadata file `name`, or `None` if it was never

@@ -94,6 +94,12 @@ impl LogError {
         let path = path.into();
         move |source| Self::Io { op, path, source }
     }
+
+    /// A failed `fsync`/`fdatasync` of `path` (which turns logs read-only).
+    pub(crate) fn sync(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::SyncFailed { path, source }
+    }
 }
 
 pub type Result<T, E = LogError> = std::result::Result<T, E>;

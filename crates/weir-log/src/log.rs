@@ -158,10 +158,7 @@ impl Log {
         // records count as such.
         storage
             .sync_dir(&dir)
-            .map_err(|source| LogError::SyncFailed {
-                path: dir.clone(),
-                source,
-            })?;
+            .map_err(LogError::sync(dir.clone()))?;
         let end = segments.last().expect("just ensured").next_offset;
         let shared = Arc::new(LogShared {
             name: name.to_owned(),
@@ -813,17 +810,13 @@ impl LogShared {
     pub fn execute_sync(&self, plan: SyncPlan) -> std::result::Result<(u64, u64), LogError> {
         let (mut n_data, mut n_dir) = (0, 0);
         if let Some((file, path)) = plan.file {
-            file.sync_data()
-                .map_err(|source| LogError::SyncFailed { path, source })?;
+            file.sync_data().map_err(LogError::sync(path))?;
             n_data += 1;
         }
         if plan.dir {
             self.storage
                 .sync_dir(&self.dir)
-                .map_err(|source| LogError::SyncFailed {
-                    path: self.dir.clone(),
-                    source,
-                })?;
+                .map_err(LogError::sync(self.dir.clone()))?;
             n_dir += 1;
         }
         if n_data > 0 {

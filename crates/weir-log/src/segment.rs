@@ -275,10 +275,7 @@ impl Index {
     fn sync(&self) -> Result<()> {
         self.file
             .sync_data()
-            .map_err(|source| LogError::SyncFailed {
-                path: self.path.clone(),
-                source,
-            })
+            .map_err(LogError::sync(self.path.clone()))
     }
 }
 
@@ -608,10 +605,7 @@ impl Segment {
         // that died before syncing; sync it before calling it durable.
         self.data
             .sync_data()
-            .map_err(|source| LogError::SyncFailed {
-                path: self.data_path.clone(),
-                source,
-            })?;
+            .map_err(LogError::sync(self.data_path.clone()))?;
         self.size = end.position;
         self.allocated = end.position;
         self.next_offset = end.next_offset;
@@ -758,10 +752,7 @@ impl Segment {
             (&self.offset_index.file, &self.offset_index.path),
             (&self.time_index.file, &self.time_index.path),
         ] {
-            file.sync_data().map_err(|source| LogError::SyncFailed {
-                path: path.clone(),
-                source,
-            })?;
+            file.sync_data().map_err(LogError::sync(path.clone()))?;
         }
         Ok(())
     }

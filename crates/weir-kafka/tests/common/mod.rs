@@ -163,3 +163,22 @@ pub fn client_script(name: &str) -> String {
         .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
     format!("{crate_dir}/../../tests/clients/{name}")
 }
+
+/// Where a client lives: the variable `scripts/test` sets, else the place
+/// `scripts/install-deps` puts it.
+fn installed(var: &str, default_under_home: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        let home = std::env::var("HOME").expect("HOME is set");
+        format!("{home}/{default_under_home}")
+    })
+}
+
+/// The Python of the clients' virtualenv.
+pub fn python() -> String {
+    installed("WEIR_PYTHON", ".cache/weir/venv/bin/python")
+}
+
+/// The Node clients' `node_modules`.
+pub fn node_modules() -> String {
+    installed("WEIR_NODE_MODULES", ".cache/weir/node/node_modules")
+}
