@@ -1,0 +1,47 @@
+//! Errors of group coordination and committed offsets, one variant per
+//! answer a client can act on; `weir-kafka` maps each to a Kafka error code.
+
+use weir_broker::BrokerError;
+use weir_log::LogError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError {
+    #[error("group id must not be empty")]
+    InvalidGroupId,
+    #[error("group {group} is not known")]
+    GroupNotFound { group: String },
+    #[error("member {member} is not in group {group}")]
+    UnknownMember { group: String, member: String },
+    #[error("a new member of group {group} must join again with the member id {member} it was given")]
+    MemberIdRequired { group: String, member: String },
+    #[error("generation {given} is not group {group}'s current generation {current}")]
+    IllegalGeneration {
+        group: String,
+        given: i32,
+        current: i32,
+    },
+    #[error("group {group} is rebalancing")]
+    RebalanceInProgress { group: String },
+    #[error("static member {instance} of group {group} was replaced by a newer member")]
+    FencedInstance { group: String, instance: String },
+    #[error("session timeout {given_ms} ms is outside the broker's range {min_ms}..={max_ms} ms")]
+    InvalidSessionTimeout { given_ms: i32, min_ms: i32, max_ms: i32 },
+    #[error("group {group}: {reason}")]
+    InconsistentProtocol { group: String, reason: String },
+    #[error("group {group} has {members_max} members already")]
+    GroupFull { group: String, members_max: usize },
+    #[error("the broker holds groups_max {groups_max} groups already")]
+    TooManyGroups { groups_max: usize },
+    #[error("group {group} has active members")]
+    NonEmptyGroup { group: String },
+    #[error("group {group} is subscribed to topic {topic}")]
+    SubscribedToTopic { group: String, topic: String },
+    #[error("commit metadata of {bytes} bytes is over the limit of {bytes_max}")]
+    MetadataTooLarge { bytes: usize, bytes_max: usize },
+    #[error("committed offsets are corrupt: {reason}")]
+    Corrupt { reason: String },
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+}

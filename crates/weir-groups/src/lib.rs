@@ -1,0 +1,15 @@
+//! `weir-groups`: Kafka consumer groups over `weir-broker`. A
+//! [`Coordinator`] runs the classic group protocol (join, sync, heartbeat,
+//! leave, static membership, session and rebalance timeouts) as a state
+//! machine driven by an injected clock; an [`OffsetStore`] keeps committed
+//! offsets durably in the internal `__consumer_offsets` topic; [`lag`]
+//! compares them with the high watermarks. It owns no sockets and no
+//! runtime: a parked JoinGroup or SyncGroup is answered through a
+//! runtime-agnostic oneshot channel, and the server calls
+//! [`Coordinator::tick`] to expire sessions and end rebalances.
+
+mod error;
+pub mod offsets;
+
+pub use error::GroupError;
+pub use offsets::{CommittedOffset, OFFSETS_TOPIC, OffsetStore, OffsetsConfig, TopicPartition};
