@@ -39,6 +39,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use weir_broker::{Broker, BrokerConfig, Topic};
+use weir_groups::{Coordinator, GroupsConfig, MonotonicClock, OffsetStore, OffsetsConfig};
 use weir_kafka::ServerConfig;
 use weir_log::{DataDir, DirConfig, SyncStats};
 
@@ -115,10 +116,20 @@ impl Server {
         let config = ServerConfig::new(addr);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let b = broker.clone();
+        let offsets = OffsetStore::open(broker.clone(), OffsetsConfig::default())
+            .context("open committed offsets")?;
+        // Moved into the server: it is dropped with it, so the broker is
+        // not shared once the server stopped.
+        let groups = Arc::new(Coordinator::new(
+            GroupsConfig::default(),
+            Arc::new(MonotonicClock::new()),
+            broker.clone(),
+            Arc::new(offsets),
+        ));
         let thread = std::thread::Builder::new()
             .name("weir-server".into())
             .spawn(move || {
-                runtime.block_on(weir_kafka::run(listener, b, config, async {
+                runtime.block_on(weir_kafka::run(listener, b, groups, config, async {
                     let _ = stopped.await;
                 }));
             })

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use weir_broker::{Broker, BrokerConfig};
+use weir_groups::{Coordinator, GroupsConfig, MonotonicClock, OffsetStore, OffsetsConfig};
 use weir_kafka::ServerConfig;
 use weir_log::{DataDir, DirConfig};
 
@@ -49,6 +50,18 @@ pub struct ServeArgs {
     /// Largest Produce request accepted, in bytes [default: 100 MiB].
     #[arg(long)]
     request_bytes_max: Option<usize>,
+    /// Shortest session timeout a group member may ask for
+    /// [default: 6000].
+    #[arg(long)]
+    group_min_session_timeout_ms: Option<i32>,
+    /// Longest session timeout a group member may ask for
+    /// [default: 1800000].
+    #[arg(long)]
+    group_max_session_timeout_ms: Option<i32>,
+    /// How long a new group's first rebalance waits for more members
+    /// [default: 3000].
+    #[arg(long)]
+    group_initial_rebalance_delay_ms: Option<i32>,
 }
 
 /// The config file: the same settings, all optional; unknown keys are an
@@ -65,6 +78,9 @@ struct ServeFile {
     retention_check_ms: Option<u64>,
     connections_max: Option<usize>,
     request_bytes_max: Option<usize>,
+    group_min_session_timeout_ms: Option<i32>,
+    group_max_session_timeout_ms: Option<i32>,
+    group_initial_rebalance_delay_ms: Option<i32>,
 }
 
 /// Every setting, resolved.
@@ -79,6 +95,7 @@ struct Settings {
     retention_check_ms: u64,
     connections_max: Option<usize>,
     request_bytes_max: Option<usize>,
+    groups: GroupsConfig,
 }
 
 impl ServeArgs {
@@ -115,6 +132,34 @@ impl ServeArgs {
                 .unwrap_or(60_000),
             connections_max: self.connections_max.or(file.connections_max),
             request_bytes_max: self.request_bytes_max.or(file.request_bytes_max),
+            groups: {
+                let d = GroupsConfig::default();
+                let groups = GroupsConfig {
+                    session_timeout_ms_min: self
+                        .group_min_session_timeout_ms
+                        .or(file.group_min_session_timeout_ms)
+                        .unwrap_or(d.session_timeout_ms_min),
+                    session_timeout_ms_max: self
+                        .group_max_session_timeout_ms
+                        .or(file.group_max_session_timeout_ms)
+                        .unwrap_or(d.session_timeout_ms_max),
+                    initial_rebalance_delay_ms: self
+                        .group_initial_rebalance_delay_ms
+                        .or(file.group_initial_rebalance_delay_ms)
+                        .unwrap_or(d.initial_rebalance_delay_ms),
+                    ..d
+                };
+                anyhow::ensure!(
+                    0 < groups.session_timeout_ms_min
+                        && groups.session_timeout_ms_min <= groups.session_timeout_ms_max,
+                    "group session timeouts: the minimum must be positive and at most the maximum"
+                );
+                anyhow::ensure!(
+                    groups.initial_rebalance_delay_ms >= 0,
+                    "the initial rebalance delay must not be negative"
+                );
+                groups
+            },
         })
     }
 }
@@ -139,6 +184,14 @@ async fn serve(args: Settings) -> anyhow::Result<()> {
         ..BrokerConfig::default()
     };
     let broker = Arc::new(Broker::open(dir, config).context("opening the broker")?);
+    let offsets = OffsetStore::open(broker.clone(), OffsetsConfig::default())
+        .context("opening the committed offsets")?;
+    let groups = Arc::new(Coordinator::new(
+        args.groups,
+        Arc::new(MonotonicClock::new()),
+        broker.clone(),
+        Arc::new(offsets),
+    ));
     let listener = tokio::net::TcpListener::bind(args.kafka_addr)
         .await
         .with_context(|| format!("binding the kafka listener to {}", args.kafka_addr))?;
@@ -168,10 +221,18 @@ async fn serve(args: Settings) -> anyhow::Result<()> {
             }
         })
     };
-    weir_kafka::run(listener, broker.clone(), server_config, shutdown_signal()).await;
+    weir_kafka::run(
+        listener,
+        broker.clone(),
+        groups.clone(),
+        server_config,
+        shutdown_signal(),
+    )
+    .await;
     retention.abort();
     tracing::info!("shutting down: syncing the data directory");
     // The last handle closes the data directory, which syncs every log.
+    drop(groups);
     drop(broker);
     Ok(())
 }

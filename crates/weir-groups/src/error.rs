@@ -12,7 +12,9 @@ pub enum GroupError {
     GroupNotFound { group: String },
     #[error("member {member} is not in group {group}")]
     UnknownMember { group: String, member: String },
-    #[error("a new member of group {group} must join again with the member id {member} it was given")]
+    #[error(
+        "a new member of group {group} must join again with the member id {member} it was given"
+    )]
     MemberIdRequired { group: String, member: String },
     #[error("generation {given} is not group {group}'s current generation {current}")]
     IllegalGeneration {
@@ -25,7 +27,11 @@ pub enum GroupError {
     #[error("static member {instance} of group {group} was replaced by a newer member")]
     FencedInstance { group: String, instance: String },
     #[error("session timeout {given_ms} ms is outside the broker's range {min_ms}..={max_ms} ms")]
-    InvalidSessionTimeout { given_ms: i32, min_ms: i32, max_ms: i32 },
+    InvalidSessionTimeout {
+        given_ms: i32,
+        min_ms: i32,
+        max_ms: i32,
+    },
     #[error("group {group}: {reason}")]
     InconsistentProtocol { group: String, reason: String },
     #[error("group {group} has {members_max} members already")]

@@ -8,8 +8,14 @@
 //! runtime-agnostic oneshot channel, and the server calls
 //! [`Coordinator::tick`] to expire sessions and end rebalances.
 
+mod coordinator;
 mod error;
 pub mod offsets;
 
+pub use coordinator::{
+    Answer, Coordinator, GroupDescription, GroupState, GroupsConfig, JoinRequest, JoinResponse,
+    JoinedMember, Leaving, MemberDescription, MonotonicClock, PartitionLag, SyncRequest,
+    SyncResponse,
+};
 pub use error::GroupError;
 pub use offsets::{CommittedOffset, OFFSETS_TOPIC, OffsetStore, OffsetsConfig, TopicPartition};

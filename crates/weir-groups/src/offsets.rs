@@ -75,6 +75,11 @@ impl OffsetStore {
         Ok(Self { _broker: broker })
     }
 
+    /// Largest commit metadata accepted.
+    pub fn metadata_bytes_max(&self) -> usize {
+        4096
+    }
+
     pub fn commit_nowait(
         &self,
         _group: &str,

@@ -1,6 +1,7 @@
 //! The one table from Weir's errors to Kafka error codes.
 
 use weir_broker::BrokerError;
+use weir_groups::GroupError;
 use weir_log::LogError;
 
 /// Kafka error codes Weir answers with (names as in Kafka's `Errors`).
@@ -13,8 +14,16 @@ pub enum Code {
     CorruptMessage = 2,
     UnknownTopicOrPartition = 3,
     MessageTooLarge = 10,
+    OffsetMetadataTooLarge = 12,
+    CoordinatorNotAvailable = 15,
     InvalidTopicException = 17,
     InvalidRequiredAcks = 21,
+    IllegalGeneration = 22,
+    InconsistentGroupProtocol = 23,
+    InvalidGroupId = 24,
+    UnknownMemberId = 25,
+    InvalidSessionTimeout = 26,
+    RebalanceInProgress = 27,
     UnsupportedVersion = 35,
     TopicAlreadyExists = 36,
     InvalidPartitions = 37,
@@ -26,6 +35,12 @@ pub enum Code {
     PolicyViolation = 44,
     KafkaStorageError = 56,
     UnknownProducerId = 59,
+    NonEmptyGroup = 68,
+    GroupIdNotFound = 69,
+    MemberIdRequired = 79,
+    GroupMaxSizeReached = 81,
+    FencedInstanceId = 82,
+    GroupSubscribedToTopic = 86,
 }
 
 impl Code {
@@ -73,5 +88,31 @@ pub fn for_log_error(err: &LogError) -> Code {
         | LogError::Closed { .. }
         | LogError::Locked { .. }
         | LogError::OffsetOverflow { .. } => Code::KafkaStorageError,
+    }
+}
+
+/// The Kafka error code for a group coordination or offset error.
+pub fn for_group_error(err: &GroupError) -> Code {
+    match err {
+        GroupError::InvalidGroupId => Code::InvalidGroupId,
+        GroupError::GroupNotFound { .. } => Code::GroupIdNotFound,
+        GroupError::UnknownMember { .. } => Code::UnknownMemberId,
+        GroupError::MemberIdRequired { .. } => Code::MemberIdRequired,
+        GroupError::IllegalGeneration { .. } => Code::IllegalGeneration,
+        GroupError::RebalanceInProgress { .. } => Code::RebalanceInProgress,
+        GroupError::FencedInstance { .. } => Code::FencedInstanceId,
+        GroupError::InvalidSessionTimeout { .. } => Code::InvalidSessionTimeout,
+        GroupError::InconsistentProtocol { .. } => Code::InconsistentGroupProtocol,
+        // Kafka has no code for "too many groups"; this is the nearest
+        // limit a client reports as such rather than retrying.
+        GroupError::GroupFull { .. } | GroupError::TooManyGroups { .. } => {
+            Code::GroupMaxSizeReached
+        }
+        GroupError::NonEmptyGroup { .. } => Code::NonEmptyGroup,
+        GroupError::SubscribedToTopic { .. } => Code::GroupSubscribedToTopic,
+        GroupError::MetadataTooLarge { .. } => Code::OffsetMetadataTooLarge,
+        GroupError::Corrupt { .. } => Code::KafkaStorageError,
+        GroupError::Broker(e) => for_broker_error(e),
+        GroupError::Log(e) => for_log_error(e),
     }
 }

@@ -68,7 +68,7 @@ pub(crate) async fn serve(
                 frame = read_frame(&mut reader, &shared) => frame,
             };
             let answer = match frame {
-                Ok(Some(frame)) => handle(frame, &shared).await,
+                Ok(Some(frame)) => handle(frame, peer, &shared).await,
                 Ok(None) => break,
                 Err(e) => Err(e),
             };
@@ -208,12 +208,16 @@ pub fn decode_request(frame: &[u8]) -> Result<(), String> {
 /// wait for the body.
 enum Pending {
     Ready(Option<(Bytes, Bytes)>),
-    Later(Bytes, apis::produce::Acknowledge),
+    Later(Bytes, apis::Later),
 }
 
 /// Decodes the header and dispatches to the API's module; the response
 /// header is encoded here, the body by the module (now, or once durable).
-async fn handle(frame: Bytes, shared: &Arc<Shared>) -> Result<Pending, ConnError> {
+async fn handle(
+    frame: Bytes,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+) -> Result<Pending, ConnError> {
     let (api, version, header, body) = match open_frame(frame.clone()) {
         Ok(opened) => opened,
         Err(ConnError::UnsupportedVersion {
@@ -239,10 +243,20 @@ async fn handle(frame: Bytes, shared: &Arc<Shared>) -> Result<Pending, ConnError
             reason: format!("encoding the response header: {e}"),
         })?;
     let head = head.freeze();
-    Ok(match apis::dispatch(api, version, body, shared).await? {
-        apis::Reply::Now(body) => Pending::Ready(body.map(|body| (head, body))),
-        apis::Reply::Later(later) => Pending::Later(head, later),
-    })
+    let caller = apis::Caller {
+        peer,
+        client_id: header
+            .client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+    };
+    Ok(
+        match apis::dispatch(api, version, body, &caller, shared).await? {
+            apis::Reply::Now(body) => Pending::Ready(body.map(|body| (head, body))),
+            apis::Reply::Later(later) => Pending::Later(head, later),
+        },
+    )
 }
 
 /// Decodes a request body of a known version.

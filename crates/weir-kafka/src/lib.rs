@@ -18,6 +18,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use weir_broker::Broker;
+use weir_groups::Coordinator;
 
 pub use alloc::GuardedAllocator;
 pub use codes::Code;
@@ -68,21 +69,36 @@ impl ServerConfig {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub broker: Arc<Broker>,
+    pub groups: Arc<Coordinator>,
     pub config: ServerConfig,
 }
 
+/// How often the group coordinator's timers are checked; session and
+/// rebalance timeouts end at most this late.
+const GROUP_TICK_MS: u64 = 100;
+
+/// How often committed offsets are considered for a snapshot (which lets
+/// old segments of `__consumer_offsets` go).
+const OFFSETS_MAINTAIN_MS: u64 = 10_000;
+
 /// Serves Kafka clients on `listener` until `shutdown` resolves; then stops
 /// accepting, lets each connection finish the request it is handling, and
-/// returns.
+/// returns. `groups` coordinates the consumer groups over `broker`.
 pub async fn run(
     listener: TcpListener,
     broker: Arc<Broker>,
+    groups: Arc<Coordinator>,
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
     let limit = Arc::new(Semaphore::new(config.connections_max));
-    let shared = Arc::new(Shared { broker, config });
+    let shared = Arc::new(Shared {
+        broker,
+        groups: groups.clone(),
+        config,
+    });
     let (stop_tx, stop_rx) = watch::channel(false);
+    let timers = tokio::spawn(group_timers(groups));
     let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -110,5 +126,26 @@ pub async fn run(
         while tasks.try_join_next().is_some() {}
     }
     let _ = stop_tx.send(true);
+    timers.abort();
     while tasks.join_next().await.is_some() {}
+}
+
+/// Ends what time ends in the group coordinator (sessions, rebalances) and
+/// snapshots committed offsets now and then.
+async fn group_timers(groups: Arc<Coordinator>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(GROUP_TICK_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        groups.tick();
+        n += 1;
+        if n.is_multiple_of(OFFSETS_MAINTAIN_MS / GROUP_TICK_MS) {
+            let g = groups.clone();
+            let maintained = tokio::task::spawn_blocking(move || g.offsets().maintain()).await;
+            if let Ok(Err(e)) = maintained {
+                tracing::warn!(%e, "snapshotting committed offsets failed");
+            }
+        }
+    }
 }

@@ -7,12 +7,18 @@ mod create_partitions;
 mod create_topics;
 mod delete_topics;
 mod fetch;
+mod group_admin;
 mod init_producer_id;
 mod list_offsets;
+mod membership;
 mod metadata;
+mod offsets;
 pub(crate) mod produce;
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::ops::RangeInclusive;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -40,6 +46,19 @@ pub(crate) fn supported_versions(api: ApiKey) -> Option<RangeInclusive<i16>> {
         ApiKey::AlterConfigs => 0..=2,
         ApiKey::IncrementalAlterConfigs => 0..=1,
         ApiKey::CreatePartitions => 0..=3,
+        // Groups: v5+ of FindCoordinator and v9 of OffsetCommit and
+        // OffsetFetch belong to the newer consumer protocol (KIP-848).
+        ApiKey::FindCoordinator => 0..=4,
+        ApiKey::JoinGroup => 0..=9,
+        ApiKey::SyncGroup => 0..=5,
+        ApiKey::Heartbeat => 0..=4,
+        ApiKey::LeaveGroup => 0..=5,
+        ApiKey::OffsetCommit => 2..=8,
+        ApiKey::OffsetFetch => 1..=8,
+        ApiKey::ListGroups => 0..=4,
+        ApiKey::DescribeGroups => 0..=5,
+        ApiKey::DeleteGroups => 0..=2,
+        ApiKey::OffsetDelete => 0..=0,
         _ => return None,
     })
 }
@@ -53,11 +72,22 @@ pub(crate) fn all_supported() -> Vec<(ApiKey, RangeInclusive<i16>)> {
     out
 }
 
-/// A request's answer: ready now, or (Produce) after its batches are
-/// durable.
+/// The rest of a request that waits (for durability, or for a group to
+/// rebalance): its response body, or none (acks=0).
+pub(crate) type Later = Pin<Box<dyn Future<Output = Result<Option<Bytes>, ConnError>> + Send>>;
+
+/// A request's answer: ready now, or later (a Produce or OffsetCommit once
+/// durable, a JoinGroup or SyncGroup once the group has moved on).
 pub(crate) enum Reply {
     Now(Option<Bytes>),
-    Later(produce::Acknowledge),
+    Later(Later),
+}
+
+/// Who sent a request.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub peer: SocketAddr,
+    pub client_id: String,
 }
 
 /// Runs one decoded-header request. Everything but the wait for durability
@@ -66,6 +96,7 @@ pub(crate) async fn dispatch(
     api: ApiKey,
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Arc<Shared>,
 ) -> Result<Reply, ConnError> {
     let now = |body: Bytes| Reply::Now(Some(body));
@@ -84,6 +115,17 @@ pub(crate) async fn dispatch(
             now(configs::incremental_alter(version, body, shared).await?)
         }
         ApiKey::CreatePartitions => now(create_partitions::handle(version, body, shared).await?),
+        ApiKey::FindCoordinator => now(membership::find_coordinator(version, body, shared)?),
+        ApiKey::JoinGroup => membership::join(version, body, caller, shared)?,
+        ApiKey::SyncGroup => membership::sync(version, body, shared)?,
+        ApiKey::Heartbeat => now(membership::heartbeat(version, body, shared)?),
+        ApiKey::LeaveGroup => now(membership::leave(version, body, shared)?),
+        ApiKey::OffsetCommit => offsets::commit(version, body, shared).await?,
+        ApiKey::OffsetFetch => now(offsets::fetch(version, body, shared)?),
+        ApiKey::OffsetDelete => now(offsets::delete(version, body, shared).await?),
+        ApiKey::ListGroups => now(group_admin::list(version, body, shared)?),
+        ApiKey::DescribeGroups => now(group_admin::describe(version, body, shared)?),
+        ApiKey::DeleteGroups => now(group_admin::delete(version, body, shared).await?),
         _ => {
             return Err(ConnError::UnknownApiKey {
                 api_key: api as i16,
@@ -116,6 +158,19 @@ pub(crate) fn decode_only(api: ApiKey, version: i16, body: Bytes) -> Result<(), 
         ApiKey::CreatePartitions => {
             decode::<m::CreatePartitionsRequest>(api, version, body).map(drop)
         }
+        ApiKey::FindCoordinator => {
+            decode::<m::FindCoordinatorRequest>(api, version, body).map(drop)
+        }
+        ApiKey::JoinGroup => decode::<m::JoinGroupRequest>(api, version, body).map(drop),
+        ApiKey::SyncGroup => decode::<m::SyncGroupRequest>(api, version, body).map(drop),
+        ApiKey::Heartbeat => decode::<m::HeartbeatRequest>(api, version, body).map(drop),
+        ApiKey::LeaveGroup => decode::<m::LeaveGroupRequest>(api, version, body).map(drop),
+        ApiKey::OffsetCommit => decode::<m::OffsetCommitRequest>(api, version, body).map(drop),
+        ApiKey::OffsetFetch => decode::<m::OffsetFetchRequest>(api, version, body).map(drop),
+        ApiKey::OffsetDelete => decode::<m::OffsetDeleteRequest>(api, version, body).map(drop),
+        ApiKey::ListGroups => decode::<m::ListGroupsRequest>(api, version, body).map(drop),
+        ApiKey::DescribeGroups => decode::<m::DescribeGroupsRequest>(api, version, body).map(drop),
+        ApiKey::DeleteGroups => decode::<m::DeleteGroupsRequest>(api, version, body).map(drop),
         _ => Err(ConnError::UnknownApiKey {
             api_key: api as i16,
         }),

@@ -4,8 +4,6 @@
 //! second phase, so the next request can be written while this one waits
 //! and in-flight requests share sync rounds.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -19,8 +17,7 @@ use crate::codes::{Code, for_broker_error};
 use crate::conn::{ConnError, decode, encode};
 
 /// The rest of a Produce once its batches are written: wait, then answer.
-pub(crate) type Acknowledge =
-    Pin<Box<dyn Future<Output = Result<Option<Bytes>, ConnError>> + Send>>;
+pub(crate) type Acknowledge = super::Later;
 
 /// One partition of the request after the write phase.
 struct Written {

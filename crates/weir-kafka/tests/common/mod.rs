@@ -13,12 +13,14 @@ use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use weir_broker::{Broker, BrokerConfig};
+use weir_groups::{Coordinator, GroupsConfig, MonotonicClock, OffsetStore, OffsetsConfig};
 use weir_kafka::ServerConfig;
 use weir_log::{DataDir, DirConfig};
 
 pub struct TestServer {
     pub addr: SocketAddr,
     pub broker: Arc<Broker>,
+    pub groups: Arc<Coordinator>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -30,9 +32,24 @@ impl TestServer {
     }
 
     pub fn start_with(config: BrokerConfig, tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        Self::start_full(config, test_groups_config(), tweak)
+    }
+
+    pub fn start_full(
+        config: BrokerConfig,
+        groups_config: GroupsConfig,
+        tweak: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data = DataDir::open(dir.path(), DirConfig::default()).unwrap();
         let broker = Arc::new(Broker::open(data, config).unwrap());
+        let offsets = OffsetStore::open(broker.clone(), OffsetsConfig::default()).unwrap();
+        let groups = Arc::new(Coordinator::new(
+            groups_config,
+            Arc::new(MonotonicClock::new()),
+            broker.clone(),
+            Arc::new(offsets),
+        ));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -45,15 +62,16 @@ impl TestServer {
         let mut server_config = ServerConfig::new(addr);
         tweak(&mut server_config);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let b = broker.clone();
+        let (b, g) = (broker.clone(), groups.clone());
         let thread = std::thread::spawn(move || {
-            runtime.block_on(weir_kafka::run(listener, b, server_config, async {
+            runtime.block_on(weir_kafka::run(listener, b, g, server_config, async {
                 let _ = stopped.await;
             }));
         });
         Self {
             addr,
             broker,
+            groups,
             stop: Some(stop),
             thread: Some(thread),
             _dir: dir,
@@ -181,4 +199,13 @@ pub fn python() -> String {
 /// The Node clients' `node_modules`.
 pub fn node_modules() -> String {
     installed("WEIR_NODE_MODULES", ".cache/weir/node/node_modules")
+}
+
+/// Group settings for tests: Kafka's, but a new group's first rebalance
+/// waits only 300 ms for more members.
+pub fn test_groups_config() -> GroupsConfig {
+    GroupsConfig {
+        initial_rebalance_delay_ms: 300,
+        ..GroupsConfig::default()
+    }
 }

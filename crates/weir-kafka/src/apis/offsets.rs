@@ -1,0 +1,318 @@
+//! Committed offsets: OffsetCommit (acknowledged once durable, sharing the
+//! data directory's sync rounds with produce), OffsetFetch (one group, or
+//! several from v8) and OffsetDelete.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{
+    ApiKey, ConsumerProtocolSubscription, OffsetCommitRequest, OffsetCommitResponse,
+    OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse,
+};
+use kafka_protocol::protocol::Decodable;
+use weir_groups::{CommittedOffset, GroupError, TopicPartition};
+
+use super::{Reply, blocking, str_bytes, topic_name};
+use crate::Shared;
+use crate::codes::{Code, for_broker_error, for_group_error};
+use crate::conn::{ConnError, decode, encode};
+
+fn opt_string(s: Option<kafka_protocol::protocol::StrBytes>) -> Option<String> {
+    s.map(|s| s.to_string()).filter(|s| !s.is_empty())
+}
+
+pub(crate) async fn commit(
+    version: i16,
+    body: Bytes,
+    shared: &Arc<Shared>,
+) -> Result<Reply, ConnError> {
+    let request: OffsetCommitRequest = decode(ApiKey::OffsetCommit, version, body)?;
+    let groups = shared.groups.clone();
+    let now = groups.now_ms();
+    let metadata_bytes_max = groups.offsets().metadata_bytes_max();
+    // Per partition: an error now, or a place in the commit.
+    let mut results: Vec<(String, Vec<(i32, Code)>)> = Vec::new();
+    let mut offsets = Vec::new();
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let mut partitions = Vec::new();
+        for p in topic.partitions {
+            let metadata = p
+                .committed_metadata
+                .map(|m| m.to_string())
+                .unwrap_or_default();
+            let code = match shared.broker.partition(&name, p.partition_index) {
+                Err(e) => for_broker_error(&e),
+                Ok(_) if metadata.len() > metadata_bytes_max => Code::OffsetMetadataTooLarge,
+                Ok(_) => {
+                    offsets.push((
+                        TopicPartition {
+                            topic: name.clone(),
+                            partition: p.partition_index,
+                        },
+                        CommittedOffset {
+                            offset: p.committed_offset,
+                            leader_epoch: if version >= 6 {
+                                p.committed_leader_epoch
+                            } else {
+                                -1
+                            },
+                            metadata,
+                            commit_timestamp_ms: now,
+                        },
+                    ));
+                    Code::None
+                }
+            };
+            partitions.push((p.partition_index, code));
+        }
+        results.push((name, partitions));
+    }
+    let group = request.group_id.0.to_string();
+    let member = request.member_id.to_string();
+    let instance = opt_string(request.group_instance_id);
+    let generation = request.generation_id_or_member_epoch;
+    let respond = move |outcome: Result<(), GroupError>| {
+        let failed = outcome.as_ref().err().map(for_group_error);
+        if let Err(e) = &outcome {
+            tracing::debug!(%e, "OffsetCommit refused");
+        }
+        let topics = results
+            .into_iter()
+            .map(|(name, partitions)| {
+                OffsetCommitResponseTopic::default()
+                    .with_name(topic_name(&name))
+                    .with_partitions(
+                        partitions
+                            .into_iter()
+                            .map(|(index, code)| {
+                                let code = match (code, failed) {
+                                    (Code::None, Some(failed)) => failed,
+                                    (code, _) => code,
+                                };
+                                OffsetCommitResponsePartition::default()
+                                    .with_partition_index(index)
+                                    .with_error_code(code.code())
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        encode(
+            ApiKey::OffsetCommit,
+            version,
+            &OffsetCommitResponse::default().with_topics(topics),
+        )
+        .map(Some)
+    };
+    if offsets.is_empty() {
+        return Ok(Reply::Now(respond(Ok(()))?));
+    }
+    let written =
+        blocking(move || groups.commit(&group, &member, instance.as_deref(), generation, &offsets))
+            .await;
+    Ok(match written {
+        Err(e) => Reply::Now(respond(Err(e))?),
+        Ok(pending) => Reply::Later(Box::pin(async move {
+            let outcome = blocking(move || pending.wait()).await;
+            respond(outcome)
+        })),
+    })
+}
+
+/// What OffsetFetch asks of one group: some topics' partitions, or all
+/// (`None`).
+type Wanted = Option<Vec<(String, Vec<i32>)>>;
+
+/// One group's answer: per topic, each partition's commit if it has one.
+type Found = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
+
+/// One group's committed offsets in the shape of the request.
+fn fetch_group(shared: &Shared, group: &str, wanted: Wanted) -> Found {
+    let committed = shared.groups.committed(group);
+    match wanted {
+        Some(topics) => topics
+            .into_iter()
+            .map(|(topic, partitions)| {
+                let found = partitions
+                    .into_iter()
+                    .map(|partition| {
+                        let tp = TopicPartition {
+                            topic: topic.clone(),
+                            partition,
+                        };
+                        (partition, committed.get(&tp).cloned())
+                    })
+                    .collect();
+                (topic, found)
+            })
+            .collect(),
+        None => {
+            let mut by_topic: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> =
+                BTreeMap::new();
+            for (tp, c) in committed {
+                by_topic
+                    .entry(tp.topic)
+                    .or_default()
+                    .push((tp.partition, Some(c)));
+            }
+            by_topic.into_iter().collect()
+        }
+    }
+}
+
+pub(crate) fn fetch(version: i16, body: Bytes, shared: &Shared) -> Result<Bytes, ConnError> {
+    let request: OffsetFetchRequest = decode(ApiKey::OffsetFetch, version, body)?;
+    // A partition without a commit answers offset -1, as Kafka does.
+    let offset_of = |c: &Option<CommittedOffset>| c.as_ref().map_or(-1, |c| c.offset);
+    let epoch_of = |c: &Option<CommittedOffset>| c.as_ref().map_or(-1, |c| c.leader_epoch);
+    let metadata_of =
+        |c: &Option<CommittedOffset>| Some(str_bytes(c.as_ref().map_or("", |c| &c.metadata)));
+    let response = if version >= 8 {
+        let groups = request
+            .groups
+            .into_iter()
+            .map(|g| {
+                let wanted = g.topics.map(|ts| {
+                    ts.into_iter()
+                        .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                        .collect()
+                });
+                let topics = fetch_group(shared, &g.group_id.0, wanted)
+                    .into_iter()
+                    .map(|(topic, partitions)| {
+                        OffsetFetchResponseTopics::default()
+                            .with_name(topic_name(&topic))
+                            .with_partitions(
+                                partitions
+                                    .iter()
+                                    .map(|(index, c)| {
+                                        OffsetFetchResponsePartitions::default()
+                                            .with_partition_index(*index)
+                                            .with_committed_offset(offset_of(c))
+                                            .with_committed_leader_epoch(epoch_of(c))
+                                            .with_metadata(metadata_of(c))
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect();
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id)
+                    .with_topics(topics)
+            })
+            .collect();
+        OffsetFetchResponse::default().with_groups(groups)
+    } else {
+        let wanted = request.topics.map(|ts| {
+            ts.into_iter()
+                .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                .collect()
+        });
+        let topics = fetch_group(shared, &request.group_id.0, wanted)
+            .into_iter()
+            .map(|(topic, partitions)| {
+                OffsetFetchResponseTopic::default()
+                    .with_name(topic_name(&topic))
+                    .with_partitions(
+                        partitions
+                            .iter()
+                            .map(|(index, c)| {
+                                OffsetFetchResponsePartition::default()
+                                    .with_partition_index(*index)
+                                    .with_committed_offset(offset_of(c))
+                                    .with_committed_leader_epoch(epoch_of(c))
+                                    .with_metadata(metadata_of(c))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        OffsetFetchResponse::default().with_topics(topics)
+    };
+    encode(ApiKey::OffsetFetch, version, &response)
+}
+
+/// The topics a consumer-protocol subscription names (empty if the
+/// metadata is not one).
+fn subscribed_topics(metadata: &[u8]) -> Vec<String> {
+    let mut bytes = Bytes::copy_from_slice(metadata);
+    if bytes.len() < 2 {
+        return Vec::new();
+    }
+    let version = i16::from_be_bytes([bytes[0], bytes[1]]);
+    let _ = bytes.split_to(2);
+    ConsumerProtocolSubscription::decode(&mut bytes, version.clamp(0, 3))
+        .map(|s| s.topics.into_iter().map(|t| t.to_string()).collect())
+        .unwrap_or_default()
+}
+
+pub(crate) async fn delete(
+    version: i16,
+    body: Bytes,
+    shared: &Arc<Shared>,
+) -> Result<Bytes, ConnError> {
+    let request: OffsetDeleteRequest = decode(ApiKey::OffsetDelete, version, body)?;
+    let group = request.group_id.0.to_string();
+    let partitions: Vec<TopicPartition> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| TopicPartition {
+                topic: t.name.0.to_string(),
+                partition: p.partition_index,
+            })
+        })
+        .collect();
+    let groups = shared.groups.clone();
+    let outcome = blocking(move || {
+        let (pending, refused) = groups.delete_offsets(&group, &partitions, subscribed_topics)?;
+        pending.wait()?;
+        Ok::<_, GroupError>(refused)
+    })
+    .await;
+    let response = match outcome {
+        Err(e) => OffsetDeleteResponse::default().with_error_code(for_group_error(&e).code()),
+        Ok(refused) => OffsetDeleteResponse::default().with_topics(
+            request
+                .topics
+                .into_iter()
+                .map(|t| {
+                    let name = t.name.0.to_string();
+                    OffsetDeleteResponseTopic::default()
+                        .with_name(t.name)
+                        .with_partitions(
+                            t.partitions
+                                .into_iter()
+                                .map(|p| {
+                                    let subscribed = refused.iter().any(|tp| {
+                                        tp.topic == name && tp.partition == p.partition_index
+                                    });
+                                    let code = if subscribed {
+                                        Code::GroupSubscribedToTopic
+                                    } else {
+                                        Code::None
+                                    };
+                                    OffsetDeleteResponsePartition::default()
+                                        .with_partition_index(p.partition_index)
+                                        .with_error_code(code.code())
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        ),
+    };
+    encode(ApiKey::OffsetDelete, version, &response)
+}
