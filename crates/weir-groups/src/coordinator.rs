@@ -802,7 +802,9 @@ impl Coordinator {
                         group.leader = Some(new_id.clone());
                     }
                     let unchanged = group.members[&new_id].protocols == req.protocols;
-                    if group.state == GroupState::Stable && unchanged && !was_leader {
+                    // As Kafka does, even for the leader: it gets the roster,
+                    // and its SyncGroup in a stable group changes nothing.
+                    if group.state == GroupState::Stable && unchanged {
                         let m = group.members.get_mut(&new_id).expect("just inserted");
                         m.touch(now);
                         return Ok(answered(
