@@ -12,7 +12,9 @@ pub enum GroupError {
     GroupNotFound { group: String },
     #[error("member {member} is not in group {group}")]
     UnknownMember { group: String, member: String },
-    #[error("a new member of group {group} must join again with the member id {member} it was given")]
+    #[error(
+        "a new member of group {group} must join again with the member id {member} it was given"
+    )]
     MemberIdRequired { group: String, member: String },
     #[error("generation {given} is not group {group}'s current generation {current}")]
     IllegalGeneration {
@@ -25,7 +27,11 @@ pub enum GroupError {
     #[error("static member {instance} of group {group} was replaced by a newer member")]
     FencedInstance { group: String, instance: String },
     #[error("session timeout {given_ms} ms is outside the broker's range {min_ms}..={max_ms} ms")]
-    InvalidSessionTimeout { given_ms: i32, min_ms: i32, max_ms: i32 },
+    InvalidSessionTimeout {
+        given_ms: i32,
+        min_ms: i32,
+        max_ms: i32,
+    },
     #[error("group {group}: {reason}")]
     InconsistentProtocol { group: String, reason: String },
     #[error("group {group} has {members_max} members already")]
@@ -38,6 +44,22 @@ pub enum GroupError {
     SubscribedToTopic { group: String, topic: String },
     #[error("commit metadata of {bytes} bytes is over the limit of {bytes_max}")]
     MetadataTooLarge { bytes: usize, bytes_max: usize },
+    #[error("group id of {bytes} bytes is over the limit of {bytes_max}")]
+    GroupIdTooLong { bytes: usize, bytes_max: usize },
+    #[error(
+        "a commit of group {group} names {partitions} partitions, over the limit of {partitions_max}"
+    )]
+    TooManyPartitions {
+        group: String,
+        partitions: usize,
+        partitions_max: usize,
+    },
+    #[error("a commit of {bytes} bytes is over the limit of {bytes_max} of __consumer_offsets")]
+    CommitTooLarge { bytes: usize, bytes_max: usize },
+    #[error("the broker holds offsets_max {offsets_max} committed offsets already")]
+    TooManyOffsets { offsets_max: usize },
+    #[error("invalid offsets config: {field} {reason}")]
+    InvalidConfig { field: &'static str, reason: String },
     #[error("committed offsets are corrupt: {reason}")]
     Corrupt { reason: String },
     #[error(transparent)]

@@ -12,4 +12,8 @@ mod error;
 pub mod offsets;
 
 pub use error::GroupError;
-pub use offsets::{CommittedOffset, OFFSETS_TOPIC, OffsetStore, OffsetsConfig, TopicPartition};
+pub use offsets::{
+    COMMIT_PARTITIONS_MAX, CommittedOffset, GROUP_ID_BYTES_MAX, METADATA_BYTES_LIMIT,
+    OFFSETS_TOPIC, OffsetStore, OffsetsConfig, PendingCommit, Recovery, SNAPSHOT_FILE,
+    TopicPartition,
+};
