@@ -1,5 +1,6 @@
 //! `weir-bench`: benchmarks that report ratios against baselines measured in the same run.
 
+mod groups_bench;
 mod heap;
 mod log_bench;
 mod produce_bench;
@@ -36,11 +37,16 @@ enum Command {
     /// all back, against Redis Streams XADD with appendfsync always and raw
     /// write+fdatasync of the same bytes with as many syncs.
     Produce(produce_bench::ProduceArgs),
+    /// Consumer groups through librdkafka: how long a group takes to
+    /// rebalance when a member joins or leaves (against the heartbeat
+    /// interval), and a group's fetch throughput against one consumer's.
+    Groups(groups_bench::GroupsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Log(args) => log_bench::run(&args),
         Command::Produce(args) => produce_bench::run(&args),
+        Command::Groups(args) => groups_bench::run(&args),
     }
 }

@@ -92,15 +92,15 @@ pub struct ProduceArgs {
 
 /// The broker, in process, on a loopback port.
 #[derive(Debug)]
-struct Server {
-    addr: SocketAddr,
-    broker: Arc<Broker>,
+pub(crate) struct Server {
+    pub(crate) addr: SocketAddr,
+    pub(crate) broker: Arc<Broker>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
-    fn start(data: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn start(data: &Path, groups: GroupsConfig) -> anyhow::Result<Self> {
         let dir = DataDir::open(data, DirConfig::default())
             .with_context(|| format!("open data directory {}", data.display()))?;
         let broker = Arc::new(Broker::open(dir, BrokerConfig::default()).context("open broker")?);
@@ -121,7 +121,7 @@ impl Server {
         // Moved into the server: it is dropped with it, so the broker is
         // not shared once the server stopped.
         let groups = Arc::new(Coordinator::new(
-            GroupsConfig::default(),
+            groups,
             Arc::new(MonotonicClock::new()),
             broker.clone(),
             Arc::new(offsets),
@@ -144,7 +144,7 @@ impl Server {
 
     /// Stops the listener, waits for its connections, and closes the data
     /// directory (which syncs every log).
-    fn stop(mut self) -> anyhow::Result<()> {
+    pub(crate) fn stop(mut self) -> anyhow::Result<()> {
         self.shutdown();
         anyhow::ensure!(
             Arc::strong_count(&self.broker) == 1,
@@ -717,7 +717,7 @@ pub fn run(args: &ProduceArgs) -> anyhow::Result<()> {
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
 
     // 1. Weir.
-    let server = Server::start(&root.join("weir"))?;
+    let server = Server::start(&root.join("weir"), GroupsConfig::default())?;
     let topic = server
         .broker
         .create_topic(TOPIC, PARTITIONS as i64, 1, &[], false)

@@ -23,7 +23,9 @@ use weir_broker::Broker;
 use weir_log::Clock;
 
 use crate::GroupError;
-use crate::offsets::{CommittedOffset, OffsetStore, PendingCommit, TopicPartition};
+use crate::offsets::{
+    CommittedOffset, GROUP_ID_BYTES_MAX, OffsetStore, PendingCommit, TopicPartition,
+};
 
 /// Settings and limits of group coordination (Kafka's `group.*` broker
 /// settings).
@@ -753,6 +755,12 @@ impl Coordinator {
     fn join_inner(&self, req: JoinRequest) -> Result<Answer<JoinResponse>, GroupError> {
         if req.group.is_empty() {
             return Err(GroupError::InvalidGroupId);
+        }
+        if req.group.len() > GROUP_ID_BYTES_MAX {
+            return Err(GroupError::GroupIdTooLong {
+                bytes: req.group.len(),
+                bytes_max: GROUP_ID_BYTES_MAX,
+            });
         }
         let (min, max) = (
             self.config.session_timeout_ms_min,

@@ -44,6 +44,22 @@ pub enum GroupError {
     SubscribedToTopic { group: String, topic: String },
     #[error("commit metadata of {bytes} bytes is over the limit of {bytes_max}")]
     MetadataTooLarge { bytes: usize, bytes_max: usize },
+    #[error("group id of {bytes} bytes is over the limit of {bytes_max}")]
+    GroupIdTooLong { bytes: usize, bytes_max: usize },
+    #[error(
+        "a commit of group {group} names {partitions} partitions, over the limit of {partitions_max}"
+    )]
+    TooManyPartitions {
+        group: String,
+        partitions: usize,
+        partitions_max: usize,
+    },
+    #[error("a commit of {bytes} bytes is over the limit of {bytes_max} of __consumer_offsets")]
+    CommitTooLarge { bytes: usize, bytes_max: usize },
+    #[error("the broker holds offsets_max {offsets_max} committed offsets already")]
+    TooManyOffsets { offsets_max: usize },
+    #[error("invalid offsets config: {field} {reason}")]
+    InvalidConfig { field: &'static str, reason: String },
     #[error("committed offsets are corrupt: {reason}")]
     Corrupt { reason: String },
     #[error(transparent)]

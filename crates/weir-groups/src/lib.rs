@@ -2,7 +2,7 @@
 //! [`Coordinator`] runs the classic group protocol (join, sync, heartbeat,
 //! leave, static membership, session and rebalance timeouts) as a state
 //! machine driven by an injected clock; an [`OffsetStore`] keeps committed
-//! offsets durably in the internal `__consumer_offsets` topic; [`lag`]
+//! offsets durably in the internal `__consumer_offsets` topic; [`Coordinator::lag`]
 //! compares them with the high watermarks. It owns no sockets and no
 //! runtime: a parked JoinGroup or SyncGroup is answered through a
 //! runtime-agnostic oneshot channel, and the server calls
@@ -18,4 +18,8 @@ pub use coordinator::{
     SyncResponse,
 };
 pub use error::GroupError;
-pub use offsets::{CommittedOffset, OFFSETS_TOPIC, OffsetStore, OffsetsConfig, TopicPartition};
+pub use offsets::{
+    COMMIT_PARTITIONS_MAX, CommittedOffset, GROUP_ID_BYTES_MAX, METADATA_BYTES_LIMIT,
+    OFFSETS_TOPIC, OffsetStore, OffsetsConfig, PendingCommit, Recovery, SNAPSHOT_FILE,
+    TopicPartition,
+};

@@ -1,16 +1,86 @@
-//! Committed offsets, kept durably in the internal `__consumer_offsets`
-//! topic and in memory for OffsetFetch. (Interface; the implementation
-//! lands with its tests.)
+//! Committed offsets of consumer groups, kept durably in the internal
+//! `__consumer_offsets` topic and in memory for OffsetFetch, with snapshots
+//! so that opening replays only the log's recent past.
+//!
+//! Every commit or deletion is one RecordBatch v2 appended to the topic's
+//! single partition, so a commit of many partitions is atomic. Records use
+//! Kafka's own layout of `__consumer_offsets` (offset commit key version 1,
+//! value version 3, a null value for a deletion), so the log reads as
+//! Kafka's would. When the log has rolled a segment, [`OffsetStore::maintain`]
+//! writes the whole map to a snapshot file covering every record below some
+//! offset, and only then deletes the segments that lie below it. The byte
+//! layouts and the recovery rules are in `docs/design/consumer-offsets.md`.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use weir_broker::{Broker, BrokerConfig};
+//! use weir_groups::{CommittedOffset, OffsetStore, OffsetsConfig, TopicPartition};
+//! use weir_log::{DataDir, DirConfig};
+//!
+//! let tmp = tempfile::tempdir()?;
+//! let dir = DataDir::open(tmp.path(), DirConfig::default())?;
+//! let broker = Arc::new(Broker::open(dir, BrokerConfig::default())?);
+//! let store = OffsetStore::open(broker, OffsetsConfig::default())?;
+//!
+//! let orders_0 = TopicPartition { topic: "orders".into(), partition: 0 };
+//! let offset = CommittedOffset {
+//!     offset: 42,
+//!     leader_epoch: -1,
+//!     metadata: String::new(),
+//!     commit_timestamp_ms: 1_700_000_000_000,
+//! };
+//! let pending = store.commit_nowait("billing", &[(orders_0.clone(), offset.clone())])?;
+//! assert_eq!(store.committed_offset("billing", &orders_0), None); // not durable yet
+//! pending.wait()?;
+//! assert_eq!(store.committed_offset("billing", &orders_0), Some(offset));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Invariants:
+//! - [`OffsetStore::committed`] never shows a change the log could lose: a
+//!   written batch waits in a queue, in log order, until the log's high
+//!   watermark (the durable offset under `fsync=always`) passes it.
+//! - Changes are applied to the map in log order, whichever waiter applies
+//!   them, so the map always equals a replay of the log.
+//! - A snapshot is durable before any segment it covers is deleted, and a
+//!   newer snapshot never gives way to an older one.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use weir_broker::Broker;
+use weir_broker::{Broker, TOPIC_NAME_BYTES_MAX, validate_topic_name};
+use weir_log::batch::{self, BatchBuilder, BatchHeader};
+use weir_log::{BATCH_BYTES_LIMIT, BatchError, Clock, FsyncPolicy, Log, LogError};
 
 use crate::GroupError;
 
 /// The internal topic that holds committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// Longest group id accepted. Kafka sets none; an id is a string with an
+/// i16 length in the log, and every snapshot and response repeats it.
+pub const GROUP_ID_BYTES_MAX: usize = 1024;
+/// Most partitions one commit (or one OffsetDelete) may name.
+pub const COMMIT_PARTITIONS_MAX: usize = 10_000;
+/// Ceiling of `metadata_bytes_max`: metadata is an i16-length string.
+pub const METADATA_BYTES_LIMIT: usize = i16::MAX as usize;
+
+/// The snapshot's metadata file in the data directory.
+pub const SNAPSHOT_FILE: &str = ".consumer-offsets-snapshot";
+const SNAPSHOT_MAGIC: &[u8; 4] = b"WOFS";
+const SNAPSHOT_VERSION: u16 = 1;
+/// Magic, version and CRC: the bytes before the checksummed body.
+const SNAPSHOT_PREFIX_BYTES: usize = 4 + 2 + 4;
+
+/// Kafka's offset commit key versions 0 and 1 share one layout.
+const KEY_VERSIONS: [i16; 2] = [0, 1];
+const KEY_VERSION: i16 = 1;
+const VALUE_VERSION: i16 = 3;
+/// What a record adds to its key and value in a batch, at most: length,
+/// attributes, timestamp and offset deltas, key and value lengths, header
+/// count, all as varints.
+const RECORD_OVERHEAD_BYTES: usize = 32;
+/// Bytes of log read at a time during replay.
+const REPLAY_READ_BYTES: usize = 1024 * 1024;
 
 /// A topic partition.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -28,7 +98,8 @@ pub struct CommittedOffset {
     pub leader_epoch: i32,
     /// The client's commit metadata, returned as given by OffsetFetch.
     pub metadata: String,
-    /// When the commit was written (broker clock).
+    /// When the commit was written (broker clock), stored as the caller
+    /// gives it.
     pub commit_timestamp_ms: i64,
 }
 
@@ -36,11 +107,19 @@ pub struct CommittedOffset {
 #[derive(Debug, Clone)]
 pub struct OffsetsConfig {
     /// Largest commit metadata accepted (Kafka's
-    /// `offset.metadata.max.bytes`).
+    /// `offset.metadata.max.bytes`); at most [`METADATA_BYTES_LIMIT`].
     pub metadata_bytes_max: usize,
     /// Segment size of `__consumer_offsets`; a snapshot is taken when it
-    /// rolls.
+    /// rolls. Applies when the topic is created; an existing topic keeps
+    /// its own.
     pub segment_bytes: u64,
+    /// Most committed offsets held, all groups together: a commit that
+    /// would add offsets past it is refused. Commits in flight at once are
+    /// counted when they apply, so they may pass it by their own size.
+    pub offsets_max: usize,
+    /// The clock that stamps the records' timestamps; `None` takes the
+    /// data directory's.
+    pub clock: Option<Arc<dyn Clock>>,
 }
 
 impl Default for OffsetsConfig {
@@ -48,67 +127,1010 @@ impl Default for OffsetsConfig {
         Self {
             metadata_bytes_max: 4096,
             segment_bytes: 16 * 1024 * 1024,
+            offsets_max: 1_000_000,
+            clock: None,
         }
     }
+}
+
+impl OffsetsConfig {
+    /// Checks the limits, and that a commit of one partition with the
+    /// longest group id, topic name and metadata fits a segment.
+    pub fn validate(&self) -> Result<(), GroupError> {
+        let bad = |field, reason: String| Err(GroupError::InvalidConfig { field, reason });
+        if self.metadata_bytes_max > METADATA_BYTES_LIMIT {
+            return bad(
+                "metadata_bytes_max",
+                format!(
+                    "{} is over the limit of {METADATA_BYTES_LIMIT}",
+                    self.metadata_bytes_max
+                ),
+            );
+        }
+        let one_record = batch::HEADER_BYTES
+            + key_bytes(GROUP_ID_BYTES_MAX, TOPIC_NAME_BYTES_MAX)
+            + value_bytes(self.metadata_bytes_max)
+            + RECORD_OVERHEAD_BYTES;
+        if (one_record as u64) > self.segment_bytes {
+            return bad(
+                "segment_bytes",
+                format!(
+                    "{} cannot hold one commit of {one_record} bytes (lower metadata_bytes_max \
+                     or raise segment_bytes)",
+                    self.segment_bytes
+                ),
+            );
+        }
+        if self.offsets_max == 0 {
+            return bad("offsets_max", "0 must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// What opening the store found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recovery {
+    /// The offset below which the loaded snapshot covered the log, if a
+    /// valid snapshot was used.
+    pub snapshot_offset: Option<i64>,
+    /// Where replay of the log started.
+    pub replayed_from: i64,
+    /// Records applied from the log.
+    pub records_replayed: u64,
+    /// Records skipped: unknown key or value versions, malformed records,
+    /// batches this store never writes (compressed, control).
+    pub records_skipped: u64,
 }
 
 /// Committed offsets of every group.
 #[derive(Debug)]
 pub struct OffsetStore {
-    _broker: Arc<Broker>,
+    broker: Arc<Broker>,
+    shared: Arc<Shared>,
+    /// The offset the newest durable snapshot covers. Held through a whole
+    /// `maintain`, so snapshots are written in order and segments deleted
+    /// only below what the snapshot on disk covers.
+    snapshot_offset: Mutex<Option<i64>>,
+    recovery: Recovery,
 }
 
-/// A commit or deletion written but not yet durable.
+/// A commit or deletion written but not yet durable. Dropping it does not
+/// undo the write: the change shows once a later wait or `maintain` finds
+/// it durable.
 #[derive(Debug)]
 #[must_use = "a commit is acknowledged only after `wait`"]
-pub struct PendingCommit {}
+pub struct PendingCommit {
+    /// The store and the offset after the last batch written; `None` when
+    /// nothing had to be written.
+    written: Option<(Arc<Shared>, i64)>,
+}
 
 impl PendingCommit {
-    /// Blocks until durable; then OffsetFetch shows the change.
+    fn done() -> Self {
+        Self { written: None }
+    }
+
+    /// Blocks until durable (under `fsync=always`; at once otherwise); then
+    /// OffsetFetch shows the change.
     pub fn wait(self) -> Result<(), GroupError> {
+        let Some((shared, end)) = self.written else {
+            return Ok(());
+        };
+        if shared.log.fsync_policy() == FsyncPolicy::Always {
+            shared.log.wait_durable(end)?;
+        }
+        shared.apply_visible();
+        assert!(
+            read(&shared.offsets).applied_end >= end,
+            "a durable batch is applied by the wait that saw it durable"
+        );
         Ok(())
     }
 }
 
 impl OffsetStore {
-    pub fn open(broker: Arc<Broker>, _config: OffsetsConfig) -> Result<Self, GroupError> {
-        Ok(Self { _broker: broker })
+    /// Opens the store: creates `__consumer_offsets` if needed, loads the
+    /// latest snapshot and replays the log from the offset it covers (from
+    /// the log's start without one).
+    pub fn open(broker: Arc<Broker>, config: OffsetsConfig) -> Result<Self, GroupError> {
+        config.validate()?;
+        let segment_bytes = config.segment_bytes.to_string();
+        let message_bytes = config
+            .segment_bytes
+            .min(BATCH_BYTES_LIMIT as u64)
+            .to_string();
+        broker.ensure_internal_topic(
+            OFFSETS_TOPIC,
+            1,
+            &[
+                ("retention.ms", "-1"),
+                ("segment.bytes", &segment_bytes),
+                ("max.message.bytes", &message_bytes),
+            ],
+        )?;
+        let log = broker.partition(OFFSETS_TOPIC, 0)?;
+        let existing = log.config().segment_bytes_max;
+        if existing != config.segment_bytes {
+            tracing::warn!(
+                topic = OFFSETS_TOPIC,
+                existing,
+                configured = config.segment_bytes,
+                "the topic exists with another segment size; it keeps its own"
+            );
+        }
+        let clock = config
+            .clock
+            .clone()
+            .unwrap_or_else(|| broker.data_dir().clock());
+        let (offsets, snapshot_offset, recovery) = recover(&broker, &log)?;
+        let shared = Arc::new(Shared {
+            log,
+            clock,
+            config,
+            pending: Mutex::default(),
+            offsets: RwLock::new(offsets),
+        });
+        tracing::info!(
+            ?recovery,
+            n_offsets = read(&shared.offsets).n_offsets,
+            "committed offsets recovered"
+        );
+        Ok(Self {
+            broker,
+            shared,
+            snapshot_offset: Mutex::new(snapshot_offset),
+            recovery,
+        })
     }
 
-    /// Largest commit metadata accepted.
+    /// What opening found and did.
+    pub fn recovery(&self) -> Recovery {
+        self.recovery
+    }
+
+    /// Largest commit metadata accepted (`offset.metadata.max.bytes`).
     pub fn metadata_bytes_max(&self) -> usize {
-        4096
+        self.shared.config.metadata_bytes_max
     }
 
+    /// Writes a group's commit of `offsets` (all or none, one batch) and
+    /// returns before it is durable; [`PendingCommit::wait`] acknowledges
+    /// it. Whether the topics exist is the caller's to check.
     pub fn commit_nowait(
         &self,
-        _group: &str,
-        _offsets: &[(TopicPartition, CommittedOffset)],
+        group: &str,
+        offsets: &[(TopicPartition, CommittedOffset)],
     ) -> Result<PendingCommit, GroupError> {
-        Ok(PendingCommit {})
+        check_group(group)?;
+        check_partition_count(group, offsets.len())?;
+        for (tp, committed) in offsets {
+            validate_topic_name(&tp.topic)?;
+            if committed.metadata.len() > self.shared.config.metadata_bytes_max {
+                return Err(GroupError::MetadataTooLarge {
+                    bytes: committed.metadata.len(),
+                    bytes_max: self.shared.config.metadata_bytes_max,
+                });
+            }
+        }
+        if offsets.is_empty() {
+            return Ok(PendingCommit::done());
+        }
+        let changes: Vec<Change> = offsets
+            .iter()
+            .map(|(tp, committed)| Change {
+                group: group.to_owned(),
+                partition: tp.clone(),
+                value: Some(committed.clone()),
+            })
+            .collect();
+        let batches = self.shared.build_batches(&changes);
+        if batches.len() > 1 {
+            return Err(GroupError::CommitTooLarge {
+                bytes: batches.iter().map(|(bytes, _)| bytes.len()).sum(),
+                bytes_max: self.shared.batch_bytes_max(),
+            });
+        }
+        let mut pending = lock(&self.shared.pending);
+        self.check_capacity(group, offsets)?;
+        self.shared.append_locked(&mut pending, batches, changes)
     }
 
-    pub fn committed(&self, _group: &str) -> BTreeMap<TopicPartition, CommittedOffset> {
-        BTreeMap::new()
+    /// [`OffsetStore::commit_nowait`], then [`PendingCommit::wait`].
+    pub fn commit(
+        &self,
+        group: &str,
+        offsets: &[(TopicPartition, CommittedOffset)],
+    ) -> Result<(), GroupError> {
+        self.commit_nowait(group, offsets)?.wait()
     }
 
+    /// A group's durable committed offsets.
+    pub fn committed(&self, group: &str) -> BTreeMap<TopicPartition, CommittedOffset> {
+        read(&self.shared.offsets)
+            .groups
+            .get(group)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// One partition's durable committed offset for a group.
+    pub fn committed_offset(
+        &self,
+        group: &str,
+        partition: &TopicPartition,
+    ) -> Option<CommittedOffset> {
+        read(&self.shared.offsets)
+            .groups
+            .get(group)?
+            .get(partition)
+            .cloned()
+    }
+
+    /// Groups with at least one durable committed offset, sorted.
     pub fn groups(&self) -> Vec<String> {
-        Vec::new()
+        read(&self.shared.offsets).groups.keys().cloned().collect()
     }
 
-    pub fn delete_group(&self, _group: &str) -> Result<PendingCommit, GroupError> {
-        Ok(PendingCommit {})
+    /// Deletes every offset of a group: one tombstone each, in one batch
+    /// when they fit (a group with more offsets than a batch holds is
+    /// deleted in consecutive batches). Offsets committed but not yet
+    /// durable are deleted too: the tombstones follow them in the log. A
+    /// group with no offsets writes nothing.
+    pub fn delete_group(&self, group: &str) -> Result<PendingCommit, GroupError> {
+        check_group(group)?;
+        let mut pending = lock(&self.shared.pending);
+        let from_map: Vec<TopicPartition> = read(&self.shared.offsets)
+            .groups
+            .get(group)
+            .map(|g| g.keys().cloned().collect())
+            .unwrap_or_default();
+        let live = live_after(
+            &pending,
+            from_map.into_iter().map(|tp| (group.to_owned(), tp)),
+            |c| c.group == group,
+        );
+        self.shared.delete_locked(&mut pending, live)
     }
 
+    /// Deletes a group's offsets of the given partitions (those it has).
     pub fn delete_offsets(
         &self,
-        _group: &str,
-        _partitions: &[TopicPartition],
+        group: &str,
+        partitions: &[TopicPartition],
     ) -> Result<PendingCommit, GroupError> {
-        Ok(PendingCommit {})
+        check_group(group)?;
+        check_partition_count(group, partitions.len())?;
+        let wanted: BTreeSet<&TopicPartition> = partitions.iter().collect();
+        let mut pending = lock(&self.shared.pending);
+        let from_map: Vec<TopicPartition> = {
+            let offsets = read(&self.shared.offsets);
+            let group_offsets = offsets.groups.get(group);
+            wanted
+                .iter()
+                .filter(|tp| group_offsets.is_some_and(|g| g.contains_key(**tp)))
+                .map(|tp| (*tp).clone())
+                .collect()
+        };
+        let live = live_after(
+            &pending,
+            from_map.into_iter().map(|tp| (group.to_owned(), tp)),
+            |c| c.group == group && wanted.contains(&c.partition),
+        );
+        self.shared.delete_locked(&mut pending, live)
     }
 
+    /// Deletes every group's offsets of a deleted topic, in as few batches
+    /// as they fit.
+    pub fn delete_topic(&self, topic: &str) -> Result<PendingCommit, GroupError> {
+        let mut pending = lock(&self.shared.pending);
+        let from_map: Vec<(String, TopicPartition)> = {
+            let offsets = read(&self.shared.offsets);
+            let first = TopicPartition {
+                topic: topic.to_owned(),
+                partition: i32::MIN,
+            };
+            offsets
+                .groups
+                .iter()
+                .flat_map(|(group, g)| {
+                    g.range(&first..)
+                        .take_while(|(tp, _)| tp.topic == topic)
+                        .map(|(tp, _)| (group.clone(), tp.clone()))
+                })
+                .collect()
+        };
+        let live = live_after(&pending, from_map.into_iter(), |c| {
+            c.partition.topic == topic
+        });
+        self.shared.delete_locked(&mut pending, live)
+    }
+
+    /// Periodic upkeep, called by the server: once the log has rolled a
+    /// segment, writes a snapshot of every offset covering the log below
+    /// the durable offset, then deletes the segments below what the
+    /// snapshot covers.
     pub fn maintain(&self) -> Result<(), GroupError> {
+        let mut snapshot_offset = lock(&self.snapshot_offset);
+        self.shared.apply_visible();
+        let log = &self.shared.log;
+        if log.segment_count() <= 1 {
+            return Ok(());
+        }
+        let snapshot = {
+            let offsets = read(&self.shared.offsets);
+            // Under fsync=always every applied record is durable; under the
+            // other policies the map may hold records past the durable
+            // offset, which a replay from it applies again to the same end.
+            let covered = offsets.applied_end.min(log.durable_offset());
+            snapshot_offset
+                .is_none_or(|s| covered > s)
+                .then(|| (covered, encode_snapshot(&offsets, covered)))
+        };
+        if let Some((covered, bytes)) = snapshot {
+            self.broker.data_dir().write_meta(SNAPSHOT_FILE, &bytes)?;
+            tracing::info!(
+                covered,
+                snapshot_bytes = bytes.len(),
+                "committed offsets snapshot written"
+            );
+            *snapshot_offset = Some(covered);
+        }
+        if let Some(covered) = *snapshot_offset {
+            log.delete_segments_before(covered)?;
+        }
         Ok(())
     }
+
+    /// Refuses a commit that would add offsets past `offsets_max`.
+    fn check_capacity(
+        &self,
+        group: &str,
+        offsets: &[(TopicPartition, CommittedOffset)],
+    ) -> Result<(), GroupError> {
+        let map = read(&self.shared.offsets);
+        let group_offsets = map.groups.get(group);
+        let new: BTreeSet<&TopicPartition> = offsets
+            .iter()
+            .map(|(tp, _)| tp)
+            .filter(|tp| !group_offsets.is_some_and(|g| g.contains_key(*tp)))
+            .collect();
+        let offsets_max = self.shared.config.offsets_max;
+        if map.n_offsets + new.len() > offsets_max {
+            return Err(GroupError::TooManyOffsets { offsets_max });
+        }
+        Ok(())
+    }
+}
+
+/// What commits and waiters share.
+#[derive(Debug)]
+struct Shared {
+    log: Log,
+    clock: Arc<dyn Clock>,
+    config: OffsetsConfig,
+    /// Batches written but not applied, in log order: appends happen under
+    /// this lock, so the queue's order is the log's. Lock order: `pending`,
+    /// then `offsets`.
+    pending: Mutex<VecDeque<Written>>,
+    offsets: RwLock<Offsets>,
+}
+
+/// One written batch and the changes it carries.
+#[derive(Debug)]
+struct Written {
+    last_offset: i64,
+    changes: Vec<Change>,
+}
+
+/// One record: a commit, or a deletion (`value` `None`, a tombstone).
+#[derive(Debug, Clone)]
+struct Change {
+    group: String,
+    partition: TopicPartition,
+    value: Option<CommittedOffset>,
+}
+
+/// The durable offsets of every group.
+#[derive(Debug, Default)]
+struct Offsets {
+    /// Groups with at least one offset; an emptied group is removed.
+    groups: BTreeMap<String, BTreeMap<TopicPartition, CommittedOffset>>,
+    /// Offsets in `groups`, all groups together.
+    n_offsets: usize,
+    /// Every record of the log below this offset is applied, and, under
+    /// `fsync=always`, none at or above it.
+    applied_end: i64,
+}
+
+impl Offsets {
+    fn apply(&mut self, change: Change) {
+        let Change {
+            group,
+            partition,
+            value,
+        } = change;
+        match value {
+            Some(value) => {
+                if self
+                    .groups
+                    .entry(group)
+                    .or_default()
+                    .insert(partition, value)
+                    .is_none()
+                {
+                    self.n_offsets += 1;
+                }
+            }
+            None => {
+                let Some(g) = self.groups.get_mut(&group) else {
+                    return;
+                };
+                if g.remove(&partition).is_some() {
+                    self.n_offsets -= 1;
+                }
+                if g.is_empty() {
+                    self.groups.remove(&group);
+                }
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// Largest batch the log takes now.
+    fn batch_bytes_max(&self) -> usize {
+        self.log.config().batch_bytes_max
+    }
+
+    /// Applies, in log order, every written batch readers may now see.
+    fn apply_visible(&self) {
+        let mut pending = lock(&self.pending);
+        let visible = self.log.high_watermark();
+        let mut offsets = write(&self.offsets);
+        while pending.front().is_some_and(|w| w.last_offset < visible) {
+            let written = pending.pop_front().expect("just checked");
+            for change in written.changes {
+                offsets.apply(change);
+            }
+        }
+        // Every batch is in the queue from its write until it applies, so
+        // with none left below `visible`, all records below it are applied.
+        offsets.applied_end = offsets.applied_end.max(visible);
+    }
+
+    /// Encodes changes into batches of at most [`COMMIT_PARTITIONS_MAX`]
+    /// records and the log's batch size; returns each batch with how many
+    /// changes it holds.
+    fn build_batches(&self, changes: &[Change]) -> Vec<(Vec<u8>, usize)> {
+        let bytes_max = self.batch_bytes_max();
+        let now = self.clock.now_ms();
+        let mut out = Vec::new();
+        let mut builder = BatchBuilder::new(now);
+        for change in changes {
+            let key = encode_key(&change.group, &change.partition);
+            let value = change.value.as_ref().map(encode_value);
+            let record_bytes =
+                key.len() + value.as_ref().map_or(0, Vec::len) + RECORD_OVERHEAD_BYTES;
+            let full = builder.record_count() as usize >= COMMIT_PARTITIONS_MAX
+                || builder.size_bytes() + record_bytes > bytes_max;
+            if builder.record_count() > 0 && full {
+                out.push((builder.build(), builder.record_count() as usize));
+                builder = BatchBuilder::new(now);
+            }
+            builder.push(now, Some(&key), value.as_deref(), &[]);
+        }
+        if builder.record_count() > 0 {
+            out.push((builder.build(), builder.record_count() as usize));
+        }
+        out
+    }
+
+    /// Writes batches (built from `changes`, in order) and queues them.
+    /// Called with the `pending` lock held, so the queue keeps log order.
+    /// A failed append queues nothing of its own batch; batches before it
+    /// stay written and queued.
+    fn append_locked(
+        self: &Arc<Self>,
+        pending: &mut VecDeque<Written>,
+        batches: Vec<(Vec<u8>, usize)>,
+        mut changes: Vec<Change>,
+    ) -> Result<PendingCommit, GroupError> {
+        let mut end = None;
+        for (mut bytes, n_changes) in batches {
+            let info = self.log.append_nowait(&mut bytes).map_err(|e| match e {
+                LogError::Batch(BatchError::TooLarge { bytes, bytes_max }) => {
+                    GroupError::CommitTooLarge { bytes, bytes_max }
+                }
+                other => GroupError::Log(other),
+            })?;
+            let rest = changes.split_off(n_changes);
+            pending.push_back(Written {
+                last_offset: info.last_offset,
+                changes: std::mem::replace(&mut changes, rest),
+            });
+            end = Some(info.last_offset + 1);
+        }
+        assert!(changes.is_empty(), "every change is in a batch");
+        Ok(PendingCommit {
+            written: end.map(|end| (self.clone(), end)),
+        })
+    }
+
+    /// Writes tombstones for `live` offsets (nothing if there are none).
+    fn delete_locked(
+        self: &Arc<Self>,
+        pending: &mut VecDeque<Written>,
+        live: BTreeSet<(String, TopicPartition)>,
+    ) -> Result<PendingCommit, GroupError> {
+        if live.is_empty() {
+            return Ok(PendingCommit::done());
+        }
+        let changes: Vec<Change> = live
+            .into_iter()
+            .map(|(group, partition)| Change {
+                group,
+                partition,
+                value: None,
+            })
+            .collect();
+        let batches = self.build_batches(&changes);
+        self.append_locked(pending, batches, changes)
+    }
+}
+
+/// The offsets that will exist once every queued batch applies: those of
+/// `from_map` (already applied), then, in log order, the queued changes
+/// that `matches` selects.
+fn live_after(
+    pending: &VecDeque<Written>,
+    from_map: impl Iterator<Item = (String, TopicPartition)>,
+    matches: impl Fn(&Change) -> bool,
+) -> BTreeSet<(String, TopicPartition)> {
+    let mut live: BTreeSet<(String, TopicPartition)> = from_map.collect();
+    for change in pending
+        .iter()
+        .flat_map(|w| &w.changes)
+        .filter(|c| matches(c))
+    {
+        let key = (change.group.clone(), change.partition.clone());
+        if change.value.is_some() {
+            live.insert(key);
+        } else {
+            live.remove(&key);
+        }
+    }
+    live
+}
+
+fn check_group(group: &str) -> Result<(), GroupError> {
+    if group.is_empty() {
+        return Err(GroupError::InvalidGroupId);
+    }
+    if group.len() > GROUP_ID_BYTES_MAX {
+        return Err(GroupError::GroupIdTooLong {
+            bytes: group.len(),
+            bytes_max: GROUP_ID_BYTES_MAX,
+        });
+    }
+    Ok(())
+}
+
+fn check_partition_count(group: &str, partitions: usize) -> Result<(), GroupError> {
+    if partitions > COMMIT_PARTITIONS_MAX {
+        return Err(GroupError::TooManyPartitions {
+            group: group.to_owned(),
+            partitions,
+            partitions_max: COMMIT_PARTITIONS_MAX,
+        });
+    }
+    Ok(())
+}
+
+// ---- Recovery ----
+
+/// Loads the snapshot if it is valid and replays the log after it.
+fn recover(broker: &Broker, log: &Log) -> Result<(Offsets, Option<i64>, Recovery), GroupError> {
+    let dir = broker.data_dir();
+    let snapshot = match dir.read_meta(SNAPSHOT_FILE)? {
+        None => None,
+        Some(bytes) => match decode_snapshot(&bytes) {
+            Ok(snapshot) => Some(snapshot),
+            Err(reason) => {
+                tracing::warn!(
+                    file = SNAPSHOT_FILE,
+                    %reason,
+                    "ignoring an unreadable committed offsets snapshot; replaying the log from its start"
+                );
+                None
+            }
+        },
+    };
+    let (start, end) = (log.start_offset(), log.end_offset());
+    let mut rebase = false;
+    let (mut offsets, replay_from, loaded) = match snapshot {
+        None => {
+            if start > 0 {
+                tracing::warn!(
+                    start,
+                    "no snapshot, and the log starts at {start}: offsets committed only before it are lost"
+                );
+            }
+            (Offsets::default(), start, None)
+        }
+        Some((covered, offsets)) if covered > end => {
+            // The log ends before what the snapshot covers: its tail was
+            // lost, or it was deleted and created again. The snapshot was
+            // written only once what it covers was durable, so it is the
+            // better record, and every record the log still holds is older
+            // than it. Keep the snapshot's offsets, replay nothing, and
+            // cover the log's end instead, so that the commits appended
+            // next (at offsets the snapshot claimed) are replayed later.
+            tracing::warn!(
+                covered,
+                end,
+                "the committed offsets snapshot covers more than the log holds; keeping the snapshot"
+            );
+            rebase = true;
+            (offsets, end, Some(covered))
+        }
+        Some((covered, offsets)) if covered < start => {
+            tracing::warn!(
+                covered,
+                start,
+                "the log starts after the snapshot's end: offsets committed in between are lost"
+            );
+            (offsets, start, Some(covered))
+        }
+        Some((covered, offsets)) => (offsets, covered, Some(covered)),
+    };
+    let (records_replayed, records_skipped) = replay(log, replay_from, &mut offsets)?;
+    let mut on_disk = loaded;
+    if rebase {
+        dir.write_meta(SNAPSHOT_FILE, &encode_snapshot(&offsets, end))?;
+        on_disk = Some(end);
+    }
+    let recovery = Recovery {
+        snapshot_offset: loaded,
+        replayed_from: replay_from,
+        records_replayed,
+        records_skipped,
+    };
+    Ok((offsets, on_disk, recovery))
+}
+
+/// Applies the log's records from `from` to its end; returns how many
+/// records were applied and how many skipped.
+fn replay(log: &Log, from: i64, offsets: &mut Offsets) -> Result<(u64, u64), GroupError> {
+    let (mut applied, mut skipped) = (0u64, 0u64);
+    let mut offset = from;
+    loop {
+        let read = log.read(offset, REPLAY_READ_BYTES)?;
+        if read.bytes.is_empty() {
+            break;
+        }
+        let mut pos = 0;
+        while pos < read.bytes.len() {
+            let header = BatchHeader::parse(&read.bytes[pos..]).map_err(LogError::from)?;
+            let end = pos + header.total_bytes();
+            let Some(bytes) = read.bytes.get(pos..end) else {
+                return Err(corrupt(header.base_offset, "batch runs past the read"));
+            };
+            batch::validate(bytes).map_err(|e| corrupt(header.base_offset, &e.to_string()))?;
+            pos = end;
+            if header.is_control() || header.compression() != 0 {
+                // This store writes neither.
+                skipped += u64::try_from(header.record_count).unwrap_or(0);
+                warn_skipped(skipped, header.base_offset, "a control or compressed batch");
+                continue;
+            }
+            let records = match batch::records(bytes) {
+                Ok(records) => records,
+                Err(e) => {
+                    skipped += u64::try_from(header.record_count).unwrap_or(0);
+                    warn_skipped(skipped, header.base_offset, &e.to_string());
+                    continue;
+                }
+            };
+            for record in records.into_iter().filter(|r| r.offset >= from) {
+                match decode_record(record.key, record.value) {
+                    Ok(change) => {
+                        offsets.apply(change);
+                        applied += 1;
+                    }
+                    Err(reason) => {
+                        skipped += 1;
+                        warn_skipped(skipped, record.offset, &reason);
+                    }
+                }
+            }
+        }
+        offset = read.next_offset;
+    }
+    offsets.applied_end = offset;
+    if skipped > 0 {
+        tracing::warn!(
+            skipped,
+            "skipped records of {OFFSETS_TOPIC} this version cannot read"
+        );
+    }
+    Ok((applied, skipped))
+}
+
+/// Warns of the first few skipped records; the total is reported once.
+fn warn_skipped(n_skipped: u64, offset: i64, reason: &str) {
+    if n_skipped <= 10 {
+        tracing::warn!(offset, reason, "skipping a record of {OFFSETS_TOPIC}");
+    }
+}
+
+fn corrupt(offset: i64, reason: &str) -> GroupError {
+    GroupError::Corrupt {
+        reason: format!("{OFFSETS_TOPIC} batch at offset {offset}: {reason}"),
+    }
+}
+
+// ---- Record format (Kafka's) ----
+
+fn key_bytes(group_bytes: usize, topic_bytes: usize) -> usize {
+    2 + 2 + group_bytes + 2 + topic_bytes + 4
+}
+
+fn value_bytes(metadata_bytes: usize) -> usize {
+    2 + 8 + 4 + 2 + metadata_bytes + 8
+}
+
+/// Key version 1: version, group, topic, partition.
+fn encode_key(group: &str, tp: &TopicPartition) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key_bytes(group.len(), tp.topic.len()));
+    out.extend_from_slice(&KEY_VERSION.to_be_bytes());
+    put_str16(&mut out, group);
+    put_str16(&mut out, &tp.topic);
+    out.extend_from_slice(&tp.partition.to_be_bytes());
+    out
+}
+
+/// Value version 3: version, offset, leader epoch, metadata, commit time.
+fn encode_value(committed: &CommittedOffset) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value_bytes(committed.metadata.len()));
+    out.extend_from_slice(&VALUE_VERSION.to_be_bytes());
+    out.extend_from_slice(&committed.offset.to_be_bytes());
+    out.extend_from_slice(&committed.leader_epoch.to_be_bytes());
+    put_str16(&mut out, &committed.metadata);
+    out.extend_from_slice(&committed.commit_timestamp_ms.to_be_bytes());
+    out
+}
+
+/// Decodes one record; the error says why it is skipped.
+fn decode_record(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Change, String> {
+    let mut k = Reader::new(key.ok_or("a record without a key")?);
+    let version = k.i16()?;
+    if !KEY_VERSIONS.contains(&version) {
+        return Err(format!("unknown key version {version}"));
+    }
+    let group = k.str16()?;
+    let topic = k.str16()?;
+    let partition = k.i32()?;
+    k.finish()?;
+    let value = match value {
+        None => None,
+        Some(value) => {
+            let mut v = Reader::new(value);
+            let version = v.i16()?;
+            if version != VALUE_VERSION {
+                return Err(format!("unknown value version {version}"));
+            }
+            let committed = CommittedOffset {
+                offset: v.i64()?,
+                leader_epoch: v.i32()?,
+                metadata: v.str16()?,
+                commit_timestamp_ms: v.i64()?,
+            };
+            v.finish()?;
+            Some(committed)
+        }
+    };
+    Ok(Change {
+        group,
+        partition: TopicPartition { topic, partition },
+        value,
+    })
+}
+
+/// Strings are at most `i16::MAX` bytes: group ids, topic names and
+/// metadata are checked against smaller limits before they get here.
+fn put_str16(out: &mut Vec<u8>, s: &str) {
+    let len = i16::try_from(s.len()).expect("strings are checked against their limits");
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Big-endian reads from a byte slice, each failing with a reason when the
+/// bytes run out.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes, pos: 0 }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self.pos.checked_add(n).filter(|e| *e <= self.bytes.len());
+        let Some(end) = end else {
+            return Err(format!(
+                "truncated: {n} bytes wanted at byte {} of {}",
+                self.pos,
+                self.bytes.len()
+            ));
+        };
+        let out = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(out)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        Ok(self.take(N)?.try_into().expect("took N bytes"))
+    }
+
+    fn i16(&mut self) -> Result<i16, String> {
+        self.array().map(i16::from_be_bytes)
+    }
+
+    fn u16(&mut self) -> Result<u16, String> {
+        self.array().map(u16::from_be_bytes)
+    }
+
+    fn i32(&mut self) -> Result<i32, String> {
+        self.array().map(i32::from_be_bytes)
+    }
+
+    fn u32(&mut self) -> Result<u32, String> {
+        self.array().map(u32::from_be_bytes)
+    }
+
+    fn i64(&mut self) -> Result<i64, String> {
+        self.array().map(i64::from_be_bytes)
+    }
+
+    /// A string with an i16 length (Kafka's STRING; null is refused).
+    fn str16(&mut self) -> Result<String, String> {
+        let len = self.i16()?;
+        let len = usize::try_from(len).map_err(|_| format!("string length {len}"))?;
+        self.utf8(len)
+    }
+
+    /// A string with a u16 length (the snapshot's).
+    fn str_u16(&mut self) -> Result<String, String> {
+        let len = self.u16()?;
+        self.utf8(usize::from(len))
+    }
+
+    fn utf8(&mut self, len: usize) -> Result<String, String> {
+        let bytes = self.take(len)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| "a string that is not UTF-8".to_owned())
+    }
+
+    fn finish(&self) -> Result<(), String> {
+        if self.pos == self.bytes.len() {
+            Ok(())
+        } else {
+            Err(format!("{} bytes left over", self.bytes.len() - self.pos))
+        }
+    }
+}
+
+// ---- Snapshot format ----
+
+/// Encodes the map as a snapshot covering the log below `covered`.
+fn encode_snapshot(offsets: &Offsets, covered: i64) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(SNAPSHOT_MAGIC);
+    out.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
+    out.extend_from_slice(&0u32.to_be_bytes()); // CRC, filled in below
+    out.extend_from_slice(&covered.to_be_bytes());
+    put_count(&mut out, offsets.groups.len());
+    for (group, partitions) in &offsets.groups {
+        put_str_u16(&mut out, group);
+        let mut topics: Vec<(&str, Vec<(i32, &CommittedOffset)>)> = Vec::new();
+        for (tp, committed) in partitions {
+            match topics.last_mut() {
+                Some((topic, list)) if *topic == tp.topic => list.push((tp.partition, committed)),
+                _ => topics.push((&tp.topic, vec![(tp.partition, committed)])),
+            }
+        }
+        put_count(&mut out, topics.len());
+        for (topic, list) in topics {
+            put_str_u16(&mut out, topic);
+            put_count(&mut out, list.len());
+            for (partition, committed) in list {
+                out.extend_from_slice(&partition.to_be_bytes());
+                out.extend_from_slice(&committed.offset.to_be_bytes());
+                out.extend_from_slice(&committed.leader_epoch.to_be_bytes());
+                put_str_u16(&mut out, &committed.metadata);
+                out.extend_from_slice(&committed.commit_timestamp_ms.to_be_bytes());
+            }
+        }
+    }
+    let crc = crc32c::crc32c(&out[SNAPSHOT_PREFIX_BYTES..]);
+    out[6..10].copy_from_slice(&crc.to_be_bytes());
+    out
+}
+
+/// Decodes a snapshot: the offset it covers and the map.
+fn decode_snapshot(bytes: &[u8]) -> Result<(i64, Offsets), String> {
+    let mut r = Reader::new(bytes);
+    let magic = r.take(4)?;
+    if magic != SNAPSHOT_MAGIC {
+        return Err(format!("bad magic {magic:02x?}"));
+    }
+    let version = r.u16()?;
+    if version != SNAPSHOT_VERSION {
+        return Err(format!("unknown version {version}"));
+    }
+    let stored = r.u32()?;
+    let computed = crc32c::crc32c(&bytes[SNAPSHOT_PREFIX_BYTES..]);
+    if stored != computed {
+        return Err(format!(
+            "crc mismatch: stored {stored:#010x}, computed {computed:#010x}"
+        ));
+    }
+    let covered = r.i64()?;
+    if covered < 0 {
+        return Err(format!("covered offset {covered}"));
+    }
+    let mut offsets = Offsets {
+        applied_end: covered,
+        ..Offsets::default()
+    };
+    for _ in 0..r.u32()? {
+        let group = r.str_u16()?;
+        for _ in 0..r.u32()? {
+            let topic = r.str_u16()?;
+            for _ in 0..r.u32()? {
+                let partition = r.i32()?;
+                let committed = CommittedOffset {
+                    offset: r.i64()?,
+                    leader_epoch: r.i32()?,
+                    metadata: r.str_u16()?,
+                    commit_timestamp_ms: r.i64()?,
+                };
+                offsets.apply(Change {
+                    group: group.clone(),
+                    partition: TopicPartition {
+                        topic: topic.clone(),
+                        partition,
+                    },
+                    value: Some(committed),
+                });
+            }
+        }
+    }
+    r.finish()?;
+    Ok((covered, offsets))
+}
+
+fn put_count(out: &mut Vec<u8>, n: usize) {
+    let n = u32::try_from(n).expect("counts are bounded by offsets_max");
+    out.extend_from_slice(&n.to_be_bytes());
+}
+
+fn put_str_u16(out: &mut Vec<u8>, s: &str) {
+    let len = u16::try_from(s.len()).expect("strings are checked against their limits");
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
 }

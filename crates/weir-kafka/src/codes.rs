@@ -24,6 +24,7 @@ pub enum Code {
     UnknownMemberId = 25,
     InvalidSessionTimeout = 26,
     RebalanceInProgress = 27,
+    InvalidCommitOffsetSize = 28,
     UnsupportedVersion = 35,
     TopicAlreadyExists = 36,
     InvalidPartitions = 37,
@@ -94,7 +95,7 @@ pub fn for_log_error(err: &LogError) -> Code {
 /// The Kafka error code for a group coordination or offset error.
 pub fn for_group_error(err: &GroupError) -> Code {
     match err {
-        GroupError::InvalidGroupId => Code::InvalidGroupId,
+        GroupError::InvalidGroupId | GroupError::GroupIdTooLong { .. } => Code::InvalidGroupId,
         GroupError::GroupNotFound { .. } => Code::GroupIdNotFound,
         GroupError::UnknownMember { .. } => Code::UnknownMemberId,
         GroupError::MemberIdRequired { .. } => Code::MemberIdRequired,
@@ -111,6 +112,11 @@ pub fn for_group_error(err: &GroupError) -> Code {
         GroupError::NonEmptyGroup { .. } => Code::NonEmptyGroup,
         GroupError::SubscribedToTopic { .. } => Code::GroupSubscribedToTopic,
         GroupError::MetadataTooLarge { .. } => Code::OffsetMetadataTooLarge,
+        GroupError::TooManyPartitions { .. } | GroupError::CommitTooLarge { .. } => {
+            Code::InvalidCommitOffsetSize
+        }
+        GroupError::TooManyOffsets { .. } => Code::PolicyViolation,
+        GroupError::InvalidConfig { .. } => Code::UnknownServerError,
         GroupError::Corrupt { .. } => Code::KafkaStorageError,
         GroupError::Broker(e) => for_broker_error(e),
         GroupError::Log(e) => for_log_error(e),

@@ -130,7 +130,10 @@ fn committed(stream: &mut TcpStream, group: &str, topic: &str) -> (i64, String) 
     let p = &response.topics[0].partitions[0];
     (
         p.committed_offset,
-        p.metadata.as_ref().map(|m| m.to_string()).unwrap_or_default(),
+        p.metadata
+            .as_ref()
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
     )
 }
 
@@ -204,7 +207,14 @@ fn group_requests_that_must_fail_get_precise_errors_and_disturb_nothing() {
         "an admin reset is refused while the group has members"
     );
     assert_eq!(
-        commit(&mut stream, "g", &member, generation, "t", &"x".repeat(5000)),
+        commit(
+            &mut stream,
+            "g",
+            &member,
+            generation,
+            "t",
+            &"x".repeat(5000)
+        ),
         OFFSET_METADATA_TOO_LARGE
     );
     assert_eq!(committed(&mut stream, "g", "t"), (42, "m1".to_owned()));
@@ -252,7 +262,10 @@ fn group_requests_that_must_fail_get_precise_errors_and_disturb_nothing() {
         5,
         &DescribeGroupsRequest::default().with_groups(vec![GroupId(s("g")), GroupId(s("nope"))]),
     );
-    assert_eq!(described.groups[0].group_state.as_str(), "CompletingRebalance");
+    assert_eq!(
+        described.groups[0].group_state.as_str(),
+        "CompletingRebalance"
+    );
     assert_eq!(described.groups[0].members.len(), 2);
     assert_eq!(described.groups[1].group_state.as_str(), "Dead");
     let listed: ListGroupsResponse = call(
@@ -261,7 +274,11 @@ fn group_requests_that_must_fail_get_precise_errors_and_disturb_nothing() {
         4,
         &ListGroupsRequest::default(),
     );
-    let names: Vec<&str> = listed.groups.iter().map(|g| g.group_id.0.as_str()).collect();
+    let names: Vec<&str> = listed
+        .groups
+        .iter()
+        .map(|g| g.group_id.0.as_str())
+        .collect();
     assert_eq!(names, ["g"]);
     assert_eq!(listed.groups[0].protocol_type.as_str(), "consumer");
 }
@@ -273,7 +290,10 @@ fn static_members_are_fenced_when_a_newer_instance_takes_over() {
     let first = join(&mut stream, "s", "", Some("host-1"), 6_000);
     assert_eq!(first.error_code, 0, "static members need no second join");
     let old = first.member_id.to_string();
-    assert_eq!(sync(&mut stream, "s", &old, first.generation_id).error_code, 0);
+    assert_eq!(
+        sync(&mut stream, "s", &old, first.generation_id).error_code,
+        0
+    );
     let again = join(&mut stream, "s", "", Some("host-1"), 6_000);
     assert_eq!(again.error_code, 0);
     assert_eq!(again.generation_id, first.generation_id);

@@ -127,6 +127,12 @@ impl DataDir {
         &self.shared.root
     }
 
+    /// The clock the directory's logs read (append times, segment age,
+    /// retention); owners of internal logs stamp their records with it.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.shared.clock.clone()
+    }
+
     fn logs(&self) -> MutexGuard<'_, HashMap<String, Log>> {
         self.shared.logs.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -672,15 +672,7 @@ impl Log {
             if !(by_time || by_size) {
                 break;
             }
-            let seg = st.segments.remove(0);
-            outcome.segments_deleted += 1;
-            outcome.bytes_deleted += seg.size;
-            for path in seg.paths() {
-                if let Err(e) = self.shared.storage.remove_file(path) {
-                    tracing::warn!(path = %path.display(), %e, "could not delete expired segment file");
-                }
-            }
-            st.dir_dirty = true;
+            self.delete_oldest_segment(&mut st, &mut outcome);
         }
         outcome.log_start_offset = st.start_offset();
         drop(st);
@@ -689,6 +681,45 @@ impl Log {
             self.shared.sched.mark_dirty(&self.shared);
         }
         Ok(outcome)
+    }
+
+    /// Deletes the whole segments that lie entirely below `offset` (their
+    /// next offset is at or before it), for an owner that keeps what they
+    /// held elsewhere, e.g. in a snapshot covering every record below
+    /// `offset`. The active segment is never deleted, so the log start
+    /// offset moves to the base of the first segment that holds `offset`
+    /// or later, never past the active segment's base. Like retention, the
+    /// deletions become durable with the next sync round; a crash may bring
+    /// deleted segments back, and the next call deletes them again.
+    pub fn delete_segments_before(&self, offset: i64) -> Result<RetentionOutcome> {
+        let mut st = lock(&self.shared.state);
+        self.shared.check_writable(&st)?;
+        let mut outcome = RetentionOutcome::default();
+        while st.segments.len() > 1 && st.segments[0].next_offset <= offset {
+            self.delete_oldest_segment(&mut st, &mut outcome);
+        }
+        outcome.log_start_offset = st.start_offset();
+        drop(st);
+        if outcome.segments_deleted > 0 {
+            tracing::info!(log = %self.shared.name, offset, ?outcome, "deleted segments below an offset");
+            self.shared.sched.mark_dirty(&self.shared);
+        }
+        Ok(outcome)
+    }
+
+    /// Removes the oldest (sealed) segment and its files; the caller marks
+    /// the log dirty so the directory is synced.
+    fn delete_oldest_segment(&self, st: &mut LogState, outcome: &mut RetentionOutcome) {
+        assert!(st.segments.len() > 1, "the active segment is never deleted");
+        let seg = st.segments.remove(0);
+        outcome.segments_deleted += 1;
+        outcome.bytes_deleted += seg.size;
+        for path in seg.paths() {
+            if let Err(e) = self.shared.storage.remove_file(path) {
+                tracing::warn!(path = %path.display(), %e, "could not delete a segment file");
+            }
+        }
+        st.dir_dirty = true;
     }
 }
 

@@ -378,6 +378,43 @@ fn retention_by_time_deletes_old_segments_and_moves_the_start() {
 }
 
 #[test]
+fn segments_below_an_offset_are_deleted_whole_and_the_active_one_never() {
+    let (disk, clock) = (SimStorage::new(), ManualClock::new(0));
+    let dir = open_sim(&disk, &clock);
+    let log = dir.open_log("t-0", small_config()).unwrap();
+    for i in 0..200 {
+        log.append(&mut one(format!("v{i:03}").as_bytes(), 0))
+            .unwrap();
+    }
+    assert!(log.segment_count() > 3);
+    // Nothing lies entirely below the log's first offset.
+    assert_eq!(log.delete_segments_before(0).unwrap().segments_deleted, 0);
+    // An offset inside a segment keeps that segment: the new start is its
+    // base, at or before the offset.
+    let outcome = log.delete_segments_before(100).unwrap();
+    assert!(outcome.segments_deleted > 0 && outcome.bytes_deleted > 0);
+    let start = log.start_offset();
+    assert_eq!(outcome.log_start_offset, start);
+    assert!(start > 0 && start <= 100, "start {start}");
+    assert_eq!(read_all(&log, start).len(), 200 - start as usize);
+    assert!(matches!(
+        log.read(0, 10),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    // Past the end, everything but the active segment goes, and appends go on.
+    let outcome = log.delete_segments_before(i64::MAX).unwrap();
+    assert_eq!(log.segment_count(), 1);
+    assert!(outcome.log_start_offset > 100 && outcome.log_start_offset <= 200);
+    assert_eq!(log.append(&mut one(b"after", 0)).unwrap().base_offset, 200);
+    let start = log.start_offset();
+    dir.close().unwrap();
+    let dir = open_sim(&disk, &clock);
+    let log = dir.open_log("t-0", small_config()).unwrap();
+    assert_eq!((log.start_offset(), log.end_offset()), (start, 201));
+    assert_eq!(read_all(&log, start).last().unwrap().1, b"after".to_vec());
+}
+
+#[test]
 fn retention_by_size_keeps_the_newest_bytes() {
     let (disk, clock) = (SimStorage::new(), ManualClock::new(0));
     let dir = open_sim(&disk, &clock);
