@@ -1,0 +1,524 @@
+//! The embedded engine: every event is one record of the internal topic
+//! `__weir_events` (one partition; a record's offset is the event's global
+//! position), appended through `weir-log`, so an append shares the data
+//! directory's fsync rounds with produce and commits, and a Kafka consumer
+//! reads the same bytes. Indexes live in memory and are rebuilt from the
+//! log on open.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use weir_broker::Broker;
+use weir_log::batch::{self, BatchHeader};
+use weir_log::{Clock, FsyncPolicy, Log};
+
+use crate::codec;
+use crate::index::Index;
+use crate::types::{READ_COUNT_MAX, validate_events, validate_stream};
+use crate::{
+    AppendResult, Direction, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreError,
+};
+
+/// The internal topic that holds every event.
+pub const EVENTS_TOPIC: &str = "__weir_events";
+
+/// Bytes read at once when scanning the log in order.
+const SCAN_BYTES: usize = 1024 * 1024;
+
+/// Settings of the embedded store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Segment size of `__weir_events`.
+    pub segment_bytes: u64,
+    /// The clock events are recorded by; `None` is the data directory's.
+    pub clock: Option<Arc<dyn Clock>>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            segment_bytes: 256 * 1024 * 1024,
+            clock: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    index: Index,
+    /// Recorded times never go backwards, whatever the clock does.
+    last_recorded_ms: i64,
+}
+
+/// The event store over one data directory.
+#[derive(Debug)]
+pub struct EmbeddedStore {
+    broker: Arc<Broker>,
+    log: Log,
+    clock: Arc<dyn Clock>,
+    state: RwLock<State>,
+}
+
+fn read_lock(lock: &RwLock<State>) -> std::sync::RwLockReadGuard<'_, State> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write_lock(lock: &RwLock<State>) -> std::sync::RwLockWriteGuard<'_, State> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Calls `f` with every record of the whole batches in `bytes`.
+fn for_each_record(
+    bytes: &[u8],
+    mut f: impl FnMut(&batch::Record<'_>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut at = 0;
+    while at < bytes.len() {
+        let header = BatchHeader::parse(&bytes[at..]).map_err(|e| StoreError::Corrupt {
+            reason: format!("batch header in the events log: {e}"),
+        })?;
+        let end = at + header.total_bytes();
+        if end > bytes.len() {
+            break;
+        }
+        let records = batch::records(&bytes[at..end]).map_err(|e| StoreError::Corrupt {
+            reason: format!("records in the events log: {e}"),
+        })?;
+        for r in &records {
+            f(r)?;
+        }
+        at = end;
+    }
+    Ok(())
+}
+
+impl EmbeddedStore {
+    /// Opens the store in the broker's data directory, creating
+    /// `__weir_events` if needed, and indexes the log.
+    pub fn open(broker: Arc<Broker>, config: StoreConfig) -> Result<Self, StoreError> {
+        let segment_bytes = config.segment_bytes.to_string();
+        broker.ensure_internal_topic(
+            EVENTS_TOPIC,
+            1,
+            &[
+                ("retention.ms", "-1"),
+                ("segment.bytes", &segment_bytes),
+                // One append is one batch: let the largest append in.
+                (
+                    "max.message.bytes",
+                    &(crate::types::APPEND_BYTES_MAX * 2).to_string(),
+                ),
+            ],
+        )?;
+        let log = broker.partition(EVENTS_TOPIC, 0)?;
+        let clock = config.clock.unwrap_or_else(|| broker.data_dir().clock());
+        let mut index = Index::default();
+        let mut last_recorded_ms = 0;
+        let start = log.start_offset().max(0) as u64;
+        index.next_position = start;
+        let end = log.high_watermark().max(0) as u64;
+        let mut at = start;
+        while at < end {
+            let read = log.read(at as i64, SCAN_BYTES)?;
+            if read.bytes.is_empty() {
+                break;
+            }
+            for_each_record(&read.bytes, |r| {
+                if (r.offset as u64) < at {
+                    return Ok(());
+                }
+                let (stream, version, id, event_type) = codec::index_fields(r)?;
+                last_recorded_ms = last_recorded_ms.max(r.timestamp);
+                index.add(stream, version, id, event_type, r.offset as u64)
+            })?;
+            at = read.next_offset as u64;
+        }
+        tracing::info!(
+            events = end - start,
+            streams = index.streams.len(),
+            "event store indexed"
+        );
+        Ok(Self {
+            broker,
+            log,
+            clock,
+            state: RwLock::new(State {
+                index,
+                last_recorded_ms,
+            }),
+        })
+    }
+
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    /// The position the next durable event will have: every event below
+    /// it can be read.
+    pub fn head(&self) -> u64 {
+        self.log.high_watermark().max(0) as u64
+    }
+
+    fn wait_durable(&self, last_position: u64) -> Result<(), StoreError> {
+        if self.log.fsync_policy() == FsyncPolicy::Always {
+            self.log.wait_durable(last_position as i64 + 1)?;
+        }
+        Ok(())
+    }
+
+    /// The id of the event at `position`, if it is readable.
+    fn id_at(&self, position: u64) -> Result<Option<String>, StoreError> {
+        Ok(self.events_at(&[position])?.pop().map(|e| e.id))
+    }
+
+    /// Whether `events` were appended to `stream` before (a retry), and
+    /// if so what that append did. An append that matches only in part is
+    /// an error that says so.
+    fn retried(
+        &self,
+        index: &Index,
+        stream: &str,
+        expected: ExpectedVersion,
+        current: Option<u64>,
+        events: &[NewEvent],
+    ) -> Result<Option<AppendResult>, StoreError> {
+        let n = events.len() as u64;
+        let conflict = |reason: &str| StoreError::IdempotencyConflict {
+            stream: stream.to_owned(),
+            ids: events.iter().map(|e| e.id.clone()).collect(),
+            reason: reason.to_owned(),
+        };
+        // Where each id was recorded, if it was.
+        let mut found = Vec::with_capacity(events.len());
+        match expected {
+            ExpectedVersion::Exact(_) | ExpectedVersion::NoStream => {
+                let start = match expected {
+                    ExpectedVersion::Exact(v) => v + 1,
+                    _ => 0,
+                };
+                let have = current.map_or(0, |c| c + 1);
+                if have <= start {
+                    return Ok(None);
+                }
+                let positions = &index.streams[stream];
+                for (i, e) in events.iter().enumerate() {
+                    let version = start + i as u64;
+                    let Some(&position) = positions.get(version as usize) else {
+                        found.push(None);
+                        continue;
+                    };
+                    let same = match index.recent(&e.id) {
+                        Some(r) => r.stream == stream && r.version == version,
+                        // Events not yet durable are all among the recent
+                        // ids, so one that is not is another event.
+                        None if position >= self.head() => false,
+                        None => self.id_at(position)?.as_deref() == Some(e.id.as_str()),
+                    };
+                    found.push(same.then_some((version, position)));
+                }
+            }
+            ExpectedVersion::Any | ExpectedVersion::Exists => {
+                for e in events {
+                    found.push(match index.recent(&e.id) {
+                        Some(r) if r.stream == stream => Some((r.version, r.position)),
+                        // Recorded in another stream: never a retry of this.
+                        Some(_) => Some((u64::MAX, u64::MAX)),
+                        None => None,
+                    });
+                }
+            }
+        }
+        let matched = found.iter().filter(|f| f.is_some()).count() as u64;
+        if matched == 0 {
+            return Ok(None);
+        }
+        let all = found.iter().flatten().copied().collect::<Vec<_>>();
+        let consecutive = all
+            .windows(2)
+            .all(|w| w[1].0 == w[0].0 + 1 && w[1].1 > w[0].1);
+        if matched < n || !consecutive || all.iter().any(|f| f.0 == u64::MAX) {
+            return Err(conflict(
+                "only some of the ids were appended before, or elsewhere",
+            ));
+        }
+        let (first, last) = (all[0], all[all.len() - 1]);
+        Ok(Some(AppendResult {
+            first_version: first.0,
+            last_version: last.0,
+            first_position: first.1,
+            last_position: last.1,
+        }))
+    }
+
+    /// Reads the events at `positions` (each below the head), in the
+    /// order given. Neighbouring positions share one read.
+    fn events_at(&self, positions: &[u64]) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut cache: HashMap<u64, RecordedEvent> = HashMap::new();
+        let mut out = Vec::with_capacity(positions.len());
+        for &p in positions {
+            if let Some(e) = cache.remove(&p) {
+                out.push(e);
+                continue;
+            }
+            cache.clear();
+            // The batch that holds `p` (and the events of its append).
+            let read = self.log.read(p as i64, 1)?;
+            for_each_record(&read.bytes, |r| {
+                if r.offset as u64 >= p {
+                    cache.insert(r.offset as u64, codec::decode(r)?);
+                }
+                Ok(())
+            })?;
+            match cache.remove(&p) {
+                Some(e) => out.push(e),
+                None => {
+                    return Err(StoreError::Corrupt {
+                        reason: format!("the index points at {p}, which the log does not hold"),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Positions from an index list (global order) starting at `from` in
+    /// `direction`, below the head, at most `max_count`.
+    fn page(
+        list: &[u64],
+        head: u64,
+        from: u64,
+        direction: Direction,
+        max_count: usize,
+    ) -> Vec<u64> {
+        let visible = &list[..list.partition_point(|&p| p < head)];
+        let max = max_count.min(READ_COUNT_MAX);
+        match direction {
+            Direction::Forward => {
+                let start = visible.partition_point(|&p| p < from);
+                visible[start..].iter().take(max).copied().collect()
+            }
+            Direction::Backward => {
+                let end = visible.partition_point(|&p| p <= from);
+                visible[..end].iter().rev().take(max).copied().collect()
+            }
+        }
+    }
+}
+
+impl EventStore for EmbeddedStore {
+    fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<AppendResult, StoreError> {
+        validate_stream(stream)?;
+        if events.is_empty() {
+            return Err(StoreError::InvalidEvent {
+                id: String::new(),
+                reason: "an append has at least one event".to_owned(),
+            });
+        }
+        validate_events(events)?;
+        let mut st = write_lock(&self.state);
+        let current = st.index.version(stream);
+        if let Some(done) = self.retried(&st.index, stream, expected, current, events)? {
+            drop(st);
+            // The first attempt may still be on its way to the disk.
+            self.wait_durable(done.last_position)?;
+            return Ok(done);
+        }
+        let ok = match expected {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => current.is_none(),
+            ExpectedVersion::Exists => current.is_some(),
+            ExpectedVersion::Exact(v) => current == Some(v),
+        };
+        if !ok {
+            return Err(StoreError::WrongExpectedVersion {
+                stream: stream.to_owned(),
+                expected,
+                actual: current,
+            });
+        }
+        let first_version = current.map_or(0, |v| v + 1);
+        let now = self.clock.now_ms().max(st.last_recorded_ms);
+        let mut bytes = codec::encode(stream, first_version, events, now);
+        let info = self.log.append_nowait(&mut bytes)?;
+        let first_position = info.base_offset as u64;
+        for (i, e) in events.iter().enumerate() {
+            let added = st.index.add(
+                stream,
+                first_version + i as u64,
+                &e.id,
+                &e.event_type,
+                first_position + i as u64,
+            );
+            if let Err(err) = added {
+                st.index.truncate(first_position);
+                return Err(err);
+            }
+        }
+        st.last_recorded_ms = now;
+        drop(st);
+        let result = AppendResult {
+            first_version,
+            last_version: first_version + events.len() as u64 - 1,
+            first_position,
+            last_position: info.last_offset as u64,
+        };
+        self.wait_durable(result.last_position)?;
+        Ok(result)
+    }
+
+    fn stream_version(&self, stream: &str) -> Result<Option<u64>, StoreError> {
+        let head = self.head();
+        let st = read_lock(&self.state);
+        Ok(st
+            .index
+            .streams
+            .get(stream)
+            .and_then(|p| (p.partition_point(|&pos| pos < head) as u64).checked_sub(1)))
+    }
+
+    fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        direction: Direction,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let head = self.head();
+        let positions = {
+            let st = read_lock(&self.state);
+            let Some(list) = st.index.streams.get(stream) else {
+                return Err(StoreError::StreamNotFound {
+                    stream: stream.to_owned(),
+                });
+            };
+            let visible = list.partition_point(|&p| p < head);
+            if visible == 0 {
+                return Err(StoreError::StreamNotFound {
+                    stream: stream.to_owned(),
+                });
+            }
+            let max = max_count.min(READ_COUNT_MAX);
+            let from = from_version.min(usize::MAX as u64) as usize;
+            match direction {
+                Direction::Forward => list[from.min(visible)..visible]
+                    .iter()
+                    .take(max)
+                    .copied()
+                    .collect::<Vec<_>>(),
+                Direction::Backward => list[..(from.saturating_add(1)).min(visible)]
+                    .iter()
+                    .rev()
+                    .take(max)
+                    .copied()
+                    .collect(),
+            }
+        };
+        self.events_at(&positions)
+    }
+
+    fn read_all(
+        &self,
+        from_position: u64,
+        direction: Direction,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let head = self.head();
+        let start = self.log.start_offset().max(0) as u64;
+        let max = max_count.min(READ_COUNT_MAX);
+        let mut out = Vec::new();
+        match direction {
+            Direction::Forward => {
+                let mut at = from_position.max(start);
+                while at < head && out.len() < max {
+                    let read = self.log.read(at as i64, SCAN_BYTES)?;
+                    if read.bytes.is_empty() {
+                        break;
+                    }
+                    for_each_record(&read.bytes, |r| {
+                        let p = r.offset as u64;
+                        if p >= at && p < head && out.len() < max {
+                            out.push(codec::decode(r)?);
+                        }
+                        Ok(())
+                    })?;
+                    at = read.next_offset as u64;
+                }
+            }
+            Direction::Backward => {
+                // From the batch holding `at`, newest first, then the batch
+                // before it.
+                let mut at = from_position.min(head.saturating_sub(1));
+                while head > 0 && at >= start && out.len() < max {
+                    let read = self.log.read(at as i64, 1)?;
+                    let mut batch = Vec::new();
+                    for_each_record(&read.bytes, |r| {
+                        batch.push(codec::decode(r)?);
+                        Ok(())
+                    })?;
+                    let Some(base) = batch.first().map(|e| e.position) else {
+                        break;
+                    };
+                    out.extend(
+                        batch
+                            .into_iter()
+                            .rev()
+                            .filter(|e| e.position <= at)
+                            .take(max - out.len()),
+                    );
+                    if base == 0 || base <= start {
+                        break;
+                    }
+                    at = base - 1;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn read_category(
+        &self,
+        category: &str,
+        from_position: u64,
+        direction: Direction,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let head = self.head();
+        let positions = {
+            let st = read_lock(&self.state);
+            st.index
+                .categories
+                .get(category)
+                .map(|l| Self::page(l, head, from_position, direction, max_count))
+                .unwrap_or_default()
+        };
+        self.events_at(&positions)
+    }
+
+    fn read_type(
+        &self,
+        event_type: &str,
+        from_position: u64,
+        direction: Direction,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let head = self.head();
+        let positions = {
+            let st = read_lock(&self.state);
+            st.index
+                .types
+                .get(event_type)
+                .map(|l| Self::page(l, head, from_position, direction, max_count))
+                .unwrap_or_default()
+        };
+        self.events_at(&positions)
+    }
+
+    fn head_position(&self) -> u64 {
+        self.head()
+    }
+}

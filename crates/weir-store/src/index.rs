@@ -1,0 +1,142 @@
+//! The store's in-memory indexes over the events log: each stream's
+//! versions to positions, each category's and event type's positions in
+//! global order, and a bounded window of recent event ids for idempotent
+//! retries of `any`/`exists` appends. They are rebuilt from the log (the
+//! log is the truth); a snapshot lets a reopen replay only the tail.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::{StoreError, category_of};
+
+/// How many recent event ids an `any` or `exists` append is checked
+/// against for an idempotent retry.
+pub const RECENT_IDS_WINDOW: usize = 100_000;
+
+/// Where an event id was recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Recorded {
+    pub stream: String,
+    pub version: u64,
+    pub position: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Index {
+    /// Stream → position of each version (versions start at 0, dense).
+    pub streams: HashMap<String, Vec<u64>>,
+    pub categories: HashMap<String, Vec<u64>>,
+    pub types: HashMap<String, Vec<u64>>,
+    recent: HashMap<String, Recorded>,
+    /// Ids in the order recorded, with the position they were recorded at.
+    recent_order: VecDeque<(String, u64)>,
+    /// Every log record below this position is indexed.
+    pub next_position: u64,
+}
+
+impl Index {
+    /// The stream's last version, `None` if it has no events.
+    pub fn version(&self, stream: &str) -> Option<u64> {
+        self.streams
+            .get(stream)
+            .and_then(|p| (p.len() as u64).checked_sub(1))
+    }
+
+    pub fn recent(&self, id: &str) -> Option<&Recorded> {
+        self.recent.get(id)
+    }
+
+    /// Adds one event. Versions of a stream must come in order.
+    pub fn add(
+        &mut self,
+        stream: &str,
+        version: u64,
+        id: &str,
+        event_type: &str,
+        position: u64,
+    ) -> Result<(), StoreError> {
+        if position < self.next_position {
+            return Err(StoreError::Corrupt {
+                reason: format!("position {position} indexed twice"),
+            });
+        }
+        let positions = self.streams.entry(stream.to_owned()).or_default();
+        if positions.len() as u64 != version {
+            return Err(StoreError::Corrupt {
+                reason: format!(
+                    "stream {stream} has {} events, but the event at {position} has version {version}",
+                    positions.len()
+                ),
+            });
+        }
+        positions.push(position);
+        if let Some(category) = category_of(stream) {
+            self.categories
+                .entry(category.to_owned())
+                .or_default()
+                .push(position);
+        }
+        self.types
+            .entry(event_type.to_owned())
+            .or_default()
+            .push(position);
+        self.remember(id, stream, version, position);
+        self.next_position = position + 1;
+        Ok(())
+    }
+
+    fn remember(&mut self, id: &str, stream: &str, version: u64, position: u64) {
+        if self.recent_order.len() >= RECENT_IDS_WINDOW
+            && let Some((old, at)) = self.recent_order.pop_front()
+            && self.recent.get(&old).is_some_and(|r| r.position == at)
+        {
+            // (An id recorded again later stays, under its newer entry.)
+            self.recent.remove(&old);
+        }
+        self.recent.insert(
+            id.to_owned(),
+            Recorded {
+                stream: stream.to_owned(),
+                version,
+                position,
+            },
+        );
+        self.recent_order.push_back((id.to_owned(), position));
+    }
+
+    /// The recent ids, oldest first (for snapshots).
+    pub fn recent_ids(&self) -> impl Iterator<Item = (&str, &Recorded)> {
+        self.recent_order.iter().filter_map(|(id, at)| {
+            self.recent
+                .get(id)
+                .filter(|r| r.position == *at)
+                .map(|r| (id.as_str(), r))
+        })
+    }
+
+    pub fn restore_recent(&mut self, id: &str, recorded: &Recorded) {
+        self.remember(id, &recorded.stream, recorded.version, recorded.position);
+    }
+
+    /// Drops everything at or after `position` (an append that was written
+    /// but failed before it was durable).
+    pub fn truncate(&mut self, position: u64) {
+        if position >= self.next_position {
+            return;
+        }
+        for list in self
+            .streams
+            .values_mut()
+            .chain(self.categories.values_mut())
+            .chain(self.types.values_mut())
+        {
+            let keep = list.partition_point(|&p| p < position);
+            list.truncate(keep);
+        }
+        self.streams.retain(|_, p| !p.is_empty());
+        self.categories.retain(|_, p| !p.is_empty());
+        self.types.retain(|_, p| !p.is_empty());
+        self.recent.retain(|_, r| r.position < position);
+        self.recent_order.retain(|(_, at)| *at < position);
+        self.next_position = position;
+    }
+}

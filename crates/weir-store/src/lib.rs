@@ -1,0 +1,114 @@
+//! `weir-store`: Weir's event store. Streams of events with optimistic
+//! concurrency (an append states the version it expects), one global order
+//! that projections follow, reads by stream, category and event type, and
+//! subscriptions that catch up and go live.
+//!
+//! [`EventStore`] is the interface; [`EmbeddedStore`] implements it over
+//! the data directory's internal topic `__weir_events`, one record per
+//! event in the CloudEvents Kafka binding, so every appended event also
+//! reaches Kafka consumers with no second write (the store is its own
+//! outbox). A PostgreSQL engine will implement the same trait. The crate
+//! owns no sockets and no runtime; calls block on disk I/O. The design is
+//! in `docs/design/event-store.md`.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use weir_broker::{Broker, BrokerConfig};
+//! use weir_log::{DataDir, DirConfig};
+//! use weir_store::{Direction, EmbeddedStore, EventStore, ExpectedVersion, NewEvent, StoreConfig};
+//!
+//! let tmp = tempfile::tempdir()?;
+//! let broker = Arc::new(Broker::open(DataDir::open(tmp.path(), DirConfig::default())?, BrokerConfig::default())?);
+//! let store = EmbeddedStore::open(broker, StoreConfig::default())?;
+//!
+//! let opened = NewEvent::json("e-1", "AccountOpened", br#"{"owner":"ada"}"#.to_vec());
+//! let done = store.append("account-42", ExpectedVersion::NoStream, &[opened])?; // durable when it returns
+//! assert_eq!(done.last_version, 0);
+//!
+//! let deposited = NewEvent::json("e-2", "Deposited", br#"{"amount":100}"#.to_vec());
+//! store.append("account-42", ExpectedVersion::Exact(0), &[deposited])?;
+//! let stale = NewEvent::json("e-3", "Deposited", br#"{"amount":5}"#.to_vec());
+//! assert!(store.append("account-42", ExpectedVersion::Exact(0), &[stale]).is_err());
+//!
+//! let events = store.read_stream("account-42", 0, Direction::Forward, 100)?;
+//! assert_eq!(events.len(), 2);
+//! assert_eq!(store.read_category("account", 0, Direction::Forward, 100)?.len(), 2);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod codec;
+mod embedded;
+mod error;
+mod index;
+mod types;
+
+pub use embedded::{EVENTS_TOPIC, EmbeddedStore, StoreConfig};
+pub use error::StoreError;
+pub use index::RECENT_IDS_WINDOW;
+pub use types::{
+    APPEND_BYTES_MAX, APPEND_EVENTS_MAX, AppendResult, Direction, EVENT_ID_BYTES_MAX,
+    EVENT_TYPE_BYTES_MAX, ExpectedVersion, NewEvent, READ_COUNT_MAX, RecordedEvent,
+    STREAM_ID_BYTES_MAX, category_of, validate_stream,
+};
+
+/// An event store engine. Every method blocks until done; an append
+/// returns once its events are durable, and readers see only durable
+/// events.
+pub trait EventStore: Send + Sync {
+    /// Appends `events` to `stream` if it is at `expected`; all of them or
+    /// none, consecutive in the global order. Retrying an append with the
+    /// same event ids returns the first attempt's result and writes
+    /// nothing: always for an exact version and `NoStream`; for `Any` and
+    /// `Exists` while the ids are among the last [`RECENT_IDS_WINDOW`]
+    /// recorded.
+    fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<AppendResult, StoreError>;
+
+    /// The stream's last version, `None` if it has no events.
+    fn stream_version(&self, stream: &str) -> Result<Option<u64>, StoreError>;
+
+    /// Up to `max_count` events of a stream from `from_version`, forward
+    /// or backward (backward from `u64::MAX` starts at the newest).
+    fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        direction: Direction,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Up to `max_count` events in global order from `from_position`
+    /// (inclusive), forward or backward.
+    fn read_all(
+        &self,
+        from_position: u64,
+        direction: Direction,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Events of a category (streams `category-…`) in global order.
+    fn read_category(
+        &self,
+        category: &str,
+        from_position: u64,
+        direction: Direction,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Events of one type in global order.
+    fn read_type(
+        &self,
+        event_type: &str,
+        from_position: u64,
+        direction: Direction,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The position the next event will have; every event below it is
+    /// durable and readable.
+    fn head_position(&self) -> u64;
+}
