@@ -6,7 +6,7 @@
 //! log on open.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use weir_broker::Broker;
 use weir_log::batch::{self, BatchHeader};
@@ -14,6 +14,7 @@ use weir_log::{Clock, FsyncPolicy, Log};
 
 use crate::codec;
 use crate::index::Index;
+use crate::snapshot;
 use crate::types::{READ_COUNT_MAX, validate_events, validate_stream};
 use crate::{
     AppendResult, Direction, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreError,
@@ -24,6 +25,20 @@ pub const EVENTS_TOPIC: &str = "__weir_events";
 
 /// Bytes read at once when scanning the log in order.
 const SCAN_BYTES: usize = 1024 * 1024;
+
+/// Events appended since the last index snapshot before
+/// [`EmbeddedStore::maintain`] writes a new one; a reopen after a crash
+/// replays at most about this many.
+pub const SNAPSHOT_EVERY_EVENTS: u64 = 100_000;
+
+/// What opening the store found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recovery {
+    /// The position the index snapshot covered, if a good one was found.
+    pub snapshot_position: Option<u64>,
+    /// Events read from the log to finish the indexes.
+    pub events_replayed: u64,
+}
 
 /// Settings of the embedded store.
 #[derive(Debug, Clone)]
@@ -57,6 +72,9 @@ pub struct EmbeddedStore {
     log: Log,
     clock: Arc<dyn Clock>,
     state: RwLock<State>,
+    /// The position the newest index snapshot on disk covers.
+    snapshot_position: Mutex<u64>,
+    recovery: Recovery,
 }
 
 fn read_lock(lock: &RwLock<State>) -> std::sync::RwLockReadGuard<'_, State> {
@@ -112,12 +130,11 @@ impl EmbeddedStore {
         )?;
         let log = broker.partition(EVENTS_TOPIC, 0)?;
         let clock = config.clock.unwrap_or_else(|| broker.data_dir().clock());
-        let mut index = Index::default();
-        let mut last_recorded_ms = 0;
         let start = log.start_offset().max(0) as u64;
-        index.next_position = start;
         let end = log.high_watermark().max(0) as u64;
-        let mut at = start;
+        let (mut index, mut last_recorded_ms) = Self::load_snapshot(&broker, start, end);
+        let snapshot_position = (index.next_position > start).then_some(index.next_position);
+        let mut at = index.next_position;
         while at < end {
             let read = log.read(at as i64, SCAN_BYTES)?;
             if read.bytes.is_empty() {
@@ -133,9 +150,14 @@ impl EmbeddedStore {
             })?;
             at = read.next_offset as u64;
         }
+        let recovery = Recovery {
+            snapshot_position,
+            events_replayed: end - snapshot_position.unwrap_or(start),
+        };
         tracing::info!(
             events = end - start,
             streams = index.streams.len(),
+            ?recovery,
             "event store indexed"
         );
         Ok(Self {
@@ -146,7 +168,74 @@ impl EmbeddedStore {
                 index,
                 last_recorded_ms,
             }),
+            snapshot_position: Mutex::new(snapshot_position.unwrap_or(0)),
+            recovery,
         })
+    }
+
+    /// The index snapshot, if there is a good one that fits the log
+    /// ([`log start`, `end`]); otherwise an empty index from `start`.
+    fn load_snapshot(broker: &Broker, start: u64, end: u64) -> (Index, i64) {
+        let empty = || {
+            let mut index = Index::default();
+            index.next_position = start;
+            (index, 0)
+        };
+        let bytes = match broker.data_dir().read_meta(snapshot::FILE) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return empty(),
+            Err(e) => {
+                tracing::warn!(%e, "reading the index snapshot failed; rebuilding from the log");
+                return empty();
+            }
+        };
+        match snapshot::decode(&bytes) {
+            Ok((index, t)) if (start..=end).contains(&index.next_position) => (index, t),
+            Ok((index, _)) => {
+                tracing::warn!(
+                    covered = index.next_position,
+                    start,
+                    end,
+                    "the index snapshot does not fit the log; rebuilding from the log"
+                );
+                empty()
+            }
+            Err(e) => {
+                tracing::warn!(%e, "ignoring the index snapshot; rebuilding from the log");
+                empty()
+            }
+        }
+    }
+
+    /// What opening found and did.
+    pub fn recovery(&self) -> Recovery {
+        self.recovery
+    }
+
+    /// Writes an index snapshot if at least [`SNAPSHOT_EVERY_EVENTS`]
+    /// events were appended since the last one (or `force`). The server
+    /// calls it now and then; closing the store forces one.
+    pub fn maintain(&self, force: bool) -> Result<(), StoreError> {
+        let mut covered = self
+            .snapshot_position
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let head = self.head();
+        if head <= *covered || (!force && head - *covered < SNAPSHOT_EVERY_EVENTS) {
+            return Ok(());
+        }
+        let bytes = {
+            let st = read_lock(&self.state);
+            snapshot::encode(&st.index, head, st.last_recorded_ms)
+        };
+        self.broker.data_dir().write_meta(snapshot::FILE, &bytes)?;
+        tracing::debug!(
+            position = head,
+            bytes = bytes.len(),
+            "index snapshot written"
+        );
+        *covered = head;
+        Ok(())
     }
 
     pub fn broker(&self) -> &Arc<Broker> {
@@ -520,5 +609,13 @@ impl EventStore for EmbeddedStore {
 
     fn head_position(&self) -> u64 {
         self.head()
+    }
+}
+
+impl Drop for EmbeddedStore {
+    fn drop(&mut self) {
+        if let Err(e) = self.maintain(true) {
+            tracing::warn!(%e, "writing the index snapshot at close failed");
+        }
     }
 }

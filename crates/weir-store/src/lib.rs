@@ -40,9 +40,10 @@ mod codec;
 mod embedded;
 mod error;
 mod index;
+mod snapshot;
 mod types;
 
-pub use embedded::{EVENTS_TOPIC, EmbeddedStore, StoreConfig};
+pub use embedded::{EVENTS_TOPIC, EmbeddedStore, Recovery, SNAPSHOT_EVERY_EVENTS, StoreConfig};
 pub use error::StoreError;
 pub use index::RECENT_IDS_WINDOW;
 pub use types::{
