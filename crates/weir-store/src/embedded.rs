@@ -13,15 +13,73 @@ use weir_log::batch::{self, BatchHeader};
 use weir_log::{Clock, FsyncPolicy, Log};
 
 use crate::codec;
-use crate::index::Index;
+use crate::index::{Index, StreamMeta};
 use crate::snapshot;
 use crate::types::{READ_COUNT_MAX, validate_events, validate_stream};
 use crate::{
-    AppendResult, Direction, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreError,
+    AppendResult, AsOf, Direction, EventStore, ExpectedVersion, NewEvent, RecordedEvent,
+    StoreError, StreamMetadata,
 };
 
 /// The internal topic that holds every event.
 pub const EVENTS_TOPIC: &str = "__weir_events";
+
+/// A stream's metadata stream is `$$` and its id; its events are of these
+/// types.
+const META_PREFIX: &str = "$$";
+const TYPE_METADATA: &str = "$metadata";
+const TYPE_TOMBSTONE: &str = "$tombstone";
+
+/// The data of a `$metadata` event.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct MetaRecord {
+    #[serde(flatten)]
+    settings: StreamMetadata,
+    /// Set by a soft delete: the stream's last version then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deleted_at: Option<u64>,
+}
+
+/// Applies a system event (of a `$$` stream) to the stream it is about.
+fn apply_system(index: &mut Index, stream: &str, event_type: &str, data: &[u8]) {
+    let Some(target) = stream.strip_prefix(META_PREFIX) else {
+        return;
+    };
+    let meta = index.meta.entry(target.to_owned()).or_default();
+    match event_type {
+        TYPE_METADATA => match serde_json::from_slice::<MetaRecord>(data) {
+            Ok(record) => {
+                meta.settings = record.settings;
+                meta.deleted_at = record.deleted_at;
+            }
+            Err(e) => tracing::warn!(stream, %e, "skipping unreadable stream metadata"),
+        },
+        TYPE_TOMBSTONE => meta.tombstoned = true,
+        _ => {}
+    }
+}
+
+fn check_expected(
+    stream: &str,
+    expected: ExpectedVersion,
+    current: Option<u64>,
+) -> Result<(), StoreError> {
+    let ok = match expected {
+        ExpectedVersion::Any => true,
+        ExpectedVersion::NoStream => current.is_none(),
+        ExpectedVersion::Exists => current.is_some(),
+        ExpectedVersion::Exact(v) => current == Some(v),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::WrongExpectedVersion {
+            stream: stream.to_owned(),
+            expected,
+            actual: current,
+        })
+    }
+}
 
 /// Bytes read at once when scanning the log in order.
 const SCAN_BYTES: usize = 1024 * 1024;
@@ -146,7 +204,11 @@ impl EmbeddedStore {
                 }
                 let (stream, version, id, event_type) = codec::index_fields(r)?;
                 last_recorded_ms = last_recorded_ms.max(r.timestamp);
-                index.add(stream, version, id, event_type, r.offset as u64)
+                index.add(stream, version, id, event_type, r.offset as u64)?;
+                if stream.starts_with('$') {
+                    apply_system(&mut index, stream, event_type, r.value.unwrap_or_default());
+                }
+                Ok(())
             })?;
             at = read.next_offset as u64;
         }
@@ -205,6 +267,214 @@ impl EmbeddedStore {
                 empty()
             }
         }
+    }
+
+    /// Writes `events` after the stream's last version, under the write
+    /// lock, and indexes them; the caller waits for durability.
+    fn write_locked(
+        &self,
+        st: &mut State,
+        stream: &str,
+        events: &[NewEvent],
+    ) -> Result<AppendResult, StoreError> {
+        let first_version = st.index.version(stream).map_or(0, |v| v + 1);
+        let now = self.clock.now_ms().max(st.last_recorded_ms);
+        let mut bytes = codec::encode(stream, first_version, events, now);
+        let info = self.log.append_nowait(&mut bytes)?;
+        let first_position = info.base_offset as u64;
+        for (i, e) in events.iter().enumerate() {
+            let added = st.index.add(
+                stream,
+                first_version + i as u64,
+                &e.id,
+                &e.event_type,
+                first_position + i as u64,
+            );
+            if let Err(err) = added {
+                st.index.truncate(first_position);
+                return Err(err);
+            }
+            if stream.starts_with('$') {
+                apply_system(&mut st.index, stream, &e.event_type, &e.data);
+            }
+        }
+        st.last_recorded_ms = now;
+        Ok(AppendResult {
+            first_version,
+            last_version: first_version + events.len() as u64 - 1,
+            first_position,
+            last_position: info.last_offset as u64,
+        })
+    }
+
+    /// Appends one event to a stream's metadata stream, under the lock.
+    fn write_system(
+        &self,
+        st: &mut State,
+        stream: &str,
+        event_type: &str,
+        data: Vec<u8>,
+    ) -> Result<AppendResult, StoreError> {
+        let meta_stream = format!("{META_PREFIX}{stream}");
+        let version = st.index.version(&meta_stream).map_or(0, |v| v + 1);
+        let event = NewEvent {
+            id: format!("{meta_stream}@{version}"),
+            event_type: event_type.to_owned(),
+            data,
+            content_type: "application/json".to_owned(),
+            metadata: Vec::new(),
+        };
+        self.write_locked(st, &meta_stream, &[event])
+    }
+
+    /// Checks that `stream` may be changed: valid, not tombstoned, at
+    /// `expected`. Returns its metadata.
+    fn lifecycle_check(
+        st: &State,
+        stream: &str,
+        expected: ExpectedVersion,
+    ) -> Result<StreamMeta, StoreError> {
+        validate_stream(stream)?;
+        let meta = st.index.meta.get(stream).cloned().unwrap_or_default();
+        if meta.tombstoned {
+            return Err(StoreError::StreamDeleted {
+                stream: stream.to_owned(),
+            });
+        }
+        check_expected(stream, expected, st.index.effective_version(stream))?;
+        Ok(meta)
+    }
+
+    /// Soft delete: the stream reads as absent, and a later append (with
+    /// `NoStream` or `Any`) writes it again, its versions continuing. The
+    /// events stay in the log until a scavenge (a later feature).
+    pub fn delete_stream(&self, stream: &str, expected: ExpectedVersion) -> Result<(), StoreError> {
+        let mut st = write_lock(&self.state);
+        let meta = Self::lifecycle_check(&st, stream, expected)?;
+        let Some(last) = st.index.effective_version(stream) else {
+            return Err(StoreError::StreamNotFound {
+                stream: stream.to_owned(),
+            });
+        };
+        let mut settings = meta.settings;
+        settings.truncate_before = Some(last + 1);
+        let record = MetaRecord {
+            settings,
+            deleted_at: Some(last),
+        };
+        let data = serde_json::to_vec(&record).expect("metadata serializes");
+        let done = self.write_system(&mut st, stream, TYPE_METADATA, data)?;
+        drop(st);
+        self.wait_durable(done.last_position)
+    }
+
+    /// Tombstone: the stream is deleted for good; reads and appends fail
+    /// with [`StoreError::StreamDeleted`].
+    pub fn tombstone_stream(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+    ) -> Result<(), StoreError> {
+        let mut st = write_lock(&self.state);
+        Self::lifecycle_check(&st, stream, expected)?;
+        let done = self.write_system(&mut st, stream, TYPE_TOMBSTONE, b"{}".to_vec())?;
+        drop(st);
+        self.wait_durable(done.last_position)
+    }
+
+    /// Sets a stream's settings (`max_age`, `max_count`, `truncate_before`),
+    /// enforced on every read from now on. A stream need not exist yet.
+    pub fn set_stream_metadata(
+        &self,
+        stream: &str,
+        settings: &StreamMetadata,
+    ) -> Result<(), StoreError> {
+        let mut st = write_lock(&self.state);
+        let meta = Self::lifecycle_check(&st, stream, ExpectedVersion::Any)?;
+        if settings.max_count == Some(0) {
+            return Err(StoreError::InvalidMetadata {
+                reason: "max_count must be at least 1".to_owned(),
+            });
+        }
+        let record = MetaRecord {
+            settings: settings.clone(),
+            deleted_at: meta.deleted_at,
+        };
+        let data = serde_json::to_vec(&record).expect("metadata serializes");
+        let done = self.write_system(&mut st, stream, TYPE_METADATA, data)?;
+        drop(st);
+        self.wait_durable(done.last_position)
+    }
+
+    /// A stream's settings.
+    pub fn stream_metadata(&self, stream: &str) -> Result<StreamMetadata, StoreError> {
+        let st = read_lock(&self.state);
+        match st.index.meta.get(stream) {
+            Some(m) if m.tombstoned => Err(StoreError::StreamDeleted {
+                stream: stream.to_owned(),
+            }),
+            Some(m) => Ok(m.settings.clone()),
+            None => Ok(StreamMetadata::default()),
+        }
+    }
+
+    /// Drops events readers may not see: those of system streams, and
+    /// those their stream's settings, deletion or tombstone hide.
+    fn visible(&self, events: Vec<RecordedEvent>, head: u64) -> Vec<RecordedEvent> {
+        let now = self.clock.now_ms();
+        let st = read_lock(&self.state);
+        let last = |stream: &str| {
+            st.index
+                .streams
+                .get(stream)
+                .and_then(|p| (p.partition_point(|&pos| pos < head) as u64).checked_sub(1))
+        };
+        events
+            .into_iter()
+            .filter(|e| {
+                !e.stream.starts_with('$')
+                    && st.index.meta.get(&e.stream).is_none_or(|m| {
+                        m.shows(last(&e.stream).unwrap_or(0), e.version, e.recorded_ms, now)
+                    })
+            })
+            .collect()
+    }
+
+    /// A stream's events as they were at a past position or time, oldest
+    /// first, at most `max_count`.
+    pub fn read_stream_as_of(
+        &self,
+        stream: &str,
+        as_of: AsOf,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut out = Vec::new();
+        let mut from = 0;
+        let max = max_count.min(READ_COUNT_MAX);
+        loop {
+            let page = match self.read_stream(stream, from, Direction::Forward, 1000) {
+                Ok(page) => page,
+                Err(StoreError::StreamNotFound { .. }) if !out.is_empty() => break,
+                Err(e) => return Err(e),
+            };
+            let Some(last) = page.last() else { break };
+            from = last.version + 1;
+            let full = page.len() == 1000;
+            for e in page {
+                let past = match as_of {
+                    AsOf::Position(p) => e.position > p,
+                    AsOf::Time(ms) => e.recorded_ms > ms,
+                };
+                if past || out.len() >= max {
+                    return Ok(out);
+                }
+                out.push(e);
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// What opening found and did.
@@ -281,9 +551,15 @@ impl EmbeddedStore {
         let mut found = Vec::with_capacity(events.len());
         match expected {
             ExpectedVersion::Exact(_) | ExpectedVersion::NoStream => {
+                // Where the first attempt's events went: after the expected
+                // version, or (no stream) after a soft delete's last version.
                 let start = match expected {
                     ExpectedVersion::Exact(v) => v + 1,
-                    _ => 0,
+                    _ => index
+                        .meta
+                        .get(stream)
+                        .and_then(|m| m.deleted_at)
+                        .map_or(0, |d| d + 1),
                 };
                 let have = current.map_or(0, |c| c + 1);
                 if have <= start {
@@ -410,52 +686,21 @@ impl EventStore for EmbeddedStore {
         }
         validate_events(events)?;
         let mut st = write_lock(&self.state);
-        let current = st.index.version(stream);
-        if let Some(done) = self.retried(&st.index, stream, expected, current, events)? {
+        if st.index.meta.get(stream).is_some_and(|m| m.tombstoned) {
+            return Err(StoreError::StreamDeleted {
+                stream: stream.to_owned(),
+            });
+        }
+        let last = st.index.version(stream);
+        if let Some(done) = self.retried(&st.index, stream, expected, last, events)? {
             drop(st);
             // The first attempt may still be on its way to the disk.
             self.wait_durable(done.last_position)?;
             return Ok(done);
         }
-        let ok = match expected {
-            ExpectedVersion::Any => true,
-            ExpectedVersion::NoStream => current.is_none(),
-            ExpectedVersion::Exists => current.is_some(),
-            ExpectedVersion::Exact(v) => current == Some(v),
-        };
-        if !ok {
-            return Err(StoreError::WrongExpectedVersion {
-                stream: stream.to_owned(),
-                expected,
-                actual: current,
-            });
-        }
-        let first_version = current.map_or(0, |v| v + 1);
-        let now = self.clock.now_ms().max(st.last_recorded_ms);
-        let mut bytes = codec::encode(stream, first_version, events, now);
-        let info = self.log.append_nowait(&mut bytes)?;
-        let first_position = info.base_offset as u64;
-        for (i, e) in events.iter().enumerate() {
-            let added = st.index.add(
-                stream,
-                first_version + i as u64,
-                &e.id,
-                &e.event_type,
-                first_position + i as u64,
-            );
-            if let Err(err) = added {
-                st.index.truncate(first_position);
-                return Err(err);
-            }
-        }
-        st.last_recorded_ms = now;
+        check_expected(stream, expected, st.index.effective_version(stream))?;
+        let result = self.write_locked(&mut st, stream, events)?;
         drop(st);
-        let result = AppendResult {
-            first_version,
-            last_version: first_version + events.len() as u64 - 1,
-            first_position,
-            last_position: info.last_offset as u64,
-        };
         self.wait_durable(result.last_position)?;
         Ok(result)
     }
@@ -463,11 +708,21 @@ impl EventStore for EmbeddedStore {
     fn stream_version(&self, stream: &str) -> Result<Option<u64>, StoreError> {
         let head = self.head();
         let st = read_lock(&self.state);
-        Ok(st
+        let meta = st.index.meta.get(stream);
+        if meta.is_some_and(|m| m.tombstoned) {
+            return Err(StoreError::StreamDeleted {
+                stream: stream.to_owned(),
+            });
+        }
+        let last = st
             .index
             .streams
             .get(stream)
-            .and_then(|p| (p.partition_point(|&pos| pos < head) as u64).checked_sub(1)))
+            .and_then(|p| (p.partition_point(|&pos| pos < head) as u64).checked_sub(1));
+        Ok(match meta {
+            Some(m) if m.deleted_at.is_some() && m.deleted_at == last => None,
+            _ => last,
+        })
     }
 
     fn read_stream(
@@ -478,39 +733,153 @@ impl EventStore for EmbeddedStore {
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let head = self.head();
-        let positions = {
+        let not_found = || StoreError::StreamNotFound {
+            stream: stream.to_owned(),
+        };
+        let (positions, meta) = {
             let st = read_lock(&self.state);
-            let Some(list) = st.index.streams.get(stream) else {
-                return Err(StoreError::StreamNotFound {
-                    stream: stream.to_owned(),
-                });
-            };
-            let visible = list.partition_point(|&p| p < head);
-            if visible == 0 {
-                return Err(StoreError::StreamNotFound {
+            let meta = st.index.meta.get(stream).cloned();
+            if meta.as_ref().is_some_and(|m| m.tombstoned) {
+                return Err(StoreError::StreamDeleted {
                     stream: stream.to_owned(),
                 });
             }
+            let Some(list) = st.index.streams.get(stream) else {
+                return Err(not_found());
+            };
+            let visible = list.partition_point(|&p| p < head);
+            // Versions below the first visible one (truncate_before,
+            // max_count, a soft delete) read as gone.
+            let first = match (&meta, visible.checked_sub(1)) {
+                (_, None) => return Err(not_found()),
+                (Some(m), Some(last)) => m.first_visible(last as u64) as usize,
+                (None, Some(_)) => 0,
+            };
+            if first >= visible {
+                return Err(not_found());
+            }
             let max = max_count.min(READ_COUNT_MAX);
             let from = from_version.min(usize::MAX as u64) as usize;
-            match direction {
-                Direction::Forward => list[from.min(visible)..visible]
+            let positions = match direction {
+                Direction::Forward => list[from.clamp(first, visible)..visible]
                     .iter()
                     .take(max)
                     .copied()
                     .collect::<Vec<_>>(),
-                Direction::Backward => list[..(from.saturating_add(1)).min(visible)]
-                    .iter()
-                    .rev()
-                    .take(max)
-                    .copied()
-                    .collect(),
+                Direction::Backward => {
+                    let end = from.saturating_add(1).min(visible);
+                    list[first.min(end)..end]
+                        .iter()
+                        .rev()
+                        .take(max)
+                        .copied()
+                        .collect()
+                }
+            };
+            (positions, meta)
+        };
+        let mut events = self.events_at(&positions)?;
+        if let Some(age) = meta.and_then(|m| m.settings.max_age_ms) {
+            let oldest = self.clock.now_ms().saturating_sub(age as i64);
+            events.retain(|e| e.recorded_ms >= oldest);
+        }
+        Ok(events)
+    }
+
+    fn read_all(
+        &self,
+        from_position: u64,
+        direction: Direction,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.filtered(from_position, direction, max_count, |from, max| {
+            self.read_all_raw(from, direction, max)
+        })
+    }
+
+    fn read_category(
+        &self,
+        category: &str,
+        from_position: u64,
+        direction: Direction,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.filtered(from_position, direction, max_count, |from, max| {
+            self.read_indexed(|i| i.categories.get(category), from, direction, max)
+        })
+    }
+
+    fn read_type(
+        &self,
+        event_type: &str,
+        from_position: u64,
+        direction: Direction,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.filtered(from_position, direction, max_count, |from, max| {
+            self.read_indexed(|i| i.types.get(event_type), from, direction, max)
+        })
+    }
+
+    fn head_position(&self) -> u64 {
+        self.head()
+    }
+}
+
+impl EmbeddedStore {
+    /// Pages through `fetch` (a raw read in global order) from `from`,
+    /// keeping what readers may see, until `max_count` events or the end.
+    fn filtered(
+        &self,
+        from: u64,
+        direction: Direction,
+        max_count: usize,
+        mut fetch: impl FnMut(u64, usize) -> Result<Vec<RecordedEvent>, StoreError>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let head = self.head();
+        let max = max_count.min(READ_COUNT_MAX);
+        let mut out = Vec::new();
+        let mut at = from;
+        while out.len() < max {
+            let want = max - out.len();
+            let page = fetch(at, want)?;
+            let Some(last) = page.last().map(|e| e.position) else {
+                break;
+            };
+            let short = page.len() < want;
+            out.extend(self.visible(page, head));
+            match direction {
+                Direction::Forward => at = last + 1,
+                Direction::Backward if last == 0 => break,
+                Direction::Backward => at = last - 1,
             }
+            if short {
+                break;
+            }
+        }
+        out.truncate(max);
+        Ok(out)
+    }
+
+    /// Events of an index list (category or type) in global order.
+    fn read_indexed(
+        &self,
+        list: impl for<'a> Fn(&'a Index) -> Option<&'a Vec<u64>>,
+        from_position: u64,
+        direction: Direction,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let head = self.head();
+        let positions = {
+            let st = read_lock(&self.state);
+            list(&st.index)
+                .map(|l| Self::page(l, head, from_position, direction, max_count))
+                .unwrap_or_default()
         };
         self.events_at(&positions)
     }
 
-    fn read_all(
+    fn read_all_raw(
         &self,
         from_position: u64,
         direction: Direction,
@@ -567,48 +936,6 @@ impl EventStore for EmbeddedStore {
             }
         }
         Ok(out)
-    }
-
-    fn read_category(
-        &self,
-        category: &str,
-        from_position: u64,
-        direction: Direction,
-        max_count: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let head = self.head();
-        let positions = {
-            let st = read_lock(&self.state);
-            st.index
-                .categories
-                .get(category)
-                .map(|l| Self::page(l, head, from_position, direction, max_count))
-                .unwrap_or_default()
-        };
-        self.events_at(&positions)
-    }
-
-    fn read_type(
-        &self,
-        event_type: &str,
-        from_position: u64,
-        direction: Direction,
-        max_count: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let head = self.head();
-        let positions = {
-            let st = read_lock(&self.state);
-            st.index
-                .types
-                .get(event_type)
-                .map(|l| Self::page(l, head, from_position, direction, max_count))
-                .unwrap_or_default()
-        };
-        self.events_at(&positions)
-    }
-
-    fn head_position(&self) -> u64 {
-        self.head()
     }
 }
 

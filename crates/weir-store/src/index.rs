@@ -6,7 +6,41 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::{StoreError, category_of};
+use crate::{StoreError, StreamMetadata, category_of};
+
+/// What the store keeps about a stream beside its events: the settings
+/// from its metadata stream, whether it was soft-deleted (and at which
+/// version), and whether it is tombstoned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct StreamMeta {
+    pub settings: StreamMetadata,
+    /// The stream's last version when it was soft-deleted; it reads as
+    /// absent until written again.
+    pub deleted_at: Option<u64>,
+    pub tombstoned: bool,
+}
+
+impl StreamMeta {
+    /// The first version readers see, given the stream's last version.
+    pub fn first_visible(&self, last: u64) -> u64 {
+        let tb = self.settings.truncate_before.unwrap_or(0);
+        match self.settings.max_count {
+            Some(n) => tb.max((last + 1).saturating_sub(n)),
+            None => tb,
+        }
+    }
+
+    /// Whether readers see the event with `version` recorded at
+    /// `recorded_ms` when the stream's last version is `last`.
+    pub fn shows(&self, last: u64, version: u64, recorded_ms: i64, now_ms: i64) -> bool {
+        !self.tombstoned
+            && version >= self.first_visible(last)
+            && self
+                .settings
+                .max_age_ms
+                .is_none_or(|age| recorded_ms >= now_ms.saturating_sub(age as i64))
+    }
+}
 
 /// How many recent event ids an `any` or `exists` append is checked
 /// against for an idempotent retry.
@@ -29,11 +63,23 @@ pub(crate) struct Index {
     recent: HashMap<String, Recorded>,
     /// Ids in the order recorded, with the position they were recorded at.
     recent_order: VecDeque<(String, u64)>,
+    /// Streams with metadata, deletions or a tombstone.
+    pub meta: HashMap<String, StreamMeta>,
     /// Every log record below this position is indexed.
     pub next_position: u64,
 }
 
 impl Index {
+    /// The stream's version as writers see it: `None` if it has no
+    /// events or was soft-deleted and not written since.
+    pub fn effective_version(&self, stream: &str) -> Option<u64> {
+        let last = self.version(stream);
+        match self.meta.get(stream) {
+            Some(m) if m.deleted_at.is_some() && m.deleted_at == last => None,
+            _ => last,
+        }
+    }
+
     /// The stream's last version, `None` if it has no events.
     pub fn version(&self, stream: &str) -> Option<u64> {
         self.streams
@@ -79,7 +125,10 @@ impl Index {
             .entry(event_type.to_owned())
             .or_default()
             .push(position);
-        self.remember(id, stream, version, position);
+        // System events (of `$` streams) are never retried by clients.
+        if !stream.starts_with('$') {
+            self.remember(id, stream, version, position);
+        }
         self.next_position = position + 1;
         Ok(())
     }

@@ -47,9 +47,9 @@ pub use embedded::{EVENTS_TOPIC, EmbeddedStore, Recovery, SNAPSHOT_EVERY_EVENTS,
 pub use error::StoreError;
 pub use index::RECENT_IDS_WINDOW;
 pub use types::{
-    APPEND_BYTES_MAX, APPEND_EVENTS_MAX, AppendResult, Direction, EVENT_ID_BYTES_MAX,
+    APPEND_BYTES_MAX, APPEND_EVENTS_MAX, AppendResult, AsOf, Direction, EVENT_ID_BYTES_MAX,
     EVENT_TYPE_BYTES_MAX, ExpectedVersion, NewEvent, READ_COUNT_MAX, RecordedEvent,
-    STREAM_ID_BYTES_MAX, category_of, validate_stream,
+    STREAM_ID_BYTES_MAX, StreamMetadata, category_of, validate_stream,
 };
 
 /// An event store engine. Every method blocks until done; an append

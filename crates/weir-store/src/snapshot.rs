@@ -8,13 +8,16 @@
 //! that follows; u64 covered position (every record below it is in), i64
 //! last recorded time; u32 stream count, then per stream its id (u16
 //! length) and positions; u32 type count, then per type its name and
-//! positions; u32 recent-id count, then per id the id and its position.
+//! positions; u32 recent-id count, then per id the id and its position;
+//! u32 count of streams with settings or deletions, then per stream its
+//! id, a flags byte (tombstoned, deleted_at, max_age, max_count,
+//! truncate_before present) and a u64 for each value present.
 //! Position lists are a u32 count and varint deltas. Categories are not
 //! stored: they are the streams' positions merged.
 
 use std::collections::HashMap;
 
-use crate::index::{Index, Recorded};
+use crate::index::{Index, Recorded, StreamMeta};
 use crate::{StoreError, category_of};
 
 pub(crate) const FILE: &str = ".weir-events-index";
@@ -80,6 +83,26 @@ pub(crate) fn encode(index: &Index, covered: u64, last_recorded_ms: i64) -> Vec<
     for (id, r) in recent {
         put_str(&mut body, id);
         body.extend_from_slice(&r.position.to_be_bytes());
+    }
+    body.extend_from_slice(&(index.meta.len() as u32).to_be_bytes());
+    for (stream, m) in &index.meta {
+        put_str(&mut body, stream);
+        let values = [
+            m.deleted_at,
+            m.settings.max_age_ms,
+            m.settings.max_count,
+            m.settings.truncate_before,
+        ];
+        let mut flags = u8::from(m.tombstoned);
+        for (i, v) in values.iter().enumerate() {
+            if v.is_some() {
+                flags |= 2 << i;
+            }
+        }
+        body.push(flags);
+        for v in values.into_iter().flatten() {
+            body.extend_from_slice(&v.to_be_bytes());
+        }
     }
     let mut out = Vec::with_capacity(body.len() + 10);
     out.extend_from_slice(MAGIC);
@@ -215,6 +238,26 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(Index, i64), StoreError> {
     for _ in 0..n_recent {
         let id = r.str()?.to_owned();
         recent.push((id, r.u64()?));
+    }
+    for _ in 0..r.u32()? {
+        let stream = r.str()?.to_owned();
+        let flags = r.take(1)?[0];
+        let mut value = |i: u8| -> Result<Option<u64>, StoreError> {
+            if flags & (2 << i) != 0 {
+                r.u64().map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let mut m = StreamMeta {
+            tombstoned: flags & 1 != 0,
+            deleted_at: value(0)?,
+            ..StreamMeta::default()
+        };
+        m.settings.max_age_ms = value(1)?;
+        m.settings.max_count = value(2)?;
+        m.settings.truncate_before = value(3)?;
+        index.meta.insert(stream, m);
     }
     if r.at != body.len() {
         return Err(corrupt("bytes after the end"));

@@ -198,3 +198,28 @@ pub(crate) fn validate_events(events: &[NewEvent]) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+/// A stream's settings (KurrentDB's stream metadata), enforced on reads.
+/// Space is reclaimed by a later scavenge, not by setting them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamMetadata {
+    /// Events older than this many milliseconds read as gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_ms: Option<u64>,
+    /// Only the newest this many events can be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_count: Option<u64>,
+    /// Events with a lower version read as gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncate_before: Option<u64>,
+}
+
+/// A point in the past to read a stream as of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    /// Events at or before this global position.
+    Position(u64),
+    /// Events recorded at or before this time (ms since the Unix epoch).
+    Time(i64),
+}
