@@ -14,7 +14,7 @@ use weir_log::{Clock, FsyncPolicy, Log};
 
 use crate::codec;
 use crate::index::{Index, StreamMeta};
-use crate::snapshot;
+use crate::saved_index;
 use crate::types::{READ_COUNT_MAX, validate_events, validate_stream};
 use crate::{
     AppendResult, AsOf, Direction, EventStore, ExpectedVersion, NewEvent, RecordedEvent,
@@ -84,16 +84,16 @@ fn check_expected(
 /// Bytes read at once when scanning the log in order.
 const SCAN_BYTES: usize = 1024 * 1024;
 
-/// Events appended since the last index snapshot before
+/// Events appended since the last saved index before
 /// [`EmbeddedStore::maintain`] writes a new one; a reopen after a crash
 /// replays at most about this many.
-pub const SNAPSHOT_EVERY_EVENTS: u64 = 100_000;
+pub const INDEX_SAVE_EVERY_EVENTS: u64 = 100_000;
 
 /// What opening the store found and did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Recovery {
-    /// The position the index snapshot covered, if a good one was found.
-    pub snapshot_position: Option<u64>,
+    /// The position the saved index covered, if a good one was found.
+    pub saved_index_position: Option<u64>,
     /// Events read from the log to finish the indexes.
     pub events_replayed: u64,
 }
@@ -130,8 +130,8 @@ pub struct EmbeddedStore {
     log: Log,
     clock: Arc<dyn Clock>,
     state: RwLock<State>,
-    /// The position the newest index snapshot on disk covers.
-    snapshot_position: Mutex<u64>,
+    /// The position the newest saved index on disk covers.
+    saved_index_position: Mutex<u64>,
     recovery: Recovery,
 }
 
@@ -190,8 +190,8 @@ impl EmbeddedStore {
         let clock = config.clock.unwrap_or_else(|| broker.data_dir().clock());
         let start = log.start_offset().max(0) as u64;
         let end = log.high_watermark().max(0) as u64;
-        let (mut index, mut last_recorded_ms) = Self::load_snapshot(&broker, start, end);
-        let snapshot_position = (index.next_position > start).then_some(index.next_position);
+        let (mut index, mut last_recorded_ms) = Self::load_saved_index(&broker, start, end);
+        let saved_index_position = (index.next_position > start).then_some(index.next_position);
         let mut at = index.next_position;
         while at < end {
             let read = log.read(at as i64, SCAN_BYTES)?;
@@ -213,8 +213,8 @@ impl EmbeddedStore {
             at = read.next_offset as u64;
         }
         let recovery = Recovery {
-            snapshot_position,
-            events_replayed: end - snapshot_position.unwrap_or(start),
+            saved_index_position,
+            events_replayed: end - saved_index_position.unwrap_or(start),
         };
         tracing::info!(
             events = end - start,
@@ -230,40 +230,40 @@ impl EmbeddedStore {
                 index,
                 last_recorded_ms,
             }),
-            snapshot_position: Mutex::new(snapshot_position.unwrap_or(0)),
+            saved_index_position: Mutex::new(saved_index_position.unwrap_or(0)),
             recovery,
         })
     }
 
-    /// The index snapshot, if there is a good one that fits the log
+    /// The saved index, if there is a good one that fits the log
     /// ([`log start`, `end`]); otherwise an empty index from `start`.
-    fn load_snapshot(broker: &Broker, start: u64, end: u64) -> (Index, i64) {
+    fn load_saved_index(broker: &Broker, start: u64, end: u64) -> (Index, i64) {
         let empty = || {
             let mut index = Index::default();
             index.next_position = start;
             (index, 0)
         };
-        let bytes = match broker.data_dir().read_meta(snapshot::FILE) {
+        let bytes = match broker.data_dir().read_meta(saved_index::FILE) {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return empty(),
             Err(e) => {
-                tracing::warn!(%e, "reading the index snapshot failed; rebuilding from the log");
+                tracing::warn!(%e, "reading the saved index failed; rebuilding from the log");
                 return empty();
             }
         };
-        match snapshot::decode(&bytes) {
+        match saved_index::decode(&bytes) {
             Ok((index, t)) if (start..=end).contains(&index.next_position) => (index, t),
             Ok((index, _)) => {
                 tracing::warn!(
                     covered = index.next_position,
                     start,
                     end,
-                    "the index snapshot does not fit the log; rebuilding from the log"
+                    "the saved index does not fit the log; rebuilding from the log"
                 );
                 empty()
             }
             Err(e) => {
-                tracing::warn!(%e, "ignoring the index snapshot; rebuilding from the log");
+                tracing::warn!(%e, "ignoring the saved index; rebuilding from the log");
                 empty()
             }
         }
@@ -482,28 +482,26 @@ impl EmbeddedStore {
         self.recovery
     }
 
-    /// Writes an index snapshot if at least [`SNAPSHOT_EVERY_EVENTS`]
+    /// Writes an saved index if at least [`INDEX_SAVE_EVERY_EVENTS`]
     /// events were appended since the last one (or `force`). The server
     /// calls it now and then; closing the store forces one.
     pub fn maintain(&self, force: bool) -> Result<(), StoreError> {
         let mut covered = self
-            .snapshot_position
+            .saved_index_position
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let head = self.head();
-        if head <= *covered || (!force && head - *covered < SNAPSHOT_EVERY_EVENTS) {
+        if head <= *covered || (!force && head - *covered < INDEX_SAVE_EVERY_EVENTS) {
             return Ok(());
         }
         let bytes = {
             let st = read_lock(&self.state);
-            snapshot::encode(&st.index, head, st.last_recorded_ms)
+            saved_index::encode(&st.index, head, st.last_recorded_ms)
         };
-        self.broker.data_dir().write_meta(snapshot::FILE, &bytes)?;
-        tracing::debug!(
-            position = head,
-            bytes = bytes.len(),
-            "index snapshot written"
-        );
+        self.broker
+            .data_dir()
+            .write_meta(saved_index::FILE, &bytes)?;
+        tracing::debug!(position = head, bytes = bytes.len(), "saved index written");
         *covered = head;
         Ok(())
     }
@@ -942,7 +940,7 @@ impl EmbeddedStore {
 impl Drop for EmbeddedStore {
     fn drop(&mut self) {
         if let Err(e) = self.maintain(true) {
-            tracing::warn!(%e, "writing the index snapshot at close failed");
+            tracing::warn!(%e, "writing the saved index at close failed");
         }
     }
 }

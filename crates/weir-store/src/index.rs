@@ -2,7 +2,7 @@
 //! versions to positions, each category's and event type's positions in
 //! global order, and a bounded window of recent event ids for idempotent
 //! retries of `any`/`exists` appends. They are rebuilt from the log (the
-//! log is the truth); a snapshot lets a reopen replay only the tail.
+//! log is the truth); a saved copy lets a reopen replay only the tail.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -152,7 +152,7 @@ impl Index {
         self.recent_order.push_back((id.to_owned(), position));
     }
 
-    /// The recent ids, oldest first (for snapshots).
+    /// The recent ids, oldest first (for the saved index).
     pub fn recent_ids(&self) -> impl Iterator<Item = (&str, &Recorded)> {
         self.recent_order.iter().filter_map(|(id, at)| {
             self.recent

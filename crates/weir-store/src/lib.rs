@@ -40,10 +40,10 @@ mod codec;
 mod embedded;
 mod error;
 mod index;
-mod snapshot;
+mod saved_index;
 mod types;
 
-pub use embedded::{EVENTS_TOPIC, EmbeddedStore, Recovery, SNAPSHOT_EVERY_EVENTS, StoreConfig};
+pub use embedded::{EVENTS_TOPIC, EmbeddedStore, INDEX_SAVE_EVERY_EVENTS, Recovery, StoreConfig};
 pub use error::StoreError;
 pub use index::RECENT_IDS_WINDOW;
 pub use types::{

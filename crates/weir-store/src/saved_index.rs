@@ -1,6 +1,6 @@
-//! The index snapshot: the store's indexes as of a position, in one file
+//! The saved index: the store's indexes as of a position, in one file
 //! (`.weir-events-index`), so a reopen replays only the log after it. The
-//! log stays the truth: a snapshot that is missing, corrupt (CRC), of an
+//! log stays the truth: a saved index that is missing, corrupt (CRC), of an
 //! unknown version, or beyond the log's end is ignored and the indexes are
 //! rebuilt from the whole log.
 //!
@@ -46,7 +46,7 @@ fn put_positions(out: &mut Vec<u8>, list: &[u64]) {
     }
 }
 
-/// The snapshot of `index` as of `covered`: entries at or past it (not
+/// The saved form of `index` as of `covered`: entries at or past it (not
 /// yet durable) are left out.
 pub(crate) fn encode(index: &Index, covered: u64, last_recorded_ms: i64) -> Vec<u8> {
     let below = |list: &[u64]| list.partition_point(|&p| p < covered);
@@ -179,7 +179,7 @@ impl<'a> Reader<'a> {
                 .checked_add(d)
                 .ok_or_else(|| corrupt("position overflow"))?;
             if prev >= covered {
-                return Err(corrupt("a position is past what the snapshot covers"));
+                return Err(corrupt("a position is past what the saved index covers"));
             }
             out.push(prev);
         }
@@ -189,15 +189,15 @@ impl<'a> Reader<'a> {
 
 fn corrupt(reason: &str) -> StoreError {
     StoreError::Corrupt {
-        reason: format!("index snapshot: {reason}"),
+        reason: format!("saved index: {reason}"),
     }
 }
 
-/// The index a snapshot holds, with the position it covers and the last
+/// The index a saved index holds, with the position it covers and the last
 /// recorded time.
 pub(crate) fn decode(bytes: &[u8]) -> Result<(Index, i64), StoreError> {
     if bytes.len() < 10 || &bytes[..4] != MAGIC {
-        return Err(corrupt("not an index snapshot"));
+        return Err(corrupt("not an saved index"));
     }
     let version = u16::from_be_bytes([bytes[4], bytes[5]]);
     if version != VERSION {
