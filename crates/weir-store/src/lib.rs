@@ -41,11 +41,13 @@ mod embedded;
 mod error;
 mod index;
 mod saved_index;
+mod subscription;
 mod types;
 
 pub use embedded::{EVENTS_TOPIC, EmbeddedStore, INDEX_SAVE_EVERY_EVENTS, Recovery, StoreConfig};
 pub use error::StoreError;
 pub use index::RECENT_IDS_WINDOW;
+pub use subscription::{Checkpoint, Filter, Subscription, Target};
 pub use types::{
     APPEND_BYTES_MAX, APPEND_EVENTS_MAX, AppendResult, AsOf, Direction, EVENT_ID_BYTES_MAX,
     EVENT_TYPE_BYTES_MAX, ExpectedVersion, NewEvent, READ_COUNT_MAX, RecordedEvent,
