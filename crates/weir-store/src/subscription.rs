@@ -18,7 +18,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use crate::{Direction, EmbeddedStore, EventStore, RecordedEvent, StoreError};
@@ -216,7 +216,7 @@ fn block_on_until<F: Future>(future: F, timeout: Duration) -> bool {
     let mut cx = Context::from_waker(&waker);
     let mut future = std::pin::pin!(future);
     loop {
-        if let Poll::Ready(_) = future.as_mut().poll(&mut cx) {
+        if future.as_mut().poll(&mut cx).is_ready() {
             return true;
         }
         let now = Instant::now();
