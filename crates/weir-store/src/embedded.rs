@@ -15,6 +15,7 @@ use weir_log::{Clock, FsyncPolicy, Log};
 use crate::codec;
 use crate::index::{Index, StreamMeta};
 use crate::saved_index;
+use crate::snapshots::{self, Loaded, SNAPSHOTS_TOPIC, Snapshot};
 use crate::types::{READ_COUNT_MAX, validate_events, validate_stream};
 use crate::{
     AppendResult, AsOf, Direction, EventStore, ExpectedVersion, NewEvent, RecordedEvent,
@@ -133,6 +134,8 @@ pub struct EmbeddedStore {
     /// The position the newest saved index on disk covers.
     saved_index_position: Mutex<u64>,
     recovery: Recovery,
+    /// The aggregate snapshots topic and each stream's newest snapshot.
+    snapshots: Mutex<(Log, snapshots::Latest)>,
 }
 
 fn read_lock(lock: &RwLock<State>) -> std::sync::RwLockReadGuard<'_, State> {
@@ -144,7 +147,7 @@ fn write_lock(lock: &RwLock<State>) -> std::sync::RwLockWriteGuard<'_, State> {
 }
 
 /// Calls `f` with every record of the whole batches in `bytes`.
-fn for_each_record(
+pub(crate) fn for_each_record(
     bytes: &[u8],
     mut f: impl FnMut(&batch::Record<'_>) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
@@ -187,6 +190,19 @@ impl EmbeddedStore {
             ],
         )?;
         let log = broker.partition(EVENTS_TOPIC, 0)?;
+        broker.ensure_internal_topic(
+            SNAPSHOTS_TOPIC,
+            1,
+            &[
+                ("retention.ms", "-1"),
+                (
+                    "max.message.bytes",
+                    &(snapshots::SNAPSHOT_BYTES_MAX * 2).to_string(),
+                ),
+            ],
+        )?;
+        let snapshot_log = broker.partition(SNAPSHOTS_TOPIC, 0)?;
+        let latest = snapshots::scan(&snapshot_log)?;
         let clock = config.clock.unwrap_or_else(|| broker.data_dir().clock());
         let start = log.start_offset().max(0) as u64;
         let end = log.high_watermark().max(0) as u64;
@@ -232,7 +248,83 @@ impl EmbeddedStore {
             }),
             saved_index_position: Mutex::new(saved_index_position.unwrap_or(0)),
             recovery,
+            snapshots: Mutex::new((snapshot_log, latest)),
         })
+    }
+
+    /// Saves an aggregate's state as of `version` of `stream` (which must
+    /// have that version), beside the stream.
+    fn save_snapshot_impl(
+        &self,
+        stream: &str,
+        version: u64,
+        snapshot_type: &str,
+        data: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        validate_stream(stream)?;
+        let current = self.stream_version(stream)?;
+        if current.is_none_or(|c| version > c) {
+            return Err(StoreError::WrongExpectedVersion {
+                stream: stream.to_owned(),
+                expected: ExpectedVersion::Exact(version),
+                actual: current,
+            });
+        }
+        let now = self.clock.now_ms();
+        let mut guard = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+        let (log, latest) = &mut *guard;
+        snapshots::save(
+            log,
+            latest,
+            &Snapshot {
+                stream: stream.to_owned(),
+                version,
+                snapshot_type: snapshot_type.to_owned(),
+                data,
+                recorded_ms: now,
+            },
+        )
+    }
+
+    /// An aggregate as a repository loads it: the stream's newest snapshot
+    /// and up to `max_events` events after it (all of them from version 0
+    /// when there is none). A snapshot of versions that a soft delete or
+    /// `truncate_before` hides is not used.
+    fn load_impl(&self, stream: &str, max_events: usize) -> Result<Loaded, StoreError> {
+        let found = {
+            let guard = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+            guard
+                .1
+                .get(stream)
+                .map(|(_, position)| snapshots::read(&guard.0, position))
+                .transpose()?
+        };
+        let from = found.as_ref().map_or(0, |s| s.version + 1);
+        let events = match self.read_stream(stream, from, Direction::Forward, max_events) {
+            Ok(events) => events,
+            Err(StoreError::StreamNotFound { .. }) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        // The snapshot stands for versions up to its own; if readers may
+        // not see those any more, neither may the loader.
+        let first_visible = match self.read_stream(stream, 0, Direction::Forward, 1) {
+            Ok(first) => first.first().map(|e| e.version),
+            Err(StoreError::StreamNotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let snapshot = found.filter(|s| first_visible.is_some_and(|v| v <= s.version + 1));
+        if snapshot.is_none() && from > 0 {
+            let events = match self.read_stream(stream, 0, Direction::Forward, max_events) {
+                Ok(events) => events,
+                Err(StoreError::StreamNotFound { .. }) => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            return Ok(Loaded {
+                snapshot: None,
+                events,
+            });
+        }
+        Ok(Loaded { snapshot, events })
     }
 
     /// The saved index, if there is a good one that fits the log
@@ -348,7 +440,11 @@ impl EmbeddedStore {
     /// Soft delete: the stream reads as absent, and a later append (with
     /// `NoStream` or `Any`) writes it again, its versions continuing. The
     /// events stay in the log until a scavenge (a later feature).
-    pub fn delete_stream(&self, stream: &str, expected: ExpectedVersion) -> Result<(), StoreError> {
+    fn delete_stream_impl(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+    ) -> Result<(), StoreError> {
         let mut st = write_lock(&self.state);
         let meta = Self::lifecycle_check(&st, stream, expected)?;
         let Some(last) = st.index.effective_version(stream) else {
@@ -370,7 +466,7 @@ impl EmbeddedStore {
 
     /// Tombstone: the stream is deleted for good; reads and appends fail
     /// with [`StoreError::StreamDeleted`].
-    pub fn tombstone_stream(
+    fn tombstone_stream_impl(
         &self,
         stream: &str,
         expected: ExpectedVersion,
@@ -384,7 +480,7 @@ impl EmbeddedStore {
 
     /// Sets a stream's settings (`max_age`, `max_count`, `truncate_before`),
     /// enforced on every read from now on. A stream need not exist yet.
-    pub fn set_stream_metadata(
+    fn set_stream_metadata_impl(
         &self,
         stream: &str,
         settings: &StreamMetadata,
@@ -407,7 +503,7 @@ impl EmbeddedStore {
     }
 
     /// A stream's settings.
-    pub fn stream_metadata(&self, stream: &str) -> Result<StreamMetadata, StoreError> {
+    fn stream_metadata_impl(&self, stream: &str) -> Result<StreamMetadata, StoreError> {
         let st = read_lock(&self.state);
         match st.index.meta.get(stream) {
             Some(m) if m.tombstoned => Err(StoreError::StreamDeleted {
@@ -442,7 +538,7 @@ impl EmbeddedStore {
 
     /// A stream's events as they were at a past position or time, oldest
     /// first, at most `max_count`.
-    pub fn read_stream_as_of(
+    fn read_stream_as_of_impl(
         &self,
         stream: &str,
         as_of: AsOf,
@@ -817,6 +913,49 @@ impl EventStore for EmbeddedStore {
         self.filtered(from_position, direction, max_count, |from, max| {
             self.read_indexed(|i| i.types.get(event_type), from, direction, max)
         })
+    }
+
+    fn delete_stream(&self, stream: &str, expected: ExpectedVersion) -> Result<(), StoreError> {
+        self.delete_stream_impl(stream, expected)
+    }
+
+    fn tombstone_stream(&self, stream: &str, expected: ExpectedVersion) -> Result<(), StoreError> {
+        self.tombstone_stream_impl(stream, expected)
+    }
+
+    fn set_stream_metadata(
+        &self,
+        stream: &str,
+        settings: &StreamMetadata,
+    ) -> Result<(), StoreError> {
+        self.set_stream_metadata_impl(stream, settings)
+    }
+
+    fn stream_metadata(&self, stream: &str) -> Result<StreamMetadata, StoreError> {
+        self.stream_metadata_impl(stream)
+    }
+
+    fn read_stream_as_of(
+        &self,
+        stream: &str,
+        as_of: AsOf,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read_stream_as_of_impl(stream, as_of, max_count)
+    }
+
+    fn save_snapshot(
+        &self,
+        stream: &str,
+        version: u64,
+        snapshot_type: &str,
+        data: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        self.save_snapshot_impl(stream, version, snapshot_type, data)
+    }
+
+    fn load(&self, stream: &str, max_events: usize) -> Result<Loaded, StoreError> {
+        self.load_impl(stream, max_events)
     }
 
     fn head_position(&self) -> u64 {

@@ -41,12 +41,14 @@ mod embedded;
 mod error;
 mod index;
 mod saved_index;
+mod snapshots;
 mod subscription;
 mod types;
 
 pub use embedded::{EVENTS_TOPIC, EmbeddedStore, INDEX_SAVE_EVERY_EVENTS, Recovery, StoreConfig};
 pub use error::StoreError;
 pub use index::RECENT_IDS_WINDOW;
+pub use snapshots::{Loaded, SNAPSHOT_BYTES_MAX, SNAPSHOTS_TOPIC, Snapshot};
 pub use subscription::{Checkpoint, Filter, Subscription, Target};
 pub use types::{
     APPEND_BYTES_MAX, APPEND_EVENTS_MAX, AppendResult, AsOf, Direction, EVENT_ID_BYTES_MAX,
@@ -114,4 +116,43 @@ pub trait EventStore: Send + Sync {
     /// The position the next event will have; every event below it is
     /// durable and readable.
     fn head_position(&self) -> u64;
+
+    /// Soft delete: the stream reads as absent; a later append (with
+    /// `NoStream` or `Any`) writes it again, its versions continuing.
+    fn delete_stream(&self, stream: &str, expected: ExpectedVersion) -> Result<(), StoreError>;
+
+    /// Deletes the stream for good: reads and appends fail with
+    /// [`StoreError::StreamDeleted`].
+    fn tombstone_stream(&self, stream: &str, expected: ExpectedVersion) -> Result<(), StoreError>;
+
+    /// Sets a stream's settings, enforced on every read from now on.
+    fn set_stream_metadata(
+        &self,
+        stream: &str,
+        settings: &StreamMetadata,
+    ) -> Result<(), StoreError>;
+
+    /// A stream's settings.
+    fn stream_metadata(&self, stream: &str) -> Result<StreamMetadata, StoreError>;
+
+    /// A stream's events as they were at a past position or time, oldest
+    /// first.
+    fn read_stream_as_of(
+        &self,
+        stream: &str,
+        as_of: AsOf,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Saves an aggregate's state as of `version` of `stream`, beside it.
+    fn save_snapshot(
+        &self,
+        stream: &str,
+        version: u64,
+        snapshot_type: &str,
+        data: Vec<u8>,
+    ) -> Result<(), StoreError>;
+
+    /// The stream's newest snapshot and up to `max_events` events after it.
+    fn load(&self, stream: &str, max_events: usize) -> Result<Loaded, StoreError>;
 }
