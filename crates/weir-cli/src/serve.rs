@@ -12,6 +12,10 @@ use weir_broker::{Broker, BrokerConfig};
 use weir_groups::{Coordinator, GroupsConfig, MonotonicClock, OffsetStore, OffsetsConfig};
 use weir_kafka::ServerConfig;
 use weir_log::{DataDir, DirConfig};
+use weir_store::{EmbeddedStore, StoreConfig};
+
+/// How often the event store considers saving its index.
+const STORE_UPKEEP: Duration = Duration::from_secs(10);
 
 /// Options of `weir serve`. Each comes from its flag, else its environment
 /// variable, else the config file (`--config`), else its default.
@@ -192,6 +196,12 @@ async fn serve(args: Settings) -> anyhow::Result<()> {
         broker.clone(),
         Arc::new(offsets),
     ));
+    // The event store's log is a topic of this broker: appended events
+    // reach Kafka consumers of __weir_events.
+    let store = Arc::new(
+        EmbeddedStore::open(broker.clone(), StoreConfig::default())
+            .context("opening the event store")?,
+    );
     let listener = tokio::net::TcpListener::bind(args.kafka_addr)
         .await
         .with_context(|| format!("binding the kafka listener to {}", args.kafka_addr))?;
@@ -208,6 +218,20 @@ async fn serve(args: Settings) -> anyhow::Result<()> {
     }
     println!("kafka listening on {bound}");
 
+    let store_upkeep = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(STORE_UPKEEP);
+            loop {
+                tick.tick().await;
+                let store = store.clone();
+                let saved = tokio::task::spawn_blocking(move || store.maintain(false)).await;
+                if let Ok(Err(e)) = saved {
+                    tracing::warn!(%e, "saving the event store's index failed");
+                }
+            }
+        })
+    };
     let retention = {
         let broker = broker.clone();
         let every = Duration::from_millis(args.retention_check_ms.max(1));
@@ -232,7 +256,10 @@ async fn serve(args: Settings) -> anyhow::Result<()> {
     retention.abort();
     tracing::info!("shutting down: syncing the data directory");
     // The last handle closes the data directory, which syncs every log.
+    store_upkeep.abort();
     drop(groups);
+    // Closing the store saves its index, so the next start reads no history.
+    drop(store);
     drop(broker);
     Ok(())
 }
