@@ -419,3 +419,42 @@ fn bad_requests_get_the_errors_kafka_clients_expect() {
         Err(GroupError::GroupNotFound { .. })
     ));
 }
+
+#[test]
+fn lag_is_the_high_watermark_minus_the_committed_offset() {
+    let f = fixture();
+    let broker = f.groups.broker().clone();
+    for p in 0..2 {
+        let mut batch = weir_log::batch::BatchBuilder::new(0);
+        for i in 0..10 {
+            batch.push(0, None, Some(format!("v{i}").as_bytes()), &[]);
+        }
+        broker.produce("orders", p, &mut batch.build()).unwrap();
+    }
+    let commit = |partition, offset| {
+        (
+            TopicPartition {
+                topic: "orders".to_owned(),
+                partition,
+            },
+            CommittedOffset {
+                offset,
+                leader_epoch: -1,
+                metadata: String::new(),
+                commit_timestamp_ms: 0,
+            },
+        )
+    };
+    f.groups
+        .commit("g", "", None, -1, &[commit(0, 4), commit(1, 10)])
+        .unwrap()
+        .wait()
+        .unwrap();
+    let lag = f.groups.lag("g");
+    let got: Vec<(i32, i64, Option<i64>, Option<i64>)> = lag
+        .iter()
+        .map(|l| (l.partition, l.committed, l.high_watermark, l.lag))
+        .collect();
+    assert_eq!(got, [(0, 4, Some(10), Some(6)), (1, 10, Some(10), Some(0))]);
+    assert!(f.groups.lag("nobody").is_empty());
+}

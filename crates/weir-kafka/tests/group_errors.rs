@@ -325,3 +325,31 @@ fn static_members_are_fenced_when_a_newer_instance_takes_over() {
     assert_eq!(left.members[0].error_code, FENCED_INSTANCE_ID);
     assert_eq!(left.members[1].error_code, 0);
 }
+
+#[test]
+fn a_deleted_topic_takes_its_committed_offsets_along() {
+    use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
+    let server = TestServer::start();
+    server
+        .broker
+        .create_topic("gone", 1, -1, &[], false)
+        .unwrap();
+    let mut stream = connect(&server);
+    assert_eq!(commit(&mut stream, "g", "", -1, "gone", "kept?"), 0);
+    assert_eq!(
+        committed(&mut stream, "g", "gone"),
+        (42, "kept?".to_owned())
+    );
+    let deleted: DeleteTopicsResponse = call(
+        &mut stream,
+        ApiKey::DeleteTopics,
+        4,
+        &DeleteTopicsRequest::default().with_topic_names(vec![TopicName(s("gone"))]),
+    );
+    assert_eq!(deleted.responses[0].error_code, 0);
+    server
+        .broker
+        .create_topic("gone", 1, -1, &[], false)
+        .unwrap();
+    assert_eq!(committed(&mut stream, "g", "gone"), (-1, String::new()));
+}

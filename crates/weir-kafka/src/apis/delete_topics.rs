@@ -1,5 +1,6 @@
-//! DeleteTopics: each named topic deleted with all its data, with an error
-//! code per topic. Topics named by id alone are looked up by id.
+//! DeleteTopics: each named topic deleted with all its data and the
+//! offsets groups committed for it, with an error code per topic. Topics
+//! named by id alone are looked up by id.
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ pub(crate) async fn handle(
 ) -> Result<Bytes, ConnError> {
     let request: DeleteTopicsRequest = decode(ApiKey::DeleteTopics, version, body)?;
     let broker = shared.broker.clone();
+    let groups = shared.groups.clone();
     // v6 names topics in `topics` (by name or id); earlier versions in
     // `topic_names`.
     let mut wanted: Vec<(Option<String>, uuid::Uuid)> = request
@@ -49,7 +51,16 @@ pub(crate) async fn handle(
                 };
                 let result = result.with_name(Some(topic_name(&name)));
                 match broker.delete_topic(&name) {
-                    Ok(()) => result,
+                    Ok(()) => {
+                        // A topic made again under this name starts with no
+                        // group positions, as in Kafka. The topic is gone
+                        // either way; a failure here is only logged.
+                        let forgotten = groups.offsets().delete_topic(&name).and_then(|p| p.wait());
+                        if let Err(e) = forgotten {
+                            tracing::warn!(topic = %name, %e, "dropping the deleted topic's committed offsets failed");
+                        }
+                        result
+                    }
                     Err(e) => result
                         .with_error_code(for_broker_error(&e).code())
                         .with_error_message(Some(str_bytes(&e.to_string()))),
