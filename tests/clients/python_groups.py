@@ -469,8 +469,10 @@ def committed_offsets(bootstrap, group, topic, n_partitions):
 
 def describe_group(bootstrap, group):
     from confluent_kafka.admin import AdminClient
-    return AdminClient({"bootstrap.servers": bootstrap}).describe_consumer_groups(
-        [group], request_timeout=15)[group].result(20)
+    # Keep the client referenced until the result is in: a client that is
+    # garbage-collected takes its pending requests with it.
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    return admin.describe_consumer_groups([group], request_timeout=15)[group].result(20)
 
 
 def check_timeline(events, produced, guarantee):
