@@ -32,9 +32,21 @@ const XERIAL_HEADER_BYTES: usize = 16;
 /// most `decompressed_bytes_max` bytes.
 pub fn validate_records(bytes: &[u8], decompressed_bytes_max: usize) -> Result<(), RecordsError> {
     let header = BatchHeader::parse(bytes).map_err(RecordsError::Records)?;
+    let body = record_bytes(bytes, decompressed_bytes_max)?;
+    check(&body, &header)
+}
+
+/// The record bytes of one whole batch (`bytes`): its payload, decompressed
+/// (at most `decompressed_bytes_max` bytes) if the batch is compressed.
+/// `weir_log::batch::parse_records` reads the records from them.
+pub fn record_bytes(
+    bytes: &[u8],
+    decompressed_bytes_max: usize,
+) -> Result<std::borrow::Cow<'_, [u8]>, RecordsError> {
+    let header = BatchHeader::parse(bytes).map_err(RecordsError::Records)?;
     let payload = &bytes[HEADER_BYTES.min(bytes.len())..header.total_bytes().min(bytes.len())];
     let body = match header.compression() {
-        0 => return check(payload, &header),
+        0 => return Ok(std::borrow::Cow::Borrowed(payload)),
         1 => read_capped(
             "gzip",
             flate2::read::GzDecoder::new(payload),
@@ -57,7 +69,7 @@ pub fn validate_records(bytes: &[u8], decompressed_bytes_max: usize) -> Result<(
         }
         codec => return Err(RecordsError::UnknownCodec { codec }),
     };
-    check(&body, &header)
+    Ok(std::borrow::Cow::Owned(body))
 }
 
 fn check(body: &[u8], header: &BatchHeader) -> Result<(), RecordsError> {

@@ -32,6 +32,10 @@ pub struct ServeArgs {
     /// [default: 127.0.0.1:9092].
     #[arg(long, env = "WEIR_KAFKA_ADDR")]
     kafka_addr: Option<SocketAddr>,
+    /// Address of the HTTP API; port 0 picks a free port
+    /// [default: 127.0.0.1:8080].
+    #[arg(long, env = "WEIR_HTTP_ADDR")]
+    http_addr: Option<SocketAddr>,
     /// Host clients are told to connect to [default: the listener's].
     #[arg(long, env = "WEIR_ADVERTISED_HOST")]
     advertised_host: Option<String>,
@@ -75,6 +79,7 @@ pub struct ServeArgs {
 struct ServeFile {
     data_dir: Option<PathBuf>,
     kafka_addr: Option<SocketAddr>,
+    http_addr: Option<SocketAddr>,
     advertised_host: Option<String>,
     fsync: Option<String>,
     default_partitions: Option<u32>,
@@ -92,6 +97,7 @@ struct ServeFile {
 struct Settings {
     data_dir: PathBuf,
     kafka_addr: SocketAddr,
+    http_addr: SocketAddr,
     advertised_host: Option<String>,
     fsync: String,
     default_partitions: u32,
@@ -122,6 +128,10 @@ impl ServeArgs {
                 .kafka_addr
                 .or(file.kafka_addr)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9092))),
+            http_addr: self
+                .http_addr
+                .or(file.http_addr)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             advertised_host: self.advertised_host.or(file.advertised_host),
             fsync: self.fsync.or(file.fsync).unwrap_or_else(|| "always".into()),
             default_partitions: self
@@ -245,14 +255,43 @@ async fn serve(args: Settings) -> anyhow::Result<()> {
             }
         })
     };
+    let http_listener = tokio::net::TcpListener::bind(args.http_addr)
+        .await
+        .with_context(|| format!("binding the http listener to {}", args.http_addr))?;
+    println!("http listening on {}", http_listener.local_addr()?);
+    // One signal stops both listeners.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let http_state = Arc::new(weir_http::AppState::new(
+        broker.clone(),
+        groups.clone(),
+        store.clone(),
+        weir_http::HttpLimits::default(),
+    ));
+    let http = tokio::spawn(weir_http::run(
+        http_listener,
+        http_state,
+        stopped(stop_rx.clone()),
+    ));
     weir_kafka::run(
         listener,
         broker.clone(),
         groups.clone(),
         server_config,
-        shutdown_signal(),
+        stopped(stop_rx),
     )
     .await;
+    match http.await {
+        Ok(Err(e)) => tracing::warn!(%e, "the http listener failed"),
+        Err(e) => tracing::warn!(%e, "the http listener task failed"),
+        Ok(Ok(())) => {}
+    }
     retention.abort();
     tracing::info!("shutting down: syncing the data directory");
     // The last handle closes the data directory, which syncs every log.

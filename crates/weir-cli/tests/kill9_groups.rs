@@ -40,6 +40,8 @@ fn start(dir: &std::path::Path, port: u16) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
         .args([
             "serve",
+            "--http-addr",
+            "127.0.0.1:0",
             "--group-initial-rebalance-delay-ms",
             "300",
             "--kafka-addr",

@@ -38,7 +38,14 @@ fn free_port() -> u16 {
 
 fn start(dir: &std::path::Path, port: u16) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["serve", "--default-partitions", "3", "--kafka-addr"])
+        .args([
+            "serve",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--default-partitions",
+            "3",
+            "--kafka-addr",
+        ])
         .arg(format!("127.0.0.1:{port}"))
         .arg("--data-dir")
         .arg(dir)

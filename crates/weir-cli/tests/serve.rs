@@ -39,7 +39,14 @@ fn serves_with_a_config_file_and_stops_cleanly_on_sigterm() {
     .unwrap();
     // The flag wins over the file's (unusable) address.
     let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["serve", "--kafka-addr", "127.0.0.1:0", "--config"])
+        .args([
+            "serve",
+            "--kafka-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--config",
+        ])
         .arg(&config)
         .env("WEIR_LOG", "warn")
         .stdout(Stdio::piped())

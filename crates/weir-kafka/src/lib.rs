@@ -21,7 +21,7 @@ use weir_broker::Broker;
 use weir_groups::Coordinator;
 
 pub use alloc::GuardedAllocator;
-pub use codes::Code;
+pub use codes::{Code, for_broker_error};
 pub use conn::decode_request;
 
 /// Settings and limits of the Kafka listener.

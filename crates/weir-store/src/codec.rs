@@ -120,7 +120,7 @@ pub(crate) fn index_fields<'a>(
 
 /// Milliseconds since the epoch as an RFC 3339 UTC time with millisecond
 /// precision (CloudEvents `time`).
-pub(crate) fn rfc3339(ms: i64) -> String {
+pub fn rfc3339(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let millis = ms.rem_euclid(1000);
     let days = secs.div_euclid(86_400);

@@ -45,6 +45,7 @@ mod snapshots;
 mod subscription;
 mod types;
 
+pub use codec::rfc3339;
 pub use embedded::{EVENTS_TOPIC, EmbeddedStore, INDEX_SAVE_EVERY_EVENTS, Recovery, StoreConfig};
 pub use error::StoreError;
 pub use index::RECENT_IDS_WINDOW;

@@ -1,0 +1,199 @@
+//! `weir-http`: Weir's HTTP/JSON API on axum, versioned under `/v1`:
+//! topics (create, list, describe, delete, produce, read records) and event
+//! streams (append with an expected version, read a stream, all events, a
+//! category or a type), `/healthz`, `/readyz`, and `/openapi.json`
+//! generated from the handlers and the `weir-api` types. Errors are RFC
+//! 9457 problems with a stable code ([`problem`]). Blocking core calls run
+//! on tokio's blocking pool.
+
+pub mod problem;
+mod streams;
+mod topics;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use utoipa::OpenApi;
+use weir_broker::Broker;
+use weir_groups::Coordinator;
+use weir_store::EmbeddedStore;
+
+use problem::ApiError;
+
+/// Limits of the HTTP API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Largest request body, in bytes.
+    pub body_bytes_max: usize,
+    /// Most records or events one page returns.
+    pub page_max: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            body_bytes_max: 16 * 1024 * 1024,
+            page_max: 1000,
+        }
+    }
+}
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    pub broker: Arc<Broker>,
+    pub groups: Arc<Coordinator>,
+    pub store: Arc<EmbeddedStore>,
+    pub limits: HttpLimits,
+    round_robin: AtomicU64,
+    next_id: AtomicU64,
+    started_ms: i64,
+}
+
+impl AppState {
+    pub fn new(
+        broker: Arc<Broker>,
+        groups: Arc<Coordinator>,
+        store: Arc<EmbeddedStore>,
+        limits: HttpLimits,
+    ) -> Self {
+        use weir_log::Clock as _;
+        Self {
+            broker,
+            groups,
+            store,
+            limits,
+            round_robin: AtomicU64::new(0),
+            next_id: AtomicU64::new(0),
+            started_ms: weir_log::SystemClock.now_ms(),
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Weir",
+        description = "Weir's HTTP/JSON API: topics, records and event streams."
+    ),
+    paths(
+        healthz,
+        readyz,
+        topics::list,
+        topics::create,
+        topics::describe,
+        topics::delete,
+        topics::produce,
+        topics::fetch,
+        streams::append,
+        streams::read_stream,
+        streams::delete_stream,
+        streams::read_all,
+        streams::read_category,
+        streams::read_type,
+    ),
+    components(schemas(weir_api::Problem))
+)]
+struct ApiDoc;
+
+/// The OpenAPI 3.1 document of this API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, body = weir_api::Health)))]
+async fn healthz() -> Json<weir_api::Health> {
+    Json(weir_api::Health {
+        status: "ok".to_owned(),
+    })
+}
+
+/// Readiness: the store and the broker are open.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, body = weir_api::Health)))]
+async fn readyz() -> Json<weir_api::Health> {
+    Json(weir_api::Health {
+        status: "ready".to_owned(),
+    })
+}
+
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi())
+}
+
+async fn no_route() -> ApiError {
+    ApiError::not_found("no_such_route", "no such resource")
+}
+
+/// The API's routes over `state`.
+pub fn router(state: Arc<AppState>) -> Router {
+    let body_max = state.limits.body_bytes_max;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi_json))
+        .route("/v1/topics", get(topics::list).post(topics::create))
+        .route(
+            "/v1/topics/{topic}",
+            get(topics::describe).delete(topics::delete),
+        )
+        .route("/v1/topics/{topic}/records", post(topics::produce))
+        .route(
+            "/v1/topics/{topic}/partitions/{partition}/records",
+            get(topics::fetch),
+        )
+        .route(
+            "/v1/streams/{stream}",
+            get(streams::read_stream)
+                .post(streams::append)
+                .delete(streams::delete_stream),
+        )
+        .route("/v1/all", get(streams::read_all))
+        .route("/v1/categories/{category}", get(streams::read_category))
+        .route("/v1/types/{event_type}", get(streams::read_type))
+        .fallback(no_route)
+        .layer(DefaultBodyLimit::max(body_max))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Runs blocking core work off the async workers.
+pub(crate) async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("core calls do not panic")
+        .map_err(Into::into)
+}
+
+/// A number from the query string, if given.
+pub(crate) fn query_number<T: FromStr>(
+    q: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<T>, ApiError> {
+    q.get(name)
+        .map(|v| {
+            v.parse()
+                .map_err(|_| ApiError::bad_request(format!("{name} must be a number, not {v:?}")))
+        })
+        .transpose()
+}

@@ -1,0 +1,159 @@
+//! Errors as RFC 9457 problems: the one table from domain errors to an
+//! HTTP status and a stable code (and, where the Kafka protocol has the same
+//! failure, its Kafka error code), and the extractor that turns a bad
+//! request body into a 4xx problem instead of axum's plain-text rejection.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use weir_api::Problem;
+use weir_broker::BrokerError;
+use weir_store::StoreError;
+
+/// An error response.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+    pub kafka_error_code: Option<i16>,
+    pub expected_version: Option<String>,
+    pub actual_version: Option<serde_json::Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            kafka_error_code: None,
+            expected_version: None,
+            actual_version: None,
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", detail)
+    }
+
+    pub fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, detail)
+    }
+}
+
+/// The table: broker errors.
+impl From<BrokerError> for ApiError {
+    fn from(e: BrokerError) -> Self {
+        use BrokerError as B;
+        let (status, code) = match &e {
+            B::UnknownTopic { .. } => (StatusCode::NOT_FOUND, "unknown_topic"),
+            B::UnknownPartition { .. } => (StatusCode::NOT_FOUND, "unknown_partition"),
+            B::TopicAlreadyExists { .. } => (StatusCode::CONFLICT, "topic_already_exists"),
+            B::InvalidTopic { .. } => (StatusCode::BAD_REQUEST, "invalid_topic"),
+            B::InvalidPartitions { .. } => (StatusCode::BAD_REQUEST, "invalid_partitions"),
+            B::InvalidReplicationFactor { .. } => {
+                (StatusCode::BAD_REQUEST, "invalid_replication_factor")
+            }
+            B::InvalidConfig { .. } => (StatusCode::BAD_REQUEST, "invalid_config"),
+            B::PolicyViolation { .. } => (StatusCode::FORBIDDEN, "policy_violation"),
+            B::MessageTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "message_too_large"),
+            B::CorruptMessage { .. } | B::InvalidRecords { .. } => {
+                (StatusCode::BAD_REQUEST, "invalid_records")
+            }
+            B::OutOfOrderSequence { .. }
+            | B::InvalidProducerEpoch { .. }
+            | B::UnknownProducerId { .. }
+            | B::TransactionsUnsupported { .. } => (StatusCode::BAD_REQUEST, "producer_state"),
+            B::Log(_) | B::Registry { .. } => (StatusCode::SERVICE_UNAVAILABLE, "storage_error"),
+        };
+        let mut out = Self::new(status, code, e.to_string());
+        out.kafka_error_code = Some(weir_kafka::for_broker_error(&e).code());
+        out
+    }
+}
+
+/// The table: event store errors.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        use StoreError as S;
+        let e = match e {
+            S::Broker(b) => return Self::from(b),
+            e => e,
+        };
+        let (status, code) = match &e {
+            S::WrongExpectedVersion { .. } => (StatusCode::CONFLICT, "wrong_expected_version"),
+            S::IdempotencyConflict { .. } => (StatusCode::CONFLICT, "idempotency_conflict"),
+            S::StreamNotFound { .. } => (StatusCode::NOT_FOUND, "stream_not_found"),
+            S::StreamDeleted { .. } => (StatusCode::GONE, "stream_deleted"),
+            S::InvalidStream { .. } => (StatusCode::BAD_REQUEST, "invalid_stream"),
+            S::InvalidEvent { .. } => (StatusCode::BAD_REQUEST, "invalid_event"),
+            S::AppendTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "append_too_large"),
+            S::InvalidMetadata { .. } => (StatusCode::BAD_REQUEST, "invalid_metadata"),
+            S::Broker(_) => unreachable!("handled above"),
+            S::Corrupt { .. } | S::Log(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_error"),
+        };
+        let mut out = Self::new(status, code, e.to_string());
+        if let S::WrongExpectedVersion {
+            expected, actual, ..
+        } = &e
+        {
+            out.expected_version = Some(expected.to_string());
+            out.actual_version = Some(actual.map_or(serde_json::Value::Null, |v| v.into()));
+        }
+        out
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let title = self.status.canonical_reason().unwrap_or("Error").to_owned();
+        let problem = Problem {
+            kind: format!("urn:weir:problem:{}", self.code),
+            title,
+            status: self.status.as_u16(),
+            detail: self.detail,
+            code: self.code.to_owned(),
+            kafka_error_code: self.kafka_error_code,
+            expected_version: self.expected_version,
+            actual_version: self.actual_version,
+        };
+        let mut response = (self.status, Json(problem)).into_response();
+        response.headers_mut().insert(
+            CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}
+
+/// A JSON body whose rejections are problems: malformed JSON, a wrong
+/// shape or an unknown field is a 400 naming it, a body over the limit a
+/// 413, a missing or wrong content type a 415.
+#[derive(Debug)]
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Body(v)),
+            Err(rejection) => Err(rejected(rejection)),
+        }
+    }
+}
+
+fn rejected(rejection: JsonRejection) -> ApiError {
+    let status = rejection.status();
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        _ => "invalid_body",
+    };
+    ApiError::new(status, code, rejection.body_text())
+}

@@ -1,0 +1,287 @@
+//! Topics over HTTP: create, list, describe, delete; produce records (JSON
+//! or base64 values, keys partitioned with murmur2 as the Java client does)
+//! and read them back from a partition and offset.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use weir_api::{
+    CreateTopic, PartitionInfo, Produce, ProduceResult, Produced, Record, Records, TopicInfo,
+    TopicList, TopicSummary,
+};
+use weir_broker::{Topic, partitioner};
+use weir_log::batch::{self, BatchBuilder, BatchHeader};
+
+use crate::problem::{ApiError, Body};
+use crate::{AppState, blocking, query_number};
+
+fn info(topic: &Topic) -> TopicInfo {
+    let partitions = (0..topic.partition_count() as i32)
+        .filter_map(|p| topic.partition(p).ok().map(|log| (p, log)))
+        .map(|(p, log)| PartitionInfo {
+            partition: p,
+            start_offset: log.start_offset(),
+            end_offset: log.end_offset(),
+            durable_offset: log.high_watermark(),
+        })
+        .collect();
+    TopicInfo {
+        name: topic.name.clone(),
+        internal: topic.internal,
+        partitions,
+        configs: topic
+            .config()
+            .entries()
+            .into_iter()
+            .map(|e| (e.name.to_owned(), e.value))
+            .collect(),
+    }
+}
+
+/// Lists the topics.
+#[utoipa::path(get, path = "/v1/topics", tag = "topics",
+    responses((status = 200, body = TopicList)))]
+pub async fn list(State(app): State<Arc<AppState>>) -> Json<TopicList> {
+    let topics = app
+        .broker
+        .topics()
+        .iter()
+        .map(|t| TopicSummary {
+            name: t.name.clone(),
+            partitions: t.partition_count() as u32,
+            internal: t.internal,
+        })
+        .collect();
+    Json(TopicList { topics })
+}
+
+/// Creates a topic.
+#[utoipa::path(post, path = "/v1/topics", tag = "topics", request_body = CreateTopic,
+    responses((status = 201, body = TopicInfo), (status = "4XX", body = weir_api::Problem)))]
+pub async fn create(
+    State(app): State<Arc<AppState>>,
+    Body(req): Body<CreateTopic>,
+) -> Result<(StatusCode, Json<TopicInfo>), ApiError> {
+    let broker = app.broker.clone();
+    let partitions = req
+        .partitions
+        .map_or(i64::from(broker.config().default_partitions), i64::from);
+    let topic = blocking(move || {
+        let configs: Vec<(&str, &str)> = req
+            .configs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        broker.create_topic(&req.name, partitions, -1, &configs, false)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(info(&topic))))
+}
+
+/// Describes a topic: partitions with their offsets, and configs.
+#[utoipa::path(get, path = "/v1/topics/{topic}", tag = "topics",
+    params(("topic" = String, Path)),
+    responses((status = 200, body = TopicInfo), (status = 404, body = weir_api::Problem)))]
+pub async fn describe(
+    State(app): State<Arc<AppState>>,
+    Path(topic): Path<String>,
+) -> Result<Json<TopicInfo>, ApiError> {
+    let t = app.broker.topic(&topic)?;
+    Ok(Json(info(&t)))
+}
+
+/// Deletes a topic with all its data.
+#[utoipa::path(delete, path = "/v1/topics/{topic}", tag = "topics",
+    params(("topic" = String, Path)),
+    responses((status = 204), (status = "4XX", body = weir_api::Problem)))]
+pub async fn delete(
+    State(app): State<Arc<AppState>>,
+    Path(topic): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let broker = app.broker.clone();
+    blocking(move || broker.delete_topic(&topic)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Produces records; answers once they are durable.
+#[utoipa::path(post, path = "/v1/topics/{topic}/records", tag = "topics",
+    params(("topic" = String, Path)), request_body = Produce,
+    responses((status = 200, body = ProduceResult), (status = "4XX", body = weir_api::Problem)))]
+pub async fn produce(
+    State(app): State<Arc<AppState>>,
+    Path(topic): Path<String>,
+    Body(req): Body<Produce>,
+) -> Result<Json<ProduceResult>, ApiError> {
+    if req.records.is_empty() {
+        return Err(ApiError::bad_request("no records to produce"));
+    }
+    let t = app.broker.topic(&topic)?;
+    let n = t.partition_count() as u32;
+    // Each record's partition and bytes, grouped into one batch per
+    // partition.
+    let mut by_partition: BTreeMap<i32, Vec<usize>> = BTreeMap::new();
+    let mut values = Vec::with_capacity(req.records.len());
+    for (i, r) in req.records.iter().enumerate() {
+        let value = match (&r.value, &r.value_base64) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::bad_request(format!(
+                    "record {i}: give value or value_base64, not both"
+                )));
+            }
+            (Some(v), None) => Some(v.to_string().into_bytes()),
+            (None, Some(b)) => Some(B64.decode(b).map_err(|e| {
+                ApiError::bad_request(format!("record {i}: value_base64 is not base64: {e}"))
+            })?),
+            (None, None) => None,
+        };
+        let partition = match (r.partition, &r.key) {
+            (Some(p), _) => p,
+            (None, Some(k)) => partitioner::partition_for_key(k.as_bytes(), n) as i32,
+            (None, None) => (app.round_robin.fetch_add(1, Ordering::Relaxed) % u64::from(n)) as i32,
+        };
+        by_partition.entry(partition).or_default().push(i);
+        values.push(value);
+    }
+    let broker = app.broker.clone();
+    let records = req.records;
+    let offsets = blocking(move || {
+        let now = weir_log::SystemClock.now_ms();
+        let mut pending = Vec::new();
+        for (partition, indexes) in &by_partition {
+            let mut b = BatchBuilder::new(now);
+            for &i in indexes {
+                let headers: Vec<(&str, &[u8])> = records[i]
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_bytes()))
+                    .collect();
+                b.push(
+                    now,
+                    records[i].key.as_deref().map(str::as_bytes),
+                    values[i].as_deref(),
+                    &headers,
+                );
+            }
+            pending.push((
+                *partition,
+                broker.produce_nowait(&topic, *partition, &mut b.build())?,
+            ));
+        }
+        let mut offsets = vec![
+            Produced {
+                partition: 0,
+                offset: 0
+            };
+            records.len()
+        ];
+        for (partition, written) in pending {
+            let info = written.wait()?;
+            for (k, &i) in by_partition[&partition].iter().enumerate() {
+                offsets[i] = Produced {
+                    partition,
+                    offset: info.base_offset + k as i64,
+                };
+            }
+        }
+        Ok::<_, weir_broker::BrokerError>(offsets)
+    })
+    .await?;
+    Ok(Json(ProduceResult { offsets }))
+}
+
+use weir_log::Clock as _;
+
+/// Reads records of a partition from an offset (`?offset=`, default 0;
+/// `?limit=`, default 100).
+#[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/records", tag = "topics",
+    params(("topic" = String, Path), ("partition" = i32, Path),
+        ("offset" = Option<i64>, Query), ("limit" = Option<usize>, Query)),
+    responses((status = 200, body = Records), (status = "4XX", body = weir_api::Problem)))]
+pub async fn fetch(
+    State(app): State<Arc<AppState>>,
+    Path((topic, partition)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Records>, ApiError> {
+    let partition: i32 = partition
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("partition {partition:?} is not a number")))?;
+    let offset: i64 = query_number(&q, "offset")?.unwrap_or(0);
+    let limit: usize = query_number(&q, "limit")?
+        .unwrap_or(100)
+        .min(app.limits.page_max);
+    let log = app.broker.partition(&topic, partition)?;
+    let out = blocking(move || -> Result<Records, ApiError> {
+        let mut records = Vec::new();
+        let mut at = offset;
+        let hwm = log.high_watermark();
+        while records.len() < limit && at < hwm {
+            let read = log
+                .read(at, 1024 * 1024)
+                .map_err(weir_broker::BrokerError::from)?;
+            if read.bytes.is_empty() {
+                break;
+            }
+            let mut pos = 0;
+            while pos < read.bytes.len() {
+                let Ok(h) = BatchHeader::parse(&read.bytes[pos..]) else {
+                    break;
+                };
+                let end = pos + h.total_bytes();
+                let whole = &read.bytes[pos..end];
+                let storage = |e: String| {
+                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e)
+                };
+                let body = weir_broker::compression::record_bytes(whole, DECOMPRESSED_BYTES_MAX)
+                    .map_err(|e| storage(e.to_string()))?;
+                let decoded =
+                    batch::parse_records(&body, &h).map_err(|e| storage(e.to_string()))?;
+                for r in decoded {
+                    if r.offset >= at && records.len() < limit {
+                        records.push(to_api(partition, &r));
+                    }
+                }
+                pos = end;
+            }
+            at = read.next_offset;
+        }
+        let next_offset = records
+            .last()
+            .map_or(at.min(hwm).max(offset), |r| r.offset + 1);
+        Ok(Records {
+            records,
+            next_offset,
+            high_watermark: hwm,
+        })
+    })
+    .await?;
+    Ok(Json(out))
+}
+
+/// Most bytes one compressed batch may decompress to when read back.
+const DECOMPRESSED_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+fn to_api(partition: i32, r: &batch::Record<'_>) -> Record {
+    let value = r.value.and_then(|v| serde_json::from_slice(v).ok());
+    Record {
+        partition,
+        offset: r.offset,
+        timestamp_ms: r.timestamp,
+        key: r.key.map(|k| String::from_utf8_lossy(k).into_owned()),
+        value,
+        value_base64: r.value.map(|v| B64.encode(v)),
+        headers: r
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let v = v.map(|v| String::from_utf8_lossy(v).into_owned());
+                ((*k).to_owned(), v.unwrap_or_default())
+            })
+            .collect(),
+    }
+}
