@@ -226,7 +226,6 @@ async fn serve(args: Settings) -> anyhow::Result<()> {
     if let Some(n) = args.request_bytes_max {
         server_config.request_bytes_max = n;
     }
-    println!("kafka listening on {bound}");
 
     let store_upkeep = {
         let store = store.clone();
@@ -258,7 +257,17 @@ async fn serve(args: Settings) -> anyhow::Result<()> {
     let http_listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .with_context(|| format!("binding the http listener to {}", args.http_addr))?;
-    println!("http listening on {}", http_listener.local_addr()?);
+    // Both ready lines in one write, and a stdout nobody reads any more
+    // (a parent that read what it needed) is no reason to stop serving.
+    {
+        use std::io::Write as _;
+        let lines = format!(
+            "kafka listening on {bound}\nhttp listening on {}\n",
+            http_listener.local_addr()?
+        );
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(lines.as_bytes()).and_then(|()| out.flush());
+    }
     // One signal stops both listeners.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
