@@ -176,17 +176,19 @@ impl EmbeddedStore {
     /// `__weir_events` if needed, and indexes the log.
     pub fn open(broker: Arc<Broker>, config: StoreConfig) -> Result<Self, StoreError> {
         let segment_bytes = config.segment_bytes.to_string();
+        // One append is one batch: let the largest append in, as far as a
+        // segment holds it (the broker refuses a max.message.bytes above
+        // segment.bytes).
+        let message_bytes = (crate::types::APPEND_BYTES_MAX as u64 * 2)
+            .min(config.segment_bytes)
+            .to_string();
         broker.ensure_internal_topic(
             EVENTS_TOPIC,
             1,
             &[
                 ("retention.ms", "-1"),
                 ("segment.bytes", &segment_bytes),
-                // One append is one batch: let the largest append in.
-                (
-                    "max.message.bytes",
-                    &(crate::types::APPEND_BYTES_MAX * 2).to_string(),
-                ),
+                ("max.message.bytes", &message_bytes),
             ],
         )?;
         let log = broker.partition(EVENTS_TOPIC, 0)?;

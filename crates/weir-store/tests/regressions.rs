@@ -1,0 +1,53 @@
+//! Regression tests for bugs the model, crash and kill -9 tests found in
+//! the embedded store, each with a short account of the bug it pins.
+
+use std::sync::Arc;
+
+use weir_broker::{Broker, BrokerConfig};
+use weir_log::{DataDir, DirConfig};
+use weir_store::{
+    Direction, EVENTS_TOPIC, EmbeddedStore, EventStore, ExpectedVersion, NewEvent, StoreConfig,
+};
+
+fn broker(dir: &std::path::Path) -> Arc<Broker> {
+    let data = DataDir::open(dir, DirConfig::default()).unwrap();
+    Arc::new(Broker::open(data, BrokerConfig::default()).unwrap())
+}
+
+/// `StoreConfig::segment_bytes` below 32 MiB made `open` fail: the store
+/// asked for `max.message.bytes` of twice `APPEND_BYTES_MAX` whatever the
+/// segment size, and the broker refuses a message size above the segment
+/// size ("may not exceed segment.bytes 4096"). A store on small segments
+/// now opens, rolls segments, and refuses only appends a segment cannot
+/// hold, writing nothing for them.
+#[test]
+fn a_store_opens_on_the_smallest_segments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        segment_bytes: weir_log::SEGMENT_BYTES_MIN,
+        ..StoreConfig::default()
+    };
+    let store = EmbeddedStore::open(broker(tmp.path()), config.clone()).unwrap();
+    for i in 0..200 {
+        let e = NewEvent::json(format!("e{i}"), "T", vec![b'x'; 100]);
+        store.append("s-1", ExpectedVersion::Any, &[e]).unwrap();
+    }
+    let log = store.broker().partition(EVENTS_TOPIC, 0).unwrap();
+    assert!(
+        log.size_bytes() > 4 * weir_log::SEGMENT_BYTES_MIN,
+        "200 events span several segments"
+    );
+    let too_big = NewEvent::json("big", "T", vec![b'x'; 8 * 1024]);
+    assert!(
+        store
+            .append("s-1", ExpectedVersion::Any, &[too_big])
+            .is_err()
+    );
+    assert_eq!(store.head_position(), 200);
+    drop(store);
+    let store = EmbeddedStore::open(broker(tmp.path()), config).unwrap();
+    let events = store
+        .read_stream("s-1", 0, Direction::Forward, 1000)
+        .unwrap();
+    assert_eq!(events.len(), 200);
+}
