@@ -650,7 +650,11 @@ impl EmbeddedStore {
                 // Where the first attempt's events went: after the expected
                 // version, or (no stream) after a soft delete's last version.
                 let start = match expected {
-                    ExpectedVersion::Exact(v) => v + 1,
+                    ExpectedVersion::Exact(v) => match v.checked_add(1) {
+                        Some(start) => start,
+                        // No stream has a version past u64::MAX.
+                        None => return Ok(None),
+                    },
                     _ => index
                         .meta
                         .get(stream)

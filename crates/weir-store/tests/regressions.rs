@@ -51,3 +51,33 @@ fn a_store_opens_on_the_smallest_segments() {
         .unwrap();
     assert_eq!(events.len(), 200);
 }
+
+/// An append expecting version `u64::MAX` computed the version after it
+/// (`v + 1`) to look for an earlier attempt: in a debug build that
+/// overflowed and panicked while the append held the store's write lock,
+/// and in a release build it wrapped to 0, so an append whose ids match
+/// the stream's first events was answered as a retry of them instead of
+/// with the version conflict it is.
+#[test]
+fn an_append_expecting_the_largest_version_is_a_conflict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(broker(tmp.path()), StoreConfig::default()).unwrap();
+    let a = NewEvent::json("a", "T", b"{}".to_vec());
+    store
+        .append("s-1", ExpectedVersion::NoStream, std::slice::from_ref(&a))
+        .unwrap();
+    for events in [vec![a], vec![NewEvent::json("b", "T", b"{}".to_vec())]] {
+        let answer = store.append("s-1", ExpectedVersion::Exact(u64::MAX), &events);
+        assert!(
+            matches!(
+                answer,
+                Err(weir_store::StoreError::WrongExpectedVersion {
+                    actual: Some(0),
+                    ..
+                })
+            ),
+            "{answer:?}"
+        );
+    }
+    assert_eq!(store.head_position(), 1);
+}
