@@ -700,7 +700,7 @@ impl EmbeddedStore {
         let all = found.iter().flatten().copied().collect::<Vec<_>>();
         let consecutive = all
             .windows(2)
-            .all(|w| w[1].0 == w[0].0 + 1 && w[1].1 > w[0].1);
+            .all(|w| w[0].0.checked_add(1) == Some(w[1].0) && w[1].1 > w[0].1);
         if matched < n || !consecutive || all.iter().any(|f| f.0 == u64::MAX) {
             return Err(conflict(
                 "only some of the ids were appended before, or elsewhere",

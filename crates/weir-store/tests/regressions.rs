@@ -81,3 +81,33 @@ fn an_append_expecting_the_largest_version_is_a_conflict() {
     }
     assert_eq!(store.head_position(), 1);
 }
+
+/// An `any` append of several events whose ids were recorded before, one
+/// of them (not the last) on another stream, marks that id with version
+/// `u64::MAX` and then checked the versions for consecutiveness with
+/// `v + 1`: in a debug build that overflowed and panicked under the
+/// store's write lock, instead of answering with the idempotency conflict
+/// it is.
+#[test]
+fn ids_recorded_on_another_stream_are_a_conflict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(broker(tmp.path()), StoreConfig::default()).unwrap();
+    let ev = |id: &str| NewEvent::json(id, "T", b"{}".to_vec());
+    store
+        .append("s-1", ExpectedVersion::Any, &[ev("a")])
+        .unwrap();
+    store
+        .append("s-2", ExpectedVersion::Any, &[ev("b")])
+        .unwrap();
+    for expected in [ExpectedVersion::Any, ExpectedVersion::Exists] {
+        let answer = store.append("s-2", expected, &[ev("a"), ev("b")]);
+        assert!(
+            matches!(
+                answer,
+                Err(weir_store::StoreError::IdempotencyConflict { .. })
+            ),
+            "{answer:?}"
+        );
+    }
+    assert_eq!(store.head_position(), 2);
+}
