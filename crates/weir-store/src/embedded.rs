@@ -836,54 +836,72 @@ impl EventStore for EmbeddedStore {
         let not_found = || StoreError::StreamNotFound {
             stream: stream.to_owned(),
         };
-        let (positions, meta) = {
-            let st = read_lock(&self.state);
-            let meta = st.index.meta.get(stream).cloned();
-            if meta.as_ref().is_some_and(|m| m.tombstoned) {
-                return Err(StoreError::StreamDeleted {
-                    stream: stream.to_owned(),
-                });
-            }
-            let Some(list) = st.index.streams.get(stream) else {
-                return Err(not_found());
-            };
-            let visible = list.partition_point(|&p| p < head);
-            // Versions below the first visible one (truncate_before,
-            // max_count, a soft delete) read as gone.
-            let first = match (&meta, visible.checked_sub(1)) {
-                (_, None) => return Err(not_found()),
-                (Some(m), Some(last)) => m.first_visible(last as u64) as usize,
-                (None, Some(_)) => 0,
-            };
-            if first >= visible {
-                return Err(not_found());
-            }
-            let max = max_count.min(READ_COUNT_MAX);
-            let from = from_version.min(usize::MAX as u64) as usize;
-            let positions = match direction {
-                Direction::Forward => list[from.clamp(first, visible)..visible]
-                    .iter()
-                    .take(max)
-                    .copied()
-                    .collect::<Vec<_>>(),
-                Direction::Backward => {
-                    let end = from.saturating_add(1).min(visible);
-                    list[first.min(end)..end]
-                        .iter()
-                        .rev()
-                        .take(max)
-                        .copied()
-                        .collect()
+        let max = max_count.min(READ_COUNT_MAX);
+        let mut out = Vec::new();
+        let mut from_version = from_version;
+        // One page, unless max_age hides events of it: those are the
+        // stream's oldest (recorded times never go back), so a forward
+        // read goes on past them until it has `max` events or the end.
+        loop {
+            let asked = max - out.len();
+            let (positions, meta) = {
+                let st = read_lock(&self.state);
+                let meta = st.index.meta.get(stream).cloned();
+                if meta.as_ref().is_some_and(|m| m.tombstoned) {
+                    return Err(StoreError::StreamDeleted {
+                        stream: stream.to_owned(),
+                    });
                 }
+                let Some(list) = st.index.streams.get(stream) else {
+                    return Err(not_found());
+                };
+                let visible = list.partition_point(|&p| p < head);
+                // Versions below the first visible one (truncate_before,
+                // max_count, a soft delete) read as gone.
+                let first = match (&meta, visible.checked_sub(1)) {
+                    (_, None) => return Err(not_found()),
+                    (Some(m), Some(last)) => m.first_visible(last as u64) as usize,
+                    (None, Some(_)) => 0,
+                };
+                if first >= visible {
+                    return Err(not_found());
+                }
+                let from = from_version.min(usize::MAX as u64) as usize;
+                let positions = match direction {
+                    Direction::Forward => list[from.clamp(first, visible)..visible]
+                        .iter()
+                        .take(asked)
+                        .copied()
+                        .collect::<Vec<_>>(),
+                    Direction::Backward => {
+                        let end = from.saturating_add(1).min(visible);
+                        list[first.min(end)..end]
+                            .iter()
+                            .rev()
+                            .take(asked)
+                            .copied()
+                            .collect()
+                    }
+                };
+                (positions, meta)
             };
-            (positions, meta)
-        };
-        let mut events = self.events_at(&positions)?;
-        if let Some(age) = meta.and_then(|m| m.settings.max_age_ms) {
-            let oldest = self.clock.now_ms().saturating_sub(age as i64);
-            events.retain(|e| e.recorded_ms >= oldest);
+            let mut events = self.events_at(&positions)?;
+            let full = events.len() == asked;
+            let next = events.last().map(|e| e.version + 1);
+            let read = events.len();
+            if let Some(age) = meta.and_then(|m| m.settings.max_age_ms) {
+                let oldest = self.clock.now_ms().saturating_sub(age as i64);
+                events.retain(|e| e.recorded_ms >= oldest);
+            }
+            let hidden = events.len() < read;
+            out.extend(events);
+            match next {
+                Some(next) if direction == Direction::Forward && hidden && full => {
+                    from_version = next;
+                }
+                _ => return Ok(out),
+            }
         }
-        Ok(events)
     }
 
     fn read_all(

@@ -111,3 +111,71 @@ fn ids_recorded_on_another_stream_are_a_conflict() {
     }
     assert_eq!(store.head_position(), 2);
 }
+
+/// `read_stream` took `max_count` events and only then dropped those
+/// older than the stream's `max_age`, so a forward read whose first
+/// versions had aged out came back short or empty although younger events
+/// followed. Readers paging forward stopped there: `read_stream` from 0
+/// with a small `max_count` returned nothing, `load` returned no events
+/// (and dropped a usable snapshot), and a stream subscription polled
+/// empty pages forever without passing the old events.
+#[test]
+fn a_forward_read_goes_on_past_events_max_age_hides() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = weir_log::ManualClock::new(1_000_000);
+    let config = StoreConfig {
+        clock: Some(Arc::new(clock.clone())),
+        ..StoreConfig::default()
+    };
+    let store = Arc::new(EmbeddedStore::open(broker(tmp.path()), config).unwrap());
+    let ev = |id: &str| NewEvent::json(id, "T", b"{}".to_vec());
+    for id in ["old-0", "old-1", "old-2"] {
+        store
+            .append("s-1", ExpectedVersion::Any, &[ev(id)])
+            .unwrap();
+    }
+    clock.advance(60_000);
+    for id in ["new-3", "new-4"] {
+        store
+            .append("s-1", ExpectedVersion::Any, &[ev(id)])
+            .unwrap();
+    }
+    store
+        .set_stream_metadata(
+            "s-1",
+            &weir_store::StreamMetadata {
+                max_age_ms: Some(30_000),
+                ..weir_store::StreamMetadata::default()
+            },
+        )
+        .unwrap();
+    let versions = |events: Vec<weir_store::RecordedEvent>| -> Vec<u64> {
+        events.iter().map(|e| e.version).collect()
+    };
+    let read = |from, max| {
+        versions(
+            store
+                .read_stream("s-1", from, Direction::Forward, max)
+                .unwrap(),
+        )
+    };
+    assert_eq!(read(0, 1), [3]);
+    assert_eq!(read(0, 2), [3, 4]);
+    assert_eq!(read(1, 100), [3, 4]);
+    assert_eq!(read(4, 100), [4]);
+    let back = store
+        .read_stream("s-1", u64::MAX, Direction::Backward, 3)
+        .unwrap();
+    assert_eq!(versions(back), [4, 3]);
+    assert_eq!(versions(store.load("s-1", 1).unwrap().events), [3]);
+    let mut sub = store.subscribe(
+        weir_store::Target::Stream("s-1".into()),
+        weir_store::Filter::default(),
+        0,
+    );
+    let mut delivered = Vec::new();
+    for _ in 0..10 {
+        delivered.extend(versions(sub.poll(1).unwrap()));
+    }
+    assert_eq!(delivered, [3, 4]);
+}
