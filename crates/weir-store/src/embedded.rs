@@ -176,17 +176,19 @@ impl EmbeddedStore {
     /// `__weir_events` if needed, and indexes the log.
     pub fn open(broker: Arc<Broker>, config: StoreConfig) -> Result<Self, StoreError> {
         let segment_bytes = config.segment_bytes.to_string();
+        // One append is one batch: let the largest append in, as far as a
+        // segment holds it (the broker refuses a max.message.bytes above
+        // segment.bytes).
+        let message_bytes = (crate::types::APPEND_BYTES_MAX as u64 * 2)
+            .min(config.segment_bytes)
+            .to_string();
         broker.ensure_internal_topic(
             EVENTS_TOPIC,
             1,
             &[
                 ("retention.ms", "-1"),
                 ("segment.bytes", &segment_bytes),
-                // One append is one batch: let the largest append in.
-                (
-                    "max.message.bytes",
-                    &(crate::types::APPEND_BYTES_MAX * 2).to_string(),
-                ),
+                ("max.message.bytes", &message_bytes),
             ],
         )?;
         let log = broker.partition(EVENTS_TOPIC, 0)?;
@@ -648,7 +650,11 @@ impl EmbeddedStore {
                 // Where the first attempt's events went: after the expected
                 // version, or (no stream) after a soft delete's last version.
                 let start = match expected {
-                    ExpectedVersion::Exact(v) => v + 1,
+                    ExpectedVersion::Exact(v) => match v.checked_add(1) {
+                        Some(start) => start,
+                        // No stream has a version past u64::MAX.
+                        None => return Ok(None),
+                    },
                     _ => index
                         .meta
                         .get(stream)
@@ -694,7 +700,7 @@ impl EmbeddedStore {
         let all = found.iter().flatten().copied().collect::<Vec<_>>();
         let consecutive = all
             .windows(2)
-            .all(|w| w[1].0 == w[0].0 + 1 && w[1].1 > w[0].1);
+            .all(|w| w[0].0.checked_add(1) == Some(w[1].0) && w[1].1 > w[0].1);
         if matched < n || !consecutive || all.iter().any(|f| f.0 == u64::MAX) {
             return Err(conflict(
                 "only some of the ids were appended before, or elsewhere",
@@ -830,54 +836,72 @@ impl EventStore for EmbeddedStore {
         let not_found = || StoreError::StreamNotFound {
             stream: stream.to_owned(),
         };
-        let (positions, meta) = {
-            let st = read_lock(&self.state);
-            let meta = st.index.meta.get(stream).cloned();
-            if meta.as_ref().is_some_and(|m| m.tombstoned) {
-                return Err(StoreError::StreamDeleted {
-                    stream: stream.to_owned(),
-                });
-            }
-            let Some(list) = st.index.streams.get(stream) else {
-                return Err(not_found());
-            };
-            let visible = list.partition_point(|&p| p < head);
-            // Versions below the first visible one (truncate_before,
-            // max_count, a soft delete) read as gone.
-            let first = match (&meta, visible.checked_sub(1)) {
-                (_, None) => return Err(not_found()),
-                (Some(m), Some(last)) => m.first_visible(last as u64) as usize,
-                (None, Some(_)) => 0,
-            };
-            if first >= visible {
-                return Err(not_found());
-            }
-            let max = max_count.min(READ_COUNT_MAX);
-            let from = from_version.min(usize::MAX as u64) as usize;
-            let positions = match direction {
-                Direction::Forward => list[from.clamp(first, visible)..visible]
-                    .iter()
-                    .take(max)
-                    .copied()
-                    .collect::<Vec<_>>(),
-                Direction::Backward => {
-                    let end = from.saturating_add(1).min(visible);
-                    list[first.min(end)..end]
-                        .iter()
-                        .rev()
-                        .take(max)
-                        .copied()
-                        .collect()
+        let max = max_count.min(READ_COUNT_MAX);
+        let mut out = Vec::new();
+        let mut from_version = from_version;
+        // One page, unless max_age hides events of it: those are the
+        // stream's oldest (recorded times never go back), so a forward
+        // read goes on past them until it has `max` events or the end.
+        loop {
+            let asked = max - out.len();
+            let (positions, meta) = {
+                let st = read_lock(&self.state);
+                let meta = st.index.meta.get(stream).cloned();
+                if meta.as_ref().is_some_and(|m| m.tombstoned) {
+                    return Err(StoreError::StreamDeleted {
+                        stream: stream.to_owned(),
+                    });
                 }
+                let Some(list) = st.index.streams.get(stream) else {
+                    return Err(not_found());
+                };
+                let visible = list.partition_point(|&p| p < head);
+                // Versions below the first visible one (truncate_before,
+                // max_count, a soft delete) read as gone.
+                let first = match (&meta, visible.checked_sub(1)) {
+                    (_, None) => return Err(not_found()),
+                    (Some(m), Some(last)) => m.first_visible(last as u64) as usize,
+                    (None, Some(_)) => 0,
+                };
+                if first >= visible {
+                    return Err(not_found());
+                }
+                let from = from_version.min(usize::MAX as u64) as usize;
+                let positions = match direction {
+                    Direction::Forward => list[from.clamp(first, visible)..visible]
+                        .iter()
+                        .take(asked)
+                        .copied()
+                        .collect::<Vec<_>>(),
+                    Direction::Backward => {
+                        let end = from.saturating_add(1).min(visible);
+                        list[first.min(end)..end]
+                            .iter()
+                            .rev()
+                            .take(asked)
+                            .copied()
+                            .collect()
+                    }
+                };
+                (positions, meta)
             };
-            (positions, meta)
-        };
-        let mut events = self.events_at(&positions)?;
-        if let Some(age) = meta.and_then(|m| m.settings.max_age_ms) {
-            let oldest = self.clock.now_ms().saturating_sub(age as i64);
-            events.retain(|e| e.recorded_ms >= oldest);
+            let mut events = self.events_at(&positions)?;
+            let full = events.len() == asked;
+            let next = events.last().map(|e| e.version + 1);
+            let read = events.len();
+            if let Some(age) = meta.and_then(|m| m.settings.max_age_ms) {
+                let oldest = self.clock.now_ms().saturating_sub(age as i64);
+                events.retain(|e| e.recorded_ms >= oldest);
+            }
+            let hidden = events.len() < read;
+            out.extend(events);
+            match next {
+                Some(next) if direction == Direction::Forward && hidden && full => {
+                    from_version = next;
+                }
+                _ => return Ok(out),
+            }
         }
-        Ok(events)
     }
 
     fn read_all(
