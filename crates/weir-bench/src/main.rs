@@ -3,9 +3,11 @@
 mod groups_bench;
 mod heap;
 mod log_bench;
+mod pg;
 mod produce_bench;
 mod raw;
 mod report;
+mod store_bench;
 mod sys;
 
 use clap::{Parser, Subcommand};
@@ -41,6 +43,12 @@ enum Command {
     /// rebalance when a member joins or leaves (against the heartbeat
     /// interval), and a group's fetch throughput against one consumer's.
     Groups(groups_bench::GroupsArgs),
+    /// The event store (weir-store, in process) against a throwaway
+    /// PostgreSQL doing the same work in the same run, and against the
+    /// disk's limit (raw write+fdatasync): single-event appends with an
+    /// exact expected version (1 and 16 writers), 100-event appends,
+    /// reading one stream and reading all.
+    Store(store_bench::StoreArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,5 +56,6 @@ fn main() -> anyhow::Result<()> {
         Command::Log(args) => log_bench::run(&args),
         Command::Produce(args) => produce_bench::run(&args),
         Command::Groups(args) => groups_bench::run(&args),
+        Command::Store(args) => store_bench::run(&args),
     }
 }

@@ -108,6 +108,45 @@ pub fn print_table(rows: &[Row]) {
     }
 }
 
+/// Prints rows of events (the event store's benchmark) as an aligned
+/// table: events per second, syncs per second, events per sync, and
+/// latency per call.
+pub fn print_event_table(rows: &[Row]) {
+    let width = rows
+        .iter()
+        .map(|r| r.phase.len())
+        .max()
+        .unwrap_or(0)
+        .max("phase".len());
+    println!(
+        "{:<width$}  {:>11}  {:>9}  {:>12}  {:>9}  {:>9}",
+        "phase", "events/s", "fsyncs/s", "events/fsync", "p50 µs", "p99 µs"
+    );
+    for r in rows {
+        let (fsyncs, per_fsync) = if r.fsyncs > 0 {
+            (
+                format!("{:.1}", r.fsyncs_per_sec()),
+                format!("{:.1}", r.records as f64 / r.fsyncs as f64),
+            )
+        } else {
+            ("-".to_owned(), "-".to_owned())
+        };
+        let (p50, p99) = r.latency.map_or_else(
+            || ("-".to_owned(), "-".to_owned()),
+            |l| (format!("{:.0}", l.p50_us), format!("{:.0}", l.p99_us)),
+        );
+        println!(
+            "{:<width$}  {:>11.0}  {:>9}  {:>12}  {:>9}  {:>9}",
+            r.phase,
+            r.records_per_sec(),
+            fsyncs,
+            per_fsync,
+            p50,
+            p99
+        );
+    }
+}
+
 /// Parses a byte count: a plain number or one with a `K`, `KiB`, `M`,
 /// `MiB`, `G` or `GiB` suffix (all powers of 1024).
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
