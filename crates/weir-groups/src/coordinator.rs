@@ -23,6 +23,7 @@ use weir_broker::Broker;
 use weir_log::Clock;
 
 use crate::GroupError;
+use crate::consumer_groups::ConsumerGroups;
 use crate::offsets::{
     CommittedOffset, GROUP_ID_BYTES_MAX, OffsetStore, PendingCommit, TopicPartition,
 };
@@ -43,8 +44,14 @@ pub struct GroupsConfig {
     pub initial_rebalance_delay_ms: i32,
     /// Most members of one group (`group.max.size`).
     pub members_max: usize,
-    /// Most groups the coordinator tracks at once.
+    /// Most groups the coordinator tracks at once, of both protocols.
     pub groups_max: usize,
+    /// How often members of consumer-protocol groups (KIP-848) heartbeat
+    /// (`group.consumer.heartbeat.interval.ms`).
+    pub consumer_heartbeat_interval_ms: i32,
+    /// How long a consumer-protocol member stays without a heartbeat
+    /// (`group.consumer.session.timeout.ms`).
+    pub consumer_session_timeout_ms: i32,
 }
 
 impl Default for GroupsConfig {
@@ -55,6 +62,8 @@ impl Default for GroupsConfig {
             initial_rebalance_delay_ms: 3_000,
             members_max: 1_000,
             groups_max: 10_000,
+            consumer_heartbeat_interval_ms: 5_000,
+            consumer_session_timeout_ms: 45_000,
         }
     }
 }
@@ -655,6 +664,9 @@ pub struct Coordinator {
     broker: Arc<Broker>,
     offsets: Arc<OffsetStore>,
     groups: Mutex<BTreeMap<String, Group>>,
+    /// Groups of the consumer protocol (`consumer_groups`). Lock order:
+    /// `groups`, then `consumer`.
+    pub(crate) consumer: Mutex<ConsumerGroups>,
     /// Makes member ids unique: this start's time, then a counter.
     started_ms: i64,
     next_seq: AtomicU64,
@@ -674,6 +686,7 @@ impl Coordinator {
             broker,
             offsets,
             groups: Mutex::new(BTreeMap::new()),
+            consumer: Mutex::new(ConsumerGroups::default()),
             started_ms,
             next_seq: AtomicU64::new(0),
         }
@@ -700,7 +713,7 @@ impl Coordinator {
         self.groups.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn new_member_id(&self, client_id: &str) -> (String, u64) {
+    pub(crate) fn new_member_id(&self, client_id: &str) -> (String, u64) {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         // Client ids are free text; keep the id printable and bounded.
         let prefix: String = client_id
@@ -720,7 +733,12 @@ impl Coordinator {
         id: &str,
     ) -> Result<&'a mut Group, GroupError> {
         if !groups.contains_key(id) {
-            if groups.len() >= self.config.groups_max {
+            let consumer_groups = self
+                .consumer
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .len();
+            if groups.len() + consumer_groups >= self.config.groups_max {
                 let idle = groups
                     .iter()
                     .find(|(_, g)| g.state == GroupState::Empty && g.pending.is_empty())
@@ -776,6 +794,11 @@ impl Coordinator {
         let now = self.clock.now_ms();
         let delay = self.config.initial_rebalance_delay_ms;
         let mut groups = self.lock();
+        // A consumer-protocol group with members keeps its id.
+        self.consumer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .yield_to_classic(&req.group)?;
         let group = self.group_entry(&mut groups, &req.group)?;
         group.check_protocols(&req)?;
 
@@ -1137,6 +1160,29 @@ impl Coordinator {
                 g.after_departure(now, delay, "a member's session expired");
             }
         }
+        self.consumer_tick(now);
+    }
+
+    /// Hook for consumer-protocol groups: runs `f` (given the number of
+    /// classic groups) with the consumer groups locked, once sure that
+    /// `group` is no classic group with members; an empty classic group of
+    /// that id is dropped, as Kafka converts it.
+    pub(crate) fn with_consumer_groups<T>(
+        &self,
+        group: &str,
+        f: impl FnOnce(usize, &mut ConsumerGroups) -> Result<T, GroupError>,
+    ) -> Result<T, GroupError> {
+        let mut groups = self.lock();
+        if let Some(g) = groups.get(group) {
+            if !g.members.is_empty() || !g.pending.is_empty() {
+                return Err(GroupError::NotConsumerGroup {
+                    group: group.to_owned(),
+                });
+            }
+            groups.remove(group);
+        }
+        let mut consumer = self.consumer.lock().unwrap_or_else(|e| e.into_inner());
+        f(groups.len(), &mut consumer)
     }
 
     /// Checks that a member may commit for `group` (OffsetCommit): a
@@ -1190,6 +1236,12 @@ impl Coordinator {
     ) -> Result<PendingCommit, GroupError> {
         let now = self.clock.now_ms();
         let mut groups = self.lock();
+        // A consumer-protocol group checks member epochs instead.
+        if let Some(written) = self.consumer_commit(group, member_id, generation, || {
+            self.offsets.commit_nowait(group, offsets)
+        }) {
+            return written;
+        }
         self.check_commit(&mut groups, group, member_id, instance_id, generation, now)?;
         // Written under the lock, so a rebalance cannot slip between the
         // check and the write.
@@ -1245,6 +1297,10 @@ impl Coordinator {
     /// go with it.
     pub fn delete_group(&self, group: &str) -> Result<PendingCommit, GroupError> {
         let mut groups = self.lock();
+        if let Some(deleted) = self.consumer_delete_group(group) {
+            deleted?;
+            return self.offsets.delete_group(group);
+        }
         let known = groups.get(group);
         if let Some(g) = known
             && (!g.members.is_empty() || !g.pending.is_empty())
@@ -1274,7 +1330,9 @@ impl Coordinator {
         subscribed: impl Fn(&[u8]) -> Vec<String>,
     ) -> Result<(PendingCommit, Vec<TopicPartition>), GroupError> {
         let groups = self.lock();
+        let consumer_topics = self.consumer_subscribed_topics(group);
         let topics: BTreeSet<String> = match groups.get(group) {
+            _ if consumer_topics.is_some() => consumer_topics.expect("checked"),
             Some(g) => g
                 .members
                 .values()

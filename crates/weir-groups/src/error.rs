@@ -34,6 +34,30 @@ pub enum GroupError {
     },
     #[error("group {group}: {reason}")]
     InconsistentProtocol { group: String, reason: String },
+    #[error("group {group} is a classic group with members, not a consumer group")]
+    NotConsumerGroup { group: String },
+    #[error("member {member} of group {group} is fenced: epoch {given} is not its epoch {current}")]
+    FencedMemberEpoch {
+        group: String,
+        member: String,
+        given: i32,
+        current: i32,
+    },
+    #[error("member {member} of group {group} is at epoch {current}, not {given}")]
+    StaleMemberEpoch {
+        group: String,
+        member: String,
+        given: i32,
+        current: i32,
+    },
+    #[error("static member {instance} of group {group} has not left yet")]
+    UnreleasedInstanceId { group: String, instance: String },
+    #[error("server assignor {assignor} is not one of uniform, range")]
+    UnsupportedAssignor { assignor: String },
+    #[error("regular expression {regex:?} is not valid: {reason}")]
+    InvalidRegex { regex: String, reason: String },
+    #[error("invalid request: {reason}")]
+    InvalidRequest { reason: String },
     #[error("group {group} has {members_max} members already")]
     GroupFull { group: String, members_max: usize },
     #[error("the broker holds groups_max {groups_max} groups already")]

@@ -1,17 +1,28 @@
 //! `weir-groups`: Kafka consumer groups over `weir-broker`. A
 //! [`Coordinator`] runs the classic group protocol (join, sync, heartbeat,
-//! leave, static membership, session and rebalance timeouts) as a state
-//! machine driven by an injected clock; an [`OffsetStore`] keeps committed
+//! leave, static membership, session and rebalance timeouts) and KIP-848's
+//! consumer protocol (server-side assignors, incremental reconciliation
+//! through [`Coordinator::consumer_heartbeat`]) as state machines driven by
+//! an injected clock; an [`OffsetStore`] keeps committed
 //! offsets durably in the internal `__consumer_offsets` topic; [`Coordinator::lag`]
 //! compares them with the high watermarks. It owns no sockets and no
 //! runtime: a parked JoinGroup or SyncGroup is answered through a
 //! runtime-agnostic oneshot channel, and the server calls
 //! [`Coordinator::tick`] to expire sessions and end rebalances.
 
+mod assignors;
+mod consumer_groups;
 mod coordinator;
 mod error;
 pub mod offsets;
 
+pub use assignors::ASSIGNORS;
+pub use consumer_groups::{
+    Assignment, ConsumerGroupDescription, ConsumerGroupState, ConsumerHeartbeat,
+    ConsumerHeartbeatResponse, ConsumerMemberDescription, GroupType, JOIN_EPOCH, LEAVE_EPOCH,
+    ListedGroup, MEMBER_ID_BYTES_MAX, NamedPartitions, REGEX_BYTES_MAX, STATIC_LEAVE_EPOCH,
+    SUBSCRIBED_TOPICS_MAX, TopicId,
+};
 pub use coordinator::{
     Answer, Coordinator, GroupDescription, GroupState, GroupsConfig, JoinRequest, JoinResponse,
     JoinedMember, Leaving, MemberDescription, MonotonicClock, PartitionLag, SyncRequest,

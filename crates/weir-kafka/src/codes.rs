@@ -42,6 +42,12 @@ pub enum Code {
     GroupMaxSizeReached = 81,
     FencedInstanceId = 82,
     GroupSubscribedToTopic = 86,
+    UnknownTopicId = 100,
+    FencedMemberEpoch = 110,
+    UnreleasedInstanceId = 111,
+    UnsupportedAssignor = 112,
+    StaleMemberEpoch = 113,
+    InvalidRegularExpression = 128,
 }
 
 impl Code {
@@ -96,7 +102,15 @@ pub fn for_log_error(err: &LogError) -> Code {
 pub fn for_group_error(err: &GroupError) -> Code {
     match err {
         GroupError::InvalidGroupId | GroupError::GroupIdTooLong { .. } => Code::InvalidGroupId,
-        GroupError::GroupNotFound { .. } => Code::GroupIdNotFound,
+        GroupError::GroupNotFound { .. } | GroupError::NotConsumerGroup { .. } => {
+            Code::GroupIdNotFound
+        }
+        GroupError::FencedMemberEpoch { .. } => Code::FencedMemberEpoch,
+        GroupError::StaleMemberEpoch { .. } => Code::StaleMemberEpoch,
+        GroupError::UnreleasedInstanceId { .. } => Code::UnreleasedInstanceId,
+        GroupError::UnsupportedAssignor { .. } => Code::UnsupportedAssignor,
+        GroupError::InvalidRegex { .. } => Code::InvalidRegularExpression,
+        GroupError::InvalidRequest { .. } => Code::InvalidRequest,
         GroupError::UnknownMember { .. } => Code::UnknownMemberId,
         GroupError::MemberIdRequired { .. } => Code::MemberIdRequired,
         GroupError::IllegalGeneration { .. } => Code::IllegalGeneration,

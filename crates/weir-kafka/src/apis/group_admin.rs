@@ -1,27 +1,32 @@
-//! Group administration: ListGroups (with the state filter of v4),
-//! DescribeGroups and DeleteGroups (only groups without members; their
-//! committed offsets go with them).
+//! Group administration: ListGroups (with the state filter of v4 and the
+//! type filter of v5), DescribeGroups (consumer-protocol groups too, their
+//! subscriptions and assignments in the classic consumer encoding) and
+//! DeleteGroups (only groups without members; their committed offsets go
+//! with them).
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{
-    ApiKey, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
-    DescribeGroupsResponse, GroupId, ListGroupsRequest, ListGroupsResponse,
+    ApiKey, ConsumerProtocolAssignment, ConsumerProtocolSubscription, DeleteGroupsRequest,
+    DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse, GroupId,
+    ListGroupsRequest, ListGroupsResponse,
 };
-use weir_groups::GroupError;
+use kafka_protocol::protocol::Encodable;
+use weir_groups::{ConsumerGroupDescription, GroupError};
 
-use super::{blocking, str_bytes};
+use super::{blocking, str_bytes, topic_name};
 use crate::Shared;
 use crate::codes::{Code, for_group_error};
 use crate::conn::{ConnError, decode, encode};
 
 /// What a client may do with a group when it asks (no ACLs: everything):
 /// READ, DELETE and DESCRIBE in Kafka's operation bits.
-const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+pub(crate) const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 
 pub(crate) fn list(version: i16, body: Bytes, shared: &Shared) -> Result<Bytes, ConnError> {
     let request: ListGroupsRequest = decode(ApiKey::ListGroups, version, body)?;
@@ -30,18 +35,23 @@ pub(crate) fn list(version: i16, body: Bytes, shared: &Shared) -> Result<Bytes, 
         .iter()
         .map(|s| s.to_ascii_lowercase())
         .collect();
+    let types: Vec<String> = request
+        .types_filter
+        .iter()
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
     let groups = shared
         .groups
-        .list()
+        .list_groups()
         .into_iter()
-        .filter(|(_, state, _)| {
-            states.is_empty() || states.contains(&state.as_str().to_ascii_lowercase())
-        })
-        .map(|(id, state, protocol_type)| {
+        .filter(|g| states.is_empty() || states.contains(&g.state.to_ascii_lowercase()))
+        .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type.as_str()))
+        .map(|g| {
             ListedGroup::default()
-                .with_group_id(GroupId(str_bytes(&id)))
-                .with_protocol_type(str_bytes(&protocol_type))
-                .with_group_state(str_bytes(state.as_str()))
+                .with_group_id(GroupId(str_bytes(&g.group)))
+                .with_protocol_type(str_bytes(&g.protocol_type))
+                .with_group_state(str_bytes(g.state))
+                .with_group_type(str_bytes(g.group_type.as_str()))
         })
         .collect();
     encode(
@@ -62,6 +72,11 @@ pub(crate) fn describe(version: i16, body: Bytes, shared: &Shared) -> Result<Byt
         .groups
         .into_iter()
         .map(|id| {
+            if !id.0.is_empty()
+                && let Ok(d) = shared.groups.consumer_describe(&id.0)
+            {
+                return described_consumer_group(id, d, operations);
+            }
             let (code, d) = if id.0.is_empty() {
                 (Code::InvalidGroupId, shared.groups.describe(""))
             } else {
@@ -137,4 +152,64 @@ pub(crate) async fn delete(
         version,
         &DeleteGroupsResponse::default().with_results(results),
     )
+}
+
+/// A consumer-protocol group as DescribeGroups shows it: protocol type
+/// `consumer`, the assignor as protocol, and each member's subscription and
+/// current assignment encoded as a classic consumer would
+/// (ConsumerProtocolSubscription and ConsumerProtocolAssignment v0), so
+/// tools that only know DescribeGroups still see who reads what.
+fn described_consumer_group(
+    id: GroupId,
+    d: ConsumerGroupDescription,
+    operations: i32,
+) -> DescribedGroup {
+    DescribedGroup::default()
+        .with_group_id(id)
+        .with_group_state(str_bytes(d.state.as_str()))
+        .with_protocol_type(str_bytes("consumer"))
+        .with_protocol_data(str_bytes(&d.assignor))
+        .with_authorized_operations(operations)
+        .with_members(
+            d.members
+                .into_iter()
+                .map(|m| {
+                    DescribedGroupMember::default()
+                        .with_member_id(str_bytes(&m.member_id))
+                        .with_group_instance_id(m.instance_id.as_deref().map(str_bytes))
+                        .with_client_id(str_bytes(&m.client_id))
+                        .with_client_host(str_bytes(&m.client_host))
+                        .with_member_metadata(classic_bytes(
+                            &ConsumerProtocolSubscription::default().with_topics(
+                                m.subscribed_topic_names
+                                    .iter()
+                                    .map(|t| str_bytes(t))
+                                    .collect(),
+                            ),
+                        ))
+                        .with_member_assignment(classic_bytes(
+                            &ConsumerProtocolAssignment::default().with_assigned_partitions(
+                                m.assignment
+                                    .into_iter()
+                                    .map(|p| {
+                                        TopicPartition::default()
+                                            .with_topic(topic_name(&p.topic))
+                                            .with_partitions(p.partitions)
+                                    })
+                                    .collect(),
+                            ),
+                        ))
+                })
+                .collect(),
+        )
+}
+
+/// A classic consumer-protocol structure, version 0, with its version
+/// prefix.
+fn classic_bytes(body: &impl Encodable) -> Bytes {
+    let mut out = BytesMut::new();
+    out.put_i16(0);
+    body.encode(&mut out, 0)
+        .expect("v0 consumer protocol structures always encode");
+    out.freeze()
 }

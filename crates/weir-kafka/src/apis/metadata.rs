@@ -9,7 +9,7 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse};
-use weir_broker::{BrokerError, Topic};
+use weir_broker::{Broker, BrokerError, Topic};
 
 use super::{blocking, str_bytes, topic_name};
 use crate::Shared;
@@ -49,10 +49,15 @@ pub(crate) async fn handle(
     // Before v4 every Metadata request may create topics.
     let may_create = shared.broker.config().auto_create_topics
         && (version < 4 || request.allow_auto_topic_creation);
-    let names: Option<Vec<String>> = request.topics.map(|topics| {
+    // Each asked topic by name, or (v10+, as KIP-848 consumers ask for
+    // the topics of an assignment) by id alone.
+    let names: Option<Vec<Wanted>> = request.topics.map(|topics| {
         topics
             .into_iter()
-            .filter_map(|t| t.name.map(|n| n.0.to_string()))
+            .map(|t| match t.name {
+                Some(n) if !n.0.is_empty() || t.topic_id.is_nil() => Wanted::Name(n.0.to_string()),
+                _ => Wanted::Id(t.topic_id),
+            })
             .collect()
     });
     let node = shared.config.node_id;
@@ -65,21 +70,9 @@ pub(crate) async fn handle(
         }
         Some(names) => names
             .iter()
-            .map(|name| match broker.topic(name) {
-                Ok(topic) => describe(&topic, node),
-                Err(_) if may_create => {
-                    let partitions = i64::from(broker.config().default_partitions);
-                    match broker.create_topic(name, partitions, -1, &[], false) {
-                        Ok(topic) => describe(&topic, node),
-                        // Created meanwhile by someone else.
-                        Err(BrokerError::TopicAlreadyExists { .. }) => match broker.topic(name) {
-                            Ok(topic) => describe(&topic, node),
-                            Err(e) => failed(name, for_broker_error(&e)),
-                        },
-                        Err(e) => failed(name, for_broker_error(&e)),
-                    }
-                }
-                Err(e) => failed(name, for_broker_error(&e)),
+            .map(|wanted| match wanted {
+                Wanted::Id(id) => by_id(&broker, *id, node),
+                Wanted::Name(name) => by_name(&broker, name, may_create, node),
             })
             .collect(),
     })
@@ -96,4 +89,38 @@ pub(crate) async fn handle(
         .with_controller_id(BrokerId(node))
         .with_topics(topics);
     encode(ApiKey::Metadata, version, &response)
+}
+
+/// A topic a Metadata request asks about.
+enum Wanted {
+    Name(String),
+    Id(uuid::Uuid),
+}
+
+fn by_id(broker: &Broker, id: uuid::Uuid, node: i32) -> MetadataResponseTopic {
+    match broker.topics().iter().find(|t| t.id == id.as_u128()) {
+        Some(topic) => describe(topic, node),
+        None => MetadataResponseTopic::default()
+            .with_topic_id(id)
+            .with_error_code(Code::UnknownTopicId.code()),
+    }
+}
+
+fn by_name(broker: &Broker, name: &str, may_create: bool, node: i32) -> MetadataResponseTopic {
+    match broker.topic(name) {
+        Ok(topic) => describe(&topic, node),
+        Err(_) if may_create => {
+            let partitions = i64::from(broker.config().default_partitions);
+            match broker.create_topic(name, partitions, -1, &[], false) {
+                Ok(topic) => describe(&topic, node),
+                // Created meanwhile by someone else.
+                Err(BrokerError::TopicAlreadyExists { .. }) => match broker.topic(name) {
+                    Ok(topic) => describe(&topic, node),
+                    Err(e) => failed(name, for_broker_error(&e)),
+                },
+                Err(e) => failed(name, for_broker_error(&e)),
+            }
+        }
+        Err(e) => failed(name, for_broker_error(&e)),
+    }
 }

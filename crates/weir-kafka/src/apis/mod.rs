@@ -3,6 +3,7 @@
 
 pub(crate) mod api_versions;
 mod configs;
+mod consumer_groups;
 mod create_partitions;
 mod create_topics;
 mod delete_topics;
@@ -46,19 +47,21 @@ pub(crate) fn supported_versions(api: ApiKey) -> Option<RangeInclusive<i16>> {
         ApiKey::AlterConfigs => 0..=2,
         ApiKey::IncrementalAlterConfigs => 0..=1,
         ApiKey::CreatePartitions => 0..=3,
-        // Groups: v5+ of FindCoordinator and v9 of OffsetCommit and
-        // OffsetFetch belong to the newer consumer protocol (KIP-848).
+        // Groups: v9 of OffsetCommit and OffsetFetch carry KIP-848 member
+        // epochs; FindCoordinator v5+ belongs to share groups (KIP-932).
         ApiKey::FindCoordinator => 0..=4,
         ApiKey::JoinGroup => 0..=9,
         ApiKey::SyncGroup => 0..=5,
         ApiKey::Heartbeat => 0..=4,
         ApiKey::LeaveGroup => 0..=5,
-        ApiKey::OffsetCommit => 2..=8,
-        ApiKey::OffsetFetch => 1..=8,
-        ApiKey::ListGroups => 0..=4,
+        ApiKey::OffsetCommit => 2..=9,
+        ApiKey::OffsetFetch => 1..=9,
+        ApiKey::ListGroups => 0..=5,
         ApiKey::DescribeGroups => 0..=5,
         ApiKey::DeleteGroups => 0..=2,
         ApiKey::OffsetDelete => 0..=0,
+        ApiKey::ConsumerGroupHeartbeat => 0..=1,
+        ApiKey::ConsumerGroupDescribe => 0..=1,
         _ => return None,
     })
 }
@@ -126,6 +129,10 @@ pub(crate) async fn dispatch(
         ApiKey::ListGroups => now(group_admin::list(version, body, shared)?),
         ApiKey::DescribeGroups => now(group_admin::describe(version, body, shared)?),
         ApiKey::DeleteGroups => now(group_admin::delete(version, body, shared).await?),
+        ApiKey::ConsumerGroupHeartbeat => {
+            now(consumer_groups::heartbeat(version, body, caller, shared)?)
+        }
+        ApiKey::ConsumerGroupDescribe => now(consumer_groups::describe(version, body, shared)?),
         _ => {
             return Err(ConnError::UnknownApiKey {
                 api_key: api as i16,
@@ -171,6 +178,12 @@ pub(crate) fn decode_only(api: ApiKey, version: i16, body: Bytes) -> Result<(), 
         ApiKey::ListGroups => decode::<m::ListGroupsRequest>(api, version, body).map(drop),
         ApiKey::DescribeGroups => decode::<m::DescribeGroupsRequest>(api, version, body).map(drop),
         ApiKey::DeleteGroups => decode::<m::DeleteGroupsRequest>(api, version, body).map(drop),
+        ApiKey::ConsumerGroupHeartbeat => {
+            decode::<m::ConsumerGroupHeartbeatRequest>(api, version, body).map(drop)
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            decode::<m::ConsumerGroupDescribeRequest>(api, version, body).map(drop)
+        }
         _ => Err(ConnError::UnknownApiKey {
             api_key: api as i16,
         }),

@@ -83,11 +83,8 @@ pub(crate) async fn commit(
     let member = request.member_id.to_string();
     let instance = opt_string(request.group_instance_id);
     let generation = request.generation_id_or_member_epoch;
-    let respond = move |outcome: Result<(), GroupError>| {
-        let failed = outcome.as_ref().err().map(for_group_error);
-        if let Err(e) = &outcome {
-            tracing::debug!(%e, "OffsetCommit refused");
-        }
+    // The code every partition that was fine fails with, if any.
+    let respond = move |failed: Option<Code>| {
         let topics = results
             .into_iter()
             .map(|(name, partitions)| {
@@ -116,17 +113,25 @@ pub(crate) async fn commit(
         )
         .map(Some)
     };
+    let refused = |e: GroupError| {
+        tracing::debug!(%e, "OffsetCommit refused");
+        Some(for_group_error(&e))
+    };
     if offsets.is_empty() {
-        return Ok(Reply::Now(respond(Ok(()))?));
+        return Ok(Reply::Now(respond(None)?));
+    }
+    // KIP-848 members commit with member epochs, from v9 on.
+    if version < 9 && shared.groups.is_consumer_member(&group, &member) {
+        return Ok(Reply::Now(respond(Some(Code::UnsupportedVersion))?));
     }
     let written =
         blocking(move || groups.commit(&group, &member, instance.as_deref(), generation, &offsets))
             .await;
     Ok(match written {
-        Err(e) => Reply::Now(respond(Err(e))?),
+        Err(e) => Reply::Now(respond(refused(e))?),
         Ok(pending) => Reply::Later(Box::pin(async move {
             let outcome = blocking(move || pending.wait()).await;
-            respond(outcome)
+            respond(outcome.err().and_then(refused))
         })),
     })
 }
@@ -184,6 +189,18 @@ pub(crate) fn fetch(version: i16, body: Bytes, shared: &Shared) -> Result<Bytes,
             .groups
             .into_iter()
             .map(|g| {
+                // v9: a consumer-protocol group's member must be current.
+                let member = g.member_id.as_ref().map(|m| m.to_string());
+                if let Err(e) =
+                    shared
+                        .groups
+                        .check_fetch(&g.group_id.0, member.as_deref(), g.member_epoch)
+                {
+                    tracing::debug!(%e, "OffsetFetch refused");
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(for_group_error(&e).code());
+                }
                 let wanted = g.topics.map(|ts| {
                     ts.into_iter()
                         .map(|t| (t.name.0.to_string(), t.partition_indexes))
