@@ -205,13 +205,11 @@ async function adminScenario(bootstrap) {
   assert(same(next.first, { 0: 20, 1: 10, 2: 0 }), `the next member started at ${JSON.stringify(next.first)}`);
   await next.m.disconnect();
 
-  // resetOffsets commits kafkajs's "earliest" (-2), which Kafka stores as
-  // given; fetchOffsets with resolveOffsets turns it into the log start and
-  // commits that.
+  // resetOffsets commits kafkajs's "earliest" (-2) itself, which Kafka stores
+  // as given (kafkajs's setOffsets, like this, waits out its internal
+  // consumer's 5 s fetch wait, so it is used once more only).
   await admin.resetOffsets({ groupId, topic, earliest: true });
-  const [{ partitions: resolved }] = await admin.fetchOffsets({ groupId, topics: [topic], resolveOffsets: true });
-  assert(resolved.every((p) => p.offset === '0'), JSON.stringify(resolved));
-  assert(same(await committed(), { 0: 0, 1: 0, 2: 0 }), JSON.stringify(await committed()));
+  assert(same(await committed(), { 0: -2, 1: -2, 2: -2 }), JSON.stringify(await committed()));
 
   await admin.deleteGroups([groupId]);
   assert(!(await admin.listGroups()).groups.some((g) => g.groupId === groupId), 'deleted group listed');
