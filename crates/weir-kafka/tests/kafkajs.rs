@@ -1,25 +1,19 @@
 //! kafkajs (which never uses flexible versions) against Weir: its admin
 //! client and producer (`tests/clients/kafkajs_roundtrip.js`), with the
-//! records read back by the Python consumers. kafkajs consumers need
-//! consumer groups, which come with the consumer-group issue. Modules come
-//! from `WEIR_NODE_MODULES`, set by `scripts/test` after
-//! `scripts/install-deps` installed `tests/clients/package.json`.
+//! records read back by the Python consumers and by kafkajs's own consumer,
+//! which always belongs to a group; kafkajs also reads back what the Python
+//! producers sent. Modules come from `WEIR_NODE_MODULES`, set by
+//! `scripts/test` after `scripts/install-deps` installed
+//! `tests/clients/package.json`.
 
 mod common;
+
+use std::time::Duration;
 
 use common::{TestServer, node_modules, python};
 
 fn run(cmd: &mut std::process::Command, what: &str) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: {e} (installed by scripts/install-deps)"));
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::run_bounded(cmd, what, Duration::from_secs(150))
 }
 
 fn round_trip(codec: &str, idempotent: bool) {
@@ -32,6 +26,7 @@ fn round_trip(codec: &str, idempotent: bool) {
             .env("NODE_PATH", node_modules())
             .args([
                 &roundtrip_js,
+                "produce",
                 &server.bootstrap(),
                 &topic,
                 codec,
@@ -41,6 +36,7 @@ fn round_trip(codec: &str, idempotent: bool) {
         "kafkajs",
     );
     assert!(out.contains("kafkajs: produced 10000 records"), "{out}");
+    assert!(out.contains("kafkajs consumer: 10000 records"), "{out}");
     let out = run(
         std::process::Command::new(python()).args([
             &roundtrip_py,
@@ -85,4 +81,53 @@ fn kafkajs_snappy() {
 #[test]
 fn kafkajs_lz4() {
     round_trip("lz4", false);
+}
+
+/// kafkajs's group consumer reads back, and checks, the records a Python
+/// client produced (issue 4 asked every client to read every other's).
+fn kafkajs_reads(producer: &str, codec: &str) {
+    let server = TestServer::start();
+    let topic = format!("py-to-js-{producer}");
+    server
+        .broker
+        .create_topic(&topic, 6, -1, &[], false)
+        .unwrap();
+    let out = run(
+        std::process::Command::new(python()).args([
+            &common::client_script("python_roundtrip.py"),
+            &server.bootstrap(),
+            &topic,
+            producer,
+            codec,
+            "10000",
+        ]),
+        "python round trip",
+    );
+    assert!(out.contains("confluent consumer: 10000 records"), "{out}");
+    let out = run(
+        std::process::Command::new("node")
+            .env("NODE_PATH", node_modules())
+            .args([
+                &common::client_script("kafkajs_roundtrip.js"),
+                "consume",
+                &server.bootstrap(),
+                &topic,
+                "10000",
+            ]),
+        "kafkajs consumer",
+    );
+    assert!(
+        out.contains("kafkajs consumer: 10000 records on 6 partitions"),
+        "{out}"
+    );
+}
+
+#[test]
+fn kafkajs_reads_confluent_kafka_records() {
+    kafkajs_reads("confluent", "lz4");
+}
+
+#[test]
+fn kafkajs_reads_kafka_python_records() {
+    kafkajs_reads("kafka-python", "gzip");
 }

@@ -201,6 +201,49 @@ pub fn node_modules() -> String {
     installed("WEIR_NODE_MODULES", ".cache/weir/node/node_modules")
 }
 
+/// Runs a client process to its end within `limit` (killing it after),
+/// so a hung client fails its test instead of stalling the suite; returns
+/// its stdout, and fails the test with both outputs if it did not succeed.
+pub fn run_bounded(cmd: &mut std::process::Command, what: &str, limit: Duration) -> String {
+    use std::process::Stdio;
+    let started = std::time::Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e} (clients come from scripts/install-deps)"));
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (out, err) = (stdout.join().unwrap(), stderr.join().unwrap());
+    match status {
+        None => panic!("{what} did not finish within {limit:?}:\n{out}\n{err}"),
+        Some(status) if !status.success() => panic!("{what} failed ({status}):\n{out}\n{err}"),
+        Some(_) => {
+            eprintln!("{what}: {:.1} s", started.elapsed().as_secs_f64());
+            out
+        }
+    }
+}
+
 /// Group settings for tests: Kafka's, but a new group's first rebalance
 /// waits only 300 ms for more members.
 pub fn test_groups_config() -> GroupsConfig {
