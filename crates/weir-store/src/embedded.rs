@@ -588,13 +588,39 @@ impl EmbeddedStore {
             .saved_index_position
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let head = self.head();
-        if head <= *covered || (!force && head - *covered < INDEX_SAVE_EVERY_EVENTS) {
-            return Ok(());
-        }
-        let bytes = {
+        // Stream settings and deletes take effect in the index when their
+        // events are written, not when they are durable: save only when
+        // none is on its way to the disk, or a crash that loses it would
+        // leave the saved index claiming it. (A few tries: they are rare.)
+        let mut tries = 0;
+        let (head, bytes) = loop {
+            let head = self.head();
+            if head <= *covered || (!force && head - *covered < INDEX_SAVE_EVERY_EVENTS) {
+                return Ok(());
+            }
             let st = read_lock(&self.state);
-            saved_index::encode(&st.index, head, st.last_recorded_ms)
+            let in_flight = st
+                .index
+                .meta
+                .keys()
+                .filter_map(|s| st.index.streams.get(&format!("{META_PREFIX}{s}"))?.last())
+                .filter(|&&p| p >= head)
+                .max()
+                .copied();
+            match in_flight {
+                None => {
+                    break (
+                        head,
+                        saved_index::encode(&st.index, head, st.last_recorded_ms),
+                    );
+                }
+                Some(_) if tries == 8 => return Ok(()),
+                Some(p) => {
+                    drop(st);
+                    self.wait_durable(p)?;
+                    tries += 1;
+                }
+            }
         };
         self.broker
             .data_dir()
