@@ -353,7 +353,7 @@ fn run_seed(seed: u64) {
     let clock = ManualClock::new(1_000_000);
     let mut disk = SimStorage::new();
     let journal = Mutex::new(Journal::default());
-    let n_crashes = 1 + rng.below(3) as usize;
+    let n_crashes = 1 + rng.below(2) as usize;
     for cycle in 0..=n_crashes {
         let mut store = Arc::new(open_sim(&disk, &clock));
         if cycle > 0 {
@@ -389,7 +389,7 @@ fn run_seed(seed: u64) {
         let writers = 1 + rng.below(4) as usize;
         let acked = lock(&journal).acked.len();
         let plan = Plan {
-            at: acked + 1 + rng.below(60) as usize,
+            at: acked + 1 + rng.below(40) as usize,
             power_loss: rng.chance(70),
             sync_failure: rng.chance(25),
             crash_seed: rng.next_u64(),
