@@ -7,58 +7,15 @@
 //! commit acknowledged before (an acknowledged commit survives the crash),
 //! and at the end the committed offsets are the logs' ends.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
-fn python() -> String {
-    std::env::var("WEIR_PYTHON").unwrap_or_else(|_| {
-        let home = std::env::var("HOME").expect("HOME is set");
-        format!("{home}/.cache/weir/venv/bin/python")
-    })
-}
-
-/// A script of `tests/clients/`, found from the crate directory cargo gives
-/// the test at run time (a binary reused from another checkout must not
-/// point at that checkout's files).
-fn client_script(name: &str) -> String {
-    let crate_dir = std::env::var("CARGO_MANIFEST_DIR")
-        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
-    format!("{crate_dir}/../../tests/clients/{name}")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start(dir: &std::path::Path, port: u16) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args([
-            "serve",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--group-initial-rebalance-delay-ms",
-            "300",
-            "--kafka-addr",
-        ])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--data-dir")
-        .arg(dir)
-        .env("WEIR_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn weir serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("kafka listening on"), "{line}");
-    child
+    common::start_serve(dir, port, &["--group-initial-rebalance-delay-ms", "300"])
 }
 
 fn sigterm(server: &mut Child) {
@@ -76,12 +33,12 @@ fn sigterm(server: &mut Child) {
 #[test]
 fn groups_resume_from_committed_offsets_across_kill_dash_9() {
     let tmp = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let mut server = start(tmp.path(), port);
     let started = Instant::now();
-    let mut driver = Command::new(python())
+    let mut driver = Command::new(common::python())
         .args([
-            &client_script("python_groups.py"),
+            &common::client_script("python_groups.py"),
             "restart",
             &format!("127.0.0.1:{port}"),
             "3000",

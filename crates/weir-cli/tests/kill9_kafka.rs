@@ -4,6 +4,8 @@
 //! record whose delivery report said success must be in the log at the
 //! reported offset, and no record may be there twice.
 
+mod common;
+
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -12,64 +14,19 @@ use std::time::{Duration, Instant, SystemTime};
 use weir_broker::{Broker, BrokerConfig};
 use weir_log::{DataDir, DirConfig, batch};
 
-fn python() -> String {
-    std::env::var("WEIR_PYTHON").unwrap_or_else(|_| {
-        let home = std::env::var("HOME").expect("HOME is set");
-        format!("{home}/.cache/weir/venv/bin/python")
-    })
-}
-
-/// A script of `tests/clients/`, found from the crate directory cargo gives
-/// the test at run time (a binary reused from another checkout must not
-/// point at that checkout's files).
-fn client_script(name: &str) -> String {
-    let crate_dir = std::env::var("CARGO_MANIFEST_DIR")
-        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
-    format!("{crate_dir}/../../tests/clients/{name}")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start(dir: &std::path::Path, port: u16) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args([
-            "serve",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--default-partitions",
-            "3",
-            "--kafka-addr",
-        ])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--data-dir")
-        .arg(dir)
-        .env("WEIR_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn weir serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("kafka listening on"), "{line}");
-    child
+    common::start_serve(dir, port, &["--default-partitions", "3"])
 }
 
 #[test]
 fn delivered_records_survive_kill_dash_9_exactly_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let n = 20_000;
     let mut server = start(tmp.path(), port);
-    let mut producer = Command::new(python())
+    let mut producer = Command::new(common::python())
         .args([
-            &client_script("python_durable_producer.py"),
+            &common::client_script("python_durable_producer.py"),
             &format!("127.0.0.1:{port}"),
             "durable",
             &n.to_string(),

@@ -1260,7 +1260,7 @@ impl Coordinator {
             Some(g) => g.describe(),
             None => GroupDescription {
                 group: group.to_owned(),
-                state: if self.offsets.committed(group).is_empty() {
+                state: if !self.offsets.has_commits(group) {
                     GroupState::Dead
                 } else {
                     GroupState::Empty
@@ -1309,7 +1309,7 @@ impl Coordinator {
                 group: group.to_owned(),
             });
         }
-        if known.is_none() && self.offsets.committed(group).is_empty() {
+        if known.is_none() && !self.offsets.has_commits(group) {
             return Err(GroupError::GroupNotFound {
                 group: group.to_owned(),
             });
@@ -1338,7 +1338,7 @@ impl Coordinator {
                 .values()
                 .flat_map(|m| subscribed(&m.metadata_for(&g.protocol_name)))
                 .collect(),
-            None if self.offsets.committed(group).is_empty() => {
+            None if !self.offsets.has_commits(group) => {
                 return Err(GroupError::GroupNotFound {
                     group: group.to_owned(),
                 });

@@ -354,6 +354,15 @@ impl OffsetStore {
             .unwrap_or_default()
     }
 
+    /// Whether the group has any durable committed offset (without copying
+    /// them).
+    pub fn has_commits(&self, group: &str) -> bool {
+        read(&self.shared.offsets)
+            .groups
+            .get(group)
+            .is_some_and(|offsets| !offsets.is_empty())
+    }
+
     /// One partition's durable committed offset for a group.
     pub fn committed_offset(
         &self,

@@ -94,8 +94,10 @@ impl From<StoreError> for ApiError {
             S::InvalidEvent { .. } => (StatusCode::BAD_REQUEST, "invalid_event"),
             S::AppendTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "append_too_large"),
             S::InvalidMetadata { .. } => (StatusCode::BAD_REQUEST, "invalid_metadata"),
-            S::Broker(_) => unreachable!("handled above"),
-            S::Corrupt { .. } | S::Log(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_error"),
+            // (Broker errors took their own row above.)
+            S::Broker(_) | S::Corrupt { .. } | S::Log(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "storage_error")
+            }
         };
         let mut out = Self::new(status, code, e.to_string());
         if let S::WrongExpectedVersion {

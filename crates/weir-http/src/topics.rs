@@ -16,6 +16,7 @@ use weir_api::{
     TopicList, TopicSummary,
 };
 use weir_broker::{Topic, partitioner};
+use weir_log::Clock as _;
 use weir_log::batch::{self, BatchBuilder, BatchHeader};
 
 use crate::problem::{ApiError, Body};
@@ -194,8 +195,6 @@ pub async fn produce(
     .await?;
     Ok(Json(ProduceResult { offsets }))
 }
-
-use weir_log::Clock as _;
 
 /// Reads records of a partition from an offset (`?offset=`, default 0;
 /// `?limit=`, default 100).

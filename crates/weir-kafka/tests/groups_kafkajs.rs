@@ -12,24 +12,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestServer, node_modules, python};
-
-fn scenario(args: &[&str], expect: &str) {
-    let server = TestServer::start();
-    let script = common::client_script("python_groups.py");
-    let out = common::run_bounded(
-        std::process::Command::new(python())
-            .env("NODE_PATH", node_modules())
-            .arg(&script)
-            .arg(args[0])
-            .arg(server.bootstrap())
-            .args(&args[1..]),
-        &format!("python_groups.py {}", args.join(" ")),
-        Duration::from_secs(170),
-    );
-    println!("{out}");
-    assert!(out.contains(expect), "{out}");
-}
+use common::groups_scenario as scenario;
+use common::{TestServer, node_modules};
 
 #[test]
 fn three_clients_fan_out_and_a_late_group_reads_history() {

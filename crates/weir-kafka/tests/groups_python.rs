@@ -11,26 +11,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{TestServer, python};
-
-fn scenario(args: &[&str], expect: &str) {
-    let server = TestServer::start();
-    let script = common::client_script("python_groups.py");
-    let bootstrap = server.bootstrap();
-    let out = common::run_bounded(
-        std::process::Command::new(python())
-            .arg(&script)
-            .arg(args[0])
-            .arg(&bootstrap)
-            .args(&args[1..]),
-        &format!("python_groups.py {}", args.join(" ")),
-        Duration::from_secs(170),
-    );
-    println!("{out}");
-    assert!(out.contains(expect), "{out}");
-}
+use common::groups_scenario as scenario;
 
 #[test]
 fn confluent_range_members_share_partitions() {

@@ -16,7 +16,7 @@ use kafka_protocol::messages::{
 };
 use weir_groups::{GroupError, JoinRequest, Leaving, SyncRequest};
 
-use super::{Caller, Reply, str_bytes};
+use super::{Caller, Reply, non_empty, str_bytes};
 use crate::Shared;
 use crate::codes::{Code, for_group_error};
 use crate::conn::{ConnError, decode, encode};
@@ -75,10 +75,6 @@ pub(crate) fn find_coordinator(
     encode(ApiKey::FindCoordinator, version, &response)
 }
 
-fn opt_string(s: Option<kafka_protocol::protocol::StrBytes>) -> Option<String> {
-    s.map(|s| s.to_string()).filter(|s| !s.is_empty())
-}
-
 pub(crate) fn join(
     version: i16,
     body: Bytes,
@@ -91,7 +87,7 @@ pub(crate) fn join(
     let answer = shared.groups.join(JoinRequest {
         group: request.group_id.0.to_string(),
         member_id: member_id.clone(),
-        instance_id: opt_string(request.group_instance_id),
+        instance_id: non_empty(request.group_instance_id),
         client_id: caller.client_id.clone(),
         client_host: format!("/{}", caller.peer.ip()),
         session_timeout_ms,
@@ -152,10 +148,10 @@ pub(crate) fn sync(version: i16, body: Bytes, shared: &Arc<Shared>) -> Result<Re
     let answer = shared.groups.sync(SyncRequest {
         group: request.group_id.0.to_string(),
         member_id: request.member_id.to_string(),
-        instance_id: opt_string(request.group_instance_id),
+        instance_id: non_empty(request.group_instance_id),
         generation: request.generation_id,
-        protocol_type: opt_string(request.protocol_type),
-        protocol_name: opt_string(request.protocol_name),
+        protocol_type: non_empty(request.protocol_type),
+        protocol_name: non_empty(request.protocol_name),
         assignments: request
             .assignments
             .into_iter()
@@ -179,7 +175,7 @@ pub(crate) fn sync(version: i16, body: Bytes, shared: &Arc<Shared>) -> Result<Re
 
 pub(crate) fn heartbeat(version: i16, body: Bytes, shared: &Shared) -> Result<Bytes, ConnError> {
     let request: HeartbeatRequest = decode(ApiKey::Heartbeat, version, body)?;
-    let instance = opt_string(request.group_instance_id);
+    let instance = non_empty(request.group_instance_id);
     let code = match shared.groups.heartbeat(
         &request.group_id.0,
         &request.member_id,
@@ -204,7 +200,7 @@ pub(crate) fn leave(version: i16, body: Bytes, shared: &Shared) -> Result<Bytes,
             .iter()
             .map(|m| Leaving {
                 member_id: m.member_id.to_string(),
-                instance_id: opt_string(m.group_instance_id.clone()),
+                instance_id: non_empty(m.group_instance_id.clone()),
             })
             .collect()
     } else {

@@ -198,6 +198,12 @@ pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + '
         .expect("broker calls do not panic")
 }
 
+/// An optional string field, with empty read as absent (as Kafka treats
+/// an empty group instance id or protocol name).
+pub(crate) fn non_empty(s: Option<kafka_protocol::protocol::StrBytes>) -> Option<String> {
+    s.map(|s| s.to_string()).filter(|s| !s.is_empty())
+}
+
 pub(crate) fn str_bytes(s: &str) -> kafka_protocol::protocol::StrBytes {
     kafka_protocol::protocol::StrBytes::from_string(s.to_owned())
 }

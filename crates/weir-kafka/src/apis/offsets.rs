@@ -23,14 +23,10 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::Decodable;
 use weir_groups::{CommittedOffset, GroupError, TopicPartition};
 
-use super::{Reply, blocking, str_bytes, topic_name};
+use super::{Reply, blocking, non_empty, str_bytes, topic_name};
 use crate::Shared;
 use crate::codes::{Code, for_broker_error, for_group_error};
 use crate::conn::{ConnError, decode, encode};
-
-fn opt_string(s: Option<kafka_protocol::protocol::StrBytes>) -> Option<String> {
-    s.map(|s| s.to_string()).filter(|s| !s.is_empty())
-}
 
 pub(crate) async fn commit(
     version: i16,
@@ -81,7 +77,7 @@ pub(crate) async fn commit(
     }
     let group = request.group_id.0.to_string();
     let member = request.member_id.to_string();
-    let instance = opt_string(request.group_instance_id);
+    let instance = non_empty(request.group_instance_id);
     let generation = request.generation_id_or_member_epoch;
     // The code every partition that was fine fails with, if any.
     let respond = move |failed: Option<Code>| {

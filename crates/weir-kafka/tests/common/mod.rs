@@ -252,3 +252,23 @@ pub fn test_groups_config() -> GroupsConfig {
         ..GroupsConfig::default()
     }
 }
+
+/// Runs one scenario of `tests/clients/python_groups.py` (which starts
+/// kafkajs members too) against a fresh server, and checks that it printed
+/// `expect`.
+pub fn groups_scenario(args: &[&str], expect: &str) {
+    let server = TestServer::start();
+    let script = client_script("python_groups.py");
+    let out = run_bounded(
+        std::process::Command::new(python())
+            .env("NODE_PATH", node_modules())
+            .arg(&script)
+            .arg(args[0])
+            .arg(server.bootstrap())
+            .args(&args[1..]),
+        &format!("python_groups.py {}", args.join(" ")),
+        Duration::from_secs(170),
+    );
+    println!("{out}");
+    assert!(out.contains(expect), "{out}");
+}

@@ -1,0 +1,53 @@
+//! What the tests that run the real `weir serve` binary share: the client
+//! interpreter and scripts, a free port, and starting the server on it.
+
+#![allow(dead_code, reason = "each test file uses a different subset")]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+pub fn python() -> String {
+    std::env::var("WEIR_PYTHON").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").expect("HOME is set");
+        format!("{home}/.cache/weir/venv/bin/python")
+    })
+}
+
+/// A script of `tests/clients/`, found from the crate directory cargo gives
+/// the test at run time (a binary reused from another checkout must not
+/// point at that checkout's files).
+pub fn client_script(name: &str) -> String {
+    let crate_dir = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+    format!("{crate_dir}/../../tests/clients/{name}")
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `weir serve` on `dir` with Kafka on `port` (the HTTP API on a
+/// free port) and `extra` options; returns once it is ready.
+pub fn start_serve(dir: &std::path::Path, port: u16, extra: &[&str]) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["serve", "--http-addr", "127.0.0.1:0"])
+        .args(extra)
+        .arg("--kafka-addr")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(dir)
+        .env("WEIR_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn weir serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("kafka listening on"), "{line}");
+    child
+}
