@@ -41,21 +41,21 @@ struct MetaRecord {
     deleted_at: Option<u64>,
 }
 
-/// Applies a system event (of a `$$` stream) to the stream it is about.
-fn apply_system(index: &mut Index, stream: &str, event_type: &str, data: &[u8]) {
+/// Applies a system event (of a `$$` stream, at `position`) to the stream
+/// it is about.
+fn apply_system(index: &mut Index, stream: &str, position: u64, event_type: &str, data: &[u8]) {
     let Some(target) = stream.strip_prefix(META_PREFIX) else {
         return;
     };
-    let meta = index.meta.entry(target.to_owned()).or_default();
     match event_type {
         TYPE_METADATA => match serde_json::from_slice::<MetaRecord>(data) {
-            Ok(record) => {
+            Ok(record) => index.change_meta(target, position, |meta| {
                 meta.settings = record.settings;
                 meta.deleted_at = record.deleted_at;
-            }
+            }),
             Err(e) => tracing::warn!(stream, %e, "skipping unreadable stream metadata"),
         },
-        TYPE_TOMBSTONE => meta.tombstoned = true,
+        TYPE_TOMBSTONE => index.change_meta(target, position, |meta| meta.tombstoned = true),
         _ => {}
     }
 }
@@ -224,12 +224,15 @@ impl EmbeddedStore {
                 last_recorded_ms = last_recorded_ms.max(r.timestamp);
                 index.add(stream, version, id, event_type, r.offset as u64)?;
                 if stream.starts_with('$') {
-                    apply_system(&mut index, stream, event_type, r.value.unwrap_or_default());
+                    let data = r.value.unwrap_or_default();
+                    apply_system(&mut index, stream, r.offset as u64, event_type, data);
                 }
                 Ok(())
             })?;
             at = read.next_offset as u64;
         }
+        // Everything read at open is durable.
+        index.meta_durable(end);
         let recovery = Recovery {
             saved_index_position,
             events_replayed: end - saved_index_position.unwrap_or(start),
@@ -371,6 +374,7 @@ impl EmbeddedStore {
         stream: &str,
         events: &[NewEvent],
     ) -> Result<AppendResult, StoreError> {
+        st.index.meta_durable(self.head());
         let first_version = st.index.version(stream).map_or(0, |v| v + 1);
         let now = self.clock.now_ms().max(st.last_recorded_ms);
         let mut bytes = codec::encode(stream, first_version, events, now);
@@ -389,7 +393,8 @@ impl EmbeddedStore {
                 return Err(err);
             }
             if stream.starts_with('$') {
-                apply_system(&mut st.index, stream, &e.event_type, &e.data);
+                let position = first_position + i as u64;
+                apply_system(&mut st.index, stream, position, &e.event_type, &e.data);
             }
         }
         st.last_recorded_ms = now;
@@ -494,8 +499,15 @@ impl EmbeddedStore {
                 reason: "max_count must be at least 1".to_owned(),
             });
         }
+        let mut settings = settings.clone();
+        if let Some(deleted_at) = meta.deleted_at {
+            // New settings never bring back what a soft delete removed.
+            let floor = deleted_at + 1;
+            settings.truncate_before =
+                Some(settings.truncate_before.map_or(floor, |t| t.max(floor)));
+        }
         let record = MetaRecord {
-            settings: settings.clone(),
+            settings,
             deleted_at: meta.deleted_at,
         };
         let data = serde_json::to_vec(&record).expect("metadata serializes");
@@ -506,8 +518,9 @@ impl EmbeddedStore {
 
     /// A stream's settings.
     fn stream_metadata_impl(&self, stream: &str) -> Result<StreamMetadata, StoreError> {
+        let head = self.head();
         let st = read_lock(&self.state);
-        match st.index.meta.get(stream) {
+        match st.index.meta_at(stream, head) {
             Some(m) if m.tombstoned => Err(StoreError::StreamDeleted {
                 stream: stream.to_owned(),
             }),
@@ -531,7 +544,7 @@ impl EmbeddedStore {
             .into_iter()
             .filter(|e| {
                 !e.stream.starts_with('$')
-                    && st.index.meta.get(&e.stream).is_none_or(|m| {
+                    && st.index.meta_at(&e.stream, head).is_none_or(|m| {
                         m.shows(last(&e.stream).unwrap_or(0), e.version, e.recorded_ms, now)
                     })
             })
@@ -698,10 +711,11 @@ impl EmbeddedStore {
                         found.push(None);
                         continue;
                     };
-                    let same = match index.recent(&e.id) {
-                        Some(r) => r.stream == stream && r.version == version,
-                        // Events not yet durable are all among the recent
-                        // ids, so one that is not is another event.
+                    // The event at that version, whatever was recorded
+                    // since under the same id elsewhere. Events not yet
+                    // durable are all among the recent ids.
+                    let same = match index.recent_id_at(position) {
+                        Some(id) => id == e.id,
                         None if position >= self.head() => false,
                         None => self.id_at(position)?.as_deref() == Some(e.id.as_str()),
                     };
@@ -834,7 +848,7 @@ impl EventStore for EmbeddedStore {
     fn stream_version(&self, stream: &str) -> Result<Option<u64>, StoreError> {
         let head = self.head();
         let st = read_lock(&self.state);
-        let meta = st.index.meta.get(stream);
+        let meta = st.index.meta_at(stream, head);
         if meta.is_some_and(|m| m.tombstoned) {
             return Err(StoreError::StreamDeleted {
                 stream: stream.to_owned(),
@@ -872,7 +886,7 @@ impl EventStore for EmbeddedStore {
             let asked = max - out.len();
             let (positions, meta) = {
                 let st = read_lock(&self.state);
-                let meta = st.index.meta.get(stream).cloned();
+                let meta = st.index.meta_at(stream, head).cloned();
                 if meta.as_ref().is_some_and(|m| m.tombstoned) {
                     return Err(StoreError::StreamDeleted {
                         stream: stream.to_owned(),

@@ -63,8 +63,13 @@ pub(crate) struct Index {
     recent: HashMap<String, Recorded>,
     /// Ids in the order recorded, with the position they were recorded at.
     recent_order: VecDeque<(String, u64)>,
-    /// Streams with metadata, deletions or a tombstone.
+    /// Streams with metadata, deletions or a tombstone, as writers see
+    /// them: every system event applied, durable or not.
     pub meta: HashMap<String, StreamMeta>,
+    /// What each system event not yet known durable replaced, in log
+    /// order: (its position, the stream, the meta before it). Readers undo
+    /// those at or past the head, so they see only durable settings.
+    meta_undo: VecDeque<(u64, String, Option<StreamMeta>)>,
     /// Every log record below this position is indexed.
     pub next_position: u64,
 }
@@ -89,6 +94,51 @@ impl Index {
 
     pub fn recent(&self, id: &str) -> Option<&Recorded> {
         self.recent.get(id)
+    }
+
+    /// The id of the event at `position`, if it is among the recent ids
+    /// (every event not yet durable is).
+    pub fn recent_id_at(&self, position: u64) -> Option<&str> {
+        let i = self
+            .recent_order
+            .binary_search_by_key(&position, |(_, at)| *at)
+            .ok()?;
+        Some(self.recent_order[i].0.as_str())
+    }
+
+    /// Changes a stream's meta through a system event at `position`,
+    /// remembering the old value until the event is durable.
+    pub fn change_meta(
+        &mut self,
+        stream: &str,
+        position: u64,
+        change: impl FnOnce(&mut StreamMeta),
+    ) {
+        let before = self.meta.get(stream).cloned();
+        self.meta_undo
+            .push_back((position, stream.to_owned(), before));
+        change(self.meta.entry(stream.to_owned()).or_default());
+    }
+
+    /// Forgets the old values of system events below `head` (durable).
+    pub fn meta_durable(&mut self, head: u64) {
+        while self.meta_undo.front().is_some_and(|(p, _, _)| *p < head) {
+            self.meta_undo.pop_front();
+        }
+    }
+
+    /// A stream's meta as readers see it: as of the durable events below
+    /// `head`. `None` if it has none.
+    pub fn meta_at(&self, stream: &str, head: u64) -> Option<&StreamMeta> {
+        // The oldest change not yet durable holds the durable value.
+        let pending = self
+            .meta_undo
+            .iter()
+            .find(|(p, s, _)| *p >= head && s == stream);
+        match pending {
+            Some((_, _, before)) => before.as_ref(),
+            None => self.meta.get(stream),
+        }
     }
 
     /// Adds one event. Versions of a stream must come in order.
@@ -186,6 +236,17 @@ impl Index {
         self.types.retain(|_, p| !p.is_empty());
         self.recent.retain(|_, r| r.position < position);
         self.recent_order.retain(|(_, at)| *at < position);
+        while self
+            .meta_undo
+            .back()
+            .is_some_and(|(p, _, _)| *p >= position)
+        {
+            let (_, stream, before) = self.meta_undo.pop_back().expect("checked");
+            match before {
+                Some(m) => self.meta.insert(stream, m),
+                None => self.meta.remove(&stream),
+            };
+        }
         self.next_position = position;
     }
 }

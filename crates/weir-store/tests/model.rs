@@ -461,13 +461,11 @@ impl Model {
                     .enumerate()
                     .map(|(i, e)| {
                         let version = start + i as u64;
-                        // An id stands for its newest event: one recorded
-                        // again since (a client reusing ids, e.g. with
-                        // another expected version) no longer matches here.
+                        // The event at that version is the first attempt's
+                        // if it has the id, whatever was recorded under the
+                        // same id elsewhere since.
                         list.get(version as usize)
-                            .filter(|&&p| {
-                                self.recent.get(&e.id) == Some(&(stream.to_owned(), version, p))
-                            })
+                            .filter(|&&p| self.events[p as usize].id == e.id)
                             .map(|&p| (version, p))
                     })
                     .collect()
@@ -551,7 +549,13 @@ impl Model {
         if settings.max_count == Some(0) {
             return Err(Fail::InvalidMetadata);
         }
-        self.meta.entry(stream.to_owned()).or_default().settings = settings.clone();
+        let m = self.meta.entry(stream.to_owned()).or_default();
+        m.settings = settings.clone();
+        // New settings never bring back what a soft delete removed.
+        if let Some(d) = m.deleted_at {
+            let tb = m.settings.truncate_before.map_or(d + 1, |t| t.max(d + 1));
+            m.settings.truncate_before = Some(tb);
+        }
         self.write_system(stream, "$metadata", now);
         Ok(())
     }

@@ -238,12 +238,14 @@ fn the_saved_index_waits_for_a_delete_in_flight() {
     let e = NewEvent::json("e0", "T", b"{}".to_vec());
     store.append("d-1", ExpectedVersion::Any, &[e]).unwrap();
     disk.set_sync_delay(std::time::Duration::from_millis(200));
+    let events = store.broker().partition(EVENTS_TOPIC, 0).unwrap();
     std::thread::scope(|scope| {
         scope.spawn(|| store.tombstone_stream("d-1", ExpectedVersion::Any).unwrap());
-        // The index shows the tombstone as soon as it is written.
-        while store.stream_version("d-1").is_ok() {
+        // The tombstone is written (not yet durable).
+        while events.end_offset() < 2 {
             std::thread::yield_now();
         }
+        assert_eq!(events.high_watermark(), 1, "the tombstone is in flight");
         store.maintain(true).unwrap();
     });
     disk.set_sync_delay(std::time::Duration::ZERO);
@@ -252,4 +254,104 @@ fn the_saved_index_waits_for_a_delete_in_flight() {
     let store = open_sim(&disk, &clock);
     assert_eq!(store.recovery().saved_index_position, Some(2));
     assert!(store.stream_version("d-1").is_err());
+}
+
+/// Stream settings, soft deletes and tombstones took effect for readers
+/// when their events were written, not when durable: while a tombstone's
+/// fsync was under way (or after it failed) readers were told the stream
+/// was deleted, which a crash could then take back. Readers now see a
+/// stream's settings as of the durable events; writers, ordered after the
+/// change in the log, still see it at once.
+#[test]
+fn readers_see_only_durable_stream_settings() {
+    use common::open_sim;
+    use weir_log::sim::SimStorage;
+    let clock = weir_log::ManualClock::new(1_000_000);
+    let disk = SimStorage::new();
+    let store = open_sim(&disk, &clock);
+    let e = NewEvent::json("e0", "T", b"{}".to_vec());
+    store.append("d-1", ExpectedVersion::Any, &[e]).unwrap();
+    let events = store.broker().partition(EVENTS_TOPIC, 0).unwrap();
+    disk.set_sync_delay(std::time::Duration::from_millis(300));
+    std::thread::scope(|scope| {
+        let tombstone = scope.spawn(|| store.tombstone_stream("d-1", ExpectedVersion::Any));
+        while events.end_offset() < 2 {
+            std::thread::yield_now();
+        }
+        // In flight: readers still see the stream and its event...
+        assert_eq!(store.stream_version("d-1").unwrap(), Some(0));
+        let read = store.read_stream("d-1", 0, Direction::Forward, 10).unwrap();
+        assert_eq!(read.len(), 1);
+        assert_eq!(store.stream_metadata("d-1").unwrap(), Default::default());
+        // ...while a writer is refused: its append would follow the
+        // tombstone in the log.
+        let late = NewEvent::json("e1", "T", b"{}".to_vec());
+        assert!(matches!(
+            store.append("d-1", ExpectedVersion::Any, &[late]),
+            Err(weir_store::StoreError::StreamDeleted { .. })
+        ));
+        tombstone.join().unwrap().unwrap();
+    });
+    disk.set_sync_delay(std::time::Duration::ZERO);
+    assert!(store.stream_version("d-1").is_err());
+    assert!(store.read_stream("d-1", 0, Direction::Forward, 10).is_err());
+}
+
+/// A retry of an exact-version append stopped matching once a client
+/// recorded one of its ids again elsewhere (ids were matched by their
+/// newest record), so the retry got a version conflict instead of its
+/// first answer. A retry now matches by the events at the versions it
+/// wrote.
+#[test]
+fn an_exact_retry_matches_after_its_id_was_reused_elsewhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(broker(tmp.path()), StoreConfig::default()).unwrap();
+    let e = NewEvent::json("id-1", "T", b"{}".to_vec());
+    let first = store
+        .append("a-1", ExpectedVersion::NoStream, std::slice::from_ref(&e))
+        .unwrap();
+    store
+        .append("b-1", ExpectedVersion::NoStream, std::slice::from_ref(&e))
+        .unwrap();
+    let retry = store
+        .append("a-1", ExpectedVersion::NoStream, std::slice::from_ref(&e))
+        .unwrap();
+    assert_eq!(retry, first);
+    let again = store
+        .append("a-1", ExpectedVersion::NoStream, std::slice::from_ref(&e))
+        .unwrap();
+    assert_eq!(again, first);
+    assert_eq!(store.head_position(), 2, "the retries wrote nothing");
+}
+
+/// Setting metadata on a soft-deleted stream replaced the
+/// `truncate_before` the delete had set, so the deleted events read again.
+/// New settings now keep the delete's floor.
+#[test]
+fn new_metadata_does_not_bring_back_soft_deleted_events() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(broker(tmp.path()), StoreConfig::default()).unwrap();
+    for i in 0..3 {
+        let e = NewEvent::json(format!("e{i}"), "T", b"{}".to_vec());
+        store.append("s-1", ExpectedVersion::Any, &[e]).unwrap();
+    }
+    store
+        .delete_stream("s-1", ExpectedVersion::Exact(2))
+        .unwrap();
+    let settings = weir_store::StreamMetadata {
+        max_count: Some(10),
+        ..Default::default()
+    };
+    store.set_stream_metadata("s-1", &settings).unwrap();
+    assert!(store.read_stream("s-1", 0, Direction::Forward, 10).is_err());
+    assert_eq!(
+        store.stream_metadata("s-1").unwrap().truncate_before,
+        Some(3)
+    );
+    let e = NewEvent::json("e3", "T", b"{}".to_vec());
+    store
+        .append("s-1", ExpectedVersion::NoStream, &[e])
+        .unwrap();
+    let read = store.read_stream("s-1", 0, Direction::Forward, 10).unwrap();
+    assert_eq!(read.iter().map(|e| e.version).collect::<Vec<_>>(), [3]);
 }
