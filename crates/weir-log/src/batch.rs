@@ -261,23 +261,27 @@ pub fn parse_records<'a>(
     let mut out = Vec::with_capacity(count.min(body.len()));
     for _ in 0..count {
         let len = cur.varint()?;
-        let record_end = cur
-            .pos
-            .checked_add(usize::try_from(len).map_err(|_| BatchError::BadRecord)?)
-            .ok_or(BatchError::BadRecord)?;
-        if record_end > body.len() {
+        let record_end = usize::try_from(len)
+            .ok()
+            .and_then(|len| cur.pos.checked_add(len));
+        let Some(record_end) = record_end.filter(|&end| end <= body.len()) else {
             return Err(BatchError::BadRecord);
-        }
+        };
         let _attributes = cur.take(1)?;
         let timestamp_delta = cur.varlong()?;
         let offset_delta = cur.varint()?;
         let key = cur.bytes_opt()?;
         let value = cur.bytes_opt()?;
         let header_count = cur.varint()?;
-        let mut headers = Vec::new();
+        // Each header takes at least two bytes of the record.
+        let mut headers = Vec::with_capacity((header_count.max(0) as usize).min(len as usize / 2));
         for _ in 0..header_count.max(0) {
-            let name = cur.bytes_opt()?.ok_or(BatchError::BadRecord)?;
-            let name = std::str::from_utf8(name).map_err(|_| BatchError::BadRecord)?;
+            let Some(name) = cur.bytes_opt()? else {
+                return Err(BatchError::BadRecord);
+            };
+            let Ok(name) = std::str::from_utf8(name) else {
+                return Err(BatchError::BadRecord);
+            };
             headers.push((name, cur.bytes_opt()?));
         }
         if cur.pos != record_end {
@@ -445,17 +449,26 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    // (No `ok_or(BatchError::BadRecord)` on these hot paths: it builds and
+    // drops an error, which has a boxed variant, on every call.)
     fn take(&mut self, n: usize) -> Result<&'a [u8], BatchError> {
-        let end = self.pos.checked_add(n).ok_or(BatchError::BadRecord)?;
-        let out = self.bytes.get(self.pos..end).ok_or(BatchError::BadRecord)?;
-        self.pos = end;
+        let Some(out) = self
+            .pos
+            .checked_add(n)
+            .and_then(|end| self.bytes.get(self.pos..end))
+        else {
+            return Err(BatchError::BadRecord);
+        };
+        self.pos += n;
         Ok(out)
     }
 
     fn varlong(&mut self) -> Result<i64, BatchError> {
         let mut z: u64 = 0;
         for shift in (0..70).step_by(7) {
-            let b = *self.bytes.get(self.pos).ok_or(BatchError::BadRecord)?;
+            let Some(&b) = self.bytes.get(self.pos) else {
+                return Err(BatchError::BadRecord);
+            };
             self.pos += 1;
             z |= u64::from(b & 0x7f) << shift;
             if b & 0x80 == 0 {

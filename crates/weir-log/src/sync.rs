@@ -8,9 +8,22 @@
 //! log's new durable offset and wakes all waiters. Appends that arrive
 //! during a round are all served by the next one, so many partitions and
 //! appenders share each `fdatasync`.
+//!
+//! **Gathering.** With many appenders that each wait for their append
+//! before making the next (a closed loop), the waiters a round wakes come
+//! back a moment after the next round has started, so rounds alternate
+//! between two halves of the appenders. To keep rounds full, a round
+//! remembers how many appenders were waiting when it ended (those it served
+//! and those that arrived while it ran): that many are active. The next
+//! leader waits, before it takes the dirty logs, until that many are
+//! waiting again or [`GATHER_WAIT_MAX`] (and never longer than the last
+//! round's sync took) has passed. A lone appender never waits: one active
+//! appender is already there. When appenders go away the estimate is too
+//! high for one round, which waits its bound and corrects it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::changes::Changes;
 use crate::config::Clock;
@@ -27,10 +40,23 @@ pub struct SyncStats {
     pub dir_syncs: u64,
 }
 
+/// The longest a leader waits for the appenders it expects before it
+/// starts a round without them.
+pub const GATHER_WAIT_MAX: Duration = Duration::from_micros(500);
+
 #[derive(Debug, Default)]
 struct SchedState {
     dirty: Vec<Arc<LogShared>>,
+    /// A round is gathering or syncing: waiters wait for it to end.
     round_running: bool,
+    /// Threads inside `wait_durable` that have not returned yet.
+    waiting: usize,
+    /// How many waiters the leader gathering now waits for (0: none).
+    gather_target: usize,
+    /// Waiters when the last round ended: the appenders active now.
+    active_estimate: usize,
+    /// How long the last round's syncs took.
+    last_sync: Duration,
 }
 
 #[derive(Debug)]
@@ -40,6 +66,8 @@ pub(crate) struct SyncScheduler {
     pub changes: Arc<Changes>,
     state: Mutex<SchedState>,
     round_done: Condvar,
+    /// Signalled when the waiters a gathering leader expects are there.
+    gathered: Condvar,
     rounds: AtomicU64,
     data_syncs: AtomicU64,
     dir_syncs: AtomicU64,
@@ -52,6 +80,7 @@ impl SyncScheduler {
             changes: Arc::default(),
             state: Mutex::default(),
             round_done: Condvar::new(),
+            gathered: Condvar::new(),
             rounds: AtomicU64::new(0),
             data_syncs: AtomicU64::new(0),
             dir_syncs: AtomicU64::new(0),
@@ -85,13 +114,20 @@ impl SyncScheduler {
 
     /// Blocks until `log` is durable up to `offset` or has failed.
     pub fn wait_durable(&self, log: &Arc<LogShared>, offset: i64) -> Result<()> {
+        if log.durable() >= offset {
+            return Ok(());
+        }
         let mut st = self.lock();
-        loop {
+        st.waiting += 1;
+        if st.gather_target > 0 && st.waiting >= st.gather_target {
+            self.gathered.notify_one();
+        }
+        let result = loop {
             if log.durable() >= offset {
-                return Ok(());
+                break Ok(());
             }
             if let Some(err) = log.failure() {
-                return Err(err);
+                break Err(err);
             }
             if st.round_running {
                 st = self.round_done.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -104,8 +140,10 @@ impl SyncScheduler {
                 log.queued.store(true, Ordering::Release);
                 st.dirty.push(log.clone());
             }
-            st = self.lead_round(st);
-        }
+            st = self.lead_round(st, true);
+        };
+        st.waiting -= 1;
+        result
     }
 
     /// Runs a round now if any `IntervalMs` log is due (the flusher's tick).
@@ -116,7 +154,7 @@ impl SyncScheduler {
         }
         let now = self.clock.now_ms();
         if st.dirty.iter().any(|l| l.interval_due(now)) {
-            drop(self.lead_round(st));
+            drop(self.lead_round(st, false));
         }
     }
 
@@ -132,19 +170,40 @@ impl SyncScheduler {
                 st.dirty.push(log.clone());
             }
         }
-        drop(self.lead_round(st));
+        drop(self.lead_round(st, false));
         match logs.iter().find_map(|l| l.failure()) {
             Some(e) => Err(e),
             None => Ok(()),
         }
     }
 
-    /// Runs one round as leader. Called with the lock held and no round
-    /// running; returns with the lock held again.
-    fn lead_round<'a>(&'a self, mut st: MutexGuard<'a, SchedState>) -> MutexGuard<'a, SchedState> {
+    /// Runs one round as leader, first gathering the appenders it expects
+    /// if `gather`. Called with the lock held and no round running; returns
+    /// with the lock held again.
+    fn lead_round<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, SchedState>,
+        gather: bool,
+    ) -> MutexGuard<'a, SchedState> {
         st.round_running = true;
+        if gather && st.waiting < st.active_estimate {
+            let deadline = Instant::now() + GATHER_WAIT_MAX.min(st.last_sync);
+            st.gather_target = st.active_estimate;
+            while st.waiting < st.gather_target {
+                let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                    break;
+                };
+                st = self
+                    .gathered
+                    .wait_timeout(st, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            st.gather_target = 0;
+        }
         let logs = std::mem::take(&mut st.dirty);
         drop(st);
+        let started = Instant::now();
 
         let now = self.clock.now_ms();
         let plans: Vec<_> = logs
@@ -168,8 +227,12 @@ impl SyncScheduler {
         }
         self.rounds.fetch_add(1, Ordering::Relaxed);
         self.changes.advance();
+        let synced_in = started.elapsed();
 
         let mut st = self.lock();
+        st.last_sync = synced_in;
+        // Everyone waiting now (served or not) is an active appender.
+        st.active_estimate = st.waiting;
         st.round_running = false;
         self.round_done.notify_all();
         st

@@ -59,39 +59,22 @@ fn header<'a>(record: &Record<'a>, name: &str) -> Option<&'a [u8]> {
         .and_then(|(_, v)| *v)
 }
 
-fn text(record: &Record<'_>, name: &str) -> Result<String, StoreError> {
-    let bytes = header(record, name).ok_or_else(|| StoreError::Corrupt {
-        reason: format!("the record at {} has no {name} header", record.offset),
-    })?;
-    String::from_utf8(bytes.to_vec()).map_err(|_| StoreError::Corrupt {
-        reason: format!("the {name} header at {} is not UTF-8", record.offset),
-    })
-}
-
 /// The event a record holds.
 pub(crate) fn decode(record: &Record<'_>) -> Result<RecordedEvent, StoreError> {
-    let stream = record
-        .key
-        .and_then(|k| std::str::from_utf8(k).ok())
-        .ok_or_else(|| StoreError::Corrupt {
-            reason: format!("the record at {} has no stream id", record.offset),
-        })?
-        .to_owned();
-    let version = text(record, H_STREAM_VERSION)?
-        .parse::<u64>()
-        .map_err(|_| StoreError::Corrupt {
-            reason: format!("the record at {} has a bad stream version", record.offset),
-        })?;
+    let (stream, version, id, event_type) = index_fields(record)?;
     Ok(RecordedEvent {
-        stream,
+        stream: stream.to_owned(),
         version,
         position: record.offset as u64,
-        id: text(record, H_ID)?,
-        event_type: text(record, H_TYPE)?,
+        id: id.to_owned(),
+        event_type: event_type.to_owned(),
         data: record.value.unwrap_or_default().to_vec(),
-        content_type: header(record, H_CONTENT_TYPE)
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-            .unwrap_or_default(),
+        content_type: match header(record, H_CONTENT_TYPE) {
+            // The common case, without a UTF-8 check.
+            Some(b"application/json") => "application/json".to_owned(),
+            Some(b) => String::from_utf8_lossy(b).into_owned(),
+            None => String::new(),
+        },
         metadata: header(record, H_METADATA).unwrap_or_default().to_vec(),
         recorded_ms: record.timestamp,
     })

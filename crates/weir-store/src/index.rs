@@ -74,6 +74,16 @@ pub(crate) struct Index {
     pub next_position: u64,
 }
 
+/// Adds `position` to `key`'s list, copying the key only if it is new.
+fn push(lists: &mut HashMap<String, Vec<u64>>, key: &str, position: u64) {
+    match lists.get_mut(key) {
+        Some(list) => list.push(position),
+        None => {
+            lists.insert(key.to_owned(), vec![position]);
+        }
+    }
+}
+
 impl Index {
     /// The stream's version as writers see it: `None` if it has no
     /// events or was soft-deleted and not written since.
@@ -155,26 +165,19 @@ impl Index {
                 reason: format!("position {position} indexed twice"),
             });
         }
-        let positions = self.streams.entry(stream.to_owned()).or_default();
-        if positions.len() as u64 != version {
+        let have = self.streams.get(stream).map_or(0, Vec::len);
+        if have as u64 != version {
             return Err(StoreError::Corrupt {
                 reason: format!(
-                    "stream {stream} has {} events, but the event at {position} has version {version}",
-                    positions.len()
+                    "stream {stream} has {have} events, but the event at {position} has version {version}"
                 ),
             });
         }
-        positions.push(position);
+        push(&mut self.streams, stream, position);
         if let Some(category) = category_of(stream) {
-            self.categories
-                .entry(category.to_owned())
-                .or_default()
-                .push(position);
+            push(&mut self.categories, category, position);
         }
-        self.types
-            .entry(event_type.to_owned())
-            .or_default()
-            .push(position);
+        push(&mut self.types, event_type, position);
         // System events (of `$` streams) are never retried by clients.
         if !stream.starts_with('$') {
             self.remember(id, stream, version, position);
