@@ -1,8 +1,11 @@
 //! The `weir` command: parses arguments and hands off to the library crates.
 //!
 //! `weir serve` runs the server; `weir log` works on a data directory
-//! directly (while no server has it open: the directory is locked).
+//! directly (while no server has it open: the directory is locked); `weir
+//! topic|produce|consume|stream` talk to a running server over its HTTP
+//! API.
 
+mod remote;
 mod serve;
 
 /// Keeps hostile element counts in Kafka frames from aborting the server
@@ -36,6 +39,14 @@ enum Command {
     /// Inspect and write partition logs in a data directory.
     #[command(subcommand)]
     Log(LogCommand),
+    /// Create, list, describe and delete topics on a running server.
+    Topic(remote::TopicArgs),
+    /// Produce each line of standard input as a record.
+    Produce(remote::ProduceArgs),
+    /// Print a topic's records.
+    Consume(remote::ConsumeArgs),
+    /// Append to, read, and delete event streams.
+    Stream(remote::StreamArgs),
 }
 
 #[derive(Debug, Args)]
@@ -75,7 +86,7 @@ enum LogCommand {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
@@ -84,10 +95,31 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match Cli::parse().command {
-        Command::Serve(args) => serve::run(args),
-        Command::Log(cmd) => run_log(cmd),
+    let (result, api) = match Cli::parse().command {
+        Command::Serve(args) => (serve::run(args), false),
+        Command::Log(cmd) => (run_log(cmd), false),
+        Command::Topic(args) => (remote::run_topic(args), true),
+        Command::Produce(args) => (remote::run_produce(args), true),
+        Command::Consume(args) => (remote::run_consume(args), true),
+        Command::Stream(args) => (remote::run_stream(args), true),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        // A closed pipe (`weir consume ... | head`) is not a failure.
+        Err(e) if is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            let code = if api { remote::exit_code(&e) } else { 1 };
+            std::process::ExitCode::from(code)
+        }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 pub(crate) fn parse_fsync(s: &str) -> anyhow::Result<FsyncPolicy> {

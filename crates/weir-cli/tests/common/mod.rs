@@ -51,3 +51,28 @@ pub fn start_serve(dir: &std::path::Path, port: u16, extra: &[&str]) -> Child {
     assert!(line.starts_with("kafka listening on"), "{line}");
     child
 }
+
+/// Starts `weir serve` on `dir` with Kafka and the HTTP API on free ports;
+/// returns once it is ready, with the HTTP API's address.
+pub fn start_serve_http(dir: &std::path::Path, extra: &[&str]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["serve", "--http-addr", "127.0.0.1:0", "--kafka-addr"])
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .args(extra)
+        .arg("--data-dir")
+        .arg(dir)
+        .env("WEIR_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn weir serve");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut http = None;
+    for _ in 0..2 {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        if let Some(addr) = line.trim().strip_prefix("http listening on ") {
+            http = Some(addr.to_owned());
+        }
+    }
+    (child, http.expect("weir serve prints its HTTP address"))
+}

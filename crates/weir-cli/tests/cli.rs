@@ -1,0 +1,411 @@
+//! The `weir` API subcommands end to end against a real `weir serve`:
+//! topics, produce from standard input and consume, stream appends, reads
+//! and deletes, with their tables, `--json` output and exit codes.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+struct Server {
+    child: std::process::Child,
+    http: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, http) = common::start_serve_http(dir.path(), &[]);
+    Server {
+        child,
+        http,
+        _dir: dir,
+    }
+}
+
+/// Runs `weir ARGS` against `server` with `stdin`.
+fn weir(server: &str, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .env("WEIR_SERVER", server)
+        .env_remove("WEIR_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn weir");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited")
+}
+
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn topics_produce_and_consume() {
+    let s = server();
+    let out = ok(weir(
+        &s.http,
+        &[
+            "topic",
+            "create",
+            "orders",
+            "--partitions",
+            "3",
+            "-c",
+            "retention.ms=3600000",
+        ],
+        "",
+    ));
+    assert!(
+        out.contains("created topic orders with 3 partitions"),
+        "{out}"
+    );
+    let again = weir(&s.http, &["topic", "create", "orders"], "");
+    assert_eq!(code(&again), 4, "an existing topic is a conflict");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("topic_already_exists"));
+
+    let list = ok(weir(&s.http, &["topic", "list"], ""));
+    assert!(list.lines().any(|l| l.starts_with("orders ")), "{list}");
+    assert!(
+        !list.contains("__weir_events"),
+        "internal topics only with --internal"
+    );
+    assert!(ok(weir(&s.http, &["topic", "list", "--internal"], "")).contains("__weir_events"));
+
+    // 300 keyed lines, in requests of 64.
+    let input: String = (0..300)
+        .map(|i| format!("key-{}:value {i}\n", i % 10))
+        .collect();
+    let produced = ok(weir(
+        &s.http,
+        &["produce", "orders", "-K", ":", "--batch", "64", "--json"],
+        &input,
+    ));
+    let offsets = json_lines(&produced);
+    assert_eq!(offsets.len(), 300);
+
+    let consumed = json_lines(&ok(weir(&s.http, &["consume", "orders", "--json"], "")));
+    assert_eq!(consumed.len(), 300);
+    // Every record once; a key always in one partition; each key's values
+    // in the order produced.
+    let mut by_key: std::collections::HashMap<String, (i64, Vec<String>)> = Default::default();
+    for r in &consumed {
+        let key = r["key"].as_str().unwrap().to_owned();
+        let value = String::from_utf8(
+            base64::Engine::decode(
+                &base64::engine::general_purpose::STANDARD,
+                r["value_base64"].as_str().unwrap(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let entry = by_key
+            .entry(key)
+            .or_insert((r["partition"].as_i64().unwrap(), vec![]));
+        assert_eq!(entry.0, r["partition"].as_i64().unwrap());
+        entry.1.push(value);
+    }
+    assert_eq!(by_key.len(), 10);
+    for (key, (_, values)) in &by_key {
+        let n: usize = key.strip_prefix("key-").unwrap().parse().unwrap();
+        let expected: Vec<String> = (0..300)
+            .filter(|i| i % 10 == n)
+            .map(|i| format!("value {i}"))
+            .collect();
+        assert_eq!(values, &expected, "{key}");
+    }
+
+    let describe = ok(weir(
+        &s.http,
+        &["topic", "describe", "orders", "--json"],
+        "",
+    ));
+    let info: serde_json::Value = serde_json::from_str(&describe).unwrap();
+    let ends: i64 = info["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["end_offset"].as_i64().unwrap())
+        .sum();
+    assert_eq!(ends, 300);
+    assert_eq!(info["configs"]["retention.ms"], "3600000");
+
+    // --max, a partition, an offset, latest, and a time in the future.
+    let text = ok(weir(&s.http, &["consume", "orders", "--max", "5"], ""));
+    assert_eq!(text.lines().count(), 5);
+    assert!(text.lines().all(|l| l.split('\t').count() == 3), "{text}");
+    let p0: Vec<_> = json_lines(&ok(weir(
+        &s.http,
+        &["consume", "orders", "-p", "0", "--from", "2", "--json"],
+        "",
+    )));
+    assert!(
+        p0.iter()
+            .all(|r| r["partition"] == 0 && r["offset"].as_i64().unwrap() >= 2)
+    );
+    assert_eq!(
+        ok(weir(
+            &s.http,
+            &["consume", "orders", "--from", "latest"],
+            ""
+        )),
+        ""
+    );
+    assert_eq!(
+        ok(weir(
+            &s.http,
+            &["consume", "orders", "--from", "2999-01-01T00:00:00Z"],
+            ""
+        )),
+        ""
+    );
+
+    // Errors: a missing topic, a bad --from, an unreachable server.
+    assert_eq!(code(&weir(&s.http, &["topic", "describe", "nope"], "")), 3);
+    assert_eq!(code(&weir(&s.http, &["consume", "nope"], "")), 3);
+    assert_eq!(
+        code(&weir(&s.http, &["consume", "orders", "--from", "soon"], "")),
+        1
+    );
+    let closed = format!("127.0.0.1:{}", common::free_port());
+    assert_eq!(code(&weir(&closed, &["topic", "list"], "")), 5);
+
+    ok(weir(&s.http, &["topic", "delete", "orders"], ""));
+    assert_eq!(
+        code(&weir(&s.http, &["topic", "describe", "orders"], "")),
+        3
+    );
+}
+
+#[test]
+fn streams_append_read_and_delete() {
+    let s = server();
+    let out = ok(weir(
+        &s.http,
+        &[
+            "stream",
+            "append",
+            "account-1",
+            "-e",
+            "no_stream",
+            "-t",
+            "Opened",
+            "-d",
+            r#"{"owner":"ada"}"#,
+            "--id",
+            "e-1",
+        ],
+        "",
+    ));
+    assert!(
+        out.contains("appended versions 0..=0 of account-1"),
+        "{out}"
+    );
+    // A retry with the same id is answered with the first result.
+    let retry = ok(weir(
+        &s.http,
+        &[
+            "stream",
+            "append",
+            "account-1",
+            "-e",
+            "no_stream",
+            "-t",
+            "Opened",
+            "-d",
+            r#"{"owner":"ada"}"#,
+            "--id",
+            "e-1",
+            "--json",
+        ],
+        "",
+    ));
+    let retry: serde_json::Value = serde_json::from_str(&retry).unwrap();
+    assert_eq!(retry["first_version"], 0);
+
+    // Several events from standard input, as one append.
+    let events = "{\"type\":\"Deposited\",\"data\":{\"amount\":10}}\n\n{\"type\":\"Deposited\",\"data\":{\"amount\":5},\"id\":\"e-3\"}\n";
+    let out = ok(weir(
+        &s.http,
+        &["stream", "append", "account-1", "-e", "0"],
+        events,
+    ));
+    assert!(out.contains("appended versions 1..=2"), "{out}");
+
+    // A stale expected version is a conflict (exit 4), naming both versions.
+    let stale = weir(
+        &s.http,
+        &[
+            "stream",
+            "append",
+            "account-1",
+            "-e",
+            "0",
+            "-t",
+            "Deposited",
+            "-d",
+            "{}",
+        ],
+        "",
+    );
+    assert_eq!(code(&stale), 4);
+    let err = String::from_utf8_lossy(&stale.stderr);
+    assert!(err.contains("wrong_expected_version"), "{err}");
+    // A bad event line is refused before anything is sent.
+    let bad = weir(
+        &s.http,
+        &["stream", "append", "account-1"],
+        "{\"type\":1}\n",
+    );
+    assert_eq!(code(&bad), 1);
+
+    ok(weir(
+        &s.http,
+        &["stream", "append", "order-9", "-t", "Placed", "-d", "{}"],
+        "",
+    ));
+
+    let read = json_lines(&ok(weir(
+        &s.http,
+        &["stream", "read", "account-1", "--json"],
+        "",
+    )));
+    assert_eq!(
+        read.iter()
+            .map(|e| e["version"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
+    assert_eq!(read[1]["data"]["amount"], 10);
+    let back = json_lines(&ok(weir(
+        &s.http,
+        &[
+            "stream",
+            "read",
+            "account-1",
+            "--backward",
+            "--max",
+            "2",
+            "--json",
+        ],
+        "",
+    )));
+    assert_eq!(
+        back.iter()
+            .map(|e| e["version"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [2, 1]
+    );
+    let table = ok(weir(&s.http, &["stream", "read", "account-1"], ""));
+    assert!(
+        table
+            .lines()
+            .next()
+            .unwrap()
+            .starts_with("account-1@0\t#0\t"),
+        "{table}"
+    );
+
+    let all = json_lines(&ok(weir(&s.http, &["stream", "read-all", "--json"], "")));
+    assert_eq!(all.len(), 4);
+    let category = json_lines(&ok(weir(
+        &s.http,
+        &["stream", "read-all", "--category", "account", "--json"],
+        "",
+    )));
+    assert_eq!(category.len(), 3);
+    let deposits = json_lines(&ok(weir(
+        &s.http,
+        &[
+            "stream",
+            "read-all",
+            "--type",
+            "Deposited",
+            "--from",
+            "2",
+            "--json",
+        ],
+        "",
+    )));
+    assert_eq!(deposits.len(), 1);
+    assert_eq!(deposits[0]["position"], 2);
+
+    // Soft delete, then the stream reads as absent (exit 3) and can be
+    // written again; a tombstone is for good.
+    ok(weir(
+        &s.http,
+        &["stream", "delete", "account-1", "-e", "2"],
+        "",
+    ));
+    assert_eq!(
+        code(&weir(&s.http, &["stream", "read", "account-1"], "")),
+        3
+    );
+    ok(weir(
+        &s.http,
+        &[
+            "stream",
+            "append",
+            "account-1",
+            "-e",
+            "no_stream",
+            "-t",
+            "Opened",
+            "-d",
+            "{}",
+        ],
+        "",
+    ));
+    let again = json_lines(&ok(weir(
+        &s.http,
+        &["stream", "read", "account-1", "--json"],
+        "",
+    )));
+    assert_eq!(
+        again
+            .iter()
+            .map(|e| e["version"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [3]
+    );
+    ok(weir(&s.http, &["stream", "tombstone", "order-9"], ""));
+    assert_eq!(code(&weir(&s.http, &["stream", "read", "order-9"], "")), 3);
+    assert_eq!(
+        code(&weir(
+            &s.http,
+            &["stream", "append", "order-9", "-t", "Placed", "-d", "{}"],
+            ""
+        )),
+        3
+    );
+}

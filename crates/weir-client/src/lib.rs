@@ -1,0 +1,387 @@
+//! `weir-client`: a blocking client of Weir's HTTP/JSON API (`/v1/...`),
+//! speaking the `weir-api` types. The `weir` command's API subcommands use
+//! it; every error the server answers with comes back as its RFC 9457
+//! [`Problem`], so callers can act on the stable `code`.
+//!
+//! ```no_run
+//! use weir_client::Client;
+//! let client = Client::new("http://127.0.0.1:8080")?;
+//! for topic in client.topics()?.topics {
+//!     println!("{} ({} partitions)", topic.name, topic.partitions);
+//! }
+//! # Ok::<(), weir_client::ClientError>(())
+//! ```
+
+mod sse;
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+pub use sse::{SseEvent, SseStream};
+use weir_api::{
+    Append, Appended, CreateTopic, Events, Problem, Produce, ProduceResult, Records, TopicInfo,
+    TopicList,
+};
+
+/// Largest response body the client reads, in bytes.
+pub const RESPONSE_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+/// What went wrong talking to the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error.
+    #[error("{} ({}): {}", .0.title, .0.code, .0.detail)]
+    Problem(Box<Problem>),
+    /// The server could not be reached, or the connection broke.
+    #[error("cannot talk to the server at {url}: {reason}")]
+    Transport { url: String, reason: String },
+    /// The server answered something this client does not understand.
+    #[error("unexpected answer from {url}: {reason}")]
+    Protocol { url: String, reason: String },
+    /// The server address is not an `http://` URL.
+    #[error("invalid server address {address:?}: {reason}")]
+    Address {
+        address: String,
+        reason: &'static str,
+    },
+}
+
+impl ClientError {
+    /// The HTTP status of a problem answer, if this is one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Problem(p) => Some(p.status),
+            _ => None,
+        }
+    }
+
+    /// The problem's stable code, if the server answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Problem(p) => Some(&p.code),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// Which way a read pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Forward,
+    Backward,
+}
+
+impl Direction {
+    fn as_str(self) -> &'static str {
+        match self {
+            Direction::Forward => "forward",
+            Direction::Backward => "backward",
+        }
+    }
+}
+
+/// A page of a stream or of the global order: where to start and how
+/// many at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// A version (stream reads) or a global position; `None` is the start
+    /// (forward) or the end (backward).
+    pub from: Option<u64>,
+    pub direction: Direction,
+    pub limit: usize,
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Self {
+            from: None,
+            direction: Direction::Forward,
+            limit: 100,
+        }
+    }
+}
+
+/// A connection-reusing client of one Weir server.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    agent: ureq::Agent,
+}
+
+/// Percent-encodes one path segment (everything but RFC 3986's
+/// unreserved characters), so stream ids like `$$orders-1` or `a b` stay
+/// one segment.
+pub fn encode_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl Client {
+    /// A client of the server at `address` (`http://host:port`, or
+    /// `host:port`), with a 30 s timeout per call.
+    pub fn new(address: &str) -> Result<Self> {
+        Self::with_timeout(address, Some(Duration::from_secs(30)))
+    }
+
+    /// A client whose calls time out after `timeout` (`None`: never, for
+    /// live streams).
+    pub fn with_timeout(address: &str, timeout: Option<Duration>) -> Result<Self> {
+        let bad = |reason| ClientError::Address {
+            address: address.to_owned(),
+            reason,
+        };
+        let base = if address.contains("://") {
+            address.to_owned()
+        } else {
+            format!("http://{address}")
+        };
+        let Some(rest) = base.strip_prefix("http://") else {
+            return Err(bad("only http:// is served"));
+        };
+        if rest.trim_end_matches('/').is_empty() || rest.trim_end_matches('/').contains('/') {
+            return Err(bad("give the host and port only, e.g. 127.0.0.1:8080"));
+        }
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(timeout)
+            .build()
+            .into();
+        Ok(Self {
+            base: base.trim_end_matches('/').to_owned(),
+            agent,
+        })
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn transport(&self, path: &str, e: impl std::fmt::Display) -> ClientError {
+        ClientError::Transport {
+            url: self.url(path),
+            reason: e.to_string(),
+        }
+    }
+
+    /// Reads an answer: the body as `T` on success, the problem otherwise.
+    fn answer<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        response: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<T> {
+        let mut response = response.map_err(|e| self.transport(path, e))?;
+        let status = response.status();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(RESPONSE_BYTES_MAX)
+            .read_to_vec()
+            .map_err(|e| self.transport(path, e))?;
+        let protocol = |reason: String| ClientError::Protocol {
+            url: self.url(path),
+            reason,
+        };
+        if status.is_success() {
+            // A 204 has no body: `()` reads from `null`.
+            let body: &[u8] = if body.is_empty() { b"null" } else { &body };
+            return serde_json::from_slice(body).map_err(|e| protocol(e.to_string()));
+        }
+        match serde_json::from_slice::<Problem>(&body) {
+            Ok(problem) => Err(ClientError::Problem(Box::new(problem))),
+            Err(_) => Err(protocol(format!(
+                "status {status} with a body that is not a problem: {}",
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+            ))),
+        }
+    }
+
+    /// `GET path?query`.
+    pub fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T> {
+        let mut request = self.agent.get(self.url(path));
+        for (k, v) in query {
+            request = request.query(*k, v);
+        }
+        self.answer(path, request.call())
+    }
+
+    /// `POST path` with a JSON body.
+    pub fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        self.answer(path, self.agent.post(self.url(path)).send_json(body))
+    }
+
+    /// `PUT path` with a JSON body.
+    pub fn put<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        self.answer(path, self.agent.put(self.url(path)).send_json(body))
+    }
+
+    /// `DELETE path?query`.
+    pub fn delete<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T> {
+        let mut request = self.agent.delete(self.url(path));
+        for (k, v) in query {
+            request = request.query(*k, v);
+        }
+        self.answer(path, request.call())
+    }
+
+    /// `GET path?query` as a Server-Sent Events stream (no call timeout
+    /// applies to its reading; use a client made with `with_timeout(None)`
+    /// for streams that should wait forever).
+    pub fn sse(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        last_event_id: Option<&str>,
+    ) -> Result<SseStream> {
+        let mut request = self
+            .agent
+            .get(self.url(path))
+            .header("accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        for (k, v) in query {
+            request = request.query(*k, v);
+        }
+        let response = request.call().map_err(|e| self.transport(path, e))?;
+        if !response.status().is_success() {
+            return self
+                .answer::<()>(path, Ok(response))
+                .map(|()| unreachable!("an unsuccessful status is always an error"));
+        }
+        Ok(SseStream::new(response.into_body().into_reader()))
+    }
+
+    // Topics and records.
+
+    pub fn topics(&self) -> Result<TopicList> {
+        self.get("/v1/topics", &[])
+    }
+
+    pub fn create_topic(&self, topic: &CreateTopic) -> Result<TopicInfo> {
+        self.post("/v1/topics", topic)
+    }
+
+    pub fn topic(&self, name: &str) -> Result<TopicInfo> {
+        self.get(&format!("/v1/topics/{}", encode_segment(name)), &[])
+    }
+
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        self.delete(&format!("/v1/topics/{}", encode_segment(name)), &[])
+    }
+
+    /// Produces records; answers once they are durable.
+    pub fn produce(&self, topic: &str, records: &Produce) -> Result<ProduceResult> {
+        self.post(
+            &format!("/v1/topics/{}/records", encode_segment(topic)),
+            records,
+        )
+    }
+
+    /// Up to `limit` records of a partition from `offset`.
+    pub fn fetch(&self, topic: &str, partition: i32, offset: i64, limit: usize) -> Result<Records> {
+        self.get(
+            &format!(
+                "/v1/topics/{}/partitions/{partition}/records",
+                encode_segment(topic)
+            ),
+            &[("offset", offset.to_string()), ("limit", limit.to_string())],
+        )
+    }
+
+    // Event streams.
+
+    /// Appends events to a stream; answers once they are durable.
+    pub fn append(&self, stream: &str, append: &Append) -> Result<Appended> {
+        self.post(&format!("/v1/streams/{}", encode_segment(stream)), append)
+    }
+
+    fn page_query(page: &Page) -> Vec<(&'static str, String)> {
+        let mut q = vec![
+            ("direction", page.direction.as_str().to_owned()),
+            ("limit", page.limit.to_string()),
+        ];
+        if let Some(from) = page.from {
+            q.push(("from", from.to_string()));
+        }
+        q
+    }
+
+    pub fn read_stream(&self, stream: &str, page: &Page) -> Result<Events> {
+        self.get(
+            &format!("/v1/streams/{}", encode_segment(stream)),
+            &Self::page_query(page),
+        )
+    }
+
+    pub fn read_all(&self, page: &Page) -> Result<Events> {
+        self.get("/v1/all", &Self::page_query(page))
+    }
+
+    pub fn read_category(&self, category: &str, page: &Page) -> Result<Events> {
+        self.get(
+            &format!("/v1/categories/{}", encode_segment(category)),
+            &Self::page_query(page),
+        )
+    }
+
+    pub fn read_type(&self, event_type: &str, page: &Page) -> Result<Events> {
+        self.get(
+            &format!("/v1/types/{}", encode_segment(event_type)),
+            &Self::page_query(page),
+        )
+    }
+
+    /// Deletes a stream: soft, or for good with `tombstone`; `expected` is
+    /// `any`, `no_stream`, `exists` or a version.
+    pub fn delete_stream(
+        &self,
+        stream: &str,
+        tombstone: bool,
+        expected: Option<&str>,
+    ) -> Result<()> {
+        let mut q = vec![("tombstone", tombstone.to_string())];
+        if let Some(e) = expected {
+            q.push(("expected_version", e.to_owned()));
+        }
+        self.delete(&format!("/v1/streams/{}", encode_segment(stream)), &q)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_percent_encoded() {
+        assert_eq!(encode_segment("orders-42"), "orders-42");
+        assert_eq!(encode_segment("$$a b/c"), "%24%24a%20b%2Fc");
+        assert_eq!(encode_segment("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn addresses_are_checked() {
+        assert_eq!(
+            Client::new("127.0.0.1:8080").unwrap().base(),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(Client::new("http://h:1/").unwrap().base(), "http://h:1");
+        assert!(Client::new("https://h:1").is_err());
+        assert!(Client::new("http://h:1/v1").is_err());
+        assert!(Client::new("").is_err());
+    }
+}
