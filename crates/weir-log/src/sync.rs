@@ -15,9 +15,9 @@
 //! between two halves of the appenders. To keep rounds full, a round
 //! remembers how many appenders were waiting when it ended (those it served
 //! and those that arrived while it ran): that many are active. The next
-//! leader waits, before it takes the dirty logs, until that many are
-//! waiting again or [`GATHER_WAIT_MAX`] (and never longer than the last
-//! round's sync took) has passed. A lone appender never waits: one active
+//! leader waits, before it takes the dirty logs, until that many have come
+//! to wait since the last round took its logs, or [`GATHER_WAIT_MAX`] (and
+//! never longer than the last round's sync took) has passed. A lone appender never waits: one active
 //! appender is already there. When appenders go away the estimate is too
 //! high for one round, which waits its bound and corrects it.
 
@@ -51,6 +51,9 @@ struct SchedState {
     round_running: bool,
     /// Threads inside `wait_durable` that have not returned yet.
     waiting: usize,
+    /// Threads that came to `wait_durable` since the last round took the
+    /// dirty logs: their appends may need the next round.
+    uncovered: usize,
     /// How many waiters the leader gathering now waits for (0: none).
     gather_target: usize,
     /// Waiters when the last round ended: the appenders active now.
@@ -119,7 +122,8 @@ impl SyncScheduler {
         }
         let mut st = self.lock();
         st.waiting += 1;
-        if st.gather_target > 0 && st.waiting >= st.gather_target {
+        st.uncovered += 1;
+        if st.gather_target > 0 && st.uncovered >= st.gather_target {
             self.gathered.notify_one();
         }
         let result = loop {
@@ -186,10 +190,12 @@ impl SyncScheduler {
         gather: bool,
     ) -> MutexGuard<'a, SchedState> {
         st.round_running = true;
-        if gather && st.waiting < st.active_estimate {
+        // (Count arrivals since the last round took its logs, not waiters:
+        // those the last round served may not have left yet.)
+        if gather && st.uncovered < st.active_estimate {
             let deadline = Instant::now() + GATHER_WAIT_MAX.min(st.last_sync);
             st.gather_target = st.active_estimate;
-            while st.waiting < st.gather_target {
+            while st.uncovered < st.gather_target {
                 let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                     break;
                 };
@@ -202,6 +208,7 @@ impl SyncScheduler {
             st.gather_target = 0;
         }
         let logs = std::mem::take(&mut st.dirty);
+        st.uncovered = 0;
         drop(st);
         let started = Instant::now();
 
