@@ -2,6 +2,7 @@
 
 mod groups_bench;
 mod heap;
+mod http_bench;
 mod log_bench;
 mod pg;
 mod produce_bench;
@@ -49,6 +50,10 @@ enum Command {
     /// exact expected version (1 and 16 writers), 100-event appends,
     /// reading one stream and reading all.
     Store(store_bench::StoreArgs),
+    /// The HTTP/JSON API: batched produce over HTTP against the Kafka
+    /// protocol for the same records, and event appends over HTTP against
+    /// the store's API in process.
+    Http(http_bench::HttpArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,5 +62,6 @@ fn main() -> anyhow::Result<()> {
         Command::Produce(args) => produce_bench::run(&args),
         Command::Groups(args) => groups_bench::run(&args),
         Command::Store(args) => store_bench::run(&args),
+        Command::Http(args) => http_bench::run(&args),
     }
 }
