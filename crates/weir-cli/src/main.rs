@@ -32,7 +32,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server: the embedded store and the Kafka listener.
-    Serve(serve::ServeArgs),
+    // Boxed: its many options would make every other variant as large.
+    Serve(Box<serve::ServeArgs>),
     /// Inspect and write partition logs in a data directory.
     #[command(subcommand)]
     Log(LogCommand),
@@ -85,7 +86,7 @@ fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match Cli::parse().command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Log(cmd) => run_log(cmd),
     }
 }

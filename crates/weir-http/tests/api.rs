@@ -2,104 +2,11 @@
 //! fetch, stream appends with expected versions and reads with paging, and
 //! the problems bad requests get — never a 5xx, never a lost write.
 
-use std::process::Command;
-use std::sync::Arc;
+mod common;
 
-use serde_json::{Value, json};
-use weir_broker::{Broker, BrokerConfig};
-use weir_groups::{Coordinator, GroupsConfig, MonotonicClock, OffsetStore, OffsetsConfig};
-use weir_http::{AppState, HttpLimits};
-use weir_log::{DataDir, DirConfig};
-use weir_store::{EmbeddedStore, StoreConfig};
-
-struct Server {
-    base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start(limits: HttpLimits) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let data = DataDir::open(dir.path(), DirConfig::default()).unwrap();
-        let broker = Arc::new(Broker::open(data, BrokerConfig::default()).unwrap());
-        let offsets = OffsetStore::open(broker.clone(), OffsetsConfig::default()).unwrap();
-        let groups = Arc::new(Coordinator::new(
-            GroupsConfig::default(),
-            Arc::new(MonotonicClock::new()),
-            broker.clone(),
-            Arc::new(offsets),
-        ));
-        let store = Arc::new(EmbeddedStore::open(broker.clone(), StoreConfig::default()).unwrap());
-        let state = Arc::new(AppState::new(broker, groups, store, limits));
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            runtime
-                .block_on(weir_http::run(listener, state, async {
-                    let _ = stopped.await;
-                }))
-                .unwrap();
-        });
-        Self {
-            base,
-            stop: Some(stop),
-            thread: Some(thread),
-            _dir: dir,
-        }
-    }
-
-    /// `curl` a request; returns the status and the JSON body (or the text
-    /// as a JSON string), and the content type.
-    fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value, String) {
-        let mut cmd = Command::new("curl");
-        cmd.args([
-            "-sS",
-            "-X",
-            method,
-            "-o",
-            "-",
-            "-w",
-            "\n%{http_code} %{content_type}",
-        ])
-        .arg(format!("{}{path}", self.base));
-        if let Some(body) = body {
-            cmd.args([
-                "-H",
-                "content-type: application/json",
-                "--data-binary",
-                body,
-            ]);
-        }
-        let out = cmd.output().expect("curl is installed");
-        assert!(out.status.success(), "curl failed: {out:?}");
-        let text = String::from_utf8(out.stdout).unwrap();
-        let (body, tail) = text.rsplit_once('\n').unwrap();
-        let (status, ctype) = tail.split_once(' ').unwrap_or((tail, ""));
-        let json = serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_owned()));
-        (status.parse().unwrap(), json, ctype.to_owned())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
+use common::Server;
+use serde_json::json;
+use weir_http::HttpLimits;
 
 #[test]
 fn topics_produce_and_fetch() {
