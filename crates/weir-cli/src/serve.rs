@@ -14,6 +14,9 @@ use weir_kafka::ServerConfig;
 use weir_log::{DataDir, DirConfig};
 use weir_store::{EmbeddedStore, StoreConfig};
 
+/// How long a stopping server waits for HTTP connections to finish.
+const HTTP_DRAIN: Duration = Duration::from_secs(5);
+
 /// How often the event store considers saving its index.
 const STORE_UPKEEP: Duration = Duration::from_secs(10);
 
@@ -365,10 +368,17 @@ async fn serve(args: Settings) -> anyhow::Result<()> {
         stopped(stop_rx),
     )
     .await;
-    match http.await {
-        Ok(Err(e)) => tracing::warn!(%e, "the http listener failed"),
-        Err(e) => tracing::warn!(%e, "the http listener task failed"),
-        Ok(Ok(())) => {}
+    // HTTP requests in flight get a moment to finish; a live-stream client
+    // that stopped reading cannot hold the shutdown up.
+    let abort = http.abort_handle();
+    match tokio::time::timeout(HTTP_DRAIN, http).await {
+        Ok(Ok(Err(e))) => tracing::warn!(%e, "the http listener failed"),
+        Ok(Err(e)) => tracing::warn!(%e, "the http listener task failed"),
+        Ok(Ok(Ok(()))) => {}
+        Err(_) => {
+            tracing::warn!("http connections still open after the drain time; closing them");
+            abort.abort();
+        }
     }
     retention.abort();
     tracing::info!("shutting down: syncing the data directory");

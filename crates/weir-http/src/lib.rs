@@ -71,6 +71,9 @@ pub struct AppState {
     pub limits: HttpLimits,
     /// One permit per live stream being served (`sse_clients_max`).
     live_clients: Arc<tokio::sync::Semaphore>,
+    /// Turns true when the server stops: live streams end, so the
+    /// graceful shutdown does not wait for them forever.
+    stopping: tokio::sync::watch::Sender<bool>,
     round_robin: AtomicU64,
     next_id: AtomicU64,
     started_ms: i64,
@@ -89,6 +92,7 @@ impl AppState {
             groups,
             store,
             live_clients: Arc::new(tokio::sync::Semaphore::new(limits.sse_clients_max)),
+            stopping: tokio::sync::watch::Sender::new(false),
             limits,
             round_robin: AtomicU64::new(0),
             next_id: AtomicU64::new(0),
@@ -229,7 +233,12 @@ pub async fn run(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    let app = router(state.clone());
+    let shutdown = async move {
+        shutdown.await;
+        state.stopping.send_replace(true);
+    };
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

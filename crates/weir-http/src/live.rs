@@ -236,6 +236,7 @@ fn serve(app: &Arc<AppState>, source: Source) -> Result<Response, ApiError> {
         tx,
         lagged: lagged.clone(),
         page: app.limits.sse_buffer.clamp(1, READ_PAGE_MAX),
+        stopping: app.stopping.subscribe(),
         stall: Duration::from_millis(app.limits.sse_stall_ms.max(1)),
     };
     tokio::spawn(pump.run());
@@ -257,6 +258,7 @@ struct Pump {
     lagged: Arc<AtomicBool>,
     page: usize,
     stall: Duration,
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Pump {
@@ -267,8 +269,12 @@ impl Pump {
             lagged,
             page,
             stall,
+            mut stopping,
         } = self;
         loop {
+            if *stopping.borrow() {
+                return;
+            }
             // The epoch is read before the log, so an event made durable
             // after the read moves it and the wait below returns.
             let epoch = source.epoch();
@@ -298,6 +304,7 @@ impl Pump {
                 tokio::select! {
                     _ = source.changed(epoch) => {}
                     () = tx.closed() => return,
+                    _ = stopping.wait_for(|stop| *stop) => return,
                 }
                 continue;
             }

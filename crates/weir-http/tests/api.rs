@@ -5,7 +5,7 @@
 mod common;
 
 use common::Server;
-use serde_json::json;
+use serde_json::{Value, json};
 use weir_http::HttpLimits;
 
 #[test]
@@ -263,4 +263,213 @@ fn the_openapi_document_describes_every_route() {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
     }
     assert!(doc["components"]["schemas"].get("Append").is_some());
+}
+
+#[test]
+fn topic_configs_are_altered_all_or_nothing() {
+    let s = Server::start(HttpLimits::default());
+    s.ok(
+        "POST",
+        "/v1/topics",
+        Some(r#"{"name":"t","partitions":2}"#),
+        201,
+    );
+    let t = s.ok(
+        "PATCH",
+        "/v1/topics/t/configs",
+        Some(r#"{"set":{"retention.ms":"60000","cleanup.policy":"delete"}}"#),
+        200,
+    );
+    assert_eq!(t["configs"]["retention.ms"], "60000");
+    let p = &t["partitions"][1];
+    assert_eq!(
+        (p["start_offset"].as_i64(), p["end_offset"].as_i64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(p["durable_offset"], 0);
+    // A bad value anywhere changes nothing.
+    let (st, problem, _) = s.call(
+        "PATCH",
+        "/v1/topics/t/configs",
+        Some(r#"{"set":{"retention.ms":"120000","segment.bytes":"lots"}}"#),
+    );
+    assert_eq!((st, &problem["code"]), (400, &json!("invalid_config")));
+    // A dry run checks and changes nothing either.
+    s.ok(
+        "PATCH",
+        "/v1/topics/t/configs",
+        Some(r#"{"set":{"retention.ms":"1000"},"validate_only":true}"#),
+        200,
+    );
+    let t = s.ok("GET", "/v1/topics/t", None, 200);
+    assert_eq!(t["configs"]["retention.ms"], "60000");
+    let t = s.ok(
+        "PATCH",
+        "/v1/topics/t/configs",
+        Some(r#"{"reset":["retention.ms"]}"#),
+        200,
+    );
+    assert_eq!(t["configs"]["retention.ms"], "604800000");
+    for (body, status, code) in [
+        (r#"{}"#, 400, "bad_request"),
+        (
+            r#"{"set":{"retention.ms":"1"},"reset":["retention.ms"]}"#,
+            400,
+            "bad_request",
+        ),
+        (r#"{"set":{"no.such.config":"1"}}"#, 400, "invalid_config"),
+        (r#"{"sett":{}}"#, 422, "invalid_body"),
+    ] {
+        let (st, problem, _) = s.call("PATCH", "/v1/topics/t/configs", Some(body));
+        assert_eq!(
+            (st, problem["code"].as_str()),
+            (status, Some(code)),
+            "{body}"
+        );
+    }
+    let (st, problem, _) = s.call(
+        "PATCH",
+        "/v1/topics/none/configs",
+        Some(r#"{"set":{"retention.ms":"1"}}"#),
+    );
+    assert_eq!((st, &problem["code"]), (404, &json!("unknown_topic")));
+    let (st, problem, _) = s.call(
+        "PATCH",
+        "/v1/topics/__weir_events/configs",
+        Some(r#"{"set":{"retention.ms":"1"}}"#),
+    );
+    assert_eq!((st, &problem["code"]), (403, &json!("policy_violation")));
+}
+
+#[test]
+fn stream_metadata_and_snapshots_round_trip() {
+    let s = Server::start(HttpLimits::default());
+    let events: Vec<_> = (0..6)
+        .map(|i| json!({"id": format!("e{i}"), "type": "Added", "data": {"n": i}}))
+        .collect();
+    s.ok(
+        "POST",
+        "/v1/streams/cart-1",
+        Some(&json!({"expected_version": "no_stream", "events": events}).to_string()),
+        200,
+    );
+    assert_eq!(
+        s.ok("GET", "/v1/streams/cart-1/metadata", None, 200),
+        json!({"max_age_ms": null, "max_count": null, "truncate_before": null})
+    );
+    // Snapshots: none yet, so loading reads every event.
+    let loaded = s.ok("GET", "/v1/streams/cart-1/snapshot", None, 200);
+    assert_eq!(loaded["snapshot"], Value::Null);
+    assert_eq!(loaded["events"].as_array().unwrap().len(), 6);
+    s.ok(
+        "PUT",
+        "/v1/streams/cart-1/snapshot",
+        Some(r#"{"version":3,"type":"Cart.v1","data":{"total":6}}"#),
+        204,
+    );
+    let loaded = s.ok("GET", "/v1/streams/cart-1/snapshot", None, 200);
+    assert_eq!(loaded["snapshot"]["version"], 3);
+    assert_eq!(loaded["snapshot"]["type"], "Cart.v1");
+    assert_eq!(loaded["snapshot"]["data"], json!({"total": 6}));
+    let versions: Vec<i64> = loaded["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(versions, [4, 5]);
+    let (st, problem, _) = s.call(
+        "PUT",
+        "/v1/streams/cart-1/snapshot",
+        Some(r#"{"version":9,"type":"Cart.v1","data":{}}"#),
+    );
+    assert_eq!(
+        (st, &problem["code"]),
+        (409, &json!("wrong_expected_version"))
+    );
+    assert_eq!(problem["actual_version"], 5);
+
+    // Metadata: truncate_before hides older versions, max_count all but
+    // the newest.
+    let set = s.ok(
+        "PUT",
+        "/v1/streams/cart-1/metadata",
+        Some(r#"{"truncate_before":2,"max_count":10}"#),
+        200,
+    );
+    assert_eq!(set["truncate_before"], 2);
+    assert_eq!(
+        s.ok("GET", "/v1/streams/cart-1/metadata", None, 200),
+        json!({"max_age_ms": null, "max_count": 10, "truncate_before": 2})
+    );
+    let page = s.ok("GET", "/v1/streams/cart-1", None, 200);
+    assert_eq!(page["events"][0]["version"], 2);
+    assert_eq!(page["events"].as_array().unwrap().len(), 4);
+    s.ok(
+        "PUT",
+        "/v1/streams/cart-1/metadata",
+        Some(r#"{"max_count":1}"#),
+        200,
+    );
+    let page = s.ok("GET", "/v1/streams/cart-1", None, 200);
+    assert_eq!(page["events"].as_array().unwrap().len(), 1);
+    for (method, path, body, status, code) in [
+        (
+            "PUT",
+            "/v1/streams/cart-1/metadata",
+            r#"{"max_count":0}"#,
+            400,
+            "invalid_metadata",
+        ),
+        (
+            "PUT",
+            "/v1/streams/cart-1/metadata",
+            r#"{"max_cnt":3}"#,
+            422,
+            "invalid_body",
+        ),
+        (
+            "PUT",
+            "/v1/streams/$x/metadata",
+            r#"{}"#,
+            400,
+            "invalid_stream",
+        ),
+        (
+            "PUT",
+            "/v1/streams/cart-1/snapshot",
+            r#"{"version":1}"#,
+            422,
+            "invalid_body",
+        ),
+        (
+            "PUT",
+            "/v1/streams/nope-1/snapshot",
+            r#"{"version":0,"type":"T","data":1}"#,
+            409,
+            "wrong_expected_version",
+        ),
+    ] {
+        let (st, problem, _) = s.call(method, path, Some(body));
+        assert_eq!(
+            (st, problem["code"].as_str()),
+            (status, Some(code)),
+            "{path} {body}"
+        );
+    }
+
+    // Soft delete and tombstone are both exposed: a soft-deleted stream
+    // can be written again, a tombstoned one never.
+    assert_eq!(s.call("DELETE", "/v1/streams/cart-1", None).0, 204);
+    let again = json!({"expected_version": "any", "events": [{"type": "Added", "data": {}}]});
+    s.ok("POST", "/v1/streams/cart-1", Some(&again.to_string()), 200);
+    assert_eq!(
+        s.call("DELETE", "/v1/streams/cart-1?tombstone=true", None)
+            .0,
+        204
+    );
+    let (st, problem, _) = s.call("POST", "/v1/streams/cart-1", Some(&again.to_string()));
+    assert_eq!((st, &problem["code"]), (410, &json!("stream_deleted")));
+    let (st, problem, _) = s.call("GET", "/v1/streams/cart-1/metadata", None);
+    assert_eq!((st, &problem["code"]), (410, &json!("stream_deleted")));
 }
