@@ -42,7 +42,7 @@ pub async fn list(State(app): State<Arc<AppState>>) -> Json<GroupList> {
 /// Describes a group: its members and what they hold, and per partition
 /// the committed offset, the end offset and the lag.
 #[utoipa::path(get, path = "/v1/groups/{group}", tag = "groups",
-    params(("group" = String, Path)),
+    params(("group" = String, Path, example = "billing")),
     responses((status = 200, body = GroupInfo), (status = 404, body = weir_api::Problem)))]
 pub async fn describe(
     State(app): State<Arc<AppState>>,
@@ -57,7 +57,7 @@ pub async fn describe(
 /// Deletes a group and its committed offsets; refused while it has
 /// members (Kafka's NON_EMPTY_GROUP).
 #[utoipa::path(delete, path = "/v1/groups/{group}", tag = "groups",
-    params(("group" = String, Path)),
+    params(("group" = String, Path, example = "billing")),
     responses((status = 204), (status = 404, body = weir_api::Problem),
         (status = 409, body = weir_api::Problem)))]
 pub async fn delete(
@@ -72,7 +72,7 @@ pub async fn delete(
 /// Plans new committed offsets for a group and, with `"execute": true`,
 /// commits them. Refused with 409 while the group has members.
 #[utoipa::path(post, path = "/v1/groups/{group}/offsets/reset", tag = "groups",
-    params(("group" = String, Path)), request_body = ResetOffsets,
+    params(("group" = String, Path, example = "billing")), request_body = ResetOffsets,
     responses((status = 200, body = ResetResult), (status = 404, body = weir_api::Problem),
         (status = 409, body = weir_api::Problem), (status = "4XX", body = weir_api::Problem)))]
 pub async fn reset_offsets(

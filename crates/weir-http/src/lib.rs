@@ -136,9 +136,47 @@ impl AppState {
         live::stream,
         live::partition,
     ),
-    components(schemas(weir_api::Problem))
+    components(schemas(weir_api::Problem)),
+    modifiers(&ProblemMediaType)
 )]
 struct ApiDoc;
+
+/// Problems are served as `application/problem+json` (RFC 9457); the
+/// handlers' annotations name only their body type, so this gives every
+/// response whose body is a [`weir_api::Problem`] that media type.
+struct ProblemMediaType;
+
+impl utoipa::Modify for ProblemMediaType {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        for item in api.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in operations.into_iter().flatten() {
+                for response in op.responses.responses.values_mut() {
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    let is_problem = response.content.get("application/json").is_some_and(|c| {
+                        matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/Problem"))
+                    });
+                    if is_problem
+                        && let Some(content) = response.content.shift_remove("application/json")
+                    {
+                        response
+                            .content
+                            .insert("application/problem+json".to_owned(), content);
+                    }
+                }
+            }
+        }
+    }
+}
 
 /// The OpenAPI 3.1 document of this API.
 pub fn openapi() -> utoipa::openapi::OpenApi {

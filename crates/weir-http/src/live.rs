@@ -145,7 +145,7 @@ pub async fn all(
 /// Follows a category's events (streams `category-…`) in global order.
 /// Server-Sent Events, `event: event`, id = position.
 #[utoipa::path(get, path = "/v1/categories/{category}/live", tag = "live",
-    params(("category" = String, Path), ("from" = Option<u64>, Query),
+    params(("category" = String, Path, example = "account"), ("from" = Option<u64>, Query),
         ("Last-Event-ID" = Option<u64>, Header)),
     responses((status = 200, content_type = "text/event-stream", body = weir_api::Event),
         (status = "4XX", body = weir_api::Problem), (status = 503, body = weir_api::Problem)))]
@@ -171,7 +171,7 @@ pub async fn category(
 /// Follows one stream from `?from=` (a version). Server-Sent Events,
 /// `event: event`, id = the event's version.
 #[utoipa::path(get, path = "/v1/streams/{stream}/live", tag = "live",
-    params(("stream" = String, Path), ("from" = Option<u64>, Query),
+    params(("stream" = String, Path, example = "account-1"), ("from" = Option<u64>, Query),
         ("Last-Event-ID" = Option<u64>, Header)),
     responses((status = 200, content_type = "text/event-stream", body = weir_api::Event),
         (status = "4XX", body = weir_api::Problem), (status = 503, body = weir_api::Problem)))]
@@ -198,7 +198,7 @@ pub async fn stream(
 /// Follows a topic partition from `?offset=`. Server-Sent Events,
 /// `event: record`, id = the record's offset.
 #[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/live", tag = "live",
-    params(("topic" = String, Path), ("partition" = i32, Path), ("offset" = Option<u64>, Query),
+    params(("topic" = String, Path, example = "orders"), ("partition" = i32, Path, example = 0), ("offset" = Option<u64>, Query),
         ("Last-Event-ID" = Option<u64>, Header)),
     responses((status = 200, content_type = "text/event-stream", body = weir_api::Record),
         (status = "4XX", body = weir_api::Problem), (status = 503, body = weir_api::Problem)))]

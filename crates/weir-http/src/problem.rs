@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use weir_api::Problem;
 use weir_broker::BrokerError;
 use weir_groups::GroupError;
+use weir_log::LogError;
 use weir_store::StoreError;
 
 /// An error response.
@@ -79,11 +80,30 @@ impl From<BrokerError> for ApiError {
             | B::InvalidProducerEpoch { .. }
             | B::UnknownProducerId { .. }
             | B::TransactionsUnsupported { .. } => (StatusCode::BAD_REQUEST, "producer_state"),
-            B::Log(_) | B::Registry { .. } => (StatusCode::SERVICE_UNAVAILABLE, "storage_error"),
+            B::Log(l) => log_row(l),
+            B::Registry { .. } => (StatusCode::SERVICE_UNAVAILABLE, "storage_error"),
         };
         let mut out = Self::new(status, code, e.to_string());
         out.kafka_error_code = Some(weir_kafka::for_broker_error(&e).code());
         out
+    }
+}
+
+/// The table: log errors (inside broker errors). Most are the disk's; a
+/// few are the request's.
+fn log_row(e: &LogError) -> (StatusCode, &'static str) {
+    use weir_log::BatchError;
+    match e {
+        LogError::OffsetOutOfRange { .. } => {
+            (StatusCode::RANGE_NOT_SATISFIABLE, "offset_out_of_range")
+        }
+        LogError::Batch(BatchError::TooLarge { .. }) => {
+            (StatusCode::PAYLOAD_TOO_LARGE, "message_too_large")
+        }
+        LogError::Batch(_) => (StatusCode::BAD_REQUEST, "invalid_records"),
+        LogError::InvalidConfig { .. } => (StatusCode::BAD_REQUEST, "invalid_config"),
+        LogError::InvalidName { .. } => (StatusCode::BAD_REQUEST, "invalid_topic"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "storage_error"),
     }
 }
 

@@ -55,7 +55,7 @@ pub(crate) fn to_api(e: RecordedEvent) -> Event {
 
 /// Appends events to a stream; answers once they are durable.
 #[utoipa::path(post, path = "/v1/streams/{stream}", tag = "streams",
-    params(("stream" = String, Path)), request_body = Append,
+    params(("stream" = String, Path, example = "account-1")), request_body = Append,
     responses((status = 200, body = Appended), (status = 409, body = weir_api::Problem),
         (status = "4XX", body = weir_api::Problem)))]
 pub async fn append(
@@ -121,7 +121,7 @@ fn next_link(
 /// Reads a stream (`?from=` version, `?direction=forward|backward`,
 /// `?limit=`).
 #[utoipa::path(get, path = "/v1/streams/{stream}", tag = "streams",
-    params(("stream" = String, Path), ("from" = Option<u64>, Query),
+    params(("stream" = String, Path, example = "account-1"), ("from" = Option<u64>, Query),
         ("direction" = Option<String>, Query), ("limit" = Option<usize>, Query)),
     responses((status = 200, body = Events), (status = 404, body = weir_api::Problem),
         (status = "4XX", body = weir_api::Problem)))]
@@ -205,7 +205,7 @@ pub async fn read_all(
 
 /// Reads a category's events (streams `category-…`) in global order.
 #[utoipa::path(get, path = "/v1/categories/{category}", tag = "streams",
-    params(("category" = String, Path), ("from" = Option<u64>, Query),
+    params(("category" = String, Path, example = "account"), ("from" = Option<u64>, Query),
         ("direction" = Option<String>, Query), ("limit" = Option<usize>, Query)),
     responses((status = 200, body = Events), (status = "4XX", body = weir_api::Problem)))]
 pub async fn read_category(
@@ -218,7 +218,7 @@ pub async fn read_category(
 
 /// Reads the events of one type in global order.
 #[utoipa::path(get, path = "/v1/types/{event_type}", tag = "streams",
-    params(("event_type" = String, Path), ("from" = Option<u64>, Query),
+    params(("event_type" = String, Path, example = "Deposited"), ("from" = Option<u64>, Query),
         ("direction" = Option<String>, Query), ("limit" = Option<usize>, Query)),
     responses((status = 200, body = Events), (status = "4XX", body = weir_api::Problem)))]
 pub async fn read_type(
@@ -232,7 +232,7 @@ pub async fn read_type(
 /// Deletes a stream: soft (`?tombstone=true` for good), with an optional
 /// `?expected_version=`.
 #[utoipa::path(delete, path = "/v1/streams/{stream}", tag = "streams",
-    params(("stream" = String, Path), ("tombstone" = Option<bool>, Query),
+    params(("stream" = String, Path, example = "account-1"), ("tombstone" = Option<bool>, Query),
         ("expected_version" = Option<String>, Query)),
     responses((status = 204), (status = "4XX", body = weir_api::Problem)))]
 pub async fn delete_stream(
@@ -272,7 +272,7 @@ pub async fn delete_stream(
 /// A stream's settings (`max_age_ms`, `max_count`, `truncate_before`);
 /// all unset for a stream that never had any.
 #[utoipa::path(get, path = "/v1/streams/{stream}/metadata", tag = "streams",
-    params(("stream" = String, Path)),
+    params(("stream" = String, Path, example = "account-1")),
     responses((status = 200, body = StreamMetadata), (status = "4XX", body = weir_api::Problem)))]
 pub async fn get_metadata(
     State(app): State<Arc<AppState>>,
@@ -294,7 +294,7 @@ pub async fn get_metadata(
 /// Replaces a stream's settings, enforced on every read from now on
 /// (absent fields are unset); answers once they are durable.
 #[utoipa::path(put, path = "/v1/streams/{stream}/metadata", tag = "streams",
-    params(("stream" = String, Path)), request_body = StreamMetadata,
+    params(("stream" = String, Path, example = "account-1")), request_body = StreamMetadata,
     responses((status = 200, body = StreamMetadata), (status = "4XX", body = weir_api::Problem)))]
 pub async fn put_metadata(
     State(app): State<Arc<AppState>>,
@@ -314,7 +314,7 @@ pub async fn put_metadata(
 /// Saves an aggregate's state as of a version of the stream (at most its
 /// last version); answers once it is durable.
 #[utoipa::path(put, path = "/v1/streams/{stream}/snapshot", tag = "streams",
-    params(("stream" = String, Path)), request_body = SnapshotIn,
+    params(("stream" = String, Path, example = "account-1")), request_body = SnapshotIn,
     responses((status = 204), (status = 409, body = weir_api::Problem),
         (status = "4XX", body = weir_api::Problem)))]
 pub async fn save_snapshot(
@@ -332,7 +332,7 @@ pub async fn save_snapshot(
 /// see what it stands for) and the events after it (`?limit=`, default
 /// and most: the page limit).
 #[utoipa::path(get, path = "/v1/streams/{stream}/snapshot", tag = "streams",
-    params(("stream" = String, Path), ("limit" = Option<usize>, Query)),
+    params(("stream" = String, Path, example = "account-1"), ("limit" = Option<usize>, Query)),
     responses((status = 200, body = Loaded), (status = "4XX", body = weir_api::Problem)))]
 pub async fn load(
     State(app): State<Arc<AppState>>,

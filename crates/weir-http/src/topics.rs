@@ -87,7 +87,7 @@ pub async fn create(
 
 /// Describes a topic: partitions with their offsets, and configs.
 #[utoipa::path(get, path = "/v1/topics/{topic}", tag = "topics",
-    params(("topic" = String, Path)),
+    params(("topic" = String, Path, example = "orders")),
     responses((status = 200, body = TopicInfo), (status = 404, body = weir_api::Problem)))]
 pub async fn describe(
     State(app): State<Arc<AppState>>,
@@ -100,7 +100,7 @@ pub async fn describe(
 /// Alters a topic's configs (set some, reset others to their defaults),
 /// all or nothing; answers with the topic as it now is.
 #[utoipa::path(patch, path = "/v1/topics/{topic}/configs", tag = "topics",
-    params(("topic" = String, Path)), request_body = AlterConfigs,
+    params(("topic" = String, Path, example = "orders")), request_body = AlterConfigs,
     responses((status = 200, body = TopicInfo), (status = 404, body = weir_api::Problem),
         (status = "4XX", body = weir_api::Problem)))]
 pub async fn alter_configs(
@@ -134,7 +134,7 @@ pub async fn alter_configs(
 
 /// Deletes a topic with all its data.
 #[utoipa::path(delete, path = "/v1/topics/{topic}", tag = "topics",
-    params(("topic" = String, Path)),
+    params(("topic" = String, Path, example = "orders")),
     responses((status = 204), (status = "4XX", body = weir_api::Problem)))]
 pub async fn delete(
     State(app): State<Arc<AppState>>,
@@ -147,7 +147,7 @@ pub async fn delete(
 
 /// Produces records; answers once they are durable.
 #[utoipa::path(post, path = "/v1/topics/{topic}/records", tag = "topics",
-    params(("topic" = String, Path)), request_body = Produce,
+    params(("topic" = String, Path, example = "orders")), request_body = Produce,
     responses((status = 200, body = ProduceResult), (status = "4XX", body = weir_api::Problem)))]
 pub async fn produce(
     State(app): State<Arc<AppState>>,
@@ -234,7 +234,7 @@ pub async fn produce(
 /// Reads records of a partition from an offset (`?offset=`, default 0;
 /// `?limit=`, default 100).
 #[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/records", tag = "topics",
-    params(("topic" = String, Path), ("partition" = i32, Path),
+    params(("topic" = String, Path, example = "orders"), ("partition" = i32, Path, example = 0),
         ("offset" = Option<i64>, Query), ("limit" = Option<usize>, Query)),
     responses((status = 200, body = Records), (status = "4XX", body = weir_api::Problem)))]
 pub async fn fetch(

@@ -228,6 +228,14 @@ fn bad_requests_get_4xx_problems_and_write_nothing() {
             "bad_request",
         ),
         ("GET", "/v1/nothing-here", None, 404, "no_such_route"),
+        // Found by schemathesis: an offset outside the log was a 503.
+        (
+            "GET",
+            "/v1/topics/__weir_events/partitions/0/records?offset=-9223372036854775808",
+            None,
+            416,
+            "offset_out_of_range",
+        ),
     ];
     for (method, path, body, status, code) in cases {
         let (st, problem, _) = s.call(method, path, *body);
