@@ -292,35 +292,35 @@ fn reset(
         }
         chosen.extend(committed.keys().cloned());
     }
+    let too_many = |n: usize| -> ApiError {
+        GroupError::TooManyPartitions {
+            group: group.to_owned(),
+            partitions: n,
+            partitions_max: weir_groups::COMMIT_PARTITIONS_MAX,
+        }
+        .into()
+    };
     for t in &req.topics {
         let topic = c.broker().topic(&t.topic)?;
         let count = topic.partition_count() as i32;
-        match &t.partitions {
-            None => chosen.extend((0..count).map(|partition| TopicPartition {
+        let named: Vec<i32> = match &t.partitions {
+            None => (0..count).collect(),
+            Some(ps) => ps.clone(),
+        };
+        for partition in named {
+            c.broker().partition(&t.topic, partition)?;
+            chosen.insert(TopicPartition {
                 topic: t.topic.clone(),
                 partition,
-            })),
-            Some(ps) => {
-                for &partition in ps {
-                    c.broker().partition(&t.topic, partition)?;
-                    chosen.insert(TopicPartition {
-                        topic: t.topic.clone(),
-                        partition,
-                    });
-                }
+            });
+            // Checked as it grows: a body can name millions.
+            if chosen.len() > weir_groups::COMMIT_PARTITIONS_MAX {
+                return Err(too_many(chosen.len()));
             }
-        }
-        if chosen.len() > weir_groups::COMMIT_PARTITIONS_MAX {
-            break;
         }
     }
     if chosen.len() > weir_groups::COMMIT_PARTITIONS_MAX {
-        return Err(GroupError::TooManyPartitions {
-            group: group.to_owned(),
-            partitions: chosen.len(),
-            partitions_max: weir_groups::COMMIT_PARTITIONS_MAX,
-        }
-        .into());
+        return Err(too_many(chosen.len()));
     }
     let mut partitions = Vec::with_capacity(chosen.len());
     for tp in chosen {

@@ -3,7 +3,8 @@
 //! the API lists and describes the group (its member, assignment,
 //! committed and end offsets, exact lag), refuses resets and deletes while
 //! the member is there, plans resets without writing, executes them (and
-//! a new member resumes from the reset offsets), and deletes the group.
+//! a new member resumes from the reset offsets), and deletes the group. A
+//! confluent-kafka member of KIP-848's consumer protocol gets the same.
 
 mod common;
 
@@ -289,4 +290,101 @@ fn group_lag_resets_and_delete_with_a_real_member() {
     assert_eq!((st, &problem["code"]), (404, &json!("group_not_found")));
     let (st, _, _) = s.call("DELETE", "/v1/groups/g1", None);
     assert_eq!(st, 404);
+}
+
+/// A confluent-kafka consumer of KIP-848's protocol (`group.protocol=
+/// consumer`) that commits each record; it leaves when its stdin closes.
+const CONSUMER_PROTOCOL_MEMBER: &str = r#"
+import sys, threading
+from confluent_kafka import Consumer
+c = Consumer({"bootstrap.servers": sys.argv[1], "group.id": sys.argv[2],
+              "group.protocol": "consumer", "auto.offset.reset": "earliest",
+              "enable.auto.commit": False})
+c.subscribe([sys.argv[3]])
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+while not stop.is_set():
+    m = c.poll(0.1)
+    if m is not None and m.error() is None:
+        c.commit(message=m, asynchronous=False)
+c.close()
+print("closed", flush=True)
+"#;
+
+#[test]
+fn a_consumer_protocol_group_is_described_and_protected_the_same_way() {
+    let s = Server::start(HttpLimits::default());
+    s.ok(
+        "POST",
+        "/v1/topics",
+        Some(r#"{"name":"orders","partitions":2}"#),
+        201,
+    );
+    produce(&s, 0, 3);
+    produce(&s, 1, 2);
+    let python = std::env::var("WEIR_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/weir/venv/bin/python",
+            std::env::var("HOME").unwrap()
+        )
+    });
+    let mut child = Command::new(python)
+        .args(["-c", CONSUMER_PROTOCOL_MEMBER, &s.kafka, "g1", "orders"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the test venv of scripts/install-deps");
+    let g = wait_for(&s, "g1", "the member to commit all", |g| {
+        offsets(g)
+            == vec![
+                (json!(3), json!(3), json!(0)),
+                (json!(2), json!(2), json!(0)),
+            ]
+    });
+    assert_eq!(g["type"], "consumer", "{g}");
+    assert_eq!(g["protocol"], "uniform");
+    let members = g["members"].as_array().unwrap();
+    assert_eq!(members.len(), 1, "{g}");
+    assert_eq!(
+        members[0]["assignment"],
+        json!([{"topic": "orders", "partitions": [0, 1]}]),
+        "{g}"
+    );
+    let list = s.ok("GET", "/v1/groups", None, 200);
+    assert!(
+        list["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["group"] == "g1" && l["type"] == "consumer"),
+        "{list}"
+    );
+    let (st, problem) = reset(&s, json!({"to": "earliest", "execute": true}));
+    assert_eq!((st, &problem["code"]), (409, &json!("group_not_empty")));
+    let (st, problem, _) = s.call("DELETE", "/v1/groups/g1", None);
+    assert_eq!((st, &problem["code"]), (409, &json!("group_not_empty")));
+
+    drop(child.stdin.take());
+    let mut out = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut out)
+        .unwrap();
+    assert_eq!(out.trim(), "closed");
+    assert!(child.wait().unwrap().success());
+    wait_for(&s, "g1", "the member to leave", |g| {
+        g["members"] == json!([])
+    });
+    let (st, out) = reset(&s, json!({"to": "earliest", "execute": true}));
+    assert_eq!(st, 200, "{out}");
+    let g = s.ok("GET", "/v1/groups/g1", None, 200);
+    assert_eq!(
+        offsets(&g),
+        vec![
+            (json!(0), json!(3), json!(3)),
+            (json!(0), json!(2), json!(2)),
+        ]
+    );
+    assert_eq!(g["lag_total"], 5);
+    assert_eq!(s.call("DELETE", "/v1/groups/g1", None).0, 204);
+    assert_eq!(s.call("GET", "/v1/groups/g1", None).0, 404);
 }
