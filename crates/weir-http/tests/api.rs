@@ -413,6 +413,16 @@ fn stream_metadata_and_snapshots_round_trip() {
     let page = s.ok("GET", "/v1/streams/cart-1", None, 200);
     assert_eq!(page["events"][0]["version"], 2);
     assert_eq!(page["events"].as_array().unwrap().len(), 4);
+    // Found by schemathesis: a max_age_ms past i64::MAX was taken as a
+    // negative age and hid every event; it means "forever".
+    s.ok(
+        "PUT",
+        "/v1/streams/cart-1/metadata",
+        Some(r#"{"max_age_ms":18446744073709551615}"#),
+        200,
+    );
+    let page = s.ok("GET", "/v1/streams/cart-1", None, 200);
+    assert_eq!(page["events"].as_array().unwrap().len(), 6);
     s.ok(
         "PUT",
         "/v1/streams/cart-1/metadata",
