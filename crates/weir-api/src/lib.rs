@@ -43,9 +43,17 @@ pub struct Problem {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTopic {
+    /// ASCII letters, digits, `.`, `_` and `-`; not starting with a dot;
+    /// at most 238 bytes.
+    #[schema(
+        pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$",
+        min_length = 1,
+        max_length = 238
+    )]
     pub name: String,
     /// Partitions [default: the broker's default].
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub partitions: Option<u32>,
     /// Topic configs under Kafka's names (`retention.ms`, ...).
     #[serde(default)]
@@ -113,6 +121,7 @@ pub struct ProduceRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Produce {
+    #[schema(min_items = 1)]
     pub records: Vec<ProduceRecord>,
 }
 
@@ -173,9 +182,29 @@ pub struct EventIn {
 #[serde(deny_unknown_fields)]
 pub struct Append {
     /// `"any"`, `"no_stream"`, `"exists"`, or the stream's last version.
-    #[schema(value_type = Object)]
+    /// (Kept as JSON here so a wrong value gets the server's own message.)
+    #[schema(schema_with = expected_version_schema)]
     pub expected_version: Value,
+    #[schema(min_items = 1)]
     pub events: Vec<EventIn>,
+}
+
+/// The schema of an expected version: one of three words, or a version.
+fn expected_version_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["any", "no_stream", "exists"])),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0)),
+        )
+        .build()
+        .into()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -267,10 +267,36 @@ fn the_openapi_document_describes_every_route() {
     let (st, doc, _) = s.call("GET", "/openapi.json", None);
     assert_eq!(st, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-    for path in ["/v1/topics", "/v1/streams/{stream}", "/v1/all", "/healthz"] {
+    for path in [
+        "/v1/topics",
+        "/v1/topics/{topic}/configs",
+        "/v1/streams/{stream}",
+        "/v1/streams/{stream}/metadata",
+        "/v1/streams/{stream}/snapshot",
+        "/v1/all",
+        "/v1/groups",
+        "/v1/groups/{group}",
+        "/v1/groups/{group}/offsets/reset",
+        "/v1/all/live",
+        "/v1/categories/{category}/live",
+        "/v1/streams/{stream}/live",
+        "/v1/topics/{topic}/partitions/{partition}/live",
+        "/healthz",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
     }
     assert!(doc["components"]["schemas"].get("Append").is_some());
+    assert!(doc["components"]["schemas"].get("ResetOffsets").is_some());
+    // Problems are documented as what the server sends.
+    let conflict = &doc["paths"]["/v1/groups/{group}"]["delete"]["responses"]["409"];
+    assert!(
+        conflict["content"]
+            .get("application/problem+json")
+            .is_some(),
+        "{conflict}"
+    );
+    let live = &doc["paths"]["/v1/all/live"]["get"]["responses"]["200"];
+    assert!(live["content"].get("text/event-stream").is_some(), "{live}");
 }
 
 #[test]
