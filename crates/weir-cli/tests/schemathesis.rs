@@ -1,7 +1,8 @@
 //! A bounded schemathesis run against `weir serve`'s own `/openapi.json`:
 //! generated and mutated requests to every operation but the live streams
-//! (which never end) must get no 5xx, no response that breaks the
-//! documented schema and no undocumented content type.
+//! (which never end), and sequences following the links schemathesis
+//! infers between operations, must get no 5xx, no response that breaks
+//! the documented schema and no undocumented content type.
 //!
 //! `WEIR_SCHEMATHESIS_EXAMPLES` (default 30 per operation) and
 //! `WEIR_SCHEMATHESIS_SEED` (default 1) make the run longer or different;
@@ -73,7 +74,7 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         // Live streams (Server-Sent Events) never end.
         .args(["--exclude-path-regex", "/live$"])
         .args(["--request-timeout", "10", "--workers", "1"])
-        .args(["--phases", "examples,coverage,fuzzing"])
+        .args(["--phases", "examples,coverage,fuzzing,stateful"])
         .args(["--max-examples", &examples, "--seed", &seed])
         .current_dir(tmp.path())
         .env("NO_COLOR", "1")

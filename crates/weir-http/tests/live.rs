@@ -214,3 +214,21 @@ fn live_clients_are_limited() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_stream_deleted_for_good_ends_its_live_stream_with_the_problem() {
+    let s = Server::start(HttpLimits::default());
+    append(&s, "gone-1", 2, 1);
+    let mut c = SseClient::connect(s.addr(), "/v1/streams/gone-1/live", None, true);
+    assert_eq!(ids(&c.take(2, WAIT)), [0, 1]);
+    assert_eq!(
+        s.call("DELETE", "/v1/streams/gone-1?tombstone=true", None)
+            .0,
+        204
+    );
+    let last = c.next(WAIT).expect("an error event");
+    assert_eq!(last.event, "error", "{last:?}");
+    assert_eq!(last.json()["code"], "stream_deleted");
+    assert_eq!(c.next(WAIT), None);
+    assert!(c.ended || c.closed);
+}
