@@ -129,6 +129,9 @@ fn describe_group(c: &Coordinator, group: &str) -> Result<GroupInfo, GroupError>
             if d.state == GroupState::Dead {
                 return Err(not_found());
             }
+            // Only Kafka consumers' assignments are in the consumer
+            // protocol's encoding; other protocol types' bytes are opaque.
+            let consumers = d.protocol_type == "consumer";
             GroupInfo {
                 group: d.group,
                 group_type: GroupType::Classic.as_str().to_owned(),
@@ -140,10 +143,14 @@ fn describe_group(c: &Coordinator, group: &str) -> Result<GroupInfo, GroupError>
                     .members
                     .into_iter()
                     .map(|m| GroupMember {
-                        assignment: assigned_partitions(&m.assignment)
-                            .into_iter()
-                            .map(|(topic, partitions)| TopicPartitions { topic, partitions })
-                            .collect(),
+                        assignment: if consumers {
+                            assigned_partitions(&m.assignment)
+                        } else {
+                            Vec::new()
+                        }
+                        .into_iter()
+                        .map(|(topic, partitions)| TopicPartitions { topic, partitions })
+                        .collect(),
                         member_id: m.member_id,
                         instance_id: m.instance_id,
                         client_id: m.client_id,
