@@ -43,9 +43,17 @@ pub struct Problem {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTopic {
+    /// ASCII letters, digits, `.`, `_` and `-`; not starting with a dot;
+    /// at most 238 bytes.
+    #[schema(
+        pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$",
+        min_length = 1,
+        max_length = 238
+    )]
     pub name: String,
     /// Partitions [default: the broker's default].
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub partitions: Option<u32>,
     /// Topic configs under Kafka's names (`retention.ms`, ...).
     #[serde(default)]
@@ -113,6 +121,7 @@ pub struct ProduceRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Produce {
+    #[schema(min_items = 1)]
     pub records: Vec<ProduceRecord>,
 }
 
@@ -173,9 +182,29 @@ pub struct EventIn {
 #[serde(deny_unknown_fields)]
 pub struct Append {
     /// `"any"`, `"no_stream"`, `"exists"`, or the stream's last version.
-    #[schema(value_type = Object)]
+    /// (Kept as JSON here so a wrong value gets the server's own message.)
+    #[schema(schema_with = expected_version_schema)]
     pub expected_version: Value,
+    #[schema(min_items = 1)]
     pub events: Vec<EventIn>,
+}
+
+/// The schema of an expected version: one of three words, or a version.
+fn expected_version_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["any", "no_stream", "exists"])),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0)),
+        )
+        .build()
+        .into()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -218,4 +247,224 @@ pub struct Events {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Health {
     pub status: String,
+}
+
+/// `PATCH /v1/topics/{topic}/configs`: config changes, all or nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlterConfigs {
+    /// Configs to set, under Kafka's names (`retention.ms`, ...).
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    /// Configs to reset to their defaults.
+    #[serde(default)]
+    pub reset: Vec<String>,
+    /// Check the changes without applying them.
+    #[serde(default)]
+    pub validate_only: bool,
+}
+
+/// `GET /v1/groups`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GroupList {
+    pub groups: Vec<GroupSummary>,
+}
+
+/// A consumer group as listed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GroupSummary {
+    pub group: String,
+    /// `classic` (JoinGroup/SyncGroup) or `consumer` (KIP-848).
+    #[serde(rename = "type")]
+    pub group_type: String,
+    /// As Kafka's tools name it: `Empty`, `Stable`, `PreparingRebalance`, ...
+    pub state: String,
+    /// `consumer` for Kafka consumers; empty when unknown.
+    pub protocol_type: String,
+}
+
+/// Partitions of one topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TopicPartitions {
+    pub topic: String,
+    pub partitions: Vec<i32>,
+}
+
+/// A member of a group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GroupMember {
+    pub member_id: String,
+    /// A static member's `group.instance.id`.
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    /// The partitions the member holds.
+    pub assignment: Vec<TopicPartitions>,
+}
+
+/// Where a group is on one partition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GroupPartition {
+    pub topic: String,
+    pub partition: i32,
+    /// The committed offset (the next record the group reads); `null` if
+    /// it committed none.
+    pub committed_offset: Option<i64>,
+    /// The partition's first offset still held (`null`: no such partition
+    /// any more).
+    pub start_offset: Option<i64>,
+    /// The partition's high watermark: what consumers may read up to.
+    pub end_offset: Option<i64>,
+    /// `end_offset - committed_offset` (at least 0), `null` if either is
+    /// unknown.
+    pub lag: Option<i64>,
+    /// The member holding the partition, if one does.
+    pub member_id: Option<String>,
+}
+
+/// `GET /v1/groups/{group}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GroupInfo {
+    pub group: String,
+    /// `classic` or `consumer`.
+    #[serde(rename = "type")]
+    pub group_type: String,
+    pub state: String,
+    pub protocol_type: String,
+    /// The chosen assignment protocol (`range`, ...) of a classic group,
+    /// the server assignor (`uniform`, `range`) of a consumer group.
+    pub protocol: String,
+    /// The generation (classic) or group epoch (consumer).
+    pub generation: i32,
+    pub members: Vec<GroupMember>,
+    /// Every partition the group committed an offset for or a member
+    /// holds, by topic and partition.
+    pub partitions: Vec<GroupPartition>,
+    /// The sum of the known lags.
+    pub lag_total: i64,
+}
+
+/// Where a reset moves the offsets to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResetTo {
+    /// The first offset still held.
+    Earliest,
+    /// The high watermark (skip everything there is).
+    Latest,
+    /// The first record at or after `datetime` (or `timestamp_ms`), else
+    /// the high watermark.
+    Datetime,
+    /// `offset`, clamped to the partition's offsets.
+    Offset,
+    /// The committed offset (the high watermark if none) plus `shift_by`,
+    /// clamped to the partition's offsets.
+    ShiftBy,
+}
+
+/// Partitions of a topic to reset: all of them when `partitions` is
+/// absent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetTopic {
+    pub topic: String,
+    #[serde(default)]
+    pub partitions: Option<Vec<i32>>,
+}
+
+/// `POST /v1/groups/{group}/offsets/reset`: a dry run unless `execute`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetOffsets {
+    pub to: ResetTo,
+    /// For `to: offset`.
+    #[serde(default)]
+    pub offset: Option<i64>,
+    /// For `to: datetime`: RFC 3339, e.g. `2026-01-31T12:00:00Z`.
+    #[serde(default)]
+    pub datetime: Option<String>,
+    /// For `to: datetime`, instead of `datetime`: ms since the Unix epoch.
+    #[serde(default)]
+    pub timestamp_ms: Option<i64>,
+    /// For `to: shift_by`: how far to move (negative: back).
+    #[serde(default)]
+    pub shift_by: Option<i64>,
+    /// Which partitions; empty: every partition the group committed.
+    #[serde(default)]
+    pub topics: Vec<ResetTopic>,
+    /// Commit the new offsets; without it nothing is written.
+    #[serde(default)]
+    pub execute: bool,
+}
+
+/// One partition of a reset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ResetPartition {
+    pub topic: String,
+    pub partition: i32,
+    /// The committed offset before the reset (`null`: none).
+    pub current_offset: Option<i64>,
+    pub new_offset: i64,
+    pub start_offset: i64,
+    pub end_offset: i64,
+}
+
+/// The plan of a reset, or what it did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ResetResult {
+    pub group: String,
+    /// Whether the new offsets were committed (durably).
+    pub executed: bool,
+    pub partitions: Vec<ResetPartition>,
+}
+
+/// A stream's settings, enforced on reads (`GET`/`PUT
+/// /v1/streams/{stream}/metadata`); absent fields are unset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StreamMetadata {
+    /// Events older than this many milliseconds read as gone.
+    #[serde(default)]
+    pub max_age_ms: Option<u64>,
+    /// Only the newest this many events can be read (at least 1).
+    #[serde(default)]
+    pub max_count: Option<u64>,
+    /// Events with a lower version read as gone.
+    #[serde(default)]
+    pub truncate_before: Option<u64>,
+}
+
+/// `PUT /v1/streams/{stream}/snapshot`: an aggregate's state as of a
+/// version of its stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotIn {
+    /// The version of the last event the state includes.
+    pub version: u64,
+    /// The snapshot's type, for the reader to pick a decoder.
+    #[serde(rename = "type")]
+    pub snapshot_type: String,
+    /// The state (stored as its JSON text).
+    pub data: Value,
+}
+
+/// A saved snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Snapshot {
+    pub stream: String,
+    pub version: u64,
+    #[serde(rename = "type")]
+    pub snapshot_type: String,
+    /// The state as JSON when it is JSON, else a string of base64.
+    pub data: Value,
+    pub recorded: String,
+    pub recorded_ms: i64,
+}
+
+/// `GET /v1/streams/{stream}/snapshot`: the newest snapshot and the events
+/// after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Loaded {
+    pub snapshot: Option<Snapshot>,
+    pub events: Vec<Event>,
 }

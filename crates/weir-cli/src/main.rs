@@ -35,7 +35,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server: the embedded store and the Kafka listener.
-    Serve(serve::ServeArgs),
+    // Boxed: its many options would make every other variant as large.
+    Serve(Box<serve::ServeArgs>),
     /// Inspect and write partition logs in a data directory.
     #[command(subcommand)]
     Log(LogCommand),
@@ -96,7 +97,7 @@ fn main() -> std::process::ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let (result, api) = match Cli::parse().command {
-        Command::Serve(args) => (serve::run(args), false),
+        Command::Serve(args) => (serve::run(*args), false),
         Command::Log(cmd) => (run_log(cmd), false),
         Command::Topic(args) => (remote::run_topic(args), true),
         Command::Produce(args) => (remote::run_produce(args), true),

@@ -14,6 +14,9 @@ use weir_kafka::ServerConfig;
 use weir_log::{DataDir, DirConfig};
 use weir_store::{EmbeddedStore, StoreConfig};
 
+/// How long a stopping server waits for HTTP connections to finish.
+const HTTP_DRAIN: Duration = Duration::from_secs(5);
+
 /// How often the event store considers saving its index.
 const STORE_UPKEEP: Duration = Duration::from_secs(10);
 
@@ -70,6 +73,29 @@ pub struct ServeArgs {
     /// [default: 3000].
     #[arg(long)]
     group_initial_rebalance_delay_ms: Option<i32>,
+    /// Most topics the broker holds [default: 10000].
+    #[arg(long)]
+    topics_max: Option<usize>,
+    /// Most partitions one topic may have [default: 1024].
+    #[arg(long)]
+    partitions_max: Option<u32>,
+    /// Largest HTTP request body, in bytes [default: 16 MiB].
+    #[arg(long)]
+    http_body_bytes_max: Option<usize>,
+    /// Most records or events one HTTP page returns [default: 1000].
+    #[arg(long)]
+    http_page_max: Option<usize>,
+    /// Most live streams (Server-Sent Events) at once; more get a 503
+    /// [default: 256].
+    #[arg(long)]
+    sse_clients_max: Option<usize>,
+    /// Most events queued for one live client [default: 256].
+    #[arg(long)]
+    sse_buffer: Option<usize>,
+    /// How long a live client may leave its queue full before it is
+    /// disconnected, in ms [default: 10000].
+    #[arg(long)]
+    sse_stall_ms: Option<u64>,
 }
 
 /// The config file: the same settings, all optional; unknown keys are an
@@ -90,6 +116,13 @@ struct ServeFile {
     group_min_session_timeout_ms: Option<i32>,
     group_max_session_timeout_ms: Option<i32>,
     group_initial_rebalance_delay_ms: Option<i32>,
+    topics_max: Option<usize>,
+    partitions_max: Option<u32>,
+    http_body_bytes_max: Option<usize>,
+    http_page_max: Option<usize>,
+    sse_clients_max: Option<usize>,
+    sse_buffer: Option<usize>,
+    sse_stall_ms: Option<u64>,
 }
 
 /// Every setting, resolved.
@@ -106,6 +139,9 @@ struct Settings {
     connections_max: Option<usize>,
     request_bytes_max: Option<usize>,
     groups: GroupsConfig,
+    topics_max: Option<usize>,
+    partitions_max: Option<u32>,
+    http: weir_http::HttpLimits,
 }
 
 impl ServeArgs {
@@ -146,6 +182,37 @@ impl ServeArgs {
                 .unwrap_or(60_000),
             connections_max: self.connections_max.or(file.connections_max),
             request_bytes_max: self.request_bytes_max.or(file.request_bytes_max),
+            topics_max: self.topics_max.or(file.topics_max),
+            partitions_max: self.partitions_max.or(file.partitions_max),
+            http: {
+                let d = weir_http::HttpLimits::default();
+                let http = weir_http::HttpLimits {
+                    body_bytes_max: self
+                        .http_body_bytes_max
+                        .or(file.http_body_bytes_max)
+                        .unwrap_or(d.body_bytes_max),
+                    page_max: self
+                        .http_page_max
+                        .or(file.http_page_max)
+                        .unwrap_or(d.page_max),
+                    sse_clients_max: self
+                        .sse_clients_max
+                        .or(file.sse_clients_max)
+                        .unwrap_or(d.sse_clients_max),
+                    sse_buffer: self.sse_buffer.or(file.sse_buffer).unwrap_or(d.sse_buffer),
+                    sse_stall_ms: self
+                        .sse_stall_ms
+                        .or(file.sse_stall_ms)
+                        .unwrap_or(d.sse_stall_ms),
+                    ..d
+                };
+                anyhow::ensure!(
+                    http.body_bytes_max > 0 && http.page_max > 0 && http.sse_buffer > 0,
+                    "http_body_bytes_max, http_page_max and sse_buffer must be at least 1"
+                );
+                anyhow::ensure!(http.sse_stall_ms > 0, "sse_stall_ms must be at least 1");
+                http
+            },
             groups: {
                 let d = GroupsConfig::default();
                 let groups = GroupsConfig {
@@ -196,6 +263,11 @@ async fn serve(args: Settings) -> anyhow::Result<()> {
         default_partitions: args.default_partitions,
         fsync: crate::parse_fsync(&args.fsync)?,
         ..BrokerConfig::default()
+    };
+    let config = BrokerConfig {
+        topics_max: args.topics_max.unwrap_or(config.topics_max),
+        partitions_max: args.partitions_max.unwrap_or(config.partitions_max),
+        ..config
     };
     let broker = Arc::new(Broker::open(dir, config).context("opening the broker")?);
     let offsets = OffsetStore::open(broker.clone(), OffsetsConfig::default())
@@ -281,7 +353,7 @@ async fn serve(args: Settings) -> anyhow::Result<()> {
         broker.clone(),
         groups.clone(),
         store.clone(),
-        weir_http::HttpLimits::default(),
+        args.http,
     ));
     let http = tokio::spawn(weir_http::run(
         http_listener,
@@ -296,10 +368,17 @@ async fn serve(args: Settings) -> anyhow::Result<()> {
         stopped(stop_rx),
     )
     .await;
-    match http.await {
-        Ok(Err(e)) => tracing::warn!(%e, "the http listener failed"),
-        Err(e) => tracing::warn!(%e, "the http listener task failed"),
-        Ok(Ok(())) => {}
+    // HTTP requests in flight get a moment to finish; a live-stream client
+    // that stopped reading cannot hold the shutdown up.
+    let abort = http.abort_handle();
+    match tokio::time::timeout(HTTP_DRAIN, http).await {
+        Ok(Ok(Err(e))) => tracing::warn!(%e, "the http listener failed"),
+        Ok(Err(e)) => tracing::warn!(%e, "the http listener task failed"),
+        Ok(Ok(Ok(()))) => {}
+        Err(_) => {
+            tracing::warn!("http connections still open after the drain time; closing them");
+            abort.abort();
+        }
     }
     retention.abort();
     tracing::info!("shutting down: syncing the data directory");

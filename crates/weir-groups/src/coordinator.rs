@@ -1248,6 +1248,31 @@ impl Coordinator {
         self.offsets.commit_nowait(group, offsets)
     }
 
+    /// Commits offsets as an administrator resetting them: only while
+    /// the group has no members (classic or consumer protocol), else
+    /// [`GroupError::NonEmptyGroup`]. The check and the write happen under
+    /// the coordinator's locks, so no member joins between them.
+    pub fn admin_commit(
+        &self,
+        group: &str,
+        offsets: &[(TopicPartition, CommittedOffset)],
+    ) -> Result<PendingCommit, GroupError> {
+        if group.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        let groups = self.lock();
+        let consumer = self.consumer.lock().unwrap_or_else(|e| e.into_inner());
+        let classic_active = groups
+            .get(group)
+            .is_some_and(|g| !g.members.is_empty() || !g.pending.is_empty());
+        if classic_active || consumer.in_use(group) {
+            return Err(GroupError::NonEmptyGroup {
+                group: group.to_owned(),
+            });
+        }
+        self.offsets.commit_nowait(group, offsets)
+    }
+
     /// Committed offsets of `group` (OffsetFetch).
     pub fn committed(&self, group: &str) -> BTreeMap<TopicPartition, CommittedOffset> {
         self.offsets.committed(group)

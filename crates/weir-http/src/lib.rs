@@ -1,11 +1,15 @@
 //! `weir-http`: Weir's HTTP/JSON API on axum, versioned under `/v1`:
-//! topics (create, list, describe, delete, produce, read records) and event
-//! streams (append with an expected version, read a stream, all events, a
-//! category or a type), `/healthz`, `/readyz`, and `/openapi.json`
-//! generated from the handlers and the `weir-api` types. Errors are RFC
-//! 9457 problems with a stable code ([`problem`]). Blocking core calls run
-//! on tokio's blocking pool.
+//! topics (create, list, describe, alter configs, delete, produce, read
+//! records), consumer groups (list, describe with lag, reset offsets,
+//! delete), event streams (append with an expected version, read a stream,
+//! all events, a category or a type; stream metadata, soft delete,
+//! tombstone, snapshots), live streams over Server-Sent Events, `/healthz`,
+//! `/readyz`, and `/openapi.json` generated from the handlers and the
+//! `weir-api` types. Errors are RFC 9457 problems with a stable code
+//! ([`problem`]). Blocking core calls run on tokio's blocking pool.
 
+mod groups;
+mod live;
 pub mod problem;
 mod streams;
 mod topics;
@@ -17,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use utoipa::OpenApi;
 use weir_broker::Broker;
@@ -33,6 +37,16 @@ pub struct HttpLimits {
     pub body_bytes_max: usize,
     /// Most records or events one page returns.
     pub page_max: usize,
+    /// Most live streams (Server-Sent Events) served at once; more get a
+    /// 503 problem.
+    pub sse_clients_max: usize,
+    /// Most events queued for one live client.
+    pub sse_buffer: usize,
+    /// How long a live client may leave its queue full before it is
+    /// disconnected (it reconnects with `Last-Event-ID` and catches up).
+    pub sse_stall_ms: u64,
+    /// Idle time after which a live stream sends a keep-alive comment.
+    pub sse_keep_alive_ms: u64,
 }
 
 impl Default for HttpLimits {
@@ -40,6 +54,10 @@ impl Default for HttpLimits {
         Self {
             body_bytes_max: 16 * 1024 * 1024,
             page_max: 1000,
+            sse_clients_max: 256,
+            sse_buffer: 256,
+            sse_stall_ms: 10_000,
+            sse_keep_alive_ms: 15_000,
         }
     }
 }
@@ -51,6 +69,11 @@ pub struct AppState {
     pub groups: Arc<Coordinator>,
     pub store: Arc<EmbeddedStore>,
     pub limits: HttpLimits,
+    /// One permit per live stream being served (`sse_clients_max`).
+    live_clients: Arc<tokio::sync::Semaphore>,
+    /// Turns true when the server stops: live streams end, so the
+    /// graceful shutdown does not wait for them forever.
+    stopping: tokio::sync::watch::Sender<bool>,
     round_robin: AtomicU64,
     next_id: AtomicU64,
     started_ms: i64,
@@ -68,6 +91,8 @@ impl AppState {
             broker,
             groups,
             store,
+            live_clients: Arc::new(tokio::sync::Semaphore::new(limits.sse_clients_max)),
+            stopping: tokio::sync::watch::Sender::new(false),
             limits,
             round_robin: AtomicU64::new(0),
             next_id: AtomicU64::new(0),
@@ -80,7 +105,7 @@ impl AppState {
 #[openapi(
     info(
         title = "Weir",
-        description = "Weir's HTTP/JSON API: topics, records and event streams."
+        description = "Weir's HTTP/JSON API: topics, records, consumer groups, event streams, and live streams over Server-Sent Events."
     ),
     paths(
         healthz,
@@ -88,19 +113,70 @@ impl AppState {
         topics::list,
         topics::create,
         topics::describe,
+        topics::alter_configs,
         topics::delete,
         topics::produce,
         topics::fetch,
+        groups::list,
+        groups::describe,
+        groups::delete,
+        groups::reset_offsets,
         streams::append,
         streams::read_stream,
         streams::delete_stream,
+        streams::get_metadata,
+        streams::put_metadata,
+        streams::save_snapshot,
+        streams::load,
         streams::read_all,
         streams::read_category,
         streams::read_type,
+        live::all,
+        live::category,
+        live::stream,
+        live::partition,
     ),
-    components(schemas(weir_api::Problem))
+    components(schemas(weir_api::Problem)),
+    modifiers(&ProblemMediaType)
 )]
 struct ApiDoc;
+
+/// Problems are served as `application/problem+json` (RFC 9457); the
+/// handlers' annotations name only their body type, so this gives every
+/// response whose body is a [`weir_api::Problem`] that media type.
+struct ProblemMediaType;
+
+impl utoipa::Modify for ProblemMediaType {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        for item in api.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in operations.into_iter().flatten() {
+                for response in op.responses.responses.values_mut() {
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    let is_problem = response.content.get("application/json").is_some_and(|c| {
+                        matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/Problem"))
+                    });
+                    if is_problem
+                        && let Some(content) = response.content.shift_remove("application/json")
+                    {
+                        response
+                            .content
+                            .insert("application/problem+json".to_owned(), content);
+                    }
+                }
+            }
+        }
+    }
+}
 
 /// The OpenAPI 3.1 document of this API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
@@ -145,10 +221,24 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/topics/{topic}",
             get(topics::describe).delete(topics::delete),
         )
+        .route("/v1/topics/{topic}/configs", patch(topics::alter_configs))
         .route("/v1/topics/{topic}/records", post(topics::produce))
         .route(
             "/v1/topics/{topic}/partitions/{partition}/records",
             get(topics::fetch),
+        )
+        .route(
+            "/v1/topics/{topic}/partitions/{partition}/live",
+            get(live::partition),
+        )
+        .route("/v1/groups", get(groups::list))
+        .route(
+            "/v1/groups/{group}",
+            get(groups::describe).delete(groups::delete),
+        )
+        .route(
+            "/v1/groups/{group}/offsets/reset",
+            post(groups::reset_offsets),
         )
         .route(
             "/v1/streams/{stream}",
@@ -156,8 +246,19 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .post(streams::append)
                 .delete(streams::delete_stream),
         )
+        .route(
+            "/v1/streams/{stream}/metadata",
+            get(streams::get_metadata).put(streams::put_metadata),
+        )
+        .route(
+            "/v1/streams/{stream}/snapshot",
+            get(streams::load).put(streams::save_snapshot),
+        )
+        .route("/v1/streams/{stream}/live", get(live::stream))
         .route("/v1/all", get(streams::read_all))
+        .route("/v1/all/live", get(live::all))
         .route("/v1/categories/{category}", get(streams::read_category))
+        .route("/v1/categories/{category}/live", get(live::category))
         .route("/v1/types/{event_type}", get(streams::read_type))
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(body_max))
@@ -179,7 +280,12 @@ pub async fn run(
             tracing::debug!(%e, "TCP_NODELAY not set");
         }
     });
-    axum::serve(listener, router(state))
+    let app = router(state.clone());
+    let shutdown = async move {
+        shutdown.await;
+        state.stopping.send_replace(true);
+    };
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -12,6 +12,8 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use weir_api::Problem;
 use weir_broker::BrokerError;
+use weir_groups::GroupError;
+use weir_log::LogError;
 use weir_store::StoreError;
 
 /// An error response.
@@ -44,6 +46,15 @@ impl ApiError {
     pub fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, detail)
     }
+
+    /// The server holds `sse_clients_max` live streams already.
+    pub fn too_many_live_clients(clients_max: usize) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_live_clients",
+            format!("the server serves sse_clients_max {clients_max} live streams already"),
+        )
+    }
 }
 
 /// The table: broker errors.
@@ -69,10 +80,77 @@ impl From<BrokerError> for ApiError {
             | B::InvalidProducerEpoch { .. }
             | B::UnknownProducerId { .. }
             | B::TransactionsUnsupported { .. } => (StatusCode::BAD_REQUEST, "producer_state"),
-            B::Log(_) | B::Registry { .. } => (StatusCode::SERVICE_UNAVAILABLE, "storage_error"),
+            B::Log(l) => log_row(l),
+            B::Registry { .. } => (StatusCode::SERVICE_UNAVAILABLE, "storage_error"),
         };
         let mut out = Self::new(status, code, e.to_string());
         out.kafka_error_code = Some(weir_kafka::for_broker_error(&e).code());
+        out
+    }
+}
+
+/// The table: log errors (inside broker errors). Most are the disk's; a
+/// few are the request's.
+fn log_row(e: &LogError) -> (StatusCode, &'static str) {
+    use weir_log::BatchError;
+    match e {
+        LogError::OffsetOutOfRange { .. } => {
+            (StatusCode::RANGE_NOT_SATISFIABLE, "offset_out_of_range")
+        }
+        LogError::Batch(BatchError::TooLarge { .. }) => {
+            (StatusCode::PAYLOAD_TOO_LARGE, "message_too_large")
+        }
+        LogError::Batch(_) => (StatusCode::BAD_REQUEST, "invalid_records"),
+        LogError::InvalidConfig { .. } => (StatusCode::BAD_REQUEST, "invalid_config"),
+        LogError::InvalidName { .. } => (StatusCode::BAD_REQUEST, "invalid_topic"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "storage_error"),
+    }
+}
+
+/// The table: consumer group errors.
+impl From<GroupError> for ApiError {
+    fn from(e: GroupError) -> Self {
+        use GroupError as G;
+        let e = match e {
+            G::Broker(b) => return Self::from(b),
+            e => e,
+        };
+        let (status, code) = match &e {
+            G::InvalidGroupId | G::GroupIdTooLong { .. } => {
+                (StatusCode::BAD_REQUEST, "invalid_group_id")
+            }
+            G::GroupNotFound { .. } | G::NotConsumerGroup { .. } => {
+                (StatusCode::NOT_FOUND, "group_not_found")
+            }
+            G::NonEmptyGroup { .. } => (StatusCode::CONFLICT, "group_not_empty"),
+            G::SubscribedToTopic { .. } => (StatusCode::CONFLICT, "group_subscribed_to_topic"),
+            G::UnknownMember { .. }
+            | G::MemberIdRequired { .. }
+            | G::IllegalGeneration { .. }
+            | G::RebalanceInProgress { .. }
+            | G::FencedInstance { .. }
+            | G::FencedMemberEpoch { .. }
+            | G::StaleMemberEpoch { .. }
+            | G::UnreleasedInstanceId { .. } => (StatusCode::CONFLICT, "member_state"),
+            G::MetadataTooLarge { .. } | G::TooManyPartitions { .. } | G::CommitTooLarge { .. } => {
+                (StatusCode::BAD_REQUEST, "commit_too_large")
+            }
+            G::InvalidSessionTimeout { .. }
+            | G::InconsistentProtocol { .. }
+            | G::UnsupportedAssignor { .. }
+            | G::InvalidRegex { .. }
+            | G::InvalidRequest { .. }
+            | G::InvalidConfig { .. } => (StatusCode::BAD_REQUEST, "invalid_group_request"),
+            G::GroupFull { .. } | G::TooManyGroups { .. } | G::TooManyOffsets { .. } => {
+                (StatusCode::FORBIDDEN, "group_limit")
+            }
+            // (Broker errors took their own row above.)
+            G::Broker(_) | G::Corrupt { .. } | G::Log(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "storage_error")
+            }
+        };
+        let mut out = Self::new(status, code, e.to_string());
+        out.kafka_error_code = Some(weir_kafka::for_group_error(&e).code());
         out
     }
 }

@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::Value;
-use weir_api::{Append, Appended, Event, Events};
+use weir_api::{Append, Appended, Event, Events, Loaded, Snapshot, SnapshotIn, StreamMetadata};
 use weir_store::{Direction, EventStore, ExpectedVersion, NewEvent, RecordedEvent};
 
 use crate::problem::{ApiError, Body};
@@ -35,7 +35,7 @@ fn expected_version(v: &Value) -> Result<ExpectedVersion, ApiError> {
     })
 }
 
-fn to_api(e: RecordedEvent) -> Event {
+pub(crate) fn to_api(e: RecordedEvent) -> Event {
     let json = |bytes: &[u8]| -> Value {
         serde_json::from_slice(bytes).unwrap_or_else(|_| Value::String(B64.encode(bytes)))
     };
@@ -55,7 +55,7 @@ fn to_api(e: RecordedEvent) -> Event {
 
 /// Appends events to a stream; answers once they are durable.
 #[utoipa::path(post, path = "/v1/streams/{stream}", tag = "streams",
-    params(("stream" = String, Path)), request_body = Append,
+    params(("stream" = String, Path, example = "account-1")), request_body = Append,
     responses((status = 200, body = Appended), (status = 409, body = weir_api::Problem),
         (status = "4XX", body = weir_api::Problem)))]
 pub async fn append(
@@ -121,7 +121,7 @@ fn next_link(
 /// Reads a stream (`?from=` version, `?direction=forward|backward`,
 /// `?limit=`).
 #[utoipa::path(get, path = "/v1/streams/{stream}", tag = "streams",
-    params(("stream" = String, Path), ("from" = Option<u64>, Query),
+    params(("stream" = String, Path, example = "account-1"), ("from" = Option<u64>, Query),
         ("direction" = Option<String>, Query), ("limit" = Option<usize>, Query)),
     responses((status = 200, body = Events), (status = 404, body = weir_api::Problem),
         (status = "4XX", body = weir_api::Problem)))]
@@ -205,7 +205,7 @@ pub async fn read_all(
 
 /// Reads a category's events (streams `category-…`) in global order.
 #[utoipa::path(get, path = "/v1/categories/{category}", tag = "streams",
-    params(("category" = String, Path), ("from" = Option<u64>, Query),
+    params(("category" = String, Path, example = "account"), ("from" = Option<u64>, Query),
         ("direction" = Option<String>, Query), ("limit" = Option<usize>, Query)),
     responses((status = 200, body = Events), (status = "4XX", body = weir_api::Problem)))]
 pub async fn read_category(
@@ -218,7 +218,7 @@ pub async fn read_category(
 
 /// Reads the events of one type in global order.
 #[utoipa::path(get, path = "/v1/types/{event_type}", tag = "streams",
-    params(("event_type" = String, Path), ("from" = Option<u64>, Query),
+    params(("event_type" = String, Path, example = "Deposited"), ("from" = Option<u64>, Query),
         ("direction" = Option<String>, Query), ("limit" = Option<usize>, Query)),
     responses((status = 200, body = Events), (status = "4XX", body = weir_api::Problem)))]
 pub async fn read_type(
@@ -232,7 +232,7 @@ pub async fn read_type(
 /// Deletes a stream: soft (`?tombstone=true` for good), with an optional
 /// `?expected_version=`.
 #[utoipa::path(delete, path = "/v1/streams/{stream}", tag = "streams",
-    params(("stream" = String, Path), ("tombstone" = Option<bool>, Query),
+    params(("stream" = String, Path, example = "account-1"), ("tombstone" = Option<bool>, Query),
         ("expected_version" = Option<String>, Query)),
     responses((status = 204), (status = "4XX", body = weir_api::Problem)))]
 pub async fn delete_stream(
@@ -267,6 +267,99 @@ pub async fn delete_stream(
     })
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A stream's settings (`max_age_ms`, `max_count`, `truncate_before`);
+/// all unset for a stream that never had any.
+#[utoipa::path(get, path = "/v1/streams/{stream}/metadata", tag = "streams",
+    params(("stream" = String, Path, example = "account-1")),
+    responses((status = 200, body = StreamMetadata), (status = "4XX", body = weir_api::Problem)))]
+pub async fn get_metadata(
+    State(app): State<Arc<AppState>>,
+    Path(stream): Path<String>,
+) -> Result<Json<StreamMetadata>, ApiError> {
+    let store = app.store.clone();
+    let m = blocking(move || {
+        weir_store::validate_stream(&stream)?;
+        store.stream_metadata(&stream)
+    })
+    .await?;
+    Ok(Json(StreamMetadata {
+        max_age_ms: m.max_age_ms,
+        max_count: m.max_count,
+        truncate_before: m.truncate_before,
+    }))
+}
+
+/// Replaces a stream's settings, enforced on every read from now on
+/// (absent fields are unset); answers once they are durable.
+#[utoipa::path(put, path = "/v1/streams/{stream}/metadata", tag = "streams",
+    params(("stream" = String, Path, example = "account-1")), request_body = StreamMetadata,
+    responses((status = 200, body = StreamMetadata), (status = "4XX", body = weir_api::Problem)))]
+pub async fn put_metadata(
+    State(app): State<Arc<AppState>>,
+    Path(stream): Path<String>,
+    Body(req): Body<StreamMetadata>,
+) -> Result<Json<StreamMetadata>, ApiError> {
+    let store = app.store.clone();
+    let settings = weir_store::StreamMetadata {
+        max_age_ms: req.max_age_ms,
+        max_count: req.max_count,
+        truncate_before: req.truncate_before,
+    };
+    blocking(move || store.set_stream_metadata(&stream, &settings)).await?;
+    Ok(Json(req))
+}
+
+/// Saves an aggregate's state as of a version of the stream (at most its
+/// last version); answers once it is durable.
+#[utoipa::path(put, path = "/v1/streams/{stream}/snapshot", tag = "streams",
+    params(("stream" = String, Path, example = "account-1")), request_body = SnapshotIn,
+    responses((status = 204), (status = 409, body = weir_api::Problem),
+        (status = "4XX", body = weir_api::Problem)))]
+pub async fn save_snapshot(
+    State(app): State<Arc<AppState>>,
+    Path(stream): Path<String>,
+    Body(req): Body<SnapshotIn>,
+) -> Result<StatusCode, ApiError> {
+    let store = app.store.clone();
+    let data = req.data.to_string().into_bytes();
+    blocking(move || store.save_snapshot(&stream, req.version, &req.snapshot_type, data)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Loads an aggregate: the stream's newest snapshot (if readers may still
+/// see what it stands for) and the events after it (`?limit=`, default
+/// and most: the page limit).
+#[utoipa::path(get, path = "/v1/streams/{stream}/snapshot", tag = "streams",
+    params(("stream" = String, Path, example = "account-1"), ("limit" = Option<usize>, Query)),
+    responses((status = 200, body = Loaded), (status = "4XX", body = weir_api::Problem)))]
+pub async fn load(
+    State(app): State<Arc<AppState>>,
+    Path(stream): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Loaded>, ApiError> {
+    let limit = query_number(&q, "limit")?
+        .unwrap_or(app.limits.page_max)
+        .clamp(1, app.limits.page_max);
+    let store = app.store.clone();
+    let loaded = blocking(move || {
+        weir_store::validate_stream(&stream)?;
+        store.load(&stream, limit)
+    })
+    .await?;
+    Ok(Json(Loaded {
+        snapshot: loaded.snapshot.map(|s| Snapshot {
+            data: serde_json::from_slice(&s.data)
+                .unwrap_or_else(|_| Value::String(B64.encode(&s.data))),
+            recorded: weir_store::rfc3339(s.recorded_ms),
+            stream: s.stream,
+            version: s.version,
+            snapshot_type: s.snapshot_type,
+            recorded_ms: s.recorded_ms,
+        }),
+        events: loaded.events.into_iter().map(to_api).collect(),
+    }))
 }
 
 impl AppState {

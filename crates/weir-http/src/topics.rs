@@ -12,8 +12,8 @@ use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use weir_api::{
-    CreateTopic, PartitionInfo, Produce, ProduceResult, Produced, Record, Records, TopicInfo,
-    TopicList, TopicSummary,
+    AlterConfigs, CreateTopic, PartitionInfo, Produce, ProduceResult, Produced, Record, Records,
+    TopicInfo, TopicList, TopicSummary,
 };
 use weir_broker::{Topic, partitioner};
 use weir_log::Clock as _;
@@ -87,7 +87,7 @@ pub async fn create(
 
 /// Describes a topic: partitions with their offsets, and configs.
 #[utoipa::path(get, path = "/v1/topics/{topic}", tag = "topics",
-    params(("topic" = String, Path)),
+    params(("topic" = String, Path, example = "orders")),
     responses((status = 200, body = TopicInfo), (status = 404, body = weir_api::Problem)))]
 pub async fn describe(
     State(app): State<Arc<AppState>>,
@@ -97,9 +97,44 @@ pub async fn describe(
     Ok(Json(info(&t)))
 }
 
+/// Alters a topic's configs (set some, reset others to their defaults),
+/// all or nothing; answers with the topic as it now is.
+#[utoipa::path(patch, path = "/v1/topics/{topic}/configs", tag = "topics",
+    params(("topic" = String, Path, example = "orders")), request_body = AlterConfigs,
+    responses((status = 200, body = TopicInfo), (status = 404, body = weir_api::Problem),
+        (status = "4XX", body = weir_api::Problem)))]
+pub async fn alter_configs(
+    State(app): State<Arc<AppState>>,
+    Path(topic): Path<String>,
+    Body(req): Body<AlterConfigs>,
+) -> Result<Json<TopicInfo>, ApiError> {
+    if req.set.is_empty() && req.reset.is_empty() {
+        return Err(ApiError::bad_request("no configs to set or reset"));
+    }
+    if let Some(both) = req.reset.iter().find(|k| req.set.contains_key(*k)) {
+        return Err(ApiError::bad_request(format!(
+            "config {both:?} is both set and reset"
+        )));
+    }
+    let broker = app.broker.clone();
+    let name = topic.clone();
+    blocking(move || {
+        let changes: Vec<(&str, Option<&str>)> = req
+            .set
+            .iter()
+            .map(|(k, v)| (k.as_str(), Some(v.as_str())))
+            .chain(req.reset.iter().map(|k| (k.as_str(), None)))
+            .collect();
+        broker.alter_topic_config(&name, &changes, req.validate_only)
+    })
+    .await?;
+    let t = app.broker.topic(&topic)?;
+    Ok(Json(info(&t)))
+}
+
 /// Deletes a topic with all its data.
 #[utoipa::path(delete, path = "/v1/topics/{topic}", tag = "topics",
-    params(("topic" = String, Path)),
+    params(("topic" = String, Path, example = "orders")),
     responses((status = 204), (status = "4XX", body = weir_api::Problem)))]
 pub async fn delete(
     State(app): State<Arc<AppState>>,
@@ -112,7 +147,7 @@ pub async fn delete(
 
 /// Produces records; answers once they are durable.
 #[utoipa::path(post, path = "/v1/topics/{topic}/records", tag = "topics",
-    params(("topic" = String, Path)), request_body = Produce,
+    params(("topic" = String, Path, example = "orders")), request_body = Produce,
     responses((status = 200, body = ProduceResult), (status = "4XX", body = weir_api::Problem)))]
 pub async fn produce(
     State(app): State<Arc<AppState>>,
@@ -199,7 +234,7 @@ pub async fn produce(
 /// Reads records of a partition from an offset (`?offset=`, default 0;
 /// `?limit=`, default 100).
 #[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/records", tag = "topics",
-    params(("topic" = String, Path), ("partition" = i32, Path),
+    params(("topic" = String, Path, example = "orders"), ("partition" = i32, Path, example = 0),
         ("offset" = Option<i64>, Query), ("limit" = Option<usize>, Query)),
     responses((status = 200, body = Records), (status = "4XX", body = weir_api::Problem)))]
 pub async fn fetch(
@@ -216,42 +251,8 @@ pub async fn fetch(
         .min(app.limits.page_max);
     let log = app.broker.partition(&topic, partition)?;
     let out = blocking(move || -> Result<Records, ApiError> {
-        let mut records = Vec::new();
-        let mut at = offset;
         let hwm = log.high_watermark();
-        while records.len() < limit && at < hwm {
-            let read = log
-                .read(at, 1024 * 1024)
-                .map_err(weir_broker::BrokerError::from)?;
-            if read.bytes.is_empty() {
-                break;
-            }
-            let mut pos = 0;
-            while pos < read.bytes.len() {
-                let Ok(h) = BatchHeader::parse(&read.bytes[pos..]) else {
-                    break;
-                };
-                let end = pos + h.total_bytes();
-                let whole = &read.bytes[pos..end];
-                let storage = |e: String| {
-                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e)
-                };
-                let body = weir_broker::compression::record_bytes(whole, DECOMPRESSED_BYTES_MAX)
-                    .map_err(|e| storage(e.to_string()))?;
-                let decoded =
-                    batch::parse_records(&body, &h).map_err(|e| storage(e.to_string()))?;
-                for r in decoded {
-                    if r.offset >= at && records.len() < limit {
-                        records.push(to_api(partition, &r));
-                    }
-                }
-                pos = end;
-            }
-            at = read.next_offset;
-        }
-        let next_offset = records
-            .last()
-            .map_or(at.min(hwm).max(offset), |r| r.offset + 1);
+        let (records, next_offset) = read_records(&log, partition, offset, limit)?;
         Ok(Records {
             records,
             next_offset,
@@ -260,6 +261,51 @@ pub async fn fetch(
     })
     .await?;
     Ok(Json(out))
+}
+
+/// Up to `limit` records of a partition's log from `offset` (below the
+/// high watermark), and the offset to read from next. Blocks on disk I/O.
+pub(crate) fn read_records(
+    log: &weir_log::Log,
+    partition: i32,
+    offset: i64,
+    limit: usize,
+) -> Result<(Vec<Record>, i64), ApiError> {
+    let mut records = Vec::new();
+    let mut at = offset;
+    let hwm = log.high_watermark();
+    while records.len() < limit && at < hwm {
+        let read = log
+            .read(at, 1024 * 1024)
+            .map_err(weir_broker::BrokerError::from)?;
+        if read.bytes.is_empty() {
+            break;
+        }
+        let mut pos = 0;
+        while pos < read.bytes.len() {
+            let Ok(h) = BatchHeader::parse(&read.bytes[pos..]) else {
+                break;
+            };
+            let end = pos + h.total_bytes();
+            let whole = &read.bytes[pos..end];
+            let storage =
+                |e: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", e);
+            let body = weir_broker::compression::record_bytes(whole, DECOMPRESSED_BYTES_MAX)
+                .map_err(|e| storage(e.to_string()))?;
+            let decoded = batch::parse_records(&body, &h).map_err(|e| storage(e.to_string()))?;
+            for r in decoded {
+                if r.offset >= at && records.len() < limit {
+                    records.push(to_api(partition, &r));
+                }
+            }
+            pos = end;
+        }
+        at = read.next_offset;
+    }
+    let next_offset = records
+        .last()
+        .map_or(at.min(hwm).max(offset), |r| r.offset + 1);
+    Ok((records, next_offset))
 }
 
 /// Most bytes one compressed batch may decompress to when read back.

@@ -2,104 +2,11 @@
 //! fetch, stream appends with expected versions and reads with paging, and
 //! the problems bad requests get — never a 5xx, never a lost write.
 
-use std::process::Command;
-use std::sync::Arc;
+mod common;
 
+use common::Server;
 use serde_json::{Value, json};
-use weir_broker::{Broker, BrokerConfig};
-use weir_groups::{Coordinator, GroupsConfig, MonotonicClock, OffsetStore, OffsetsConfig};
-use weir_http::{AppState, HttpLimits};
-use weir_log::{DataDir, DirConfig};
-use weir_store::{EmbeddedStore, StoreConfig};
-
-struct Server {
-    base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start(limits: HttpLimits) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let data = DataDir::open(dir.path(), DirConfig::default()).unwrap();
-        let broker = Arc::new(Broker::open(data, BrokerConfig::default()).unwrap());
-        let offsets = OffsetStore::open(broker.clone(), OffsetsConfig::default()).unwrap();
-        let groups = Arc::new(Coordinator::new(
-            GroupsConfig::default(),
-            Arc::new(MonotonicClock::new()),
-            broker.clone(),
-            Arc::new(offsets),
-        ));
-        let store = Arc::new(EmbeddedStore::open(broker.clone(), StoreConfig::default()).unwrap());
-        let state = Arc::new(AppState::new(broker, groups, store, limits));
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            runtime
-                .block_on(weir_http::run(listener, state, async {
-                    let _ = stopped.await;
-                }))
-                .unwrap();
-        });
-        Self {
-            base,
-            stop: Some(stop),
-            thread: Some(thread),
-            _dir: dir,
-        }
-    }
-
-    /// `curl` a request; returns the status and the JSON body (or the text
-    /// as a JSON string), and the content type.
-    fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value, String) {
-        let mut cmd = Command::new("curl");
-        cmd.args([
-            "-sS",
-            "-X",
-            method,
-            "-o",
-            "-",
-            "-w",
-            "\n%{http_code} %{content_type}",
-        ])
-        .arg(format!("{}{path}", self.base));
-        if let Some(body) = body {
-            cmd.args([
-                "-H",
-                "content-type: application/json",
-                "--data-binary",
-                body,
-            ]);
-        }
-        let out = cmd.output().expect("curl is installed");
-        assert!(out.status.success(), "curl failed: {out:?}");
-        let text = String::from_utf8(out.stdout).unwrap();
-        let (body, tail) = text.rsplit_once('\n').unwrap();
-        let (status, ctype) = tail.split_once(' ').unwrap_or((tail, ""));
-        let json = serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_owned()));
-        (status.parse().unwrap(), json, ctype.to_owned())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
+use weir_http::HttpLimits;
 
 #[test]
 fn topics_produce_and_fetch() {
@@ -321,6 +228,14 @@ fn bad_requests_get_4xx_problems_and_write_nothing() {
             "bad_request",
         ),
         ("GET", "/v1/nothing-here", None, 404, "no_such_route"),
+        // Found by schemathesis: an offset outside the log was a 503.
+        (
+            "GET",
+            "/v1/topics/__weir_events/partitions/0/records?offset=-9223372036854775808",
+            None,
+            416,
+            "offset_out_of_range",
+        ),
     ];
     for (method, path, body, status, code) in cases {
         let (st, problem, _) = s.call(method, path, *body);
@@ -352,8 +267,253 @@ fn the_openapi_document_describes_every_route() {
     let (st, doc, _) = s.call("GET", "/openapi.json", None);
     assert_eq!(st, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
-    for path in ["/v1/topics", "/v1/streams/{stream}", "/v1/all", "/healthz"] {
+    for path in [
+        "/v1/topics",
+        "/v1/topics/{topic}/configs",
+        "/v1/streams/{stream}",
+        "/v1/streams/{stream}/metadata",
+        "/v1/streams/{stream}/snapshot",
+        "/v1/all",
+        "/v1/groups",
+        "/v1/groups/{group}",
+        "/v1/groups/{group}/offsets/reset",
+        "/v1/all/live",
+        "/v1/categories/{category}/live",
+        "/v1/streams/{stream}/live",
+        "/v1/topics/{topic}/partitions/{partition}/live",
+        "/healthz",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
     }
     assert!(doc["components"]["schemas"].get("Append").is_some());
+    assert!(doc["components"]["schemas"].get("ResetOffsets").is_some());
+    // Problems are documented as what the server sends.
+    let conflict = &doc["paths"]["/v1/groups/{group}"]["delete"]["responses"]["409"];
+    assert!(
+        conflict["content"]
+            .get("application/problem+json")
+            .is_some(),
+        "{conflict}"
+    );
+    let live = &doc["paths"]["/v1/all/live"]["get"]["responses"]["200"];
+    assert!(live["content"].get("text/event-stream").is_some(), "{live}");
+}
+
+#[test]
+fn topic_configs_are_altered_all_or_nothing() {
+    let s = Server::start(HttpLimits::default());
+    s.ok(
+        "POST",
+        "/v1/topics",
+        Some(r#"{"name":"t","partitions":2}"#),
+        201,
+    );
+    let t = s.ok(
+        "PATCH",
+        "/v1/topics/t/configs",
+        Some(r#"{"set":{"retention.ms":"60000","cleanup.policy":"delete"}}"#),
+        200,
+    );
+    assert_eq!(t["configs"]["retention.ms"], "60000");
+    let p = &t["partitions"][1];
+    assert_eq!(
+        (p["start_offset"].as_i64(), p["end_offset"].as_i64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(p["durable_offset"], 0);
+    // A bad value anywhere changes nothing.
+    let (st, problem, _) = s.call(
+        "PATCH",
+        "/v1/topics/t/configs",
+        Some(r#"{"set":{"retention.ms":"120000","segment.bytes":"lots"}}"#),
+    );
+    assert_eq!((st, &problem["code"]), (400, &json!("invalid_config")));
+    // A dry run checks and changes nothing either.
+    s.ok(
+        "PATCH",
+        "/v1/topics/t/configs",
+        Some(r#"{"set":{"retention.ms":"1000"},"validate_only":true}"#),
+        200,
+    );
+    let t = s.ok("GET", "/v1/topics/t", None, 200);
+    assert_eq!(t["configs"]["retention.ms"], "60000");
+    let t = s.ok(
+        "PATCH",
+        "/v1/topics/t/configs",
+        Some(r#"{"reset":["retention.ms"]}"#),
+        200,
+    );
+    assert_eq!(t["configs"]["retention.ms"], "604800000");
+    for (body, status, code) in [
+        (r#"{}"#, 400, "bad_request"),
+        (
+            r#"{"set":{"retention.ms":"1"},"reset":["retention.ms"]}"#,
+            400,
+            "bad_request",
+        ),
+        (r#"{"set":{"no.such.config":"1"}}"#, 400, "invalid_config"),
+        (r#"{"sett":{}}"#, 422, "invalid_body"),
+    ] {
+        let (st, problem, _) = s.call("PATCH", "/v1/topics/t/configs", Some(body));
+        assert_eq!(
+            (st, problem["code"].as_str()),
+            (status, Some(code)),
+            "{body}"
+        );
+    }
+    let (st, problem, _) = s.call(
+        "PATCH",
+        "/v1/topics/none/configs",
+        Some(r#"{"set":{"retention.ms":"1"}}"#),
+    );
+    assert_eq!((st, &problem["code"]), (404, &json!("unknown_topic")));
+    let (st, problem, _) = s.call(
+        "PATCH",
+        "/v1/topics/__weir_events/configs",
+        Some(r#"{"set":{"retention.ms":"1"}}"#),
+    );
+    assert_eq!((st, &problem["code"]), (403, &json!("policy_violation")));
+}
+
+#[test]
+fn stream_metadata_and_snapshots_round_trip() {
+    let s = Server::start(HttpLimits::default());
+    let events: Vec<_> = (0..6)
+        .map(|i| json!({"id": format!("e{i}"), "type": "Added", "data": {"n": i}}))
+        .collect();
+    s.ok(
+        "POST",
+        "/v1/streams/cart-1",
+        Some(&json!({"expected_version": "no_stream", "events": events}).to_string()),
+        200,
+    );
+    assert_eq!(
+        s.ok("GET", "/v1/streams/cart-1/metadata", None, 200),
+        json!({"max_age_ms": null, "max_count": null, "truncate_before": null})
+    );
+    // Snapshots: none yet, so loading reads every event.
+    let loaded = s.ok("GET", "/v1/streams/cart-1/snapshot", None, 200);
+    assert_eq!(loaded["snapshot"], Value::Null);
+    assert_eq!(loaded["events"].as_array().unwrap().len(), 6);
+    s.ok(
+        "PUT",
+        "/v1/streams/cart-1/snapshot",
+        Some(r#"{"version":3,"type":"Cart.v1","data":{"total":6}}"#),
+        204,
+    );
+    let loaded = s.ok("GET", "/v1/streams/cart-1/snapshot", None, 200);
+    assert_eq!(loaded["snapshot"]["version"], 3);
+    assert_eq!(loaded["snapshot"]["type"], "Cart.v1");
+    assert_eq!(loaded["snapshot"]["data"], json!({"total": 6}));
+    let versions: Vec<i64> = loaded["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(versions, [4, 5]);
+    let (st, problem, _) = s.call(
+        "PUT",
+        "/v1/streams/cart-1/snapshot",
+        Some(r#"{"version":9,"type":"Cart.v1","data":{}}"#),
+    );
+    assert_eq!(
+        (st, &problem["code"]),
+        (409, &json!("wrong_expected_version"))
+    );
+    assert_eq!(problem["actual_version"], 5);
+
+    // Metadata: truncate_before hides older versions, max_count all but
+    // the newest.
+    let set = s.ok(
+        "PUT",
+        "/v1/streams/cart-1/metadata",
+        Some(r#"{"truncate_before":2,"max_count":10}"#),
+        200,
+    );
+    assert_eq!(set["truncate_before"], 2);
+    assert_eq!(
+        s.ok("GET", "/v1/streams/cart-1/metadata", None, 200),
+        json!({"max_age_ms": null, "max_count": 10, "truncate_before": 2})
+    );
+    let page = s.ok("GET", "/v1/streams/cart-1", None, 200);
+    assert_eq!(page["events"][0]["version"], 2);
+    assert_eq!(page["events"].as_array().unwrap().len(), 4);
+    // Found by schemathesis: a max_age_ms past i64::MAX was taken as a
+    // negative age and hid every event; it means "forever".
+    s.ok(
+        "PUT",
+        "/v1/streams/cart-1/metadata",
+        Some(r#"{"max_age_ms":18446744073709551615}"#),
+        200,
+    );
+    let page = s.ok("GET", "/v1/streams/cart-1", None, 200);
+    assert_eq!(page["events"].as_array().unwrap().len(), 6);
+    s.ok(
+        "PUT",
+        "/v1/streams/cart-1/metadata",
+        Some(r#"{"max_count":1}"#),
+        200,
+    );
+    let page = s.ok("GET", "/v1/streams/cart-1", None, 200);
+    assert_eq!(page["events"].as_array().unwrap().len(), 1);
+    for (method, path, body, status, code) in [
+        (
+            "PUT",
+            "/v1/streams/cart-1/metadata",
+            r#"{"max_count":0}"#,
+            400,
+            "invalid_metadata",
+        ),
+        (
+            "PUT",
+            "/v1/streams/cart-1/metadata",
+            r#"{"max_cnt":3}"#,
+            422,
+            "invalid_body",
+        ),
+        (
+            "PUT",
+            "/v1/streams/$x/metadata",
+            r#"{}"#,
+            400,
+            "invalid_stream",
+        ),
+        (
+            "PUT",
+            "/v1/streams/cart-1/snapshot",
+            r#"{"version":1}"#,
+            422,
+            "invalid_body",
+        ),
+        (
+            "PUT",
+            "/v1/streams/nope-1/snapshot",
+            r#"{"version":0,"type":"T","data":1}"#,
+            409,
+            "wrong_expected_version",
+        ),
+    ] {
+        let (st, problem, _) = s.call(method, path, Some(body));
+        assert_eq!(
+            (st, problem["code"].as_str()),
+            (status, Some(code)),
+            "{path} {body}"
+        );
+    }
+
+    // Soft delete and tombstone are both exposed: a soft-deleted stream
+    // can be written again, a tombstoned one never.
+    assert_eq!(s.call("DELETE", "/v1/streams/cart-1", None).0, 204);
+    let again = json!({"expected_version": "any", "events": [{"type": "Added", "data": {}}]});
+    s.ok("POST", "/v1/streams/cart-1", Some(&again.to_string()), 200);
+    assert_eq!(
+        s.call("DELETE", "/v1/streams/cart-1?tombstone=true", None)
+            .0,
+        204
+    );
+    let (st, problem, _) = s.call("POST", "/v1/streams/cart-1", Some(&again.to_string()));
+    assert_eq!((st, &problem["code"]), (410, &json!("stream_deleted")));
+    let (st, problem, _) = s.call("GET", "/v1/streams/cart-1/metadata", None);
+    assert_eq!((st, &problem["code"]), (410, &json!("stream_deleted")));
 }

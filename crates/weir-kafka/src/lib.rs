@@ -8,6 +8,7 @@
 
 mod alloc;
 mod apis;
+pub mod client_protocol;
 mod codes;
 mod conn;
 
@@ -21,7 +22,7 @@ use weir_broker::Broker;
 use weir_groups::Coordinator;
 
 pub use alloc::GuardedAllocator;
-pub use codes::{Code, for_broker_error};
+pub use codes::{Code, for_broker_error, for_group_error};
 pub use conn::decode_request;
 
 /// Settings and limits of the Kafka listener.

@@ -930,7 +930,9 @@ impl EventStore for EmbeddedStore {
             let next = events.last().map(|e| e.version + 1);
             let read = events.len();
             if let Some(age) = meta.and_then(|m| m.settings.max_age_ms) {
-                let oldest = self.clock.now_ms().saturating_sub(age as i64);
+                // Past i64::MAX ms is "forever" (as in `StreamMeta::shows`).
+                let age = i64::try_from(age).unwrap_or(i64::MAX);
+                let oldest = self.clock.now_ms().saturating_sub(age);
                 events.retain(|e| e.recorded_ms >= oldest);
             }
             let hidden = events.len() < read;

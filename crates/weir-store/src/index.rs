@@ -38,7 +38,11 @@ impl StreamMeta {
             && self
                 .settings
                 .max_age_ms
-                .is_none_or(|age| recorded_ms >= now_ms.saturating_sub(age as i64))
+                // An age past i64::MAX ms is "forever", not a negative age
+                // that would hide every event.
+                .is_none_or(|age| {
+                    recorded_ms >= now_ms.saturating_sub(i64::try_from(age).unwrap_or(i64::MAX))
+                })
     }
 }
 

@@ -17,10 +17,9 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{
-    ApiKey, ConsumerProtocolSubscription, OffsetCommitRequest, OffsetCommitResponse,
-    OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse,
+    ApiKey, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
+    OffsetFetchRequest, OffsetFetchResponse,
 };
-use kafka_protocol::protocol::Decodable;
 use weir_groups::{CommittedOffset, GroupError, TopicPartition};
 
 use super::{Reply, blocking, non_empty, str_bytes, topic_name};
@@ -257,20 +256,6 @@ pub(crate) fn fetch(version: i16, body: Bytes, shared: &Shared) -> Result<Bytes,
     encode(ApiKey::OffsetFetch, version, &response)
 }
 
-/// The topics a consumer-protocol subscription names (empty if the
-/// metadata is not one).
-fn subscribed_topics(metadata: &[u8]) -> Vec<String> {
-    let mut bytes = Bytes::copy_from_slice(metadata);
-    if bytes.len() < 2 {
-        return Vec::new();
-    }
-    let version = i16::from_be_bytes([bytes[0], bytes[1]]);
-    let _ = bytes.split_to(2);
-    ConsumerProtocolSubscription::decode(&mut bytes, version.clamp(0, 3))
-        .map(|s| s.topics.into_iter().map(|t| t.to_string()).collect())
-        .unwrap_or_default()
-}
-
 pub(crate) async fn delete(
     version: i16,
     body: Bytes,
@@ -290,7 +275,11 @@ pub(crate) async fn delete(
         .collect();
     let groups = shared.groups.clone();
     let outcome = blocking(move || {
-        let (pending, refused) = groups.delete_offsets(&group, &partitions, subscribed_topics)?;
+        let (pending, refused) = groups.delete_offsets(
+            &group,
+            &partitions,
+            crate::client_protocol::subscribed_topics,
+        )?;
         pending.wait()?;
         Ok::<_, GroupError>(refused)
     })
