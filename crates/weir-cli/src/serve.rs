@@ -92,6 +92,9 @@ pub struct ServeArgs {
     /// Most events queued for one live client [default: 256].
     #[arg(long)]
     sse_buffer: Option<usize>,
+    /// Most bytes of events queued for one live client [default: 8 MiB].
+    #[arg(long)]
+    sse_buffer_bytes_max: Option<usize>,
     /// How long a live client may leave its queue full before it is
     /// disconnected, in ms [default: 10000].
     #[arg(long)]
@@ -122,6 +125,7 @@ struct ServeFile {
     http_page_max: Option<usize>,
     sse_clients_max: Option<usize>,
     sse_buffer: Option<usize>,
+    sse_buffer_bytes_max: Option<usize>,
     sse_stall_ms: Option<u64>,
 }
 
@@ -200,6 +204,10 @@ impl ServeArgs {
                         .or(file.sse_clients_max)
                         .unwrap_or(d.sse_clients_max),
                     sse_buffer: self.sse_buffer.or(file.sse_buffer).unwrap_or(d.sse_buffer),
+                    sse_buffer_bytes_max: self
+                        .sse_buffer_bytes_max
+                        .or(file.sse_buffer_bytes_max)
+                        .unwrap_or(d.sse_buffer_bytes_max),
                     sse_stall_ms: self
                         .sse_stall_ms
                         .or(file.sse_stall_ms)
@@ -207,8 +215,11 @@ impl ServeArgs {
                     ..d
                 };
                 anyhow::ensure!(
-                    http.body_bytes_max > 0 && http.page_max > 0 && http.sse_buffer > 0,
-                    "http_body_bytes_max, http_page_max and sse_buffer must be at least 1"
+                    http.body_bytes_max > 0
+                        && http.page_max > 0
+                        && http.sse_buffer > 0
+                        && http.sse_buffer_bytes_max > 0,
+                    "http_body_bytes_max, http_page_max, sse_buffer and sse_buffer_bytes_max must be at least 1"
                 );
                 anyhow::ensure!(http.sse_stall_ms > 0, "sse_stall_ms must be at least 1");
                 http

@@ -42,6 +42,9 @@ pub struct HttpLimits {
     pub sse_clients_max: usize,
     /// Most events queued for one live client.
     pub sse_buffer: usize,
+    /// Most bytes of events queued for one live client (an event larger
+    /// than this is queued alone).
+    pub sse_buffer_bytes_max: usize,
     /// How long a live client may leave its queue full before it is
     /// disconnected (it reconnects with `Last-Event-ID` and catches up).
     pub sse_stall_ms: u64,
@@ -56,6 +59,7 @@ impl Default for HttpLimits {
             page_max: 1000,
             sse_clients_max: 256,
             sse_buffer: 256,
+            sse_buffer_bytes_max: 8 * 1024 * 1024,
             sse_stall_ms: 10_000,
             sse_keep_alive_ms: 15_000,
         }

@@ -8,7 +8,8 @@
 //! pull-based [`Subscription`], or the partition's log) and waits on the
 //! data directory's change signal when it finds nothing new, so no event
 //! is missed or sent twice at the switch. A client's events pass through a
-//! queue of `sse_buffer` events; a client that leaves it full for
+//! queue of `sse_buffer` events and `sse_buffer_bytes_max` bytes; a client
+//! that leaves it full for
 //! `sse_stall_ms` (it stopped reading, or reads slower than events come)
 //! is told `event: lagged` and disconnected: it reconnects with its
 //! `Last-Event-ID` and catches up from the log, and the server holds no
@@ -27,7 +28,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use weir_log::Log;
 use weir_store::{Filter, Subscription, Target};
 
@@ -65,8 +66,9 @@ impl Source {
         }
     }
 
-    /// The next events, as SSE events with their ids; blocks on disk I/O.
-    fn poll(&mut self, max: usize) -> Result<Vec<SseEvent>, ApiError> {
+    /// The next events, as SSE events with their ids and sizes; blocks on
+    /// disk I/O.
+    fn poll(&mut self, max: usize) -> Result<Vec<(SseEvent, usize)>, ApiError> {
         match self {
             Self::Store { sub, versions } => {
                 let versions = *versions;
@@ -99,12 +101,18 @@ impl Source {
     }
 }
 
-fn sse_json(kind: &str, id: u64, body: &impl serde::Serialize) -> SseEvent {
-    SseEvent::default()
-        .event(kind)
-        .id(id.to_string())
-        .json_data(body)
-        .expect("API bodies serialize")
+/// An SSE event with a JSON body, and the body's size.
+fn sse_json(kind: &str, id: u64, body: &impl serde::Serialize) -> (SseEvent, usize) {
+    // JSON text has no raw newlines, so it is one `data:` line.
+    let json = serde_json::to_string(body).expect("API bodies serialize");
+    let bytes = json.len();
+    (
+        SseEvent::default()
+            .event(kind)
+            .id(id.to_string())
+            .data(json),
+        bytes,
+    )
 }
 
 /// Where to start: after `Last-Event-ID` if the client sent one, else the
@@ -231,9 +239,12 @@ fn serve(app: &Arc<AppState>, source: Source) -> Result<Response, ApiError> {
         .map_err(|_| ApiError::too_many_live_clients(app.limits.sse_clients_max))?;
     let (tx, rx) = mpsc::channel(app.limits.sse_buffer.max(1));
     let lagged = Arc::new(AtomicBool::new(false));
+    let bytes_max = app.limits.sse_buffer_bytes_max.clamp(1, u32::MAX as usize);
     let pump = Pump {
         source,
         tx,
+        queued_bytes: Arc::new(Semaphore::new(bytes_max)),
+        bytes_max,
         lagged: lagged.clone(),
         page: app.limits.sse_buffer.clamp(1, READ_PAGE_MAX),
         stopping: app.stopping.subscribe(),
@@ -251,10 +262,16 @@ fn serve(app: &Arc<AppState>, source: Source) -> Result<Response, ApiError> {
     Ok(Sse::new(live).keep_alive(keep_alive).into_response())
 }
 
+/// An event in a client's queue, holding its bytes of the queue's budget.
+type Queued = (SseEvent, Option<OwnedSemaphorePermit>);
+
 /// Reads a client's events from the log into its queue.
 struct Pump {
     source: Source,
-    tx: mpsc::Sender<SseEvent>,
+    tx: mpsc::Sender<Queued>,
+    /// One permit per byte queued for the client (`sse_buffer_bytes_max`).
+    queued_bytes: Arc<Semaphore>,
+    bytes_max: usize,
     lagged: Arc<AtomicBool>,
     page: usize,
     stall: Duration,
@@ -266,6 +283,8 @@ impl Pump {
         let Self {
             mut source,
             tx,
+            queued_bytes,
+            bytes_max,
             lagged,
             page,
             stall,
@@ -296,7 +315,7 @@ impl Pump {
                         .event("error")
                         .json_data(serde_json::json!({"code": e.code, "detail": e.detail}))
                         .expect("serializes");
-                    let _ = tokio::time::timeout(stall, tx.send(problem)).await;
+                    let _ = tokio::time::timeout(stall, tx.send((problem, None))).await;
                     return;
                 }
             };
@@ -308,12 +327,23 @@ impl Pump {
                 }
                 continue;
             }
-            for event in events {
-                match tokio::time::timeout(stall, tx.send(event)).await {
+            for (event, bytes) in events {
+                // An event larger than the whole budget takes all of it.
+                let permits = bytes.clamp(1, bytes_max) as u32;
+                let queued = async {
+                    let permit = queued_bytes
+                        .clone()
+                        .acquire_many_owned(permits)
+                        .await
+                        .expect("the semaphore is never closed");
+                    tx.send((event, Some(permit))).await
+                };
+                match tokio::time::timeout(stall, queued).await {
                     Ok(Ok(())) => {}
                     // The client went away.
                     Ok(Err(_)) => return,
-                    // The client left its queue full for `stall`.
+                    // The client left its queue full (in events or bytes)
+                    // for `stall`.
                     Err(_) => {
                         lagged.store(true, Ordering::Release);
                         return;
@@ -327,7 +357,7 @@ impl Pump {
 /// One client's event stream: its queue, then `event: lagged` if the pump
 /// gave up on it.
 struct Live {
-    rx: mpsc::Receiver<SseEvent>,
+    rx: mpsc::Receiver<Queued>,
     lagged: Arc<AtomicBool>,
     ended: bool,
     /// Counts the client against `sse_clients_max` while it is served.
@@ -339,7 +369,8 @@ impl futures_core::Stream for Live {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(event)) => Poll::Ready(Some(Ok(event))),
+            // Handing the event on frees its bytes in the queue.
+            Poll::Ready(Some((event, _bytes))) => Poll::Ready(Some(Ok(event))),
             Poll::Ready(None) if !self.ended && self.lagged.load(Ordering::Acquire) => {
                 self.ended = true;
                 let notice = SseEvent::default().event("lagged").data(

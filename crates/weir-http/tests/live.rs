@@ -148,11 +148,27 @@ fn a_partition_is_followed_from_an_offset() {
 
 #[test]
 fn a_client_that_stops_reading_is_disconnected_and_catches_up_after() {
-    let s = Server::start(HttpLimits {
+    // Its queue fills by count of events.
+    stalled_client_is_cut_off(HttpLimits {
         sse_buffer: 4,
         sse_stall_ms: 300,
         ..HttpLimits::default()
     });
+}
+
+#[test]
+fn a_client_queue_is_bounded_in_bytes_too() {
+    // Room for thousands of events, but only about four of these.
+    stalled_client_is_cut_off(HttpLimits {
+        sse_buffer: 10_000,
+        sse_buffer_bytes_max: 256 * 1024,
+        sse_stall_ms: 300,
+        ..HttpLimits::default()
+    });
+}
+
+fn stalled_client_is_cut_off(limits: HttpLimits) {
+    let s = Server::start(limits);
     // The client asks and then reads nothing while 12 MB of events come:
     // more than the socket buffers and its queue hold.
     let mut slow = SseClient::connect(s.addr(), "/v1/all/live", None, false);
@@ -175,6 +191,7 @@ fn a_client_that_stops_reading_is_disconnected_and_catches_up_after() {
     assert_eq!(lagged.event, "lagged", "{lagged:?}");
     let seen = ids(&got);
     assert!(seen.len() < total, "it was cut off, after {}", seen.len());
+    eprintln!("cut off after {} of {total} events", seen.len());
     assert_eq!(seen, (0..seen.len() as u64).collect::<Vec<_>>());
     // Reconnecting with its last id, it catches up with the rest.
     let last = *seen.last().unwrap();
