@@ -2,9 +2,10 @@
 //!
 //! `weir serve` runs the server; `weir log` works on a data directory
 //! directly (while no server has it open: the directory is locked); `weir
-//! topic|produce|consume|stream` talk to a running server over its HTTP
+//! topic|produce|consume|stream|group` talk to a running server over its HTTP
 //! API.
 
+mod group_cli;
 mod remote;
 mod serve;
 
@@ -46,8 +47,10 @@ enum Command {
     Produce(remote::ProduceArgs),
     /// Print a topic's records.
     Consume(remote::ConsumeArgs),
-    /// Append to, read, and delete event streams.
+    /// Append to, read, follow and delete event streams.
     Stream(remote::StreamArgs),
+    /// List, describe, reset and delete consumer groups.
+    Group(group_cli::GroupArgs),
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +106,7 @@ fn main() -> std::process::ExitCode {
         Command::Produce(args) => (remote::run_produce(args), true),
         Command::Consume(args) => (remote::run_consume(args), true),
         Command::Stream(args) => (remote::run_stream(args), true),
+        Command::Group(args) => (group_cli::run_group(args), true),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use clap::{Args, Subcommand};
 use serde_json::Value;
 use weir_api::{Append, CreateTopic, EventIn, Produce, ProduceRecord};
-use weir_client::{Client, ClientError, Direction, Page};
+use weir_client::{Client, ClientError, Direction, Page, Subscribe};
 
 /// Where the server is and how to print. Every API subcommand takes these.
 #[derive(Debug, Args)]
@@ -29,11 +29,11 @@ pub struct RemoteArgs {
     /// Print the API's JSON (one document, or one per line for records and
     /// events) instead of tables.
     #[arg(long, global = true)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 impl RemoteArgs {
-    fn client(&self, timeout: Option<Duration>) -> anyhow::Result<Client> {
+    pub(crate) fn client(&self, timeout: Option<Duration>) -> anyhow::Result<Client> {
         let address = match (&self.server, &self.config) {
             (Some(s), _) => s.clone(),
             (None, Some(path)) => {
@@ -113,6 +113,19 @@ enum TopicCommand {
     Describe { name: String },
     /// Delete a topic and its records.
     Delete { name: String },
+    /// Set or reset topic configs, all or nothing.
+    Alter {
+        name: String,
+        /// A config to set, `name=value` (repeatable).
+        #[arg(long = "set", value_parser = key_value)]
+        set: Vec<(String, String)>,
+        /// A config to reset to its default (repeatable).
+        #[arg(long = "reset")]
+        reset: Vec<String>,
+        /// Check the change without making it.
+        #[arg(long)]
+        validate_only: bool,
+    },
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
@@ -122,7 +135,7 @@ fn key_value(s: &str) -> Result<(String, String), String> {
     }
 }
 
-fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+pub(crate) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;
@@ -197,6 +210,36 @@ pub fn run_topic(args: TopicArgs) -> anyhow::Result<()> {
             client.delete_topic(&name)?;
             if !json {
                 println!("deleted topic {name}");
+            }
+        }
+        TopicCommand::Alter {
+            name,
+            set,
+            reset,
+            validate_only,
+        } => {
+            if set.is_empty() && reset.is_empty() {
+                bail!("nothing to change: give --set name=value or --reset name");
+            }
+            let info = client.alter_topic(
+                &name,
+                &weir_api::AlterConfigs {
+                    set: set.into_iter().collect(),
+                    reset,
+                    validate_only,
+                },
+            )?;
+            if json {
+                return print_json(&info);
+            }
+            let verb = if validate_only {
+                "would alter"
+            } else {
+                "altered"
+            };
+            println!("{verb} topic {}; its configs:", info.name);
+            for (k, v) in &info.configs {
+                println!("  {k} = {v}");
             }
         }
     }
@@ -333,6 +376,12 @@ pub struct ConsumeArgs {
     /// Stop after this many records.
     #[arg(long)]
     max: Option<u64>,
+    /// Keep this consumer's position in a consumer group: start from the
+    /// group's committed offsets (--from where it has none) and commit what
+    /// was printed. The group must have no Kafka members (their offsets are
+    /// theirs to commit), as for an offset reset.
+    #[arg(long, short = 'g')]
+    group: Option<String>,
 }
 
 /// Where `consume` starts.
@@ -431,22 +480,108 @@ pub fn run_consume(args: ConsumeArgs) -> anyhow::Result<()> {
         Start::TimeMs(ms) => ms,
         _ => i64::MIN,
     };
+    if let Some(group) = &args.group {
+        match client.group(group) {
+            Ok(info) => {
+                for p in info.partitions.iter().filter(|p| p.topic == args.topic) {
+                    if let (Some(c), Some(at)) = (
+                        p.committed_offset,
+                        next.iter_mut().find(|(q, _)| *q == p.partition),
+                    ) {
+                        at.1 = c;
+                    }
+                }
+            }
+            Err(e) if e.status() == Some(404) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut committed = next.clone();
     let mut out = std::io::stdout().lock();
     let mut printed = 0u64;
     let max = args.max.unwrap_or(u64::MAX);
+    let result = consume_loop(
+        &client,
+        &args,
+        &mut next,
+        min_time,
+        max,
+        &mut printed,
+        &mut out,
+        &mut committed,
+    );
+    // Commit what was printed, whatever ended the loop.
+    if let Some(group) = &args.group {
+        commit_positions(&client, group, &args.topic, &next, &mut committed)?;
+    }
+    result
+}
+
+/// Commits `next` for the partitions whose position moved since
+/// `committed`, as the group's offsets.
+fn commit_positions(
+    client: &Client,
+    group: &str,
+    topic: &str,
+    next: &[(i32, i64)],
+    committed: &mut [(i32, i64)],
+) -> anyhow::Result<()> {
+    for ((partition, at), (_, done)) in next.iter().zip(committed.iter_mut()) {
+        if at == done {
+            continue;
+        }
+        client
+            .reset_offsets(
+                group,
+                &weir_api::ResetOffsets {
+                    to: weir_api::ResetTo::Offset,
+                    offset: Some(*at),
+                    datetime: None,
+                    timestamp_ms: None,
+                    shift_by: None,
+                    topics: vec![weir_api::ResetTopic {
+                        topic: topic.to_owned(),
+                        partitions: Some(vec![*partition]),
+                    }],
+                    execute: true,
+                },
+            )
+            .with_context(|| {
+                format!("committing offset {at} of {topic}:{partition} for group {group}")
+            })?;
+        *done = *at;
+    }
+    Ok(())
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the consume loop's state, kept apart so the commit runs after it"
+)]
+fn consume_loop(
+    client: &Client,
+    args: &ConsumeArgs,
+    next: &mut [(i32, i64)],
+    min_time: i64,
+    max: u64,
+    printed: &mut u64,
+    out: &mut impl Write,
+    committed: &mut [(i32, i64)],
+) -> anyhow::Result<()> {
     loop {
         let mut got_any = false;
-        for (partition, at) in &mut next {
+        for (partition, at) in next.iter_mut() {
             let page = client.fetch(&args.topic, *partition, *at, 500)?;
             for r in page.records {
-                if printed >= max {
+                if *printed >= max {
                     return Ok(());
                 }
                 if r.timestamp_ms < min_time {
                     continue;
                 }
+                *at = r.offset + 1;
                 if args.remote.json {
-                    print_json_line(&mut out, &r)?;
+                    print_json_line(out, &r)?;
                 } else {
                     let value = r
                         .value_base64
@@ -462,12 +597,12 @@ pub fn run_consume(args: ConsumeArgs) -> anyhow::Result<()> {
                         value
                     )?;
                 }
-                printed += 1;
+                *printed += 1;
             }
             got_any |= page.next_offset > *at;
-            *at = page.next_offset;
+            *at = (*at).max(page.next_offset);
         }
-        if printed >= max {
+        if *printed >= max {
             return Ok(());
         }
         if !got_any {
@@ -475,6 +610,9 @@ pub fn run_consume(args: ConsumeArgs) -> anyhow::Result<()> {
                 return Ok(());
             }
             out.flush()?;
+            if let Some(group) = &args.group {
+                commit_positions(client, group, &args.topic, next, committed)?;
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -551,6 +689,40 @@ enum StreamCommand {
         stream: String,
         #[arg(long, short = 'e')]
         expected: Option<String>,
+    },
+    /// Follow events as they are appended: a stream's, a category's, or
+    /// all; catches up from the log first, and resumes where it was after
+    /// a disconnection.
+    Subscribe {
+        /// The stream to follow [default: all events].
+        stream: Option<String>,
+        /// Follow a category's streams instead.
+        #[arg(long, conflicts_with = "stream")]
+        category: Option<String>,
+        /// Start at this version (a stream) or global position [default:
+        /// the start].
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Stop after this many events.
+        #[arg(long)]
+        max: Option<u64>,
+    },
+    /// Show a stream's settings, or change the ones given (the others are
+    /// kept).
+    Meta {
+        stream: String,
+        /// Hide events older than this many ms.
+        #[arg(long)]
+        max_age_ms: Option<u64>,
+        /// Keep only the newest this many events visible.
+        #[arg(long)]
+        max_count: Option<u64>,
+        /// Hide the versions below this one.
+        #[arg(long)]
+        truncate_before: Option<u64>,
+        /// Remove every setting.
+        #[arg(long, conflicts_with_all = ["max_age_ms", "max_count", "truncate_before"])]
+        clear: bool,
     },
 }
 
@@ -680,6 +852,120 @@ pub fn run_stream(args: StreamArgs) -> anyhow::Result<()> {
             if !json {
                 println!("tombstoned stream {stream}");
             }
+        }
+        StreamCommand::Subscribe {
+            stream,
+            category,
+            from,
+            max,
+        } => {
+            let target = match (stream, category) {
+                (Some(s), _) => Subscribe::Stream(s),
+                (_, Some(c)) => Subscribe::Category(c),
+                _ => Subscribe::All,
+            };
+            drop(client);
+            let live = args.remote.client(None)?;
+            subscribe(
+                &live,
+                &target,
+                from,
+                max.unwrap_or(u64::MAX),
+                json,
+                &mut out,
+            )?;
+        }
+        StreamCommand::Meta {
+            stream,
+            max_age_ms,
+            max_count,
+            truncate_before,
+            clear,
+        } => {
+            let mut settings = client.stream_metadata(&stream)?;
+            let change =
+                clear || max_age_ms.is_some() || max_count.is_some() || truncate_before.is_some();
+            if clear {
+                settings = weir_api::StreamMetadata {
+                    max_age_ms: None,
+                    max_count: None,
+                    truncate_before: None,
+                };
+            }
+            settings.max_age_ms = max_age_ms.or(settings.max_age_ms);
+            settings.max_count = max_count.or(settings.max_count);
+            settings.truncate_before = truncate_before.or(settings.truncate_before);
+            if change {
+                settings = client.set_stream_metadata(&stream, &settings)?;
+            }
+            if json {
+                return print_json(&settings);
+            }
+            let show = |v: Option<u64>| v.map_or("-".to_owned(), |v| v.to_string());
+            println!(
+                "{stream}: max_age_ms {}, max_count {}, truncate_before {}",
+                show(settings.max_age_ms),
+                show(settings.max_count),
+                show(settings.truncate_before)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Prints live events until `max`, reconnecting after the last event seen
+/// when the server says the client lagged or the connection drops (a few
+/// tries in a row, then it gives up).
+fn subscribe(
+    client: &Client,
+    target: &Subscribe,
+    from: u64,
+    max: u64,
+    json: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let mut last_id: Option<String> = None;
+    let mut printed = 0u64;
+    let mut failures = 0u32;
+    while printed < max {
+        let stream = match client.subscribe(target, from, last_id.as_deref()) {
+            Ok(s) => s,
+            Err(e @ (ClientError::Transport { .. } | ClientError::Protocol { .. }))
+                if failures < 5 =>
+            {
+                failures += 1;
+                eprintln!("reconnecting ({e})");
+                std::thread::sleep(Duration::from_millis(200 << failures));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for event in stream {
+            let event = match event {
+                Ok(e) => e,
+                Err(_) => break,
+            };
+            match event.event.as_deref() {
+                Some("event") => {
+                    failures = 0;
+                    let e: weir_api::Event = serde_json::from_str(&event.data)
+                        .context("the server sent an event this client does not understand")?;
+                    print_event(out, json, &e)?;
+                    out.flush()?;
+                    last_id = event.id;
+                    printed += 1;
+                    if printed >= max {
+                        return Ok(());
+                    }
+                }
+                Some("lagged") => break,
+                Some("error") => bail!("the live stream ended: {}", event.data),
+                _ => {}
+            }
+        }
+        failures += 1;
+        if failures > 5 {
+            bail!("the live stream keeps ending; last event seen: {last_id:?}");
         }
     }
     Ok(())

@@ -409,3 +409,282 @@ fn streams_append_read_and_delete() {
         3
     );
 }
+
+#[test]
+fn groups_configs_metadata_and_live_streams() {
+    let s = server();
+    ok(weir(
+        &s.http,
+        &["topic", "create", "t", "--partitions", "2"],
+        "",
+    ));
+    let input: String = (0..20).map(|i| format!("k{}:v{i}\n", i % 4)).collect();
+    ok(weir(&s.http, &["produce", "t", "-K", ":"], &input));
+
+    // A consumer that keeps its place in group g: 5 records, then the rest.
+    let first = json_lines(&ok(weir(
+        &s.http,
+        &["consume", "t", "--group", "g", "--max", "5", "--json"],
+        "",
+    )));
+    assert_eq!(first.len(), 5);
+    let info: serde_json::Value = serde_json::from_str(&ok(weir(
+        &s.http,
+        &["group", "describe", "g", "--json"],
+        "",
+    )))
+    .unwrap();
+    // Committed: where it stopped in each partition it read from.
+    let committed: i64 = info["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["committed_offset"].as_i64().unwrap())
+        .sum();
+    assert_eq!(committed, 5, "{info}");
+    let rest = json_lines(&ok(weir(
+        &s.http,
+        &["consume", "t", "--group", "g", "--json"],
+        "",
+    )));
+    assert_eq!(rest.len(), 15);
+    let mut seen: Vec<(i64, i64)> = first
+        .iter()
+        .chain(&rest)
+        .map(|r| {
+            (
+                r["partition"].as_i64().unwrap(),
+                r["offset"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 20, "every record once across the two runs");
+    assert!(
+        ok(weir(&s.http, &["group", "list"], ""))
+            .lines()
+            .any(|l| l.starts_with("g "))
+    );
+    let table = ok(weir(&s.http, &["group", "describe", "g"], ""));
+    assert!(table.contains("LAG"), "{table}");
+
+    // Resets: a dry run changes nothing; --execute does.
+    let dry = ok(weir(
+        &s.http,
+        &["group", "reset-offsets", "g", "--to-earliest"],
+        "",
+    ));
+    assert!(dry.contains("dry run"), "{dry}");
+    let lag = |s: &Server| -> i64 {
+        let info: serde_json::Value = serde_json::from_str(&ok(weir(
+            &s.http,
+            &["group", "describe", "g", "--json"],
+            "",
+        )))
+        .unwrap();
+        info["lag_total"].as_i64().unwrap()
+    };
+    assert_eq!(lag(&s), 0);
+    ok(weir(
+        &s.http,
+        &["group", "reset-offsets", "g", "--to-earliest", "--execute"],
+        "",
+    ));
+    assert_eq!(lag(&s), 20);
+    ok(weir(
+        &s.http,
+        &[
+            "group",
+            "reset-offsets",
+            "g",
+            "--to-latest",
+            "--topic",
+            "t:1",
+            "--execute",
+        ],
+        "",
+    ));
+    let info: serde_json::Value = serde_json::from_str(&ok(weir(
+        &s.http,
+        &["group", "describe", "g", "--json"],
+        "",
+    )))
+    .unwrap();
+    let p0_end = info["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["partition"] == 0)
+        .unwrap()["end_offset"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        info["lag_total"].as_i64().unwrap(),
+        p0_end,
+        "partition 1 skipped to its end"
+    );
+    ok(weir(
+        &s.http,
+        &[
+            "group",
+            "reset-offsets",
+            "g",
+            "--shift-by",
+            "-1",
+            "--topic",
+            "t:1",
+            "--execute",
+        ],
+        "",
+    ));
+    assert_eq!(lag(&s), p0_end + 1);
+    assert_eq!(
+        code(&weir(&s.http, &["group", "reset-offsets", "g"], "")),
+        2,
+        "a reset needs a target"
+    );
+    ok(weir(&s.http, &["group", "delete", "g"], ""));
+    assert_eq!(code(&weir(&s.http, &["group", "describe", "g"], "")), 3);
+
+    // Topic configs: set, reset, and a bad one refused whole.
+    ok(weir(
+        &s.http,
+        &["topic", "alter", "t", "--set", "retention.ms=1000"],
+        "",
+    ));
+    let info: serde_json::Value = serde_json::from_str(&ok(weir(
+        &s.http,
+        &["topic", "describe", "t", "--json"],
+        "",
+    )))
+    .unwrap();
+    assert_eq!(info["configs"]["retention.ms"], "1000");
+    ok(weir(
+        &s.http,
+        &["topic", "alter", "t", "--reset", "retention.ms"],
+        "",
+    ));
+    let bad = weir(
+        &s.http,
+        &[
+            "topic",
+            "alter",
+            "t",
+            "--set",
+            "retention.ms=5",
+            "--set",
+            "no.such.config=1",
+        ],
+        "",
+    );
+    assert_eq!(code(&bad), 1);
+    let info: serde_json::Value = serde_json::from_str(&ok(weir(
+        &s.http,
+        &["topic", "describe", "t", "--json"],
+        "",
+    )))
+    .unwrap();
+    assert_ne!(info["configs"]["retention.ms"], "5");
+
+    // Stream settings: changed ones, kept ones, cleared.
+    for i in 0..3 {
+        ok(weir(
+            &s.http,
+            &[
+                "stream",
+                "append",
+                "acct-1",
+                "-t",
+                "T",
+                "-d",
+                &format!("{{\"n\":{i}}}"),
+            ],
+            "",
+        ));
+    }
+    ok(weir(
+        &s.http,
+        &["stream", "meta", "acct-1", "--max-count", "2"],
+        "",
+    ));
+    let shown = ok(weir(
+        &s.http,
+        &["stream", "meta", "acct-1", "--truncate-before", "0"],
+        "",
+    ));
+    assert!(shown.contains("max_count 2"), "{shown}");
+    assert_eq!(
+        json_lines(&ok(weir(
+            &s.http,
+            &["stream", "read", "acct-1", "--json"],
+            ""
+        )))
+        .len(),
+        2
+    );
+    ok(weir(&s.http, &["stream", "meta", "acct-1", "--clear"], ""));
+    assert_eq!(
+        json_lines(&ok(weir(
+            &s.http,
+            &["stream", "read", "acct-1", "--json"],
+            ""
+        )))
+        .len(),
+        3
+    );
+
+    // Live: a subscriber catches up on three events, then gets two more
+    // appended while it waits.
+    let sub = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args([
+            "stream",
+            "subscribe",
+            "--category",
+            "acct",
+            "--max",
+            "5",
+            "--json",
+        ])
+        .env("WEIR_SERVER", &s.http)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    ok(weir(
+        &s.http,
+        &["stream", "append", "acct-2", "-t", "T", "-d", "{}"],
+        "",
+    ));
+    ok(weir(
+        &s.http,
+        &["stream", "append", "other-1", "-t", "T", "-d", "{}"],
+        "",
+    ));
+    ok(weir(
+        &s.http,
+        &["stream", "append", "acct-1", "-t", "T", "-d", "{}"],
+        "",
+    ));
+    let live = json_lines(&ok(sub.wait_with_output().unwrap()));
+    let got: Vec<(String, u64)> = live
+        .iter()
+        .map(|e| {
+            (
+                e["stream"].as_str().unwrap().to_owned(),
+                e["version"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("acct-1".into(), 0),
+            ("acct-1".into(), 1),
+            ("acct-1".into(), 2),
+            ("acct-2".into(), 0),
+            ("acct-1".into(), 3)
+        ]
+    );
+}

@@ -20,8 +20,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 pub use sse::{SseEvent, SseStream};
 use weir_api::{
-    Append, Appended, CreateTopic, Events, Problem, Produce, ProduceResult, Records, TopicInfo,
-    TopicList,
+    AlterConfigs, Append, Appended, CreateTopic, Events, GroupInfo, GroupList, Loaded, Problem,
+    Produce, ProduceResult, Records, ResetOffsets, ResetResult, SnapshotIn, StreamMetadata,
+    TopicInfo, TopicList,
 };
 
 /// Largest response body the client reads, in bytes.
@@ -102,6 +103,17 @@ impl Default for Page {
             limit: 100,
         }
     }
+}
+
+/// What a live subscription follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subscribe {
+    /// Every event, by global position.
+    All,
+    /// A category's streams, by global position.
+    Category(String),
+    /// One stream, by version.
+    Stream(String),
 }
 
 /// A connection-reusing client of one Weir server.
@@ -303,7 +315,110 @@ impl Client {
         )
     }
 
+    /// Sets and resets a topic's configs, all or nothing.
+    pub fn alter_topic(&self, name: &str, alter: &AlterConfigs) -> Result<TopicInfo> {
+        self.answer(
+            "/v1/topics/{topic}/configs",
+            self.agent
+                .patch(self.url(&format!("/v1/topics/{}/configs", encode_segment(name))))
+                .send_json(alter),
+        )
+    }
+
+    /// A partition's records from `offset` as they come (Server-Sent
+    /// Events `record`, id = offset), resuming after `last_event_id`.
+    pub fn follow_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: u64,
+        last_event_id: Option<&str>,
+    ) -> Result<SseStream> {
+        self.sse(
+            &format!(
+                "/v1/topics/{}/partitions/{partition}/live",
+                encode_segment(topic)
+            ),
+            &[("offset", offset.to_string())],
+            last_event_id,
+        )
+    }
+
+    // Consumer groups.
+
+    pub fn groups(&self) -> Result<GroupList> {
+        self.get("/v1/groups", &[])
+    }
+
+    /// A group's members, assignments, committed offsets and lag.
+    pub fn group(&self, group: &str) -> Result<GroupInfo> {
+        self.get(&format!("/v1/groups/{}", encode_segment(group)), &[])
+    }
+
+    /// Plans (or, with `execute`, commits) new offsets for a group.
+    pub fn reset_offsets(&self, group: &str, reset: &ResetOffsets) -> Result<ResetResult> {
+        self.post(
+            &format!("/v1/groups/{}/offsets/reset", encode_segment(group)),
+            reset,
+        )
+    }
+
+    pub fn delete_group(&self, group: &str) -> Result<()> {
+        self.delete(&format!("/v1/groups/{}", encode_segment(group)), &[])
+    }
+
     // Event streams.
+
+    pub fn stream_metadata(&self, stream: &str) -> Result<StreamMetadata> {
+        self.get(
+            &format!("/v1/streams/{}/metadata", encode_segment(stream)),
+            &[],
+        )
+    }
+
+    /// Replaces a stream's settings (all three).
+    pub fn set_stream_metadata(
+        &self,
+        stream: &str,
+        settings: &StreamMetadata,
+    ) -> Result<StreamMetadata> {
+        self.put(
+            &format!("/v1/streams/{}/metadata", encode_segment(stream)),
+            settings,
+        )
+    }
+
+    pub fn save_snapshot(&self, stream: &str, snapshot: &SnapshotIn) -> Result<()> {
+        self.put(
+            &format!("/v1/streams/{}/snapshot", encode_segment(stream)),
+            snapshot,
+        )
+    }
+
+    /// The newest snapshot of a stream and the events after it.
+    pub fn load(&self, stream: &str) -> Result<Loaded> {
+        self.get(
+            &format!("/v1/streams/{}/snapshot", encode_segment(stream)),
+            &[],
+        )
+    }
+
+    /// Events as they come (Server-Sent Events `event`): of `stream` from
+    /// a version, of a category or of all from a global position; resuming
+    /// after `last_event_id`.
+    pub fn subscribe(
+        &self,
+        target: &Subscribe,
+        from: u64,
+        last_event_id: Option<&str>,
+    ) -> Result<SseStream> {
+        let path = match target {
+            Subscribe::All => "/v1/all/live".to_owned(),
+            Subscribe::Category(c) => format!("/v1/categories/{}/live", encode_segment(c)),
+            Subscribe::Stream(s) => format!("/v1/streams/{}/live", encode_segment(s)),
+        };
+        self.sse(&path, &[("from", from.to_string())], last_event_id)
+    }
 
     /// Appends events to a stream; answers once they are durable.
     pub fn append(&self, stream: &str, append: &Append) -> Result<Appended> {
