@@ -1,7 +1,8 @@
 //! The `weir` command: parses arguments and hands off to the library crates.
 //!
 //! `weir serve` runs the server; `weir log` works on a data directory
-//! directly (while no server has it open: the directory is locked).
+//! directly (while no server has it open: the directory is locked);
+//! `weir demo` runs the SDK's demonstrations.
 
 mod serve;
 
@@ -36,6 +37,22 @@ enum Command {
     /// Inspect and write partition logs in a data directory.
     #[command(subcommand)]
     Log(LogCommand),
+    /// Run a demonstration built on the SDK.
+    #[command(subcommand)]
+    Demo(DemoCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DemoCommand {
+    /// The event-sourced bank account: accounts, transfers, interest, an
+    /// overdraft refused; prints the balances now, a balance as of a past
+    /// date and a statement.
+    Bank {
+        /// Keep the demo's data in this (new or empty) directory instead of
+        /// a temporary one.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -76,17 +93,30 @@ enum LogCommand {
 }
 
 fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // A demo's output is its report; the store's opening notes would only
+    // interleave with it.
+    let default_level = match cli.command {
+        Command::Demo(_) => "warn",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
-                .unwrap_or_else(|_| "info".into()),
+                .unwrap_or_else(|_| default_level.into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match Cli::parse().command {
+    match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Log(cmd) => run_log(cmd),
+        Command::Demo(DemoCommand::Bank { data_dir }) => {
+            let tmp = tempfile::tempdir().context("creating a temporary directory")?;
+            let dir = data_dir.unwrap_or_else(|| tmp.path().to_owned());
+            weir::demo::bank::run_demo(&dir, &mut std::io::stdout().lock())?;
+            Ok(())
+        }
     }
 }
 
