@@ -7,6 +7,7 @@ mod pg;
 mod produce_bench;
 mod raw;
 mod report;
+mod sdk_bench;
 mod store_bench;
 mod sys;
 
@@ -49,6 +50,10 @@ enum Command {
     /// exact expected version (1 and 16 writers), 100-event appends,
     /// reading one stream and reading all.
     Store(store_bench::StoreArgs),
+    /// Command handling through the SDK, embedded: load + decide + append
+    /// on one hot aggregate and over many aggregates, with and without
+    /// snapshots, against the store's plain appends.
+    Sdk(sdk_bench::SdkArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,5 +62,6 @@ fn main() -> anyhow::Result<()> {
         Command::Produce(args) => produce_bench::run(&args),
         Command::Groups(args) => groups_bench::run(&args),
         Command::Store(args) => store_bench::run(&args),
+        Command::Sdk(args) => sdk_bench::run(&args),
     }
 }

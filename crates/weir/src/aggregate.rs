@@ -253,7 +253,8 @@ impl<A: Aggregate> Repository<A> {
                     for e in &decided {
                         state.apply(e);
                     }
-                    self.maybe_snapshot(&stream, loaded.version, done.last_version, &state);
+                    let since_snapshot = loaded.events_applied as u64 + decided.len() as u64;
+                    self.maybe_snapshot(&stream, since_snapshot, done.last_version, &state);
                     return Ok(Executed {
                         state,
                         events: envelopes,
@@ -278,16 +279,13 @@ impl<A: Aggregate> Repository<A> {
         .into())
     }
 
-    /// Saves a snapshot when the stream passed a multiple of
-    /// `snapshot_every`. The events are durable already, so a failed
-    /// snapshot only costs later loads time: it is logged, not returned.
-    fn maybe_snapshot(&self, stream: &str, before: Option<u64>, last: u64, state: &A) {
+    /// Saves a snapshot once `snapshot_every` events or more lie after the
+    /// newest one (or the start), so a load never applies more than about
+    /// that many. The events are durable already, so a failed snapshot
+    /// only costs later loads time: it is logged, not returned.
+    fn maybe_snapshot(&self, stream: &str, since_snapshot: u64, last: u64, state: &A) {
         let every = self.config.snapshot_every;
-        if every == 0 {
-            return;
-        }
-        let count_before = before.map_or(0, |v| v + 1);
-        if (last + 1) / every == count_before / every {
+        if every == 0 || since_snapshot < every {
             return;
         }
         let saved = serde_json::to_vec(state)

@@ -374,7 +374,8 @@ impl Envelope {
 
     /// CloudEvents Kafka binary mode: the data as the value, the
     /// attributes as `ce_*` headers (the layout of the store's
-    /// `__weir_events` records), the subject (else the stream) as the key.
+    /// `__weir_events` records), the stream (as the store keys its
+    /// records; else the subject) as the key.
     pub fn to_kafka(&self) -> KafkaRecord {
         let mut h: Vec<(String, Vec<u8>)> = Vec::with_capacity(12);
         let mut put = |k: &str, v: &str| h.push((k.to_owned(), v.as_bytes().to_vec()));
@@ -401,9 +402,10 @@ impl Envelope {
             put(headers::STREAM_VERSION, &r.version.to_string());
         }
         let key = self
-            .subject
-            .clone()
-            .or_else(|| self.recorded.as_ref().map(|r| r.stream.clone()));
+            .recorded
+            .as_ref()
+            .map(|r| r.stream.clone())
+            .or_else(|| self.subject.clone());
         KafkaRecord {
             key: key.map(String::into_bytes),
             value: self.data.clone(),

@@ -377,3 +377,36 @@ fn account_state_survives_reopening_with_snapshots() -> anyhow::Result<()> {
     assert_eq!(loaded.snapshot_version, Some(5));
     Ok(())
 }
+
+#[test]
+fn a_long_history_without_a_snapshot_gets_one_at_the_next_command() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let client = Client::open(dir.path())?;
+    let never = Bank::open(
+        &client,
+        BankConfig {
+            snapshot_every: 0,
+            ..BankConfig::default()
+        },
+    )?;
+    never.open_account("h", "Hal")?;
+    for _ in 0..30 {
+        never.deposit("h", 1)?;
+    }
+    assert_eq!(never.accounts.load("h")?.snapshot_version, None);
+    let every_10 = Bank::open(
+        &client,
+        BankConfig {
+            snapshot_every: 10,
+            ..BankConfig::default()
+        },
+    )?;
+    every_10.deposit("h", 1)?;
+    let loaded = every_10.accounts.load("h")?;
+    assert_eq!(
+        (loaded.snapshot_version, loaded.events_applied),
+        (Some(31), 0)
+    );
+    assert_eq!(loaded.state.balance, 31);
+    Ok(())
+}

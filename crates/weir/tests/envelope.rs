@@ -120,7 +120,7 @@ fn structured_json_and_kafka_binary_mode_round_trip() -> anyhow::Result<()> {
         Some(recorded.correlationid.as_str())
     );
     assert_eq!(header("content-type").as_deref(), Some("application/json"));
-    assert_eq!(record.key.as_deref(), Some(&b"a"[..]));
+    assert_eq!(record.key.as_deref(), Some(&b"account-a"[..]));
     let back = Envelope::from_kafka(&record)?;
     assert_eq!(
         back.decode::<AccountEvent>()?,
