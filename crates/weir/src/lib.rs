@@ -121,5 +121,8 @@ pub use rusqlite;
 pub use serde_json;
 /// Clocks (a manual one moves time in tests and demos).
 pub use weir_log::{Clock, ManualClock, SystemClock};
+/// The event store crate, for [`Backend`] implementations (its
+/// `NewEvent`, `RecordedEvent` and `Loaded`).
+pub use weir_store as store;
 /// The store's vocabulary the SDK's API uses.
 pub use weir_store::{AppendResult, AsOf, ExpectedVersion, StoreError, rfc3339};
