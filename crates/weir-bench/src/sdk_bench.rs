@@ -256,21 +256,24 @@ fn run_phase(
     let stop = Arc::new(AtomicBool::new(false));
     let attempts = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
+    // One repository for all threads, as a service has: its threads take
+    // turns on an aggregate instead of racing.
+    let repo = client.repository::<Counter>(RepositoryConfig {
+        snapshot_every: match phase.work {
+            Work::Commands { snapshot_every } => snapshot_every,
+            Work::RawAppends => 0,
+        },
+        attempts_max: 1_000,
+        ..RepositoryConfig::default()
+    });
     let handles: Vec<_> = (0..phase.threads)
         .map(|thread| {
             let client = client.clone();
+            let repo = repo.clone();
             let stop = stop.clone();
             let attempts = attempts.clone();
             let (target, work) = (phase.target, phase.work);
             std::thread::spawn(move || -> anyhow::Result<Vec<u64>> {
-                let repo = client.repository::<Counter>(RepositoryConfig {
-                    snapshot_every: match work {
-                        Work::Commands { snapshot_every } => snapshot_every,
-                        Work::RawAppends => 0,
-                    },
-                    attempts_max: 1_000,
-                    ..RepositoryConfig::default()
-                });
                 let mut latencies = Vec::new();
                 // A cheap per-thread sequence spreads commands over the
                 // aggregates without a shared counter.

@@ -7,6 +7,7 @@
 //! a snapshot every N events.
 
 use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -58,6 +59,12 @@ pub struct RepositoryConfig {
     /// jitter.
     pub backoff_ms_initial: u64,
     pub backoff_ms_max: u64,
+    /// Commands of this repository (and its clones) on one aggregate take
+    /// turns instead of racing: in-process writers queue for the aggregate
+    /// rather than lose version conflicts and retry. Writers elsewhere
+    /// (other repositories, processes) are still caught by the expected
+    /// version.
+    pub serialize_in_process: bool,
 }
 
 impl Default for RepositoryConfig {
@@ -67,6 +74,7 @@ impl Default for RepositoryConfig {
             attempts_max: 20,
             backoff_ms_initial: 1,
             backoff_ms_max: 50,
+            serialize_in_process: true,
         }
     }
 }
@@ -98,13 +106,40 @@ pub struct Executed<A: Aggregate> {
     pub attempts: u32,
 }
 
-/// Loads aggregates of type `A` and runs their commands.
-#[derive(Debug, Clone)]
+/// Loads aggregates of type `A` and runs their commands. Clones share
+/// the aggregates' turns.
 pub struct Repository<A> {
     client: Client,
     config: RepositoryConfig,
+    /// Turns per aggregate (see `serialize_in_process`), by hash of the
+    /// stream: a fixed number of locks, however many aggregates.
+    turns: Arc<[Mutex<()>]>,
     _aggregate: PhantomData<fn() -> A>,
 }
+
+impl<A> Clone for Repository<A> {
+    fn clone(&self) -> Self {
+        Self {
+            client: self.client.clone(),
+            config: self.config,
+            turns: self.turns.clone(),
+            _aggregate: PhantomData,
+        }
+    }
+}
+
+impl<A> std::fmt::Debug for Repository<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository")
+            .field("aggregate", &std::any::type_name::<A>())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Locks that aggregates share by hash; two aggregates on one lock only
+/// wait for each other now and then.
+const TURN_LOCKS: usize = 1_024;
 
 impl Client {
     /// A repository of aggregates `A`.
@@ -112,6 +147,7 @@ impl Client {
         Repository {
             client: self.clone(),
             config,
+            turns: (0..TURN_LOCKS).map(|_| Mutex::new(())).collect(),
             _aggregate: PhantomData,
         }
     }
@@ -220,6 +256,12 @@ impl<A: Aggregate> Repository<A> {
         causation: &Causation,
     ) -> Result<Executed<A>, CommandError<A::Error>> {
         let stream = self.stream(id);
+        let _turn = self.config.serialize_in_process.then(|| {
+            let mut h = std::hash::DefaultHasher::new();
+            std::hash::Hash::hash(&stream, &mut h);
+            let i = std::hash::Hasher::finish(&h) as usize % TURN_LOCKS;
+            self.turns[i].lock().unwrap_or_else(|e| e.into_inner())
+        });
         let attempts_max = self.config.attempts_max.max(1);
         let mut backoff_ms = self.config.backoff_ms_initial.max(1);
         for attempt in 1..=attempts_max {

@@ -38,6 +38,15 @@
 //! whichever backend it runs on; waiting for new events is a blocking
 //! wait with a timeout ([`Projector::wait_for`]).
 //!
+//! # Read models in SQLite
+//!
+//! A projection's read model is an SQLite database: embedded (no server
+//! to run beside the store), transactional (the checkpoint commits with
+//! the rows, so a crash never splits them), and SQL gives the query side
+//! filtering, sorting and paging for free. One file per generation makes
+//! a blue-green rebuild a new file and the switch one rename. The SDK
+//! links the system's libsqlite3 rather than compiling SQLite in.
+//!
 //! # Example
 //!
 //! ```

@@ -111,13 +111,20 @@ fn concurrent_withdrawals_never_overdraw() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let client = Client::open(dir.path())?;
     let bank = Arc::new(bank(&client)?);
+    // Two banks, so two repositories: the threads of one take turns on
+    // the account, and race the other's on its expected version.
+    let rival = Arc::new(self::bank(&client)?);
     bank.open_account("hot", "Hot")?;
     bank.deposit("hot", 1_000)?;
     let threads = 16;
     let tries = 3;
     let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let bank = bank.clone();
+        .map(|i| {
+            let bank = if i % 2 == 0 {
+                bank.clone()
+            } else {
+                rival.clone()
+            };
             std::thread::spawn(move || {
                 let mut ok = 0u64;
                 let mut refused = 0u64;

@@ -175,3 +175,27 @@ fn a_command_gives_up_after_its_attempts_and_appends_nothing() -> anyhow::Result
     assert_eq!(backend.appends_tried.load(Ordering::SeqCst), 5);
     Ok(())
 }
+
+#[test]
+fn threads_of_one_repository_take_turns_on_an_aggregate_instead_of_conflicting()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let client = Client::open(dir.path())?;
+    let counters = client.repository::<Counter>(RepositoryConfig::default());
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let counters = counters.clone();
+            std::thread::spawn(move || -> anyhow::Result<Vec<u32>> {
+                (0..5)
+                    .map(|_| Ok(counters.execute("hot", &1)?.attempts))
+                    .collect()
+            })
+        })
+        .collect();
+    for h in handles {
+        let attempts = h.join().expect("a thread panicked")?;
+        assert!(attempts.iter().all(|&a| a == 1), "{attempts:?}");
+    }
+    assert_eq!(counters.load("hot")?.state.total, 40);
+    Ok(())
+}
