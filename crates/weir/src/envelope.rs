@@ -205,20 +205,16 @@ impl Envelope {
     }
 
     /// The envelope of an event read from the store. Events appended
-    /// without the SDK's metadata get its defaults: source
-    /// `/streams/<stream>`, data version 1, correlated by their own id.
+    /// without the SDK's metadata (through the HTTP API or the store
+    /// directly, with no metadata or metadata of their own) get its
+    /// defaults: source `/streams/<stream>`, data version 1, correlated by
+    /// their own id. A tolerant reader: a projection following all events
+    /// must not stop at one another writer described differently.
     pub fn from_recorded(event: RecordedEvent) -> Result<Self, Error> {
-        let ext: Extensions = if event.metadata.is_empty() {
-            Extensions {
-                dataversion: 1,
-                ..Extensions::default()
-            }
-        } else {
-            serde_json::from_slice(&event.metadata).map_err(|e| Error::BadMetadata {
-                id: event.id.clone(),
-                reason: e.to_string(),
-            })?
-        };
+        let ext: Extensions = serde_json::from_slice(&event.metadata).unwrap_or(Extensions {
+            dataversion: 1,
+            ..Extensions::default()
+        });
         Ok(Self {
             source: ext
                 .source

@@ -16,6 +16,7 @@
 //! number; `<name>/<generation>.sqlite` its database.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -115,6 +116,9 @@ impl Client {
             }
             Err(e) => return Err(Error::io(&name, "reading current", e)),
         };
+        // Generations other than the live one are a rebuild a crash cut
+        // short, or an old one whose deletion it cut short.
+        remove_other_generations(&dir, number);
         let (conn, checkpoint) = open_generation(&projection, &dir, number)?;
         Ok(Projector {
             client: self.clone(),
@@ -211,6 +215,24 @@ fn write_current(dir: &Path, number: u64) -> std::io::Result<()> {
     f.sync_all()?;
     std::fs::rename(&tmp, dir.join("current"))?;
     std::fs::File::open(dir)?.sync_all()
+}
+
+fn remove_other_generations(dir: &Path, live: u64) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let generation = name
+            .to_str()
+            .and_then(|n| n.split('.').next())
+            .and_then(|g| g.parse::<u64>().ok());
+        if let Some(g) = generation
+            && g != live
+        {
+            remove_generation(dir, g);
+        }
+    }
 }
 
 fn remove_generation(dir: &Path, number: u64) {
@@ -310,6 +332,21 @@ impl<P: Projection> Projector<P> {
             }
             self.client.backend().wait_changed(epoch, left);
         }
+    }
+
+    /// Follows the store until `stop` is set: applies new events as they
+    /// become readable (waking on the store's change signal, and at least
+    /// every `idle_ms`). Run it on a thread of its own; queries and
+    /// [`Self::wait_for`] go on beside it. Returns the first error.
+    pub fn run_until(&self, stop: &AtomicBool, idle_ms: u64) -> Result<(), Error> {
+        while !stop.load(Ordering::Relaxed) {
+            let epoch = self.client.backend().change_epoch();
+            self.catch_up()?;
+            self.client
+                .backend()
+                .wait_changed(epoch, Duration::from_millis(idle_ms.clamp(1, 60_000)));
+        }
+        Ok(())
     }
 
     /// Runs `f` on the live read model (for queries; see

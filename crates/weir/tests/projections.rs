@@ -318,3 +318,49 @@ fn the_notifier_alerts_once_per_large_withdrawal() -> anyhow::Result<()> {
     assert_eq!(alerts, ["Bea: 2500.00 left account big"]);
     Ok(())
 }
+
+#[test]
+fn a_projector_on_its_own_thread_follows_new_events_until_stopped() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (client, bank) = seeded(dir.path(), 1)?;
+    let counts = std::sync::Arc::new(client.projector(TypeCounts, ProjectorConfig::default())?);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let runner = {
+        let (counts, stop) = (counts.clone(), stop.clone());
+        std::thread::spawn(move || counts.run_until(&stop, 10_000))
+    };
+    let position = bank.deposit("acc00", 5)?.position.unwrap_or(0);
+    // Woken by the append, long before its 10 s idle wait would end.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while counts.checkpoint() <= position {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the runner did not apply the deposit"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(count(&counts, "%")?, 3);
+    stop.store(true, Ordering::Relaxed);
+    bank.deposit("acc00", 1)?; // wakes the runner to see the stop
+    runner.join().expect("runner panicked")?;
+    Ok(())
+}
+
+#[test]
+fn events_written_without_the_sdks_metadata_are_read_with_defaults() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let client = Client::open(dir.path())?;
+    let mut foreign = weir::store::NewEvent::json("f-1", "Imported", br#"{"x":1}"#.to_vec());
+    foreign.metadata = b"not json at all".to_vec();
+    client
+        .backend()
+        .append("legacy-1", weir::ExpectedVersion::Any, &[foreign])?;
+    let counts = client.projector(TypeCounts, ProjectorConfig::default())?;
+    assert_eq!(counts.catch_up()?, 1);
+    let e = client.read_stream("legacy-1", 0, 1)?.remove(0);
+    assert_eq!(
+        (e.source.as_str(), e.dataversion, e.correlationid.as_str()),
+        ("/streams/legacy-1", 1, "f-1")
+    );
+    Ok(())
+}
