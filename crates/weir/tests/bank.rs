@@ -417,3 +417,29 @@ fn a_long_history_without_a_snapshot_gets_one_at_the_next_command() -> anyhow::R
     assert_eq!(loaded.state.balance, 31);
     Ok(())
 }
+
+#[test]
+fn the_dashboard_answers_a_typed_query_with_versions() -> anyhow::Result<()> {
+    use weir::demo::bank::RichestAccounts;
+    let dir = tempfile::tempdir()?;
+    let client = Client::open(dir.path())?;
+    let bank = bank(&client)?;
+    for (id, amount) in [("p", 300), ("q", 100), ("r", 200)] {
+        bank.open_account(id, &id.to_uppercase())?;
+        bank.deposit(id, amount)?;
+    }
+    bank.withdraw("q", 50)?;
+    bank.catch_up()?;
+    let top = bank.dashboard.ask(&RichestAccounts { limit: 2 })?;
+    let rows: Vec<(&str, &str, u64, u64)> = top
+        .iter()
+        .map(|a| (a.account.as_str(), a.owner.as_str(), a.balance, a.version))
+        .collect();
+    assert_eq!(rows, [("p", "P", 300, 1), ("r", "R", 200, 1)]);
+    let all = bank.dashboard.ask(&RichestAccounts { limit: 10 })?;
+    assert_eq!(
+        (all[2].account.as_str(), all[2].balance, all[2].version),
+        ("q", 50, 2)
+    );
+    Ok(())
+}

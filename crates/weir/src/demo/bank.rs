@@ -45,11 +45,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::rusqlite::{OptionalExtension, Transaction, params};
+use crate::rusqlite::{Connection, OptionalExtension, Transaction, params};
 use crate::{
     Aggregate, AsOf, Causation, Client, ClientConfig, CommandError, Envelope, Error, Executed,
-    Handler, HandlerError, ManualClock, Op, Projection, Projector, ProjectorConfig, Repository,
-    RepositoryConfig, Select,
+    Handler, HandlerError, ManualClock, Op, Projection, Projector, ProjectorConfig, Query,
+    Repository, RepositoryConfig, Select,
 };
 
 /// How many transfer steps an account remembers, to recognise a step
@@ -646,6 +646,45 @@ impl Projection for Dashboard {
     }
 }
 
+/// A question to the dashboard (a query is its own type, apart from
+/// commands and events): the accounts with the most money, richest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RichestAccounts {
+    pub limit: usize,
+}
+
+/// One answer row of [`RichestAccounts`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSummary {
+    pub account: String,
+    pub owner: String,
+    pub status: String,
+    pub balance: u64,
+    /// The account's version the row reflects.
+    pub version: u64,
+}
+
+impl Query for RichestAccounts {
+    type Answer = Vec<AccountSummary>;
+
+    fn run(&self, conn: &Connection) -> rusqlite::Result<Vec<AccountSummary>> {
+        let mut stmt = conn.prepare(
+            "SELECT account, owner, status, balance, version FROM accounts
+             ORDER BY balance DESC, account LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([self.limit.min(crate::PAGE_ROWS_MAX) as i64], |r| {
+            Ok(AccountSummary {
+                account: r.get(0)?,
+                owner: r.get(1)?,
+                status: r.get(2)?,
+                balance: r.get::<_, i64>(3)? as u64,
+                version: r.get::<_, i64>(4)? as u64,
+            })
+        })?;
+        rows.collect()
+    }
+}
+
 // ----- the notifier: event notification, an idempotent consumer -----
 
 /// Large-withdrawal alerts: reacts to the notification that money left
@@ -1166,17 +1205,16 @@ pub fn run_demo(dir: &Path, out: &mut dyn Write) -> std::result::Result<DemoRepo
             cents(l.balance as i64)
         )?;
     }
-    let page = bank
-        .dashboard
-        .select(&Select::from("accounts").order_by_desc("balance"))?;
+    bank.catch_up()?;
     writeln!(out, "\ndashboard (accounts by balance):")?;
-    for r in &page.rows {
+    for a in bank.dashboard.ask(&RichestAccounts { limit: 10 })? {
         writeln!(
             out,
-            "  {:<6} {:<7} {:>10}",
-            r["account"].as_str().unwrap_or(""),
-            r["status"].as_str().unwrap_or(""),
-            cents(r["balance"].as_i64().unwrap_or(0))
+            "  {:<6} {:<7} {:>10}  (version {})",
+            a.account,
+            a.status,
+            cents(a.balance as i64),
+            a.version
         )?;
     }
     Ok(DemoReport {
