@@ -216,3 +216,53 @@ fn the_registry_maps_type_and_version_to_rust_types() -> anyhow::Result<()> {
     ));
     Ok(())
 }
+
+/// The records a Kafka consumer of `__weir_events` fetches are the
+/// store's bytes; read as CloudEvents in binary mode they are the events
+/// the SDK wrote, with every attribute.
+#[test]
+fn records_of_weir_events_read_back_as_the_sdks_envelopes() -> anyhow::Result<()> {
+    use weir::demo::bank::{Bank, BankConfig};
+    let dir = tempfile::tempdir()?;
+    let embedded = weir::Embedded::open(dir.path(), None)?;
+    let store = embedded.store().clone();
+    let client = Client::with_backend(
+        Box::new(embedded),
+        dir.path().join(".read-models"),
+        "/bank".to_owned(),
+    );
+    let bank = Bank::open(&client, BankConfig::default())?;
+    bank.open_account("k", "Kim")?;
+    bank.deposit("k", 10)?;
+    let log = store.broker().partition(weir_store::EVENTS_TOPIC, 0)?;
+    let bytes = log.read(0, 1 << 20)?.bytes;
+    let mut from_kafka = Vec::new();
+    for (_, range) in weir_log::batch::validate_all(&bytes)? {
+        for r in weir_log::batch::records(&bytes[range])? {
+            let record = KafkaRecord {
+                key: r.key.map(<[u8]>::to_vec),
+                value: r.value.unwrap_or_default().to_vec(),
+                headers: r
+                    .headers
+                    .iter()
+                    .map(|(n, v)| ((*n).to_owned(), v.unwrap_or_default().to_vec()))
+                    .collect(),
+            };
+            from_kafka.push(Envelope::from_kafka(&record)?);
+        }
+    }
+    let from_store = client.read_all(0, 100)?;
+    assert_eq!(from_kafka.len(), 2);
+    for (k, s) in from_kafka.iter().zip(&from_store) {
+        assert_eq!(
+            (&k.id, &k.source, &k.event_type, &k.subject, &k.time),
+            (&s.id, &s.source, &s.event_type, &s.subject, &s.time)
+        );
+        assert_eq!(
+            (&k.correlationid, &k.causationid, k.dataversion, &k.data),
+            (&s.correlationid, &s.causationid, s.dataversion, &s.data)
+        );
+        assert_eq!(k.source, "/bank");
+    }
+    Ok(())
+}
