@@ -24,7 +24,9 @@
 //! embedded store: a data directory in this process, no server. A remote
 //! backend over the HTTP API of `weir serve` is the next step; the code
 //! built on a client (repositories, projectors, consumers) does not
-//! change with the backend.
+//! change with the backend. An embedded client owns its data directory
+//! (it is locked): a directory `weir serve` has open is reached through
+//! the server.
 //!
 //! # Blocking, not async
 //!
