@@ -63,7 +63,9 @@ pub struct RepositoryConfig {
     /// turns instead of racing: in-process writers queue for the aggregate
     /// rather than lose version conflicts and retry. Writers elsewhere
     /// (other repositories, processes) are still caught by the expected
-    /// version.
+    /// version. Under its turn the repository also keeps the state it
+    /// last wrote, so the next command on a hot aggregate does not load
+    /// it (a conflict drops it and loads).
     pub serialize_in_process: bool,
 }
 
@@ -113,7 +115,7 @@ pub struct Repository<A> {
     config: RepositoryConfig,
     /// Turns per aggregate (see `serialize_in_process`), by hash of the
     /// stream: a fixed number of locks, however many aggregates.
-    turns: Arc<[Mutex<()>]>,
+    turns: Arc<[Mutex<Option<Cached>>]>,
     _aggregate: PhantomData<fn() -> A>,
 }
 
@@ -137,6 +139,20 @@ impl<A> std::fmt::Debug for Repository<A> {
     }
 }
 
+/// The state a repository last wrote for an aggregate, kept under the
+/// aggregate's turn lock so the next command on it need not load it: the
+/// expected version still guards the append, and a conflict drops it.
+/// One per lock, so the memory is bounded by [`TURN_LOCKS`] states.
+#[derive(Debug)]
+struct Cached {
+    stream: String,
+    version: u64,
+    /// Events after the newest snapshot.
+    since_snapshot: u64,
+    /// The state as JSON (as a snapshot holds it).
+    state: Vec<u8>,
+}
+
 /// Locks that aggregates share by hash; two aggregates on one lock only
 /// wait for each other now and then.
 const TURN_LOCKS: usize = 1_024;
@@ -147,7 +163,7 @@ impl Client {
         Repository {
             client: self.clone(),
             config,
-            turns: (0..TURN_LOCKS).map(|_| Mutex::new(())).collect(),
+            turns: (0..TURN_LOCKS).map(|_| Mutex::new(None)).collect(),
             _aggregate: PhantomData,
         }
     }
@@ -256,7 +272,9 @@ impl<A: Aggregate> Repository<A> {
         causation: &Causation,
     ) -> Result<Executed<A>, CommandError<A::Error>> {
         let stream = self.stream(id);
-        let _turn = self.config.serialize_in_process.then(|| {
+        // The aggregate's turn; under it, the state this repository last
+        // wrote for the aggregate (if the lock's cache holds that one).
+        let mut turn = self.config.serialize_in_process.then(|| {
             let mut h = std::hash::DefaultHasher::new();
             std::hash::Hash::hash(&stream, &mut h);
             let i = std::hash::Hasher::finish(&h) as usize % TURN_LOCKS;
@@ -265,16 +283,27 @@ impl<A: Aggregate> Repository<A> {
         let attempts_max = self.config.attempts_max.max(1);
         let mut backoff_ms = self.config.backoff_ms_initial.max(1);
         for attempt in 1..=attempts_max {
-            let loaded = self.load(id)?;
-            let decided = loaded
-                .state
-                .decide(command)
-                .map_err(CommandError::Rejected)?;
+            let cached = turn
+                .as_deref()
+                .and_then(Option::as_ref)
+                .filter(|c| c.stream == stream)
+                .and_then(|c| {
+                    let state = serde_json::from_slice::<A>(&c.state).ok()?;
+                    Some((state, Some(c.version), c.since_snapshot))
+                });
+            let (state, version, since_snapshot) = match cached {
+                Some(c) => c,
+                None => {
+                    let l = self.load(id)?;
+                    (l.state, l.version, l.events_applied as u64)
+                }
+            };
+            let decided = state.decide(command).map_err(CommandError::Rejected)?;
             if decided.is_empty() {
                 return Ok(Executed {
-                    state: loaded.state,
+                    state,
                     events: Vec::new(),
-                    version: loaded.version,
+                    version,
                     position: None,
                     attempts: attempt,
                 });
@@ -286,17 +315,25 @@ impl<A: Aggregate> Repository<A> {
                         .map(|env| env.with_subject(id))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let expected = loaded
-                .version
-                .map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
+            let expected = version.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
             match self.client.append(&stream, expected, &envelopes) {
                 Ok(done) => {
-                    let mut state = loaded.state;
+                    let mut state = state;
                     for e in &decided {
                         state.apply(e);
                     }
-                    let since_snapshot = loaded.events_applied as u64 + decided.len() as u64;
-                    self.maybe_snapshot(&stream, since_snapshot, done.last_version, &state);
+                    let mut since = since_snapshot + decided.len() as u64;
+                    if self.maybe_snapshot(&stream, since, done.last_version, &state) {
+                        since = 0;
+                    }
+                    if let Some(slot) = turn.as_deref_mut() {
+                        *slot = serde_json::to_vec(&state).ok().map(|bytes| Cached {
+                            stream: stream.clone(),
+                            version: done.last_version,
+                            since_snapshot: since,
+                            state: bytes,
+                        });
+                    }
                     return Ok(Executed {
                         state,
                         events: envelopes,
@@ -306,12 +343,21 @@ impl<A: Aggregate> Repository<A> {
                     });
                 }
                 Err(Error::Store(StoreError::WrongExpectedVersion { .. })) => {
+                    // Someone else wrote: the cached state is stale.
+                    if let Some(slot) = turn.as_deref_mut() {
+                        *slot = None;
+                    }
                     if attempt < attempts_max {
                         std::thread::sleep(Duration::from_micros(jitter_us(backoff_ms)));
                         backoff_ms = (backoff_ms * 2).min(self.config.backoff_ms_max.max(1));
                     }
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    if let Some(slot) = turn.as_deref_mut() {
+                        *slot = None;
+                    }
+                    return Err(e.into());
+                }
             }
         }
         Err(Error::Contention {
@@ -325,10 +371,11 @@ impl<A: Aggregate> Repository<A> {
     /// newest one (or the start), so a load never applies more than about
     /// that many. The events are durable already, so a failed snapshot
     /// only costs later loads time: it is logged, not returned.
-    fn maybe_snapshot(&self, stream: &str, since_snapshot: u64, last: u64, state: &A) {
+    /// Returns whether it saved one.
+    fn maybe_snapshot(&self, stream: &str, since_snapshot: u64, last: u64, state: &A) -> bool {
         let every = self.config.snapshot_every;
         if every == 0 || since_snapshot < every {
-            return;
+            return false;
         }
         let saved = serde_json::to_vec(state)
             .map_err(|e| Error::BadSnapshot {
@@ -341,8 +388,12 @@ impl<A: Aggregate> Repository<A> {
                     .backend()
                     .save_snapshot(stream, last, &Self::snapshot_type(), data)
             });
-        if let Err(e) = saved {
-            tracing::warn!(stream, version = last, %e, "saving a snapshot failed");
+        match saved {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(stream, version = last, %e, "saving a snapshot failed");
+                false
+            }
         }
     }
 }

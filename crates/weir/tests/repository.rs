@@ -199,3 +199,23 @@ fn threads_of_one_repository_take_turns_on_an_aggregate_instead_of_conflicting()
     assert_eq!(counters.load("hot")?.state.total, 40);
     Ok(())
 }
+
+#[test]
+fn a_repository_reuses_the_state_it_wrote_until_another_writer_moves_the_stream()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let client = Client::open(dir.path())?;
+    let mine = client.repository::<Counter>(RepositoryConfig::default());
+    let theirs = client.repository::<Counter>(RepositoryConfig::default());
+    assert_eq!(mine.execute("c", &1)?.attempts, 1);
+    assert_eq!(mine.execute("c", &1)?.attempts, 1);
+    // Another writer appends: the state `mine` kept is one version behind.
+    assert_eq!(theirs.execute("c", &10)?.state.total, 12);
+    let done = mine.execute("c", &100)?;
+    // The kept state lost its append on the expected version; the retry
+    // loaded the stream and saw the other writer's event.
+    assert_eq!((done.attempts, done.state.total), (2, 112));
+    assert_eq!(mine.execute("c", &1)?.attempts, 1);
+    assert_eq!(mine.load("c")?.state.total, 113);
+    Ok(())
+}
