@@ -9,20 +9,22 @@
 //! - [`Event`] (with [`events!`] and [`event!`]): typed events, and the
 //!   [`Registry`] from type name and version to Rust type.
 //! - [`Aggregate`] and [`Repository`]: commands decided against state,
-//!   appended with optimistic concurrency, retried on conflicts,
-//!   snapshotted every N events; loaded as of a past time.
+//!   appended with optimistic concurrency, retried on conflicts (a
+//!   repository's own threads take turns per aggregate and reuse the state
+//!   they wrote), snapshotted every N events; loaded as of a past time.
 //! - [`Projection`] and [`Projector`]: read models in SQLite with the
 //!   checkpoint in the same transaction; blue-green rebuilds; [`Select`]
 //!   and [`Query`] on the query side; read-your-writes with
-//!   [`Projector::wait_for`].
+//!   [`Projector::wait_for`]; [`Projector::run_until`] on a thread.
 //! - [`Handler`] and [`Consumer`]: idempotent consumers.
 //! - [`demo::bank`]: the bank account demonstration (`weir demo bank`).
 //!
-//! # One client, two backends
+//! # One client, a backend beneath it
 //!
 //! A [`Client`] sits on a [`Backend`]. [`Client::open`] opens the
-//! embedded store: a data directory in this process, no server. A remote
-//! backend over the HTTP API of `weir serve` is the next step; the code
+//! embedded store: a data directory in this process, no server (the only
+//! backend so far). A remote backend over the HTTP API of `weir serve` is
+//! the next step; the code
 //! built on a client (repositories, projectors, consumers) does not
 //! change with the backend. An embedded client owns its data directory
 //! (it is locked): a directory `weir serve` has open is reached through
