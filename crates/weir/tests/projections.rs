@@ -364,3 +364,65 @@ fn events_written_without_the_sdks_metadata_are_read_with_defaults() -> anyhow::
     );
     Ok(())
 }
+
+/// Counts events, but fails on one event id while `fail_on` holds it.
+#[derive(Debug)]
+struct Flaky {
+    fail_on: std::sync::Mutex<Option<String>>,
+}
+
+impl Projection for Flaky {
+    fn name(&self) -> &str {
+        "flaky"
+    }
+    fn setup(&self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        tx.execute_batch("CREATE TABLE seen (event_id TEXT PRIMARY KEY)")
+    }
+    fn apply(&self, tx: &Transaction<'_>, e: &Envelope) -> Result<(), HandlerError> {
+        // The row goes in first: a failure after it must take it back.
+        tx.execute("INSERT INTO seen VALUES (?1)", [&e.id])?;
+        if self.fail_on.lock().expect("lock").as_deref() == Some(e.id.as_str()) {
+            return Err("the read model refused this event".into());
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failed_page_moves_neither_the_rows_nor_the_checkpoint() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (client, _bank) = seeded(dir.path(), 4)?; // 8 events
+    let events = client.read_all(0, 100)?;
+    let flaky = client.projector(
+        Flaky {
+            fail_on: std::sync::Mutex::new(Some(events[5].id.clone())),
+        },
+        ProjectorConfig {
+            page_events: 4,
+            rebuild_pause_ms: 0,
+        },
+    )?;
+    match flaky.catch_up() {
+        Err(Error::Handler { position, .. }) => assert_eq!(position, 5),
+        other => panic!("expected the handler's failure, got {other:?}"),
+    }
+    // The first page (0..4) is in; of the second, nothing: not events 4
+    // and 5's rows, not the checkpoint.
+    assert_eq!(flaky.checkpoint(), 4);
+    let rows: i64 = flaky.read(|c| c.query_row("SELECT count(*) FROM seen", [], |r| r.get(0)))?;
+    assert_eq!(rows, 4);
+    drop(flaky);
+    // Reopened (the refusal fixed), it resumes at its checkpoint and
+    // applies each event once: a second insert of an id would fail.
+    let flaky = client.projector(
+        Flaky {
+            fail_on: std::sync::Mutex::new(None),
+        },
+        ProjectorConfig::default(),
+    )?;
+    assert_eq!(flaky.checkpoint(), 4);
+    assert_eq!(flaky.catch_up()?, 4);
+    let rows: i64 = flaky.read(|c| c.query_row("SELECT count(*) FROM seen", [], |r| r.get(0)))?;
+    assert_eq!(rows, 8);
+    Ok(())
+}
