@@ -8,6 +8,7 @@ mod pg;
 mod produce_bench;
 mod raw;
 mod report;
+mod sdk_bench;
 mod store_bench;
 mod sys;
 
@@ -54,6 +55,10 @@ enum Command {
     /// protocol for the same records, and event appends over HTTP against
     /// the store's API in process.
     Http(http_bench::HttpArgs),
+    /// Command handling through the SDK, embedded: load + decide + append
+    /// on one hot aggregate and over many aggregates, with and without
+    /// snapshots, against the store's plain appends.
+    Sdk(sdk_bench::SdkArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,5 +68,6 @@ fn main() -> anyhow::Result<()> {
         Command::Groups(args) => groups_bench::run(&args),
         Command::Store(args) => store_bench::run(&args),
         Command::Http(args) => http_bench::run(&args),
+        Command::Sdk(args) => sdk_bench::run(&args),
     }
 }

@@ -3,7 +3,7 @@
 //! `weir serve` runs the server; `weir log` works on a data directory
 //! directly (while no server has it open: the directory is locked); `weir
 //! topic|produce|consume|stream|group` talk to a running server over its HTTP
-//! API.
+//! API; `weir demo` runs the SDK's demonstrations.
 
 mod group_cli;
 mod remote;
@@ -51,6 +51,22 @@ enum Command {
     Stream(remote::StreamArgs),
     /// List, describe, reset and delete consumer groups.
     Group(group_cli::GroupArgs),
+    /// Run a demonstration built on the SDK.
+    #[command(subcommand)]
+    Demo(DemoCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DemoCommand {
+    /// The event-sourced bank account: accounts, transfers, interest, an
+    /// overdraft refused; prints the balances now, a balance as of a past
+    /// date and a statement.
+    Bank {
+        /// Keep the demo's data in this (new or empty) directory instead of
+        /// a temporary one.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -91,17 +107,25 @@ enum LogCommand {
 }
 
 fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // A demo's output is its report; the store's opening notes would only
+    // interleave with it.
+    let default_level = match cli.command {
+        Command::Demo(_) => "warn",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
-                .unwrap_or_else(|_| "info".into()),
+                .unwrap_or_else(|_| default_level.into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let (result, api) = match Cli::parse().command {
+    let (result, api) = match cli.command {
         Command::Serve(args) => (serve::run(*args), false),
         Command::Log(cmd) => (run_log(cmd), false),
+        Command::Demo(DemoCommand::Bank { data_dir }) => (run_demo_bank(data_dir), false),
         Command::Topic(args) => (remote::run_topic(args), true),
         Command::Produce(args) => (remote::run_produce(args), true),
         Command::Consume(args) => (remote::run_consume(args), true),
@@ -118,6 +142,13 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::from(code)
         }
     }
+}
+
+fn run_demo_bank(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir().context("creating a temporary directory")?;
+    let dir = data_dir.unwrap_or_else(|| tmp.path().to_owned());
+    weir::demo::bank::run_demo(&dir, &mut std::io::stdout().lock())?;
+    Ok(())
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

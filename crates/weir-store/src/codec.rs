@@ -5,19 +5,23 @@
 //! `ce_streamversion` and, when there is any, `ce_metadata`. A Kafka
 //! consumer of `__weir_events` therefore reads CloudEvents, and the store
 //! reads its own events back from the same bytes.
+//!
+//! The header names are public (as [`crate::headers`]) so that producers
+//! of CloudEvents on other topics (the SDK's binary mode) write the same
+//! layout.
 
 use weir_log::batch::{BatchBuilder, Record};
 
 use crate::{NewEvent, RecordedEvent, StoreError};
 
-pub(crate) const H_SPECVERSION: &str = "ce_specversion";
-pub(crate) const H_ID: &str = "ce_id";
-pub(crate) const H_SOURCE: &str = "ce_source";
-pub(crate) const H_TYPE: &str = "ce_type";
-pub(crate) const H_TIME: &str = "ce_time";
-pub(crate) const H_CONTENT_TYPE: &str = "content-type";
-pub(crate) const H_STREAM_VERSION: &str = "ce_streamversion";
-pub(crate) const H_METADATA: &str = "ce_metadata";
+pub const H_SPECVERSION: &str = "ce_specversion";
+pub const H_ID: &str = "ce_id";
+pub const H_SOURCE: &str = "ce_source";
+pub const H_TYPE: &str = "ce_type";
+pub const H_TIME: &str = "ce_time";
+pub const H_CONTENT_TYPE: &str = "content-type";
+pub const H_STREAM_VERSION: &str = "ce_streamversion";
+pub const H_METADATA: &str = "ce_metadata";
 
 /// One append as one record batch: all of its events or none, consecutive
 /// in the log.

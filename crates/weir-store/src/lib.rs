@@ -46,6 +46,17 @@ mod subscription;
 mod types;
 
 pub use codec::rfc3339;
+
+/// The names of the Kafka record headers an event is stored with
+/// (CloudEvents' Kafka binding, binary mode), for writers and readers of
+/// CloudEvents records elsewhere.
+pub mod headers {
+    pub use crate::codec::{
+        H_CONTENT_TYPE as CONTENT_TYPE, H_ID as ID, H_METADATA as METADATA, H_SOURCE as SOURCE,
+        H_SPECVERSION as SPECVERSION, H_STREAM_VERSION as STREAM_VERSION, H_TIME as TIME,
+        H_TYPE as TYPE,
+    };
+}
 pub use embedded::{EVENTS_TOPIC, EmbeddedStore, INDEX_SAVE_EVERY_EVENTS, Recovery, StoreConfig};
 pub use error::StoreError;
 pub use index::RECENT_IDS_WINDOW;

@@ -1,0 +1,366 @@
+//! The [`Client`]: one handle on an event store, behind the [`Backend`]
+//! seam. Today the backend is the embedded store (a data directory opened
+//! in this process); a remote backend over the HTTP API plugs in beside
+//! it, and everything built on the client (repositories, projections,
+//! consumers) runs unchanged on either.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use weir_broker::{Broker, BrokerConfig};
+use weir_log::{Clock, DataDir, DirConfig};
+use weir_store::{
+    AppendResult, AsOf, Direction, EmbeddedStore, EventStore, ExpectedVersion, Loaded, NewEvent,
+    RecordedEvent, StoreConfig, StoreError,
+};
+
+use crate::{Envelope, Error};
+
+/// Most events one read through the client returns.
+pub const READ_PAGE_MAX: usize = 10_000;
+
+/// What the SDK needs of an event store. Every call blocks until done.
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<AppendResult, Error>;
+    /// A stream's events from a version, oldest first; empty if the stream
+    /// does not exist.
+    fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, Error>;
+    /// Events in global order from a position.
+    fn read_all(&self, from_position: u64, max_count: usize) -> Result<Vec<RecordedEvent>, Error>;
+    /// Events of a category in global order from a position.
+    fn read_category(
+        &self,
+        category: &str,
+        from_position: u64,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, Error>;
+    /// A stream's events as they were at a past time or position; empty if
+    /// it did not exist.
+    fn read_stream_as_of(
+        &self,
+        stream: &str,
+        as_of: AsOf,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, Error>;
+    /// The newest snapshot and up to `max_events` events after it.
+    fn load(&self, stream: &str, max_events: usize) -> Result<Loaded, Error>;
+    fn save_snapshot(
+        &self,
+        stream: &str,
+        version: u64,
+        snapshot_type: &str,
+        data: Vec<u8>,
+    ) -> Result<(), Error>;
+    /// The position the next event gets; everything below is readable.
+    fn head_position(&self) -> Result<u64, Error>;
+    /// A counter that moves when new events may be readable: read it
+    /// before reading, then [`Self::wait_changed`] on it.
+    fn change_epoch(&self) -> u64;
+    /// Blocks until the epoch moved past `epoch` (true) or `timeout`
+    /// passed (false).
+    fn wait_changed(&self, epoch: u64, timeout: Duration) -> bool;
+}
+
+/// The embedded backend: the store of a data directory in this process.
+#[derive(Debug)]
+pub struct Embedded {
+    store: Arc<EmbeddedStore>,
+}
+
+impl Embedded {
+    /// Opens (creating if needed) the data directory at `path`; it is
+    /// locked while open (one process per data directory).
+    pub fn open(path: &Path, clock: Option<Arc<dyn Clock>>) -> Result<Self, Error> {
+        let open_err = |reason: String| Error::Open {
+            path: path.display().to_string(),
+            reason,
+        };
+        let dir = DataDir::open(path, DirConfig::default()).map_err(|e| open_err(e.to_string()))?;
+        let broker =
+            Broker::open(dir, BrokerConfig::default()).map_err(|e| open_err(e.to_string()))?;
+        let store = EmbeddedStore::open(
+            Arc::new(broker),
+            StoreConfig {
+                clock,
+                ..StoreConfig::default()
+            },
+        )?;
+        Ok(Self {
+            store: Arc::new(store),
+        })
+    }
+
+    /// The store, for what the SDK does not wrap.
+    pub fn store(&self) -> &Arc<EmbeddedStore> {
+        &self.store
+    }
+}
+
+fn absent_is_empty(r: Result<Vec<RecordedEvent>, StoreError>) -> Result<Vec<RecordedEvent>, Error> {
+    match r {
+        Err(StoreError::StreamNotFound { .. }) => Ok(Vec::new()),
+        r => Ok(r?),
+    }
+}
+
+impl Backend for Embedded {
+    fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<AppendResult, Error> {
+        Ok(self.store.append(stream, expected, events)?)
+    }
+
+    fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        absent_is_empty(
+            self.store
+                .read_stream(stream, from_version, Direction::Forward, max_count),
+        )
+    }
+
+    fn read_all(&self, from_position: u64, max_count: usize) -> Result<Vec<RecordedEvent>, Error> {
+        Ok(self
+            .store
+            .read_all(from_position, Direction::Forward, max_count)?)
+    }
+
+    fn read_category(
+        &self,
+        category: &str,
+        from_position: u64,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        Ok(self
+            .store
+            .read_category(category, from_position, Direction::Forward, max_count)?)
+    }
+
+    fn read_stream_as_of(
+        &self,
+        stream: &str,
+        as_of: AsOf,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        absent_is_empty(self.store.read_stream_as_of(stream, as_of, max_count))
+    }
+
+    fn load(&self, stream: &str, max_events: usize) -> Result<Loaded, Error> {
+        Ok(self.store.load(stream, max_events)?)
+    }
+
+    fn save_snapshot(
+        &self,
+        stream: &str,
+        version: u64,
+        snapshot_type: &str,
+        data: Vec<u8>,
+    ) -> Result<(), Error> {
+        Ok(self
+            .store
+            .save_snapshot(stream, version, snapshot_type, data)?)
+    }
+
+    fn head_position(&self) -> Result<u64, Error> {
+        Ok(self.store.head_position())
+    }
+
+    fn change_epoch(&self) -> u64 {
+        self.store.broker().data_dir().changes().epoch()
+    }
+
+    fn wait_changed(&self, epoch: u64, timeout: Duration) -> bool {
+        let changed = self.store.broker().data_dir().changes().changed(epoch);
+        block_on_until(changed, timeout)
+    }
+}
+
+/// Settings of a client.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The CloudEvents `source` of the events this client produces.
+    pub source: String,
+    /// Where read models (SQLite files) live; `None`: under the data
+    /// directory, in `.read-models` (a name no log can have).
+    pub read_models_dir: Option<PathBuf>,
+    /// The clock the embedded store records events by; `None`: the
+    /// system clock. (Tests and demos move a manual clock to show "as of
+    /// a past date".)
+    pub clock: Option<Arc<dyn Clock>>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            source: "/weir".to_owned(),
+            read_models_dir: None,
+            clock: None,
+        }
+    }
+}
+
+/// A handle on an event store; cheap to clone, shareable across threads.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    backend: Box<dyn Backend>,
+    source: String,
+    read_models_dir: PathBuf,
+}
+
+impl Client {
+    /// Opens the embedded store in the data directory `path` (created if
+    /// needed) with default settings.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::open_with(path, ClientConfig::default())
+    }
+
+    /// Opens the embedded store in `path` with `config`.
+    pub fn open_with(path: impl AsRef<Path>, config: ClientConfig) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let backend = Embedded::open(path, config.clock.clone())?;
+        let dir = config
+            .read_models_dir
+            .clone()
+            .unwrap_or_else(|| path.join(".read-models"));
+        Ok(Self::with_backend(Box::new(backend), dir, config.source))
+    }
+
+    /// A client over any backend.
+    pub fn with_backend(
+        backend: Box<dyn Backend>,
+        read_models_dir: PathBuf,
+        source: String,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                backend,
+                source,
+                read_models_dir,
+            }),
+        }
+    }
+
+    pub fn backend(&self) -> &dyn Backend {
+        self.inner.backend.as_ref()
+    }
+
+    /// The CloudEvents `source` of events this client produces.
+    pub fn source(&self) -> &str {
+        &self.inner.source
+    }
+
+    pub(crate) fn read_models_dir(&self) -> &Path {
+        &self.inner.read_models_dir
+    }
+
+    /// Appends envelopes to a stream if it is at `expected`; all or none.
+    pub fn append(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[Envelope],
+    ) -> Result<AppendResult, Error> {
+        let new = events
+            .iter()
+            .map(Envelope::to_new_event)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.backend().append(stream, expected, &new)
+    }
+
+    /// Up to `max_count` (at most [`READ_PAGE_MAX`]) events of a stream
+    /// from a version.
+    pub fn read_stream(
+        &self,
+        stream: &str,
+        from_version: u64,
+        max_count: usize,
+    ) -> Result<Vec<Envelope>, Error> {
+        envelopes(
+            self.backend()
+                .read_stream(stream, from_version, max_count.min(READ_PAGE_MAX))?,
+        )
+    }
+
+    /// Up to `max_count` (at most [`READ_PAGE_MAX`]) events in global
+    /// order from a position.
+    pub fn read_all(&self, from_position: u64, max_count: usize) -> Result<Vec<Envelope>, Error> {
+        envelopes(
+            self.backend()
+                .read_all(from_position, max_count.min(READ_PAGE_MAX))?,
+        )
+    }
+
+    /// Up to `max_count` events of a category in global order.
+    pub fn read_category(
+        &self,
+        category: &str,
+        from_position: u64,
+        max_count: usize,
+    ) -> Result<Vec<Envelope>, Error> {
+        envelopes(self.backend().read_category(
+            category,
+            from_position,
+            max_count.min(READ_PAGE_MAX),
+        )?)
+    }
+
+    /// The position the next event gets.
+    pub fn head_position(&self) -> Result<u64, Error> {
+        self.backend().head_position()
+    }
+}
+
+fn envelopes(events: Vec<RecordedEvent>) -> Result<Vec<Envelope>, Error> {
+    events.into_iter().map(Envelope::from_recorded).collect()
+}
+
+/// Wakes the thread that parked waiting for a future.
+struct Unpark(std::thread::Thread);
+
+impl std::task::Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Drives `future` on this thread until it is ready (true) or `timeout`
+/// passes (false).
+fn block_on_until<F: Future>(future: F, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if future.as_mut().poll(&mut cx).is_ready() {
+            return true;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        std::thread::park_timeout(deadline - now);
+    }
+}

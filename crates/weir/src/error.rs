@@ -1,0 +1,109 @@
+//! The SDK's errors: one enum for everything the SDK itself can fail at,
+//! and [`CommandError`] for command handling, which adds the aggregate's
+//! own refusal as a separate, typed case.
+
+use weir_store::StoreError;
+
+/// A failure of the SDK or of the store beneath it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("opening the data directory {path}: {reason}")]
+    Open { path: String, reason: String },
+    #[error(
+        "unknown event type {event_type:?} version {version}: no Rust type is registered for it"
+    )]
+    UnknownEventType { event_type: String, version: u32 },
+    #[error(
+        "event type {event_type:?} version {version} is registered twice: to {first} and to {second}"
+    )]
+    DuplicateEventType {
+        event_type: String,
+        version: u32,
+        first: &'static str,
+        second: &'static str,
+    },
+    #[error("event {id:?} ({event_type:?}): its data does not decode: {reason}")]
+    BadEventData {
+        id: String,
+        event_type: String,
+        reason: String,
+    },
+    #[error("event {id:?}: its metadata is not the SDK's: {reason}")]
+    BadMetadata { id: String, reason: String },
+    #[error("not a CloudEvent: {reason}")]
+    InvalidCloudEvent { reason: String },
+    #[error("stream {stream}: the snapshot at version {version} does not decode: {reason}")]
+    BadSnapshot {
+        stream: String,
+        version: u64,
+        reason: String,
+    },
+    #[error(
+        "stream {stream}: gave up after {attempts} attempts, each lost a version conflict to another writer"
+    )]
+    Contention { stream: String, attempts: u32 },
+    #[error("stream {stream} holds more than {max} events to load")]
+    AggregateTooLong { stream: String, max: usize },
+    #[error("read model {name}: {reason}")]
+    ReadModel { name: String, reason: String },
+    #[error(
+        "read model {name}: the handler failed on event {id:?} at position {position}: {reason}"
+    )]
+    Handler {
+        name: String,
+        id: String,
+        position: u64,
+        reason: String,
+    },
+    #[error("over a limit: {reason}")]
+    Limit { reason: String },
+    #[error("invalid query: {reason}")]
+    InvalidQuery { reason: String },
+    #[error(
+        "read model {name} did not reach position {position} within {timeout_ms} ms (it has applied everything below {checkpoint})"
+    )]
+    Timeout {
+        name: String,
+        position: u64,
+        checkpoint: u64,
+        timeout_ms: u64,
+    },
+}
+
+impl Error {
+    pub(crate) fn sqlite(name: &str, e: rusqlite::Error) -> Self {
+        Self::ReadModel {
+            name: name.to_owned(),
+            reason: e.to_string(),
+        }
+    }
+
+    pub(crate) fn io(name: &str, what: &str, e: std::io::Error) -> Self {
+        Self::ReadModel {
+            name: name.to_owned(),
+            reason: format!("{what}: {e}"),
+        }
+    }
+}
+
+/// Why a command was not carried out: the aggregate refused it (its
+/// invariants, with its own error type), or the SDK failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E: std::error::Error + 'static> {
+    #[error("command rejected: {0}")]
+    Rejected(#[source] E),
+    #[error(transparent)]
+    Failed(#[from] Error),
+}
+
+impl<E: std::error::Error + 'static> CommandError<E> {
+    /// The aggregate's refusal, if that is what this is.
+    pub fn rejection(&self) -> Option<&E> {
+        match self {
+            Self::Rejected(e) => Some(e),
+            Self::Failed(_) => None,
+        }
+    }
+}

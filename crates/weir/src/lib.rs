@@ -1,0 +1,141 @@
+//! `weir`: the SDK for writing services on Weir as aggregates, commands,
+//! events and projections.
+//!
+//! - [`Envelope`]: CloudEvents 1.0 around every event (id, source, type,
+//!   specversion, time, subject, datacontenttype, dataschema, plus
+//!   `dataversion`, `correlationid` and `causationid`), in JSON structured
+//!   mode or Kafka binary mode. [`Causation::caused_by`] carries the
+//!   correlation from an event to what handling it produces.
+//! - [`Event`] (with [`events!`] and [`event!`]): typed events, and the
+//!   [`Registry`] from type name and version to Rust type.
+//! - [`Aggregate`] and [`Repository`]: commands decided against state,
+//!   appended with optimistic concurrency, retried on conflicts (a
+//!   repository's own threads take turns per aggregate and reuse the state
+//!   they wrote), snapshotted every N events; loaded as of a past time.
+//! - [`Projection`] and [`Projector`]: read models in SQLite with the
+//!   checkpoint in the same transaction; blue-green rebuilds; [`Select`]
+//!   and [`Query`] on the query side; read-your-writes with
+//!   [`Projector::wait_for`]; [`Projector::run_until`] on a thread.
+//! - [`Handler`] and [`Consumer`]: idempotent consumers.
+//! - [`demo::bank`]: the bank account demonstration (`weir demo bank`).
+//!
+//! # One client, a backend beneath it
+//!
+//! A [`Client`] sits on a [`Backend`]. [`Client::open`] opens the
+//! embedded store: a data directory in this process, no server (the only
+//! backend so far). A remote backend over the HTTP API of `weir serve` is
+//! the next step; the code
+//! built on a client (repositories, projectors, consumers) does not
+//! change with the backend. An embedded client owns its data directory
+//! (it is locked): a directory `weir serve` has open is reached through
+//! the server.
+//!
+//! # Blocking, not async
+//!
+//! The API blocks. The embedded store blocks on disk I/O (an append
+//! returns once its events are fsynced), and SQLite blocks too; an async
+//! API over them would only move each call onto a thread pool, and would
+//! tie the SDK to one runtime. Plain threads (the concurrency test runs
+//! many) or a runtime's blocking pool (`tokio::task::spawn_blocking`, as
+//! `weir serve` does with the store) use it as it is. The remote backend
+//! will block as well (one HTTP request per call), so code keeps one shape
+//! whichever backend it runs on; waiting for new events is a blocking
+//! wait with a timeout ([`Projector::wait_for`]).
+//!
+//! # Read models in SQLite
+//!
+//! A projection's read model is an SQLite database: embedded (no server
+//! to run beside the store), transactional (the checkpoint commits with
+//! the rows, so a crash never splits them), and SQL gives the query side
+//! filtering, sorting and paging for free. One file per generation makes
+//! a blue-green rebuild a new file and the switch one rename. The SDK
+//! links the system's libsqlite3 rather than compiling SQLite in.
+//!
+//! # Example
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//! use weir::{Aggregate, Client, RepositoryConfig};
+//!
+//! #[derive(Debug, Clone, Serialize, Deserialize)]
+//! pub struct Added { pub n: u64 }
+//! weir::events! {
+//!     #[derive(Debug, Clone)]
+//!     pub enum CounterEvent { Added(Added) = "CounterAdded" v 1 }
+//! }
+//!
+//! #[derive(Debug, Default, Serialize, Deserialize)]
+//! struct Counter { total: u64 }
+//!
+//! #[derive(Debug, thiserror::Error)]
+//! #[error("a counter never goes past 10")]
+//! struct TooMuch;
+//!
+//! impl Aggregate for Counter {
+//!     const CATEGORY: &'static str = "counter";
+//!     type Command = u64; // add this much
+//!     type Event = CounterEvent;
+//!     type Error = TooMuch;
+//!     fn decide(&self, n: &u64) -> Result<Vec<CounterEvent>, TooMuch> {
+//!         if self.total + n > 10 { return Err(TooMuch); }
+//!         Ok(vec![CounterEvent::Added(Added { n: *n })])
+//!     }
+//!     fn apply(&mut self, CounterEvent::Added(a): &CounterEvent) {
+//!         self.total += a.n;
+//!     }
+//! }
+//!
+//! let dir = tempfile::tempdir()?;
+//! let client = Client::open(dir.path())?;
+//! let counters = client.repository::<Counter>(RepositoryConfig::default());
+//! counters.execute("a", &4)?;
+//! let done = counters.execute("a", &5)?;
+//! assert_eq!(done.state.total, 9);
+//! assert!(counters.execute("a", &2).is_err()); // refused; nothing appended
+//! assert_eq!(counters.load("a")?.version, Some(1));
+//!
+//! let events = client.read_stream("counter-a", 0, 10)?;
+//! assert_eq!(events[1].event_type, "CounterAdded");
+//! assert_eq!(events[1].subject.as_deref(), Some("a"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod aggregate;
+mod client;
+mod consumer;
+pub mod demo;
+mod envelope;
+mod error;
+mod event;
+mod projection;
+mod query;
+mod registry;
+
+pub use aggregate::{
+    AGGREGATE_EVENTS_MAX, Aggregate, Executed, Loaded, Repository, RepositoryConfig,
+};
+pub use client::{Backend, Client, ClientConfig, Embedded, READ_PAGE_MAX};
+pub use consumer::{Consumer, Handled, Handler};
+pub use envelope::{
+    Causation, Envelope, Extensions, JSON, KafkaRecord, Recorded, SPEC_VERSION, new_id,
+};
+pub use error::{CommandError, Error};
+pub use event::{Event, EventType};
+pub use projection::{
+    HandlerError, PROJECTION_NAME_BYTES_MAX, Projection, Projector, ProjectorConfig, Rebuilt,
+};
+pub use query::{Op, PAGE_ROWS_MAX, Page, Query, SELECT_TERMS_MAX, Select};
+pub use registry::{REGISTRY_TYPES_MAX, Registry};
+
+/// The SQLite binding read models are written with (the same version the
+/// SDK links).
+pub use rusqlite;
+/// Re-exported for [`events!`] and [`event!`].
+pub use serde_json;
+/// Clocks (a manual one moves time in tests and demos).
+pub use weir_log::{Clock, ManualClock, SystemClock};
+/// The event store crate, for [`Backend`] implementations (its
+/// `NewEvent`, `RecordedEvent` and `Loaded`).
+pub use weir_store as store;
+/// The store's vocabulary the SDK's API uses.
+pub use weir_store::{AppendResult, AsOf, ExpectedVersion, StoreError, rfc3339};
