@@ -726,6 +726,14 @@ enum StreamCommand {
     },
 }
 
+fn direction(backward: bool) -> Direction {
+    if backward {
+        Direction::Backward
+    } else {
+        Direction::Forward
+    }
+}
+
 fn expected_value(s: &str) -> anyhow::Result<Value> {
     Ok(match s {
         "any" | "no_stream" | "exists" => Value::String(s.to_owned()),
@@ -806,11 +814,7 @@ pub fn run_stream(args: StreamArgs) -> anyhow::Result<()> {
             backward,
             max,
         } => {
-            let direction = if backward {
-                Direction::Backward
-            } else {
-                Direction::Forward
-            };
+            let direction = direction(backward);
             page_through(
                 from,
                 direction,
@@ -827,11 +831,7 @@ pub fn run_stream(args: StreamArgs) -> anyhow::Result<()> {
             backward,
             max,
         } => {
-            let direction = if backward {
-                Direction::Backward
-            } else {
-                Direction::Forward
-            };
+            let direction = direction(backward);
             let read = |page: &Page| match (&category, &r#type) {
                 (Some(c), _) => client.read_category(c, page),
                 (_, Some(t)) => client.read_type(t, page),

@@ -30,10 +30,10 @@ fn server() -> Server {
     }
 }
 
-/// Runs `weir ARGS` against `server` with `stdin`.
-fn weir(server: &str, args: &[&str], stdin: &str) -> Output {
+/// Runs `weir ARGS` (split at spaces) against `server` with `stdin`.
+fn weir(server: &str, args: &str, stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(args)
+        .args(args.split_whitespace())
         .env("WEIR_SERVER", server)
         .env_remove("WEIR_CONFIG")
         .stdin(Stdio::piped())
@@ -75,32 +75,24 @@ fn topics_produce_and_consume() {
     let s = server();
     let out = ok(weir(
         &s.http,
-        &[
-            "topic",
-            "create",
-            "orders",
-            "--partitions",
-            "3",
-            "-c",
-            "retention.ms=3600000",
-        ],
+        "topic create orders --partitions 3 -c retention.ms=3600000",
         "",
     ));
     assert!(
         out.contains("created topic orders with 3 partitions"),
         "{out}"
     );
-    let again = weir(&s.http, &["topic", "create", "orders"], "");
+    let again = weir(&s.http, "topic create orders", "");
     assert_eq!(code(&again), 4, "an existing topic is a conflict");
     assert!(String::from_utf8_lossy(&again.stderr).contains("topic_already_exists"));
 
-    let list = ok(weir(&s.http, &["topic", "list"], ""));
+    let list = ok(weir(&s.http, "topic list", ""));
     assert!(list.lines().any(|l| l.starts_with("orders ")), "{list}");
     assert!(
         !list.contains("__weir_events"),
         "internal topics only with --internal"
     );
-    assert!(ok(weir(&s.http, &["topic", "list", "--internal"], "")).contains("__weir_events"));
+    assert!(ok(weir(&s.http, "topic list --internal", "")).contains("__weir_events"));
 
     // 300 keyed lines, in requests of 64.
     let input: String = (0..300)
@@ -108,13 +100,13 @@ fn topics_produce_and_consume() {
         .collect();
     let produced = ok(weir(
         &s.http,
-        &["produce", "orders", "-K", ":", "--batch", "64", "--json"],
+        "produce orders -K : --batch 64 --json",
         &input,
     ));
     let offsets = json_lines(&produced);
     assert_eq!(offsets.len(), 300);
 
-    let consumed = json_lines(&ok(weir(&s.http, &["consume", "orders", "--json"], "")));
+    let consumed = json_lines(&ok(weir(&s.http, "consume orders --json", "")));
     assert_eq!(consumed.len(), 300);
     // Every record once; a key always in one partition; each key's values
     // in the order produced.
@@ -145,11 +137,7 @@ fn topics_produce_and_consume() {
         assert_eq!(values, &expected, "{key}");
     }
 
-    let describe = ok(weir(
-        &s.http,
-        &["topic", "describe", "orders", "--json"],
-        "",
-    ));
+    let describe = ok(weir(&s.http, "topic describe orders --json", ""));
     let info: serde_json::Value = serde_json::from_str(&describe).unwrap();
     let ends: i64 = info["partitions"]
         .as_array()
@@ -161,50 +149,37 @@ fn topics_produce_and_consume() {
     assert_eq!(info["configs"]["retention.ms"], "3600000");
 
     // --max, a partition, an offset, latest, and a time in the future.
-    let text = ok(weir(&s.http, &["consume", "orders", "--max", "5"], ""));
+    let text = ok(weir(&s.http, "consume orders --max 5", ""));
     assert_eq!(text.lines().count(), 5);
     assert!(text.lines().all(|l| l.split('\t').count() == 3), "{text}");
     let p0: Vec<_> = json_lines(&ok(weir(
         &s.http,
-        &["consume", "orders", "-p", "0", "--from", "2", "--json"],
+        "consume orders -p 0 --from 2 --json",
         "",
     )));
     assert!(
         p0.iter()
             .all(|r| r["partition"] == 0 && r["offset"].as_i64().unwrap() >= 2)
     );
+    assert_eq!(ok(weir(&s.http, "consume orders --from latest", "")), "");
     assert_eq!(
         ok(weir(
             &s.http,
-            &["consume", "orders", "--from", "latest"],
-            ""
-        )),
-        ""
-    );
-    assert_eq!(
-        ok(weir(
-            &s.http,
-            &["consume", "orders", "--from", "2999-01-01T00:00:00Z"],
+            "consume orders --from 2999-01-01T00:00:00Z",
             ""
         )),
         ""
     );
 
     // Errors: a missing topic, a bad --from, an unreachable server.
-    assert_eq!(code(&weir(&s.http, &["topic", "describe", "nope"], "")), 3);
-    assert_eq!(code(&weir(&s.http, &["consume", "nope"], "")), 3);
-    assert_eq!(
-        code(&weir(&s.http, &["consume", "orders", "--from", "soon"], "")),
-        1
-    );
+    assert_eq!(code(&weir(&s.http, "topic describe nope", "")), 3);
+    assert_eq!(code(&weir(&s.http, "consume nope", "")), 3);
+    assert_eq!(code(&weir(&s.http, "consume orders --from soon", "")), 1);
     let closed = format!("127.0.0.1:{}", common::free_port());
-    assert_eq!(code(&weir(&closed, &["topic", "list"], "")), 5);
+    assert_eq!(code(&weir(&closed, "topic list", "")), 5);
 
-    ok(weir(&s.http, &["topic", "delete", "orders"], ""));
-    assert_eq!(
-        code(&weir(&s.http, &["topic", "describe", "orders"], "")),
-        3
-    );
+    ok(weir(&s.http, "topic delete orders", ""));
+    assert_eq!(code(&weir(&s.http, "topic describe orders", "")), 3);
 }
 
 #[test]
@@ -212,19 +187,7 @@ fn streams_append_read_and_delete() {
     let s = server();
     let out = ok(weir(
         &s.http,
-        &[
-            "stream",
-            "append",
-            "account-1",
-            "-e",
-            "no_stream",
-            "-t",
-            "Opened",
-            "-d",
-            r#"{"owner":"ada"}"#,
-            "--id",
-            "e-1",
-        ],
+        r#"stream append account-1 -e no_stream -t Opened -d {"owner":"ada"} --id e-1"#,
         "",
     ));
     assert!(
@@ -234,20 +197,7 @@ fn streams_append_read_and_delete() {
     // A retry with the same id is answered with the first result.
     let retry = ok(weir(
         &s.http,
-        &[
-            "stream",
-            "append",
-            "account-1",
-            "-e",
-            "no_stream",
-            "-t",
-            "Opened",
-            "-d",
-            r#"{"owner":"ada"}"#,
-            "--id",
-            "e-1",
-            "--json",
-        ],
+        r#"stream append account-1 -e no_stream -t Opened -d {"owner":"ada"} --id e-1 --json"#,
         "",
     ));
     let retry: serde_json::Value = serde_json::from_str(&retry).unwrap();
@@ -255,51 +205,25 @@ fn streams_append_read_and_delete() {
 
     // Several events from standard input, as one append.
     let events = "{\"type\":\"Deposited\",\"data\":{\"amount\":10}}\n\n{\"type\":\"Deposited\",\"data\":{\"amount\":5},\"id\":\"e-3\"}\n";
-    let out = ok(weir(
-        &s.http,
-        &["stream", "append", "account-1", "-e", "0"],
-        events,
-    ));
+    let out = ok(weir(&s.http, "stream append account-1 -e 0", events));
     assert!(out.contains("appended versions 1..=2"), "{out}");
 
     // A stale expected version is a conflict (exit 4), naming both versions.
     let stale = weir(
         &s.http,
-        &[
-            "stream",
-            "append",
-            "account-1",
-            "-e",
-            "0",
-            "-t",
-            "Deposited",
-            "-d",
-            "{}",
-        ],
+        "stream append account-1 -e 0 -t Deposited -d {}",
         "",
     );
     assert_eq!(code(&stale), 4);
     let err = String::from_utf8_lossy(&stale.stderr);
     assert!(err.contains("wrong_expected_version"), "{err}");
     // A bad event line is refused before anything is sent.
-    let bad = weir(
-        &s.http,
-        &["stream", "append", "account-1"],
-        "{\"type\":1}\n",
-    );
+    let bad = weir(&s.http, "stream append account-1", "{\"type\":1}\n");
     assert_eq!(code(&bad), 1);
 
-    ok(weir(
-        &s.http,
-        &["stream", "append", "order-9", "-t", "Placed", "-d", "{}"],
-        "",
-    ));
+    ok(weir(&s.http, "stream append order-9 -t Placed -d {}", ""));
 
-    let read = json_lines(&ok(weir(
-        &s.http,
-        &["stream", "read", "account-1", "--json"],
-        "",
-    )));
+    let read = json_lines(&ok(weir(&s.http, "stream read account-1 --json", "")));
     assert_eq!(
         read.iter()
             .map(|e| e["version"].as_u64().unwrap())
@@ -309,15 +233,7 @@ fn streams_append_read_and_delete() {
     assert_eq!(read[1]["data"]["amount"], 10);
     let back = json_lines(&ok(weir(
         &s.http,
-        &[
-            "stream",
-            "read",
-            "account-1",
-            "--backward",
-            "--max",
-            "2",
-            "--json",
-        ],
+        "stream read account-1 --backward --max 2 --json",
         "",
     )));
     assert_eq!(
@@ -326,7 +242,7 @@ fn streams_append_read_and_delete() {
             .collect::<Vec<_>>(),
         [2, 1]
     );
-    let table = ok(weir(&s.http, &["stream", "read", "account-1"], ""));
+    let table = ok(weir(&s.http, "stream read account-1", ""));
     assert!(
         table
             .lines()
@@ -336,25 +252,17 @@ fn streams_append_read_and_delete() {
         "{table}"
     );
 
-    let all = json_lines(&ok(weir(&s.http, &["stream", "read-all", "--json"], "")));
+    let all = json_lines(&ok(weir(&s.http, "stream read-all --json", "")));
     assert_eq!(all.len(), 4);
     let category = json_lines(&ok(weir(
         &s.http,
-        &["stream", "read-all", "--category", "account", "--json"],
+        "stream read-all --category account --json",
         "",
     )));
     assert_eq!(category.len(), 3);
     let deposits = json_lines(&ok(weir(
         &s.http,
-        &[
-            "stream",
-            "read-all",
-            "--type",
-            "Deposited",
-            "--from",
-            "2",
-            "--json",
-        ],
+        "stream read-all --type Deposited --from 2 --json",
         "",
     )));
     assert_eq!(deposits.len(), 1);
@@ -362,35 +270,14 @@ fn streams_append_read_and_delete() {
 
     // Soft delete, then the stream reads as absent (exit 3) and can be
     // written again; a tombstone is for good.
+    ok(weir(&s.http, "stream delete account-1 -e 2", ""));
+    assert_eq!(code(&weir(&s.http, "stream read account-1", "")), 3);
     ok(weir(
         &s.http,
-        &["stream", "delete", "account-1", "-e", "2"],
+        "stream append account-1 -e no_stream -t Opened -d {}",
         "",
     ));
-    assert_eq!(
-        code(&weir(&s.http, &["stream", "read", "account-1"], "")),
-        3
-    );
-    ok(weir(
-        &s.http,
-        &[
-            "stream",
-            "append",
-            "account-1",
-            "-e",
-            "no_stream",
-            "-t",
-            "Opened",
-            "-d",
-            "{}",
-        ],
-        "",
-    ));
-    let again = json_lines(&ok(weir(
-        &s.http,
-        &["stream", "read", "account-1", "--json"],
-        "",
-    )));
+    let again = json_lines(&ok(weir(&s.http, "stream read account-1 --json", "")));
     assert_eq!(
         again
             .iter()
@@ -398,14 +285,10 @@ fn streams_append_read_and_delete() {
             .collect::<Vec<_>>(),
         [3]
     );
-    ok(weir(&s.http, &["stream", "tombstone", "order-9"], ""));
-    assert_eq!(code(&weir(&s.http, &["stream", "read", "order-9"], "")), 3);
+    ok(weir(&s.http, "stream tombstone order-9", ""));
+    assert_eq!(code(&weir(&s.http, "stream read order-9", "")), 3);
     assert_eq!(
-        code(&weir(
-            &s.http,
-            &["stream", "append", "order-9", "-t", "Placed", "-d", "{}"],
-            ""
-        )),
+        code(&weir(&s.http, "stream append order-9 -t Placed -d {}", "")),
         3
     );
 }
@@ -413,27 +296,15 @@ fn streams_append_read_and_delete() {
 #[test]
 fn groups_configs_metadata_and_live_streams() {
     let s = server();
-    ok(weir(
-        &s.http,
-        &["topic", "create", "t", "--partitions", "2"],
-        "",
-    ));
+    ok(weir(&s.http, "topic create t --partitions 2", ""));
     let input: String = (0..20).map(|i| format!("k{}:v{i}\n", i % 4)).collect();
-    ok(weir(&s.http, &["produce", "t", "-K", ":"], &input));
+    ok(weir(&s.http, "produce t -K :", &input));
 
     // A consumer that keeps its place in group g: 5 records, then the rest.
-    let first = json_lines(&ok(weir(
-        &s.http,
-        &["consume", "t", "--group", "g", "--max", "5", "--json"],
-        "",
-    )));
+    let first = json_lines(&ok(weir(&s.http, "consume t --group g --max 5 --json", "")));
     assert_eq!(first.len(), 5);
-    let info: serde_json::Value = serde_json::from_str(&ok(weir(
-        &s.http,
-        &["group", "describe", "g", "--json"],
-        "",
-    )))
-    .unwrap();
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(weir(&s.http, "group describe g --json", ""))).unwrap();
     // Committed: where it stopped in each partition it read from.
     let committed: i64 = info["partitions"]
         .as_array()
@@ -442,11 +313,7 @@ fn groups_configs_metadata_and_live_streams() {
         .map(|p| p["committed_offset"].as_i64().unwrap())
         .sum();
     assert_eq!(committed, 5, "{info}");
-    let rest = json_lines(&ok(weir(
-        &s.http,
-        &["consume", "t", "--group", "g", "--json"],
-        "",
-    )));
+    let rest = json_lines(&ok(weir(&s.http, "consume t --group g --json", "")));
     assert_eq!(rest.len(), 15);
     let mut seen: Vec<(i64, i64)> = first
         .iter()
@@ -462,55 +329,35 @@ fn groups_configs_metadata_and_live_streams() {
     seen.dedup();
     assert_eq!(seen.len(), 20, "every record once across the two runs");
     assert!(
-        ok(weir(&s.http, &["group", "list"], ""))
+        ok(weir(&s.http, "group list", ""))
             .lines()
             .any(|l| l.starts_with("g "))
     );
-    let table = ok(weir(&s.http, &["group", "describe", "g"], ""));
+    let table = ok(weir(&s.http, "group describe g", ""));
     assert!(table.contains("LAG"), "{table}");
 
     // Resets: a dry run changes nothing; --execute does.
-    let dry = ok(weir(
-        &s.http,
-        &["group", "reset-offsets", "g", "--to-earliest"],
-        "",
-    ));
+    let dry = ok(weir(&s.http, "group reset-offsets g --to-earliest", ""));
     assert!(dry.contains("dry run"), "{dry}");
     let lag = |s: &Server| -> i64 {
-        let info: serde_json::Value = serde_json::from_str(&ok(weir(
-            &s.http,
-            &["group", "describe", "g", "--json"],
-            "",
-        )))
-        .unwrap();
+        let info: serde_json::Value =
+            serde_json::from_str(&ok(weir(&s.http, "group describe g --json", ""))).unwrap();
         info["lag_total"].as_i64().unwrap()
     };
     assert_eq!(lag(&s), 0);
     ok(weir(
         &s.http,
-        &["group", "reset-offsets", "g", "--to-earliest", "--execute"],
+        "group reset-offsets g --to-earliest --execute",
         "",
     ));
     assert_eq!(lag(&s), 20);
     ok(weir(
         &s.http,
-        &[
-            "group",
-            "reset-offsets",
-            "g",
-            "--to-latest",
-            "--topic",
-            "t:1",
-            "--execute",
-        ],
+        "group reset-offsets g --to-latest --topic t:1 --execute",
         "",
     ));
-    let info: serde_json::Value = serde_json::from_str(&ok(weir(
-        &s.http,
-        &["group", "describe", "g", "--json"],
-        "",
-    )))
-    .unwrap();
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(weir(&s.http, "group describe g --json", ""))).unwrap();
     let p0_end = info["partitions"]
         .as_array()
         .unwrap()
@@ -526,111 +373,52 @@ fn groups_configs_metadata_and_live_streams() {
     );
     ok(weir(
         &s.http,
-        &[
-            "group",
-            "reset-offsets",
-            "g",
-            "--shift-by",
-            "-1",
-            "--topic",
-            "t:1",
-            "--execute",
-        ],
+        "group reset-offsets g --shift-by -1 --topic t:1 --execute",
         "",
     ));
     assert_eq!(lag(&s), p0_end + 1);
     assert_eq!(
-        code(&weir(&s.http, &["group", "reset-offsets", "g"], "")),
+        code(&weir(&s.http, "group reset-offsets g", "")),
         2,
         "a reset needs a target"
     );
-    ok(weir(&s.http, &["group", "delete", "g"], ""));
-    assert_eq!(code(&weir(&s.http, &["group", "describe", "g"], "")), 3);
+    ok(weir(&s.http, "group delete g", ""));
+    assert_eq!(code(&weir(&s.http, "group describe g", "")), 3);
 
     // Topic configs: set, reset, and a bad one refused whole.
-    ok(weir(
-        &s.http,
-        &["topic", "alter", "t", "--set", "retention.ms=1000"],
-        "",
-    ));
-    let info: serde_json::Value = serde_json::from_str(&ok(weir(
-        &s.http,
-        &["topic", "describe", "t", "--json"],
-        "",
-    )))
-    .unwrap();
+    ok(weir(&s.http, "topic alter t --set retention.ms=1000", ""));
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(weir(&s.http, "topic describe t --json", ""))).unwrap();
     assert_eq!(info["configs"]["retention.ms"], "1000");
-    ok(weir(
-        &s.http,
-        &["topic", "alter", "t", "--reset", "retention.ms"],
-        "",
-    ));
+    ok(weir(&s.http, "topic alter t --reset retention.ms", ""));
     let bad = weir(
         &s.http,
-        &[
-            "topic",
-            "alter",
-            "t",
-            "--set",
-            "retention.ms=5",
-            "--set",
-            "no.such.config=1",
-        ],
+        "topic alter t --set retention.ms=5 --set no.such.config=1",
         "",
     );
     assert_eq!(code(&bad), 1);
-    let info: serde_json::Value = serde_json::from_str(&ok(weir(
-        &s.http,
-        &["topic", "describe", "t", "--json"],
-        "",
-    )))
-    .unwrap();
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(weir(&s.http, "topic describe t --json", ""))).unwrap();
     assert_ne!(info["configs"]["retention.ms"], "5");
 
     // Stream settings: changed ones, kept ones, cleared.
     for i in 0..3 {
         ok(weir(
             &s.http,
-            &[
-                "stream",
-                "append",
-                "acct-1",
-                "-t",
-                "T",
-                "-d",
-                &format!("{{\"n\":{i}}}"),
-            ],
+            &format!("stream append acct-1 -t T -d {{\"n\":{i}}}"),
             "",
         ));
     }
-    ok(weir(
-        &s.http,
-        &["stream", "meta", "acct-1", "--max-count", "2"],
-        "",
-    ));
-    let shown = ok(weir(
-        &s.http,
-        &["stream", "meta", "acct-1", "--truncate-before", "0"],
-        "",
-    ));
+    ok(weir(&s.http, "stream meta acct-1 --max-count 2", ""));
+    let shown = ok(weir(&s.http, "stream meta acct-1 --truncate-before 0", ""));
     assert!(shown.contains("max_count 2"), "{shown}");
     assert_eq!(
-        json_lines(&ok(weir(
-            &s.http,
-            &["stream", "read", "acct-1", "--json"],
-            ""
-        )))
-        .len(),
+        json_lines(&ok(weir(&s.http, "stream read acct-1 --json", ""))).len(),
         2
     );
-    ok(weir(&s.http, &["stream", "meta", "acct-1", "--clear"], ""));
+    ok(weir(&s.http, "stream meta acct-1 --clear", ""));
     assert_eq!(
-        json_lines(&ok(weir(
-            &s.http,
-            &["stream", "read", "acct-1", "--json"],
-            ""
-        )))
-        .len(),
+        json_lines(&ok(weir(&s.http, "stream read acct-1 --json", ""))).len(),
         3
     );
 
@@ -652,21 +440,9 @@ fn groups_configs_metadata_and_live_streams() {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    ok(weir(
-        &s.http,
-        &["stream", "append", "acct-2", "-t", "T", "-d", "{}"],
-        "",
-    ));
-    ok(weir(
-        &s.http,
-        &["stream", "append", "other-1", "-t", "T", "-d", "{}"],
-        "",
-    ));
-    ok(weir(
-        &s.http,
-        &["stream", "append", "acct-1", "-t", "T", "-d", "{}"],
-        "",
-    ));
+    ok(weir(&s.http, "stream append acct-2 -t T -d {}", ""));
+    ok(weir(&s.http, "stream append other-1 -t T -d {}", ""));
+    ok(weir(&s.http, "stream append acct-1 -t T -d {}", ""));
     let live = json_lines(&ok(sub.wait_with_output().unwrap()));
     let got: Vec<(String, u64)> = live
         .iter()

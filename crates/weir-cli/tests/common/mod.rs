@@ -30,49 +30,49 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Starts `weir serve` on `dir` with Kafka on `port` (the HTTP API on a
-/// free port) and `extra` options; returns once it is ready.
-pub fn start_serve(dir: &std::path::Path, port: u16, extra: &[&str]) -> Child {
+/// Spawns `weir serve` on `dir` with the HTTP API on a free port, Kafka on
+/// `kafka_port` and `extra` options; returns it with its ready lines
+/// (`kafka listening on ...`, `http listening on ...`).
+fn spawn_serve(dir: &std::path::Path, kafka_port: u16, extra: &[&str]) -> (Child, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
         .args(["serve", "--http-addr", "127.0.0.1:0"])
         .args(extra)
         .arg("--kafka-addr")
-        .arg(format!("127.0.0.1:{port}"))
+        .arg(format!("127.0.0.1:{kafka_port}"))
         .arg("--data-dir")
         .arg(dir)
         .env("WEIR_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn weir serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("kafka listening on"), "{line}");
+    // Both lines come in one write once the server is ready.
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let lines = (0..2)
+        .map(|_| {
+            let mut line = String::new();
+            out.read_line(&mut line).unwrap();
+            line.trim().to_owned()
+        })
+        .collect();
+    (child, lines)
+}
+
+/// Starts `weir serve` on `dir` with Kafka on `port` (the HTTP API on a
+/// free port) and `extra` options; returns once it is ready.
+pub fn start_serve(dir: &std::path::Path, port: u16, extra: &[&str]) -> Child {
+    let (child, lines) = spawn_serve(dir, port, extra);
+    assert!(lines[0].starts_with("kafka listening on"), "{lines:?}");
     child
 }
 
 /// Starts `weir serve` on `dir` with Kafka and the HTTP API on free ports;
 /// returns once it is ready, with the HTTP API's address.
 pub fn start_serve_http(dir: &std::path::Path, extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["serve", "--http-addr", "127.0.0.1:0", "--kafka-addr"])
-        .arg(format!("127.0.0.1:{}", free_port()))
-        .args(extra)
-        .arg("--data-dir")
-        .arg(dir)
-        .env("WEIR_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn weir serve");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut http = None;
-    for _ in 0..2 {
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        if let Some(addr) = line.trim().strip_prefix("http listening on ") {
-            http = Some(addr.to_owned());
-        }
-    }
-    (child, http.expect("weir serve prints its HTTP address"))
+    let (child, lines) = spawn_serve(dir, free_port(), extra);
+    let http = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("http listening on "))
+        .expect("weir serve prints its HTTP address")
+        .to_owned();
+    (child, http)
 }
