@@ -25,6 +25,9 @@ use weir_api::{
     TopicInfo, TopicList,
 };
 
+/// How long connecting to the server may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Largest response body the client reads, in bytes.
 pub const RESPONSE_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
@@ -140,13 +143,13 @@ pub fn encode_segment(segment: &str) -> String {
 
 impl Client {
     /// A client of the server at `address` (`http://host:port`, or
-    /// `host:port`), with a 30 s timeout per call.
+    /// `host:port`); a read or write that waits 30 s fails.
     pub fn new(address: &str) -> Result<Self> {
         Self::with_timeout(address, Some(Duration::from_secs(30)))
     }
 
-    /// A client whose calls time out after `timeout` (`None`: never, for
-    /// live streams).
+    /// A client whose reads and writes fail after waiting `timeout`
+    /// (`None`: never, for live streams).
     pub fn with_timeout(address: &str, timeout: Option<Duration>) -> Result<Self> {
         let bad = |reason| ClientError::Address {
             address: address.to_owned(),
@@ -163,9 +166,14 @@ impl Client {
         if rest.trim_end_matches('/').is_empty() || rest.trim_end_matches('/').contains('/') {
             return Err(bad("give the host and port only, e.g. 127.0.0.1:8080"));
         }
+        // Per-read, per-write and connect timeouts rather than one for the
+        // whole call: with any call-wide timeout ureq resolves the address on
+        // a thread of its own, spawned for every request (about 0.1 ms each).
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(timeout)
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_per_read(timeout)
+            .timeout_per_write(timeout)
             .build()
             .into();
         Ok(Self {
