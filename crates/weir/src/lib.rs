@@ -110,6 +110,7 @@ mod event;
 mod projection;
 mod query;
 mod registry;
+mod remote;
 
 pub use aggregate::{
     AGGREGATE_EVENTS_MAX, Aggregate, Executed, Loaded, Repository, RepositoryConfig,
@@ -126,6 +127,7 @@ pub use projection::{
 };
 pub use query::{Op, PAGE_ROWS_MAX, Page, Query, SELECT_TERMS_MAX, Select};
 pub use registry::{REGISTRY_TYPES_MAX, Registry};
+pub use remote::{REMOTE_POLL_MS, Remote};
 
 /// The SQLite binding read models are written with (the same version the
 /// SDK links).
