@@ -1235,6 +1235,8 @@ fn run_script(
 ) -> std::result::Result<DemoReport, DemoError> {
     let bank = Bank::open(client, BankConfig::default())?;
     let [alice, bob, carol] = ["alice", "bob", "carol"].map(|n| format!("{n}{suffix}"));
+    // The id column is as wide as the longest id (and at least 6).
+    let w = alice.len().max(6);
 
     let when = timeline.day(0);
     bank.open_account(&alice, "Alice")?;
@@ -1291,7 +1293,7 @@ fn run_script(
     let mut balances = Vec::new();
     for (name, id) in ["alice", "bob", "carol"].iter().zip([&alice, &bob, &carol]) {
         let b = bank.balance(id)?;
-        writeln!(out, "  {id:<6} {:>10}", cents(b as i64))?;
+        writeln!(out, "  {id:<w$} {:>10}", cents(b as i64))?;
         balances.push(((*name).to_owned(), b));
     }
     let as_of = bank.balance_as_of(&alice, past)?;
@@ -1324,7 +1326,7 @@ fn run_script(
     for a in bank.dashboard.ask(&AccountsById { ids: &ids })? {
         writeln!(
             out,
-            "  {:<6} {:<7} {:>10}  (version {})",
+            "  {:<w$} {:<7} {:>10}  (version {})",
             a.account,
             a.status,
             cents(a.balance as i64),
