@@ -1,9 +1,10 @@
 //! The SDK's remote backend against a real `weir serve`: the same bank
 //! scenarios the embedded backend runs (`crates/weir/tests/bank_scenarios`,
 //! included by path so there is one copy of them), the demo in process
-//! and as `weir demo bank --server`, and how the server's answers come
-//! back as the SDK's errors. Each server runs with a small page limit so
-//! every read the SDK makes has to page.
+//! and as `weir demo bank --server`, how the server's answers come back
+//! as the SDK's errors, and a projector woken by the polled head
+//! position. Each server runs with a small page limit so every read the
+//! SDK makes has to page.
 
 mod common;
 
@@ -248,4 +249,37 @@ fn the_demo_runs_against_a_server_and_again_beside_its_first_run() -> anyhow::Re
         "the second run showed the first run's accounts:\n{cli_text}"
     );
     Ok(())
+}
+
+#[test]
+fn a_projector_following_a_server_wakes_when_another_client_appends() -> anyhow::Result<()> {
+    use bank_scenarios::Store as _;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    let server = server()?;
+    let follower = weir::demo::bank::Bank::open(&server.client()?, Default::default())?;
+    let writer = weir::demo::bank::Bank::open(&server.client()?, Default::default())?;
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        // Idle for 10 s between catch-ups unless the change signal
+        // (the polled head position) wakes it.
+        let running = s.spawn(|| follower.statement.run_until(&stop, 10_000));
+        std::thread::sleep(Duration::from_millis(100));
+        writer.open_account("w", "Wu")?;
+        let done = writer.deposit("w", 5)?;
+        let position = done.position.expect("the deposit appended");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while follower.statement.checkpoint() <= position && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stop.store(true, Ordering::Relaxed);
+        assert!(
+            follower.statement.checkpoint() > position,
+            "the projector did not wake for the new events"
+        );
+        // It stops at its next wake-up: make one.
+        writer.deposit("w", 1)?;
+        running.join().expect("the projector panicked")?;
+        Ok(())
+    })
 }
