@@ -60,12 +60,18 @@ enum Command {
 enum DemoCommand {
     /// The event-sourced bank account: accounts, transfers, interest, an
     /// overdraft refused; prints the balances now, a balance as of a past
-    /// date and a statement.
+    /// date and a statement. Embedded (in this process) by default; with
+    /// --server, against a running `weir serve`.
     Bank {
         /// Keep the demo's data in this (new or empty) directory instead of
         /// a temporary one.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Run against the `weir serve` whose HTTP API is at this address
+        /// (host:port): the same code over the remote backend. The server
+        /// may hold other events: this run's accounts get a fresh suffix.
+        #[arg(long, value_name = "ADDR", conflicts_with = "data_dir")]
+        server: Option<String>,
     },
 }
 
@@ -125,7 +131,9 @@ fn main() -> std::process::ExitCode {
     let (result, api) = match cli.command {
         Command::Serve(args) => (serve::run(*args), false),
         Command::Log(cmd) => (run_log(cmd), false),
-        Command::Demo(DemoCommand::Bank { data_dir }) => (run_demo_bank(data_dir), false),
+        Command::Demo(DemoCommand::Bank { data_dir, server }) => {
+            (run_demo_bank(data_dir, server), false)
+        }
         Command::Topic(args) => (remote::run_topic(args), true),
         Command::Produce(args) => (remote::run_produce(args), true),
         Command::Consume(args) => (remote::run_consume(args), true),
@@ -144,7 +152,11 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run_demo_bank(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+fn run_demo_bank(data_dir: Option<PathBuf>, server: Option<String>) -> anyhow::Result<()> {
+    if let Some(address) = server {
+        weir::demo::bank::run_demo_remote(&address, &mut std::io::stdout().lock())?;
+        return Ok(());
+    }
     let tmp = tempfile::tempdir().context("creating a temporary directory")?;
     let dir = data_dir.unwrap_or_else(|| tmp.path().to_owned());
     weir::demo::bank::run_demo(&dir, &mut std::io::stdout().lock())?;

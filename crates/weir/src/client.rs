@@ -1,7 +1,8 @@
 //! The [`Client`]: one handle on an event store, behind the [`Backend`]
-//! seam. Today the backend is the embedded store (a data directory opened
-//! in this process); a remote backend over the HTTP API plugs in beside
-//! it, and everything built on the client (repositories, projections,
+//! seam. Two backends sit under it: the embedded store (a data directory
+//! opened in this process, [`Client::open`]) and a remote `weir serve`
+//! over the HTTP API ([`Client::connect`], the [`crate::Remote`]
+//! backend); everything built on the client (repositories, projections,
 //! consumers) runs unchanged on either.
 
 use std::future::Future;
@@ -16,7 +17,7 @@ use weir_store::{
     RecordedEvent, StoreConfig, StoreError,
 };
 
-use crate::{Envelope, Error};
+use crate::{Envelope, Error, Remote};
 
 /// Most events one read through the client returns.
 pub const READ_PAGE_MAX: usize = 10_000;
@@ -198,12 +199,19 @@ impl Backend for Embedded {
 pub struct ClientConfig {
     /// The CloudEvents `source` of the events this client produces.
     pub source: String,
-    /// Where read models (SQLite files) live; `None`: under the data
-    /// directory, in `.read-models` (a name no log can have).
+    /// Where read models (SQLite files) live; they are always local, on
+    /// this machine. `None`: for an embedded client, under the data
+    /// directory, in `.read-models` (a name no log can have); for a remote
+    /// client, a temporary directory removed when the last clone of the
+    /// client is dropped (projections then replay from the first event at
+    /// each start). A read models directory belongs to one store: point
+    /// it at another server, or at one whose data was wiped, and its
+    /// checkpoints are wrong.
     pub read_models_dir: Option<PathBuf>,
     /// The clock the embedded store records events by; `None`: the
     /// system clock. (Tests and demos move a manual clock to show "as of
-    /// a past date".)
+    /// a past date".) A server records events by its own clock, so a
+    /// remote client refuses one.
     pub clock: Option<Arc<dyn Clock>>,
 }
 
@@ -228,6 +236,9 @@ struct Inner {
     backend: Box<dyn Backend>,
     source: String,
     read_models_dir: PathBuf,
+    /// The temporary read models directory of a remote client given
+    /// none; removed with the client.
+    _read_models_tmp: Option<tempfile::TempDir>,
 }
 
 impl Client {
@@ -248,6 +259,40 @@ impl Client {
         Ok(Self::with_backend(Box::new(backend), dir, config.source))
     }
 
+    /// Connects to a running `weir serve` at `address` (its HTTP API,
+    /// `host:port` or `http://host:port`) with default settings: read
+    /// models in a temporary directory.
+    pub fn connect(address: &str) -> Result<Self, Error> {
+        Self::connect_with(address, ClientConfig::default())
+    }
+
+    /// Connects to the server at `address` with `config` (see
+    /// [`ClientConfig::read_models_dir`] for where read models go).
+    pub fn connect_with(address: &str, config: ClientConfig) -> Result<Self, Error> {
+        if config.clock.is_some() {
+            return Err(Error::Config {
+                reason: "a remote client takes no clock: the server records events by its own"
+                    .to_owned(),
+            });
+        }
+        let backend = Remote::connect(address)?;
+        let (dir, tmp) = match config.read_models_dir {
+            Some(dir) => (dir, None),
+            None => {
+                let tmp = tempfile::Builder::new()
+                    .prefix("weir-read-models-")
+                    .tempdir()
+                    .map_err(|e| Error::io("read models", "creating a temporary directory", e))?;
+                (tmp.path().to_owned(), Some(tmp))
+            }
+        };
+        let mut client = Self::with_backend(Box::new(backend), dir, config.source);
+        Arc::get_mut(&mut client.inner)
+            .expect("a new client has no clones")
+            ._read_models_tmp = tmp;
+        Ok(client)
+    }
+
     /// A client over any backend.
     pub fn with_backend(
         backend: Box<dyn Backend>,
@@ -259,6 +304,7 @@ impl Client {
                 backend,
                 source,
                 read_models_dir,
+                _read_models_tmp: None,
             }),
         }
     }

@@ -470,7 +470,7 @@ impl Envelope {
     }
 }
 
-fn is_json(content_type: &str) -> bool {
+pub(crate) fn is_json(content_type: &str) -> bool {
     let ct = content_type.split(';').next().unwrap_or("").trim();
     ct == JSON || ct.ends_with("+json")
 }

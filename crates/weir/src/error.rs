@@ -11,6 +11,23 @@ pub enum Error {
     Store(#[from] StoreError),
     #[error("opening the data directory {path}: {reason}")]
     Open { path: String, reason: String },
+    /// The server of a remote client could not be reached, the connection
+    /// broke, or it answered something the SDK does not understand.
+    #[error("talking to the weir server {server}: {reason}")]
+    Remote { server: String, reason: String },
+    /// The server refused a request for a reason the store has no variant
+    /// for (its RFC 9457 problem: HTTP status, stable code, detail).
+    #[error("the weir server answered {status} {code}: {detail}")]
+    Server {
+        status: u16,
+        code: String,
+        detail: String,
+    },
+    /// A payload the remote backend must send as JSON is not JSON.
+    #[error("{what} is not JSON, which the HTTP API needs: {reason}")]
+    NotJson { what: String, reason: String },
+    #[error("invalid client settings: {reason}")]
+    Config { reason: String },
     #[error(
         "unknown event type {event_type:?} version {version}: no Rust type is registered for it"
     )]

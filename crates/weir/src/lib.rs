@@ -22,13 +22,27 @@
 //! # One client, a backend beneath it
 //!
 //! A [`Client`] sits on a [`Backend`]. [`Client::open`] opens the
-//! embedded store: a data directory in this process, no server (the only
-//! backend so far). A remote backend over the HTTP API of `weir serve` is
-//! the next step; the code
-//! built on a client (repositories, projectors, consumers) does not
-//! change with the backend. An embedded client owns its data directory
-//! (it is locked): a directory `weir serve` has open is reached through
-//! the server.
+//! embedded store: a data directory in this process, no server.
+//! [`Client::connect`] reaches a running `weir serve` over its HTTP API
+//! (the [`Remote`] backend); the code built on a client (repositories,
+//! projectors, consumers) does not change with the backend, and the
+//! server's refusals come back as the same errors (a version conflict is
+//! [`StoreError::WrongExpectedVersion`] either way). Read models are
+//! SQLite files on the client's machine in both cases
+//! ([`ClientConfig::read_models_dir`]). An embedded client owns its data
+//! directory (it is locked): a directory `weir serve` has open is reached
+//! through the server.
+//!
+//! ```no_run
+//! use weir::demo::bank::{Bank, BankConfig};
+//! // The same bank as in a data directory, on a running `weir serve`.
+//! let client = weir::Client::connect("127.0.0.1:8080")?;
+//! let bank = Bank::open(&client, BankConfig::default())?;
+//! bank.open_account("ann", "Ann")?;
+//! bank.deposit("ann", 500)?;
+//! assert_eq!(bank.balance("ann")?, 500);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! # Blocking, not async
 //!
@@ -38,8 +52,8 @@
 //! tie the SDK to one runtime. Plain threads (the concurrency test runs
 //! many) or a runtime's blocking pool (`tokio::task::spawn_blocking`, as
 //! `weir serve` does with the store) use it as it is. The remote backend
-//! will block as well (one HTTP request per call), so code keeps one shape
-//! whichever backend it runs on; waiting for new events is a blocking
+//! blocks as well (one HTTP request or a few per call), so code keeps one
+//! shape whichever backend it runs on; waiting for new events is a blocking
 //! wait with a timeout ([`Projector::wait_for`]).
 //!
 //! # Read models in SQLite
@@ -110,6 +124,7 @@ mod event;
 mod projection;
 mod query;
 mod registry;
+mod remote;
 
 pub use aggregate::{
     AGGREGATE_EVENTS_MAX, Aggregate, Executed, Loaded, Repository, RepositoryConfig,
@@ -126,6 +141,7 @@ pub use projection::{
 };
 pub use query::{Op, PAGE_ROWS_MAX, Page, Query, SELECT_TERMS_MAX, Select};
 pub use registry::{REGISTRY_TYPES_MAX, Registry};
+pub use remote::{REMOTE_POLL_MS, Remote};
 
 /// The SQLite binding read models are written with (the same version the
 /// SDK links).
