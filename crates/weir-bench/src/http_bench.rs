@@ -74,16 +74,16 @@ pub struct HttpArgs {
 }
 
 /// `weir serve`'s parts, in process: the Kafka listener and the HTTP API.
-struct Server {
+pub(crate) struct Server {
     kafka: SocketAddr,
-    http: SocketAddr,
+    pub(crate) http: SocketAddr,
     store: Arc<EmbeddedStore>,
     stop: Vec<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
-    fn start(data: &std::path::Path) -> anyhow::Result<Self> {
+    pub(crate) fn start(data: &std::path::Path) -> anyhow::Result<Self> {
         let dir = DataDir::open(data, DirConfig::default()).context("open data directory")?;
         let broker = Arc::new(Broker::open(dir, BrokerConfig::default()).context("open broker")?);
         let offsets = OffsetStore::open(broker.clone(), OffsetsConfig::default())?;

@@ -11,8 +11,11 @@
 //! for a while does. "load each" phases turn the repository's turns off,
 //! so every command loads the aggregate (the cost snapshots cut); "kept
 //! state" phases use the default, where a repository reuses the state it
-//! last wrote. The SDK's remote backend (over the HTTP API) is not
-//! built yet, so only embedded mode is measured.
+//! last wrote.
+//!
+//! Every phase runs twice: embedded (the client opens the data directory)
+//! and remote (the same code on `Client::connect` to a `weir serve` in this
+//! process, over the HTTP API on loopback), each on a fresh directory.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -142,7 +145,7 @@ pub fn run(args: &SdkArgs) -> anyhow::Result<()> {
         .tempdir_in(&args.dir)?;
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "weir-bench sdk: embedded, scratch {} on {}; {cpus} logical CPUs; {seconds:.2} s per phase; hot aggregate with {history} events of history; snapshots every {} events where on",
+        "weir-bench sdk: embedded and remote, scratch {} on {}; {cpus} logical CPUs; {seconds:.2} s per phase; hot aggregate with {history} events of history; snapshots every {} events where on",
         scratch.path().display(),
         sys::describe_mount(scratch.path()),
         args.snapshot_every,
@@ -216,15 +219,25 @@ pub fn run(args: &SdkArgs) -> anyhow::Result<()> {
     });
     let mut rows = Vec::new();
     let mut notes = Vec::new();
-    for (i, phase) in phases.iter().enumerate() {
-        let dir = scratch.path().join(format!("phase-{i}"));
-        let client = Client::open(&dir)?;
-        if matches!(phase.target, Target::Hot) {
-            seed_history(&client, history)?;
+    for remote in [false, true] {
+        for (i, phase) in phases.iter().enumerate() {
+            let dir = scratch.path().join(format!("phase-{i}-{remote}"));
+            // The server (remote) lives as long as the phase's client.
+            let (client, _server) = if remote {
+                let server = crate::http_bench::Server::start(&dir)?;
+                (Client::connect(&server.http.to_string())?, Some(server))
+            } else {
+                (Client::open(&dir)?, None)
+            };
+            if matches!(phase.target, Target::Hot) {
+                seed_history(&client, history)?;
+            }
+            let mode = if remote { "remote" } else { "embedded" };
+            let (mut row, note) = run_phase(&client, phase, Duration::from_secs_f64(seconds))?;
+            row.phase = format!("{mode}: {}", row.phase);
+            rows.push(row);
+            notes.extend(note.map(|n| format!("  {mode}: {}", n.trim_start())));
         }
-        let (row, note) = run_phase(&client, phase, Duration::from_secs_f64(seconds))?;
-        rows.push(row);
-        notes.extend(note);
     }
     print_event_table(&rows);
     for note in notes {
@@ -243,6 +256,19 @@ pub fn run(args: &SdkArgs) -> anyhow::Result<()> {
     println!(
         "snapshot speed-up when every command loads the hot aggregate: {:.2}x",
         ratio(2, 1)
+    );
+    let remote = phases.len();
+    println!(
+        "remote/embedded ratio, hot aggregate, 1 thread, kept state: {:.2}",
+        ratio(remote + 3, 3)
+    );
+    println!(
+        "remote/embedded ratio, {n} aggregates, {t} threads, snapshots: {:.2}",
+        ratio(remote + 7, 7)
+    );
+    println!(
+        "remote sdk/store {t}-thread ratio ({n} aggregates with snapshots / raw appends over HTTP): {:.2}",
+        ratio(remote + 7, remote + 5)
     );
     Ok(())
 }
