@@ -498,17 +498,13 @@ pub fn run_consume(args: ConsumeArgs) -> anyhow::Result<()> {
     }
     let mut committed = next.clone();
     let mut out = std::io::stdout().lock();
-    let mut printed = 0u64;
-    let max = args.max.unwrap_or(u64::MAX);
     let result = consume_loop(
         &client,
         &args,
-        &mut next,
         min_time,
-        max,
-        &mut printed,
-        &mut out,
+        &mut next,
         &mut committed,
+        &mut out,
     );
     // Commit what was printed, whatever ended the loop.
     if let Some(group) = &args.group {
@@ -554,26 +550,26 @@ fn commit_positions(
     Ok(())
 }
 
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the consume loop's state, kept apart so the commit runs after it"
-)]
+/// Prints records from each partition's `next` offset (moving it past
+/// what it printed) until `--max` or, without `--follow`, the end; with a
+/// group, commits while following. The caller commits at the end.
 fn consume_loop(
     client: &Client,
     args: &ConsumeArgs,
-    next: &mut [(i32, i64)],
     min_time: i64,
-    max: u64,
-    printed: &mut u64,
-    out: &mut impl Write,
+    next: &mut [(i32, i64)],
     committed: &mut [(i32, i64)],
+    out: &mut impl Write,
 ) -> anyhow::Result<()> {
+    let max = args.max.unwrap_or(u64::MAX);
+    let mut printed = 0u64;
     loop {
         let mut got_any = false;
         for (partition, at) in next.iter_mut() {
             let page = client.fetch(&args.topic, *partition, *at, 500)?;
+            got_any |= page.next_offset > *at;
             for r in page.records {
-                if *printed >= max {
+                if printed >= max {
                     return Ok(());
                 }
                 if r.timestamp_ms < min_time {
@@ -597,12 +593,11 @@ fn consume_loop(
                         value
                     )?;
                 }
-                *printed += 1;
+                printed += 1;
             }
-            got_any |= page.next_offset > *at;
             *at = (*at).max(page.next_offset);
         }
-        if *printed >= max {
+        if printed >= max {
             return Ok(());
         }
         if !got_any {

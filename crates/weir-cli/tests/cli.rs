@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 struct Server {
@@ -32,22 +31,13 @@ fn server() -> Server {
 
 /// Runs `weir ARGS` (split at spaces) against `server` with `stdin`.
 fn weir(server: &str, args: &str, stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(args.split_whitespace())
-        .env("WEIR_SERVER", server)
-        .env_remove("WEIR_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn weir");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    common::run_with_stdin(
+        Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(args.split_whitespace())
+            .env("WEIR_SERVER", server)
+            .env_remove("WEIR_CONFIG"),
+        stdin,
+    )
 }
 
 fn ok(out: Output) -> String {
@@ -177,6 +167,13 @@ fn topics_produce_and_consume() {
     assert_eq!(code(&weir(&s.http, "consume orders --from soon", "")), 1);
     let closed = format!("127.0.0.1:{}", common::free_port());
     assert_eq!(code(&weir(&closed, "topic list", "")), 5);
+
+    // More than one fetch page (500) of one partition, read to the end.
+    ok(weir(&s.http, "topic create long --partitions 1", ""));
+    let lines: String = (0..1200).map(|i| format!("{i}\n")).collect();
+    ok(weir(&s.http, "produce long", &lines));
+    let all = ok(weir(&s.http, "consume long", ""));
+    assert_eq!(all.lines().count(), 1200);
 
     ok(weir(&s.http, "topic delete orders", ""));
     assert_eq!(code(&weir(&s.http, "topic describe orders", "")), 3);
