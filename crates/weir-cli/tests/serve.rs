@@ -2,25 +2,17 @@
 //! over it), ready when it prints its address, serving kcat, and a clean
 //! exit on SIGTERM; a config file with an unknown key is refused by name.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 fn kcat(args: &[&str], stdin: &str) -> String {
-    use std::io::Write;
-    let mut child = Command::new("kcat")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("kcat is installed by scripts/install-deps");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
+    let out = common::run_with_stdin(Command::new("kcat").args(args), stdin);
+    assert!(
+        out.status.success(),
+        "kcat is installed by scripts/install-deps"
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 

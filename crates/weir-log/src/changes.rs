@@ -4,8 +4,9 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 /// An epoch that moves every time any log of the data directory makes new
 /// records visible. Waiters remember the epoch they saw before reading and
@@ -13,6 +14,8 @@ use std::task::{Context, Poll, Waker};
 #[derive(Debug, Default)]
 pub struct Changes {
     state: Mutex<State>,
+    /// Wakes threads blocked in [`Changes::wait`].
+    moved: Condvar,
 }
 
 #[derive(Debug, Default)]
@@ -40,9 +43,28 @@ impl Changes {
             st.epoch += 1;
             std::mem::take(&mut st.wakers)
         };
+        self.moved.notify_all();
         for waker in wakers {
             waker.wake();
         }
+    }
+
+    /// Blocks until the epoch differs from `seen` (true) or `timeout`
+    /// passes (false): for callers without an async runtime.
+    pub fn wait(&self, seen: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.lock();
+        while st.epoch == seen {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return false;
+            };
+            st = self
+                .moved
+                .wait_timeout(st, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
     }
 
     /// Resolves once the epoch differs from `seen`.

@@ -559,33 +559,19 @@ impl EmbeddedStore {
         as_of: AsOf,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let mut out = Vec::new();
-        let mut from = 0;
-        let max = max_count.min(READ_COUNT_MAX);
-        loop {
-            let page = match self.read_stream(stream, from, Direction::Forward, 1000) {
-                Ok(page) => page,
-                Err(StoreError::StreamNotFound { .. }) if !out.is_empty() => break,
-                Err(e) => return Err(e),
-            };
-            let Some(last) = page.last() else { break };
-            from = last.version + 1;
-            let full = page.len() == 1000;
-            for e in page {
-                let past = match as_of {
-                    AsOf::Position(p) => e.position > p,
-                    AsOf::Time(ms) => e.recorded_ms > ms,
-                };
-                if past || out.len() >= max {
-                    return Ok(out);
+        let mut started = false;
+        as_of.collect(max_count, 1000, |from| {
+            match self.read_stream(stream, from, Direction::Forward, 1000) {
+                Ok(page) => {
+                    started = true;
+                    Ok(page)
                 }
-                out.push(e);
+                // Hidden from a later version on (max_count, a delete):
+                // what was read so far is the answer.
+                Err(StoreError::StreamNotFound { .. }) if started => Ok(Vec::new()),
+                Err(e) => Err(e),
             }
-            if !full {
-                break;
-            }
-        }
-        Ok(out)
+        })
     }
 
     /// What opening found and did.
@@ -612,15 +598,7 @@ impl EmbeddedStore {
                 return Ok(());
             }
             let st = read_lock(&self.state);
-            let in_flight = st
-                .index
-                .meta
-                .keys()
-                .filter_map(|s| st.index.streams.get(&format!("{META_PREFIX}{s}"))?.last())
-                .filter(|&&p| p >= head)
-                .max()
-                .copied();
-            match in_flight {
+            match st.index.meta_in_flight(head) {
                 None => {
                     break (
                         head,

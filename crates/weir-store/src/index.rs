@@ -141,6 +141,15 @@ impl Index {
         }
     }
 
+    /// The newest system event at or past `head` (not yet durable), if
+    /// any.
+    pub fn meta_in_flight(&self, head: u64) -> Option<u64> {
+        self.meta_undo
+            .back()
+            .map(|(p, _, _)| *p)
+            .filter(|&p| p >= head)
+    }
+
     /// A stream's meta as readers see it: as of the durable events below
     /// `head`. `None` if it has none.
     pub fn meta_at(&self, stream: &str, head: u64) -> Option<&StreamMeta> {

@@ -16,9 +16,7 @@
 //! Server-Sent Events) keeps a bounded queue per client and, when it is
 //! full, drops the client back to catching up from its checkpoint.
 
-use std::future::Future;
 use std::sync::Arc;
-use std::task::{Context, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use crate::{Direction, EmbeddedStore, EventStore, RecordedEvent, StoreError};
@@ -192,37 +190,10 @@ impl Subscription {
                 return Ok(events);
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || !block_on_until(self.changed(epoch), left) {
+            let changes = self.store.broker().data_dir().changes();
+            if left.is_zero() || !changes.wait(epoch, left) {
                 return Ok(Vec::new());
             }
         }
-    }
-}
-
-/// Wakes the thread that parked waiting for a future.
-struct Unpark(std::thread::Thread);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-/// Drives `future` on this thread until it is ready (true) or `timeout`
-/// passes (false).
-fn block_on_until<F: Future>(future: F, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        if future.as_mut().poll(&mut cx).is_ready() {
-            return true;
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return false;
-        }
-        std::thread::park_timeout(deadline - now);
     }
 }

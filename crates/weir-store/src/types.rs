@@ -223,3 +223,44 @@ pub enum AsOf {
     /// Events recorded at or before this time (ms since the Unix epoch).
     Time(i64),
 }
+
+impl AsOf {
+    /// Whether `event` came after this point.
+    pub fn is_past(&self, event: &RecordedEvent) -> bool {
+        match *self {
+            AsOf::Position(p) => event.position > p,
+            AsOf::Time(ms) => event.recorded_ms > ms,
+        }
+    }
+
+    /// A stream's events as of this point, at most `max_count`, from
+    /// forward pages of `page_size` that `read(from_version)` returns (a
+    /// shorter page is the stream's end). Any engine reads as-of this way:
+    /// a stream's events are in recorded order.
+    pub fn collect<E>(
+        &self,
+        max_count: usize,
+        page_size: usize,
+        mut read: impl FnMut(u64) -> Result<Vec<RecordedEvent>, E>,
+    ) -> Result<Vec<RecordedEvent>, E> {
+        let max = max_count.min(READ_COUNT_MAX);
+        let mut out = Vec::new();
+        let mut from = 0;
+        loop {
+            let page = read(from)?;
+            let Some(last) = page.last() else { break };
+            from = last.version + 1;
+            let full = page.len() >= page_size;
+            for e in page {
+                if self.is_past(&e) || out.len() >= max {
+                    return Ok(out);
+                }
+                out.push(e);
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}

@@ -5,10 +5,9 @@
 //! backend); everything built on the client (repositories, projections,
 //! consumers) runs unchanged on either.
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use weir_broker::{Broker, BrokerConfig};
 use weir_log::{Clock, DataDir, DirConfig};
@@ -189,8 +188,11 @@ impl Backend for Embedded {
     }
 
     fn wait_changed(&self, epoch: u64, timeout: Duration) -> bool {
-        let changed = self.store.broker().data_dir().changes().changed(epoch);
-        block_on_until(changed, timeout)
+        self.store
+            .broker()
+            .data_dir()
+            .changes()
+            .wait(epoch, timeout)
     }
 }
 
@@ -381,32 +383,4 @@ impl Client {
 
 fn envelopes(events: Vec<RecordedEvent>) -> Result<Vec<Envelope>, Error> {
     events.into_iter().map(Envelope::from_recorded).collect()
-}
-
-/// Wakes the thread that parked waiting for a future.
-struct Unpark(std::thread::Thread);
-
-impl std::task::Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-/// Drives `future` on this thread until it is ready (true) or `timeout`
-/// passes (false).
-fn block_on_until<F: Future>(future: F, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = std::task::Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        if future.as_mut().poll(&mut cx).is_ready() {
-            return true;
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return false;
-        }
-        std::thread::park_timeout(deadline - now);
-    }
 }

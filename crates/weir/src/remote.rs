@@ -205,25 +205,9 @@ impl Backend for Remote {
         as_of: AsOf,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
-        let max = max_count.min(READ_COUNT_MAX);
-        let mut out = Vec::new();
-        let mut from = 0;
-        loop {
-            let page = self.read_stream(stream, from, PAGE_EVENTS)?;
-            let Some(last) = page.last() else { break };
-            from = last.version + 1;
-            for e in page {
-                let past = match as_of {
-                    AsOf::Position(p) => e.position > p,
-                    AsOf::Time(ms) => e.recorded_ms > ms,
-                };
-                if past || out.len() >= max {
-                    return Ok(out);
-                }
-                out.push(e);
-            }
-        }
-        Ok(out)
+        as_of.collect(max_count, PAGE_EVENTS, |from| {
+            self.read_stream(stream, from, PAGE_EVENTS)
+        })
     }
 
     /// The newest snapshot and the events after it; when the server's

@@ -76,3 +76,21 @@ pub fn start_serve_http(dir: &std::path::Path, extra: &[&str]) -> (Child, String
         .to_owned();
     (child, http)
 }
+
+/// Runs `command` with `stdin` written to it and its output captured.
+pub fn run_with_stdin(command: &mut Command, stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
