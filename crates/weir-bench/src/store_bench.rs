@@ -7,7 +7,10 @@
 //! version it expects:
 //!
 //! 1. single-event appends, 1 writer, then `--writers` (16) writers, each
-//!    on its own stream;
+//!    on its own stream: as threads calling the blocking `append` (the row
+//!    the goals use, like PostgreSQL's connection per writer), and as async
+//!    tasks on a runtime with a worker per core calling `append_async` (as
+//!    `weir serve`'s HTTP API appends: no thread blocked per append);
 //! 2. 100-event appends, 1 writer;
 //! 3. reading one stream of `--stream-events` (10,000) events, whole, again
 //!    and again;
@@ -256,7 +259,7 @@ trait Session {
 /// Weir's event store in this process, over its own data directory.
 #[derive(Debug)]
 struct Weir {
-    store: EmbeddedStore,
+    store: Arc<EmbeddedStore>,
     /// The events log, for the bytes stored per event.
     log: Log,
 }
@@ -266,8 +269,9 @@ impl Weir {
         let data = DataDir::open(dir, DirConfig::default())
             .with_context(|| format!("open data directory {}", dir.display()))?;
         let broker = Arc::new(Broker::open(data, BrokerConfig::default()).context("open broker")?);
-        let store =
-            EmbeddedStore::open(broker.clone(), StoreConfig::default()).context("open store")?;
+        let store = Arc::new(
+            EmbeddedStore::open(broker.clone(), StoreConfig::default()).context("open store")?,
+        );
         let log = broker
             .partition(EVENTS_TOPIC, 0)
             .context("the events log")?;
@@ -677,6 +681,83 @@ fn append_slice(
     )
 }
 
+/// Like [`append_slice`] for Weir with single-event appends, but the
+/// writers are async tasks on a runtime with a worker per core, appending
+/// through `append_async`: the way an async server (`weir serve`'s HTTP
+/// API) appends, with no thread blocked per append in flight.
+fn async_append_slice(
+    weir: &Weir,
+    slice: &Plan,
+    label: &str,
+    writers: usize,
+) -> anyhow::Result<Slice> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .build()
+        .context("start the async writers' runtime")?;
+    let appends_max = (slice.events_max / writers as u64).max(1);
+    let mut firsts = Vec::with_capacity(writers);
+    for w in 0..writers {
+        let stream = format!("{label}-{w}");
+        let mut events = EventGen::new(&stream, w as u64 + 1);
+        let mut session = WeirSession { store: &weir.store };
+        let first = session.append(&stream, None, &events.next(1))?;
+        firsts.push((stream, events, first));
+    }
+    let before = weir.fsyncs()?;
+    let start = Instant::now();
+    let deadline = start + slice.phase;
+    let tallies = runtime.block_on(async {
+        let tasks: Vec<_> = firsts
+            .into_iter()
+            .map(|(stream, mut events, mut version)| {
+                let store = weir.store.clone();
+                tokio::spawn(async move {
+                    let mut latencies_ns = Vec::with_capacity(appends_max.min(1 << 20) as usize);
+                    while (latencies_ns.len() as u64) < appends_max && Instant::now() < deadline {
+                        let e = events.next(1).pop().context("one event")?;
+                        let new = [NewEvent::json(
+                            e.id.as_str(),
+                            e.event_type,
+                            e.data.as_bytes(),
+                        )];
+                        let t = Instant::now();
+                        let done = store
+                            .append_async(&stream, ExpectedVersion::Exact(version), &new)
+                            .await?;
+                        latencies_ns.push(t.elapsed().as_nanos() as u64);
+                        anyhow::ensure!(
+                            done.last_version == version + 1,
+                            "{stream}: version {} after appending 1 at {version}",
+                            done.last_version
+                        );
+                        version = done.last_version;
+                    }
+                    Ok(Tally {
+                        events: latencies_ns.len() as u64,
+                        latencies_ns,
+                    })
+                })
+            })
+            .collect();
+        let mut tallies = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            tallies.push(task.await.context("an async writer panicked")?);
+        }
+        anyhow::Ok(tallies)
+    })?;
+    let elapsed = start.elapsed();
+    let mut total = Tally::default();
+    for tally in tallies {
+        let tally = tally?;
+        total.events += tally.events;
+        total.latencies_ns.extend(tally.latencies_ns);
+    }
+    let synced = weir.fsyncs()?.saturating_sub(before);
+    Ok((total, elapsed, synced))
+}
+
 fn append_phase_name(system: &dyn System, writers: usize, per_append: usize) -> String {
     let what = if per_append == 1 {
         "1 event".to_owned()
@@ -880,7 +961,8 @@ fn goal(met: bool) -> &'static str {
 #[derive(Debug)]
 struct Results {
     single: [Row; 3],
-    multi: [Row; 4],
+    /// Weir's threads, PostgreSQL, the two raw rows, Weir's async tasks.
+    multi: [Row; 5],
     batch: [Row; 2],
     stream: [Row; 2],
     all: [Row; 2],
@@ -904,6 +986,7 @@ fn measure(
     };
     let n = plan.writers;
     let log = &weir.log;
+    let weir_store = weir;
     let weir: &dyn System = weir;
     let pg: &dyn System = postgres;
 
@@ -925,10 +1008,16 @@ fn measure(
     }
 
     eprintln!("[weir-bench] single-event appends, {n} writers ...");
-    let mut multi: [Measured; 4] = Default::default();
+    let mut multi: [Measured; 5] = Default::default();
     for r in 0..reps {
         let label = format!("many{r}");
         multi[0].add(append_slice(weir, &slice, &label, n, 1)?);
+        multi[4].add(async_append_slice(
+            weir_store,
+            &slice,
+            &format!("tasks{r}"),
+            n,
+        )?);
         multi[1].add(append_slice(pg, &slice, &label, n, 1)?);
         multi[2].add(raw_slice(raw_dir, &slice, n, 1, record_bytes)?);
         multi[3].add(raw_slice(raw_dir, &slice, 1, n, record_bytes)?);
@@ -974,7 +1063,7 @@ fn measure(
     }
 
     let [s0, s1, s2] = single;
-    let [m0, m1, m2, m3] = multi;
+    let [m0, m1, m2, m3, m4] = multi;
     let [b0, b1] = batch;
     let [r0, r1] = stream;
     let [a0, a1] = all;
@@ -990,6 +1079,7 @@ fn measure(
             m1.row(append_phase_name(pg, n, 1)),
             m2.row(raw_phase_name(n, 1)),
             m3.row(raw_phase_name(1, n)),
+            m4.row(format!("weir append 1 event, {n} async tasks")),
         ],
         batch: [
             b0.row(append_phase_name(weir, 1, BATCH_EVENTS)),
@@ -1065,7 +1155,7 @@ fn print_results(results: &Results, plan: &Plan, weir_bytes: u64) {
     let n = plan.writers;
     let Results {
         single: [weir_single, pg_single, raw_single],
-        multi: [weir_multi, pg_multi, raw_multi, raw_group],
+        multi: [weir_multi, pg_multi, raw_multi, raw_group, weir_tasks],
         batch: [weir_batch, pg_batch],
         stream: [weir_stream, pg_stream],
         all: [weir_all, pg_all],
@@ -1136,6 +1226,12 @@ fn print_results(results: &Results, plan: &Plan, weir_bytes: u64) {
     println!(
         "store/raw concurrent append ratio (group commit, {n} events per fdatasync): {:.2}",
         ratio(weir_multi, raw_group)
+    );
+    println!(
+        "store (async tasks)/postgres concurrent append ratio: {:.2}; /physical limit: {:.2}; p99 {:.2} ms",
+        ratio(weir_tasks, pg_multi),
+        ratio(weir_tasks, limit),
+        weir_tasks.latency.map_or(f64::NAN, |l| l.p99_us / 1000.0)
     );
     println!(
         "goal: concurrent single-event appends >= 6x PostgreSQL: {concurrent_ratio:.2}x, {}",

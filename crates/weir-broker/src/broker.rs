@@ -151,6 +151,15 @@ impl Produced {
         Ok(self.info)
     }
 
+    /// [`Produced::wait`] without blocking a thread: resolves when the
+    /// batches are durable, sharing the same sync rounds.
+    pub async fn durable(self) -> Result<AppendInfo, BrokerError> {
+        if self.log.fsync_policy() == FsyncPolicy::Always {
+            self.log.until_durable(self.info.last_offset + 1).await?;
+        }
+        Ok(self.info)
+    }
+
     /// The log start offset of the partition, for the response.
     pub fn log_start_offset(&self) -> i64 {
         self.log.start_offset()

@@ -78,8 +78,9 @@ pub async fn append(
                 .unwrap_or_default(),
         })
         .collect::<Vec<_>>();
-    let store = app.store.clone();
-    let done = blocking(move || store.append(&stream, expected, &events)).await?;
+    // Written on this worker (a page-cache write); the wait for the fsync
+    // round holds no thread.
+    let done = app.store.append_async(&stream, expected, &events).await?;
     Ok(Json(Appended {
         first_version: done.first_version,
         last_version: done.last_version,

@@ -1,9 +1,10 @@
 //! A data directory: the lock against a second process, the logs in it, its
-//! one sync scheduler and the flusher thread for `IntervalMs` logs.
+//! one sync scheduler and its sync thread (rounds for async waiters, and
+//! the periodic sync of `IntervalMs` logs).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ pub const LOG_NAME_BYTES_MAX: usize = 249;
 #[derive(Debug)]
 pub struct DataDir {
     shared: Arc<DirShared>,
-    flusher: Option<JoinHandle<()>>,
+    sync_thread: Option<JoinHandle<()>>,
     _lock: Box<dyn DirLock>,
 }
 
@@ -34,8 +35,6 @@ struct DirShared {
     clock: Arc<dyn Clock>,
     sched: Arc<SyncScheduler>,
     logs: Mutex<HashMap<String, Log>>,
-    stop: Mutex<bool>,
-    stop_cv: Condvar,
 }
 
 /// Checks a log name: it becomes a directory name, so only
@@ -106,19 +105,18 @@ impl DataDir {
             clock,
             sched,
             logs: Mutex::default(),
-            stop: Mutex::new(false),
-            stop_cv: Condvar::new(),
         });
-        let flusher = {
-            let shared = shared.clone();
+        let sync_thread = {
+            let sched = shared.sched.clone();
+            let tick = Duration::from_millis(shared.config.flush_tick_ms.max(1));
             std::thread::Builder::new()
-                .name("weir-log-flusher".into())
-                .spawn(move || shared.run_flusher())
-                .map_err(LogError::io("spawn flusher for", PathBuf::new()))?
+                .name("weir-log-sync".into())
+                .spawn(move || sched.run_sync_thread(tick))
+                .map_err(LogError::io("spawn sync thread for", PathBuf::new()))?
         };
         Ok(Self {
             shared,
-            flusher: Some(flusher),
+            sync_thread: Some(sync_thread),
             _lock: lock,
         })
     }
@@ -300,12 +298,11 @@ impl DataDir {
     }
 
     fn shutdown(&mut self) -> Result<()> {
-        let Some(flusher) = self.flusher.take() else {
+        let Some(sync_thread) = self.sync_thread.take() else {
             return Ok(());
         };
-        *self.shared.stop.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.shared.stop_cv.notify_all();
-        let _ = flusher.join();
+        self.shared.sched.stop();
+        let _ = sync_thread.join();
         let logs: Vec<Log> = self.logs().drain().map(|(_, l)| l).collect();
         let shared: Vec<_> = logs.iter().map(|l| l.shared.clone()).collect();
         let result = self.shared.sched.sync_all(&shared);
@@ -320,27 +317,6 @@ impl Drop for DataDir {
     fn drop(&mut self) {
         if let Err(e) = self.shutdown() {
             tracing::error!(root = %self.shared.root.display(), %e, "closing the data directory failed");
-        }
-    }
-}
-
-impl DirShared {
-    /// Ticks until stopped, syncing `IntervalMs` logs that are due.
-    fn run_flusher(&self) {
-        let tick = Duration::from_millis(self.config.flush_tick_ms.max(1));
-        let mut stop = self.stop.lock().unwrap_or_else(|e| e.into_inner());
-        while !*stop {
-            stop = self
-                .stop_cv
-                .wait_timeout(stop, tick)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-            if *stop {
-                break;
-            }
-            drop(stop);
-            self.sched.flush_due();
-            stop = self.stop.lock().unwrap_or_else(|e| e.into_inner());
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::config::{BATCH_BYTES_LIMIT, Clock, FsyncPolicy, LogConfig};
 use crate::error::{BatchError, LogError, Result};
 use crate::segment::{self, ChunkReader, SEEK_CHUNK_BYTES, Segment};
 use crate::storage::{Storage, StorageFile};
-use crate::sync::SyncScheduler;
+use crate::sync::{SyncScheduler, UntilDurable};
 
 /// Where an append landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +99,15 @@ pub(crate) struct SyncPlan {
     file: Option<(Arc<dyn StorageFile>, PathBuf)>,
     dir: bool,
     next_offset: i64,
+}
+
+/// What carrying out a [`SyncPlan`] did.
+#[derive(Debug, Default)]
+pub(crate) struct SyncDone {
+    pub data_syncs: u64,
+    pub dir_syncs: u64,
+    /// The durable offset to publish, if data was synced.
+    pub durable: Option<i64>,
 }
 
 fn lock(state: &Mutex<LogState>) -> MutexGuard<'_, LogState> {
@@ -345,6 +354,14 @@ impl Log {
             log_append_time_ms: now,
         };
         Ok((info, config.fsync))
+    }
+
+    /// Resolves once every offset below `offset` is durable (or the log
+    /// has failed), blocking no thread: the async form of
+    /// [`Log::wait_durable`], to pair with [`Log::append_nowait`].
+    pub fn until_durable(&self, offset: i64) -> UntilDurable {
+        let offset = offset.min(self.end_offset());
+        UntilDurable::new(self.shared.sched.clone(), self.shared.clone(), offset)
     }
 
     /// Blocks until every offset below `offset` is durable, running a sync
@@ -785,6 +802,11 @@ impl LogShared {
         self.durable_offset.load(Ordering::Acquire)
     }
 
+    /// Whether the log failed (turned read-only after a failed sync).
+    pub fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
     /// The error a waiter gets once the log failed, if it did.
     pub fn failure(&self) -> Option<LogError> {
         if !self.failed.load(Ordering::Acquire) {
@@ -837,24 +859,27 @@ impl LogShared {
         })
     }
 
-    /// Carries out a plan: data, then directory, then the durable offset.
-    pub fn execute_sync(&self, plan: SyncPlan) -> std::result::Result<(u64, u64), LogError> {
-        let (mut n_data, mut n_dir) = (0, 0);
+    /// Carries out a plan: data, then directory. The new durable offset
+    /// is the caller's to publish ([`LogShared::publish_durable`]).
+    pub fn execute_sync(&self, plan: SyncPlan) -> std::result::Result<SyncDone, LogError> {
+        let mut done = SyncDone::default();
         if let Some((file, path)) = plan.file {
             file.sync_data().map_err(LogError::sync(path))?;
-            n_data += 1;
+            done.data_syncs += 1;
+            done.durable = Some(plan.next_offset);
         }
         if plan.dir {
             self.storage
                 .sync_dir(&self.dir)
                 .map_err(LogError::sync(self.dir.clone()))?;
-            n_dir += 1;
+            done.dir_syncs += 1;
         }
-        if n_data > 0 {
-            self.durable_offset
-                .fetch_max(plan.next_offset, Ordering::AcqRel);
-        }
-        Ok((n_data, n_dir))
+        Ok(done)
+    }
+
+    /// Makes everything below `offset` durable (and so visible).
+    pub fn publish_durable(&self, offset: i64) {
+        self.durable_offset.fetch_max(offset, Ordering::AcqRel);
     }
 
     /// Whether an `IntervalMs` log is due for its periodic sync.

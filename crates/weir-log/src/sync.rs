@@ -2,27 +2,49 @@
 //!
 //! Appenders that need durability wait here. If no round is running, the
 //! waiter becomes the leader and runs one itself (no thread hand-off on the
-//! fast path); otherwise it sleeps until the running round ends and checks
-//! again. A round takes every dirty log, syncs its data file and, if files
-//! were created or removed, its directory, and only then publishes each
-//! log's new durable offset and wakes all waiters. Appends that arrive
-//! during a round are all served by the next one, so many partitions and
-//! appenders share each `fdatasync`.
+//! fast path); otherwise it parks until a round covers it. A round takes
+//! every dirty log, syncs its data file and, if files were created or
+//! removed, its directory, and only then publishes each log's new durable
+//! offset. Appends that arrive during a round are all served by the next
+//! one, so many partitions and appenders share each `fdatasync`. (Letting
+//! two or more rounds sync at once was measured slower: one file's
+//! `fdatasync`s wait for each other's writeback, and rounds got smaller.)
+//!
+//! **Waking.** A round wakes only the parked waiters it made durable (or
+//! whose log failed), and one waiter it did not cover, which leads the next
+//! round. A woken waiter checks its log's durable offset without taking the
+//! scheduler's lock, so a round's end is one wake-up per waiter served, not
+//! a herd contending for the lock (as a condition variable's `notify_all`
+//! would be). The wake-ups form a tree: the leader wakes two waiters and
+//! each woken waiter wakes two more before it returns, so a round's
+//! waiters are all running after a few wake-up latencies, not one per
+//! waiter in a row, and the cost of the wake-up calls is spread over the
+//! cores.
+//!
+//! **Tasks.** An async caller awaits [`UntilDurable`] instead of blocking
+//! a thread. Its waker is parked like a thread; as a task cannot run a
+//! round (that would block its executor), the data directory's sync thread
+//! leads the rounds that only tasks wait for. A round's end then costs the
+//! executor one wake-up per task served, and no thread sleeps per append.
 //!
 //! **Gathering.** With many appenders that each wait for their append
-//! before making the next (a closed loop), the waiters a round wakes come
-//! back a moment after the next round has started, so rounds alternate
-//! between two halves of the appenders. To keep rounds full, a round
-//! remembers how many appenders were waiting when it ended (those it served
-//! and those that arrived while it ran): that many are active. The next
-//! leader waits, before it takes the dirty logs, until that many have come
-//! to wait since the last round took its logs, or [`GATHER_WAIT_MAX`] (and
-//! never longer than the last round's sync took) has passed. A lone appender never waits: one active
-//! appender is already there. When appenders go away the estimate is too
-//! high for one round, which waits its bound and corrects it.
+//! before making the next (a closed loop), a leader that starts at once
+//! carries only the few appends made so far. A round therefore remembers
+//! how many appenders were waiting when it ended (those it served and
+//! those still waiting): that many are active. A leader that starts while
+//! no other round runs waits, before it takes the dirty logs, until that
+//! many have come to wait since the last round took its logs, or
+//! [`GATHER_WAIT_MAX`] (and never longer than the last round's sync took)
+//! has passed. A lone appender never waits: one active appender is already
+//! there. When appenders go away the estimate is too high for one round,
+//! which waits its bound and corrects it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use crate::changes::Changes;
@@ -44,15 +66,61 @@ pub struct SyncStats {
 /// starts a round without them.
 pub const GATHER_WAIT_MAX: Duration = Duration::from_micros(500);
 
+/// How a parked waiter is woken.
+#[derive(Debug)]
+enum Wakes {
+    /// A blocked thread ([`SyncScheduler::wait_durable`]); it can lead a
+    /// round itself.
+    Thread(Thread),
+    /// A pending [`UntilDurable`]; rounds for it are led by the data
+    /// directory's sync thread.
+    Task(Mutex<Waker>),
+}
+
+/// A waiter parked until a round covers `offset` of `log`.
+#[derive(Debug)]
+struct Parked {
+    wakes: Wakes,
+    log: Arc<LogShared>,
+    offset: i64,
+    /// Set (before the wake) by the thread that takes it off the parked
+    /// list; a thread's `park` may also return spuriously.
+    woken: AtomicBool,
+}
+
+impl Parked {
+    fn served(&self) -> bool {
+        self.log.durable() >= self.offset || self.log.has_failed()
+    }
+
+    fn wake(&self) {
+        self.woken.store(true, Ordering::Release);
+        match &self.wakes {
+            Wakes::Thread(t) => t.unpark(),
+            Wakes::Task(w) => {
+                // Woken outside the lock, in case the waker polls at once.
+                let waker = w.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                waker.wake();
+            }
+        }
+    }
+
+    fn park(&self) {
+        while !self.woken.load(Ordering::Acquire) {
+            std::thread::park();
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct SchedState {
     dirty: Vec<Arc<LogShared>>,
-    /// A round is gathering or syncing: waiters wait for it to end.
+    /// A round is gathering or syncing: waiters park until one covers them.
     round_running: bool,
-    /// Threads inside `wait_durable` that have not returned yet.
-    waiting: usize,
-    /// Threads that came to `wait_durable` since the last round took the
-    /// dirty logs: their appends may need the next round.
+    /// Waiters parked while a round ran, not yet woken.
+    parked: Vec<Arc<Parked>>,
+    /// Waiters that came since the last round took the dirty logs: their
+    /// appends may need the next round.
     uncovered: usize,
     /// How many waiters the leader gathering now waits for (0: none).
     gather_target: usize,
@@ -60,6 +128,11 @@ struct SchedState {
     active_estimate: usize,
     /// How long the last round's syncs took.
     last_sync: Duration,
+    /// A task waits and no thread leads a round for it: the sync thread
+    /// should.
+    round_wanted: bool,
+    /// The data directory is closing: the sync thread ends.
+    stopping: bool,
 }
 
 #[derive(Debug)]
@@ -68,6 +141,11 @@ pub(crate) struct SyncScheduler {
     /// Moved whenever a round makes records durable (and so visible).
     pub changes: Arc<Changes>,
     state: Mutex<SchedState>,
+    /// Waiters (threads and tasks) not yet served.
+    waiting: AtomicUsize,
+    /// Wakes the sync thread: a round is wanted, or the directory closes.
+    wanted: Condvar,
+    /// Signalled when a round ends, for [`SyncScheduler::sync_all`].
     round_done: Condvar,
     /// Signalled when the waiters a gathering leader expects are there.
     gathered: Condvar,
@@ -82,6 +160,8 @@ impl SyncScheduler {
             clock,
             changes: Arc::default(),
             state: Mutex::default(),
+            waiting: AtomicUsize::new(0),
+            wanted: Condvar::new(),
             round_done: Condvar::new(),
             gathered: Condvar::new(),
             rounds: AtomicU64::new(0),
@@ -120,21 +200,43 @@ impl SyncScheduler {
         if log.durable() >= offset {
             return Ok(());
         }
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let result = self.wait_slow(log, offset);
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        result
+    }
+
+    fn wait_slow(&self, log: &Arc<LogShared>, offset: i64) -> Result<()> {
+        let me = Arc::new(Parked {
+            wakes: Wakes::Thread(std::thread::current()),
+            log: log.clone(),
+            offset,
+            woken: AtomicBool::new(false),
+        });
         let mut st = self.lock();
-        st.waiting += 1;
-        st.uncovered += 1;
-        if st.gather_target > 0 && st.uncovered >= st.gather_target {
-            self.gathered.notify_one();
-        }
-        let result = loop {
+        self.arrived(&mut st);
+        loop {
             if log.durable() >= offset {
-                break Ok(());
+                return Ok(());
             }
             if let Some(err) = log.failure() {
-                break Err(err);
+                // Whoever was to lead for the parked may be this waiter.
+                let next = self.hand_over(&mut st);
+                drop(st);
+                if let Some(next) = next {
+                    next.wake();
+                }
+                return Err(err);
             }
             if st.round_running {
-                st = self.round_done.wait(st).unwrap_or_else(|e| e.into_inner());
+                me.woken.store(false, Ordering::Relaxed);
+                st.parked.push(me.clone());
+                drop(st);
+                me.park();
+                if log.durable() >= offset {
+                    return Ok(());
+                }
+                st = self.lock();
                 continue;
             }
             log.sync_requested.store(true, Ordering::Release);
@@ -144,10 +246,130 @@ impl SyncScheduler {
                 log.queued.store(true, Ordering::Release);
                 st.dirty.push(log.clone());
             }
-            st = self.lead_round(st, true);
-        };
-        st.waiting -= 1;
-        result
+            self.lead_round(st, true);
+            if log.durable() >= offset {
+                return Ok(());
+            }
+            st = self.lock();
+        }
+    }
+
+    /// Counts a waiter that has come: its append may need the next round.
+    fn arrived(&self, st: &mut SchedState) {
+        st.uncovered += 1;
+        if st.gather_target > 0 && st.uncovered >= st.gather_target {
+            self.gathered.notify_one();
+        }
+    }
+
+    /// With no round running, makes sure one starts for the parked
+    /// waiters, if any: takes the longest-parked thread to wake and lead
+    /// it, or (only tasks wait) asks the sync thread. Every parked waiter is
+    /// then sure to be covered or woken.
+    fn hand_over(&self, st: &mut SchedState) -> Option<Arc<Parked>> {
+        if st.round_running || st.parked.is_empty() {
+            return None;
+        }
+        if let Some(i) = st
+            .parked
+            .iter()
+            .position(|p| matches!(p.wakes, Wakes::Thread(_)))
+        {
+            return Some(st.parked.remove(i));
+        }
+        st.round_wanted = true;
+        self.wanted.notify_one();
+        None
+    }
+
+    /// The sync thread: leads the rounds tasks want and, every `tick`,
+    /// syncs `IntervalMs` logs that are due, until [`SyncScheduler::stop`].
+    pub fn run_sync_thread(&self, tick: Duration) {
+        let mut next_tick = Instant::now() + tick;
+        let mut st = self.lock();
+        while !st.stopping {
+            if st.round_wanted && !st.round_running {
+                st.round_wanted = false;
+                self.lead_round(st, true);
+                st = self.lock();
+                continue;
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                drop(st);
+                self.flush_due();
+                next_tick = Instant::now() + tick;
+                st = self.lock();
+                continue;
+            }
+            st = self
+                .wanted
+                .wait_timeout(st, next_tick - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Ends [`SyncScheduler::run_sync_thread`].
+    pub fn stop(&self) {
+        self.lock().stopping = true;
+        self.wanted.notify_all();
+    }
+
+    /// Registers (or refreshes) a task's wait; `Ready` once served.
+    fn poll_task(
+        &self,
+        log: &Arc<LogShared>,
+        offset: i64,
+        me: &mut Option<Arc<Parked>>,
+        cx: &Context<'_>,
+    ) -> Poll<Result<()>> {
+        let mut st = self.lock();
+        if log.durable() >= offset {
+            return Poll::Ready(Ok(()));
+        }
+        if let Some(err) = log.failure() {
+            return Poll::Ready(Err(err));
+        }
+        match me {
+            Some(p) => {
+                if let Wakes::Task(w) = &p.wakes {
+                    w.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clone_from(cx.waker());
+                }
+                if p.woken.swap(false, Ordering::AcqRel) {
+                    // Taken off the list without being served (it never
+                    // is, but a task must not be lost): wait again.
+                    st.parked.push(p.clone());
+                }
+            }
+            None => {
+                let p = Arc::new(Parked {
+                    wakes: Wakes::Task(Mutex::new(cx.waker().clone())),
+                    log: log.clone(),
+                    offset,
+                    woken: AtomicBool::new(false),
+                });
+                self.waiting.fetch_add(1, Ordering::Relaxed);
+                self.arrived(&mut st);
+                st.parked.push(p.clone());
+                *me = Some(p);
+            }
+        }
+        if !st.round_running {
+            st.round_wanted = true;
+            self.wanted.notify_one();
+        }
+        Poll::Pending
+    }
+
+    /// A task's wait ends (served, or its future dropped).
+    fn task_done(&self, me: &Arc<Parked>) {
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        if !me.woken.load(Ordering::Acquire) {
+            self.lock().parked.retain(|p| !Arc::ptr_eq(p, me));
+        }
     }
 
     /// Runs a round now if any `IntervalMs` log is due (the flusher's tick).
@@ -158,7 +380,7 @@ impl SyncScheduler {
         }
         let now = self.clock.now_ms();
         if st.dirty.iter().any(|l| l.interval_due(now)) {
-            drop(self.lead_round(st, false));
+            self.lead_round(st, false);
         }
     }
 
@@ -174,7 +396,7 @@ impl SyncScheduler {
                 st.dirty.push(log.clone());
             }
         }
-        drop(self.lead_round(st, false));
+        self.lead_round(st, false);
         match logs.iter().find_map(|l| l.failure()) {
             Some(e) => Err(e),
             None => Ok(()),
@@ -182,13 +404,9 @@ impl SyncScheduler {
     }
 
     /// Runs one round as leader, first gathering the appenders it expects
-    /// if `gather`. Called with the lock held and no round running; returns
-    /// with the lock held again.
-    fn lead_round<'a>(
-        &'a self,
-        mut st: MutexGuard<'a, SchedState>,
-        gather: bool,
-    ) -> MutexGuard<'a, SchedState> {
+    /// if `gather`. Called with the lock held and no round running;
+    /// returns once the round has ended and woken its waiters.
+    fn lead_round(&self, mut st: MutexGuard<'_, SchedState>, gather: bool) {
         st.round_running = true;
         // (Count arrivals since the last round took its logs, not waiters:
         // those the last round served may not have left yet.)
@@ -223,9 +441,13 @@ impl SyncScheduler {
             .collect();
         for (log, plan) in plans {
             match log.execute_sync(plan) {
-                Ok((n_data, n_dir)) => {
-                    self.data_syncs.fetch_add(n_data, Ordering::Relaxed);
-                    self.dir_syncs.fetch_add(n_dir, Ordering::Relaxed);
+                Ok(done) => {
+                    self.data_syncs
+                        .fetch_add(done.data_syncs, Ordering::Relaxed);
+                    self.dir_syncs.fetch_add(done.dir_syncs, Ordering::Relaxed);
+                    if let Some(offset) = done.durable {
+                        log.publish_durable(offset);
+                    }
                 }
                 // Never retry an fsync and trust it: the kernel may have
                 // dropped the dirty pages already.
@@ -239,9 +461,78 @@ impl SyncScheduler {
         let mut st = self.lock();
         st.last_sync = synced_in;
         // Everyone waiting now (served or not) is an active appender.
-        st.active_estimate = st.waiting;
+        st.active_estimate = self.waiting.load(Ordering::Relaxed);
         st.round_running = false;
+        let (served, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut st.parked)
+            .into_iter()
+            .partition(|p| p.served());
+        st.parked = rest;
+        // Wanted again below if tasks still wait.
+        st.round_wanted = false;
+        let next = self.hand_over(&mut st);
         self.round_done.notify_all();
-        st
+        drop(st);
+        if let Some(next) = next {
+            next.wake();
+        }
+        for p in served {
+            p.wake();
+        }
+    }
+}
+
+/// A future that resolves once a log is durable up to an offset (or has
+/// failed): [`crate::Log::until_durable`]. It blocks no thread; the rounds
+/// it waits for are led by the data directory's sync thread, or by a
+/// thread blocked in `wait_durable` if one is, and share their
+/// `fdatasync`s with every other waiter.
+#[derive(Debug)]
+#[must_use = "a future does nothing unless awaited"]
+pub struct UntilDurable {
+    sched: Arc<SyncScheduler>,
+    log: Arc<LogShared>,
+    offset: i64,
+    me: Option<Arc<Parked>>,
+}
+
+impl UntilDurable {
+    pub(crate) fn new(sched: Arc<SyncScheduler>, log: Arc<LogShared>, offset: i64) -> Self {
+        Self {
+            sched,
+            log,
+            offset,
+            me: None,
+        }
+    }
+}
+
+impl Future for UntilDurable {
+    type Output = Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        if this.log.durable() >= this.offset {
+            if let Some(me) = this.me.take() {
+                this.sched.task_done(&me);
+            }
+            return Poll::Ready(Ok(()));
+        }
+        let polled = this
+            .sched
+            .poll_task(&this.log, this.offset, &mut this.me, cx);
+        if polled.is_ready()
+            && let Some(me) = this.me.take()
+        {
+            this.sched.task_done(&me);
+        }
+        polled
+    }
+}
+
+impl Drop for UntilDurable {
+    fn drop(&mut self) {
+        if let Some(me) = self.me.take() {
+            self.sched.task_done(&me);
+        }
     }
 }

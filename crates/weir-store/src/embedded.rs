@@ -631,6 +631,58 @@ impl EmbeddedStore {
         self.log.high_watermark().max(0) as u64
     }
 
+    /// [`EventStore::append`] without blocking a thread: the events are
+    /// written at once and the future resolves when they are durable
+    /// (under the broker's default `fsync=always`), their fsync shared with
+    /// every other appender. For async servers, which would otherwise hold
+    /// a blocking-pool thread per append in flight.
+    pub async fn append_async(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<AppendResult, StoreError> {
+        let result = self.append_unsynced(stream, expected, events)?;
+        if self.log.fsync_policy() == FsyncPolicy::Always {
+            self.log
+                .until_durable(result.last_position as i64 + 1)
+                .await?;
+        }
+        Ok(result)
+    }
+
+    /// Checks and writes an append (or finds it was made before: a retry);
+    /// the caller waits for it to be durable.
+    fn append_unsynced(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<AppendResult, StoreError> {
+        validate_stream(stream)?;
+        if events.is_empty() {
+            return Err(StoreError::InvalidEvent {
+                id: String::new(),
+                reason: "an append has at least one event".to_owned(),
+            });
+        }
+        validate_events(events)?;
+        let mut st = write_lock(&self.state);
+        if st.index.meta.get(stream).is_some_and(|m| m.tombstoned) {
+            return Err(StoreError::StreamDeleted {
+                stream: stream.to_owned(),
+            });
+        }
+        let last = st.index.version(stream);
+        // A retry's first attempt may still be on its way to the disk: the
+        // caller waits for it like for a new append.
+        if let Some(done) = self.retried(&st.index, stream, expected, last, events)? {
+            return Ok(done);
+        }
+        check_expected(stream, expected, st.index.effective_version(stream))?;
+        self.write_locked(&mut st, stream, events)
+    }
+
     fn wait_durable(&self, last_position: u64) -> Result<(), StoreError> {
         if self.log.fsync_policy() == FsyncPolicy::Always {
             self.log.wait_durable(last_position as i64 + 1)?;
@@ -795,30 +847,7 @@ impl EventStore for EmbeddedStore {
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Result<AppendResult, StoreError> {
-        validate_stream(stream)?;
-        if events.is_empty() {
-            return Err(StoreError::InvalidEvent {
-                id: String::new(),
-                reason: "an append has at least one event".to_owned(),
-            });
-        }
-        validate_events(events)?;
-        let mut st = write_lock(&self.state);
-        if st.index.meta.get(stream).is_some_and(|m| m.tombstoned) {
-            return Err(StoreError::StreamDeleted {
-                stream: stream.to_owned(),
-            });
-        }
-        let last = st.index.version(stream);
-        if let Some(done) = self.retried(&st.index, stream, expected, last, events)? {
-            drop(st);
-            // The first attempt may still be on its way to the disk.
-            self.wait_durable(done.last_position)?;
-            return Ok(done);
-        }
-        check_expected(stream, expected, st.index.effective_version(stream))?;
-        let result = self.write_locked(&mut st, stream, events)?;
-        drop(st);
+        let result = self.append_unsynced(stream, expected, events)?;
         self.wait_durable(result.last_position)?;
         Ok(result)
     }

@@ -4,7 +4,8 @@
 //! store in that directory and appends from several threads forever (with
 //! deletes, metadata changes and index saves), printing each append before
 //! it is sent and each acknowledgement and each event a reader was shown,
-//! flushed, on stdout. The parent kills it with SIGKILL at random moments,
+//! flushed, on stdout (one of the threads appends through the async
+//! `append_async`). The parent kills it with SIGKILL at random moments,
 //! then checks after each kill that every acknowledged append survived at
 //! its versions and positions, that everything a reader saw is still
 //! there, that every event comes from an append and every append is whole
@@ -64,6 +65,25 @@ fn say(line: String) {
     out.flush().unwrap();
 }
 
+/// Runs a future on this thread, parking between polls.
+fn block_on<F: Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let std::task::Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
+}
+
 /// One writer thread of the child: appends until killed.
 fn child_writer(store: &EmbeddedStore, round: u64, t: u64) {
     let mut rng = SimRng::new(round * 1_000 + t);
@@ -107,7 +127,14 @@ fn child_writer(store: &EmbeddedStore, round: u64, t: u64) {
         let events: Vec<NewEvent> = ids.iter().map(|id| event(id)).collect();
         let (stream_text, ids_text) = (stream.clone(), ids.join(","));
         say(format!("try {stream_text} {ids_text}"));
-        match store.append(&stream, expected, &events) {
+        // Writer 0 appends through the async API: its acknowledgements must
+        // be as durable as the blocking ones.
+        let appended = if t == 0 {
+            block_on(store.append_async(&stream, expected, &events))
+        } else {
+            store.append(&stream, expected, &events)
+        };
+        match appended {
             Ok(r) => say(format!(
                 "ack {stream_text} {} {} {} {} {} {ids_text}",
                 expected_text(expected),

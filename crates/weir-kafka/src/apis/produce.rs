@@ -11,7 +11,7 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use weir_broker::{BrokerError, Produced};
 
-use super::{blocking, str_bytes};
+use super::str_bytes;
 use crate::Shared;
 use crate::codes::{Code, for_broker_error};
 use crate::conn::{ConnError, decode, encode};
@@ -102,7 +102,8 @@ async fn acknowledge(
                 Err(response) => response,
                 Ok(produced) => {
                     let start = produced.log_start_offset();
-                    match blocking(move || produced.wait()).await {
+                    // The fsync round holds no thread while it runs.
+                    match produced.durable().await {
                         Ok(info) => PartitionProduceResponse::default()
                             .with_index(index)
                             .with_base_offset(info.base_offset)
