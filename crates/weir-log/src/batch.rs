@@ -251,54 +251,76 @@ pub fn parse_records<'a>(
     body: &'a [u8],
     header: &BatchHeader,
 ) -> Result<Vec<Record<'a>>, BatchError> {
-    let mut cur = Cursor {
-        bytes: body,
-        pos: 0,
-    };
     // The count comes from the producer: reserve no more than the bytes
     // could hold (every record takes several).
     let count = usize::try_from(header.record_count).map_err(|_| BatchError::BadRecord)?;
     let mut out = Vec::with_capacity(count.min(body.len()));
+    for_each_record(body, header, |r| {
+        out.push(r.clone());
+        Ok::<_, BatchError>(())
+    })?;
+    Ok(out)
+}
+
+/// [`parse_records`] for readers that look at one record at a time: calls
+/// `f` with each record in order, reusing one header list (no allocation
+/// per record). A malformed record stops it with the error; so does an
+/// error from `f`. The records seen before a malformed one were well
+/// formed.
+pub fn for_each_record<'a, E: From<BatchError>>(
+    body: &'a [u8],
+    header: &BatchHeader,
+    mut f: impl FnMut(&Record<'a>) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut cur = Cursor {
+        bytes: body,
+        pos: 0,
+    };
+    let count = u32::try_from(header.record_count).map_err(|_| BatchError::BadRecord)?;
+    let mut record = Record {
+        offset: 0,
+        timestamp: 0,
+        key: None,
+        value: None,
+        headers: Vec::new(),
+    };
     for _ in 0..count {
         let len = cur.varint()?;
         let record_end = usize::try_from(len)
             .ok()
             .and_then(|len| cur.pos.checked_add(len));
         let Some(record_end) = record_end.filter(|&end| end <= body.len()) else {
-            return Err(BatchError::BadRecord);
+            return Err(BatchError::BadRecord.into());
         };
         let _attributes = cur.take(1)?;
         let timestamp_delta = cur.varlong()?;
         let offset_delta = cur.varint()?;
-        let key = cur.bytes_opt()?;
-        let value = cur.bytes_opt()?;
+        record.key = cur.bytes_opt()?;
+        record.value = cur.bytes_opt()?;
         let header_count = cur.varint()?;
-        // Each header takes at least two bytes of the record.
-        let mut headers = Vec::with_capacity((header_count.max(0) as usize).min(len as usize / 2));
+        record.headers.clear();
+        // (Each header takes at least two bytes, or the cursor errs: the
+        // loop is bounded by the bytes, whatever the count claims.)
         for _ in 0..header_count.max(0) {
             let Some(name) = cur.bytes_opt()? else {
-                return Err(BatchError::BadRecord);
+                return Err(BatchError::BadRecord.into());
             };
             let Ok(name) = std::str::from_utf8(name) else {
-                return Err(BatchError::BadRecord);
+                return Err(BatchError::BadRecord.into());
             };
-            headers.push((name, cur.bytes_opt()?));
+            record.headers.push((name, cur.bytes_opt()?));
         }
         if cur.pos != record_end {
-            return Err(BatchError::BadRecord);
+            return Err(BatchError::BadRecord.into());
         }
-        out.push(Record {
-            offset: header.base_offset + i64::from(offset_delta),
-            timestamp: header.base_timestamp.wrapping_add(timestamp_delta),
-            key,
-            value,
-            headers,
-        });
+        record.offset = header.base_offset + i64::from(offset_delta);
+        record.timestamp = header.base_timestamp.wrapping_add(timestamp_delta);
+        f(&record)?;
     }
     if cur.pos != body.len() {
-        return Err(BatchError::BadRecord);
+        return Err(BatchError::BadRecord.into());
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Builds an uncompressed RecordBatch v2 from records, as a producer would.
@@ -557,5 +579,57 @@ mod tests {
         stamp(&mut bytes, 42, 0, 77);
         let header = validate(&bytes).unwrap();
         assert_eq!((header.base_offset, header.max_timestamp), (42, 77));
+    }
+
+    #[test]
+    fn malformed_records_are_refused_and_never_panic() {
+        let bytes = sample();
+        let header = BatchHeader::parse(&bytes).unwrap();
+        let body = &bytes[HEADER_BYTES..];
+        // Cut short, or with bytes after the last record.
+        for end in 0..body.len() {
+            assert!(matches!(
+                parse_records(&body[..end], &header),
+                Err(BatchError::BadRecord)
+            ));
+        }
+        let mut longer = body.to_vec();
+        longer.push(0);
+        assert!(matches!(
+            parse_records(&longer, &header),
+            Err(BatchError::BadRecord)
+        ));
+        // A header name that is not UTF-8 (the first record's "h").
+        let mut bad_name = body.to_vec();
+        let at = bad_name.iter().position(|&b| b == b'h').unwrap();
+        bad_name[at] = 0xff;
+        assert!(matches!(
+            parse_records(&bad_name, &header),
+            Err(BatchError::BadRecord)
+        ));
+        // More records than the bytes hold, and a header count that lies.
+        let mut more = header;
+        more.record_count = i32::MAX;
+        assert!(parse_records(body, &more).is_err());
+        // Every single-byte change either parses or is refused, and
+        // `for_each_record` sees the same records `parse_records` returns.
+        for i in 0..body.len() {
+            for v in [0x00, 0x01, 0x7f, 0x80, 0xff] {
+                let mut m = body.to_vec();
+                m[i] = v;
+                let mut seen = Vec::new();
+                let visited = for_each_record(&m, &header, |r| {
+                    seen.push(r.clone());
+                    Ok::<_, BatchError>(())
+                });
+                match parse_records(&m, &header) {
+                    Ok(all) => {
+                        assert!(visited.is_ok());
+                        assert_eq!(all, seen);
+                    }
+                    Err(_) => assert!(visited.is_err()),
+                }
+            }
+        }
     }
 }

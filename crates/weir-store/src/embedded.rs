@@ -160,12 +160,15 @@ pub(crate) fn for_each_record(
         if end > bytes.len() {
             break;
         }
-        let records = batch::records(&bytes[at..end]).map_err(|e| StoreError::Corrupt {
-            reason: format!("records in the events log: {e}"),
-        })?;
-        for r in &records {
-            f(r)?;
+        if header.compression() != 0 {
+            return Err(StoreError::Corrupt {
+                reason: format!(
+                    "a compressed batch in the events log at {}",
+                    header.base_offset
+                ),
+            });
         }
+        batch::for_each_record(&bytes[at + batch::HEADER_BYTES..end], &header, &mut f)?;
         at = end;
     }
     Ok(())
@@ -1057,7 +1060,12 @@ impl EmbeddedStore {
                 break;
             };
             let short = page.len() < want;
-            out.extend(self.visible(page, head));
+            let page = self.visible(page, head);
+            if out.is_empty() {
+                out = page;
+            } else {
+                out.extend(page);
+            }
             match direction {
                 Direction::Forward => at = last + 1,
                 Direction::Backward if last == 0 => break,
@@ -1098,7 +1106,7 @@ impl EmbeddedStore {
         let head = self.head();
         let start = self.log.start_offset().max(0) as u64;
         let max = max_count.min(READ_COUNT_MAX);
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(max.min(head.saturating_sub(from_position) as usize));
         match direction {
             Direction::Forward => {
                 let mut at = from_position.max(start);

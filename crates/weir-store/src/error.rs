@@ -45,3 +45,13 @@ pub enum StoreError {
     #[error(transparent)]
     Log(#[from] LogError),
 }
+
+/// A malformed record in the store's own log is corruption (Kafka clients
+/// cannot write there).
+impl From<weir_log::BatchError> for StoreError {
+    fn from(e: weir_log::BatchError) -> Self {
+        StoreError::Corrupt {
+            reason: format!("records in the events log: {e}"),
+        }
+    }
+}
