@@ -186,12 +186,15 @@ pub async fn produce(
     }
     let broker = app.broker.clone();
     let records = req.records;
-    let offsets = blocking(move || {
+    let n_records = records.len();
+    // Written on the blocking pool (encoding and validating a batch per
+    // partition); the wait for the fsync round holds no thread.
+    let pending = blocking(move || {
         let now = weir_log::SystemClock.now_ms();
         let mut pending = Vec::new();
-        for (partition, indexes) in &by_partition {
+        for (partition, indexes) in by_partition {
             let mut b = BatchBuilder::new(now);
-            for &i in indexes {
+            for &i in &indexes {
                 let headers: Vec<(&str, &[u8])> = records[i]
                     .headers
                     .iter()
@@ -204,30 +207,28 @@ pub async fn produce(
                     &headers,
                 );
             }
-            pending.push((
-                *partition,
-                broker.produce_nowait(&topic, *partition, &mut b.build())?,
-            ));
+            let written = broker.produce_nowait(&topic, partition, &mut b.build())?;
+            pending.push((partition, indexes, written));
         }
-        let mut offsets = vec![
-            Produced {
-                partition: 0,
-                offset: 0
-            };
-            records.len()
-        ];
-        for (partition, written) in pending {
-            let info = written.wait()?;
-            for (k, &i) in by_partition[&partition].iter().enumerate() {
-                offsets[i] = Produced {
-                    partition,
-                    offset: info.base_offset + k as i64,
-                };
-            }
-        }
-        Ok::<_, weir_broker::BrokerError>(offsets)
+        Ok::<_, weir_broker::BrokerError>(pending)
     })
     .await?;
+    let mut offsets = vec![
+        Produced {
+            partition: 0,
+            offset: 0
+        };
+        n_records
+    ];
+    for (partition, indexes, written) in pending {
+        let info = written.durable().await?;
+        for (k, &i) in indexes.iter().enumerate() {
+            offsets[i] = Produced {
+                partition,
+                offset: info.base_offset + k as i64,
+            };
+        }
+    }
     Ok(Json(ProduceResult { offsets }))
 }
 
