@@ -2,38 +2,29 @@
 //!
 //! Appenders that need durability wait here. If no round is running, the
 //! waiter becomes the leader and runs one itself (no thread hand-off on the
-//! fast path); otherwise it parks until a round covers it. A round takes
-//! every dirty log, syncs its data file and, if files were created or
-//! removed, its directory, and only then publishes each log's new durable
-//! offset. Appends that arrive during a round are all served by the next
-//! one, so many partitions and appenders share each `fdatasync`. (Letting
-//! two or more rounds sync at once was measured slower: one file's
-//! `fdatasync`s wait for each other's writeback, and rounds got smaller.)
-//!
-//! **Waking.** A round wakes only the parked waiters it made durable (or
-//! whose log failed), and one waiter it did not cover, which leads the next
-//! round. A woken waiter checks its log's durable offset without taking the
-//! scheduler's lock, so a round's end is one wake-up per waiter served, not
-//! a herd contending for the lock (as a condition variable's `notify_all`
-//! would be). The wake-ups form a tree: the leader wakes two waiters and
-//! each woken waiter wakes two more before it returns, so a round's
-//! waiters are all running after a few wake-up latencies, not one per
-//! waiter in a row, and the cost of the wake-up calls is spread over the
-//! cores.
+//! fast path); otherwise it sleeps until the running round ends and checks
+//! again. A round takes every dirty log, syncs its data file and, if files
+//! were created or removed, its directory, and only then publishes each
+//! log's new durable offset and wakes all waiting threads. Appends that
+//! arrive during a round are all served by the next one, so many
+//! partitions and appenders share each `fdatasync`. (Letting two or more
+//! rounds sync at once was measured slower: one file's `fdatasync`s wait
+//! for each other's writeback, and rounds got smaller. Waking each thread
+//! on its own, instead of one `notify_all`, was measured no faster.)
 //!
 //! **Tasks.** An async caller awaits [`UntilDurable`] instead of blocking
-//! a thread. Its waker is parked like a thread; as a task cannot run a
-//! round (that would block its executor), the data directory's sync thread
-//! leads the rounds that only tasks wait for. A round's end then costs the
-//! executor one wake-up per task served, and no thread sleeps per append.
+//! a thread. Its waker is kept on a list; a round's end wakes the tasks it
+//! served (their log is durable past their offset, or failed) and no other.
+//! A task cannot run a round (that would block its executor), so when only
+//! tasks wait, the data directory's sync thread leads the round. An async
+//! server thus holds no thread per append in flight.
 //!
 //! **Gathering.** With many appenders that each wait for their append
 //! before making the next (a closed loop), a leader that starts at once
 //! carries only the few appends made so far. A round therefore remembers
 //! how many appenders were waiting when it ended (those it served and
-//! those still waiting): that many are active. A leader that starts while
-//! no other round runs waits, before it takes the dirty logs, until that
-//! many have come to wait since the last round took its logs, or
+//! those still waiting): that many are active. The next leader waits,
+//! before it takes the dirty logs, until that many have come to wait since the last round took its logs, or
 //! [`GATHER_WAIT_MAX`] (and never longer than the last round's sync took)
 //! has passed. A lone appender never waits: one active appender is already
 //! there. When appenders go away the estimate is too high for one round,
@@ -44,7 +35,6 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use crate::changes::Changes;
@@ -66,25 +56,14 @@ pub struct SyncStats {
 /// starts a round without them.
 pub const GATHER_WAIT_MAX: Duration = Duration::from_micros(500);
 
-/// How a parked waiter is woken.
-#[derive(Debug)]
-enum Wakes {
-    /// A blocked thread ([`SyncScheduler::wait_durable`]); it can lead a
-    /// round itself.
-    Thread(Thread),
-    /// A pending [`UntilDurable`]; rounds for it are led by the data
-    /// directory's sync thread.
-    Task(Mutex<Waker>),
-}
-
-/// A waiter parked until a round covers `offset` of `log`.
+/// A task waiting until a round covers `offset` of `log`.
 #[derive(Debug)]
 struct Parked {
-    wakes: Wakes,
+    waker: Mutex<Waker>,
     log: Arc<LogShared>,
     offset: i64,
-    /// Set (before the wake) by the thread that takes it off the parked
-    /// list; a thread's `park` may also return spuriously.
+    /// Set by the round that takes it off the parked list, before the
+    /// wake.
     woken: AtomicBool,
 }
 
@@ -95,20 +74,9 @@ impl Parked {
 
     fn wake(&self) {
         self.woken.store(true, Ordering::Release);
-        match &self.wakes {
-            Wakes::Thread(t) => t.unpark(),
-            Wakes::Task(w) => {
-                // Woken outside the lock, in case the waker polls at once.
-                let waker = w.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                waker.wake();
-            }
-        }
-    }
-
-    fn park(&self) {
-        while !self.woken.load(Ordering::Acquire) {
-            std::thread::park();
-        }
+        // Woken outside the lock, in case the waker polls at once.
+        let waker = self.waker.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        waker.wake();
     }
 }
 
@@ -117,7 +85,7 @@ struct SchedState {
     dirty: Vec<Arc<LogShared>>,
     /// A round is gathering or syncing: waiters park until one covers them.
     round_running: bool,
-    /// Waiters parked while a round ran, not yet woken.
+    /// Tasks waiting, not yet served.
     parked: Vec<Arc<Parked>>,
     /// Waiters that came since the last round took the dirty logs: their
     /// appends may need the next round.
@@ -207,12 +175,6 @@ impl SyncScheduler {
     }
 
     fn wait_slow(&self, log: &Arc<LogShared>, offset: i64) -> Result<()> {
-        let me = Arc::new(Parked {
-            wakes: Wakes::Thread(std::thread::current()),
-            log: log.clone(),
-            offset,
-            woken: AtomicBool::new(false),
-        });
         let mut st = self.lock();
         self.arrived(&mut st);
         loop {
@@ -220,23 +182,10 @@ impl SyncScheduler {
                 return Ok(());
             }
             if let Some(err) = log.failure() {
-                // Whoever was to lead for the parked may be this waiter.
-                let next = self.hand_over(&mut st);
-                drop(st);
-                if let Some(next) = next {
-                    next.wake();
-                }
                 return Err(err);
             }
             if st.round_running {
-                me.woken.store(false, Ordering::Relaxed);
-                st.parked.push(me.clone());
-                drop(st);
-                me.park();
-                if log.durable() >= offset {
-                    return Ok(());
-                }
-                st = self.lock();
+                st = self.round_done.wait(st).unwrap_or_else(|e| e.into_inner());
                 continue;
             }
             log.sync_requested.store(true, Ordering::Release);
@@ -247,9 +196,6 @@ impl SyncScheduler {
                 st.dirty.push(log.clone());
             }
             self.lead_round(st, true);
-            if log.durable() >= offset {
-                return Ok(());
-            }
             st = self.lock();
         }
     }
@@ -262,24 +208,14 @@ impl SyncScheduler {
         }
     }
 
-    /// With no round running, makes sure one starts for the parked
-    /// waiters, if any: takes the longest-parked thread to wake and lead
-    /// it, or (only tasks wait) asks the sync thread. Every parked waiter is
-    /// then sure to be covered or woken.
-    fn hand_over(&self, st: &mut SchedState) -> Option<Arc<Parked>> {
-        if st.round_running || st.parked.is_empty() {
-            return None;
+    /// With no round running and tasks still parked, asks the sync thread
+    /// to lead a round for them (blocked threads, woken by every round's
+    /// end, lead their own).
+    fn hand_over(&self, st: &mut SchedState) {
+        if !st.round_running && !st.parked.is_empty() {
+            st.round_wanted = true;
+            self.wanted.notify_one();
         }
-        if let Some(i) = st
-            .parked
-            .iter()
-            .position(|p| matches!(p.wakes, Wakes::Thread(_)))
-        {
-            return Some(st.parked.remove(i));
-        }
-        st.round_wanted = true;
-        self.wanted.notify_one();
-        None
     }
 
     /// The sync thread: leads the rounds tasks want and, every `tick`,
@@ -333,11 +269,10 @@ impl SyncScheduler {
         }
         match me {
             Some(p) => {
-                if let Wakes::Task(w) = &p.wakes {
-                    w.lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .clone_from(cx.waker());
-                }
+                p.waker
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone_from(cx.waker());
                 if p.woken.swap(false, Ordering::AcqRel) {
                     // Taken off the list without being served (it never
                     // is, but a task must not be lost): wait again.
@@ -346,7 +281,7 @@ impl SyncScheduler {
             }
             None => {
                 let p = Arc::new(Parked {
-                    wakes: Wakes::Task(Mutex::new(cx.waker().clone())),
+                    waker: Mutex::new(cx.waker().clone()),
                     log: log.clone(),
                     offset,
                     woken: AtomicBool::new(false),
@@ -469,12 +404,9 @@ impl SyncScheduler {
         st.parked = rest;
         // Wanted again below if tasks still wait.
         st.round_wanted = false;
-        let next = self.hand_over(&mut st);
+        self.hand_over(&mut st);
         self.round_done.notify_all();
         drop(st);
-        if let Some(next) = next {
-            next.wake();
-        }
         for p in served {
             p.wake();
         }
