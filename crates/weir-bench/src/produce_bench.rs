@@ -234,7 +234,7 @@ struct ProduceRun {
 #[derive(Debug, Default)]
 struct CpuSplit {
     /// The server: tokio workers and blocking pool (`weir`), the server
-    /// thread, weir-log's flusher.
+    /// thread, weir-log's sync thread.
     broker: Duration,
     /// The producer threads and librdkafka's own (`rdk:*`).
     clients: Duration,

@@ -13,7 +13,7 @@ pub enum FsyncPolicy {
     /// An append is acknowledged only after `fdatasync`; readers see only
     /// synced records. Syncs are shared by every log of the data directory.
     Always,
-    /// The data directory's flusher syncs dirty data at least this often;
+    /// The data directory's sync thread syncs dirty data at least this often;
     /// appends return at once and readers see everything written.
     IntervalMs(u64),
     /// Never synced, except when a segment is sealed or the log is closed.
@@ -130,7 +130,7 @@ impl LogConfig {
 pub struct DirConfig {
     /// Most logs that may be open at once.
     pub logs_max: usize,
-    /// How often the flusher thread checks `IntervalMs` logs.
+    /// How often the sync thread checks `IntervalMs` logs.
     pub flush_tick_ms: u64,
 }
 

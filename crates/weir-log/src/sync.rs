@@ -307,7 +307,7 @@ impl SyncScheduler {
         }
     }
 
-    /// Runs a round now if any `IntervalMs` log is due (the flusher's tick).
+    /// Runs a round now if any `IntervalMs` log is due (the sync thread's tick).
     pub fn flush_due(&self) {
         let st = self.lock();
         if st.round_running {

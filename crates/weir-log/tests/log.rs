@@ -521,11 +521,14 @@ fn interval_and_never_policies_make_appends_visible_at_once() {
     assert_eq!(a.high_watermark(), 1);
     assert_eq!(b.high_watermark(), 1);
     assert_eq!(b.durable_offset(), 0);
-    // The flusher syncs the interval log once the (manual) clock says so.
+    // The sync thread syncs the interval log once the (manual) clock says so.
     clock.advance(25);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while a.durable_offset() < 1 {
-        assert!(std::time::Instant::now() < deadline, "flusher never synced");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sync thread never synced"
+        );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     assert_eq!(b.durable_offset(), 0);
