@@ -270,6 +270,44 @@ pub fn parse_records<'a>(
 pub fn for_each_record<'a, E: From<BatchError>>(
     body: &'a [u8],
     header: &BatchHeader,
+    f: impl FnMut(&Record<'a>) -> Result<(), E>,
+) -> Result<(), E> {
+    RecordWalker::default().walk(body, header, f)
+}
+
+/// [`for_each_record`] over many batches of one buffer, reusing one header
+/// list across all of them (a log of single-record batches would otherwise
+/// allocate one per record).
+#[derive(Debug, Default)]
+pub struct RecordWalker<'a> {
+    headers: Vec<(&'a str, Option<&'a [u8]>)>,
+}
+
+impl<'a> RecordWalker<'a> {
+    /// Calls `f` with each record of one batch's record bytes, in order.
+    pub fn walk<E: From<BatchError>>(
+        &mut self,
+        body: &'a [u8],
+        header: &BatchHeader,
+        f: impl FnMut(&Record<'a>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut record = Record {
+            offset: 0,
+            timestamp: 0,
+            key: None,
+            value: None,
+            headers: std::mem::take(&mut self.headers),
+        };
+        let walked = walk_records(body, header, &mut record, f);
+        self.headers = record.headers;
+        walked
+    }
+}
+
+fn walk_records<'a, E: From<BatchError>>(
+    body: &'a [u8],
+    header: &BatchHeader,
+    record: &mut Record<'a>,
     mut f: impl FnMut(&Record<'a>) -> Result<(), E>,
 ) -> Result<(), E> {
     let mut cur = Cursor {
@@ -277,13 +315,6 @@ pub fn for_each_record<'a, E: From<BatchError>>(
         pos: 0,
     };
     let count = u32::try_from(header.record_count).map_err(|_| BatchError::BadRecord)?;
-    let mut record = Record {
-        offset: 0,
-        timestamp: 0,
-        key: None,
-        value: None,
-        headers: Vec::new(),
-    };
     for _ in 0..count {
         let len = cur.varint()?;
         let record_end = usize::try_from(len)
@@ -315,7 +346,7 @@ pub fn for_each_record<'a, E: From<BatchError>>(
         }
         record.offset = header.base_offset + i64::from(offset_delta);
         record.timestamp = header.base_timestamp.wrapping_add(timestamp_delta);
-        f(&record)?;
+        f(record)?;
     }
     if cur.pos != body.len() {
         return Err(BatchError::BadRecord.into());

@@ -152,6 +152,7 @@ pub(crate) fn for_each_record(
     mut f: impl FnMut(&batch::Record<'_>) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let mut at = 0;
+    let mut walker = batch::RecordWalker::default();
     while at < bytes.len() {
         let header = BatchHeader::parse(&bytes[at..]).map_err(|e| StoreError::Corrupt {
             reason: format!("batch header in the events log: {e}"),
@@ -168,7 +169,7 @@ pub(crate) fn for_each_record(
                 ),
             });
         }
-        batch::for_each_record(&bytes[at + batch::HEADER_BYTES..end], &header, &mut f)?;
+        walker.walk(&bytes[at + batch::HEADER_BYTES..end], &header, &mut f)?;
         at = end;
     }
     Ok(())
