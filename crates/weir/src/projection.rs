@@ -10,7 +10,9 @@
 //! switch is one atomic rename of the `current` file, and the old
 //! generation is deleted. Replay pauses between pages
 //! ([`ProjectorConfig::rebuild_pause_ms`]) so a rebuild does not starve
-//! live traffic.
+//! live traffic, up to the head as it was when the rebuild started; what
+//! came since is replayed without pauses, so appends arriving faster than
+//! the paced replay cannot keep a rebuild from finishing.
 //!
 //! Files: `<read models dir>/<name>/current` holds the live generation's
 //! number; `<name>/<generation>.sqlite` its database.
@@ -371,14 +373,26 @@ impl<P: Projection> Projector<P> {
             checkpoint,
         };
         let mut applied = 0;
-        // Replay without the live lock, pausing between pages.
-        loop {
+        // Replay without the live lock, pausing between pages, up to the
+        // head as it was when the rebuild started: under a steady stream of
+        // appends faster than the paced replay, "until nothing is left"
+        // would never end. Then catch up on what came meanwhile without
+        // pausing (replay outruns durable appends), still unlocked.
+        let target = self.client.head_position()?;
+        while next.checkpoint < target {
             let n = self.apply_page(&mut next)?;
             applied += n;
             if n == 0 {
                 break;
             }
             std::thread::sleep(Duration::from_millis(self.config.rebuild_pause_ms));
+        }
+        loop {
+            let n = self.apply_page(&mut next)?;
+            applied += n;
+            if n == 0 {
+                break;
+            }
         }
         // The last events, and the switch, under the live lock: nothing
         // is applied to the old generation after this point.
