@@ -101,15 +101,6 @@ pub(crate) struct SyncPlan {
     next_offset: i64,
 }
 
-/// What carrying out a [`SyncPlan`] did.
-#[derive(Debug, Default)]
-pub(crate) struct SyncDone {
-    pub data_syncs: u64,
-    pub dir_syncs: u64,
-    /// The durable offset to publish, if data was synced.
-    pub durable: Option<i64>,
-}
-
 fn lock(state: &Mutex<LogState>) -> MutexGuard<'_, LogState> {
     state.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -859,27 +850,24 @@ impl LogShared {
         })
     }
 
-    /// Carries out a plan: data, then directory. The new durable offset
-    /// is the caller's to publish ([`LogShared::publish_durable`]).
-    pub fn execute_sync(&self, plan: SyncPlan) -> std::result::Result<SyncDone, LogError> {
-        let mut done = SyncDone::default();
+    /// Carries out a plan: data, then directory, then the durable offset.
+    pub fn execute_sync(&self, plan: SyncPlan) -> std::result::Result<(u64, u64), LogError> {
+        let (mut n_data, mut n_dir) = (0, 0);
         if let Some((file, path)) = plan.file {
             file.sync_data().map_err(LogError::sync(path))?;
-            done.data_syncs += 1;
-            done.durable = Some(plan.next_offset);
+            n_data += 1;
         }
         if plan.dir {
             self.storage
                 .sync_dir(&self.dir)
                 .map_err(LogError::sync(self.dir.clone()))?;
-            done.dir_syncs += 1;
+            n_dir += 1;
         }
-        Ok(done)
-    }
-
-    /// Makes everything below `offset` durable (and so visible).
-    pub fn publish_durable(&self, offset: i64) {
-        self.durable_offset.fetch_max(offset, Ordering::AcqRel);
+        if n_data > 0 {
+            self.durable_offset
+                .fetch_max(plan.next_offset, Ordering::AcqRel);
+        }
+        Ok((n_data, n_dir))
     }
 
     /// Whether an `IntervalMs` log is due for its periodic sync.

@@ -24,9 +24,9 @@
 //! carries only the few appends made so far. A round therefore remembers
 //! how many appenders were waiting when it ended (those it served and
 //! those still waiting): that many are active. The next leader waits,
-//! before it takes the dirty logs, until that many have come to wait since the last round took its logs, or
-//! [`GATHER_WAIT_MAX`] (and never longer than the last round's sync took)
-//! has passed. A lone appender never waits: one active appender is already
+//! before it takes the dirty logs, until that many have come to wait since
+//! the last round took its logs, or [`GATHER_WAIT_MAX`] (and never longer
+//! than the last round's sync took) has passed. A lone appender never waits: one active appender is already
 //! there. When appenders go away the estimate is too high for one round,
 //! which waits its bound and corrects it.
 
@@ -83,7 +83,7 @@ impl Parked {
 #[derive(Debug, Default)]
 struct SchedState {
     dirty: Vec<Arc<LogShared>>,
-    /// A round is gathering or syncing: waiters park until one covers them.
+    /// A round is gathering or syncing: waiters wait for it to end.
     round_running: bool,
     /// Tasks waiting, not yet served.
     parked: Vec<Arc<Parked>>,
@@ -267,18 +267,14 @@ impl SyncScheduler {
         if let Some(err) = log.failure() {
             return Poll::Ready(Err(err));
         }
+        // (A task is taken off the list only once served, which the checks
+        // above see: one still pending is on the list.)
         match me {
-            Some(p) => {
-                p.waker
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone_from(cx.waker());
-                if p.woken.swap(false, Ordering::AcqRel) {
-                    // Taken off the list without being served (it never
-                    // is, but a task must not be lost): wait again.
-                    st.parked.push(p.clone());
-                }
-            }
+            Some(p) => p
+                .waker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone_from(cx.waker()),
             None => {
                 let p = Arc::new(Parked {
                     waker: Mutex::new(cx.waker().clone()),
@@ -376,13 +372,9 @@ impl SyncScheduler {
             .collect();
         for (log, plan) in plans {
             match log.execute_sync(plan) {
-                Ok(done) => {
-                    self.data_syncs
-                        .fetch_add(done.data_syncs, Ordering::Relaxed);
-                    self.dir_syncs.fetch_add(done.dir_syncs, Ordering::Relaxed);
-                    if let Some(offset) = done.durable {
-                        log.publish_durable(offset);
-                    }
+                Ok((n_data, n_dir)) => {
+                    self.data_syncs.fetch_add(n_data, Ordering::Relaxed);
+                    self.dir_syncs.fetch_add(n_dir, Ordering::Relaxed);
                 }
                 // Never retry an fsync and trust it: the kernel may have
                 // dropped the dirty pages already.

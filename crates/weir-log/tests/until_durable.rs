@@ -53,6 +53,21 @@ fn poll_all(
     out.into_iter().map(Option::unwrap).collect()
 }
 
+/// Writes one record without waiting and returns the wait for it.
+fn write(log: &weir_log::Log, value: &str) -> UntilDurable {
+    let info = log.append_nowait(&mut one(value.as_bytes(), 0)).unwrap();
+    log.until_durable(info.last_offset + 1)
+}
+
+/// Polls one future until it is ready; returns its output and its waker.
+fn poll_one(f: UntilDurable, limit: Duration) -> (weir_log::Result<()>, Arc<CountingWaker>) {
+    let waker: Arc<CountingWaker> = Arc::default();
+    let result = poll_all(vec![f], std::slice::from_ref(&waker), limit)
+        .pop()
+        .unwrap();
+    (result, waker)
+}
+
 #[test]
 fn tasks_share_rounds_run_by_the_sync_thread_and_are_woken_once_served() {
     let (disk, clock) = (SimStorage::new(), ManualClock::new(0));
@@ -109,14 +124,7 @@ fn tasks_and_blocked_threads_wait_together() {
             });
         }
         for _ in 0..20 {
-            let futures: Vec<_> = (0..4)
-                .map(|i| {
-                    let info = log
-                        .append_nowait(&mut one(format!("task {i}").as_bytes(), 0))
-                        .unwrap();
-                    log.until_durable(info.last_offset + 1)
-                })
-                .collect();
+            let futures: Vec<_> = (0..4).map(|i| write(&log, &format!("task {i}"))).collect();
             let wakers: Vec<_> = (0..4).map(|_| Arc::default()).collect();
             for r in poll_all(futures, &wakers, Duration::from_secs(20)) {
                 r.unwrap();
@@ -134,17 +142,10 @@ fn a_failed_sync_fails_waiting_tasks_and_nothing_unsynced_is_visible() {
     let log = dir.open_log("t-0", sim_default()).unwrap();
     log.append(&mut one(b"safe", 0)).unwrap();
     disk.fail_next_syncs(1);
-    let info = log.append_nowait(&mut one(b"lost", 0)).unwrap();
-    let wakers = [Arc::default()];
-    let results = poll_all(
-        vec![log.until_durable(info.last_offset + 1)],
-        &wakers,
-        Duration::from_secs(20),
-    );
+    let (result, _) = poll_one(write(&log, "lost"), Duration::from_secs(20));
     assert!(
-        matches!(results[0], Err(LogError::ReadOnly { .. })),
-        "{:?}",
-        results[0]
+        matches!(result, Err(LogError::ReadOnly { .. })),
+        "{result:?}"
     );
     assert_eq!(
         decode(&log.read(0, 1 << 20).unwrap().bytes),
@@ -159,10 +160,7 @@ fn a_dropped_wait_leaves_nothing_behind() {
     let log = dir.open_log("t-0", sim_default()).unwrap();
     disk.set_sync_delay(Duration::from_millis(5));
     for i in 0..50 {
-        let info = log
-            .append_nowait(&mut one(format!("{i}").as_bytes(), 0))
-            .unwrap();
-        let mut f = log.until_durable(info.last_offset + 1);
+        let mut f = write(&log, &i.to_string());
         let waker = Waker::from(Arc::new(CountingWaker::default()));
         // Registered (pending), then dropped before any round ends.
         let polled = Pin::new(&mut f).poll(&mut Context::from_waker(&waker));
@@ -170,24 +168,14 @@ fn a_dropped_wait_leaves_nothing_behind() {
         drop(f);
     }
     // The rounds it asked for still run, and waits made later work.
-    let info = log.append_nowait(&mut one(b"last", 0)).unwrap();
-    let wakers = [Arc::default()];
-    poll_all(
-        vec![log.until_durable(info.last_offset + 1)],
-        &wakers,
-        Duration::from_secs(20),
-    )
-    .pop()
-    .unwrap()
-    .unwrap();
+    poll_one(write(&log, "last"), Duration::from_secs(20))
+        .0
+        .unwrap();
     assert_eq!(log.durable_offset(), 51);
     // A wait for what is durable already is ready at once, no round.
     let before = dir.sync_stats();
-    let wakers = [Arc::default()];
-    poll_all(vec![log.until_durable(51)], &wakers, Duration::from_secs(1))
-        .pop()
-        .unwrap()
-        .unwrap();
+    let (result, waker) = poll_one(log.until_durable(51), Duration::from_secs(1));
+    result.unwrap();
     assert_eq!(dir.sync_stats().rounds, before.rounds);
-    assert_eq!(wakers[0].0.load(Ordering::SeqCst), 0);
+    assert_eq!(waker.0.load(Ordering::SeqCst), 0);
 }
