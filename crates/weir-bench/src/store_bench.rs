@@ -53,6 +53,15 @@
 //! round into one file, N events per sync, which is what a perfect group
 //! commit of N waiting writers reaches on this disk. The goal's limit is
 //! the larger of the two; the report gives the ratio to each.
+//!
+//! **The closed-loop ceiling**: the perfect group commit above never waits
+//! for its writers, but the concurrent rows' writers each wait for their
+//! append before making the next, so between two syncs they must wake and
+//! write. A third raw row runs that loop with nothing else in it: N
+//! threads each `pwrite` one event's bytes to one shared file and wait
+//! until an `fdatasync` covers it, the first waiter to find no sync
+//! running syncing for all. It is what any store can reach with N blocking
+//! writers on this machine, and the report gives Weir's ratio to it.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier, Mutex};
@@ -891,21 +900,7 @@ fn raw_slice(
         &|| Ok(0),
         |t| {
             let path = dir.join(format!("raw-{threads}x{records_per_sync}-{t}"));
-            let file = std::fs::File::options()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .with_context(|| format!("create {}", path.display()))?;
-            // Written and synced before the clock: the timed writes then
-            // overwrite allocated, written blocks, so each fdatasync flushes
-            // data only (the cheapest durable write this disk has).
-            let zeros = vec![0u8; 1024 * 1024];
-            for at in (0..RAW_FILE_BYTES).step_by(zeros.len()) {
-                file.write_all_at(&zeros, at)?;
-            }
-            file.sync_all()?;
-            std::fs::File::open(dir)?.sync_all()?;
+            let file = zeroed_raw_file(&path)?;
             let mut rng = Rng(0x5eed + t as u64);
             let mut buf = vec![0u8; write_bytes];
             rng.fill(&mut buf);
@@ -939,12 +934,132 @@ fn raw_slice(
     Ok((tally, elapsed, fsyncs))
 }
 
+/// Creates a raw baseline file of [`RAW_FILE_BYTES`], written with zeros
+/// and synced (with its directory) before any clock starts: timed writes
+/// then overwrite allocated, written blocks, so each `fdatasync` flushes
+/// data only (the cheapest durable write this disk has).
+fn zeroed_raw_file(path: &Path) -> anyhow::Result<std::fs::File> {
+    use std::os::unix::fs::FileExt as _;
+    let file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("create {}", path.display()))?;
+    let zeros = vec![0u8; 1024 * 1024];
+    for at in (0..RAW_FILE_BYTES).step_by(zeros.len()) {
+        file.write_all_at(&zeros, at)?;
+    }
+    file.sync_all()?;
+    if let Some(parent) = path.parent() {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(file)
+}
+
+/// The shared state of [`raw_closed_loop_slice`]'s writers.
+#[derive(Debug, Default)]
+struct LoopState {
+    /// Where the next write goes (wrapping at [`RAW_FILE_BYTES`]).
+    at: u64,
+    /// Writes made, and the count the last finished sync covers.
+    written: u64,
+    durable: u64,
+    /// A writer is in `fdatasync` for the others.
+    syncing: bool,
+    fsyncs: u64,
+    failed: bool,
+}
+
+/// The closed-loop ceiling: `threads` threads each write one event's
+/// `record_bytes` at the end of one shared file and wait until an
+/// `fdatasync` covers it, then write the next; the first waiter to find no
+/// sync running syncs for everyone written so far (leader and followers,
+/// the textbook group commit, with no index, no encoding and no checks).
+/// This is the same closed loop as Weir's and PostgreSQL's concurrent
+/// rows with nothing else in it, so it is what any store can reach with
+/// `threads` blocking writers on this machine: unlike the raw group-commit
+/// row, its writers must wake and write between syncs.
+fn raw_closed_loop_slice(
+    dir: &Path,
+    slice: &Plan,
+    threads: usize,
+    record_bytes: usize,
+) -> anyhow::Result<Slice> {
+    use std::os::unix::fs::FileExt as _;
+    let path = dir.join(format!("raw-loop-{threads}"));
+    let file = zeroed_raw_file(&path)?;
+    let len = record_bytes as u64;
+    let state = Mutex::new(LoopState::default());
+    let synced = std::sync::Condvar::new();
+    let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
+    let writes_max = (slice.events_max / threads as u64).max(1);
+    let result = timed(
+        threads,
+        &|| Ok(lock().fsyncs),
+        |t| {
+            let mut buf = vec![0u8; record_bytes];
+            Rng(0x100b + t as u64).fill(&mut buf);
+            Ok(buf)
+        },
+        |_, buf| {
+            let mut latencies_ns = Vec::with_capacity(writes_max.min(1 << 20) as usize);
+            let deadline = Instant::now() + slice.phase;
+            while (latencies_ns.len() as u64) < writes_max && Instant::now() < deadline {
+                let t = Instant::now();
+                let mut st = lock();
+                if st.at + len > RAW_FILE_BYTES {
+                    st.at = 0;
+                }
+                file.write_all_at(&buf, st.at)
+                    .with_context(|| format!("write {}", path.display()))?;
+                st.at += len;
+                st.written += 1;
+                let mine = st.written;
+                while st.durable < mine {
+                    anyhow::ensure!(!st.failed, "another writer's fdatasync failed");
+                    if st.syncing {
+                        st = synced.wait(st).unwrap_or_else(|e| e.into_inner());
+                        continue;
+                    }
+                    st.syncing = true;
+                    let upto = st.written;
+                    drop(st);
+                    let outcome = file.sync_data();
+                    st = lock();
+                    st.syncing = false;
+                    st.fsyncs += 1;
+                    match outcome {
+                        Ok(()) => st.durable = upto,
+                        Err(_) => st.failed = true,
+                    }
+                    synced.notify_all();
+                    outcome.with_context(|| format!("fdatasync {}", path.display()))?;
+                }
+                drop(st);
+                latencies_ns.push(t.elapsed().as_nanos() as u64);
+            }
+            Ok(Tally {
+                events: latencies_ns.len() as u64,
+                latencies_ns,
+            })
+        },
+    );
+    drop(file);
+    std::fs::remove_file(&path)?;
+    result
+}
+
 fn raw_phase_name(threads: usize, records_per_sync: usize) -> String {
     match (threads, records_per_sync) {
         (1, 1) => "raw write+fdatasync, 1 thread".to_owned(),
         (t, 1) => format!("raw write+fdatasync, {t} threads, a file each"),
         (_, r) => format!("raw group commit: {r} events per fdatasync, 1 file"),
     }
+}
+
+fn raw_loop_phase_name(threads: usize) -> String {
+    format!("raw closed loop: {threads} threads, 1 file, shared fdatasyncs")
 }
 
 /// `a / b` as a ratio of events per second.
@@ -961,8 +1076,9 @@ fn goal(met: bool) -> &'static str {
 #[derive(Debug)]
 struct Results {
     single: [Row; 3],
-    /// Weir's threads, PostgreSQL, the two raw rows, Weir's async tasks.
-    multi: [Row; 5],
+    /// Weir's threads, PostgreSQL, the two raw rows, the raw closed loop,
+    /// Weir's async tasks.
+    multi: [Row; 6],
     batch: [Row; 2],
     stream: [Row; 2],
     all: [Row; 2],
@@ -1008,11 +1124,11 @@ fn measure(
     }
 
     eprintln!("[weir-bench] single-event appends, {n} writers ...");
-    let mut multi: [Measured; 5] = Default::default();
+    let mut multi: [Measured; 6] = Default::default();
     for r in 0..reps {
         let label = format!("many{r}");
         multi[0].add(append_slice(weir, &slice, &label, n, 1)?);
-        multi[4].add(async_append_slice(
+        multi[5].add(async_append_slice(
             weir_store,
             &slice,
             &format!("tasks{r}"),
@@ -1021,6 +1137,7 @@ fn measure(
         multi[1].add(append_slice(pg, &slice, &label, n, 1)?);
         multi[2].add(raw_slice(raw_dir, &slice, n, 1, record_bytes)?);
         multi[3].add(raw_slice(raw_dir, &slice, 1, n, record_bytes)?);
+        multi[4].add(raw_closed_loop_slice(raw_dir, &slice, n, record_bytes)?);
     }
 
     eprintln!("[weir-bench] {BATCH_EVENTS}-event appends, 1 writer ...");
@@ -1063,7 +1180,7 @@ fn measure(
     }
 
     let [s0, s1, s2] = single;
-    let [m0, m1, m2, m3, m4] = multi;
+    let [m0, m1, m2, m3, m4, m5] = multi;
     let [b0, b1] = batch;
     let [r0, r1] = stream;
     let [a0, a1] = all;
@@ -1079,7 +1196,8 @@ fn measure(
             m1.row(append_phase_name(pg, n, 1)),
             m2.row(raw_phase_name(n, 1)),
             m3.row(raw_phase_name(1, n)),
-            m4.row(format!("weir append 1 event, {n} async tasks")),
+            m4.row(raw_loop_phase_name(n)),
+            m5.row(format!("weir append 1 event, {n} async tasks")),
         ],
         batch: [
             b0.row(append_phase_name(weir, 1, BATCH_EVENTS)),
@@ -1155,7 +1273,15 @@ fn print_results(results: &Results, plan: &Plan, weir_bytes: u64) {
     let n = plan.writers;
     let Results {
         single: [weir_single, pg_single, raw_single],
-        multi: [weir_multi, pg_multi, raw_multi, raw_group, weir_tasks],
+        multi:
+            [
+                weir_multi,
+                pg_multi,
+                raw_multi,
+                raw_group,
+                raw_loop,
+                weir_tasks,
+            ],
         batch: [weir_batch, pg_batch],
         stream: [weir_stream, pg_stream],
         all: [weir_all, pg_all],
@@ -1189,6 +1315,12 @@ fn print_results(results: &Results, plan: &Plan, weir_bytes: u64) {
         "physical limit, raw rows writing {record_bytes} B per event: {n} threads each waiting for its own fdatasync reach {:.0} events/s (the issue's raw fdatasyncs/s x writers; 1 thread's rate x {n} would be {literal:.0}). Weir's writers share one fdatasync per round (group commit), so its bound is {n} events per fdatasync: {:.0} events/s measured. The limit below is the larger of the two measured.",
         raw_multi.records_per_sec(),
         raw_group.records_per_sec(),
+    );
+    println!(
+        "closed-loop ceiling: {n} threads that each write {record_bytes} B to one file and wait for a shared fdatasync before the next write, nothing else (the loop of the concurrent rows, where writers must wake and write between syncs): {:.0} events/s, {:.2} of the raw group commit and {:.2}x PostgreSQL on this machine",
+        raw_loop.records_per_sec(),
+        ratio(raw_loop, raw_group),
+        ratio(raw_loop, pg_multi),
     );
     let limit = if raw_group.records_per_sec() >= raw_multi.records_per_sec() {
         raw_group
@@ -1226,6 +1358,11 @@ fn print_results(results: &Results, plan: &Plan, weir_bytes: u64) {
     println!(
         "store/raw concurrent append ratio (group commit, {n} events per fdatasync): {:.2}",
         ratio(weir_multi, raw_group)
+    );
+    println!(
+        "store/closed-loop ceiling concurrent append ratio ({n} threads): {:.2}; async tasks: {:.2}",
+        ratio(weir_multi, raw_loop),
+        ratio(weir_tasks, raw_loop)
     );
     println!(
         "store (async tasks)/postgres concurrent append ratio: {:.2}; /physical limit: {:.2}; p99 {:.2} ms",
