@@ -58,10 +58,11 @@
 //! for its writers, but the concurrent rows' writers each wait for their
 //! append before making the next, so between two syncs they must wake and
 //! write. A third raw row runs that loop with nothing else in it: N
-//! threads each `pwrite` one event's bytes to one shared file and wait
-//! until an `fdatasync` covers it, the first waiter to find no sync
-//! running syncing for all. It is what any store can reach with N blocking
-//! writers on this machine, and the report gives Weir's ratio to it.
+//! threads each add one event's bytes to a shared buffer and wait until an
+//! `fdatasync` covers it; a leader waits until all N have added theirs,
+//! writes the buffer with one `pwrite` and syncs. It is the fastest such
+//! loop measured on these machines, so no store gets much past it with N
+//! blocking writers there, and the report gives Weir's ratio to it.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier, Mutex};
@@ -960,25 +961,29 @@ fn zeroed_raw_file(path: &Path) -> anyhow::Result<std::fs::File> {
 /// The shared state of [`raw_closed_loop_slice`]'s writers.
 #[derive(Debug, Default)]
 struct LoopState {
-    /// Where the next write goes (wrapping at [`RAW_FILE_BYTES`]).
-    at: u64,
-    /// Writes made, and the count the last finished sync covers.
+    /// Events written to `pending` and not yet taken by a sync.
+    pending: Vec<u8>,
+    pending_events: usize,
+    /// Events written in all, and how many of them the last sync covered.
     written: u64,
     durable: u64,
-    /// A writer is in `fdatasync` for the others.
-    syncing: bool,
+    /// A writer leads a round (gathering, writing, syncing) for the others.
+    leading: bool,
     fsyncs: u64,
     failed: bool,
 }
 
-/// The closed-loop ceiling: `threads` threads each write one event's
-/// `record_bytes` at the end of one shared file and wait until an
-/// `fdatasync` covers it, then write the next; the first waiter to find no
-/// sync running syncs for everyone written so far (leader and followers,
-/// the textbook group commit, with no index, no encoding and no checks).
-/// This is the same closed loop as Weir's and PostgreSQL's concurrent
-/// rows with nothing else in it, so it is what any store can reach with
-/// `threads` blocking writers on this machine: unlike the raw group-commit
+/// The closed-loop ceiling: `threads` threads each add one event's
+/// `record_bytes` to a shared buffer and wait until an `fdatasync` covers
+/// it, then add the next. The first waiter to find no round running leads
+/// one: it waits (at most [`weir_log::GATHER_WAIT_MAX`]) until every
+/// thread has added its event, writes the buffer at the end of one file
+/// with one `pwrite` and syncs it. It knows how many writers there are and
+/// does nothing else (no index, no encoding, no checks): the fastest such
+/// loop we have measured on these machines (a leader that syncs without
+/// gathering, or a `pwrite` per writer, reached less). The concurrent
+/// rows' writers run this same loop, so no store reaches much more with
+/// `threads` blocking writers on this machine; unlike the raw group-commit
 /// row, its writers must wake and write between syncs.
 fn raw_closed_loop_slice(
     dir: &Path,
@@ -989,11 +994,12 @@ fn raw_closed_loop_slice(
     use std::os::unix::fs::FileExt as _;
     let path = dir.join(format!("raw-loop-{threads}"));
     let file = zeroed_raw_file(&path)?;
-    let len = record_bytes as u64;
     let state = Mutex::new(LoopState::default());
-    let synced = std::sync::Condvar::new();
+    let (synced, gathered) = (std::sync::Condvar::new(), std::sync::Condvar::new());
     let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
     let writes_max = (slice.events_max / threads as u64).max(1);
+    // Where the next round writes: only the leader moves it.
+    let at = std::sync::atomic::AtomicU64::new(0);
     let result = timed(
         threads,
         &|| Ok(lock().fsyncs),
@@ -1003,38 +1009,57 @@ fn raw_closed_loop_slice(
             Ok(buf)
         },
         |_, buf| {
+            use std::sync::atomic::Ordering::Relaxed;
             let mut latencies_ns = Vec::with_capacity(writes_max.min(1 << 20) as usize);
             let deadline = Instant::now() + slice.phase;
             while (latencies_ns.len() as u64) < writes_max && Instant::now() < deadline {
                 let t = Instant::now();
                 let mut st = lock();
-                if st.at + len > RAW_FILE_BYTES {
-                    st.at = 0;
-                }
-                file.write_all_at(&buf, st.at)
-                    .with_context(|| format!("write {}", path.display()))?;
-                st.at += len;
+                st.pending.extend_from_slice(&buf);
+                st.pending_events += 1;
                 st.written += 1;
                 let mine = st.written;
+                if st.pending_events >= threads {
+                    gathered.notify_one();
+                }
                 while st.durable < mine {
-                    anyhow::ensure!(!st.failed, "another writer's fdatasync failed");
-                    if st.syncing {
+                    anyhow::ensure!(!st.failed, "another writer's write or fdatasync failed");
+                    if st.leading {
                         st = synced.wait(st).unwrap_or_else(|e| e.into_inner());
                         continue;
                     }
-                    st.syncing = true;
+                    st.leading = true;
+                    let gather_until = Instant::now() + weir_log::GATHER_WAIT_MAX;
+                    while st.pending_events < threads {
+                        let Some(left) = gather_until.checked_duration_since(Instant::now()) else {
+                            break;
+                        };
+                        st = gathered
+                            .wait_timeout(st, left)
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0;
+                    }
+                    let bytes = std::mem::take(&mut st.pending);
+                    st.pending_events = 0;
                     let upto = st.written;
                     drop(st);
-                    let outcome = file.sync_data();
+                    let mut offset = at.load(Relaxed);
+                    if offset + bytes.len() as u64 > RAW_FILE_BYTES {
+                        offset = 0;
+                    }
+                    at.store(offset + bytes.len() as u64, Relaxed);
+                    let outcome = file
+                        .write_all_at(&bytes, offset)
+                        .and_then(|()| file.sync_data());
                     st = lock();
-                    st.syncing = false;
+                    st.leading = false;
                     st.fsyncs += 1;
                     match outcome {
                         Ok(()) => st.durable = upto,
                         Err(_) => st.failed = true,
                     }
                     synced.notify_all();
-                    outcome.with_context(|| format!("fdatasync {}", path.display()))?;
+                    outcome.with_context(|| format!("write and fdatasync {}", path.display()))?;
                 }
                 drop(st);
                 latencies_ns.push(t.elapsed().as_nanos() as u64);
@@ -1059,7 +1084,7 @@ fn raw_phase_name(threads: usize, records_per_sync: usize) -> String {
 }
 
 fn raw_loop_phase_name(threads: usize) -> String {
-    format!("raw closed loop: {threads} threads, 1 file, shared fdatasyncs")
+    format!("raw closed loop: {threads} threads, 1 file, a pwrite per round")
 }
 
 /// `a / b` as a ratio of events per second.
@@ -1317,7 +1342,7 @@ fn print_results(results: &Results, plan: &Plan, weir_bytes: u64) {
         raw_group.records_per_sec(),
     );
     println!(
-        "closed-loop ceiling: {n} threads that each write {record_bytes} B to one file and wait for a shared fdatasync before the next write, nothing else (the loop of the concurrent rows, where writers must wake and write between syncs): {:.0} events/s, {:.2} of the raw group commit and {:.2}x PostgreSQL on this machine",
+        "closed-loop ceiling: {n} threads that each add {record_bytes} B to a buffer and wait for the round that writes it (one pwrite) and syncs it before adding the next, nothing else (the loop of the concurrent rows, where writers must wake and write between syncs): {:.0} events/s, {:.2} of the raw group commit and {:.2}x PostgreSQL on this machine",
         raw_loop.records_per_sec(),
         ratio(raw_loop, raw_group),
         ratio(raw_loop, pg_multi),

@@ -52,4 +52,4 @@ pub use dir::{DataDir, LOG_NAME_BYTES_MAX, validate_log_name};
 pub use error::{BatchError, LogError, Result};
 pub use log::{AppendInfo, Log, ReadBatches, RetentionOutcome, TimeMatch};
 pub use storage::{DirLock, OsStorage, Storage, StorageFile};
-pub use sync::{SyncStats, UntilDurable};
+pub use sync::{GATHER_WAIT_MAX, SyncStats, UntilDurable};

@@ -200,7 +200,16 @@ impl Log {
     /// retention pass.
     pub fn set_config(&self, config: LogConfig) -> Result<()> {
         config.validate()?;
-        lock(&self.shared.state).config = config;
+        let mut st = lock(&self.shared.state);
+        if config.fsync != FsyncPolicy::Always {
+            // Readers will see up to the end offset, so every byte must be
+            // in the file.
+            if let Err(e) = st.active_mut().write_deferred() {
+                self.shared.fail_locked(&mut st, &e.to_string());
+                return Err(e);
+            }
+        }
+        st.config = config;
         Ok(())
     }
 
@@ -325,10 +334,28 @@ impl Log {
                 .map_err(LogError::io("preallocate", &active.data_path))?;
             active.allocated = target;
         }
-        active
-            .data
-            .write_all_at(batches, pos)
-            .map_err(LogError::io("write", &active.data_path))?;
+        // Under `Always` the append waits for a round anyway: into space
+        // already written (zeros ahead), where a write needs no block and
+        // cannot meet a full disk, its bytes wait for the round's one
+        // `pwrite`. Otherwise they are written now, after any deferred
+        // ones, so that a full disk fails this append alone.
+        let defer = config.fsync == FsyncPolicy::Always
+            && end <= active.zeroed_end
+            && active.deferred.len() + batches.len() <= segment::DEFERRED_BYTES_MAX;
+        if defer {
+            active.deferred.extend_from_slice(batches);
+        } else {
+            if let Err(e) = active.write_deferred() {
+                self.shared.fail_locked(&mut st, &e.to_string());
+                return Err(e);
+            }
+            let active = st.active_mut();
+            active
+                .data
+                .write_all_at(batches, pos)
+                .map_err(LogError::io("write", &active.data_path))?;
+        }
+        let active = st.active_mut();
         zero_ahead(active, end, batches.len() as u64, &config);
         active.on_append(&headers, pos, u64::from(config.index_interval_bytes), now);
         drop(st);
@@ -381,6 +408,10 @@ impl Log {
     /// file's directory entry is synced by the next round before any record
     /// in it counts as durable.
     fn roll(&self, st: &mut LogState) -> Result<()> {
+        if let Err(e) = st.active_mut().write_deferred() {
+            self.shared.fail_locked(st, &e.to_string());
+            return Err(e);
+        }
         if let Err(e) = st.active_mut().seal() {
             // A failed fsync is final; anything else (a full disk) leaves
             // the segment active and the log writable.
@@ -842,6 +873,12 @@ impl LogShared {
             return None;
         }
         st.last_sync_ms = now_ms;
+        if needs_data && let Err(e) = st.active_mut().write_deferred() {
+            // Appends were taken and their writers wait: the log cannot
+            // go on without their bytes (as after a failed sync).
+            self.fail_locked(&mut st, &e.to_string());
+            return None;
+        }
         let active = st.active();
         Some(SyncPlan {
             file: needs_data.then(|| (active.data.clone(), active.data_path.clone())),
@@ -884,6 +921,9 @@ impl LogShared {
     pub fn close(&self) {
         let mut st = lock(&self.state);
         st.closed = true;
+        if let Err(e) = st.active_mut().write_deferred() {
+            self.fail_locked(&mut st, &e.to_string());
+        }
         st.active_mut().flush_indexes();
     }
 }

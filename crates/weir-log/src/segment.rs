@@ -114,6 +114,11 @@ const INDEX_FLUSH_DATA_BYTES: u64 = 4 * 1024 * 1024;
 
 /// How far ahead index files are reserved, per step.
 const INDEX_PREALLOCATE_BYTES: u64 = 256 * 1024;
+/// The most bytes an active segment defers before it writes them with the
+/// next append (see [`Segment::deferred`]).
+pub(crate) const DEFERRED_BYTES_MAX: usize = 512 * 1024;
+/// Capacity the deferred buffer keeps once written.
+const DEFERRED_KEPT_BYTES: usize = 64 * 1024;
 
 impl Index {
     /// The longest prefix of well-formed entries: offset entries strictly
@@ -291,7 +296,8 @@ pub(crate) struct Segment {
     pub data_path: PathBuf,
     offset_index: Index,
     time_index: Index,
-    /// Bytes of batches in the data file.
+    /// Bytes of batches in the segment (the data file's, and the deferred
+    /// tail's).
     pub size: u64,
     /// One past the last offset stored in this segment.
     pub next_offset: i64,
@@ -306,6 +312,12 @@ pub(crate) struct Segment {
     /// Bytes before this are data or zeros written by the log (active
     /// segment only; see `LogConfig::zero_ahead_bytes`).
     pub zeroed_end: u64,
+    /// The last bytes of `size`, appended but not yet in the data file:
+    /// `[size - deferred.len(), size)`. Only appends that wait for a sync
+    /// round are deferred, so the round writes them all with one `pwrite`
+    /// before its `fdatasync`; readers never need them (they are past the
+    /// durable offset), and a crash loses only what was never acknowledged.
+    pub deferred: Vec<u8>,
 }
 
 /// What a reader needs of a segment, copied out under the log's lock.
@@ -313,6 +325,7 @@ pub(crate) struct Segment {
 pub(crate) struct SegmentView {
     pub data: Arc<dyn StorageFile>,
     pub data_path: PathBuf,
+    /// Bytes of batches in the data file (not the deferred tail).
     pub size: u64,
     pub base_offset: i64,
     /// The offset and time indexes of a sealed segment (file-backed).
@@ -410,6 +423,7 @@ impl Segment {
             bytes_since_index: 0,
             allocated: 0,
             zeroed_end: 0,
+            deferred: Vec::new(),
         };
         seg.offset_index.rewrite(&[])?;
         seg.time_index.rewrite(&[])?;
@@ -460,6 +474,7 @@ impl Segment {
             bytes_since_index: 0,
             allocated: file_len,
             zeroed_end: 0,
+            deferred: Vec::new(),
         };
         if active {
             seg.recover_tail(file_len, log_name)?;
@@ -728,6 +743,10 @@ impl Segment {
     /// [`Segment::mark_sealed`]: if the next segment cannot be created, the
     /// log goes on appending here.
     pub fn seal(&mut self) -> Result<()> {
+        debug_assert!(
+            self.deferred.is_empty(),
+            "deferred bytes are written before a seal"
+        );
         let last_ts = self.time_index.last()?.map_or(-1, |e| e.key);
         if self.max_timestamp > last_ts {
             self.time_index.push(IndexEntry {
@@ -753,6 +772,26 @@ impl Segment {
             (&self.time_index.file, &self.time_index.path),
         ] {
             file.sync_data().map_err(LogError::sync(path.clone()))?;
+        }
+        Ok(())
+    }
+
+    /// Bytes of batches in the data file: `size` less the deferred tail.
+    pub fn written_size(&self) -> u64 {
+        self.size - self.deferred.len() as u64
+    }
+
+    /// Writes the deferred tail to the data file, with one `pwrite`.
+    pub fn write_deferred(&mut self) -> Result<()> {
+        if self.deferred.is_empty() {
+            return Ok(());
+        }
+        self.data
+            .write_all_at(&self.deferred, self.written_size())
+            .map_err(LogError::io("write", &self.data_path))?;
+        self.deferred.clear();
+        if self.deferred.capacity() > DEFERRED_KEPT_BYTES {
+            self.deferred.shrink_to(DEFERRED_KEPT_BYTES);
         }
         Ok(())
     }
@@ -787,7 +826,7 @@ impl Segment {
         SegmentView {
             data: self.data.clone(),
             data_path: self.data_path.clone(),
-            size: self.size,
+            size: self.written_size(),
             base_offset: self.base_offset,
             sealed_indexes: sealed.then(|| (self.offset_index.clone(), self.time_index.clone())),
         }

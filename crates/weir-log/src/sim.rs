@@ -76,9 +76,11 @@ struct State {
     next_id: u64,
     poisoned: bool,
     sync_failures_armed: u32,
+    write_failures_armed: u32,
     /// How long each file sync takes, as a real disk's would.
     sync_delay: std::time::Duration,
     n_syncs: u64,
+    n_writes: u64,
     n_bytes_read: u64,
     /// No space left: writes that would grow a file, and new files, fail.
     full: bool,
@@ -171,6 +173,12 @@ impl SimStorage {
         lock_state(&self.state).sync_failures_armed = n;
     }
 
+    /// Makes the next `n` file writes fail with an I/O error (EIO), as a
+    /// dying disk would.
+    pub fn fail_next_writes(&self, n: u32) {
+        lock_state(&self.state).write_failures_armed = n;
+    }
+
     /// Fills the disk (or frees it): while full, anything that needs new
     /// space fails with `StorageFull` (ENOSPC); overwriting space a file
     /// already has still works, as it does on a real file system.
@@ -181,6 +189,11 @@ impl SimStorage {
     /// How many bytes were read from files so far.
     pub fn n_bytes_read(&self) -> u64 {
         lock_state(&self.state).n_bytes_read
+    }
+
+    /// How many file writes succeeded so far.
+    pub fn n_writes(&self) -> u64 {
+        lock_state(&self.state).n_writes
     }
 
     /// How many `sync_data` calls succeeded so far.
@@ -319,6 +332,11 @@ impl StorageFile for SimFile {
 
     fn write_all_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
         self.with(|s, id| {
+            if s.write_failures_armed > 0 {
+                s.write_failures_armed -= 1;
+                return Err(io::Error::other("simulated write failure (EIO)"));
+            }
+            s.n_writes += 1;
             let full = s.full;
             let file = s.files.get_mut(&id).expect("open file exists");
             if full && pos + buf.len() as u64 > file.volatile.len() as u64 {

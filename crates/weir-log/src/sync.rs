@@ -3,8 +3,9 @@
 //! Appenders that need durability wait here. If no round is running, the
 //! waiter becomes the leader and runs one itself (no thread hand-off on the
 //! fast path); otherwise it sleeps until the running round ends and checks
-//! again. A round takes every dirty log, syncs its data file and, if files
-//! were created or removed, its directory, and only then publishes each
+//! again. A round takes every dirty log, writes the bytes its appends
+//! deferred (one `pwrite` for all of them), syncs its data file and, if
+//! files were created or removed, its directory, and only then publishes each
 //! log's new durable offset and wakes all waiting threads. Appends that
 //! arrive during a round are all served by the next one, so many
 //! partitions and appenders share each `fdatasync`. (Letting two or more
