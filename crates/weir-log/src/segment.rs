@@ -117,8 +117,9 @@ const INDEX_PREALLOCATE_BYTES: u64 = 256 * 1024;
 /// The most bytes an active segment defers before it writes them with the
 /// next append (see [`Segment::deferred`]).
 pub(crate) const DEFERRED_BYTES_MAX: usize = 512 * 1024;
-/// Capacity the deferred buffer keeps once written.
-const DEFERRED_KEPT_BYTES: usize = 64 * 1024;
+/// Capacity the deferred buffer keeps once written (a round's worth of
+/// small appends; more is freed, so idle partitions hold little).
+const DEFERRED_KEPT_BYTES: usize = 16 * 1024;
 
 impl Index {
     /// The longest prefix of well-formed entries: offset entries strictly

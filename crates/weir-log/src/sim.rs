@@ -336,12 +336,12 @@ impl StorageFile for SimFile {
                 s.write_failures_armed -= 1;
                 return Err(io::Error::other("simulated write failure (EIO)"));
             }
-            s.n_writes += 1;
             let full = s.full;
             let file = s.files.get_mut(&id).expect("open file exists");
             if full && pos + buf.len() as u64 > file.volatile.len() as u64 {
                 return Err(no_space());
             }
+            s.n_writes += 1;
             let op = FileOp::Write {
                 pos,
                 data: buf.to_vec(),
