@@ -334,13 +334,14 @@ impl Log {
                 .map_err(LogError::io("preallocate", &active.data_path))?;
             active.allocated = target;
         }
-        // Under `Always` the append waits for a round anyway: into space
-        // already written (zeros ahead), where a write needs no block and
-        // cannot meet a full disk, its bytes wait for the round's one
-        // `pwrite`. Otherwise they are written now, after any deferred
-        // ones, so that a full disk fails this append alone.
+        // Under `Always` the append waits for a round anyway: a small one
+        // into space already written (zeros ahead), where a write needs no
+        // block and cannot meet a full disk, leaves its bytes for the
+        // round's one `pwrite`. Otherwise they are written now, after any
+        // deferred ones, so that a full disk fails this append alone.
         let defer = config.fsync == FsyncPolicy::Always
             && end <= active.zeroed_end
+            && batches.len() <= segment::DEFERRED_APPEND_BYTES_MAX
             && active.deferred.len() + batches.len() <= segment::DEFERRED_BYTES_MAX;
         if defer {
             active.deferred.extend_from_slice(batches);

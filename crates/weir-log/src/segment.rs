@@ -114,9 +114,13 @@ const INDEX_FLUSH_DATA_BYTES: u64 = 4 * 1024 * 1024;
 
 /// How far ahead index files are reserved, per step.
 const INDEX_PREALLOCATE_BYTES: u64 = 256 * 1024;
-/// The most bytes an active segment defers before it writes them with the
-/// next append (see [`Segment::deferred`]).
-pub(crate) const DEFERRED_BYTES_MAX: usize = 512 * 1024;
+/// The largest append whose bytes are deferred (see [`Segment::deferred`]):
+/// a small append saves its own `pwrite`, while a large one's copy would
+/// only move from beside the running round's sync to before the next one.
+pub(crate) const DEFERRED_APPEND_BYTES_MAX: usize = 8 * 1024;
+/// The most bytes an active segment defers before the next append writes
+/// them, so the round's one `pwrite` stays short.
+pub(crate) const DEFERRED_BYTES_MAX: usize = 64 * 1024;
 /// Capacity the deferred buffer keeps once written (a round's worth of
 /// small appends; more is freed, so idle partitions hold little).
 const DEFERRED_KEPT_BYTES: usize = 16 * 1024;
