@@ -964,6 +964,9 @@ struct LoopState {
     /// Events written to `pending` and not yet taken by a sync.
     pending: Vec<u8>,
     pending_events: usize,
+    /// Where the next round writes in the file (wrapping at
+    /// [`RAW_FILE_BYTES`]).
+    at: u64,
     /// Events written in all, and how many of them the last sync covered.
     written: u64,
     durable: u64,
@@ -998,8 +1001,6 @@ fn raw_closed_loop_slice(
     let (synced, gathered) = (std::sync::Condvar::new(), std::sync::Condvar::new());
     let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
     let writes_max = (slice.events_max / threads as u64).max(1);
-    // Where the next round writes: only the leader moves it.
-    let at = std::sync::atomic::AtomicU64::new(0);
     let result = timed(
         threads,
         &|| Ok(lock().fsyncs),
@@ -1009,7 +1010,6 @@ fn raw_closed_loop_slice(
             Ok(buf)
         },
         |_, buf| {
-            use std::sync::atomic::Ordering::Relaxed;
             let mut latencies_ns = Vec::with_capacity(writes_max.min(1 << 20) as usize);
             let deadline = Instant::now() + slice.phase;
             while (latencies_ns.len() as u64) < writes_max && Instant::now() < deadline {
@@ -1042,12 +1042,12 @@ fn raw_closed_loop_slice(
                     let bytes = std::mem::take(&mut st.pending);
                     st.pending_events = 0;
                     let upto = st.written;
-                    drop(st);
-                    let mut offset = at.load(Relaxed);
-                    if offset + bytes.len() as u64 > RAW_FILE_BYTES {
-                        offset = 0;
+                    if st.at + bytes.len() as u64 > RAW_FILE_BYTES {
+                        st.at = 0;
                     }
-                    at.store(offset + bytes.len() as u64, Relaxed);
+                    let offset = st.at;
+                    st.at += bytes.len() as u64;
+                    drop(st);
                     let outcome = file
                         .write_all_at(&bytes, offset)
                         .and_then(|()| file.sync_data());

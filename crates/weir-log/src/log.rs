@@ -204,10 +204,7 @@ impl Log {
         if config.fsync != FsyncPolicy::Always {
             // Readers will see up to the end offset, so every byte must be
             // in the file.
-            if let Err(e) = st.active_mut().write_deferred() {
-                self.shared.fail_locked(&mut st, &e.to_string());
-                return Err(e);
-            }
+            self.shared.write_deferred(&mut st)?;
         }
         st.config = config;
         Ok(())
@@ -346,10 +343,7 @@ impl Log {
         if defer {
             active.deferred.extend_from_slice(batches);
         } else {
-            if let Err(e) = active.write_deferred() {
-                self.shared.fail_locked(&mut st, &e.to_string());
-                return Err(e);
-            }
+            self.shared.write_deferred(&mut st)?;
             let active = st.active_mut();
             active
                 .data
@@ -409,10 +403,7 @@ impl Log {
     /// file's directory entry is synced by the next round before any record
     /// in it counts as durable.
     fn roll(&self, st: &mut LogState) -> Result<()> {
-        if let Err(e) = st.active_mut().write_deferred() {
-            self.shared.fail_locked(st, &e.to_string());
-            return Err(e);
-        }
+        self.shared.write_deferred(st)?;
         if let Err(e) = st.active_mut().seal() {
             // A failed fsync is final; anything else (a full disk) leaves
             // the segment active and the log writable.
@@ -850,6 +841,17 @@ impl LogShared {
         self.failed.store(true, Ordering::Release);
     }
 
+    /// Writes the active segment's deferred bytes. Their appends were
+    /// taken and their writers wait, so the log cannot go on without them:
+    /// a failure turns it read-only, as a failed sync does.
+    fn write_deferred(&self, st: &mut LogState) -> Result<()> {
+        let written = st.active_mut().write_deferred();
+        if let Err(e) = &written {
+            self.fail_locked(st, &e.to_string());
+        }
+        written
+    }
+
     /// Turns the log read-only: an fsync failed, so what the page cache
     /// holds can no longer be trusted to reach the disk.
     pub fn fail(&self, reason: &str) {
@@ -874,10 +876,7 @@ impl LogShared {
             return None;
         }
         st.last_sync_ms = now_ms;
-        if needs_data && let Err(e) = st.active_mut().write_deferred() {
-            // Appends were taken and their writers wait: the log cannot
-            // go on without their bytes (as after a failed sync).
-            self.fail_locked(&mut st, &e.to_string());
+        if needs_data && self.write_deferred(&mut st).is_err() {
             return None;
         }
         let active = st.active();
@@ -922,9 +921,8 @@ impl LogShared {
     pub fn close(&self) {
         let mut st = lock(&self.state);
         st.closed = true;
-        if let Err(e) = st.active_mut().write_deferred() {
-            self.fail_locked(&mut st, &e.to_string());
-        }
+        // A failure turns the log read-only; nothing else is left to do.
+        let _ = self.write_deferred(&mut st);
         st.active_mut().flush_indexes();
     }
 }

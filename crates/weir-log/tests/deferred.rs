@@ -33,13 +33,27 @@ fn expected(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}-{i}")).collect()
 }
 
-#[test]
-fn a_round_writes_every_waiting_append_with_one_write() {
+/// `"first"` and then [`expected`].
+fn after_first(prefix: &str, n: usize) -> Vec<String> {
+    let mut want = vec!["first".to_owned()];
+    want.extend(expected(prefix, n));
+    want
+}
+
+/// A simulated disk with log `name` (`fsync=always`) holding one record,
+/// `"first"`, written at once: its append zeroes ahead of itself, so small
+/// appends after it are deferred.
+fn log_with_first(name: &str) -> (SimStorage, ManualClock, weir_log::DataDir, weir_log::Log) {
     let (disk, clock) = (SimStorage::new(), ManualClock::new(0));
     let dir = open_sim(&disk, &clock);
-    let log = dir.open_log("d-0", sim_default()).unwrap();
-    // The first append writes at once and zeroes ahead of itself.
+    let log = dir.open_log(name, sim_default()).unwrap();
     log.append(&mut one(b"first", 0)).unwrap();
+    (disk, clock, dir, log)
+}
+
+#[test]
+fn a_round_writes_every_waiting_append_with_one_write() {
+    let (disk, clock, dir, log) = log_with_first("d-0");
 
     let writes = disk.n_writes();
     let end = append_unwaited(&log, "w", 20);
@@ -48,8 +62,7 @@ fn a_round_writes_every_waiting_append_with_one_write() {
 
     log.wait_durable(end).unwrap();
     assert_eq!(disk.n_writes(), writes + 1, "one write for the round");
-    let mut want = vec!["first".to_owned()];
-    want.extend(expected("w", 20));
+    let want = after_first("w", 20);
     assert_eq!(values(&read_all(&log, 0)), want);
 
     // What the round synced survives a power loss.
@@ -87,10 +100,7 @@ fn a_roll_writes_the_deferred_bytes_before_it_seals() {
 
 #[test]
 fn leaving_fsync_always_writes_the_deferred_bytes_for_readers() {
-    let (disk, clock) = (SimStorage::new(), ManualClock::new(0));
-    let dir = open_sim(&disk, &clock);
-    let log = dir.open_log("d-policy", sim_default()).unwrap();
-    log.append(&mut one(b"first", 0)).unwrap();
+    let (_disk, _clock, _dir, log) = log_with_first("d-policy");
     append_unwaited(&log, "p", 5);
     // Under `never` readers see up to the end offset at once.
     log.set_config(LogConfig {
@@ -98,41 +108,31 @@ fn leaving_fsync_always_writes_the_deferred_bytes_for_readers() {
         ..sim_default()
     })
     .unwrap();
-    let mut want = vec!["first".to_owned()];
-    want.extend(expected("p", 5));
-    assert_eq!(values(&read_all(&log, 0)), want);
+    assert_eq!(values(&read_all(&log, 0)), after_first("p", 5));
 }
 
 #[test]
 fn closing_writes_and_syncs_what_was_deferred() {
-    let (disk, clock) = (SimStorage::new(), ManualClock::new(0));
-    let dir = open_sim(&disk, &clock);
-    let log = dir.open_log("d-close", sim_default()).unwrap();
-    log.append(&mut one(b"first", 0)).unwrap();
+    let (disk, clock, dir, log) = log_with_first("d-close");
     append_unwaited(&log, "c", 5);
     drop(log);
     dir.close().unwrap();
     let after = disk.crash(3);
     let dir = open_sim(&after, &clock);
     let log = dir.open_log("d-close", sim_default()).unwrap();
-    let mut want = vec!["first".to_owned()];
-    want.extend(expected("c", 5));
-    assert_eq!(values(&read_all(&log, 0)), want);
+    assert_eq!(values(&read_all(&log, 0)), after_first("c", 5));
 }
 
 #[test]
 fn a_failed_deferred_write_fails_the_log_and_its_waiters() {
-    let (disk, clock) = (SimStorage::new(), ManualClock::new(0));
-    let dir = open_sim(&disk, &clock);
-    let log = dir.open_log("d-fail", sim_default()).unwrap();
-    log.append(&mut one(b"first", 0)).unwrap();
+    let (disk, _clock, dir, log) = log_with_first("d-fail");
     let end = append_unwaited(&log, "f", 3);
     disk.fail_next_writes(1);
     let err = log.wait_durable(end).unwrap_err();
     assert!(matches!(err, LogError::ReadOnly { .. }), "{err}");
     assert!(err.to_string().contains("write"), "{err}");
     // Nothing of the lost appends is visible, and the log takes no more.
-    assert_eq!(values(&read_all(&log, 0)), vec!["first".to_owned()]);
+    assert_eq!(values(&read_all(&log, 0)), after_first("f", 0));
     let again = log.append(&mut one(b"later", 0)).unwrap_err();
     assert!(matches!(again, LogError::ReadOnly { .. }), "{again}");
     // Another log of the directory is unaffected.
