@@ -424,6 +424,18 @@ impl Log {
     /// `bytes_max` bytes (at least one batch, however large: a reader must
     /// always make progress), never past the high watermark.
     pub fn read(&self, offset: i64, bytes_max: usize) -> Result<ReadBatches> {
+        self.read_batches(offset, bytes_max, true)
+    }
+
+    /// Like [`Log::read`], but strictly within `bytes_max`: when the batch
+    /// holding `offset` is larger, nothing is returned (with the offsets
+    /// still reported). A Fetch reads every partition after the first
+    /// non-empty one this way, so its response keeps to its limit (KIP-74).
+    pub fn read_within(&self, offset: i64, bytes_max: usize) -> Result<ReadBatches> {
+        self.read_batches(offset, bytes_max, false)
+    }
+
+    fn read_batches(&self, offset: i64, bytes_max: usize, min_one: bool) -> Result<ReadBatches> {
         let (view, floor, log_start, hwm) = {
             let st = lock(&self.shared.state);
             let hwm = self.shared.visible_end(&st);
@@ -435,7 +447,7 @@ impl Log {
                     end: hwm,
                 });
             }
-            if offset == hwm {
+            if offset == hwm || (!min_one && bytes_max < HEADER_BYTES) {
                 return Ok(ReadBatches {
                     bytes: Vec::new(),
                     next_offset: offset,
@@ -470,12 +482,30 @@ impl Log {
                 (first_pos, 0)
             }
         };
+        let buffer_pos = first_pos - skip as u64;
         // Trim to whole visible batches; the first is returned whole even
-        // when larger than `bytes_max`.
+        // when larger than `bytes_max`, unless the read is strict.
         let (mut end, mut next_offset) = (skip, offset);
         loop {
+            // The buffer began `skip` bytes before the first batch, so a
+            // batch within the budget may run past it: then read the rest
+            // of the budget (once: the buffer then covers it).
+            let read_to = buffer_pos + bytes.len() as u64;
+            if bytes.len() < skip + bytes_max && read_to < view.size {
+                let past_buffer = match BatchHeader::parse(&bytes[end..]) {
+                    Err(_) => true,
+                    Ok(h) => {
+                        end + h.total_bytes() > bytes.len()
+                            && h.total_bytes().saturating_add(end - skip) <= bytes_max
+                    }
+                };
+                if past_buffer {
+                    let more = (skip + bytes_max - bytes.len()).min((view.size - read_to) as usize);
+                    bytes.extend_from_slice(&pread(&view, read_to, more)?);
+                }
+            }
             let Ok(h) = BatchHeader::parse(&bytes[end..]) else {
-                if end == skip {
+                if end == skip && min_one {
                     let (_, length) =
                         batch::peek_offset_and_length(&bytes[skip..]).ok_or_else(|| {
                             self.corrupt(&view.data_path, first_pos, "short batch header")
@@ -489,7 +519,7 @@ impl Log {
             }
             let total = h.total_bytes();
             if end + total > bytes.len() {
-                if end == skip {
+                if end == skip && min_one {
                     return self.read_one_large(&view, first_pos, h.length, log_start, hwm);
                 }
                 break;

@@ -1,6 +1,7 @@
 //! Fetch: whole stored batches from each partition up to its high
-//! watermark, with `max_bytes` and the per-partition limit soft as in
-//! KIP-74 (the first batch is returned even when larger), and a long poll
+//! watermark, within `max_bytes` and each partition's limit as KIP-74 has
+//! it (only the first batch of the first partition with data may pass
+//! them, so a consumer always makes progress), and a long poll
 //! that waits for new records until `min_bytes` is met or `max_wait_ms`
 //! passes.
 
@@ -47,20 +48,14 @@ fn read_all(shared: &Shared, wanted: &Wanted, max_bytes: usize) -> Pass {
                     continue;
                 }
             };
-            // Past the request's budget only an empty answer, unless nothing
-            // was returned yet (a reader must always make progress).
-            let budget = if pass.bytes == 0 {
-                partition_max.min(max_bytes)
-            } else {
-                partition_max.min(max_bytes.saturating_sub(pass.bytes))
-            };
-            let read = if budget == 0 && pass.bytes > 0 {
-                log.read(offset, 0).map(|mut r| {
-                    r.bytes.clear();
-                    r
-                })
-            } else {
+            // KIP-74: only the first batch of the first partition with data
+            // may pass the limits (a reader must always make progress); every
+            // later partition gets whole batches within what is left.
+            let budget = partition_max.min(max_bytes.saturating_sub(pass.bytes));
+            let read = if pass.bytes == 0 {
                 log.read(offset, budget)
+            } else {
+                log.read_within(offset, budget)
             };
             match read {
                 Ok(read) => {
