@@ -34,6 +34,7 @@ pub enum Code {
     OutOfOrderSequenceNumber = 45,
     InvalidProducerEpoch = 47,
     PolicyViolation = 44,
+    TransactionalIdAuthorizationFailed = 53,
     KafkaStorageError = 56,
     UnknownProducerId = 59,
     NonEmptyGroup = 68,

@@ -31,13 +31,20 @@ pub(crate) fn find_coordinator(
 ) -> Result<Bytes, ConnError> {
     let request: FindCoordinatorRequest = decode(ApiKey::FindCoordinator, version, body)?;
     let config = &shared.config;
-    // Transactions are not served, so no broker coordinates them.
+    // Transactions are not served yet, so no broker coordinates them. The
+    // answer must be one every client treats as fatal, so that
+    // `init_transactions()` fails at once instead of retrying for its whole
+    // timeout (COORDINATOR_NOT_AVAILABLE is retried): librdkafka gives up
+    // at once only on an authorization failure, the Java client and
+    // kafka-python on any non-retriable error.
     let (code, message) = if request.key_type == KEY_TYPE_GROUP {
         (Code::None, None)
     } else {
         (
-            Code::CoordinatorNotAvailable,
-            Some(str_bytes("Weir does not coordinate transactions")),
+            Code::TransactionalIdAuthorizationFailed,
+            Some(str_bytes(
+                "Weir does not coordinate transactions yet: transactional producers are refused",
+            )),
         )
     };
     let (node, host, port) = if code == Code::None {
