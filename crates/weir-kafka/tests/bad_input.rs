@@ -59,7 +59,7 @@ fn an_unsupported_api_versions_version_gets_error_35_with_the_list() {
         .iter()
         .find(|k| k.api_key == ApiKey::Produce as i16)
         .unwrap();
-    assert_eq!((produce.min_version, produce.max_version), (3, 11));
+    assert_eq!((produce.min_version, produce.max_version), (3, 13));
     // The client retries with a version from the list on the same connection.
     let retry: ApiVersionsResponse = call(
         &mut stream,

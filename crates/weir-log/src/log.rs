@@ -615,6 +615,18 @@ impl Log {
         }
     }
 
+    /// The largest record timestamp in the log (-1 when it is empty).
+    /// With [`Log::record_for_time`] it finds the record that has it
+    /// (ListOffsets' MAX_TIMESTAMP).
+    pub fn max_timestamp(&self) -> i64 {
+        let st = lock(&self.shared.state);
+        st.segments
+            .iter()
+            .map(|s| s.max_timestamp)
+            .max()
+            .unwrap_or(-1)
+    }
+
     /// The first offset whose record timestamp is at or after
     /// `timestamp_ms`, among what readers see; `None` when there is none.
     /// Inside a compressed batch the answer is the batch's first offset.

@@ -5,6 +5,7 @@
 //! that waits for new records until `min_bytes` is met or `max_wait_ms`
 //! passes.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,7 @@ use weir_log::LogError;
 
 use super::{blocking, topic_name};
 use crate::Shared;
-use crate::codes::{for_broker_error, for_log_error};
+use crate::codes::{Code, for_broker_error, for_log_error};
 use crate::conn::{ConnError, decode, encode};
 
 /// What one pass over the requested partitions found.
@@ -25,8 +26,16 @@ struct Pass {
     errors: bool,
 }
 
-/// The requested partitions, as plain values for the blocking pass.
-type Wanted = Vec<(String, Vec<(i32, i64, usize)>)>;
+/// One requested topic, as plain values for the blocking pass: its name
+/// (`None` for an id no topic has, KIP-516), its id, and each partition
+/// with its fetch offset and limit.
+struct WantedTopic {
+    name: Option<String>,
+    id: uuid::Uuid,
+    partitions: Vec<(i32, i64, usize)>,
+}
+
+type Wanted = Vec<WantedTopic>;
 
 fn read_all(shared: &Shared, wanted: &Wanted, max_bytes: usize) -> Pass {
     let mut pass = Pass {
@@ -34,10 +43,23 @@ fn read_all(shared: &Shared, wanted: &Wanted, max_bytes: usize) -> Pass {
         bytes: 0,
         errors: false,
     };
-    for (name, partitions) in wanted {
-        let mut topic = FetchableTopicResponse::default().with_topic(topic_name(name));
-        for &(index, offset, partition_max) in partitions {
-            let data = PartitionData::default().with_partition_index(index);
+    for wanted in wanted {
+        let mut topic = FetchableTopicResponse::default()
+            .with_topic(topic_name(wanted.name.as_deref().unwrap_or_default()))
+            .with_topic_id(wanted.id);
+        for &(index, offset, partition_max) in &wanted.partitions {
+            // Kafka sends no aborted-transaction list (null) outside
+            // read_committed, and there are no transactions yet.
+            let data = PartitionData::default()
+                .with_partition_index(index)
+                .with_aborted_transactions(None);
+            let Some(name) = &wanted.name else {
+                pass.errors = true;
+                topic
+                    .partitions
+                    .push(data.with_error_code(Code::UnknownTopicId.code()));
+                continue;
+            };
             let log = match shared.broker.partition(name, index) {
                 Ok(log) => log,
                 Err(e) => {
@@ -92,10 +114,23 @@ pub(crate) async fn handle(
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: FetchRequest = decode(ApiKey::Fetch, version, body)?;
+    // From v13 topics are named by id (KIP-516).
+    let names_by_id: Option<HashMap<uuid::Uuid, String>> = (version >= 13).then(|| {
+        shared
+            .broker
+            .topics()
+            .iter()
+            .map(|t| (uuid::Uuid::from_u128(t.id), t.name.clone()))
+            .collect()
+    });
     let wanted: Wanted = request
         .topics
         .into_iter()
         .map(|t| {
+            let name = match &names_by_id {
+                Some(names) => names.get(&t.topic_id).cloned(),
+                None => Some(t.topic.0.to_string()),
+            };
             let partitions = t
                 .partitions
                 .into_iter()
@@ -107,7 +142,11 @@ pub(crate) async fn handle(
                     )
                 })
                 .collect();
-            (t.topic.0.to_string(), partitions)
+            WantedTopic {
+                name,
+                id: t.topic_id,
+                partitions,
+            }
         })
         .collect();
     // max_bytes arrived in v3; before, only the per-partition limits count.

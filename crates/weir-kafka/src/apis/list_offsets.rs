@@ -1,5 +1,9 @@
 //! ListOffsets: a partition's earliest offset (-2), latest (-1: the high
-//! watermark) or the first offset at or after a timestamp.
+//! watermark, also the last stable offset as there are no transactions),
+//! the record with the largest timestamp (-3, v7), the earliest local
+//! offset (-4, v8: the log start, as every segment is local), the latest
+//! tiered offset (-5, v9: -1, as nothing is tiered), or the first offset
+//! at or after a timestamp.
 
 use std::sync::Arc;
 
@@ -16,6 +20,9 @@ use crate::conn::{ConnError, decode, encode};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
 
 pub(crate) async fn handle(
     version: i16,
@@ -42,18 +49,35 @@ pub(crate) async fn handle(
                             Ok(log) => log,
                             Err(e) => return response.with_error_code(for_broker_error(&e).code()),
                         };
-                        match p.timestamp {
-                            LATEST => response.with_offset(log.high_watermark()),
-                            EARLIEST => response.with_offset(log.start_offset()),
-                            ts if ts >= 0 => match log.record_for_time(ts) {
-                                Ok(Some(found)) => response
-                                    .with_offset(found.offset)
-                                    .with_timestamp(found.timestamp),
-                                Ok(None) => response,
-                                Err(e) => response.with_error_code(for_log_error(&e).code()),
+                        // The leader epoch stays unknown (-1): with a known
+                        // one, librdkafka validates the position with
+                        // OffsetForLeaderEpoch, which is not served yet.
+                        let target = match p.timestamp {
+                            LATEST => return response.with_offset(log.high_watermark()),
+                            EARLIEST | EARLIEST_LOCAL => {
+                                return response.with_offset(log.start_offset());
+                            }
+                            LATEST_TIERED => return response,
+                            // The first record with the largest timestamp
+                            // (inside a compressed batch, the batch's first
+                            // offset); nothing in an empty log.
+                            MAX_TIMESTAMP => match log.max_timestamp() {
+                                ts if ts >= 0 => ts,
+                                _ => return response,
                             },
-                            // -3 (max timestamp) and other specials.
-                            _ => response.with_error_code(crate::Code::UnsupportedVersion.code()),
+                            ts if ts >= 0 => ts,
+                            // Other specials.
+                            _ => {
+                                return response
+                                    .with_error_code(crate::Code::UnsupportedVersion.code());
+                            }
+                        };
+                        match log.record_for_time(target) {
+                            Ok(Some(found)) => response
+                                .with_offset(found.offset)
+                                .with_timestamp(found.timestamp),
+                            Ok(None) => response,
+                            Err(e) => response.with_error_code(for_log_error(&e).code()),
                         }
                     })
                     .collect();

@@ -21,8 +21,10 @@ use crate::Shared;
 use crate::codes::{Code, for_group_error};
 use crate::conn::{ConnError, decode, encode};
 
-/// Key types of FindCoordinator: consumer groups and transactions.
+/// Key types of FindCoordinator: consumer groups and transactions (share
+/// groups are 2).
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 pub(crate) fn find_coordinator(
     version: i16,
@@ -37,15 +39,20 @@ pub(crate) fn find_coordinator(
     // timeout (COORDINATOR_NOT_AVAILABLE is retried): librdkafka gives up
     // at once only on an authorization failure, the Java client and
     // kafka-python on any non-retriable error.
-    let (code, message) = if request.key_type == KEY_TYPE_GROUP {
-        (Code::None, None)
-    } else {
-        (
+    let (code, message) = match request.key_type {
+        KEY_TYPE_GROUP => (Code::None, None),
+        KEY_TYPE_TRANSACTION => (
             Code::TransactionalIdAuthorizationFailed,
             Some(str_bytes(
                 "Weir does not coordinate transactions yet: transactional producers are refused",
             )),
-        )
+        ),
+        other => (
+            Code::InvalidRequest,
+            Some(str_bytes(&format!(
+                "coordinator key type {other} is not served (share groups are not supported)"
+            ))),
+        ),
     };
     let (node, host, port) = if code == Code::None {
         (

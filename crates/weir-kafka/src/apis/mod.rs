@@ -31,25 +31,26 @@ use crate::conn::ConnError;
 /// The versions of each API Weir serves; `None` for APIs it does not.
 ///
 /// Lower bounds: record batches (magic 2) need Produce v3 and Fetch v4.
-/// Upper bounds stop before versions that address topics by id only
-/// (Fetch v13, Produce v13) or that Weir has not been tested with.
+/// Upper bounds are the newest versions Kafka 4.x clients send (and the
+/// `kafka-protocol` crate knows), so clients see a current broker.
 pub(crate) fn supported_versions(api: ApiKey) -> Option<RangeInclusive<i16>> {
     Some(match api {
-        ApiKey::Produce => 3..=11,
-        ApiKey::Fetch => 4..=12,
-        ApiKey::ListOffsets => 1..=6,
-        ApiKey::Metadata => 0..=12,
+        ApiKey::Produce => 3..=13,
+        ApiKey::Fetch => 4..=18,
+        ApiKey::ListOffsets => 1..=10,
+        ApiKey::Metadata => 0..=13,
         ApiKey::ApiVersions => 0..=4,
         ApiKey::CreateTopics => 2..=7,
         ApiKey::DeleteTopics => 1..=6,
-        ApiKey::InitProducerId => 0..=4,
+        ApiKey::InitProducerId => 0..=5,
         ApiKey::DescribeConfigs => 0..=4,
         ApiKey::AlterConfigs => 0..=2,
         ApiKey::IncrementalAlterConfigs => 0..=1,
         ApiKey::CreatePartitions => 0..=3,
         // Groups: v9 of OffsetCommit and OffsetFetch carry KIP-848 member
-        // epochs; FindCoordinator v5+ belongs to share groups (KIP-932).
-        ApiKey::FindCoordinator => 0..=4,
+        // epochs; FindCoordinator v6 can name share coordinators (KIP-932),
+        // which are refused.
+        ApiKey::FindCoordinator => 0..=6,
         ApiKey::JoinGroup => 0..=9,
         ApiKey::SyncGroup => 0..=5,
         ApiKey::Heartbeat => 0..=4,
@@ -57,7 +58,7 @@ pub(crate) fn supported_versions(api: ApiKey) -> Option<RangeInclusive<i16>> {
         ApiKey::OffsetCommit => 2..=9,
         ApiKey::OffsetFetch => 1..=9,
         ApiKey::ListGroups => 0..=5,
-        ApiKey::DescribeGroups => 0..=5,
+        ApiKey::DescribeGroups => 0..=6,
         ApiKey::DeleteGroups => 0..=2,
         ApiKey::OffsetDelete => 0..=0,
         ApiKey::ConsumerGroupHeartbeat => 0..=1,

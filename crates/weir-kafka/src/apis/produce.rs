@@ -23,6 +23,7 @@ pub(crate) type Acknowledge = super::Later;
 struct Written {
     topic: usize,
     name: String,
+    id: uuid::Uuid,
     index: i32,
     outcome: Result<Produced, PartitionProduceResponse>,
 }
@@ -49,12 +50,26 @@ pub(crate) async fn handle(
     let acks = request.acks;
     let valid_acks = matches!(acks, -1..=1);
     let mut writes = tokio::task::JoinSet::new();
+    // From v13 topics are named by id (KIP-516).
+    let topics = (version >= 13).then(|| shared.broker.topics());
     for (t, topic) in request.topic_data.into_iter().enumerate() {
-        let name = topic.name.0.to_string();
+        let id = topic.topic_id;
+        let name = match &topics {
+            Some(topics) => topics
+                .iter()
+                .find(|t| uuid::Uuid::from_u128(t.id) == id)
+                .map(|t| t.name.clone()),
+            None => Some(topic.name.0.to_string()),
+        };
         for (p, partition) in topic.partition_data.into_iter().enumerate() {
             let (broker, name) = (shared.broker.clone(), name.clone());
             writes.spawn_blocking(move || {
                 let index = partition.index;
+                let Some(name) = name else {
+                    let outcome = Err(refused(index, Code::UnknownTopicId, None));
+                    let name = String::new();
+                    return ((t, p), Written { topic: t, name, id, index, outcome });
+                };
                 let outcome = match partition.records {
                     _ if !valid_acks => Err(refused(index, Code::InvalidRequiredAcks, None)),
                     None => Err(refused(index, Code::CorruptMessage, Some("no records".into()))),
@@ -66,7 +81,7 @@ pub(crate) async fn handle(
                         })
                     }
                 };
-                ((t, p), Written { topic: t, name, index, outcome })
+                ((t, p), Written { topic: t, name, id, index, outcome })
             });
         }
     }
@@ -94,6 +109,7 @@ async fn acknowledge(
         let Written {
             topic,
             name,
+            id,
             index,
             outcome,
         } = w;
@@ -113,15 +129,19 @@ async fn acknowledge(
                     }
                 }
             };
-            (topic, name, response)
+            (topic, name, id, response)
         }));
     }
     let mut topics: Vec<TopicProduceResponse> = Vec::new();
     let mut last_topic = usize::MAX;
     for wait in waits {
-        let (topic, name, response) = wait.await.expect("produce waits do not panic");
+        let (topic, name, id, response) = wait.await.expect("produce waits do not panic");
         if topic != last_topic {
-            topics.push(TopicProduceResponse::default().with_name(super::topic_name(&name)));
+            topics.push(
+                TopicProduceResponse::default()
+                    .with_name(super::topic_name(&name))
+                    .with_topic_id(id),
+            );
             last_topic = topic;
         }
         topics
