@@ -9,11 +9,14 @@ use weir_log::{AppendInfo, DataDir, FsyncPolicy, Log};
 
 use weir_log::batch::BatchHeader;
 
-use crate::config::TopicConfig;
+use crate::config::{ConfigOp, ProduceRules, TopicConfig, TopicDefaults};
+use crate::defaults::DefaultsScope;
 use crate::error::{BrokerError, produce_error};
 use crate::producers::{BatchMeta, PartitionProducers, ProducerIds, Verdict};
 
 const REGISTRY_FILE: &str = ".topics";
+/// Broker-level topic defaults set live (`log.retention.ms`, …).
+const DEFAULTS_FILE: &str = ".broker-configs";
 /// Longest topic name, as in Kafka (a partition's log name adds `-N`).
 pub const TOPIC_NAME_BYTES_MAX: usize = 238;
 
@@ -107,6 +110,9 @@ pub struct Topic {
     pub internal: bool,
     partitions: RwLock<Vec<Partition>>,
     config: RwLock<TopicConfig>,
+    /// What the config asks of each produce, kept beside it so a produce
+    /// reads a few words instead of cloning the config.
+    rules: RwLock<ProduceRules>,
 }
 
 impl Topic {
@@ -130,6 +136,11 @@ impl Topic {
 
     pub fn config(&self) -> TopicConfig {
         read(&self.config).clone()
+    }
+
+    fn set_config(&self, config: TopicConfig) -> TopicConfig {
+        *write(&self.rules) = config.produce_rules();
+        std::mem::replace(&mut *write(&self.config), config)
     }
 }
 
@@ -189,6 +200,9 @@ pub struct Broker {
     config: BrokerConfig,
     producer_ids: ProducerIds,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Broker-level defaults of topic configs, set live; every topic's
+    /// config holds the same `Arc`.
+    defaults: RwLock<Arc<TopicDefaults>>,
     /// Serializes changes to the registry (create, delete, alter).
     admin: Mutex<()>,
 }
@@ -272,12 +286,14 @@ impl Broker {
                 reason: e.to_string(),
             })?,
         };
+        let defaults = Arc::new(crate::defaults::load(&dir, DEFAULTS_FILE)?);
         let mut topics = BTreeMap::new();
         let mut owned = std::collections::HashSet::new();
         for record in registry.topics {
             let topic_config = TopicConfig::from_pairs(
                 record.configs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            )?;
+            )?
+            .with_defaults(defaults.clone());
             let log_config = topic_config.log_config(config.fsync);
             let mut partitions = Vec::with_capacity(record.partitions as usize);
             for p in 0..record.partitions {
@@ -293,6 +309,7 @@ impl Broker {
                 name: record.name.clone(),
                 id,
                 partitions: RwLock::new(partitions),
+                rules: RwLock::new(topic_config.produce_rules()),
                 config: RwLock::new(topic_config),
             };
             topics.insert(record.name, Arc::new(topic));
@@ -308,6 +325,7 @@ impl Broker {
             dir,
             config,
             topics: RwLock::new(topics),
+            defaults: RwLock::new(defaults),
             admin: Mutex::new(()),
         })
     }
@@ -439,7 +457,9 @@ impl Broker {
             });
         }
         let count = self.check_partitions(name, partitions)?;
-        let topic_config = TopicConfig::from_pairs(configs.iter().copied())?;
+        let topic_config =
+            TopicConfig::from_pairs(configs.iter().copied())?.with_defaults(self.topic_defaults());
+        topic_config.check_consistent()?;
         {
             let topics = read(&self.topics);
             if topics.contains_key(name) {
@@ -463,6 +483,7 @@ impl Broker {
             id: new_topic_id(name),
             internal: name.starts_with("__"),
             partitions: RwLock::new(Vec::new()),
+            rules: RwLock::new(topic_config.produce_rules()),
             config: RwLock::new(topic_config),
         });
         if validate_only {
@@ -564,6 +585,21 @@ impl Broker {
         changes: &[(&str, Option<&str>)],
         validate_only: bool,
     ) -> Result<(), BrokerError> {
+        let ops: Vec<(&str, ConfigOp<'_>)> = changes
+            .iter()
+            .map(|(k, v)| (*k, v.map_or(ConfigOp::Delete, ConfigOp::Set)))
+            .collect();
+        self.alter_topic_config_ops(name, &ops, validate_only)
+    }
+
+    /// Applies incremental changes (set, delete, and append or subtract
+    /// for list configs) to a topic, in order, all or nothing.
+    pub fn alter_topic_config_ops(
+        &self,
+        name: &str,
+        changes: &[(&str, ConfigOp<'_>)],
+        validate_only: bool,
+    ) -> Result<(), BrokerError> {
         let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
         let topic = self.topic(name)?;
         if topic.internal {
@@ -572,8 +608,8 @@ impl Broker {
             });
         }
         let mut config = topic.config();
-        for (key, value) in changes {
-            config.set(key, *value)?;
+        for (key, op) in changes {
+            config.apply(key, *op)?;
         }
         config.check_consistent()?;
         let log_config = config.log_config(self.config.fsync);
@@ -581,13 +617,58 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
-        let previous = std::mem::replace(&mut *write(&topic.config), config);
+        let previous = topic.set_config(config);
         if let Err(e) = self.persist(&read(&self.topics)) {
-            *write(&topic.config) = previous;
+            topic.set_config(previous);
             return Err(e);
         }
         for partition in read(&topic.partitions).iter() {
             partition.log.set_config(log_config.clone())?;
+        }
+        Ok(())
+    }
+
+    /// The broker-level defaults of topic configs set live.
+    pub fn topic_defaults(&self) -> Arc<TopicDefaults> {
+        read(&self.defaults).clone()
+    }
+
+    /// Sets or removes (`None`) broker-level defaults of topic configs
+    /// (by topic config name: `retention.ms` for Kafka's
+    /// `log.retention.ms`), all or nothing. Every topic without its own
+    /// override follows the new values at once, its partition logs
+    /// included.
+    pub fn set_topic_defaults(
+        &self,
+        scope: DefaultsScope,
+        changes: &[(&str, Option<&str>)],
+        validate_only: bool,
+    ) -> Result<(), BrokerError> {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let next = Arc::new(crate::defaults::apply(
+            &self.topic_defaults(),
+            scope,
+            changes,
+        )?);
+        let topics = self.topics();
+        let mut configs = Vec::with_capacity(topics.len());
+        for topic in &topics {
+            let config = topic.config().with_defaults(next.clone());
+            config.check_consistent()?;
+            let log_config = config.log_config(self.config.fsync);
+            log_config.validate()?;
+            configs.push((config, log_config));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        crate::defaults::save(&self.dir, DEFAULTS_FILE, &next)?;
+        *write(&self.defaults) = next;
+        for (topic, (config, log_config)) in topics.iter().zip(configs) {
+            topic.set_config(config);
+            for partition in read(&topic.partitions).iter() {
+                partition.log.set_config(log_config.clone())?;
+            }
         }
         Ok(())
     }
@@ -623,7 +704,36 @@ impl Broker {
             });
         }
         let part = t.partition_state(partition)?;
-        self.check_records(topic, batches)?;
+        let rules = *read(&t.rules);
+        let now_ms = self.dir.clock().now_ms();
+        let mut rewritten = crate::rewrite::prepare(
+            topic,
+            &rules,
+            batches,
+            now_ms,
+            self.config.decompressed_bytes_max,
+        )?;
+        let batches: &mut [u8] = match rewritten.as_mut() {
+            Some(bytes) => bytes,
+            None => batches,
+        };
+        let mut produced = self.append(topic, partition, &part, batches)?;
+        if !rules.log_append_time {
+            produced.info.log_append_time_ms = -1;
+        }
+        Ok(produced)
+    }
+
+    /// Appends checked batches to one partition: an idempotent producer's
+    /// batch under its partition's producer lock, with the sequence check.
+    fn append(
+        &self,
+        topic: &str,
+        partition: i32,
+        part: &Partition,
+        batches: &mut [u8],
+    ) -> Result<Produced, BrokerError> {
+        let part = part.clone();
         let header = BatchHeader::parse(batches).ok();
         let Some(header) = header.filter(|h| h.producer_id >= 0 && h.base_sequence >= 0) else {
             let info = part
@@ -707,29 +817,6 @@ impl Broker {
         })
     }
 
-    /// Checks that every batch's records are readable (decompressing where
-    /// needed). Framing errors are left to the log's validation, which names
-    /// them precisely.
-    fn check_records(&self, topic: &str, batches: &[u8]) -> Result<(), BrokerError> {
-        let mut pos = 0;
-        while let Ok(header) = BatchHeader::parse(&batches[pos..]) {
-            let end = pos + header.total_bytes();
-            if header.length < 0 || end > batches.len() {
-                break;
-            }
-            crate::compression::validate_records(
-                &batches[pos..end],
-                self.config.decompressed_bytes_max,
-            )
-            .map_err(|source| BrokerError::InvalidRecords {
-                topic: topic.to_owned(),
-                source,
-            })?;
-            pos = end;
-        }
-        Ok(())
-    }
-
     /// InitProducerId for an idempotent (not transactional) producer: a new
     /// id at epoch 0, or, for a producer that names its id and epoch
     /// (KIP-360, after UNKNOWN_PRODUCER_ID), the same id at the next epoch.
@@ -767,101 +854,5 @@ impl Broker {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use weir_log::DirConfig;
-
-    fn open(path: &std::path::Path) -> Broker {
-        Broker::open(
-            DataDir::open(path, DirConfig::default()).unwrap(),
-            BrokerConfig::default(),
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn topics_survive_restarts_with_their_configs() {
-        let tmp = tempfile::tempdir().unwrap();
-        {
-            let broker = open(tmp.path());
-            broker
-                .create_topic("orders", 3, -1, &[("retention.ms", "60000")], false)
-                .unwrap();
-            broker.create_topic("doomed", 1, 1, &[], false).unwrap();
-            broker.delete_topic("doomed").unwrap();
-            broker.create_partitions("orders", 4, false).unwrap();
-        }
-        let broker = open(tmp.path());
-        let names: Vec<_> = broker.topics().iter().map(|t| t.name.clone()).collect();
-        assert_eq!(names, vec!["orders".to_string()]);
-        let orders = broker.topic("orders").unwrap();
-        assert_eq!(orders.partition_count(), 4);
-        assert_eq!(
-            orders
-                .config()
-                .overrides()
-                .get("retention.ms")
-                .map(String::as_str),
-            Some("60000")
-        );
-        assert_eq!(broker.data_dir().list_logs().unwrap().len(), 4);
-    }
-
-    #[test]
-    fn bad_requests_get_named_errors() {
-        let tmp = tempfile::tempdir().unwrap();
-        let broker = open(tmp.path());
-        broker.create_topic("t", 1, 1, &[], false).unwrap();
-        assert!(matches!(
-            broker.create_topic("t", 1, 1, &[], false),
-            Err(BrokerError::TopicAlreadyExists { .. })
-        ));
-        assert!(matches!(
-            broker.create_topic("bad name", 1, 1, &[], false),
-            Err(BrokerError::InvalidTopic { .. })
-        ));
-        assert!(matches!(
-            broker.create_topic("__mine", 1, 1, &[], false),
-            Err(BrokerError::InvalidTopic { .. })
-        ));
-        assert!(matches!(
-            broker.create_topic("u", 0, 1, &[], false),
-            Err(BrokerError::InvalidPartitions { .. })
-        ));
-        assert!(matches!(
-            broker.create_topic("u", 5000, 1, &[], false),
-            Err(BrokerError::InvalidPartitions { .. })
-        ));
-        assert!(matches!(
-            broker.create_topic("u", 1, 3, &[], false),
-            Err(BrokerError::InvalidReplicationFactor { factor: 3 })
-        ));
-        assert!(matches!(
-            broker.create_partitions("t", 1, false),
-            Err(BrokerError::InvalidPartitions { .. })
-        ));
-        assert!(matches!(
-            broker.produce("t", 1, &mut []),
-            Err(BrokerError::UnknownPartition { .. })
-        ));
-        assert!(matches!(
-            broker.produce("nope", 0, &mut []),
-            Err(BrokerError::UnknownTopic { .. })
-        ));
-        let internal = broker
-            .ensure_internal_topic("__weir_events", 1, &[])
-            .unwrap();
-        assert!(internal.internal);
-        assert!(matches!(
-            broker.delete_topic("__weir_events"),
-            Err(BrokerError::PolicyViolation { .. })
-        ));
-        assert!(matches!(
-            broker.produce("__weir_events", 0, &mut []),
-            Err(BrokerError::InvalidTopic { .. })
-        ));
-        // validate_only creates nothing.
-        broker.create_topic("dry", 2, 1, &[], true).unwrap();
-        assert!(broker.topic("dry").is_err());
-    }
-}
+#[path = "broker_tests.rs"]
+mod tests;

@@ -1,51 +1,109 @@
-//! Topic configuration under Kafka's names (`retention.ms`, `segment.bytes`,
-//! …), validated, with defaults, and mapped onto the log's configuration.
+//! Topic configuration under Kafka's names (`retention.ms`,
+//! `compression.type`, …): values validated by type and range as Kafka's
+//! `ConfigDef` does (the table is in `config_defs.rs`), resolved through
+//! the topic's overrides, then the broker's defaults, then Kafka's, and
+//! mapped onto the log's configuration and the produce path's rules.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use weir_log::{FsyncPolicy, LogConfig};
 
+use crate::config_defs::{
+    Check, ConfigType, IGNORED_TOPIC_CONFIGS, TOPIC_CONFIGS, TopicConfigDef, topic_config_def,
+};
 use crate::error::BrokerError;
 
 pub const RETENTION_MS: &str = "retention.ms";
 pub const RETENTION_BYTES: &str = "retention.bytes";
 pub const SEGMENT_BYTES: &str = "segment.bytes";
+pub const SEGMENT_MS: &str = "segment.ms";
+pub const INDEX_INTERVAL_BYTES: &str = "index.interval.bytes";
 pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
 pub const CLEANUP_POLICY: &str = "cleanup.policy";
+pub const COMPRESSION_TYPE: &str = "compression.type";
+pub const COMPRESSION_GZIP_LEVEL: &str = "compression.gzip.level";
+pub const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
+pub const MESSAGE_TIMESTAMP_BEFORE_MAX_MS: &str = "message.timestamp.before.max.ms";
+pub const MESSAGE_TIMESTAMP_AFTER_MAX_MS: &str = "message.timestamp.after.max.ms";
 
-/// Every topic config the broker knows, in the order they are described.
-pub const TOPIC_CONFIG_KEYS: [&str; 5] = [
-    CLEANUP_POLICY,
-    MAX_MESSAGE_BYTES,
-    RETENTION_BYTES,
-    RETENTION_MS,
-    SEGMENT_BYTES,
-];
+/// Where a described value comes from, as Kafka's config sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// The topic's own override.
+    Topic,
+    /// A broker default set live for this node.
+    DynamicBroker,
+    /// A broker default set live for the whole cluster (the empty name).
+    DynamicDefaultBroker,
+    /// Kafka's default.
+    Default,
+}
+
+/// Broker-level defaults of topic configs, set live (keyed by the topic
+/// config's name; values validated). Topics without an override follow
+/// them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopicDefaults {
+    /// Set for this node (`log.retention.ms` on broker "0").
+    pub node: BTreeMap<String, String>,
+    /// Set as the cluster-wide default (broker name "").
+    pub cluster: BTreeMap<String, String>,
+}
+
+impl TopicDefaults {
+    /// The broker's value for topic config `key` and where it comes from.
+    fn get(&self, def: &TopicConfigDef) -> (&str, ConfigSource) {
+        if let Some(v) = self.node.get(def.name) {
+            (v, ConfigSource::DynamicBroker)
+        } else if let Some(v) = self.cluster.get(def.name) {
+            (v, ConfigSource::DynamicDefaultBroker)
+        } else {
+            (def.default, ConfigSource::Default)
+        }
+    }
+}
 
 /// A topic's settings. Only values set explicitly are stored; the rest
 /// follow the broker's defaults.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TopicConfig {
     overrides: BTreeMap<String, String>,
+    defaults: Arc<TopicDefaults>,
+}
+
+/// One value behind a described config: its name (the topic config's, or
+/// the broker config's that backs it), value and source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Synonym {
+    pub name: &'static str,
+    pub value: String,
+    pub source: ConfigSource,
 }
 
 /// One described config entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ConfigEntry {
     pub name: &'static str,
     pub value: String,
     pub is_default: bool,
+    pub source: ConfigSource,
+    pub def: &'static TopicConfigDef,
+    /// Every value in order of precedence, the effective one first.
+    pub synonyms: Vec<Synonym>,
 }
 
-fn default_value(key: &str) -> &'static str {
-    match key {
-        RETENTION_MS => "604800000",
-        RETENTION_BYTES => "-1",
-        SEGMENT_BYTES => "1073741824",
-        MAX_MESSAGE_BYTES => "1048588",
-        CLEANUP_POLICY => "delete",
-        _ => unreachable!("only known keys have defaults"),
-    }
+/// One change of an incremental alter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigOp<'a> {
+    Set(&'a str),
+    /// Back to the default.
+    Delete,
+    /// Adds list items not already there (to the current value, or the
+    /// default).
+    Append(&'a str),
+    /// Removes list items.
+    Subtract(&'a str),
 }
 
 fn invalid(key: &str, value: &str, reason: impl Into<String>) -> BrokerError {
@@ -56,63 +114,179 @@ fn invalid(key: &str, value: &str, reason: impl Into<String>) -> BrokerError {
     }
 }
 
-fn parse_i64(key: &str, value: &str) -> Result<i64, BrokerError> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| invalid(key, value, "not an integer"))
+fn unknown(key: &str, value: &str) -> BrokerError {
+    invalid(key, value, "unknown topic config")
 }
 
-/// Checks one value for `key`, returning it in canonical form.
-fn validate(key: &str, value: &str) -> Result<String, BrokerError> {
-    let canonical = match key {
-        RETENTION_MS | RETENTION_BYTES => {
-            let v = parse_i64(key, value)?;
-            if v < -1 || v == 0 {
-                return Err(invalid(key, value, "must be positive, or -1 for no limit"));
+/// The items of a list value (comma separated, trimmed, empty ones
+/// dropped, as Kafka parses them).
+pub fn list_items(value: &str) -> Vec<&str> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn parse_int(def: &TopicConfigDef, value: &str) -> Result<i64, BrokerError> {
+    let v: i64 = value
+        .parse()
+        .map_err(|_| invalid(def.name, value, "not an integer"))?;
+    if def.kind == ConfigType::Int && i32::try_from(v).is_err() {
+        return Err(invalid(def.name, value, "does not fit a 32-bit integer"));
+    }
+    Ok(v)
+}
+
+/// Checks `value` against `def` as Kafka's `ConfigDef` would, returning
+/// it in canonical form; then Weir's own limits.
+pub fn validate(def: &TopicConfigDef, value: &str) -> Result<String, BrokerError> {
+    let trimmed = value.trim();
+    let canonical = match def.kind {
+        ConfigType::Boolean => match trimmed.to_ascii_lowercase().as_str() {
+            b @ ("true" | "false") => b.to_owned(),
+            _ => return Err(invalid(def.name, value, "must be true or false")),
+        },
+        ConfigType::Int | ConfigType::Long => {
+            let v = parse_int(def, trimmed)?;
+            let ok = match def.check {
+                Check::AtLeast(min) => v >= min,
+                Check::Between(min, max) => (min..=max).contains(&v),
+                Check::LevelOrDefault(min, max) => v == -1 || (min..=max).contains(&v),
+                _ => true,
+            };
+            if !ok {
+                let range = match def.check {
+                    Check::AtLeast(min) => format!("at least {min}"),
+                    Check::Between(min, max) => format!("in [{min}, {max}]"),
+                    Check::LevelOrDefault(min, max) => format!("-1 or in [{min}, {max}]"),
+                    _ => unreachable!("only ranges refuse integers"),
+                };
+                return Err(invalid(def.name, value, format!("must be {range}")));
             }
             v.to_string()
         }
-        SEGMENT_BYTES => {
-            let v = parse_i64(key, value)?;
-            let range = weir_log::SEGMENT_BYTES_MIN as i64..=weir_log::SEGMENT_BYTES_LIMIT as i64;
-            if !range.contains(&v) {
+        ConfigType::Double => {
+            let v: f64 = trimmed
+                .parse()
+                .map_err(|_| invalid(def.name, value, "not a number"))?;
+            if let Check::Fraction(min, max) = def.check
+                && !(min..=max).contains(&v)
+            {
                 return Err(invalid(
+                    def.name,
+                    value,
+                    format!("must be in [{min}, {max}]"),
+                ));
+            }
+            trimmed.to_owned()
+        }
+        ConfigType::String => {
+            if let Check::OneOf(allowed) = def.check
+                && !allowed.contains(&trimmed)
+            {
+                return Err(invalid(
+                    def.name,
+                    value,
+                    format!("must be one of {}", allowed.join(", ")),
+                ));
+            }
+            trimmed.to_owned()
+        }
+        ConfigType::List => {
+            let items = list_items(trimmed);
+            for item in &items {
+                let ok = match def.check {
+                    Check::ListOf(allowed) => allowed.contains(item),
+                    Check::Replicas => *item == "*" || is_replica_pair(item),
+                    _ => true,
+                };
+                if !ok {
+                    return Err(invalid(def.name, value, format!("{item:?} is not allowed")));
+                }
+            }
+            if matches!(def.check, Check::Replicas) && items.len() > 1 && items.contains(&"*") {
+                return Err(invalid(def.name, value, "* stands alone"));
+            }
+            items.join(",")
+        }
+    };
+    weir_limits(def.name, value, &canonical)?;
+    Ok(canonical)
+}
+
+fn is_replica_pair(item: &str) -> bool {
+    let mut parts = item.split(':');
+    let (Some(p), Some(b), None) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    p.trim().parse::<u32>().is_ok() && b.trim().parse::<u32>().is_ok()
+}
+
+/// Limits of Weir's log beyond Kafka's, and what it does not do yet.
+fn weir_limits(key: &str, value: &str, canonical: &str) -> Result<(), BrokerError> {
+    let int = || canonical.parse::<i64>().unwrap_or(0);
+    match key {
+        RETENTION_MS | RETENTION_BYTES if int() < -1 || int() == 0 => {
+            Err(invalid(key, value, "must be positive, or -1 for no limit"))
+        }
+        SEGMENT_BYTES => {
+            let range = weir_log::SEGMENT_BYTES_MIN as i64..=i64::from(i32::MAX);
+            if range.contains(&int()) {
+                Ok(())
+            } else {
+                Err(invalid(
                     key,
                     value,
                     format!("must be in [{}, {}]", range.start(), range.end()),
-                ));
+                ))
             }
-            v.to_string()
         }
         MAX_MESSAGE_BYTES => {
-            let v = parse_i64(key, value)?;
             let max = weir_log::BATCH_BYTES_LIMIT as i64;
-            if !(1..=max).contains(&v) {
-                return Err(invalid(key, value, format!("must be in [1, {max}]")));
+            if (1..=max).contains(&int()) {
+                Ok(())
+            } else {
+                Err(invalid(key, value, format!("must be in [1, {max}]")))
             }
-            v.to_string()
         }
-        CLEANUP_POLICY => match value.trim() {
-            "delete" => "delete".to_owned(),
-            "compact" | "compact,delete" | "delete,compact" => {
-                return Err(invalid(
+        CLEANUP_POLICY => {
+            let items = list_items(canonical);
+            if items.contains(&"compact") {
+                Err(invalid(
                     key,
                     value,
                     "compaction is not supported yet; use delete",
-                ));
+                ))
+            } else if items.is_empty() {
+                Err(invalid(key, value, "must name delete"))
+            } else {
+                Ok(())
             }
-            _ => return Err(invalid(key, value, "must be delete")),
-        },
-        _ => {
-            return Err(BrokerError::InvalidConfig {
-                key: key.to_owned(),
-                value: value.to_owned(),
-                reason: "unknown topic config".into(),
-            });
         }
-    };
-    Ok(canonical)
+        _ => Ok(()),
+    }
+}
+
+/// The codec a topic makes the broker write, by Kafka's attribute ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetCodec {
+    /// Keep what the producer sent.
+    Producer,
+    /// Recompress to this codec id (0 none, 1 gzip, 2 snappy, 3 lz4,
+    /// 4 zstd).
+    Codec(i16),
+}
+
+/// What a topic's configs ask of each produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProduceRules {
+    pub codec: TargetCodec,
+    /// gzip level; `None` for the codec's default.
+    pub gzip_level: Option<u32>,
+    pub log_append_time: bool,
+    pub timestamp_before_max_ms: i64,
+    pub timestamp_after_max_ms: i64,
 }
 
 impl TopicConfig {
@@ -128,18 +302,64 @@ impl TopicConfig {
         Ok(config)
     }
 
+    /// The same overrides over other broker defaults.
+    pub fn with_defaults(mut self, defaults: Arc<TopicDefaults>) -> Self {
+        self.defaults = defaults;
+        self
+    }
+
     /// Sets `key` to `value`, or back to its default with `None`.
     pub fn set(&mut self, key: &str, value: Option<&str>) -> Result<(), BrokerError> {
         match value {
-            Some(value) => {
-                let canonical = validate(key, value)?;
-                self.overrides.insert(key.to_owned(), canonical);
-            }
-            None => {
-                validate(key, default_value_checked(key)?)?;
-                self.overrides.remove(key);
-            }
+            Some(v) => self.apply(key, ConfigOp::Set(v)),
+            None => self.apply(key, ConfigOp::Delete),
         }
+    }
+
+    /// Applies one change to `key`. Configs Kafka 4 dropped
+    /// (`message.format.version`) are accepted and ignored.
+    pub fn apply(&mut self, key: &str, op: ConfigOp<'_>) -> Result<(), BrokerError> {
+        let given = match op {
+            ConfigOp::Set(v) | ConfigOp::Append(v) | ConfigOp::Subtract(v) => v,
+            ConfigOp::Delete => "",
+        };
+        if IGNORED_TOPIC_CONFIGS.contains(&key) {
+            return Ok(());
+        }
+        let def = topic_config_def(key).ok_or_else(|| unknown(key, given))?;
+        let value = match op {
+            ConfigOp::Delete => {
+                self.overrides.remove(key);
+                return Ok(());
+            }
+            ConfigOp::Set(v) => v.to_owned(),
+            ConfigOp::Append(_) | ConfigOp::Subtract(_) if def.kind != ConfigType::List => {
+                return Err(invalid(
+                    key,
+                    given,
+                    "APPEND and SUBTRACT apply only to list configs",
+                ));
+            }
+            ConfigOp::Append(v) => {
+                let mut items: Vec<&str> = list_items(self.get(key));
+                for item in list_items(v) {
+                    if !items.contains(&item) {
+                        items.push(item);
+                    }
+                }
+                items.join(",")
+            }
+            ConfigOp::Subtract(v) => {
+                let remove = list_items(v);
+                list_items(self.get(key))
+                    .into_iter()
+                    .filter(|i| !remove.contains(i))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }
+        };
+        let canonical = validate(def, &value)?;
+        self.overrides.insert(key.to_owned(), canonical);
         Ok(())
     }
 
@@ -156,10 +376,13 @@ impl TopicConfig {
         Ok(())
     }
 
-    fn get(&self, key: &str) -> &str {
-        self.overrides
-            .get(key)
-            .map_or_else(|| default_value(key), String::as_str)
+    /// The effective value of `key` (a known config).
+    pub fn get(&self, key: &str) -> &str {
+        if let Some(v) = self.overrides.get(key) {
+            return v;
+        }
+        let def = topic_config_def(key).expect("only known keys are read");
+        self.defaults.get(def).0
     }
 
     fn get_i64(&self, key: &str) -> i64 {
@@ -171,16 +394,49 @@ impl TopicConfig {
         self.get_i64(MAX_MESSAGE_BYTES) as usize
     }
 
-    /// Every known key with its value and whether it is the default.
+    /// Every known config with its value, source and synonyms.
     pub fn entries(&self) -> Vec<ConfigEntry> {
-        TOPIC_CONFIG_KEYS
-            .iter()
-            .map(|key| ConfigEntry {
-                name: key,
-                value: self.get(key).to_owned(),
-                is_default: !self.overrides.contains_key(*key),
-            })
-            .collect()
+        TOPIC_CONFIGS.iter().map(|def| self.entry(def)).collect()
+    }
+
+    fn entry(&self, def: &'static TopicConfigDef) -> ConfigEntry {
+        let mut synonyms = Vec::new();
+        if let Some(v) = self.overrides.get(def.name) {
+            synonyms.push(Synonym {
+                name: def.name,
+                value: v.clone(),
+                source: ConfigSource::Topic,
+            });
+        }
+        // The broker's values, under the broker config's name (the topic
+        // config's own for those with no broker default, as Kafka).
+        let broker_name = def.broker_name.unwrap_or(def.name);
+        for (map, source) in [
+            (&self.defaults.node, ConfigSource::DynamicBroker),
+            (&self.defaults.cluster, ConfigSource::DynamicDefaultBroker),
+        ] {
+            if let Some(v) = map.get(def.name) {
+                synonyms.push(Synonym {
+                    name: broker_name,
+                    value: v.clone(),
+                    source,
+                });
+            }
+        }
+        synonyms.push(Synonym {
+            name: broker_name,
+            value: def.default.to_owned(),
+            source: ConfigSource::Default,
+        });
+        let first = &synonyms[0];
+        ConfigEntry {
+            name: def.name,
+            value: first.value.clone(),
+            is_default: first.source == ConfigSource::Default,
+            source: first.source,
+            def,
+            synonyms,
+        }
     }
 
     /// Only the explicitly set values (what is persisted).
@@ -194,69 +450,45 @@ impl TopicConfig {
         LogConfig {
             fsync,
             segment_bytes_max: self.get_i64(SEGMENT_BYTES) as u64,
+            segment_ms: self.get_i64(SEGMENT_MS),
             batch_bytes_max: self.max_message_bytes(),
             retention_ms: limit(self.get_i64(RETENTION_MS)),
             retention_bytes: limit(self.get_i64(RETENTION_BYTES)).map(|v| v as u64),
+            // Kafka allows 0 (an entry per batch); the log wants a positive
+            // interval, and 1 means the same.
+            index_interval_bytes: self.get_i64(INDEX_INTERVAL_BYTES).max(1) as u32,
             ..LogConfig::default()
         }
     }
-}
 
-fn default_value_checked(key: &str) -> Result<&'static str, BrokerError> {
-    if TOPIC_CONFIG_KEYS.contains(&key) {
-        Ok(default_value(key))
-    } else {
-        Err(invalid(key, "", "unknown topic config"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn values_are_checked_and_defaults_described() {
-        let config =
-            TopicConfig::from_pairs([("retention.ms", "1000"), ("segment.bytes", "2097152")])
-                .unwrap();
-        let entries = config.entries();
-        let retention = entries.iter().find(|e| e.name == RETENTION_MS).unwrap();
-        assert_eq!(
-            (retention.value.as_str(), retention.is_default),
-            ("1000", false)
-        );
-        let cleanup = entries.iter().find(|e| e.name == CLEANUP_POLICY).unwrap();
-        assert_eq!(
-            (cleanup.value.as_str(), cleanup.is_default),
-            ("delete", true)
-        );
-        let log = config.log_config(FsyncPolicy::Always);
-        assert_eq!(
-            (log.retention_ms, log.segment_bytes_max, log.retention_bytes),
-            (Some(1000), 2 << 20, None)
-        );
-        // The default max.message.bytes (1 MiB + 12) does not fit a 1 MiB segment.
-        assert!(
-            TopicConfig::from_pairs([
-                ("segment.bytes", "1048576"),
-                ("max.message.bytes", "2000000")
-            ])
-            .is_err()
-        );
-        for (key, value) in [
-            ("retention.ms", "soon"),
-            ("retention.ms", "0"),
-            ("segment.bytes", "10"),
-            ("cleanup.policy", "compact"),
-            ("no.such.key", "1"),
-        ] {
-            assert!(
-                matches!(
-                    TopicConfig::from_pairs([(key, value)]),
-                    Err(BrokerError::InvalidConfig { .. })
-                ),
-                "{key}={value}"
-            );
+    /// What each produce to the topic must do.
+    pub fn produce_rules(&self) -> ProduceRules {
+        let codec = match self.get(COMPRESSION_TYPE) {
+            "uncompressed" => TargetCodec::Codec(0),
+            "gzip" => TargetCodec::Codec(1),
+            "snappy" => TargetCodec::Codec(2),
+            "lz4" => TargetCodec::Codec(3),
+            "zstd" => TargetCodec::Codec(4),
+            _ => TargetCodec::Producer,
+        };
+        let gzip_level = u32::try_from(self.get_i64(COMPRESSION_GZIP_LEVEL)).ok();
+        ProduceRules {
+            codec,
+            gzip_level,
+            log_append_time: self.get(MESSAGE_TIMESTAMP_TYPE) == "LogAppendTime",
+            timestamp_before_max_ms: self.get_i64(MESSAGE_TIMESTAMP_BEFORE_MAX_MS),
+            timestamp_after_max_ms: self.get_i64(MESSAGE_TIMESTAMP_AFTER_MAX_MS),
         }
     }
 }
+
+/// Checks one broker-level default of topic config `key`, returning it in
+/// canonical form.
+pub fn validate_default(key: &str, value: &str) -> Result<String, BrokerError> {
+    let def = topic_config_def(key).ok_or_else(|| unknown(key, value))?;
+    validate(def, value)
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

@@ -67,6 +67,16 @@ pub enum BrokerError {
     },
     #[error("transactions are not supported yet (transactional id {transactional_id:?})")]
     TransactionsUnsupported { transactional_id: String },
+    #[error(
+        "timestamp {timestamp_ms} of a record for topic {topic:?} is outside {config} {bound_ms} of the broker's time {now_ms}"
+    )]
+    InvalidTimestamp {
+        topic: String,
+        timestamp_ms: i64,
+        now_ms: i64,
+        config: &'static str,
+        bound_ms: i64,
+    },
     #[error("unreadable records for topic {topic:?}: {source}")]
     InvalidRecords {
         topic: String,

@@ -22,12 +22,20 @@
 mod broker;
 pub mod compression;
 mod config;
+pub mod config_defs;
+mod defaults;
 mod error;
 pub mod partitioner;
 mod producers;
+mod rewrite;
 
 pub use broker::{
     Broker, BrokerConfig, Produced, TOPIC_NAME_BYTES_MAX, Topic, validate_topic_name,
 };
-pub use config::{ConfigEntry, TOPIC_CONFIG_KEYS, TopicConfig};
+pub use config::{
+    ConfigEntry, ConfigOp, ConfigSource, ProduceRules, Synonym, TargetCodec, TopicConfig,
+    TopicDefaults, list_items, validate_default,
+};
+pub use defaults::DefaultsScope;
 pub use error::BrokerError;
+pub use rewrite::compress;

@@ -146,6 +146,9 @@ struct Settings {
     topics_max: Option<usize>,
     partitions_max: Option<u32>,
     http: weir_http::HttpLimits,
+    /// Kafka names of the broker settings given explicitly, which
+    /// DescribeConfigs reports as STATIC_BROKER_CONFIG.
+    static_configs: Vec<String>,
 }
 
 impl ServeArgs {
@@ -159,7 +162,45 @@ impl ServeArgs {
                     .with_context(|| format!("in config file {}", path.display()))?
             }
         };
+        let given = |set: bool, name: &str| set.then(|| name.to_owned());
+        let static_configs = [
+            given(
+                self.default_partitions.is_some() || file.default_partitions.is_some(),
+                "num.partitions",
+            ),
+            given(
+                self.no_auto_create_topics || file.auto_create_topics.is_some(),
+                "auto.create.topics.enable",
+            ),
+            given(
+                self.connections_max.is_some() || file.connections_max.is_some(),
+                "max.connections",
+            ),
+            given(
+                self.request_bytes_max.is_some() || file.request_bytes_max.is_some(),
+                "socket.request.max.bytes",
+            ),
+            given(
+                self.group_min_session_timeout_ms.is_some()
+                    || file.group_min_session_timeout_ms.is_some(),
+                "group.min.session.timeout.ms",
+            ),
+            given(
+                self.group_max_session_timeout_ms.is_some()
+                    || file.group_max_session_timeout_ms.is_some(),
+                "group.max.session.timeout.ms",
+            ),
+            given(
+                self.group_initial_rebalance_delay_ms.is_some()
+                    || file.group_initial_rebalance_delay_ms.is_some(),
+                "group.initial.rebalance.delay.ms",
+            ),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         Ok(Settings {
+            static_configs,
             data_dir: self
                 .data_dir
                 .or(file.data_dir)
@@ -300,6 +341,7 @@ async fn serve(args: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("binding the kafka listener to {}", args.kafka_addr))?;
     let bound = listener.local_addr()?;
     let mut server_config = ServerConfig::new(bound);
+    server_config.static_configs = args.static_configs;
     if let Some(host) = args.advertised_host {
         server_config.advertised_host = host;
     }

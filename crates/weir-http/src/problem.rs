@@ -76,6 +76,7 @@ impl From<BrokerError> for ApiError {
             B::CorruptMessage { .. } | B::InvalidRecords { .. } => {
                 (StatusCode::BAD_REQUEST, "invalid_records")
             }
+            B::InvalidTimestamp { .. } => (StatusCode::BAD_REQUEST, "invalid_timestamp"),
             B::OutOfOrderSequence { .. }
             | B::InvalidProducerEpoch { .. }
             | B::UnknownProducerId { .. }

@@ -18,6 +18,7 @@ pub enum Code {
     CoordinatorNotAvailable = 15,
     InvalidTopicException = 17,
     InvalidRequiredAcks = 21,
+    InvalidTimestamp = 32,
     IllegalGeneration = 22,
     InconsistentGroupProtocol = 23,
     InvalidGroupId = 24,
@@ -73,6 +74,7 @@ pub fn for_broker_error(err: &BrokerError) -> Code {
         BrokerError::CorruptMessage { .. } | BrokerError::InvalidRecords { .. } => {
             Code::CorruptMessage
         }
+        BrokerError::InvalidTimestamp { .. } => Code::InvalidTimestamp,
         BrokerError::OutOfOrderSequence { .. } => Code::OutOfOrderSequenceNumber,
         BrokerError::InvalidProducerEpoch { .. } => Code::InvalidProducerEpoch,
         BrokerError::UnknownProducerId { .. } => Code::UnknownProducerId,

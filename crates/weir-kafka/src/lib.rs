@@ -47,6 +47,10 @@ pub struct ServerConfig {
     /// Broker node id reported to clients.
     pub node_id: i32,
     pub cluster_id: String,
+    /// Kafka names of the broker settings the operator set (flags, the
+    /// environment or the config file), described with the source
+    /// STATIC_BROKER_CONFIG; the rest are DEFAULT_CONFIG.
+    pub static_configs: Vec<String>,
 }
 
 impl ServerConfig {
@@ -62,6 +66,7 @@ impl ServerConfig {
             fetch_bytes_max: 64 * 1024 * 1024,
             node_id: 0,
             cluster_id: "weir-cluster".to_owned(),
+            static_configs: Vec::new(),
         }
     }
 }
@@ -72,6 +77,8 @@ pub(crate) struct Shared {
     pub broker: Arc<Broker>,
     pub groups: Arc<Coordinator>,
     pub config: ServerConfig,
+    /// The address the listener is bound to.
+    pub listen_addr: SocketAddr,
 }
 
 /// How often the group coordinator's timers are checked; session and
@@ -93,10 +100,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let limit = Arc::new(Semaphore::new(config.connections_max));
+    let listen_addr = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], config.advertised_port)));
     let shared = Arc::new(Shared {
         broker,
         groups: groups.clone(),
         config,
+        listen_addr,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let timers = tokio::spawn(group_timers(groups));

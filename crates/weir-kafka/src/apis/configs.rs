@@ -1,69 +1,129 @@
-//! DescribeConfigs, AlterConfigs (which replaces a topic's whole set) and
-//! IncrementalAlterConfigs (SET and DELETE per key), for topics. Broker
-//! resources describe as empty: Weir's broker settings are its command
-//! line, not Kafka configs.
+//! DescribeConfigs, AlterConfigs (which replaces a resource's whole set)
+//! and IncrementalAlterConfigs (SET, DELETE, and APPEND / SUBTRACT on list
+//! configs), for TOPIC and BROKER resources. Topic configs come from the
+//! broker's table with sources, synonyms, types and docs as Kafka fills
+//! them; broker configs from `broker_configs`. BROKER_LOGGER resources are
+//! refused: Weir's log levels are set by its `RUST_LOG` filter.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{
     AlterConfigsRequest, AlterConfigsResponse, ApiKey, DescribeConfigsRequest,
     DescribeConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
-use weir_broker::{Broker, BrokerError, TOPIC_CONFIG_KEYS};
+use weir_broker::config_defs::TOPIC_CONFIGS;
+use weir_broker::{Broker, BrokerError, ConfigOp, list_items};
 
-use super::{blocking, str_bytes};
+use super::broker_configs::{self as bc, BrokerTarget};
+use super::str_bytes;
 use crate::Shared;
 use crate::codes::{Code, for_broker_error};
 use crate::conn::{ConnError, decode, encode};
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
-/// Config sources and types, as Kafka numbers them.
-const SOURCE_TOPIC: i8 = 1;
-const SOURCE_DEFAULT: i8 = 5;
-const TYPE_INT: i8 = 3;
-const TYPE_LONG: i8 = 5;
-const TYPE_LIST: i8 = 7;
+const RESOURCE_BROKER_LOGGER: i8 = 8;
 /// IncrementalAlterConfigs operations.
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
 
-fn config_type(name: &str) -> i8 {
-    match name {
-        "retention.ms" | "retention.bytes" => TYPE_LONG,
-        "cleanup.policy" => TYPE_LIST,
-        _ => TYPE_INT,
-    }
+/// What a DescribeConfigs resource asks for beyond names and values.
+#[derive(Debug, Clone, Copy)]
+struct Detail {
+    synonyms: bool,
+    documentation: bool,
+}
+
+fn wanted(keys: Option<&[String]>, name: &str) -> bool {
+    keys.is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k == name))
 }
 
 fn describe_topic(
     broker: &Broker,
     name: &str,
     keys: Option<&[String]>,
+    detail: Detail,
 ) -> Result<Vec<DescribeConfigsResourceResult>, BrokerError> {
     let topic = broker.topic(name)?;
     Ok(topic
         .config()
         .entries()
         .into_iter()
-        .filter(|e| keys.is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k == e.name)))
+        .filter(|e| wanted(keys, e.name))
         .map(|e| {
+            let synonyms = if detail.synonyms {
+                e.synonyms
+                    .iter()
+                    .map(|s| {
+                        DescribeConfigsSynonym::default()
+                            .with_name(str_bytes(s.name))
+                            .with_value(Some(str_bytes(&s.value)))
+                            .with_source(bc::source_code(s.source))
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
             DescribeConfigsResourceResult::default()
                 .with_name(str_bytes(e.name))
                 .with_value(Some(str_bytes(&e.value)))
-                .with_config_source(if e.is_default {
-                    SOURCE_DEFAULT
-                } else {
-                    SOURCE_TOPIC
-                })
-                .with_config_type(config_type(e.name))
+                .with_config_source(bc::source_code(e.source))
+                .with_config_type(bc::type_code(e.def.kind))
                 .with_read_only(topic.internal)
+                .with_is_sensitive(false)
+                .with_synonyms(synonyms)
+                .with_documentation(detail.documentation.then(|| str_bytes(e.def.doc)))
         })
         .collect())
+}
+
+fn describe_broker(
+    shared: &Shared,
+    target: BrokerTarget,
+    keys: Option<&[String]>,
+    detail: Detail,
+) -> Vec<DescribeConfigsResourceResult> {
+    bc::entries(shared, target)
+        .into_iter()
+        .filter(|e| wanted(keys, e.name))
+        .map(|e| {
+            let synonyms = if detail.synonyms {
+                e.synonyms
+                    .iter()
+                    .map(|(name, value, source)| {
+                        DescribeConfigsSynonym::default()
+                            .with_name(str_bytes(name))
+                            .with_value(Some(str_bytes(value)))
+                            .with_source(*source)
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            DescribeConfigsResourceResult::default()
+                .with_name(str_bytes(e.name))
+                .with_value(Some(str_bytes(&e.value)))
+                .with_config_source(e.source)
+                .with_config_type(e.config_type)
+                .with_read_only(e.read_only)
+                .with_is_sensitive(false)
+                .with_synonyms(synonyms)
+                .with_documentation(detail.documentation.then(|| str_bytes(e.doc)))
+        })
+        .collect()
+}
+
+fn logger_refusal() -> (i16, Option<String>) {
+    (
+        Code::InvalidRequest.code(),
+        Some("broker loggers are not configurable over Kafka: Weir's log levels come from its RUST_LOG filter".into()),
+    )
 }
 
 pub(crate) async fn describe(
@@ -72,8 +132,12 @@ pub(crate) async fn describe(
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: DescribeConfigsRequest = decode(ApiKey::DescribeConfigs, version, body)?;
-    let broker = shared.broker.clone();
-    let results = blocking(move || {
+    let shared = shared.clone();
+    let detail = Detail {
+        synonyms: request.include_synonyms,
+        documentation: request.include_documentation,
+    };
+    let results = super::blocking(move || {
         request
             .resources
             .into_iter()
@@ -82,22 +146,35 @@ pub(crate) async fn describe(
                 let keys: Option<Vec<String>> = r
                     .configuration_keys
                     .map(|k| k.iter().map(ToString::to_string).collect());
+                let keys = keys.as_deref();
                 let result = DescribeConfigsResult::default()
                     .with_resource_type(r.resource_type)
                     .with_resource_name(r.resource_name);
+                let fail = |result: DescribeConfigsResult, code: i16, message: String| {
+                    result
+                        .with_error_code(code)
+                        .with_error_message(Some(str_bytes(&message)))
+                };
                 match r.resource_type {
-                    RESOURCE_TOPIC => match describe_topic(&broker, &name, keys.as_deref()) {
+                    RESOURCE_TOPIC => match describe_topic(&shared.broker, &name, keys, detail) {
                         Ok(configs) => result.with_configs(configs),
-                        Err(e) => result
-                            .with_error_code(for_broker_error(&e).code())
-                            .with_error_message(Some(str_bytes(&e.to_string()))),
+                        Err(e) => fail(result, for_broker_error(&e).code(), e.to_string()),
                     },
-                    RESOURCE_BROKER => result,
-                    other => result
-                        .with_error_code(Code::InvalidRequest.code())
-                        .with_error_message(Some(str_bytes(&format!(
-                            "resource type {other} has no configs here"
-                        )))),
+                    RESOURCE_BROKER => match bc::target(&shared, &name) {
+                        Ok(target) => {
+                            result.with_configs(describe_broker(&shared, target, keys, detail))
+                        }
+                        Err(message) => fail(result, Code::InvalidRequest.code(), message),
+                    },
+                    RESOURCE_BROKER_LOGGER => {
+                        let (code, message) = logger_refusal();
+                        fail(result, code, message.unwrap_or_default())
+                    }
+                    other => fail(
+                        result,
+                        Code::InvalidRequest.code(),
+                        format!("resource type {other} has no configs here"),
+                    ),
                 }
             })
             .collect()
@@ -110,36 +187,127 @@ pub(crate) async fn describe(
     )
 }
 
-/// One resource's outcome: the error code and message of an alter.
-fn outcome(result: Result<(), BrokerError>) -> (i16, Option<String>) {
-    match result {
-        Ok(()) => (0, None),
-        Err(e) => (for_broker_error(&e).code(), Some(e.to_string())),
+/// One change as decoded from either alter API.
+#[derive(Debug, Clone)]
+struct Change {
+    name: String,
+    op: i8,
+    value: Option<String>,
+}
+
+/// Applies one resource's changes; returns its error code and message.
+fn alter_resource(
+    shared: &Shared,
+    resource_type: i8,
+    name: &str,
+    changes: Vec<Change>,
+    validate_only: bool,
+) -> (i16, Option<String>) {
+    let mut seen = std::collections::HashSet::new();
+    if let Some(dup) = changes.iter().find(|c| !seen.insert(c.name.as_str())) {
+        return (
+            Code::InvalidRequest.code(),
+            Some(format!("config {:?} is named twice", dup.name)),
+        );
+    }
+    match resource_type {
+        RESOURCE_TOPIC => {
+            let ops: Result<Vec<(&str, ConfigOp<'_>)>, BrokerError> = changes
+                .iter()
+                .map(|c| {
+                    let v = c.value.as_deref().unwrap_or_default();
+                    let op = match c.op {
+                        OP_SET => ConfigOp::Set(v),
+                        OP_DELETE => ConfigOp::Delete,
+                        OP_APPEND => ConfigOp::Append(v),
+                        OP_SUBTRACT => ConfigOp::Subtract(v),
+                        op => {
+                            return Err(BrokerError::InvalidConfig {
+                                key: c.name.clone(),
+                                value: v.to_owned(),
+                                reason: format!("unknown operation {op}"),
+                            });
+                        }
+                    };
+                    Ok((c.name.as_str(), op))
+                })
+                .collect();
+            match ops.and_then(|ops| {
+                shared
+                    .broker
+                    .alter_topic_config_ops(name, &ops, validate_only)
+            }) {
+                Ok(()) => (0, None),
+                Err(e) => (for_broker_error(&e).code(), Some(e.to_string())),
+            }
+        }
+        RESOURCE_BROKER => {
+            let target = match bc::target(shared, name) {
+                Ok(t) => t,
+                Err(message) => return (Code::InvalidRequest.code(), Some(message)),
+            };
+            let resolved = match broker_values(shared, target, changes) {
+                Ok(r) => r,
+                Err(message) => return (Code::InvalidConfig.code(), Some(message)),
+            };
+            match bc::alter(shared, target, &resolved, validate_only) {
+                Ok(()) => (0, None),
+                Err((code, message)) => (code.code(), Some(message)),
+            }
+        }
+        RESOURCE_BROKER_LOGGER => logger_refusal(),
+        other => (
+            Code::InvalidRequest.code(),
+            Some(format!(
+                "resource type {other} has no configs to alter here"
+            )),
+        ),
     }
 }
 
-fn alter_topic(
-    broker: &Broker,
-    resource_type: i8,
-    name: &str,
-    changes: Result<Vec<(String, Option<String>)>, BrokerError>,
-    validate_only: bool,
-) -> (i16, Option<String>) {
-    if resource_type != RESOURCE_TOPIC {
-        return (
-            Code::InvalidRequest.code(),
-            Some(format!(
-                "only topic configs (resource type {RESOURCE_TOPIC}) can be altered"
-            )),
-        );
-    }
-    outcome(changes.and_then(|changes| {
-        let changes: Vec<(&str, Option<&str>)> = changes
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_deref()))
-            .collect();
-        broker.alter_topic_config(name, &changes, validate_only)
-    }))
+/// Turns broker changes into new values (`None` deletes): APPEND and
+/// SUBTRACT work from the current value at the resource's level, on list
+/// configs only.
+fn broker_values(
+    shared: &Shared,
+    target: BrokerTarget,
+    changes: Vec<Change>,
+) -> Result<Vec<(String, Option<String>)>, String> {
+    let current = bc::entries(shared, target);
+    changes
+        .into_iter()
+        .map(|c| {
+            let value = match c.op {
+                OP_SET => Some(c.value.unwrap_or_default()),
+                OP_DELETE => None,
+                OP_APPEND | OP_SUBTRACT => {
+                    let entry = current.iter().find(|e| e.name == c.name);
+                    if entry.is_some_and(|e| e.config_type != bc::TYPE_LIST) {
+                        return Err(format!(
+                            "APPEND and SUBTRACT apply only to list configs, not {:?}",
+                            c.name
+                        ));
+                    }
+                    let now = entry.map(|e| e.value.clone()).unwrap_or_default();
+                    let given = c.value.unwrap_or_default();
+                    let mut items: Vec<&str> = list_items(&now);
+                    let change = list_items(&given);
+                    if c.op == OP_APPEND {
+                        for i in change {
+                            if !items.contains(&i) {
+                                items.push(i);
+                            }
+                        }
+                    } else {
+                        items.retain(|i| !change.contains(i));
+                    }
+                    Some(items.join(","))
+                }
+                op => return Err(format!("unknown operation {op}")),
+            };
+            Ok((c.name, value))
+        })
+        .collect()
 }
 
 pub(crate) async fn alter(
@@ -148,27 +316,40 @@ pub(crate) async fn alter(
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: AlterConfigsRequest = decode(ApiKey::AlterConfigs, version, body)?;
-    let broker = shared.broker.clone();
+    let shared = shared.clone();
     let validate_only = request.validate_only;
-    let responses = blocking(move || {
+    let responses = super::blocking(move || {
         request
             .resources
             .into_iter()
             .map(|r| {
-                // The legacy API replaces the whole set: keys not named go
-                // back to their defaults.
-                let named: Vec<(String, Option<String>)> = r
+                // The legacy API replaces the whole set: what is not named
+                // goes back to its default.
+                let mut changes: Vec<Change> = r
                     .configs
                     .iter()
-                    .map(|c| (c.name.to_string(), c.value.as_ref().map(ToString::to_string)))
+                    .map(|c| Change {
+                        name: c.name.to_string(),
+                        op: if c.value.is_some() { OP_SET } else { OP_DELETE },
+                        value: c.value.as_ref().map(ToString::to_string),
+                    })
                     .collect();
-                let mut changes: Vec<(String, Option<String>)> = TOPIC_CONFIG_KEYS
-                    .iter()
-                    .filter(|k| !named.iter().any(|(n, _)| n == *k))
-                    .map(|k| ((*k).to_owned(), None))
-                    .collect();
-                changes.extend(named);
-                let (code, message) = alter_topic(&broker, r.resource_type, &r.resource_name, Ok(changes), validate_only);
+                let unnamed: Vec<&str> = match r.resource_type {
+                    RESOURCE_TOPIC => TOPIC_CONFIGS.iter().map(|d| d.name).collect(),
+                    RESOURCE_BROKER => TOPIC_CONFIGS.iter().filter_map(|d| d.broker_name).collect(),
+                    _ => Vec::new(),
+                };
+                for name in unnamed {
+                    if !changes.iter().any(|c| c.name == name) {
+                        changes.push(Change {
+                            name: name.to_owned(),
+                            op: OP_DELETE,
+                            value: None,
+                        });
+                    }
+                }
+                let (code, message) =
+                    alter_resource(&shared, r.resource_type, &r.resource_name, changes, validate_only);
                 kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse::default()
                     .with_resource_type(r.resource_type)
                     .with_resource_name(r.resource_name)
@@ -192,27 +373,24 @@ pub(crate) async fn incremental_alter(
 ) -> Result<Bytes, ConnError> {
     let request: IncrementalAlterConfigsRequest =
         decode(ApiKey::IncrementalAlterConfigs, version, body)?;
-    let broker = shared.broker.clone();
+    let shared = shared.clone();
     let validate_only = request.validate_only;
-    let responses = blocking(move || {
+    let responses = super::blocking(move || {
         request
             .resources
             .into_iter()
             .map(|r| {
-                let changes: Result<Vec<_>, BrokerError> = r
+                let changes = r
                     .configs
                     .iter()
-                    .map(|c| match c.config_operation {
-                        OP_SET => Ok((c.name.to_string(), Some(c.value.as_ref().map(ToString::to_string).unwrap_or_default()))),
-                        OP_DELETE => Ok((c.name.to_string(), None)),
-                        op => Err(BrokerError::InvalidConfig {
-                            key: c.name.to_string(),
-                            value: c.value.as_ref().map(ToString::to_string).unwrap_or_default(),
-                            reason: format!("operation {op} (APPEND/SUBTRACT) applies to list configs, and none here takes more than one value"),
-                        }),
+                    .map(|c| Change {
+                        name: c.name.to_string(),
+                        op: c.config_operation,
+                        value: c.value.as_ref().map(ToString::to_string),
                     })
                     .collect();
-                let (code, message) = alter_topic(&broker, r.resource_type, &r.resource_name, changes, validate_only);
+                let (code, message) =
+                    alter_resource(&shared, r.resource_type, &r.resource_name, changes, validate_only);
                 kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse::default()
                     .with_resource_type(r.resource_type)
                     .with_resource_name(r.resource_name)

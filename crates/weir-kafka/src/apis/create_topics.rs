@@ -14,10 +14,6 @@ use crate::Shared;
 use crate::codes::for_broker_error;
 use crate::conn::{ConnError, decode, encode};
 
-/// Kafka's config source codes (DescribeConfigs).
-const SOURCE_TOPIC: i8 = 1;
-const SOURCE_DEFAULT: i8 = 5;
-
 pub(crate) async fn handle(
     version: i16,
     body: Bytes,
@@ -56,7 +52,9 @@ pub(crate) async fn handle(
                                 CreatableTopicConfigs::default()
                                     .with_name(str_bytes(e.name))
                                     .with_value(Some(str_bytes(&e.value)))
-                                    .with_config_source(if e.is_default { SOURCE_DEFAULT } else { SOURCE_TOPIC })
+                                    .with_config_source(super::broker_configs::source_code(e.source))
+                                    .with_read_only(false)
+                                    .with_is_sensitive(false)
                             })
                             .collect();
                         result

@@ -2,6 +2,7 @@
 //! that it accepts.
 
 pub(crate) mod api_versions;
+mod broker_configs;
 mod configs;
 mod consumer_groups;
 mod create_partitions;

@@ -1,5 +1,6 @@
-//! Produce: each partition's batches are appended (validated, stored as
-//! sent) and acknowledged once durable. The writes happen in the order the
+//! Produce: each partition's batches are appended (validated, and
+//! rewritten only as the topic's configs ask: recompression, log-append
+//! time) and acknowledged once durable. The writes happen in the order the
 //! connection's requests arrive; the wait for durability is left to a
 //! second phase, so the next request can be written while this one waits
 //! and in-flight requests share sync rounds.
@@ -123,7 +124,7 @@ async fn acknowledge(
                         Ok(info) => PartitionProduceResponse::default()
                             .with_index(index)
                             .with_base_offset(info.base_offset)
-                            .with_log_append_time_ms(-1)
+                            .with_log_append_time_ms(info.log_append_time_ms)
                             .with_log_start_offset(start),
                         Err(e) => refused_by(index, &e),
                     }
