@@ -31,3 +31,4 @@ pub use broker::{
 };
 pub use config::{ConfigEntry, TOPIC_CONFIG_KEYS, TopicConfig};
 pub use error::BrokerError;
+pub use producers::ProducerState;
