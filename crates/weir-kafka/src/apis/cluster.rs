@@ -99,7 +99,7 @@ pub(crate) fn describe_quorum(
         && request.topics[0].partitions.len() == 1
         && request.topics[0].partitions[0].partition_index == 0;
     let response = if asks_metadata_partition {
-        quorum(shared)
+        quorum(version, shared)
     } else {
         // As the Raft leader answers a request for any other partition.
         let code = Code::UnknownTopicOrPartition;
@@ -124,46 +124,57 @@ pub(crate) fn describe_quorum(
                     )
             })
             .collect();
-        DescribeQuorumResponse::default().with_topics(topics)
+        DescribeQuorumResponse::default()
+            .with_error_message(None)
+            .with_topics(topics)
     };
     encode(ApiKey::DescribeQuorum, version, &response)
 }
 
 /// This node as the only voter and the leader. Weir keeps no metadata log,
-/// so its high watermark and end offset are 0, the leader always caught up.
-fn quorum(shared: &Shared) -> DescribeQuorumResponse {
+/// so its high watermark and end offset are 0, the leader always caught up
+/// (fetch times from v1, the voters' listeners from v2).
+fn quorum(version: i16, shared: &Shared) -> DescribeQuorumResponse {
     let config = &shared.config;
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    let this_node = ReplicaState::default()
+    let mut this_node = ReplicaState::default()
         .with_replica_id(BrokerId(config.node_id))
-        .with_log_end_offset(0)
-        .with_last_fetch_timestamp(now_ms)
-        .with_last_caught_up_timestamp(now_ms);
+        .with_log_end_offset(0);
+    if version >= 1 {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        this_node = this_node
+            .with_last_fetch_timestamp(now_ms)
+            .with_last_caught_up_timestamp(now_ms);
+    }
     let partition = PartitionData::default()
+        .with_error_message(None)
         .with_partition_index(0)
         .with_leader_id(BrokerId(config.node_id))
         .with_leader_epoch(QUORUM_EPOCH)
         .with_high_watermark(0)
         .with_current_voters(vec![this_node])
         .with_observers(Vec::new());
-    DescribeQuorumResponse::default()
+    let response = DescribeQuorumResponse::default()
+        .with_error_message(None)
         .with_topics(vec![
             describe_quorum_response::TopicData::default()
                 .with_topic_name(topic_name(METADATA_TOPIC))
                 .with_partitions(vec![partition]),
-        ])
-        .with_nodes(vec![
-            Node::default()
-                .with_node_id(BrokerId(config.node_id))
-                .with_listeners(vec![
-                    Listener::default()
-                        .with_name(str_bytes(LISTENER_NAME))
-                        .with_host(str_bytes(&config.advertised_host))
-                        .with_port(config.advertised_port),
-                ]),
-        ])
+        ]);
+    if version < 2 {
+        return response;
+    }
+    response.with_nodes(vec![
+        Node::default()
+            .with_node_id(BrokerId(config.node_id))
+            .with_listeners(vec![
+                Listener::default()
+                    .with_name(str_bytes(LISTENER_NAME))
+                    .with_host(str_bytes(&config.advertised_host))
+                    .with_port(config.advertised_port),
+            ]),
+    ])
 }
 
 /// Config resource types (Kafka's `ConfigResource.Type`).

@@ -36,7 +36,11 @@ pub(crate) async fn handle(
         wanted
     });
     let shared = shared.clone();
-    let result = blocking(move || describe(&shared, wanted.as_ref())).await;
+    let mut result = blocking(move || describe(&shared, wanted.as_ref())).await;
+    if version < 4 {
+        // The sizes of the file system came with v4.
+        result = result.with_total_bytes(-1).with_usable_bytes(-1);
+    }
     encode(
         ApiKey::DescribeLogDirs,
         version,

@@ -126,7 +126,7 @@ pub(crate) fn list_reassignments(version: i16, body: Bytes) -> Result<Bytes, Con
     encode(
         ApiKey::ListPartitionReassignments,
         version,
-        &ListPartitionReassignmentsResponse::default(),
+        &ListPartitionReassignmentsResponse::default().with_error_message(None),
     )
 }
 
@@ -170,6 +170,7 @@ pub(crate) fn alter_reassignments(
         ApiKey::AlterPartitionReassignments,
         version,
         &AlterPartitionReassignmentsResponse::default()
+            .with_error_message(None)
             .with_allow_replication_factor_change(request.allow_replication_factor_change)
             .with_responses(responses),
     )
