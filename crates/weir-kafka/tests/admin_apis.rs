@@ -524,3 +524,37 @@ fn metadata_fills_authorized_operations_when_asked() {
         assert_eq!(r.topics[0].topic_authorized_operations, i32::MIN);
     }
 }
+
+#[test]
+fn group_describes_fill_authorized_operations_when_asked() {
+    use kafka_protocol::messages::{
+        ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, DescribeGroupsRequest,
+        DescribeGroupsResponse, GroupId,
+    };
+    // READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS and ALTER_CONFIGS.
+    const GROUP_OPERATIONS: i32 = 3400;
+    let (_server, mut stream) = server_with_topic();
+    let group = || vec![GroupId(StrBytes::from_static_str("g"))];
+    for version in 3..=5 {
+        for (asked, expected) in [(true, GROUP_OPERATIONS), (false, i32::MIN)] {
+            let request = DescribeGroupsRequest::default()
+                .with_groups(group())
+                .with_include_authorized_operations(asked);
+            let r: DescribeGroupsResponse =
+                call(&mut stream, ApiKey::DescribeGroups, version, &request);
+            assert_eq!(r.groups[0].authorized_operations, expected);
+        }
+    }
+    for version in 0..=1 {
+        let request = ConsumerGroupDescribeRequest::default()
+            .with_group_ids(group())
+            .with_include_authorized_operations(true);
+        let r: ConsumerGroupDescribeResponse = call(
+            &mut stream,
+            ApiKey::ConsumerGroupDescribe,
+            version,
+            &request,
+        );
+        assert_eq!(r.groups[0].authorized_operations, GROUP_OPERATIONS);
+    }
+}
