@@ -12,7 +12,7 @@ use weir_log::batch::BatchHeader;
 use crate::config::{ConfigOp, ProduceRules, TopicConfig, TopicDefaults};
 use crate::defaults::DefaultsScope;
 use crate::error::{BrokerError, produce_error};
-use crate::producers::{BatchMeta, PartitionProducers, ProducerIds, Verdict};
+use crate::producers::{BatchMeta, PartitionProducers, ProducerIds, ProducerState, Verdict};
 
 const REGISTRY_FILE: &str = ".topics";
 /// Broker-level topic defaults set live (`log.retention.ms`, …).
@@ -355,6 +355,17 @@ impl Broker {
     /// The log of one partition.
     pub fn partition(&self, topic: &str, partition: i32) -> Result<Log, BrokerError> {
         self.topic(topic)?.partition(partition)
+    }
+
+    /// The idempotent producers one partition holds state for, by id.
+    pub fn producers(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Vec<ProducerState>, BrokerError> {
+        let part = self.topic(topic)?.partition_state(partition)?;
+        let producers = part.producers.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(producers.states())
     }
 
     fn persist(&self, topics: &BTreeMap<String, Arc<Topic>>) -> Result<(), BrokerError> {
@@ -773,6 +784,11 @@ impl Broker {
                     let written = BatchMeta {
                         base_offset: info.base_offset,
                         last_offset: info.last_offset,
+                        max_timestamp_ms: if header.is_log_append_time() {
+                            info.log_append_time_ms
+                        } else {
+                            meta.max_timestamp_ms
+                        },
                         ..meta
                     };
                     producers.record(pid, epoch, written);

@@ -38,4 +38,5 @@ pub use config::{
 };
 pub use defaults::DefaultsScope;
 pub use error::BrokerError;
+pub use producers::ProducerState;
 pub use rewrite::compress;

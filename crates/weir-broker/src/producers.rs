@@ -76,6 +76,9 @@ pub(crate) struct BatchMeta {
     pub last_seq: i32,
     pub base_offset: i64,
     pub last_offset: i64,
+    /// The batch's max timestamp (the broker's time under
+    /// `LogAppendTime`), as Kafka keeps a producer's last timestamp.
+    pub max_timestamp_ms: i64,
 }
 
 impl BatchMeta {
@@ -85,8 +88,20 @@ impl BatchMeta {
             last_seq: add_seq(header.base_sequence, header.last_offset_delta),
             base_offset: header.base_offset,
             last_offset: header.last_offset(),
+            max_timestamp_ms: header.max_timestamp,
         }
     }
+}
+
+/// What a partition knows of one idempotent producer (DescribeProducers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerState {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// Sequence of the last record written.
+    pub last_sequence: i32,
+    /// Max timestamp of the last batch written.
+    pub last_timestamp_ms: i64,
 }
 
 /// Sequences wrap from `i32::MAX` to 0, as in Kafka.
@@ -183,6 +198,24 @@ impl PartitionProducers {
         }
         entry.recent.push_back(meta);
     }
+
+    /// Every producer with state here, by id.
+    pub fn states(&self) -> Vec<ProducerState> {
+        let mut out: Vec<ProducerState> = self
+            .producers
+            .iter()
+            .filter_map(|(&producer_id, entry)| {
+                entry.recent.back().map(|last| ProducerState {
+                    producer_id,
+                    producer_epoch: entry.epoch,
+                    last_sequence: last.last_seq,
+                    last_timestamp_ms: last.max_timestamp_ms,
+                })
+            })
+            .collect();
+        out.sort_by_key(|p| p.producer_id);
+        out
+    }
 }
 
 #[cfg(test)]
@@ -195,6 +228,7 @@ mod tests {
             last_seq,
             base_offset,
             last_offset: base_offset + i64::from(last_seq - first_seq),
+            max_timestamp_ms: 1_000 + base_offset,
         }
     }
 
@@ -229,6 +263,32 @@ mod tests {
                 base_offset: 115,
                 last_offset: 115
             }
+        );
+    }
+
+    #[test]
+    fn states_list_each_producer_at_its_last_batch() {
+        let mut p = PartitionProducers::default();
+        assert!(p.states().is_empty());
+        p.record(9, 2, meta(0, 4, 0));
+        p.record(3, 0, meta(0, 0, 5));
+        p.record(9, 2, meta(5, 7, 6));
+        assert_eq!(
+            p.states(),
+            vec![
+                ProducerState {
+                    producer_id: 3,
+                    producer_epoch: 0,
+                    last_sequence: 0,
+                    last_timestamp_ms: 1_005,
+                },
+                ProducerState {
+                    producer_id: 9,
+                    producer_epoch: 2,
+                    last_sequence: 7,
+                    last_timestamp_ms: 1_006,
+                },
+            ]
         );
     }
 

@@ -11,8 +11,8 @@
 //! the memory is unmapped, and the connection gets a decode error like any
 //! other malformed frame.
 //!
-//! This is the one module of the crate with `unsafe`, each use with a
-//! `SAFETY` note. Binaries that serve Kafka install it with
+//! This is the one module of the crate with `unsafe` beyond a statvfs(3)
+//! call (`apis/log_dirs.rs`), each use with a `SAFETY` note. Binaries that serve Kafka install it with
 //! `#[global_allocator]`.
 
 #![allow(

@@ -24,9 +24,8 @@ use crate::Shared;
 use crate::codes::{Code, for_group_error};
 use crate::conn::{ConnError, decode, encode};
 
-/// What a client may do with a group when it asks (no ACLs: everything):
-/// READ, DELETE and DESCRIBE in Kafka's operation bits.
-pub(crate) const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+/// What a client may do with a group when it asks (no ACLs: everything).
+pub(crate) const GROUP_OPERATIONS: i32 = super::operations::GROUP;
 
 pub(crate) fn list(version: i16, body: Bytes, shared: &Shared) -> Result<Bytes, ConnError> {
     let request: ListGroupsRequest = decode(ApiKey::ListGroups, version, body)?;

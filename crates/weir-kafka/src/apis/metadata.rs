@@ -11,7 +11,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse};
 use weir_broker::{Broker, BrokerError, Topic};
 
-use super::{blocking, str_bytes, topic_name};
+use super::{blocking, operations, str_bytes, topic_name};
 use crate::Shared;
 use crate::codes::{Code, for_broker_error};
 use crate::conn::{ConnError, decode, encode};
@@ -62,7 +62,7 @@ pub(crate) async fn handle(
     });
     let node = shared.config.node_id;
     let broker = shared.broker.clone();
-    let topics = blocking(move || match names {
+    let topics: Vec<MetadataResponseTopic> = blocking(move || match names {
         // Null (or, before v1, empty) asks for every topic.
         None => broker.topics().iter().map(|t| describe(t, node)).collect(),
         Some(names) if names.is_empty() && version == 0 => {
@@ -77,8 +77,25 @@ pub(crate) async fn handle(
             .collect(),
     })
     .await;
+    // No ACLs yet: every operation that applies, as a Kafka broker
+    // without an authorizer answers.
+    let topic_operations = if request.include_topic_authorized_operations {
+        operations::TOPIC
+    } else {
+        operations::NOT_ASKED
+    };
+    let topics = topics
+        .into_iter()
+        .map(|t| t.with_topic_authorized_operations(topic_operations))
+        .collect();
+    let cluster_operations = if request.include_cluster_authorized_operations {
+        operations::CLUSTER
+    } else {
+        operations::NOT_ASKED
+    };
     let config = &shared.config;
     let response = MetadataResponse::default()
+        .with_cluster_authorized_operations(cluster_operations)
         .with_brokers(vec![
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(node))

@@ -3,19 +3,25 @@
 
 pub(crate) mod api_versions;
 mod broker_configs;
+mod cluster;
 mod configs;
 mod consumer_groups;
 mod create_partitions;
 mod create_topics;
 mod delete_topics;
+mod describe_producers;
+mod describe_topic_partitions;
 mod fetch;
 mod group_admin;
 mod init_producer_id;
 mod list_offsets;
+mod log_dirs;
 mod membership;
 mod metadata;
 mod offsets;
+mod operations;
 pub(crate) mod produce;
+mod replicas;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -64,6 +70,16 @@ pub(crate) fn supported_versions(api: ApiKey) -> Option<RangeInclusive<i16>> {
         ApiKey::OffsetDelete => 0..=0,
         ApiKey::ConsumerGroupHeartbeat => 0..=1,
         ApiKey::ConsumerGroupDescribe => 0..=1,
+        // The single-node admin APIs, at every version kafka-protocol has.
+        ApiKey::DescribeLogDirs => 1..=4,
+        ApiKey::ElectLeaders => 0..=2,
+        ApiKey::AlterPartitionReassignments => 0..=1,
+        ApiKey::ListPartitionReassignments => 0..=0,
+        ApiKey::DescribeQuorum => 0..=2,
+        ApiKey::DescribeCluster => 0..=2,
+        ApiKey::DescribeProducers => 0..=0,
+        ApiKey::ListConfigResources => 0..=1,
+        ApiKey::DescribeTopicPartitions => 0..=0,
         _ => return None,
     })
 }
@@ -135,6 +151,19 @@ pub(crate) async fn dispatch(
             now(consumer_groups::heartbeat(version, body, caller, shared)?)
         }
         ApiKey::ConsumerGroupDescribe => now(consumer_groups::describe(version, body, shared)?),
+        ApiKey::DescribeLogDirs => now(log_dirs::handle(version, body, shared).await?),
+        ApiKey::ElectLeaders => now(replicas::elect_leaders(version, body, shared)?),
+        ApiKey::AlterPartitionReassignments => {
+            now(replicas::alter_reassignments(version, body, shared)?)
+        }
+        ApiKey::ListPartitionReassignments => now(replicas::list_reassignments(version, body)?),
+        ApiKey::DescribeQuorum => now(cluster::describe_quorum(version, body, shared)?),
+        ApiKey::DescribeCluster => now(cluster::describe_cluster(version, body, shared)?),
+        ApiKey::DescribeProducers => now(describe_producers::handle(version, body, shared)?),
+        ApiKey::ListConfigResources => now(cluster::list_config_resources(version, body, shared)?),
+        ApiKey::DescribeTopicPartitions => {
+            now(describe_topic_partitions::handle(version, body, shared)?)
+        }
         _ => {
             return Err(ConnError::UnknownApiKey {
                 api_key: api as i16,
@@ -185,6 +214,29 @@ pub(crate) fn decode_only(api: ApiKey, version: i16, body: Bytes) -> Result<(), 
         }
         ApiKey::ConsumerGroupDescribe => {
             decode::<m::ConsumerGroupDescribeRequest>(api, version, body).map(drop)
+        }
+        ApiKey::DescribeLogDirs => {
+            decode::<m::DescribeLogDirsRequest>(api, version, body).map(drop)
+        }
+        ApiKey::ElectLeaders => decode::<m::ElectLeadersRequest>(api, version, body).map(drop),
+        ApiKey::AlterPartitionReassignments => {
+            decode::<m::AlterPartitionReassignmentsRequest>(api, version, body).map(drop)
+        }
+        ApiKey::ListPartitionReassignments => {
+            decode::<m::ListPartitionReassignmentsRequest>(api, version, body).map(drop)
+        }
+        ApiKey::DescribeQuorum => decode::<m::DescribeQuorumRequest>(api, version, body).map(drop),
+        ApiKey::DescribeCluster => {
+            decode::<m::DescribeClusterRequest>(api, version, body).map(drop)
+        }
+        ApiKey::DescribeProducers => {
+            decode::<m::DescribeProducersRequest>(api, version, body).map(drop)
+        }
+        ApiKey::ListConfigResources => {
+            decode::<m::ListConfigResourcesRequest>(api, version, body).map(drop)
+        }
+        ApiKey::DescribeTopicPartitions => {
+            decode::<m::DescribeTopicPartitionsRequest>(api, version, body).map(drop)
         }
         _ => Err(ConnError::UnknownApiKey {
             api_key: api as i16,
