@@ -1,4 +1,6 @@
-//! CreatePartitions: grow a topic's partition count (never shrink it).
+//! CreatePartitions: grow a topic's partition count (never shrink it),
+//! with a manual replica assignment accepted when it names only this
+//! broker.
 
 use std::sync::Arc;
 
@@ -6,7 +8,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreatePartitionsResponse};
 
-use super::{blocking, str_bytes};
+use super::{blocking, replica_assignment, str_bytes};
 use crate::Shared;
 use crate::codes::for_broker_error;
 use crate::conn::{ConnError, decode, encode};
@@ -19,24 +21,36 @@ pub(crate) async fn handle(
     let request: CreatePartitionsRequest = decode(ApiKey::CreatePartitions, version, body)?;
     let broker = shared.broker.clone();
     let validate_only = request.validate_only;
+    let node_id = shared.config.node_id;
     let results = blocking(move || {
         request
             .topics
             .into_iter()
             .map(|t| {
                 let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-                let outcome = if t.assignments.is_some_and(|a| !a.is_empty()) {
-                    Err(weir_broker::BrokerError::PolicyViolation {
-                        reason: "manual replica assignment is not supported: this broker holds every partition".into(),
-                    })
-                } else {
-                    broker.create_partitions(&t.name.0, i64::from(t.count), validate_only)
+                let count = i64::from(t.count);
+                let refused = |e: weir_broker::BrokerError| (for_broker_error(&e), e.to_string());
+                let assigned = match &t.assignments {
+                    Some(assignments) => {
+                        broker.topic(&t.name.0).map_err(refused).and_then(|topic| {
+                            let lists: Vec<_> =
+                                assignments.iter().map(|a| &a.broker_ids[..]).collect();
+                            let current = topic.partition_count() as i64;
+                            replica_assignment::for_new_partitions(&lists, current, count, node_id)
+                        })
+                    }
+                    None => Ok(()),
                 };
+                let outcome = assigned.and_then(|()| {
+                    broker
+                        .create_partitions(&t.name.0, count, validate_only)
+                        .map_err(refused)
+                });
                 match outcome {
                     Ok(()) => result,
-                    Err(e) => result
-                        .with_error_code(for_broker_error(&e).code())
-                        .with_error_message(Some(str_bytes(&e.to_string()))),
+                    Err((code, message)) => result
+                        .with_error_code(code.code())
+                        .with_error_message(Some(str_bytes(&message))),
                 }
             })
             .collect()

@@ -1,5 +1,6 @@
 //! CreateTopics: each topic created (or, with `validate_only`, checked)
-//! on its own, with an error code and message per topic.
+//! on its own, with an error code and message per topic. A manual replica
+//! assignment is accepted when it names only this broker.
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use kafka_protocol::messages::create_topics_response::{
 };
 use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse};
 
-use super::{blocking, str_bytes, topic_name};
+use super::{blocking, replica_assignment, str_bytes, topic_name};
 use crate::Shared;
 use crate::codes::for_broker_error;
 use crate::conn::{ConnError, decode, encode};
@@ -22,6 +23,7 @@ pub(crate) async fn handle(
     let request: CreateTopicsRequest = decode(ApiKey::CreateTopics, version, body)?;
     let broker = shared.broker.clone();
     let validate_only = request.validate_only;
+    let node_id = shared.config.node_id;
     let topics = blocking(move || {
         request
             .topics
@@ -31,17 +33,43 @@ pub(crate) async fn handle(
                 let configs: Vec<(String, String)> = t
                     .configs
                     .iter()
-                    .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
-                    .collect();
-                let pairs: Vec<(&str, &str)> = configs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                let result = CreatableTopicResult::default().with_name(topic_name(&name));
-                let created = if t.assignments.is_empty() {
-                    broker.create_topic(&name, i64::from(t.num_partitions), t.replication_factor, &pairs, validate_only)
-                } else {
-                    Err(weir_broker::BrokerError::PolicyViolation {
-                        reason: "manual replica assignment is not supported: this broker holds every partition".into(),
+                    .filter_map(|c| {
+                        c.value
+                            .as_ref()
+                            .map(|v| (c.name.to_string(), v.to_string()))
                     })
+                    .collect();
+                let pairs: Vec<(&str, &str)> = configs
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                let result = CreatableTopicResult::default().with_name(topic_name(&name));
+                let partitions = if t.assignments.is_empty() {
+                    Ok(i64::from(t.num_partitions))
+                } else {
+                    let assignments: Vec<_> = t
+                        .assignments
+                        .iter()
+                        .map(|a| (a.partition_index, &a.broker_ids[..]))
+                        .collect();
+                    replica_assignment::for_new_topic(
+                        &assignments,
+                        t.num_partitions,
+                        t.replication_factor,
+                        node_id,
+                    )
                 };
+                let created = partitions.and_then(|partitions| {
+                    broker
+                        .create_topic(
+                            &name,
+                            partitions,
+                            t.replication_factor,
+                            &pairs,
+                            validate_only,
+                        )
+                        .map_err(|e| (for_broker_error(&e), e.to_string()))
+                });
                 match created {
                     Ok(topic) => {
                         let configs = topic
@@ -52,7 +80,9 @@ pub(crate) async fn handle(
                                 CreatableTopicConfigs::default()
                                     .with_name(str_bytes(e.name))
                                     .with_value(Some(str_bytes(&e.value)))
-                                    .with_config_source(super::broker_configs::source_code(e.source))
+                                    .with_config_source(super::broker_configs::source_code(
+                                        e.source,
+                                    ))
                                     .with_read_only(false)
                                     .with_is_sensitive(false)
                             })
@@ -63,9 +93,9 @@ pub(crate) async fn handle(
                             .with_replication_factor(1)
                             .with_configs(Some(configs))
                     }
-                    Err(e) => result
-                        .with_error_code(for_broker_error(&e).code())
-                        .with_error_message(Some(str_bytes(&e.to_string())))
+                    Err((code, message)) => result
+                        .with_error_code(code.code())
+                        .with_error_message(Some(str_bytes(&message)))
                         .with_num_partitions(-1)
                         .with_replication_factor(-1),
                 }

@@ -21,6 +21,7 @@ mod metadata;
 mod offsets;
 mod operations;
 pub(crate) mod produce;
+mod replica_assignment;
 mod replicas;
 
 use std::future::Future;
