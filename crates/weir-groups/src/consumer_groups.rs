@@ -728,7 +728,7 @@ impl ConsumerGroups {
 
     /// Ends sessions and revocations whose time is up; a group that lost
     /// members gets a new target assignment.
-    pub(crate) fn tick(&mut self, now: i64, broker: &Broker) {
+    pub(crate) fn tick(&mut self, now: i64, broker: &Broker) -> Option<i64> {
         for g in self.groups.values_mut() {
             let expired: Vec<(String, &'static str)> = g
                 .members
@@ -752,6 +752,13 @@ impl ConsumerGroups {
             g.refresh(broker, Some(expired[0].1));
             g.check();
         }
+        // The earliest session end or revocation deadline still ahead.
+        self.groups
+            .values()
+            .flat_map(|g| g.members.values())
+            .flat_map(|m| [m.expires_ms, m.revoke_deadline_ms])
+            .filter(|&at| at > now)
+            .min()
     }
 
     /// Checks that a member may commit offsets for a consumer-protocol
@@ -1036,8 +1043,10 @@ impl Coordinator {
     }
 
     /// Hook of [`Coordinator::tick`].
-    pub(crate) fn consumer_tick(&self, now: i64) {
-        self.consumer_lock().tick(now, self.broker());
+    /// Ends what time ends in consumer-protocol groups; returns the next
+    /// deadline there.
+    pub(crate) fn consumer_tick(&self, now: i64) -> Option<i64> {
+        self.consumer_lock().tick(now, self.broker())
     }
 }
 

@@ -593,6 +593,29 @@ impl Group {
         }
     }
 
+    /// The earliest time after `now` something here is due: a session
+    /// ending, an unused member id lapsing, a rebalance's initial delay or
+    /// timeout.
+    fn next_deadline_ms(&self, now: i64) -> Option<i64> {
+        let sessions = self
+            .members
+            .values()
+            .filter(|m| m.join.is_none() && m.sync.is_none())
+            .map(|m| m.expires_ms);
+        let rebalancing = self.state == GroupState::PreparingRebalance;
+        let rebalance = rebalancing.then_some(self.rebalance_deadline_ms);
+        let initial = self
+            .initial_delay
+            .filter(|_| rebalancing)
+            .map(|(until, _)| until);
+        sessions
+            .chain(self.pending.values().copied())
+            .chain(rebalance)
+            .chain(initial)
+            .filter(|&at| at > now)
+            .min()
+    }
+
     fn describe(&self) -> GroupDescription {
         let mut members: Vec<&Member> = self.members.values().collect();
         members.sort_by_key(|m| m.seq);
@@ -1136,9 +1159,11 @@ impl Coordinator {
     }
 
     /// Ends what time ends: expired sessions and member ids that were not
-    /// used, rebalances whose timeout or initial delay passed. The server
-    /// calls it a few times a second.
-    pub fn tick(&self) {
+    /// used, rebalances whose timeout or initial delay passed. Returns how
+    /// long until the next such deadline (`None` when nothing waits), so
+    /// the server can call it again right then: a session ends on time, not
+    /// at the next periodic tick.
+    pub fn tick(&self) -> Option<std::time::Duration> {
         let now = self.clock.now_ms();
         let delay = self.config.initial_rebalance_delay_ms;
         let mut groups = self.lock();
@@ -1160,7 +1185,18 @@ impl Coordinator {
                 g.after_departure(now, delay, "a member's session expired");
             }
         }
-        self.consumer_tick(now);
+        let classic = groups
+            .values()
+            .filter_map(|g| g.next_deadline_ms(now))
+            .min();
+        drop(groups);
+        let next = [classic, self.consumer_tick(now)]
+            .into_iter()
+            .flatten()
+            .min()?;
+        Some(std::time::Duration::from_millis(
+            u64::try_from(next - now).unwrap_or(0),
+        ))
     }
 
     /// Hook for consumer-protocol groups: runs `f` (given the number of

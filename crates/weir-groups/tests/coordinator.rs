@@ -231,6 +231,24 @@ fn a_silent_member_is_dropped_after_its_session_timeout() {
 }
 
 #[test]
+fn tick_tells_how_long_until_the_next_session_ends() {
+    let f = fixture();
+    assert_eq!(f.groups.tick(), None, "nothing waits");
+    let (a, b) = (f.member_id(), f.member_id());
+    let generation = f.form(&[&a, &b]);
+    f.after(2_000);
+    f.groups.heartbeat("g", &a, None, generation).unwrap();
+    // b was last heard at the sync, 2 s ago: its session ends first.
+    let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_millis() as i64);
+    assert_eq!(ms(f.groups.tick()), Some(i64::from(SESSION) - 2_000));
+    f.clock.advance(i64::from(SESSION) - 2_000);
+    // b goes at its deadline; the rebalance that follows waits for a.
+    let next = ms(f.groups.tick());
+    assert_eq!(f.groups.describe("g").members.len(), 1, "b's session ended");
+    assert!(next.is_some_and(|ms| ms > 0), "{next:?}");
+}
+
+#[test]
 fn a_member_that_does_not_rejoin_is_dropped_at_the_rebalance_timeout() {
     let f = fixture();
     let (a, b) = (f.member_id(), f.member_id());

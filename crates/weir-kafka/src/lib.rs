@@ -81,8 +81,9 @@ pub(crate) struct Shared {
     pub listen_addr: SocketAddr,
 }
 
-/// How often the group coordinator's timers are checked; session and
-/// rebalance timeouts end at most this late.
+/// Longest the group coordinator goes unchecked. It is called again when
+/// its next deadline comes, so sessions and rebalances end on time; a
+/// deadline set meanwhile (a new member's) ends at most this late.
 const GROUP_TICK_MS: u64 = 100;
 
 /// How often committed offsets are considered for a snapshot (which lets
@@ -142,17 +143,20 @@ pub async fn run(
     while tasks.join_next().await.is_some() {}
 }
 
-/// Ends what time ends in the group coordinator (sessions, rebalances) and
-/// snapshots committed offsets now and then.
+/// Ends what time ends in the group coordinator (sessions, rebalances) at
+/// its deadlines, and snapshots committed offsets now and then.
 async fn group_timers(groups: Arc<Coordinator>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(GROUP_TICK_MS));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut n: u64 = 0;
+    use std::time::Duration;
+    let tick_max = Duration::from_millis(GROUP_TICK_MS);
+    let maintain_every = Duration::from_millis(OFFSETS_MAINTAIN_MS);
+    let mut maintained_at = tokio::time::Instant::now();
     loop {
-        tick.tick().await;
-        groups.tick();
-        n += 1;
-        if n.is_multiple_of(OFFSETS_MAINTAIN_MS / GROUP_TICK_MS) {
+        let next = groups.tick().map_or(tick_max, |d| d.min(tick_max));
+        // A deadline that is due now has just been handled; wait at least
+        // a millisecond (the timer's resolution) for the next one.
+        tokio::time::sleep(next.max(Duration::from_millis(1))).await;
+        if maintained_at.elapsed() >= maintain_every {
+            maintained_at = tokio::time::Instant::now();
             let g = groups.clone();
             let maintained = tokio::task::spawn_blocking(move || g.offsets().maintain()).await;
             if let Ok(Err(e)) = maintained {

@@ -353,3 +353,57 @@ fn a_deleted_topic_takes_its_committed_offsets_along() {
         .unwrap();
     assert_eq!(committed(&mut stream, "g", "gone"), (-1, String::new()));
 }
+
+/// A static member that stops heartbeating leaves the group when its
+/// session ends, not later: from its last heartbeat, DeleteGroups is
+/// refused until the session timeout and succeeds within 100 ms after it
+/// (the coordinator's timer granularity), as on Kafka.
+#[test]
+fn a_silent_static_member_expires_on_time() {
+    const SESSION_MS: u64 = 6_000;
+    let server = TestServer::start();
+    let (mut member, mut admin) = (connect(&server), connect(&server));
+    let joined = join(&mut member, "quiet", "", Some("i-1"), SESSION_MS as i32);
+    assert_eq!(joined.error_code, 0);
+    let id = joined.member_id.to_string();
+    assert_eq!(
+        sync(&mut member, "quiet", &id, joined.generation_id).error_code,
+        0
+    );
+    assert_eq!(
+        heartbeat(&mut member, "quiet", &id, Some("i-1"), joined.generation_id),
+        0
+    );
+    let last_heard = std::time::Instant::now();
+    let delete = |admin: &mut TcpStream| -> i16 {
+        let request = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s("quiet"))]);
+        let response: DeleteGroupsResponse = call(admin, ApiKey::DeleteGroups, 2, &request);
+        response.results[0].error_code
+    };
+    std::thread::sleep(std::time::Duration::from_millis(SESSION_MS - 300));
+    assert_eq!(delete(&mut admin), NON_EMPTY_GROUP, "expired early");
+    let deleted = loop {
+        let code = delete(&mut admin);
+        if code == 0 {
+            break last_heard.elapsed();
+        }
+        assert_eq!(code, NON_EMPTY_GROUP);
+        assert!(
+            last_heard.elapsed().as_millis() < u128::from(SESSION_MS) + 2_000,
+            "the member never expired"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    eprintln!(
+        "deletable {} ms after the last heartbeat",
+        deleted.as_millis()
+    );
+    assert!(
+        deleted.as_millis() >= u128::from(SESSION_MS),
+        "expired early: {deleted:?}"
+    );
+    assert!(
+        deleted.as_millis() <= u128::from(SESSION_MS) + 100,
+        "expired late: {deleted:?}"
+    );
+}
