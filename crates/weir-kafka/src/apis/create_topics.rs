@@ -62,6 +62,7 @@ pub(crate) async fn handle(
                             .with_num_partitions(topic.partition_count() as i32)
                             .with_replication_factor(1)
                             .with_configs(Some(configs))
+                            .with_error_message(None)
                     }
                     Err(e) => result
                         .with_error_code(for_broker_error(&e).code())
