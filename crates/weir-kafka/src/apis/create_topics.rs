@@ -92,6 +92,7 @@ pub(crate) async fn handle(
                             .with_num_partitions(topic.partition_count() as i32)
                             .with_replication_factor(1)
                             .with_configs(Some(configs))
+                            .with_error_message(None)
                     }
                     Err((code, message)) => result
                         .with_error_code(code.code())

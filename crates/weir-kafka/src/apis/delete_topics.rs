@@ -46,8 +46,13 @@ pub(crate) async fn handle(
                         .map(|t| t.name.clone())
                 });
                 let result = DeletableTopicResult::default().with_topic_id(id);
+                // An id no topic has: no name (null), UNKNOWN_TOPIC_ID, as
+                // Kafka's controller answers.
                 let Some(name) = name else {
-                    return result.with_error_code(Code::UnknownTopicOrPartition.code());
+                    return result
+                        .with_name(None)
+                        .with_error_code(Code::UnknownTopicId.code())
+                        .with_error_message(Some(str_bytes(&format!("no topic has the id {id}"))));
                 };
                 let result = result.with_name(Some(topic_name(&name)));
                 match broker.delete_topic(&name) {

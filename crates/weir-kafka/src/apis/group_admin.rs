@@ -81,8 +81,12 @@ pub(crate) fn describe(version: i16, body: Bytes, shared: &Shared) -> Result<Byt
             } else {
                 (Code::None, shared.groups.describe(&id.0))
             };
+            // v6 carries a message with an error (null without one).
+            let message = (version >= 6 && code != Code::None)
+                .then(|| str_bytes("the group id must not be empty"));
             DescribedGroup::default()
                 .with_error_code(code.code())
+                .with_error_message(message)
                 .with_group_id(id)
                 .with_group_state(str_bytes(d.state.as_str()))
                 .with_protocol_type(str_bytes(&d.protocol_type))

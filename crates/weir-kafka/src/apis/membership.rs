@@ -26,6 +26,14 @@ use crate::conn::{ConnError, decode, encode};
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
+/// The error message of a FindCoordinator that found its coordinator, as
+/// Kafka sends it: before v4 the name of the NONE error, "NONE" (Kafka sets
+/// the message from the error code even on success); from v4 each
+/// coordinator's message is left at its empty default. Never null.
+fn success_message(version: i16) -> Option<kafka_protocol::protocol::StrBytes> {
+    Some(str_bytes(if version < 4 { "NONE" } else { "" }))
+}
+
 pub(crate) fn find_coordinator(
     version: i16,
     body: Bytes,
@@ -40,7 +48,7 @@ pub(crate) fn find_coordinator(
     // at once only on an authorization failure, the Java client and
     // kafka-python on any non-retriable error.
     let (code, message) = match request.key_type {
-        KEY_TYPE_GROUP => (Code::None, None),
+        KEY_TYPE_GROUP => (Code::None, success_message(version)),
         KEY_TYPE_TRANSACTION => (
             Code::TransactionalIdAuthorizationFailed,
             Some(str_bytes(
@@ -149,7 +157,9 @@ pub(crate) fn join(
                 JoinGroupResponse::default()
                     .with_error_code(for_group_error(&e).code())
                     .with_generation_id(-1)
-                    .with_protocol_name(Some(str_bytes("")))
+                    // Null where the field may be (v7+), else empty, as
+                    // Kafka's JoinGroupResponse normalises it.
+                    .with_protocol_name((version < 7).then(|| str_bytes("")))
                     .with_member_id(str_bytes(&member))
             }
         };

@@ -71,7 +71,7 @@ pub(crate) async fn handle(
         Some(names) => names
             .iter()
             .map(|wanted| match wanted {
-                Wanted::Id(id) => by_id(&broker, *id, node),
+                Wanted::Id(id) => by_id(&broker, *id, node, version),
                 Wanted::Name(name) => by_name(&broker, name, may_create, node),
             })
             .collect(),
@@ -114,10 +114,12 @@ enum Wanted {
     Id(uuid::Uuid),
 }
 
-fn by_id(broker: &Broker, id: uuid::Uuid, node: i32) -> MetadataResponseTopic {
+fn by_id(broker: &Broker, id: uuid::Uuid, node: i32, version: i16) -> MetadataResponseTopic {
     match broker.topics().iter().find(|t| t.id == id.as_u128()) {
         Some(topic) => describe(topic, node),
+        // An unknown id has no name: null from v12, where the field may be.
         None => MetadataResponseTopic::default()
+            .with_name((version < 12).then(|| topic_name("")))
             .with_topic_id(id)
             .with_error_code(Code::UnknownTopicId.code()),
     }

@@ -51,7 +51,7 @@ pub(crate) fn supported_versions(api: ApiKey) -> Option<RangeInclusive<i16>> {
         ApiKey::CreateTopics => 2..=7,
         ApiKey::DeleteTopics => 1..=6,
         ApiKey::InitProducerId => 0..=5,
-        ApiKey::DescribeConfigs => 0..=4,
+        ApiKey::DescribeConfigs => 1..=4,
         ApiKey::AlterConfigs => 0..=2,
         ApiKey::IncrementalAlterConfigs => 0..=1,
         ApiKey::CreatePartitions => 0..=3,
