@@ -17,7 +17,7 @@ use kafka_protocol::messages::{
     ListGroupsRequest, ListGroupsResponse,
 };
 use kafka_protocol::protocol::Encodable;
-use weir_groups::{ConsumerGroupDescription, GroupError};
+use weir_groups::{ConsumerGroupDescription, GroupError, GroupState};
 
 use super::{blocking, str_bytes, topic_name};
 use crate::Shared;
@@ -76,14 +76,21 @@ pub(crate) fn describe(version: i16, body: Bytes, shared: &Shared) -> Result<Byt
             {
                 return described_consumer_group(id, d, operations);
             }
-            let (code, d) = if id.0.is_empty() {
-                (Code::InvalidGroupId, shared.groups.describe(""))
+            let d = shared.groups.describe(&id.0);
+            // From v6 (KIP-1043) a group that does not exist is an error
+            // (before, it is described as Dead), and an error carries a
+            // message (null without one).
+            let (code, message) = if id.0.is_empty() {
+                (
+                    Code::InvalidGroupId,
+                    "the group id must not be empty".to_owned(),
+                )
+            } else if version >= 6 && d.state == GroupState::Dead {
+                (Code::GroupIdNotFound, format!("group {} not found", id.0))
             } else {
-                (Code::None, shared.groups.describe(&id.0))
+                (Code::None, String::new())
             };
-            // v6 carries a message with an error (null without one).
-            let message = (version >= 6 && code != Code::None)
-                .then(|| str_bytes("the group id must not be empty"));
+            let message = (version >= 6 && code != Code::None).then(|| str_bytes(&message));
             DescribedGroup::default()
                 .with_error_code(code.code())
                 .with_error_message(message)

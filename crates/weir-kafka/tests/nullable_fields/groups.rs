@@ -174,11 +174,29 @@ pub(super) fn offset_fetch(w: &mut Walk, v: i16) {
 }
 
 pub(super) fn describe_groups(w: &mut Walk, v: i16) {
-    let request =
-        DescribeGroupsRequest::default().with_groups(vec![GroupId(s("g")), GroupId(s(""))]);
+    let request = DescribeGroupsRequest::default().with_groups(vec![
+        GroupId(s("g")),
+        GroupId(s("")),
+        GroupId(s("no-such-group")),
+    ]);
     let r: DescribeGroupsResponse = w.call(ApiKey::DescribeGroups, v, &request);
-    let (g, invalid) = (&r.groups[0], &r.groups[1]);
+    let (g, invalid, missing) = (&r.groups[0], &r.groups[1], &r.groups[2]);
     assert_eq!((g.error_code, invalid.error_code), (0, 24), "v{v}");
+    // KIP-1043: from v6 a group that does not exist is GROUP_ID_NOT_FOUND
+    // with a message; before, it is described as Dead.
+    if v >= 6 {
+        assert_eq!(missing.error_code, 69, "v{v}");
+        assert!(
+            text(&missing.error_message).is_some_and(|m| m.contains("no-such-group")),
+            "v{v}"
+        );
+    } else {
+        assert_eq!(
+            (missing.error_code, missing.group_state.as_str()),
+            (0, "Dead"),
+            "v{v}"
+        );
+    }
     w.check(
         "DescribeGroups error_message",
         v,
