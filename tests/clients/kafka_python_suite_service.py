@@ -27,11 +27,6 @@ class ExternalService:
     def dump_logs(self):
         pass
 
-    def wait_for(self, pattern, timeout=30):
-        # Nothing to wait for: the script starts the tests only once the
-        # broker has printed that it listens.
-        return True
-
 
 class SpawnedService:
     """A broker the suite would launch itself: not available here."""
