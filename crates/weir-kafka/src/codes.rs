@@ -38,6 +38,7 @@ pub enum Code {
     PolicyViolation = 44,
     TransactionalIdAuthorizationFailed = 53,
     KafkaStorageError = 56,
+    LogDirNotFound = 57,
     UnknownProducerId = 59,
     NonEmptyGroup = 68,
     GroupIdNotFound = 69,

@@ -633,6 +633,38 @@ fn no_nullable_fields(w: &mut Walk, api: ApiKey, v: i16) {
             let r: DescribeLogDirsResponse = w.call(api, v, &DescribeLogDirsRequest::default());
             assert_eq!(r.results[0].error_code, 0);
         }
+        ApiKey::AlterReplicaLogDirs => {
+            use alter_replica_log_dirs_request::{AlterReplicaLogDir, AlterReplicaLogDirTopic};
+            let described: DescribeLogDirsResponse = w.call(
+                ApiKey::DescribeLogDirs,
+                1,
+                &DescribeLogDirsRequest::default(),
+            );
+            let here = described.results[0].log_dir.clone();
+            let elsewhere = s("/no/such/dir");
+            let dirs = [here, elsewhere]
+                .into_iter()
+                .map(|path| {
+                    AlterReplicaLogDir::default()
+                        .with_path(path)
+                        .with_topics(vec![
+                            AlterReplicaLogDirTopic::default()
+                                .with_name(t())
+                                .with_partitions(vec![0]),
+                        ])
+                })
+                .collect();
+            let request = AlterReplicaLogDirsRequest::default().with_dirs(dirs);
+            let r: AlterReplicaLogDirsResponse = w.call(api, v, &request);
+            // A move to the directory the replica is in is a no-op; there
+            // is no other directory (LOG_DIR_NOT_FOUND).
+            let codes: Vec<i16> = r
+                .results
+                .iter()
+                .map(|t| t.partitions[0].error_code)
+                .collect();
+            assert_eq!(codes, [0, 57], "v{v}");
+        }
         ApiKey::ListConfigResources => {
             let request = ListConfigResourcesRequest::default();
             let r: ListConfigResourcesResponse = w.call(api, v, &request);

@@ -1,17 +1,26 @@
 //! DescribeLogDirs: the one data directory (its absolute path, the size of
 //! its file system and the space left), with the size of each partition's
 //! segments. Replicas are never moved between directories here, so no
-//! partition is a future replica and none lags.
+//! partition is a future replica and none lags; AlterReplicaLogDirs to the
+//! data directory is the no-op a Kafka broker makes of a move to the
+//! directory a replica is already in, and to any other path is
+//! LOG_DIR_NOT_FOUND.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use kafka_protocol::messages::alter_replica_log_dirs_response::{
+    AlterReplicaLogDirPartitionResult, AlterReplicaLogDirTopicResult,
+};
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
-use kafka_protocol::messages::{ApiKey, DescribeLogDirsRequest, DescribeLogDirsResponse};
+use kafka_protocol::messages::{
+    AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse, ApiKey, DescribeLogDirsRequest,
+    DescribeLogDirsResponse,
+};
 
 use super::{blocking, str_bytes, topic_name};
 use crate::Shared;
@@ -48,9 +57,58 @@ pub(crate) async fn handle(
     )
 }
 
-fn describe(shared: &Shared, wanted: Option<&HashMap<String, Vec<i32>>>) -> DescribeLogDirsResult {
+/// The data directory's absolute path, as log dirs are named to clients.
+fn log_dir(shared: &Shared) -> std::path::PathBuf {
     let root = shared.broker.data_dir().root();
-    let log_dir = std::path::absolute(root).unwrap_or_else(|_| root.to_owned());
+    std::path::absolute(root).unwrap_or_else(|_| root.to_owned())
+}
+
+pub(crate) async fn alter(
+    version: i16,
+    body: Bytes,
+    shared: &Arc<Shared>,
+) -> Result<Bytes, ConnError> {
+    let request: AlterReplicaLogDirsRequest = decode(ApiKey::AlterReplicaLogDirs, version, body)?;
+    let shared = shared.clone();
+    let results = blocking(move || {
+        let here = log_dir(&shared);
+        let mut results: Vec<AlterReplicaLogDirTopicResult> = Vec::new();
+        for dir in request.dirs {
+            let same_dir = Path::new(dir.path.as_str()) == here;
+            for topic in dir.topics {
+                let partitions = topic
+                    .partitions
+                    .iter()
+                    .map(|&p| {
+                        let code = match shared.broker.partition(&topic.name.0, p) {
+                            Err(_) => Code::UnknownTopicOrPartition,
+                            Ok(_) if !same_dir => Code::LogDirNotFound,
+                            Ok(_) => Code::None,
+                        };
+                        AlterReplicaLogDirPartitionResult::default()
+                            .with_partition_index(p)
+                            .with_error_code(code.code())
+                    })
+                    .collect();
+                results.push(
+                    AlterReplicaLogDirTopicResult::default()
+                        .with_topic_name(topic.name)
+                        .with_partitions(partitions),
+                );
+            }
+        }
+        results
+    })
+    .await;
+    encode(
+        ApiKey::AlterReplicaLogDirs,
+        version,
+        &AlterReplicaLogDirsResponse::default().with_results(results),
+    )
+}
+
+fn describe(shared: &Shared, wanted: Option<&HashMap<String, Vec<i32>>>) -> DescribeLogDirsResult {
+    let log_dir = log_dir(shared);
     let result =
         DescribeLogDirsResult::default().with_log_dir(str_bytes(&log_dir.to_string_lossy()));
     let (total_bytes, usable_bytes) = match disk_space(&log_dir) {

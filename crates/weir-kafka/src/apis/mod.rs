@@ -73,6 +73,7 @@ pub(crate) fn supported_versions(api: ApiKey) -> Option<RangeInclusive<i16>> {
         ApiKey::ConsumerGroupDescribe => 0..=1,
         // The single-node admin APIs, at every version kafka-protocol has.
         ApiKey::DescribeLogDirs => 1..=4,
+        ApiKey::AlterReplicaLogDirs => 1..=2,
         ApiKey::ElectLeaders => 0..=2,
         ApiKey::AlterPartitionReassignments => 0..=1,
         ApiKey::ListPartitionReassignments => 0..=0,
@@ -153,6 +154,7 @@ pub(crate) async fn dispatch(
         }
         ApiKey::ConsumerGroupDescribe => now(consumer_groups::describe(version, body, shared)?),
         ApiKey::DescribeLogDirs => now(log_dirs::handle(version, body, shared).await?),
+        ApiKey::AlterReplicaLogDirs => now(log_dirs::alter(version, body, shared).await?),
         ApiKey::ElectLeaders => now(replicas::elect_leaders(version, body, shared)?),
         ApiKey::AlterPartitionReassignments => {
             now(replicas::alter_reassignments(version, body, shared)?)
@@ -215,6 +217,9 @@ pub(crate) fn decode_only(api: ApiKey, version: i16, body: Bytes) -> Result<(), 
         }
         ApiKey::ConsumerGroupDescribe => {
             decode::<m::ConsumerGroupDescribeRequest>(api, version, body).map(drop)
+        }
+        ApiKey::AlterReplicaLogDirs => {
+            decode::<m::AlterReplicaLogDirsRequest>(api, version, body).map(drop)
         }
         ApiKey::DescribeLogDirs => {
             decode::<m::DescribeLogDirsRequest>(api, version, body).map(drop)
