@@ -9,10 +9,11 @@ use weir_log::{AppendInfo, DataDir, FsyncPolicy, Log};
 
 use weir_log::batch::BatchHeader;
 
-use crate::config::{ConfigOp, ProduceRules, TopicConfig, TopicDefaults};
+use crate::config::{ConfigOp, TopicConfig, TopicDefaults};
 use crate::defaults::DefaultsScope;
 use crate::error::{BrokerError, produce_error};
-use crate::producers::{BatchMeta, PartitionProducers, ProducerIds, ProducerState, Verdict};
+use crate::producers::{BatchMeta, ProducerIds, ProducerState, Verdict};
+use crate::topic::{Partition, Produced, Topic, read, write};
 
 const REGISTRY_FILE: &str = ".topics";
 /// Broker-level topic defaults set live (`log.retention.ms`, …).
@@ -51,132 +52,6 @@ impl Default for BrokerConfig {
     }
 }
 
-/// One partition: its log and the idempotent producers writing to it.
-#[derive(Debug, Clone)]
-struct Partition {
-    log: Log,
-    producers: Arc<Mutex<PartitionProducers>>,
-}
-
-/// Bytes at the end of a partition read on open to rebuild its producers'
-/// state (see the note on `Partition::open`).
-const PRODUCER_SCAN_BYTES: u64 = 64 * 1024 * 1024;
-
-impl Partition {
-    /// Opens the log and rebuilds producer state from the batch headers of
-    /// its recent past. Producers silent for longer than that lose their
-    /// state and are told to start again (UNKNOWN_PRODUCER_ID, KIP-360);
-    /// snapshots of producer state at segment roll would lift that limit.
-    fn open(dir: &DataDir, name: &str, config: weir_log::LogConfig) -> Result<Self, BrokerError> {
-        let log = dir.open_log(name, config)?;
-        let mut producers = PartitionProducers::default();
-        let mut offset = log
-            .recent_offset(PRODUCER_SCAN_BYTES)
-            .max(log.start_offset());
-        loop {
-            let read = log.read(offset, 4 * 1024 * 1024)?;
-            if read.bytes.is_empty() {
-                break;
-            }
-            let mut pos = 0;
-            while pos < read.bytes.len() {
-                let header =
-                    BatchHeader::parse(&read.bytes[pos..]).map_err(weir_log::LogError::from)?;
-                if header.producer_id >= 0 && header.base_sequence >= 0 {
-                    producers.record(
-                        header.producer_id,
-                        header.producer_epoch,
-                        BatchMeta::of(&header),
-                    );
-                }
-                pos += header.total_bytes();
-            }
-            offset = read.next_offset;
-        }
-        Ok(Self {
-            log,
-            producers: Arc::new(Mutex::new(producers)),
-        })
-    }
-}
-
-/// One topic: its partitions' logs and its config.
-#[derive(Debug)]
-pub struct Topic {
-    pub name: String,
-    /// A random id, as Kafka gives topics (KIP-516).
-    pub id: u128,
-    /// Internal topics (names starting with `__`) are written only by Weir.
-    pub internal: bool,
-    partitions: RwLock<Vec<Partition>>,
-    config: RwLock<TopicConfig>,
-    /// What the config asks of each produce, kept beside it so a produce
-    /// reads a few words instead of cloning the config.
-    rules: RwLock<ProduceRules>,
-}
-
-impl Topic {
-    pub fn partition_count(&self) -> usize {
-        read(&self.partitions).len()
-    }
-
-    fn partition_state(&self, partition: i32) -> Result<Partition, BrokerError> {
-        usize::try_from(partition)
-            .ok()
-            .and_then(|p| read(&self.partitions).get(p).cloned())
-            .ok_or_else(|| BrokerError::UnknownPartition {
-                topic: self.name.clone(),
-                partition,
-            })
-    }
-
-    pub fn partition(&self, partition: i32) -> Result<Log, BrokerError> {
-        self.partition_state(partition).map(|p| p.log)
-    }
-
-    pub fn config(&self) -> TopicConfig {
-        read(&self.config).clone()
-    }
-
-    fn set_config(&self, config: TopicConfig) -> TopicConfig {
-        *write(&self.rules) = config.produce_rules();
-        std::mem::replace(&mut *write(&self.config), config)
-    }
-}
-
-/// Batches written by [`Broker::produce_nowait`], not yet acknowledged.
-#[derive(Debug)]
-#[must_use = "a produce is acknowledged only after `wait`"]
-pub struct Produced {
-    log: Log,
-    info: AppendInfo,
-}
-
-impl Produced {
-    /// Blocks until the batches are durable (under `fsync=always`; at once
-    /// otherwise) and returns where they landed.
-    pub fn wait(self) -> Result<AppendInfo, BrokerError> {
-        if self.log.fsync_policy() == FsyncPolicy::Always {
-            self.log.wait_durable(self.info.last_offset + 1)?;
-        }
-        Ok(self.info)
-    }
-
-    /// [`Produced::wait`] without blocking a thread: resolves when the
-    /// batches are durable, sharing the same sync rounds.
-    pub async fn durable(self) -> Result<AppendInfo, BrokerError> {
-        if self.log.fsync_policy() == FsyncPolicy::Always {
-            self.log.until_durable(self.info.last_offset + 1).await?;
-        }
-        Ok(self.info)
-    }
-
-    /// The log start offset of the partition, for the response.
-    pub fn log_start_offset(&self) -> i64 {
-        self.log.start_offset()
-    }
-}
-
 /// The broker's persisted view of a topic.
 #[derive(Debug, Serialize, Deserialize)]
 struct TopicRecord {
@@ -205,14 +80,6 @@ pub struct Broker {
     defaults: RwLock<Arc<TopicDefaults>>,
     /// Serializes changes to the registry (create, delete, alter).
     admin: Mutex<()>,
-}
-
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|e| e.into_inner())
 }
 
 fn log_name(topic: &str, partition: u32) -> String {

@@ -28,10 +28,9 @@ mod error;
 pub mod partitioner;
 mod producers;
 mod rewrite;
+mod topic;
 
-pub use broker::{
-    Broker, BrokerConfig, Produced, TOPIC_NAME_BYTES_MAX, Topic, validate_topic_name,
-};
+pub use broker::{Broker, BrokerConfig, TOPIC_NAME_BYTES_MAX, validate_topic_name};
 pub use config::{
     ConfigEntry, ConfigOp, ConfigSource, ProduceRules, Synonym, TargetCodec, TopicConfig,
     TopicDefaults, list_items, validate_default,
@@ -40,3 +39,4 @@ pub use defaults::DefaultsScope;
 pub use error::BrokerError;
 pub use producers::ProducerState;
 pub use rewrite::compress;
+pub use topic::{Produced, Topic};

@@ -11,26 +11,30 @@
 //! [`Coordinator::tick`] to expire sessions and end rebalances.
 
 mod assignors;
+mod classic_group;
+mod clock;
 mod consumer_groups;
 mod coordinator;
 mod error;
 pub mod offsets;
+mod requests;
 
 pub use assignors::ASSIGNORS;
+pub use clock::MonotonicClock;
 pub use consumer_groups::{
     Assignment, ConsumerGroupDescription, ConsumerGroupState, ConsumerHeartbeat,
     ConsumerHeartbeatResponse, ConsumerMemberDescription, GroupType, JOIN_EPOCH, LEAVE_EPOCH,
     ListedGroup, MEMBER_ID_BYTES_MAX, NamedPartitions, REGEX_BYTES_MAX, STATIC_LEAVE_EPOCH,
     SUBSCRIBED_TOPICS_MAX, TopicId,
 };
-pub use coordinator::{
-    Answer, Coordinator, GroupDescription, GroupState, GroupsConfig, JoinRequest, JoinResponse,
-    JoinedMember, Leaving, MemberDescription, MonotonicClock, PartitionLag, SyncRequest,
-    SyncResponse,
-};
+pub use coordinator::{Coordinator, PartitionLag};
 pub use error::GroupError;
 pub use offsets::{
     COMMIT_PARTITIONS_MAX, CommittedOffset, GROUP_ID_BYTES_MAX, METADATA_BYTES_LIMIT,
     OFFSETS_TOPIC, OffsetStore, OffsetsConfig, PendingCommit, Recovery, SNAPSHOT_FILE,
     TopicPartition,
+};
+pub use requests::{
+    Answer, GroupDescription, GroupState, GroupsConfig, JoinRequest, JoinResponse, JoinedMember,
+    Leaving, MemberDescription, SyncRequest, SyncResponse,
 };
