@@ -57,19 +57,12 @@ fn describe_topic(
         .into_iter()
         .filter(|e| wanted(keys, e.name))
         .map(|e| {
-            let synonyms = if detail.synonyms {
+            let synonyms = synonyms(
+                detail,
                 e.synonyms
                     .iter()
-                    .map(|s| {
-                        DescribeConfigsSynonym::default()
-                            .with_name(str_bytes(s.name))
-                            .with_value(Some(str_bytes(&s.value)))
-                            .with_source(bc::source_code(s.source))
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            };
+                    .map(|s| (s.name, s.value.as_str(), bc::source_code(s.source))),
+            );
             DescribeConfigsResourceResult::default()
                 .with_name(str_bytes(e.name))
                 .with_value(Some(str_bytes(&e.value)))
@@ -83,6 +76,23 @@ fn describe_topic(
         .collect())
 }
 
+/// A described entry's synonyms (name, value, source code), when asked.
+fn synonyms<'a>(
+    detail: Detail,
+    list: impl Iterator<Item = (&'a str, &'a str, i8)>,
+) -> Vec<DescribeConfigsSynonym> {
+    if !detail.synonyms {
+        return Vec::new();
+    }
+    list.map(|(name, value, source)| {
+        DescribeConfigsSynonym::default()
+            .with_name(str_bytes(name))
+            .with_value(Some(str_bytes(value)))
+            .with_source(source)
+    })
+    .collect()
+}
+
 fn describe_broker(
     shared: &Shared,
     target: BrokerTarget,
@@ -93,19 +103,12 @@ fn describe_broker(
         .into_iter()
         .filter(|e| wanted(keys, e.name))
         .map(|e| {
-            let synonyms = if detail.synonyms {
+            let synonyms = synonyms(
+                detail,
                 e.synonyms
                     .iter()
-                    .map(|(name, value, source)| {
-                        DescribeConfigsSynonym::default()
-                            .with_name(str_bytes(name))
-                            .with_value(Some(str_bytes(value)))
-                            .with_source(*source)
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            };
+                    .map(|(name, value, source)| (&name[..], &value[..], *source)),
+            );
             DescribeConfigsResourceResult::default()
                 .with_name(str_bytes(e.name))
                 .with_value(Some(str_bytes(&e.value)))
