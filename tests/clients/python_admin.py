@@ -57,8 +57,12 @@ def kafka_python():
     from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewPartitions, NewTopic
     from kafka.errors import InvalidPartitionsError, TopicAlreadyExistsError
     a = KafkaAdminClient(bootstrap_servers=bootstrap)
-    a.create_topics([NewTopic(topic, 6, 1, topic_configs={"retention.ms": "3600000"})])
+    created = a.create_topics([NewTopic(topic, 6, 1, topic_configs={"retention.ms": "3600000"})])
     assert topic in a.list_topics()
+    # A topic created without error carries no error message (null, as
+    # Kafka sends it; clients that check for a message read "" as one).
+    result = created["topics"][0]
+    assert (result["error_code"], result["error_message"]) == (0, None), result
     described = a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
     text = str(described)
     assert "3600000" in text, text
