@@ -414,6 +414,33 @@ impl BatchBuilder {
         value: Option<&[u8]>,
         headers: &[(&str, &[u8])],
     ) -> &mut Self {
+        self.push_headers(
+            timestamp,
+            key,
+            value,
+            headers.iter().map(|&(name, value)| (name, Some(value))),
+        )
+    }
+
+    /// Adds one record whose header values may be null, as Kafka allows:
+    /// a record copied from a log keeps its headers exactly.
+    pub fn push_nullable(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, Option<&[u8]>)],
+    ) -> &mut Self {
+        self.push_headers(timestamp, key, value, headers.iter().copied())
+    }
+
+    fn push_headers<'h>(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: impl ExactSizeIterator<Item = (&'h str, Option<&'h [u8]>)>,
+    ) -> &mut Self {
         let mut body =
             Vec::with_capacity(16 + key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len));
         body.push(0); // record attributes, unused by v2
@@ -424,7 +451,7 @@ impl BatchBuilder {
         put_varint(&mut body, headers.len() as i32);
         for (name, value) in headers {
             put_bytes_opt(&mut body, Some(name.as_bytes()));
-            put_bytes_opt(&mut body, Some(value));
+            put_bytes_opt(&mut body, value);
         }
         put_varint(&mut self.records, body.len() as i32);
         self.records.extend_from_slice(&body);
@@ -571,6 +598,16 @@ mod tests {
         assert_eq!(recs[2].key, Some(&b""[..]));
         assert_eq!(recs[2].value, None);
         assert_eq!(recs[2].offset, 2);
+    }
+
+    #[test]
+    fn null_header_values_survive_the_builder() {
+        let mut b = BatchBuilder::new(7);
+        b.push_nullable(7, None, None, &[("a", None), ("b", Some(b"x"))]);
+        let bytes = b.build();
+        validate(&bytes).unwrap();
+        let recs = records(&bytes).unwrap();
+        assert_eq!(recs[0].headers, vec![("a", None), ("b", Some(&b"x"[..]))]);
     }
 
     #[test]
