@@ -294,9 +294,12 @@ pub(crate) fn read_records(
             let body = weir_broker::compression::record_bytes(whole, DECOMPRESSED_BYTES_MAX)
                 .map_err(|e| storage(e.to_string()))?;
             let decoded = batch::parse_records(&body, &h).map_err(|e| storage(e.to_string()))?;
+            // Under LogAppendTime every record's time is the broker's, the
+            // batch's max timestamp, whatever the producer put in it.
+            let append_time = h.is_log_append_time().then_some(h.max_timestamp);
             for r in decoded {
                 if r.offset >= at && records.len() < limit {
-                    records.push(to_api(partition, &r));
+                    records.push(to_api(partition, &r, append_time));
                 }
             }
             pos = end;
@@ -312,12 +315,12 @@ pub(crate) fn read_records(
 /// Most bytes one compressed batch may decompress to when read back.
 const DECOMPRESSED_BYTES_MAX: usize = 256 * 1024 * 1024;
 
-fn to_api(partition: i32, r: &batch::Record<'_>) -> Record {
+fn to_api(partition: i32, r: &batch::Record<'_>, append_time: Option<i64>) -> Record {
     let value = r.value.and_then(|v| serde_json::from_slice(v).ok());
     Record {
         partition,
         offset: r.offset,
-        timestamp_ms: r.timestamp,
+        timestamp_ms: append_time.unwrap_or(r.timestamp),
         key: r.key.map(|k| String::from_utf8_lossy(k).into_owned()),
         value,
         value_base64: r.value.map(|v| B64.encode(v)),

@@ -517,3 +517,39 @@ fn stream_metadata_and_snapshots_round_trip() {
     let (st, problem, _) = s.call("GET", "/v1/streams/cart-1/metadata", None);
     assert_eq!((st, &problem["code"]), (410, &json!("stream_deleted")));
 }
+
+/// Records of a `message.timestamp.type=LogAppendTime` topic are read back
+/// with the broker's append time, whatever time the producer gave them.
+#[test]
+fn log_append_time_topics_report_the_brokers_time() {
+    let s = Server::start(HttpLimits::default());
+    let broker = s.store.broker();
+    broker
+        .create_topic(
+            "stamped",
+            1,
+            -1,
+            &[("message.timestamp.type", "LogAppendTime")],
+            false,
+        )
+        .unwrap();
+    broker.create_topic("as-sent", 1, -1, &[], false).unwrap();
+    let before_ms = weir_log::Clock::now_ms(&weir_log::SystemClock);
+    for topic in ["stamped", "as-sent"] {
+        let mut batch = weir_log::batch::BatchBuilder::new(1_000);
+        batch.push(1_000, Some(b"k"), Some(b"1"), &[]);
+        broker.produce(topic, 0, &mut batch.build()).unwrap();
+    }
+    let read = |topic: &str| {
+        s.ok(
+            "GET",
+            &format!("/v1/topics/{topic}/partitions/0/records?offset=0"),
+            None,
+            200,
+        )["records"][0]["timestamp_ms"]
+            .as_i64()
+            .unwrap()
+    };
+    assert!(read("stamped") >= before_ms, "the broker's time");
+    assert_eq!(read("as-sent"), 1_000, "the producer's time");
+}
