@@ -7,8 +7,14 @@
 //! (`deny_unknown_fields`), so a typo is a 400, not a silently ignored
 //! setting.
 
+mod dlq;
+
 use std::collections::BTreeMap;
 
+pub use dlq::{
+    DeadLetterOrigin, DeadLetterRecord, DeadLetterTopic, DeadLetterTopics, DeadLetters,
+    NotDeadLetter, ReplayRequest, ReplayResult,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;

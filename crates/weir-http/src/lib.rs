@@ -3,11 +3,13 @@
 //! records), consumer groups (list, describe with lag, reset offsets,
 //! delete), event streams (append with an expected version, read a stream,
 //! all events, a category or a type; stream metadata, soft delete,
-//! tombstone, snapshots), live streams over Server-Sent Events, `/healthz`,
+//! tombstone, snapshots), live streams over Server-Sent Events, dead
+//! letters (list, read, replay), `/healthz`,
 //! `/readyz`, and `/openapi.json` generated from the handlers and the
 //! `weir-api` types. Errors are RFC 9457 problems with a stable code
 //! ([`problem`]). Blocking core calls run on tokio's blocking pool.
 
+mod dlq;
 mod groups;
 mod live;
 pub mod problem;
@@ -139,6 +141,9 @@ impl AppState {
         live::category,
         live::stream,
         live::partition,
+        dlq::list,
+        dlq::read,
+        dlq::replay,
     ),
     components(schemas(weir_api::Problem)),
     modifiers(&ProblemMediaType)
@@ -235,6 +240,12 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/topics/{topic}/partitions/{partition}/live",
             get(live::partition),
         )
+        .route("/v1/dlq", get(dlq::list))
+        .route(
+            "/v1/dlq/{topic}/partitions/{partition}/records",
+            get(dlq::read),
+        )
+        .route("/v1/dlq/{topic}/replay", post(dlq::replay))
         .route("/v1/groups", get(groups::list))
         .route(
             "/v1/groups/{group}",

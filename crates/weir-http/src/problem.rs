@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use weir_api::Problem;
 use weir_broker::BrokerError;
+use weir_deadletter::DeadLetterError;
 use weir_groups::GroupError;
 use weir_log::LogError;
 use weir_store::StoreError;
@@ -54,6 +55,27 @@ impl ApiError {
             "too_many_live_clients",
             format!("the server serves sse_clients_max {clients_max} live streams already"),
         )
+    }
+}
+
+/// The table: dead-letter errors (a broker error keeps its own row).
+impl From<DeadLetterError> for ApiError {
+    fn from(e: DeadLetterError) -> Self {
+        use DeadLetterError as D;
+        let (status, code) = match e {
+            D::Broker(b) => return b.into(),
+            D::UnknownOrigin { .. } | D::UnknownOriginPartition { .. } => {
+                (StatusCode::NOT_FOUND, "unknown_origin")
+            }
+            D::NoSuchRecord { .. } => (StatusCode::NOT_FOUND, "no_such_record"),
+            D::InternalOrigin { .. } | D::InvalidSuffix { .. } => {
+                (StatusCode::BAD_REQUEST, "bad_request")
+            }
+            D::PartitionMismatch { .. } => (StatusCode::CONFLICT, "partition_mismatch"),
+            D::ReplayStopped { .. } => (StatusCode::CONFLICT, "replay_stopped"),
+            D::Unreadable { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "storage_error"),
+        };
+        Self::new(status, code, e.to_string())
     }
 }
 
