@@ -5,6 +5,7 @@
 //! topic|produce|consume|stream|group` talk to a running server over its HTTP
 //! API; `weir demo` runs the SDK's demonstrations.
 
+mod dlq_cli;
 mod group_cli;
 mod remote;
 mod serve;
@@ -51,6 +52,8 @@ enum Command {
     Stream(remote::StreamArgs),
     /// List, describe, reset and delete consumer groups.
     Group(group_cli::GroupArgs),
+    /// List dead-letter topics, show dead letters, replay them.
+    Dlq(dlq_cli::DlqArgs),
     /// Run a demonstration built on the SDK.
     #[command(subcommand)]
     Demo(DemoCommand),
@@ -139,6 +142,7 @@ fn main() -> std::process::ExitCode {
         Command::Consume(args) => (remote::run_consume(args), true),
         Command::Stream(args) => (remote::run_stream(args), true),
         Command::Group(args) => (group_cli::run_group(args), true),
+        Command::Dlq(args) => (dlq_cli::run_dlq(args), true),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -388,6 +388,40 @@ impl Client {
         self.delete(&format!("/v1/groups/{}", encode_segment(group)), &[])
     }
 
+    // Dead letters.
+
+    /// Every dead-letter topic with its origin, depth and oldest record.
+    pub fn dead_letter_topics(&self) -> Result<weir_api::DeadLetterTopics> {
+        self.get("/v1/dlq", &[])
+    }
+
+    /// Up to `limit` dead letters of a partition from `offset`, decoded.
+    pub fn dead_letters(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        limit: usize,
+    ) -> Result<weir_api::DeadLetters> {
+        self.get(
+            &format!(
+                "/v1/dlq/{}/partitions/{partition}/records",
+                encode_segment(topic)
+            ),
+            &[("offset", offset.to_string()), ("limit", limit.to_string())],
+        )
+    }
+
+    /// Replays dead letters to their origin (one bounded call; the answer's
+    /// `next` goes on).
+    pub fn replay_dead_letters(
+        &self,
+        topic: &str,
+        replay: &weir_api::ReplayRequest,
+    ) -> Result<weir_api::ReplayResult> {
+        self.post(&format!("/v1/dlq/{}/replay", encode_segment(topic)), replay)
+    }
+
     // Event streams.
 
     pub fn stream_metadata(&self, stream: &str) -> Result<StreamMetadata> {

@@ -68,13 +68,20 @@ pub fn start_serve(dir: &std::path::Path, port: u16, extra: &[&str]) -> Child {
 /// Starts `weir serve` on `dir` with Kafka and the HTTP API on free ports;
 /// returns once it is ready, with the HTTP API's address.
 pub fn start_serve_http(dir: &std::path::Path, extra: &[&str]) -> (Child, String) {
-    let (child, lines) = spawn_serve(dir, free_port(), extra);
+    let (child, _, http) = start_serve_kafka_http(dir, extra);
+    (child, http)
+}
+
+/// Like [`start_serve_http`], also returning the Kafka listener's address.
+pub fn start_serve_kafka_http(dir: &std::path::Path, extra: &[&str]) -> (Child, String, String) {
+    let kafka_port = free_port();
+    let (child, lines) = spawn_serve(dir, kafka_port, extra);
     let http = lines
         .iter()
         .find_map(|l| l.strip_prefix("http listening on "))
         .expect("weir serve prints its HTTP address")
         .to_owned();
-    (child, http)
+    (child, format!("127.0.0.1:{kafka_port}"), http)
 }
 
 /// Runs `command` with `stdin` written to it and its output captured.

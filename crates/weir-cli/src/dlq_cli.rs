@@ -1,0 +1,198 @@
+//! `weir dlq list|show|replay`: dead-letter topics on a running server.
+//! `list` gives each one's origin, depth and oldest record; `show` prints
+//! dead letters decoded (why each failed, where it came from); `replay`
+//! sends one record, a range or all back to the origin, calling the
+//! server until the selection is done. Purge comes with the log-start
+//! move a later change brings.
+
+use clap::{ArgGroup, Args, Subcommand};
+use weir_api::ReplayRequest;
+
+use crate::remote::{RemoteArgs, print_json};
+
+#[derive(Debug, Args)]
+pub struct DlqArgs {
+    #[command(flatten)]
+    remote: RemoteArgs,
+    #[command(subcommand)]
+    command: DlqCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqCommand {
+    /// List the dead-letter topics with their origin, depth and oldest record.
+    List,
+    /// Print a partition's dead letters: the record, the error and its origin.
+    Show {
+        /// The dead-letter topic, e.g. `orders.dlq`.
+        topic: String,
+        #[arg(long, short, default_value_t = 0)]
+        partition: i32,
+        /// The first offset to print.
+        #[arg(long, default_value_t = 0)]
+        offset: i64,
+        /// Most dead letters to print.
+        #[arg(long, default_value_t = 100)]
+        max: usize,
+    },
+    /// Replay dead letters to their origin topic and partition, in order.
+    #[command(group(ArgGroup::new("which").required(true)))]
+    Replay {
+        /// The dead-letter topic, e.g. `orders.dlq`.
+        topic: String,
+        /// Every dead letter of the topic.
+        #[arg(long, group = "which")]
+        all: bool,
+        /// The offset of the one record to replay (with --partition).
+        #[arg(long, group = "which", requires = "partition")]
+        offset: Option<i64>,
+        /// The partition of --offset.
+        #[arg(long, short)]
+        partition: Option<i32>,
+        /// Replay through this offset too: a range from --offset.
+        #[arg(long, requires = "offset")]
+        to_offset: Option<i64>,
+    },
+}
+
+/// A Unix time in ms as RFC 3339 UTC, to the millisecond.
+fn time(ms: i64) -> String {
+    let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s, milli) = (
+        ms_of_day / 3_600_000,
+        ms_of_day / 60_000 % 60,
+        ms_of_day / 1_000 % 60,
+        ms_of_day % 1_000,
+    );
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
+}
+
+pub fn run_dlq(args: DlqArgs) -> anyhow::Result<()> {
+    let client = args
+        .remote
+        .client(Some(std::time::Duration::from_secs(60)))?;
+    let json = args.remote.json;
+    match args.command {
+        DlqCommand::List => {
+            let list = client.dead_letter_topics()?;
+            if json {
+                return print_json(&list);
+            }
+            println!(
+                "{:<40} {:<30} {:>10} {:>10}  OLDEST",
+                "TOPIC", "ORIGIN", "PARTITIONS", "DEPTH"
+            );
+            for t in list.topics {
+                let origin = if t.origin_exists {
+                    t.origin_topic
+                } else {
+                    format!("{} (gone)", t.origin_topic)
+                };
+                println!(
+                    "{:<40} {:<30} {:>10} {:>10}  {}",
+                    t.topic,
+                    origin,
+                    t.partitions,
+                    t.depth,
+                    t.oldest_timestamp_ms.map_or("-".to_owned(), time)
+                );
+            }
+        }
+        DlqCommand::Show {
+            topic,
+            partition,
+            offset,
+            max,
+        } => {
+            let page = client.dead_letters(&topic, partition, offset, max)?;
+            if json {
+                return print_json(&page);
+            }
+            for r in &page.records {
+                println!(
+                    "{}:{} from {}:{}@{}, group {}, {} after {} attempts ({} to {}): {}",
+                    r.partition,
+                    r.offset,
+                    r.origin.topic,
+                    r.origin.partition,
+                    r.origin.offset,
+                    r.group,
+                    r.error_kind,
+                    r.attempts,
+                    time(r.first_failure_ms),
+                    time(r.last_failure_ms),
+                    r.error
+                );
+                if let Some(from) = &r.replayed_from {
+                    println!("  replayed {} times, last from {from}", r.replays);
+                }
+                let value = match (&r.value, &r.value_base64) {
+                    (Some(v), _) => v.to_string(),
+                    (None, Some(b)) => format!("base64:{b}"),
+                    (None, None) => "null".to_owned(),
+                };
+                println!("  key {:?} value {value}", r.key.as_deref().unwrap_or(""));
+            }
+            for n in &page.not_dead_letters {
+                println!(
+                    "{partition}:{} is not a dead letter: {}",
+                    n.offset, n.reason
+                );
+            }
+        }
+        DlqCommand::Replay {
+            topic,
+            all,
+            offset,
+            partition,
+            to_offset,
+        } => {
+            let mut request = Some(ReplayRequest {
+                all,
+                partition: if all { None } else { partition },
+                offset,
+                to_offset,
+            });
+            let (mut replayed, mut skipped) = (0, 0);
+            while let Some(r) = request {
+                let outcome = client.replay_dead_letters(&topic, &r)?;
+                replayed += outcome.replayed;
+                skipped += outcome.skipped_not_dead_letters;
+                request = outcome.next;
+            }
+            if json {
+                return print_json(&serde_json::json!({
+                    "replayed": replayed,
+                    "skipped_not_dead_letters": skipped,
+                }));
+            }
+            println!("replayed {replayed} dead letters from {topic}");
+            if skipped > 0 {
+                println!("skipped {skipped} records that are not dead letters");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_print_as_rfc3339_and_parse_back() {
+        for ms in [0, 951_782_400_000, 1_796_600_000_123, -86_400_000] {
+            let text = super::time(ms);
+            assert_eq!(crate::remote::parse_rfc3339(&text).unwrap(), ms, "{text}");
+        }
+        assert_eq!(super::time(0), "1970-01-01T00:00:00.000Z");
+    }
+}
