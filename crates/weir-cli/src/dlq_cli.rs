@@ -57,24 +57,7 @@ enum DlqCommand {
 
 /// A Unix time in ms as RFC 3339 UTC, to the millisecond.
 fn time(ms: i64) -> String {
-    let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    // Civil date from days since 1970-01-01 (proleptic Gregorian).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let (h, m, s, milli) = (
-        ms_of_day / 3_600_000,
-        ms_of_day / 60_000 % 60,
-        ms_of_day / 1_000 % 60,
-        ms_of_day % 1_000,
-    );
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
+    weir_store::rfc3339(ms)
 }
 
 pub fn run_dlq(args: DlqArgs) -> anyhow::Result<()> {
@@ -183,16 +166,4 @@ pub fn run_dlq(args: DlqArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn times_print_as_rfc3339_and_parse_back() {
-        for ms in [0, 951_782_400_000, 1_796_600_000_123, -86_400_000] {
-            let text = super::time(ms);
-            assert_eq!(crate::remote::parse_rfc3339(&text).unwrap(), ms, "{text}");
-        }
-        assert_eq!(super::time(0), "1970-01-01T00:00:00.000Z");
-    }
 }

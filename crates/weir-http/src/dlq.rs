@@ -18,7 +18,7 @@ use weir_deadletter::Selection;
 use weir_deadletter::format::{DEFAULT_SUFFIX, DeadLetter};
 
 use crate::problem::{ApiError, Body};
-use crate::{AppState, blocking, query_number};
+use crate::{AppState, blocking, partition_page};
 
 /// Lists the dead-letter topics (`<topic>.dlq`).
 #[utoipa::path(get, path = "/v1/dlq", tag = "dead letters",
@@ -89,13 +89,7 @@ pub async fn read(
     Path((topic, partition)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<DeadLetters>, ApiError> {
-    let partition: i32 = partition
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("partition {partition:?} is not a number")))?;
-    let offset: i64 = query_number(&q, "offset")?.unwrap_or(0);
-    let limit: usize = query_number(&q, "limit")?
-        .unwrap_or(100)
-        .min(app.limits.page_max);
+    let (partition, offset, limit) = partition_page(&partition, &q, app.limits.page_max)?;
     let broker = app.broker.clone();
     let page =
         blocking(move || weir_deadletter::read(&broker, &topic, partition, offset, limit)).await?;

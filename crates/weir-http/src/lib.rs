@@ -327,3 +327,19 @@ pub(crate) fn query_number<T: FromStr>(
         })
         .transpose()
 }
+
+/// A partition from the path with `?offset=` (default 0) and `?limit=`
+/// (default 100, at most `page_max`) from the query: where a partition
+/// read starts and how much it takes.
+pub(crate) fn partition_page(
+    partition: &str,
+    q: &HashMap<String, String>,
+    page_max: usize,
+) -> Result<(i32, i64, usize), ApiError> {
+    let partition: i32 = partition
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("partition {partition:?} is not a number")))?;
+    let offset: i64 = query_number(q, "offset")?.unwrap_or(0);
+    let limit: usize = query_number(q, "limit")?.unwrap_or(100).min(page_max);
+    Ok((partition, offset, limit))
+}

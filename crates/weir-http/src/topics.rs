@@ -20,7 +20,7 @@ use weir_log::Clock as _;
 use weir_log::batch::{self, BatchBuilder, BatchHeader};
 
 use crate::problem::{ApiError, Body};
-use crate::{AppState, blocking, query_number};
+use crate::{AppState, blocking, partition_page};
 
 fn info(topic: &Topic) -> TopicInfo {
     let partitions = (0..topic.partition_count() as i32)
@@ -243,13 +243,7 @@ pub async fn fetch(
     Path((topic, partition)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Records>, ApiError> {
-    let partition: i32 = partition
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("partition {partition:?} is not a number")))?;
-    let offset: i64 = query_number(&q, "offset")?.unwrap_or(0);
-    let limit: usize = query_number(&q, "limit")?
-        .unwrap_or(100)
-        .min(app.limits.page_max);
+    let (partition, offset, limit) = partition_page(&partition, &q, app.limits.page_max)?;
     let log = app.broker.partition(&topic, partition)?;
     let out = blocking(move || -> Result<Records, ApiError> {
         let hwm = log.high_watermark();
