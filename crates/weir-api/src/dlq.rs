@@ -1,6 +1,7 @@
 //! The bodies of the dead-letter endpoints (`/v1/dlq/...`): dead-letter
 //! topics with their depth, dead letters decoded (the original record
-//! and why and where it failed), and replays to the origin.
+//! and why and where it failed), and replays to the origin; and of
+//! `/v1/alerts` (dead-letter depth and group lag over their thresholds).
 
 use std::collections::BTreeMap;
 
@@ -118,4 +119,32 @@ pub struct ReplayResult {
     /// bounded); absent when the selection is done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<ReplayRequest>,
+}
+
+/// `GET /v1/alerts`: the thresholds and the alerts firing now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AlertList {
+    /// Records a dead-letter topic may hold before its alert fires; absent
+    /// when not watched.
+    pub dead_letter_depth_max: Option<u64>,
+    /// Records of lag a consumer group may reach before its alert fires;
+    /// absent when not watched.
+    pub group_lag_max: Option<u64>,
+    pub alerts: Vec<Alert>,
+    /// Alerts that could not be kept (over the server's limit).
+    pub dropped: u64,
+}
+
+/// A firing alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Alert {
+    /// `dead_letter_depth` (the subject is a dead-letter topic) or
+    /// `group_lag` (the subject is a consumer group).
+    pub kind: String,
+    pub subject: String,
+    /// The value when last evaluated.
+    pub value: u64,
+    pub threshold: u64,
+    /// When it fired (Unix ms).
+    pub since_ms: i64,
 }

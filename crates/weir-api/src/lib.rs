@@ -12,8 +12,8 @@ mod dlq;
 use std::collections::BTreeMap;
 
 pub use dlq::{
-    DeadLetterOrigin, DeadLetterRecord, DeadLetterTopic, DeadLetterTopics, DeadLetters,
-    NotDeadLetter, ReplayRequest, ReplayResult,
+    Alert, AlertList, DeadLetterOrigin, DeadLetterRecord, DeadLetterTopic, DeadLetterTopics,
+    DeadLetters, NotDeadLetter, ReplayRequest, ReplayResult,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -99,6 +99,17 @@ pub struct ServeArgs {
     /// disconnected, in ms [default: 10000].
     #[arg(long)]
     sse_stall_ms: Option<u64>,
+    /// Alert when a dead-letter topic (`<topic>.dlq`) holds more records
+    /// than this [default: no alert].
+    #[arg(long)]
+    alert_dead_letter_depth_max: Option<u64>,
+    /// Alert when a consumer group's lag (summed over its partitions) is
+    /// above this many records [default: no alert].
+    #[arg(long)]
+    alert_group_lag_max: Option<u64>,
+    /// How often alerts are evaluated, in ms [default: 10000].
+    #[arg(long)]
+    alert_interval_ms: Option<u64>,
 }
 
 /// The config file: the same settings, all optional; unknown keys are an
@@ -127,6 +138,9 @@ struct ServeFile {
     sse_buffer: Option<usize>,
     sse_buffer_bytes_max: Option<usize>,
     sse_stall_ms: Option<u64>,
+    alert_dead_letter_depth_max: Option<u64>,
+    alert_group_lag_max: Option<u64>,
+    alert_interval_ms: Option<u64>,
 }
 
 /// Every setting, resolved.
@@ -146,6 +160,8 @@ struct Settings {
     topics_max: Option<usize>,
     partitions_max: Option<u32>,
     http: weir_http::HttpLimits,
+    alerts: weir_alerts::AlertRules,
+    alert_interval_ms: u64,
     /// Kafka names of the broker settings given explicitly, which
     /// DescribeConfigs reports as STATIC_BROKER_CONFIG.
     static_configs: Vec<String>,
@@ -221,6 +237,18 @@ impl ServeArgs {
                 .unwrap_or(1),
             auto_create_topics: !self.no_auto_create_topics
                 && file.auto_create_topics.unwrap_or(true),
+            alerts: weir_alerts::AlertRules {
+                dead_letter_depth_max: self
+                    .alert_dead_letter_depth_max
+                    .or(file.alert_dead_letter_depth_max),
+                group_lag_max: self.alert_group_lag_max.or(file.alert_group_lag_max),
+                dead_letter_suffix: weir_deadletter::format::DEFAULT_SUFFIX.to_owned(),
+            },
+            alert_interval_ms: self
+                .alert_interval_ms
+                .or(file.alert_interval_ms)
+                .unwrap_or(10_000)
+                .max(1),
             retention_check_ms: self
                 .retention_check_ms
                 .or(file.retention_check_ms)
@@ -379,6 +407,30 @@ async fn serve(args: Settings) -> anyhow::Result<()> {
             }
         })
     };
+    let alerts = Arc::new(weir_alerts::Alerts::new(args.alerts.clone()));
+    let alerting = {
+        let (alerts, broker, groups) = (alerts.clone(), broker.clone(), groups.clone());
+        let every = Duration::from_millis(args.alert_interval_ms);
+        let watched =
+            args.alerts.dead_letter_depth_max.is_some() || args.alerts.group_lag_max.is_some();
+        tokio::spawn(async move {
+            if !watched {
+                return;
+            }
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let (alerts, broker, groups) = (alerts.clone(), broker.clone(), groups.clone());
+                let now_ms = weir_log::Clock::now_ms(&weir_log::SystemClock);
+                let evaluated =
+                    tokio::task::spawn_blocking(move || alerts.evaluate(&broker, &groups, now_ms))
+                        .await;
+                for t in evaluated.unwrap_or_default() {
+                    log_transition(&t);
+                }
+            }
+        })
+    };
     let http_listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .with_context(|| format!("binding the http listener to {}", args.http_addr))?;
@@ -402,12 +454,10 @@ async fn serve(args: Settings) -> anyhow::Result<()> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let http_state = Arc::new(weir_http::AppState::new(
-        broker.clone(),
-        groups.clone(),
-        store.clone(),
-        args.http,
-    ));
+    let http_state = Arc::new(
+        weir_http::AppState::new(broker.clone(), groups.clone(), store.clone(), args.http)
+            .with_alerts(alerts),
+    );
     let http = tokio::spawn(weir_http::run(
         http_listener,
         http_state,
@@ -434,6 +484,7 @@ async fn serve(args: Settings) -> anyhow::Result<()> {
         }
     }
     retention.abort();
+    alerting.abort();
     tracing::info!("shutting down: syncing the data directory");
     // The last handle closes the data directory, which syncs every log.
     store_upkeep.abort();
@@ -450,5 +501,25 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+/// Logs an alert firing (a warning) or clearing.
+fn log_transition(t: &weir_alerts::Transition) {
+    match t {
+        weir_alerts::Transition::Fired(a) => tracing::warn!(
+            kind = a.kind.as_str(),
+            subject = %a.subject,
+            value = a.value,
+            threshold = a.threshold,
+            "alert fired"
+        ),
+        weir_alerts::Transition::Cleared { alert, value } => tracing::info!(
+            kind = alert.kind.as_str(),
+            subject = %alert.subject,
+            value,
+            threshold = alert.threshold,
+            "alert cleared"
+        ),
     }
 }

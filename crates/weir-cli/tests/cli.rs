@@ -463,11 +463,20 @@ fn groups_configs_metadata_and_live_streams() {
 }
 
 /// `weir dlq`: a dead letter written by kcat (any Kafka client can write
-/// the format) is listed, shown decoded and replayed to its origin.
+/// the format) fires the depth alert, and is listed, shown decoded and
+/// replayed to its origin.
 #[test]
 fn dead_letters_listed_shown_and_replayed() {
     let dir = tempfile::tempdir().unwrap();
-    let (child, kafka, http) = common::start_serve_kafka_http(dir.path(), &[]);
+    let (child, kafka, http) = common::start_serve_kafka_http(
+        dir.path(),
+        &[
+            "--alert-dead-letter-depth-max",
+            "0",
+            "--alert-interval-ms",
+            "50",
+        ],
+    );
     let s = Server {
         child,
         http,
@@ -511,6 +520,25 @@ fn dead_letters_listed_shown_and_replayed() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // The depth alert fires (threshold 0, evaluated every 50 ms).
+    let client = weir_client::Client::new(&s.http).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let alerts = loop {
+        let alerts: weir_api::AlertList = client.get("/v1/alerts", &[]).unwrap();
+        if !alerts.alerts.is_empty() || std::time::Instant::now() > deadline {
+            break alerts;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(alerts.dead_letter_depth_max, Some(0));
+    assert_eq!(alerts.group_lag_max, None);
+    let a = &alerts.alerts[..];
+    assert_eq!(
+        a.iter()
+            .map(|a| (a.kind.as_str(), a.subject.as_str(), a.value, a.threshold))
+            .collect::<Vec<_>>(),
+        [("dead_letter_depth", "docs.dlq", 1, 0)]
+    );
     let list = ok(weir(&s.http, "dlq list", ""));
     let row = list
         .lines()

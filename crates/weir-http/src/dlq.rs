@@ -1,7 +1,8 @@
 //! Dead letters over HTTP: list the dead-letter topics with their depth
 //! and oldest record, read a partition's dead letters decoded, and replay
 //! one, a range or all of them to their origin (bounded per call; the
-//! answer says how to go on). The work is `weir-deadletter`'s.
+//! answer says how to go on). The work is `weir-deadletter`'s. Also the
+//! alerts on dead-letter depth and group lag that `weir serve` evaluates.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,8 +12,8 @@ use axum::extract::{Path, Query, State};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use weir_api::{
-    DeadLetterOrigin, DeadLetterRecord, DeadLetterTopic, DeadLetterTopics, DeadLetters,
-    NotDeadLetter, ReplayRequest, ReplayResult,
+    Alert, AlertList, DeadLetterOrigin, DeadLetterRecord, DeadLetterTopic, DeadLetterTopics,
+    DeadLetters, NotDeadLetter, ReplayRequest, ReplayResult,
 };
 use weir_deadletter::Selection;
 use weir_deadletter::format::{DEFAULT_SUFFIX, DeadLetter};
@@ -187,4 +188,29 @@ pub async fn replay(
         skipped_not_dead_letters: outcome.skipped_not_dead_letters,
         next: outcome.next.map(to_request),
     }))
+}
+
+/// The alert thresholds and the alerts firing now (dead-letter depth and
+/// consumer-group lag; `weir serve` evaluates them at an interval).
+#[utoipa::path(get, path = "/v1/alerts", tag = "dead letters",
+    responses((status = 200, body = AlertList)))]
+pub async fn alerts(State(app): State<Arc<AppState>>) -> Json<AlertList> {
+    let rules = app.alerts.rules();
+    Json(AlertList {
+        dead_letter_depth_max: rules.dead_letter_depth_max,
+        group_lag_max: rules.group_lag_max,
+        alerts: app
+            .alerts
+            .firing()
+            .into_iter()
+            .map(|a| Alert {
+                kind: a.kind.as_str().to_owned(),
+                subject: a.subject,
+                value: a.value,
+                threshold: a.threshold,
+                since_ms: a.since_ms,
+            })
+            .collect(),
+        dropped: app.alerts.dropped(),
+    })
 }

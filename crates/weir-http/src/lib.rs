@@ -4,7 +4,7 @@
 //! delete), event streams (append with an expected version, read a stream,
 //! all events, a category or a type; stream metadata, soft delete,
 //! tombstone, snapshots), live streams over Server-Sent Events, dead
-//! letters (list, read, replay), `/healthz`,
+//! letters (list, read, replay), alerts, `/healthz`,
 //! `/readyz`, and `/openapi.json` generated from the handlers and the
 //! `weir-api` types. Errors are RFC 9457 problems with a stable code
 //! ([`problem`]). Blocking core calls run on tokio's blocking pool.
@@ -75,6 +75,9 @@ pub struct AppState {
     pub groups: Arc<Coordinator>,
     pub store: Arc<EmbeddedStore>,
     pub limits: HttpLimits,
+    /// The alerts `GET /v1/alerts` shows (none watched unless the server
+    /// sets thresholds with [`AppState::with_alerts`]).
+    pub alerts: Arc<weir_alerts::Alerts>,
     /// One permit per live stream being served (`sse_clients_max`).
     live_clients: Arc<tokio::sync::Semaphore>,
     /// Turns true when the server stops: live streams end, so the
@@ -97,6 +100,10 @@ impl AppState {
             broker,
             groups,
             store,
+            alerts: Arc::new(weir_alerts::Alerts::new(weir_alerts::AlertRules {
+                dead_letter_suffix: weir_deadletter::format::DEFAULT_SUFFIX.to_owned(),
+                ..weir_alerts::AlertRules::default()
+            })),
             live_clients: Arc::new(tokio::sync::Semaphore::new(limits.sse_clients_max)),
             stopping: tokio::sync::watch::Sender::new(false),
             limits,
@@ -104,6 +111,12 @@ impl AppState {
             next_id: AtomicU64::new(0),
             started_ms: weir_log::SystemClock.now_ms(),
         }
+    }
+
+    /// Shows `alerts` (which the server evaluates) at `GET /v1/alerts`.
+    pub fn with_alerts(mut self, alerts: Arc<weir_alerts::Alerts>) -> Self {
+        self.alerts = alerts;
+        self
     }
 }
 
@@ -144,6 +157,7 @@ impl AppState {
         dlq::list,
         dlq::read,
         dlq::replay,
+        dlq::alerts,
     ),
     components(schemas(weir_api::Problem)),
     modifiers(&ProblemMediaType)
@@ -246,6 +260,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(dlq::read),
         )
         .route("/v1/dlq/{topic}/replay", post(dlq::replay))
+        .route("/v1/alerts", get(dlq::alerts))
         .route("/v1/groups", get(groups::list))
         .route(
             "/v1/groups/{group}",

@@ -49,6 +49,11 @@ fn dead_letters_are_listed_read_and_replayed() {
         .create_topic("docs", 2, -1, &[], false)
         .unwrap();
     assert_eq!(s.ok("GET", "/v1/dlq", None, 200)["topics"], json!([]));
+    // No thresholds set: nothing is watched, nothing fires.
+    assert_eq!(
+        s.ok("GET", "/v1/alerts", None, 200),
+        json!({"dead_letter_depth_max": null, "group_lag_max": null, "alerts": [], "dropped": 0})
+    );
     let first = dead_letter(&s, 1, 41, br#"{"id":7}"#);
     dead_letter(&s, 1, 42, b"\x00binary");
 
