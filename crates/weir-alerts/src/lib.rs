@@ -100,10 +100,10 @@ impl Alerts {
     ) -> Vec<((AlertKind, String), u64, u64)> {
         let mut out = Vec::new();
         if let Some(max) = self.rules.dead_letter_depth_max
-            && let Ok(topics) = weir_deadletter::list(broker, &self.rules.dead_letter_suffix)
+            && let Ok(topics) = weir_deadletter::depths(broker, &self.rules.dead_letter_suffix)
         {
-            for t in topics {
-                out.push(((AlertKind::DeadLetterDepth, t.topic), t.depth, max));
+            for (topic, depth) in topics {
+                out.push(((AlertKind::DeadLetterDepth, topic), depth, max));
             }
         }
         if let Some(max) = self.rules.group_lag_max {

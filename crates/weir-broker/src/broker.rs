@@ -210,6 +210,12 @@ impl Broker {
         read(&self.topics).values().cloned().collect()
     }
 
+    /// The topic with this id (KIP-516), if any: Fetch and Produce from
+    /// v13, Metadata and DeleteTopics name topics by id.
+    pub fn topic_by_id(&self, id: u128) -> Option<Arc<Topic>> {
+        read(&self.topics).values().find(|t| t.id == id).cloned()
+    }
+
     pub fn topic(&self, name: &str) -> Result<Arc<Topic>, BrokerError> {
         read(&self.topics)
             .get(name)

@@ -50,5 +50,7 @@ mod ops;
 mod replay;
 
 pub use error::DeadLetterError;
-pub use ops::{DeadLetterTopic, Original, Page, READ_BYTES_MAX, READ_COUNT_MAX, list, read, send};
+pub use ops::{
+    DeadLetterTopic, Original, Page, READ_BYTES_MAX, READ_COUNT_MAX, depths, list, read, send,
+};
 pub use replay::{REPLAY_BATCH_BYTES_MAX, REPLAY_COUNT_MAX, ReplayOutcome, Selection, replay};

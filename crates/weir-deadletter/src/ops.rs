@@ -4,6 +4,8 @@
 //! bounded: reads return at most [`READ_COUNT_MAX`] records, and hold at
 //! most one read of [`READ_BYTES_MAX`] bytes at a time.
 
+use std::sync::Arc;
+
 use weir_broker::{Broker, BrokerError, Topic, validate_topic_name};
 use weir_log::Log;
 use weir_log::batch::{BatchBuilder, BatchHeader, Record, parse_records};
@@ -92,26 +94,56 @@ pub fn send(
     Ok(info.base_offset)
 }
 
+/// The dead-letter topics: every topic whose name ends with `suffix` (the
+/// broker's own `__` topics aside), with its origin topic's name.
+fn dead_letter_topics(
+    broker: &Broker,
+    suffix: &str,
+) -> Result<Vec<(Arc<Topic>, String)>, DeadLetterError> {
+    check_suffix(suffix)?;
+    Ok(broker
+        .topics()
+        .into_iter()
+        .filter(|t| !t.internal)
+        .filter_map(|t| {
+            let origin = origin_topic(&t.name, suffix)?.to_owned();
+            Some((t, origin))
+        })
+        .collect())
+}
+
+/// Records a topic holds, over its partitions.
+fn depth(topic: &Topic) -> Result<u64, DeadLetterError> {
+    let mut depth = 0u64;
+    for p in 0..topic.partition_count() as i32 {
+        let log = topic.partition(p)?;
+        depth += log
+            .high_watermark()
+            .saturating_sub(log.start_offset())
+            .max(0) as u64;
+    }
+    Ok(depth)
+}
+
+/// Every dead-letter topic with its depth only: what alerts watch, without
+/// reading any record.
+pub fn depths(broker: &Broker, suffix: &str) -> Result<Vec<(String, u64)>, DeadLetterError> {
+    dead_letter_topics(broker, suffix)?
+        .into_iter()
+        .map(|(topic, _)| Ok((topic.name.clone(), depth(&topic)?)))
+        .collect()
+}
+
 /// Every topic whose name ends with `suffix` (the broker's own `__` topics
 /// aside), with its depth and oldest record.
 pub fn list(broker: &Broker, suffix: &str) -> Result<Vec<DeadLetterTopic>, DeadLetterError> {
-    check_suffix(suffix)?;
     let decompressed_bytes_max = broker.config().decompressed_bytes_max;
     let mut out = Vec::new();
-    for topic in broker.topics() {
-        let Some(origin) = origin_topic(&topic.name, suffix) else {
-            continue;
-        };
-        if topic.internal {
-            continue;
-        }
-        let mut depth = 0u64;
+    for (topic, origin) in dead_letter_topics(broker, suffix)? {
         let mut oldest_timestamp_ms: Option<i64> = None;
         let partitions = topic.partition_count();
         for p in 0..partitions as i32 {
             let log = topic.partition(p)?;
-            let (start, end) = (log.start_offset(), log.high_watermark());
-            depth += end.saturating_sub(start).max(0) as u64;
             let first = first_timestamp_ms(&log, &topic.name, p, decompressed_bytes_max)?;
             oldest_timestamp_ms = match (oldest_timestamp_ms, first) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -120,10 +152,10 @@ pub fn list(broker: &Broker, suffix: &str) -> Result<Vec<DeadLetterTopic>, DeadL
         }
         out.push(DeadLetterTopic {
             topic: topic.name.clone(),
-            origin_topic: origin.to_owned(),
-            origin_exists: broker.topic(origin).is_ok(),
+            origin_exists: broker.topic(&origin).is_ok(),
+            origin_topic: origin,
             partitions,
-            depth,
+            depth: depth(&topic)?,
             oldest_timestamp_ms,
         });
     }
@@ -193,7 +225,7 @@ pub(crate) fn origin_of(
     broker: &Broker,
     topic: &str,
     partition: i32,
-) -> Result<std::sync::Arc<Topic>, DeadLetterError> {
+) -> Result<Arc<Topic>, DeadLetterError> {
     let origin = broker.topic(topic).map_err(|e| match e {
         BrokerError::UnknownTopic { topic } => DeadLetterError::UnknownOrigin { topic },
         other => other.into(),
@@ -218,7 +250,7 @@ fn ensure_topic(
     broker: &Broker,
     origin: &Topic,
     suffix: &str,
-) -> Result<std::sync::Arc<Topic>, DeadLetterError> {
+) -> Result<Arc<Topic>, DeadLetterError> {
     let name = dead_letter_topic(&origin.name, suffix);
     let origin_partitions = origin.partition_count();
     let topic = match broker.topic(&name) {

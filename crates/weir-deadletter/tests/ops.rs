@@ -379,14 +379,15 @@ fn records_that_are_not_dead_letters_are_skipped_and_counted() {
 #[test]
 fn unknown_origins_are_typed_errors() {
     let f = broker();
+    let empty = || Original {
+        key: None,
+        value: None,
+        headers: &[],
+    };
     let err = send(
         &f.broker,
         DEFAULT_SUFFIX,
-        Original {
-            key: None,
-            value: None,
-            headers: &[],
-        },
+        empty(),
         &failure("x"),
         &origin(0, 0, 0),
     )
@@ -401,11 +402,7 @@ fn unknown_origins_are_typed_errors() {
     let err = send(
         &f.broker,
         DEFAULT_SUFFIX,
-        Original {
-            key: None,
-            value: None,
-            headers: &[],
-        },
+        empty(),
         &failure("x"),
         &origin(3, 0, 0),
     )

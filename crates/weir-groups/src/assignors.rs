@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::consumer_groups::{Assignment, TopicId};
+use crate::consumer_requests::{Assignment, TopicId};
 
 /// Assignor names, the default first.
 pub const ASSIGNORS: [&str; 2] = ["uniform", "range"];

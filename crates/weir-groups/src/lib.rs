@@ -14,6 +14,8 @@ mod assignors;
 mod classic_group;
 mod clock;
 mod consumer_groups;
+mod consumer_heartbeat;
+mod consumer_requests;
 mod coordinator;
 mod error;
 pub mod offsets;
@@ -21,7 +23,7 @@ mod requests;
 
 pub use assignors::ASSIGNORS;
 pub use clock::MonotonicClock;
-pub use consumer_groups::{
+pub use consumer_requests::{
     Assignment, ConsumerGroupDescription, ConsumerGroupState, ConsumerHeartbeat,
     ConsumerHeartbeatResponse, ConsumerMemberDescription, GroupType, JOIN_EPOCH, LEAVE_EPOCH,
     ListedGroup, MEMBER_ID_BYTES_MAX, NamedPartitions, REGEX_BYTES_MAX, STATIC_LEAVE_EPOCH,

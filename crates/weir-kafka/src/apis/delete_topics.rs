@@ -38,13 +38,8 @@ pub(crate) async fn handle(
         wanted
             .into_iter()
             .map(|(name, id)| {
-                let name = name.or_else(|| {
-                    broker
-                        .topics()
-                        .iter()
-                        .find(|t| uuid::Uuid::from_u128(t.id) == id)
-                        .map(|t| t.name.clone())
-                });
+                let name =
+                    name.or_else(|| broker.topic_by_id(id.as_u128()).map(|t| t.name.clone()));
                 let result = DeletableTopicResult::default().with_topic_id(id);
                 // An id no topic has: no name (null), UNKNOWN_TOPIC_ID, as
                 // Kafka's controller answers.

@@ -5,7 +5,6 @@
 //! that waits for new records until `min_bytes` is met or `max_wait_ms`
 //! passes.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -114,22 +113,18 @@ pub(crate) async fn handle(
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: FetchRequest = decode(ApiKey::Fetch, version, body)?;
-    // From v13 topics are named by id (KIP-516).
-    let names_by_id: Option<HashMap<uuid::Uuid, String>> = (version >= 13).then(|| {
-        shared
-            .broker
-            .topics()
-            .iter()
-            .map(|t| (uuid::Uuid::from_u128(t.id), t.name.clone()))
-            .collect()
-    });
     let wanted: Wanted = request
         .topics
         .into_iter()
         .map(|t| {
-            let name = match &names_by_id {
-                Some(names) => names.get(&t.topic_id).cloned(),
-                None => Some(t.topic.0.to_string()),
+            // From v13 topics are named by id (KIP-516).
+            let name = if version >= 13 {
+                shared
+                    .broker
+                    .topic_by_id(t.topic_id.as_u128())
+                    .map(|t| t.name.clone())
+            } else {
+                Some(t.topic.0.to_string())
             };
             let partitions = t
                 .partitions

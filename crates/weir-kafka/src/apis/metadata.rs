@@ -115,8 +115,8 @@ enum Wanted {
 }
 
 fn by_id(broker: &Broker, id: uuid::Uuid, node: i32, version: i16) -> MetadataResponseTopic {
-    match broker.topics().iter().find(|t| t.id == id.as_u128()) {
-        Some(topic) => describe(topic, node),
+    match broker.topic_by_id(id.as_u128()) {
+        Some(topic) => describe(&topic, node),
         // An unknown id has no name: null from v12, where the field may be.
         None => MetadataResponseTopic::default()
             .with_name((version < 12).then(|| topic_name("")))

@@ -51,16 +51,16 @@ pub(crate) async fn handle(
     let acks = request.acks;
     let valid_acks = matches!(acks, -1..=1);
     let mut writes = tokio::task::JoinSet::new();
-    // From v13 topics are named by id (KIP-516).
-    let topics = (version >= 13).then(|| shared.broker.topics());
     for (t, topic) in request.topic_data.into_iter().enumerate() {
         let id = topic.topic_id;
-        let name = match &topics {
-            Some(topics) => topics
-                .iter()
-                .find(|t| uuid::Uuid::from_u128(t.id) == id)
-                .map(|t| t.name.clone()),
-            None => Some(topic.name.0.to_string()),
+        // From v13 topics are named by id (KIP-516).
+        let name = if version >= 13 {
+            shared
+                .broker
+                .topic_by_id(id.as_u128())
+                .map(|t| t.name.clone())
+        } else {
+            Some(topic.name.0.to_string())
         };
         for (p, partition) in topic.partition_data.into_iter().enumerate() {
             let (broker, name) = (shared.broker.clone(), name.clone());
