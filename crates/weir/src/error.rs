@@ -74,6 +74,9 @@ pub enum Error {
         position: u64,
         reason: String,
     },
+    /// The Kafka client of a service failed (creating, subscribing).
+    #[error("service {service}: kafka: {reason}")]
+    Kafka { service: String, reason: String },
     #[error("over a limit: {reason}")]
     Limit { reason: String },
     #[error("invalid query: {reason}")]

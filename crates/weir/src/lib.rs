@@ -17,6 +17,10 @@
 //!   and [`Query`] on the query side; read-your-writes with
 //!   [`Projector::wait_for`]; [`Projector::run_until`] on a thread.
 //! - [`Handler`] and [`Consumer`]: idempotent consumers.
+//! - [`Service`]: the consumer runtime over Kafka topics (through
+//!   librdkafka, against `weir serve` or any Kafka cluster): typed
+//!   handlers, per-key order with bounded concurrency, backpressure,
+//!   retries, circuit breakers, dead letters, graceful shutdown.
 //! - [`demo::bank`]: the bank account demonstration (`weir demo bank`).
 //!
 //! # One client, a backend beneath it
@@ -125,6 +129,7 @@ mod projection;
 mod query;
 mod registry;
 mod remote;
+pub mod service;
 
 pub use aggregate::{
     AGGREGATE_EVENTS_MAX, Aggregate, Executed, Loaded, Repository, RepositoryConfig,
@@ -142,6 +147,10 @@ pub use projection::{
 pub use query::{Op, PAGE_ROWS_MAX, Page, Query, SELECT_TERMS_MAX, Select};
 pub use registry::{REGISTRY_TYPES_MAX, Registry};
 pub use remote::{REMOTE_POLL_MS, Remote};
+pub use service::{
+    BreakerPolicy, BreakerState, Context, Delivery, Failure, KafkaSource, RetryPolicy, Running,
+    Service, ServiceBuilder, ServiceConfig, Stats,
+};
 
 /// The SQLite binding read models are written with (the same version the
 /// SDK links).
