@@ -17,6 +17,7 @@ static ALLOCATOR: weir_kafka::GuardedAllocator = weir_kafka::GuardedAllocator;
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
@@ -75,6 +76,40 @@ enum DemoCommand {
         /// may hold other events: this run's accounts get a fresh suffix.
         #[arg(long, value_name = "ADDR", conflicts_with = "data_dir")]
         server: Option<String>,
+    },
+    /// The document pipeline: uploads through processing, classification,
+    /// analytics, an email notification and a search index, first as a
+    /// synchronous call chain, then event-driven on Weir (each step a
+    /// consumer service); then an email outage (the backlog drains when it
+    /// recovers) and a poison document (dead-lettered, then replayed).
+    /// Prints the side-by-side latency table. Runs on a `weir serve` in this
+    /// process by default; with --server, against a running one.
+    Docs {
+        /// Run against the `weir serve` whose HTTP API is at this address
+        /// (host:port); its Kafka listener is --kafka. Topics and groups of
+        /// this run get a fresh suffix.
+        #[arg(long, value_name = "ADDR")]
+        server: Option<String>,
+        /// The Kafka listener of --server.
+        #[arg(
+            long,
+            value_name = "ADDR",
+            default_value = "127.0.0.1:9092",
+            requires = "server"
+        )]
+        kafka: String,
+        /// How long the email service takes per email, in ms.
+        #[arg(long, default_value_t = 30_000)]
+        email_delay_ms: u64,
+        /// How long the email service is down in the outage phase, in ms.
+        #[arg(long, default_value_t = 10_000)]
+        outage_ms: u64,
+        /// Uploads in the event-driven run (and again during the outage).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(2..=1000))]
+        uploads: u16,
+        /// Uploads through the synchronous chain, all at once.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=100))]
+        sync_uploads: u16,
     },
 }
 
@@ -136,6 +171,36 @@ fn main() -> std::process::ExitCode {
         Command::Log(cmd) => (run_log(cmd), false),
         Command::Demo(DemoCommand::Bank { data_dir, server }) => {
             (run_demo_bank(data_dir, server), false)
+        }
+        Command::Demo(DemoCommand::Docs {
+            server,
+            kafka,
+            email_delay_ms,
+            outage_ms,
+            uploads,
+            sync_uploads,
+        }) => {
+            let run = |kafka: String, http: String| {
+                let config = weir::demo::docs::DocsConfig {
+                    email_delay: Duration::from_millis(email_delay_ms),
+                    outage: Duration::from_millis(outage_ms),
+                    uploads: usize::from(uploads),
+                    sync_uploads: usize::from(sync_uploads),
+                    ..weir::demo::docs::DocsConfig::new(kafka, http)
+                };
+                weir::demo::docs::run(&config, &mut std::io::stdout().lock())
+                    .map(|_| ())
+                    .map_err(anyhow::Error::from)
+            };
+            let result = match server {
+                Some(http) => run(kafka, http),
+                None => (|| {
+                    let dir = tempfile::tempdir()?;
+                    let server = serve::InProcess::start(dir.path())?;
+                    run(server.kafka.to_string(), server.http.to_string())
+                })(),
+            };
+            (result, false)
         }
         Command::Topic(args) => (remote::run_topic(args), true),
         Command::Produce(args) => (remote::run_produce(args), true),

@@ -332,10 +332,97 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .thread_name("weir")
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(serve(settings))
+    // Both ready lines in one write, and a stdout nobody reads any more
+    // (a parent that read what it needed) is no reason to stop serving.
+    let ready = |kafka: SocketAddr, http: SocketAddr| {
+        use std::io::Write as _;
+        let lines = format!("kafka listening on {kafka}\nhttp listening on {http}\n");
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(lines.as_bytes()).and_then(|()| out.flush());
+    };
+    runtime.block_on(serve(settings, ready, shutdown_signal()))
 }
 
-async fn serve(args: Settings) -> anyhow::Result<()> {
+/// A `weir serve` running in this process (for `weir demo docs`): on
+/// loopback with free ports, over `data_dir`, until dropped.
+pub struct InProcess {
+    pub kafka: SocketAddr,
+    pub http: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl InProcess {
+    pub fn start(data_dir: &std::path::Path) -> anyhow::Result<Self> {
+        #[derive(clap::Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        use clap::Parser as _;
+        let wrap = Wrap::try_parse_from([
+            "serve".as_ref(),
+            "--data-dir".as_ref(),
+            data_dir.as_os_str(),
+            "--kafka-addr".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--http-addr".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            // One member per group: nobody to wait for.
+            "--group-initial-rebalance-delay-ms".as_ref(),
+            "0".as_ref(),
+        ] as [&std::ffi::OsStr; 9])?;
+        let settings = wrap.args.resolve()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("weir-serve".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .thread_name("weir")
+                    .build()
+                    .context("starting the runtime")?;
+                let ready = move |kafka, http| {
+                    let _ = ready_tx.send((kafka, http));
+                };
+                runtime.block_on(serve(settings, ready, async {
+                    let _ = stopped.await;
+                }))
+            })?;
+        match ready_rx.recv() {
+            Ok((kafka, http)) => Ok(Self {
+                kafka,
+                http,
+                stop: Some(stop),
+                thread: Some(thread),
+            }),
+            Err(_) => Err(thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("the server thread panicked"))?
+                .err()
+                .unwrap_or_else(|| anyhow::anyhow!("the server stopped before it was ready"))),
+        }
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn serve(
+    args: Settings,
+    ready: impl FnOnce(SocketAddr, SocketAddr),
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let dir = DataDir::open(&args.data_dir, DirConfig::default())
         .with_context(|| format!("opening data directory {}", args.data_dir.display()))?;
     let config = BrokerConfig {
@@ -434,21 +521,11 @@ async fn serve(args: Settings) -> anyhow::Result<()> {
     let http_listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .with_context(|| format!("binding the http listener to {}", args.http_addr))?;
-    // Both ready lines in one write, and a stdout nobody reads any more
-    // (a parent that read what it needed) is no reason to stop serving.
-    {
-        use std::io::Write as _;
-        let lines = format!(
-            "kafka listening on {bound}\nhttp listening on {}\n",
-            http_listener.local_addr()?
-        );
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(lines.as_bytes()).and_then(|()| out.flush());
-    }
+    ready(bound, http_listener.local_addr()?);
     // One signal stops both listeners.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        shutdown_signal().await;
+        stop.await;
         let _ = stop_tx.send(true);
     });
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

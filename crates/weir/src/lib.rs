@@ -148,8 +148,8 @@ pub use query::{Op, PAGE_ROWS_MAX, Page, Query, SELECT_TERMS_MAX, Select};
 pub use registry::{REGISTRY_TYPES_MAX, Registry};
 pub use remote::{REMOTE_POLL_MS, Remote};
 pub use service::{
-    BreakerPolicy, BreakerState, Context, Delivery, Failure, KafkaSource, RetryPolicy, Running,
-    Service, ServiceBuilder, ServiceConfig, Stats,
+    BreakerPolicy, BreakerState, Context, Delivery, Failure, KafkaSource, Published, Publisher,
+    RetryPolicy, Running, Service, ServiceBuilder, ServiceConfig, Stats,
 };
 
 /// The SQLite binding read models are written with (the same version the

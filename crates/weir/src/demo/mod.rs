@@ -3,3 +3,4 @@
 //! same code.
 
 pub mod bank;
+pub mod docs;

@@ -10,7 +10,6 @@
 //! a service runs unchanged against any Kafka cluster.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -20,10 +19,11 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{Producer, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use weir_deadletter::format as dlq;
 
+use super::publisher::{self, DeliveryContext, Outgoing};
 use super::tracker::{Lane, Tracker};
 use super::worker::{DeadLetterSink, Job, OwnedRecord, Pool};
 use super::{Delivery, Shared, Stop, bump};
@@ -336,6 +336,10 @@ impl Runtime {
             *backpressure = false;
         }
         let lanes = self.tracker.lanes();
+        self.shared
+            .stats
+            .assigned
+            .store(lanes.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let want: HashSet<Lane> = lanes
             .into_iter()
             .filter(|(_, blocked)| *backpressure || *blocked)
@@ -425,23 +429,6 @@ impl Runtime {
     }
 }
 
-/// The dead-letter producer's callbacks: each delivery report goes to the
-/// worker waiting for it.
-struct DeliveryContext;
-
-impl ClientContext for DeliveryContext {}
-
-impl ProducerContext for DeliveryContext {
-    type DeliveryOpaque = Box<SyncSender<Result<(), String>>>;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, waiter: Self::DeliveryOpaque) {
-        let _ = waiter.send(match result {
-            Ok(_) => Ok(()),
-            Err((e, _)) => Err(e.to_string()),
-        });
-    }
-}
-
 /// Writes dead letters to `<topic><suffix>` through librdkafka, creating
 /// the dead-letter topic with its origin's partition count the first time.
 struct KafkaDeadLetters {
@@ -459,16 +446,10 @@ impl KafkaDeadLetters {
         for (k, v) in &source.settings {
             config.set(k, v);
         }
-        let producer_config = {
-            let mut c = config.clone();
+        Ok(Self {
             // A dead letter is acknowledged by every in-sync replica
             // before its record is committed.
-            c.set("acks", "all").set("enable.idempotence", "true");
-            c
-        };
-        Ok(Self {
-            producer: producer_config
-                .create_with_context(DeliveryContext)
+            producer: publisher::producer(&source.bootstrap, name, &source.settings)
                 .map_err(|e| kafka_error(name, "creating the dead-letter producer", e))?,
             admin: config
                 .create()
@@ -554,21 +535,16 @@ impl DeadLetterSink for KafkaDeadLetters {
                 value: value.as_ref(),
             });
         }
-        let (tx, rx) = sync_channel(1);
-        let mut out = BaseRecord::<[u8], [u8], _>::with_opaque_to(&dead, Box::new(tx))
-            .partition(job.lane.partition.rem_euclid(partitions))
-            .headers(headers);
-        if let Some(k) = &record.key {
-            out = out.key(k);
-        }
-        if let Some(v) = &record.value {
-            out = out.payload(v);
-        }
-        self.producer
-            .send(out)
-            .map_err(|(e, _)| format!("producing to {dead}: {e}"))?;
-        rx.recv_timeout(REQUEST_TIMEOUT + Duration::from_secs(5))
-            .map_err(|_| format!("no delivery report from {dead}"))?
-            .map_err(|e| format!("producing to {dead}: {e}"))
+        publisher::send_acked(
+            &self.producer,
+            Outgoing {
+                topic: &dead,
+                partition: Some(job.lane.partition.rem_euclid(partitions)),
+                key: record.key.as_deref(),
+                value: record.value.as_deref(),
+                headers,
+            },
+        )
+        .map(|_| ())
     }
 }

@@ -13,6 +13,7 @@
 
 mod breaker;
 mod kafka;
+mod publisher;
 mod retry;
 mod tracker;
 mod worker;
@@ -26,6 +27,7 @@ use std::time::Duration;
 
 pub use breaker::{BreakerPolicy, BreakerState, DOWNSTREAMS_MAX};
 pub use kafka::KafkaSource;
+pub use publisher::{Published, Publisher};
 pub use retry::RetryPolicy;
 
 use crate::{Envelope, Error, Event};
@@ -366,6 +368,8 @@ pub struct Stats {
     pub in_flight: u64,
     /// Times fetching paused because the in-flight limit was reached.
     pub backpressure_pauses: u64,
+    /// Partitions assigned to the service now.
+    pub assigned: u64,
     /// Partitions paused now (backpressure, or waiting on an open breaker).
     pub paused: u64,
     /// Offsets committed (partitions, summed over commits).
@@ -382,6 +386,7 @@ struct Counters {
     abandoned: AtomicU64,
     in_flight: AtomicU64,
     backpressure_pauses: AtomicU64,
+    assigned: AtomicU64,
     paused: AtomicU64,
     commits: AtomicU64,
 }
@@ -451,6 +456,7 @@ impl Service {
             abandoned: get(&c.abandoned),
             in_flight: get(&c.in_flight),
             backpressure_pauses: get(&c.backpressure_pauses),
+            assigned: get(&c.assigned),
             paused: get(&c.paused),
             commits: get(&c.commits),
         }
