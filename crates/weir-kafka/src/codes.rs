@@ -93,7 +93,9 @@ pub fn for_broker_error(err: &BrokerError) -> Code {
 /// The Kafka error code for a log error met while serving a request.
 pub fn for_log_error(err: &LogError) -> Code {
     match err {
-        LogError::OffsetOutOfRange { .. } => Code::OffsetOutOfRange,
+        LogError::OffsetOutOfRange { .. } | LogError::StartPastHighWatermark { .. } => {
+            Code::OffsetOutOfRange
+        }
         LogError::Batch(_) => Code::CorruptMessage,
         LogError::InvalidConfig { .. } => Code::InvalidConfig,
         LogError::InvalidName { .. } => Code::InvalidTopicException,
@@ -101,6 +103,7 @@ pub fn for_log_error(err: &LogError) -> Code {
         | LogError::ReadOnly { .. }
         | LogError::SyncFailed { .. }
         | LogError::CorruptSegment { .. }
+        | LogError::CorruptCheckpoint { .. }
         | LogError::Closed { .. }
         | LogError::Locked { .. }
         | LogError::OffsetOverflow { .. } => Code::KafkaStorageError,
