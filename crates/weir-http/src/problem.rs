@@ -68,7 +68,7 @@ impl From<DeadLetterError> for ApiError {
                 (StatusCode::NOT_FOUND, "unknown_origin")
             }
             D::NoSuchRecord { .. } => (StatusCode::NOT_FOUND, "no_such_record"),
-            D::InternalOrigin { .. } | D::InvalidSuffix { .. } => {
+            D::InternalOrigin { .. } | D::InvalidSuffix { .. } | D::NotDeadLetterTopic { .. } => {
                 (StatusCode::BAD_REQUEST, "bad_request")
             }
             D::PartitionMismatch { .. } => (StatusCode::CONFLICT, "partition_mismatch"),
