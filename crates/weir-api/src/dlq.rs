@@ -121,6 +121,42 @@ pub struct ReplayResult {
     pub next: Option<ReplayRequest>,
 }
 
+/// `POST /v1/dlq/{topic}/purge`: which dead letters to drop for good.
+/// `{"all": true}` purges every partition up to its end;
+/// `{"partition": 1, "to_offset": 7}` purges partition 1's records below
+/// offset 7 (`to_offset` is exclusive: the record at 7 stays). Nothing else
+/// is accepted, so an empty body purges nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeRequest {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<i32>,
+    /// Exclusive upper bound: the records below it are purged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_offset: Option<i64>,
+}
+
+/// What a purge did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PurgeResult {
+    /// Records purged, over the partitions.
+    pub purged: u64,
+    /// Each partition the purge touched, by partition.
+    pub partitions: Vec<PurgedPartition>,
+}
+
+/// What a purge did to one partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PurgedPartition {
+    pub partition: i32,
+    /// Records purged by this call (0 when they were gone already).
+    pub purged: u64,
+    /// The partition's first offset now (its log start offset).
+    pub log_start_offset: i64,
+}
+
 /// `GET /v1/alerts`: the thresholds and the alerts firing now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AlertList {

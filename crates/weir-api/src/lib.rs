@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 
 pub use dlq::{
     Alert, AlertList, DeadLetterOrigin, DeadLetterRecord, DeadLetterTopic, DeadLetterTopics,
-    DeadLetters, NotDeadLetter, ReplayRequest, ReplayResult,
+    DeadLetters, NotDeadLetter, PurgeRequest, PurgeResult, PurgedPartition, ReplayRequest,
+    ReplayResult,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
-use weir_log::{AppendInfo, DataDir, FsyncPolicy, Log};
+use weir_log::{AppendInfo, DataDir, FsyncPolicy, Log, LogError, RecordsDeleted};
 
 use weir_log::batch::BatchHeader;
 
@@ -724,6 +724,49 @@ impl Broker {
             return Ok((producer_id, epoch + 1));
         }
         Ok((self.producer_ids.allocate(&self.dir)?, 0))
+    }
+
+    /// Deletes the records of one partition below `offset` (Kafka's
+    /// DeleteRecords): its log start offset moves there, durably before
+    /// this returns, and the whole segments below it are deleted (see
+    /// [`Log::delete_records_before`]). An offset at or below the current
+    /// start changes nothing. Refused: an unknown topic or partition, an
+    /// internal topic (only Weir manages those, as Kafka refuses them too),
+    /// and an offset below 0 or above the high watermark
+    /// (`DeleteRecordsOutOfRange`); nothing changes then.
+    pub fn delete_records(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<RecordsDeleted, BrokerError> {
+        let t = self.topic(topic)?;
+        let log = t.partition(partition)?;
+        if t.internal {
+            return Err(BrokerError::InvalidTopic {
+                topic: topic.to_owned(),
+                reason: "the records of an internal topic cannot be deleted",
+            });
+        }
+        let out_of_range = |high_watermark| BrokerError::DeleteRecordsOutOfRange {
+            topic: topic.to_owned(),
+            partition,
+            offset,
+            high_watermark,
+        };
+        if offset < 0 {
+            return Err(out_of_range(log.high_watermark()));
+        }
+        match log.delete_records_before(offset) {
+            Ok(deleted) => {
+                tracing::info!(topic, partition, offset, ?deleted, "deleted records");
+                Ok(deleted)
+            }
+            Err(LogError::StartPastHighWatermark { high_watermark, .. }) => {
+                Err(out_of_range(high_watermark))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Runs retention on every partition; returns how many segments went.

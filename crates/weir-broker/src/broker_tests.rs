@@ -261,3 +261,58 @@ fn registries_of_older_versions_still_load() {
     assert_eq!(old.config().get("compression.type"), "producer");
     assert_eq!(old.partition(0).unwrap().config().batch_bytes_max, 2000);
 }
+
+#[test]
+fn records_are_deleted_per_partition_and_bad_requests_change_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let broker = open(tmp.path());
+        broker.create_topic("t", 2, 1, &[], false).unwrap();
+        for _ in 0..5 {
+            broker.produce("t", 1, &mut batch_at(now_ms())).unwrap();
+        }
+        let deleted = broker.delete_records("t", 1, 3).unwrap();
+        assert_eq!(
+            (
+                deleted.start_offset_before,
+                deleted.log_start_offset,
+                deleted.n_records()
+            ),
+            (0, 3, 3)
+        );
+        let log = broker.partition("t", 1).unwrap();
+        assert_eq!(log.start_offset(), 3);
+        // The other partition is untouched.
+        assert_eq!(broker.partition("t", 0).unwrap().start_offset(), 0);
+
+        let refused = [
+            broker.delete_records("nope", 0, 1).unwrap_err(),
+            broker.delete_records("t", 2, 1).unwrap_err(),
+            broker.delete_records("t", 1, 6).unwrap_err(),
+            broker.delete_records("t", 1, -1).unwrap_err(),
+        ];
+        assert!(matches!(refused[0], BrokerError::UnknownTopic { .. }));
+        assert!(matches!(
+            refused[1],
+            BrokerError::UnknownPartition { partition: 2, .. }
+        ));
+        assert_eq!(
+            refused[2].to_string(),
+            "cannot delete the records of t-1 before offset 6: it must lie in [0, 5], the high watermark"
+        );
+        assert!(matches!(
+            refused[3],
+            BrokerError::DeleteRecordsOutOfRange { offset: -1, .. }
+        ));
+        assert_eq!(log.start_offset(), 3);
+
+        broker.ensure_internal_topic("__internal", 1, &[]).unwrap();
+        assert!(matches!(
+            broker.delete_records("__internal", 0, 0),
+            Err(BrokerError::InvalidTopic { .. })
+        ));
+    }
+    // Durable across a restart.
+    let broker = open(tmp.path());
+    assert_eq!(broker.partition("t", 1).unwrap().start_offset(), 3);
+}

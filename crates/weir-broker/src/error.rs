@@ -83,6 +83,16 @@ pub enum BrokerError {
         #[source]
         source: crate::compression::RecordsError,
     },
+    #[error(
+        "cannot delete the records of {topic}-{partition} before offset {offset}: \
+         it must lie in [0, {high_watermark}], the high watermark"
+    )]
+    DeleteRecordsOutOfRange {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        high_watermark: i64,
+    },
     #[error(transparent)]
     Log(#[from] LogError),
     #[error("the topic registry is unreadable: {reason}")]

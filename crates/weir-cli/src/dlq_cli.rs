@@ -1,12 +1,12 @@
-//! `weir dlq list|show|replay`: dead-letter topics on a running server.
-//! `list` gives each one's origin, depth and oldest record; `show` prints
-//! dead letters decoded (why each failed, where it came from); `replay`
-//! sends one record, a range or all back to the origin, calling the
-//! server until the selection is done. Purge comes with the log-start
-//! move a later change brings.
+//! `weir dlq list|show|replay|purge`: dead-letter topics on a running
+//! server. `list` gives each one's origin, depth and oldest record; `show`
+//! prints dead letters decoded (why each failed, where it came from);
+//! `replay` sends one record, a range or all back to the origin, calling
+//! the server until the selection is done; `purge` drops them for good
+//! (all partitions, or one below an offset), and refuses to guess which.
 
 use clap::{ArgGroup, Args, Subcommand};
-use weir_api::ReplayRequest;
+use weir_api::{PurgeRequest, ReplayRequest};
 
 use crate::remote::{RemoteArgs, print_json};
 
@@ -51,6 +51,24 @@ enum DlqCommand {
         partition: Option<i32>,
         /// Replay through this offset too: a range from --offset.
         #[arg(long, requires = "offset")]
+        to_offset: Option<i64>,
+    },
+    /// Drop dead letters for good: every partition (--all), or one
+    /// partition's records below --to-offset. The partitions' log start
+    /// offsets move, so Kafka consumers see them gone too.
+    #[command(group(ArgGroup::new("which").required(true)))]
+    Purge {
+        /// The dead-letter topic, e.g. `orders.dlq`.
+        topic: String,
+        /// Every dead letter of every partition.
+        #[arg(long, group = "which")]
+        all: bool,
+        /// The partition to purge below --to-offset.
+        #[arg(long, short, group = "which", requires = "to_offset")]
+        partition: Option<i32>,
+        /// Purge the records below this offset (exclusive: the record at
+        /// it stays).
+        #[arg(long, requires = "partition")]
         to_offset: Option<i64>,
     },
 }
@@ -162,6 +180,29 @@ pub fn run_dlq(args: DlqArgs) -> anyhow::Result<()> {
             println!("replayed {replayed} dead letters from {topic}");
             if skipped > 0 {
                 println!("skipped {skipped} records that are not dead letters");
+            }
+        }
+        DlqCommand::Purge {
+            topic,
+            all,
+            partition,
+            to_offset,
+        } => {
+            let request = PurgeRequest {
+                all,
+                partition,
+                to_offset,
+            };
+            let result = client.purge_dead_letters(&topic, &request)?;
+            if json {
+                return print_json(&result);
+            }
+            println!("purged {} dead letters from {topic}", result.purged);
+            for p in &result.partitions {
+                println!(
+                    "  partition {}: {} purged, now starts at offset {}",
+                    p.partition, p.purged, p.log_start_offset
+                );
             }
         }
     }

@@ -571,4 +571,83 @@ fn dead_letters_listed_shown_and_replayed() {
         code(&weir(&s.http, "dlq replay docs.dlq --offset 0", "")),
         2
     );
+
+    // Purge: never without --all or a partition range (usage errors, and
+    // nothing purged).
+    for args in [
+        "dlq purge docs.dlq",
+        "dlq purge docs.dlq --partition 0",
+        "dlq purge docs.dlq --to-offset 1",
+        "dlq purge docs.dlq --all --partition 0 --to-offset 1",
+    ] {
+        assert_eq!(code(&weir(&s.http, args, "")), 2, "{args}");
+    }
+    // Not a dead-letter topic (400: exit code 1), an offset past the end.
+    assert_eq!(code(&weir(&s.http, "dlq purge docs --all", "")), 1);
+    let past = weir(
+        &s.http,
+        "dlq purge docs.dlq --partition 0 --to-offset 2",
+        "",
+    );
+    assert_eq!(code(&past), 1);
+    assert!(
+        String::from_utf8_lossy(&past.stderr).contains("high watermark"),
+        "{past:?}"
+    );
+    let columns = |list: String| -> Vec<String> {
+        let row = list.lines().find(|l| l.starts_with("docs.dlq")).unwrap();
+        row.split_whitespace().map(str::to_owned).collect()
+    };
+    assert_eq!(columns(ok(weir(&s.http, "dlq list", "")))[3], "1");
+    // One more dead letter, then the first one purged (exclusive bound)...
+    let status = Command::new("kcat")
+        .args(["-b", &kafka, "-P", "-t", "docs.dlq", "-p", "0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"second")?;
+            c.wait()
+        })
+        .unwrap();
+    assert!(status.success());
+    let purged = ok(weir(
+        &s.http,
+        "dlq purge docs.dlq --partition 0 --to-offset 1",
+        "",
+    ));
+    assert!(
+        purged.contains("purged 1 dead letters from docs.dlq")
+            && purged.contains("partition 0: 1 purged, now starts at offset 1"),
+        "{purged}"
+    );
+    assert_eq!(columns(ok(weir(&s.http, "dlq list", "")))[3], "1");
+    // ...then all, answered as JSON.
+    let all: serde_json::Value =
+        serde_json::from_str(&ok(weir(&s.http, "dlq purge docs.dlq --all --json", ""))).unwrap();
+    assert_eq!(
+        all,
+        serde_json::json!({"purged": 1, "partitions": [
+            {"partition": 0, "purged": 1, "log_start_offset": 2}
+        ]})
+    );
+    assert_eq!(columns(ok(weir(&s.http, "dlq list", "")))[3], "0");
+    // A Kafka consumer from the beginning finds nothing left.
+    let left = Command::new("kcat")
+        .args([
+            "-b",
+            &kafka,
+            "-C",
+            "-t",
+            "docs.dlq",
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert!(left.status.success() && left.stdout.is_empty(), "{left:?}");
 }

@@ -422,6 +422,16 @@ impl Client {
         self.post(&format!("/v1/dlq/{}/replay", encode_segment(topic)), replay)
     }
 
+    /// Purges dead letters for good: all partitions, or one partition's
+    /// records below `to_offset` (exclusive); answers what each lost.
+    pub fn purge_dead_letters(
+        &self,
+        topic: &str,
+        purge: &weir_api::PurgeRequest,
+    ) -> Result<weir_api::PurgeResult> {
+        self.post(&format!("/v1/dlq/{}/purge", encode_segment(topic)), purge)
+    }
+
     // Event streams.
 
     pub fn stream_metadata(&self, stream: &str) -> Result<StreamMetadata> {

@@ -56,6 +56,10 @@ pub enum DeadLetterError {
         #[source]
         source: Box<DeadLetterError>,
     },
+    #[error(
+        "{topic:?} is not a dead-letter topic: its name does not end with {suffix:?}, or it is internal"
+    )]
+    NotDeadLetterTopic { topic: String, suffix: String },
     #[error(transparent)]
     Broker(#[from] BrokerError),
 }

@@ -6,15 +6,16 @@
 //!
 //! [`format`] is the record format, the contract with the SDK's consumer
 //! runtime (which may write dead letters to any Kafka cluster). The
-//! operations ([`send`], [`list`], [`read`], [`replay`]) block on disk I/O,
-//! own no sockets and no runtime, and are bounded per call. There is no
-//! purge yet: it needs a partition's log start offset to move on request
-//! (Kafka's DeleteRecords), which a later change brings to `weir-log`.
+//! operations ([`send`], [`list`], [`read`], [`replay`], [`purge`]) block
+//! on disk I/O, own no sockets and no runtime, and are bounded per call.
+//! A purge moves the partitions' log start offsets forward (Kafka's
+//! DeleteRecords), durably, so every Kafka client sees the dead letters
+//! gone too.
 //!
 //! ```
 //! use weir_broker::{Broker, BrokerConfig};
 //! use weir_deadletter::format::{DEFAULT_SUFFIX, ErrorKind, Failure, Origin};
-//! use weir_deadletter::{Original, Selection};
+//! use weir_deadletter::{Original, Purge, Selection};
 //! use weir_log::{DataDir, DirConfig};
 //!
 //! let tmp = tempfile::tempdir()?;
@@ -41,16 +42,23 @@
 //!
 //! let outcome = weir_deadletter::replay(&broker, "orders.dlq", Selection::One { partition: 1, offset })?;
 //! assert_eq!(outcome.replayed, 1);
+//!
+//! // Replayed, so purged: partition 1's dead letters below offset 1.
+//! let purged = weir_deadletter::purge(&broker, DEFAULT_SUFFIX, "orders.dlq", Purge::Below { partition: 1, to_offset: 1 })?;
+//! assert_eq!((purged[0].purged, purged[0].log_start_offset), (1, 1));
+//! assert_eq!(weir_deadletter::list(&broker, DEFAULT_SUFFIX)?[0].depth, 0);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod error;
 pub mod format;
 mod ops;
+mod purge;
 mod replay;
 
 pub use error::DeadLetterError;
 pub use ops::{
     DeadLetterTopic, Original, Page, READ_BYTES_MAX, READ_COUNT_MAX, depths, list, read, send,
 };
+pub use purge::{PartitionPurged, Purge, purge};
 pub use replay::{REPLAY_BATCH_BYTES_MAX, REPLAY_COUNT_MAX, ReplayOutcome, Selection, replay};

@@ -54,7 +54,7 @@ pub struct ReplayOutcome {
 /// each produce is durable before the call goes on. A dead letter whose
 /// origin topic or partition is gone stops the call with
 /// [`DeadLetterError::ReplayStopped`]: the ones before it were replayed.
-/// Dead letters stay in the dead-letter topic (there is no purge yet).
+/// Dead letters stay in the dead-letter topic until [`crate::purge`]d.
 pub fn replay(
     broker: &Broker,
     dlq_topic: &str,

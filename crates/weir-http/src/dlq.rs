@@ -1,7 +1,8 @@
 //! Dead letters over HTTP: list the dead-letter topics with their depth
 //! and oldest record, read a partition's dead letters decoded, and replay
 //! one, a range or all of them to their origin (bounded per call; the
-//! answer says how to go on). The work is `weir-deadletter`'s. Also the
+//! answer says how to go on), and purge them (all partitions, or one below
+//! an offset) by moving log start offsets. The work is `weir-deadletter`'s. Also the
 //! alerts on dead-letter depth and group lag that `weir serve` evaluates.
 
 use std::collections::HashMap;
@@ -13,10 +14,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use weir_api::{
     Alert, AlertList, DeadLetterOrigin, DeadLetterRecord, DeadLetterTopic, DeadLetterTopics,
-    DeadLetters, NotDeadLetter, ReplayRequest, ReplayResult,
+    DeadLetters, NotDeadLetter, PurgeRequest, PurgeResult, PurgedPartition, ReplayRequest,
+    ReplayResult,
 };
-use weir_deadletter::Selection;
 use weir_deadletter::format::{DEFAULT_SUFFIX, DeadLetter};
+use weir_deadletter::{Purge, Selection};
 
 use crate::problem::{ApiError, Body};
 use crate::{AppState, blocking, partition_page};
@@ -187,6 +189,55 @@ pub async fn replay(
         replayed: outcome.replayed,
         skipped_not_dead_letters: outcome.skipped_not_dead_letters,
         next: outcome.next.map(to_request),
+    }))
+}
+
+/// What a purge request names, or why it names nothing: `all` alone, or a
+/// partition with `to_offset`, never a guess (no accidental purge of
+/// everything).
+fn purge_of(req: &PurgeRequest) -> Result<Purge, ApiError> {
+    match (req.all, req.partition, req.to_offset) {
+        (true, None, None) => Ok(Purge::All),
+        (false, Some(partition), Some(to_offset)) => Ok(Purge::Below {
+            partition,
+            to_offset,
+        }),
+        (true, ..) => Err(ApiError::bad_request(
+            "\"all\": true purges every partition; it takes no partition or to_offset",
+        )),
+        _ => Err(ApiError::bad_request(
+            "name a partition and to_offset (records below it are purged), or \"all\": true",
+        )),
+    }
+}
+
+/// Purges dead letters for good: every partition (`{"all": true}`), or one
+/// partition's records below `to_offset` (exclusive). The partitions' log
+/// start offsets move, durably before the answer, so Kafka clients see
+/// them gone too; the answer counts the records purged per partition.
+/// Only dead-letter topics (`<topic>.dlq`) can be purged.
+#[utoipa::path(post, path = "/v1/dlq/{topic}/purge", tag = "dead letters",
+    params(("topic" = String, Path, example = "orders.dlq")), request_body = PurgeRequest,
+    responses((status = 200, body = PurgeResult), (status = "4XX", body = weir_api::Problem)))]
+pub async fn purge(
+    State(app): State<Arc<AppState>>,
+    Path(topic): Path<String>,
+    Body(req): Body<PurgeRequest>,
+) -> Result<Json<PurgeResult>, ApiError> {
+    let what = purge_of(&req)?;
+    let broker = app.broker.clone();
+    let purged =
+        blocking(move || weir_deadletter::purge(&broker, DEFAULT_SUFFIX, &topic, what)).await?;
+    Ok(Json(PurgeResult {
+        purged: purged.iter().map(|p| p.purged).sum(),
+        partitions: purged
+            .into_iter()
+            .map(|p| PurgedPartition {
+                partition: p.partition,
+                purged: p.purged,
+                log_start_offset: p.log_start_offset,
+            })
+            .collect(),
     }))
 }
 

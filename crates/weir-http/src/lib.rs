@@ -4,7 +4,7 @@
 //! delete), event streams (append with an expected version, read a stream,
 //! all events, a category or a type; stream metadata, soft delete,
 //! tombstone, snapshots), live streams over Server-Sent Events, dead
-//! letters (list, read, replay), alerts, `/healthz`,
+//! letters (list, read, replay, purge), alerts, `/healthz`,
 //! `/readyz`, and `/openapi.json` generated from the handlers and the
 //! `weir-api` types. Errors are RFC 9457 problems with a stable code
 //! ([`problem`]). Blocking core calls run on tokio's blocking pool.
@@ -157,6 +157,7 @@ impl AppState {
         dlq::list,
         dlq::read,
         dlq::replay,
+        dlq::purge,
         dlq::alerts,
     ),
     components(schemas(weir_api::Problem)),
@@ -260,6 +261,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(dlq::read),
         )
         .route("/v1/dlq/{topic}/replay", post(dlq::replay))
+        .route("/v1/dlq/{topic}/purge", post(dlq::purge))
         .route("/v1/alerts", get(dlq::alerts))
         .route("/v1/groups", get(groups::list))
         .route(

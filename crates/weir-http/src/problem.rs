@@ -68,7 +68,7 @@ impl From<DeadLetterError> for ApiError {
                 (StatusCode::NOT_FOUND, "unknown_origin")
             }
             D::NoSuchRecord { .. } => (StatusCode::NOT_FOUND, "no_such_record"),
-            D::InternalOrigin { .. } | D::InvalidSuffix { .. } => {
+            D::InternalOrigin { .. } | D::InvalidSuffix { .. } | D::NotDeadLetterTopic { .. } => {
                 (StatusCode::BAD_REQUEST, "bad_request")
             }
             D::PartitionMismatch { .. } => (StatusCode::CONFLICT, "partition_mismatch"),
@@ -103,6 +103,9 @@ impl From<BrokerError> for ApiError {
             | B::InvalidProducerEpoch { .. }
             | B::UnknownProducerId { .. }
             | B::TransactionsUnsupported { .. } => (StatusCode::BAD_REQUEST, "producer_state"),
+            B::DeleteRecordsOutOfRange { .. } => {
+                (StatusCode::RANGE_NOT_SATISFIABLE, "offset_out_of_range")
+            }
             B::Log(l) => log_row(l),
             B::Registry { .. } => (StatusCode::SERVICE_UNAVAILABLE, "storage_error"),
         };
@@ -117,7 +120,7 @@ impl From<BrokerError> for ApiError {
 fn log_row(e: &LogError) -> (StatusCode, &'static str) {
     use weir_log::BatchError;
     match e {
-        LogError::OffsetOutOfRange { .. } => {
+        LogError::OffsetOutOfRange { .. } | LogError::StartPastHighWatermark { .. } => {
             (StatusCode::RANGE_NOT_SATISFIABLE, "offset_out_of_range")
         }
         LogError::Batch(BatchError::TooLarge { .. }) => {

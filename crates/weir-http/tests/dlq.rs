@@ -172,3 +172,126 @@ fn bad_replays_are_refused_with_problems() {
     let (st, _, _) = s.call("GET", "/v1/dlq/docs.dlq/partitions/x/records", None);
     assert_eq!(st, 400);
 }
+
+#[test]
+fn dead_letters_are_purged_below_an_offset_then_all() {
+    let s = Server::start(HttpLimits::default());
+    s.store
+        .broker()
+        .create_topic("docs", 2, -1, &[], false)
+        .unwrap();
+    for offset in 0..3 {
+        dead_letter(&s, 1, offset, b"x");
+    }
+    dead_letter(&s, 0, 9, b"y");
+
+    // to_offset is exclusive: the record at 2 stays.
+    let below = s.ok(
+        "POST",
+        "/v1/dlq/docs.dlq/purge",
+        Some(r#"{"partition": 1, "to_offset": 2}"#),
+        200,
+    );
+    assert_eq!(
+        below,
+        json!({"purged": 2, "partitions": [{"partition": 1, "purged": 2, "log_start_offset": 2}]})
+    );
+    let page = s.ok(
+        "GET",
+        "/v1/dlq/docs.dlq/partitions/1/records?offset=0",
+        None,
+        200,
+    );
+    let offsets: Vec<_> = page["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["offset"].clone(), r["origin"]["offset"].clone()))
+        .collect();
+    assert_eq!(offsets, vec![(json!(2), json!(2))]);
+    assert_eq!(s.ok("GET", "/v1/dlq", None, 200)["topics"][0]["depth"], 2);
+    // Below the start, the topic's own records endpoint is out of range.
+    let (st, problem, _) = s.call(
+        "GET",
+        "/v1/topics/docs.dlq/partitions/1/records?offset=0",
+        None,
+    );
+    assert_eq!((st, &problem["code"]), (416, &json!("offset_out_of_range")));
+
+    let all = s.ok(
+        "POST",
+        "/v1/dlq/docs.dlq/purge",
+        Some(r#"{"all": true}"#),
+        200,
+    );
+    assert_eq!(
+        all,
+        json!({"purged": 2, "partitions": [
+            {"partition": 0, "purged": 1, "log_start_offset": 1},
+            {"partition": 1, "purged": 1, "log_start_offset": 3}
+        ]})
+    );
+    let t = &s.ok("GET", "/v1/dlq", None, 200)["topics"][0];
+    assert_eq!(
+        (&t["depth"], &t["oldest_timestamp_ms"]),
+        (&json!(0), &json!(null))
+    );
+}
+
+#[test]
+fn bad_purges_are_refused_with_problems_and_purge_nothing() {
+    let s = Server::start(HttpLimits::default());
+    s.store
+        .broker()
+        .create_topic("docs", 2, -1, &[], false)
+        .unwrap();
+    dead_letter(&s, 0, 1, b"x");
+    dead_letter(&s, 0, 2, b"x");
+    for (body, status, code) in [
+        ("{}", 400, "bad_request"),
+        (r#"{"all": false}"#, 400, "bad_request"),
+        (r#"{"partition": 0}"#, 400, "bad_request"),
+        (r#"{"to_offset": 1}"#, 400, "bad_request"),
+        (r#"{"all": true, "partition": 0}"#, 400, "bad_request"),
+        (r#"{"all": true, "bogus": 1}"#, 422, "invalid_body"),
+        (
+            r#"{"partition": 0, "to_offset": 3}"#,
+            416,
+            "offset_out_of_range",
+        ),
+        (
+            r#"{"partition": 0, "to_offset": -1}"#,
+            416,
+            "offset_out_of_range",
+        ),
+        (
+            r#"{"partition": 7, "to_offset": 0}"#,
+            404,
+            "unknown_partition",
+        ),
+    ] {
+        let (st, problem, _) = s.call("POST", "/v1/dlq/docs.dlq/purge", Some(body));
+        assert_eq!(
+            (st, &problem["code"]),
+            (status, &json!(code)),
+            "{body}: {problem}"
+        );
+    }
+    // Not a dead-letter topic: an ordinary topic is never purged.
+    let (st, problem, _) = s.call("POST", "/v1/dlq/docs/purge", Some(r#"{"all": true}"#));
+    assert_eq!(st, 400, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not a dead-letter topic"),
+        "{problem}"
+    );
+    let (st, problem, _) = s.call(
+        "POST",
+        "/v1/dlq/nothing.dlq/purge",
+        Some(r#"{"all": true}"#),
+    );
+    assert_eq!((st, &problem["code"]), (404, &json!("unknown_topic")));
+    assert_eq!(s.ok("GET", "/v1/dlq", None, 200)["topics"][0]["depth"], 2);
+}

@@ -85,6 +85,7 @@ pub fn for_broker_error(err: &BrokerError) -> Code {
         BrokerError::InvalidProducerEpoch { .. } => Code::InvalidProducerEpoch,
         BrokerError::UnknownProducerId { .. } => Code::UnknownProducerId,
         BrokerError::TransactionsUnsupported { .. } => Code::InvalidRequest,
+        BrokerError::DeleteRecordsOutOfRange { .. } => Code::OffsetOutOfRange,
         BrokerError::Log(e) => for_log_error(e),
         BrokerError::Registry { .. } => Code::UnknownServerError,
     }
@@ -93,7 +94,9 @@ pub fn for_broker_error(err: &BrokerError) -> Code {
 /// The Kafka error code for a log error met while serving a request.
 pub fn for_log_error(err: &LogError) -> Code {
     match err {
-        LogError::OffsetOutOfRange { .. } => Code::OffsetOutOfRange,
+        LogError::OffsetOutOfRange { .. } | LogError::StartPastHighWatermark { .. } => {
+            Code::OffsetOutOfRange
+        }
         LogError::Batch(_) => Code::CorruptMessage,
         LogError::InvalidConfig { .. } => Code::InvalidConfig,
         LogError::InvalidName { .. } => Code::InvalidTopicException,
@@ -101,6 +104,7 @@ pub fn for_log_error(err: &LogError) -> Code {
         | LogError::ReadOnly { .. }
         | LogError::SyncFailed { .. }
         | LogError::CorruptSegment { .. }
+        | LogError::CorruptCheckpoint { .. }
         | LogError::Closed { .. }
         | LogError::Locked { .. }
         | LogError::OffsetOverflow { .. } => Code::KafkaStorageError,

@@ -606,6 +606,26 @@ fn no_nullable_fields(w: &mut Walk, api: ApiKey, v: i16) {
             let r: InitProducerIdResponse = w.call(api, v, &request);
             assert_eq!(r.error_code, 0);
         }
+        ApiKey::DeleteRecords => {
+            use delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+            // Offset 0 moves no start (the other cases read from 0), and
+            // partition 9 is unknown.
+            let partitions = [1, 9]
+                .map(|p| DeleteRecordsPartition::default().with_partition_index(p))
+                .to_vec();
+            let request = DeleteRecordsRequest::default().with_topics(vec![
+                DeleteRecordsTopic::default()
+                    .with_name(t())
+                    .with_partitions(partitions),
+            ]);
+            let r: DeleteRecordsResponse = w.call(api, v, &request.with_timeout_ms(5_000));
+            let answers: Vec<_> = r.topics[0]
+                .partitions
+                .iter()
+                .map(|p| (p.partition_index, p.low_watermark, p.error_code))
+                .collect();
+            assert_eq!(answers, [(1, 0, 0), (9, -1, 3)], "v{v}");
+        }
         ApiKey::ListGroups => {
             let r: ListGroupsResponse = w.call(api, v, &ListGroupsRequest::default());
             assert_eq!(r.error_code, 0);

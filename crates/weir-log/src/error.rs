@@ -87,6 +87,17 @@ pub enum LogError {
     OffsetOverflow { log: String, offset: i64 },
     #[error("log {log} is closed")]
     Closed { log: String },
+    #[error(
+        "cannot delete the records of log {log} before offset {offset}: \
+         the high watermark is {high_watermark}"
+    )]
+    StartPastHighWatermark {
+        log: String,
+        offset: i64,
+        high_watermark: i64,
+    },
+    #[error("log start offset checkpoint {path} is corrupt: {reason}")]
+    CorruptCheckpoint { path: PathBuf, reason: String },
 }
 
 impl LogError {

@@ -34,6 +34,7 @@
 
 pub mod batch;
 mod changes;
+mod checkpoint;
 mod config;
 mod dir;
 mod error;
@@ -50,6 +51,6 @@ pub use config::{
 };
 pub use dir::{DataDir, LOG_NAME_BYTES_MAX, validate_log_name};
 pub use error::{BatchError, LogError, Result};
-pub use log::{AppendInfo, Log, ReadBatches, RetentionOutcome, TimeMatch};
+pub use log::{AppendInfo, Log, ReadBatches, RecordsDeleted, RetentionOutcome, TimeMatch};
 pub use storage::{DirLock, OsStorage, Storage, StorageFile};
 pub use sync::{GATHER_WAIT_MAX, SyncStats, UntilDurable};

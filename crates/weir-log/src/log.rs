@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::batch::{self, BatchHeader, HEADER_BYTES, LOG_OVERHEAD_BYTES};
+use crate::checkpoint;
 use crate::config::{BATCH_BYTES_LIMIT, Clock, FsyncPolicy, LogConfig};
 use crate::error::{BatchError, LogError, Result};
 use crate::segment::{self, ChunkReader, SEEK_CHUNK_BYTES, Segment};
@@ -55,6 +56,27 @@ pub struct RetentionOutcome {
     pub log_start_offset: i64,
 }
 
+/// What [`Log::delete_records_before`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordsDeleted {
+    /// The log start offset before the call.
+    pub start_offset_before: i64,
+    /// The log start offset now (durable): `start_offset_before` when the
+    /// call asked for an offset at or below it.
+    pub log_start_offset: i64,
+    /// Whole segments removed from disk because every record in them lies
+    /// below the new start.
+    pub segments_deleted: usize,
+    pub bytes_deleted: u64,
+}
+
+impl RecordsDeleted {
+    /// How many offsets the start moved over.
+    pub fn n_records(&self) -> u64 {
+        (self.log_start_offset - self.start_offset_before) as u64
+    }
+}
+
 /// A handle to one open log; clones share it.
 #[derive(Debug, Clone)]
 pub struct Log {
@@ -69,6 +91,11 @@ pub(crate) struct LogShared {
     clock: Arc<dyn Clock>,
     sched: Arc<SyncScheduler>,
     state: Mutex<LogState>,
+    /// Held across a whole [`Log::delete_records_before`], so checkpoints
+    /// reach the disk in the order their starts were decided (the state
+    /// lock is not held while the checkpoint is synced: appends and sync
+    /// rounds go on meanwhile).
+    start_moves: Mutex<()>,
     /// Every offset below this is on disk and survives a crash.
     durable_offset: AtomicI64,
     /// Whether the log sits in the scheduler's dirty list.
@@ -85,6 +112,11 @@ struct LogState {
     config: LogConfig,
     /// Ordered by base offset, contiguous in offsets; the last is active.
     segments: Vec<Segment>,
+    /// The first offset readers may read (Kafka's log start offset):
+    /// `segments[0].base_offset <= log_start_offset <= the high watermark`.
+    /// It never decreases. Above the first segment's base it was moved by
+    /// [`Log::delete_records_before`] and is in the log's checkpoint file.
+    log_start_offset: i64,
     /// A file was created or deleted in the log's directory since its last
     /// sync.
     dir_dirty: bool,
@@ -119,7 +151,13 @@ impl LogState {
     }
 
     fn start_offset(&self) -> i64 {
-        self.segments[0].base_offset
+        self.log_start_offset
+    }
+
+    /// After segments were deleted (by retention or an owner), the start is
+    /// at least the first remaining segment's base.
+    fn start_at_least_first_segment(&mut self) {
+        self.log_start_offset = self.log_start_offset.max(self.segments[0].base_offset);
     }
 
     fn size_bytes(&self) -> u64 {
@@ -153,6 +191,17 @@ impl Log {
         if segments.is_empty() {
             segments.push(Segment::create(&*storage, &dir, 0)?);
         }
+        let log_start_offset = recovered_start(name, checkpoint::read(&*storage, &dir)?, &segments);
+        // A move whose segment deletions did not reach the disk before a
+        // crash (or a checkpoint from before a retention pass): the segments
+        // wholly below the start go now; the sync below makes it durable.
+        while segments.len() > 1 && segments[0].next_offset <= log_start_offset {
+            for path in segments.remove(0).paths() {
+                if let Err(e) = storage.remove_file(path) {
+                    tracing::warn!(path = %path.display(), %e, "could not delete a segment file");
+                }
+            }
+        }
         // Recovery synced the active segment's data (or created it); its
         // entry in the directory must be durable too before the log's
         // records count as such.
@@ -166,9 +215,11 @@ impl Log {
             storage,
             clock: clock.clone(),
             sched,
+            start_moves: Mutex::new(()),
             state: Mutex::new(LogState {
                 config,
                 segments,
+                log_start_offset,
                 dir_dirty: false,
                 read_only: None,
                 closed: false,
@@ -210,7 +261,9 @@ impl Log {
         Ok(())
     }
 
-    /// The first offset still in the log.
+    /// The first offset still in the log (Kafka's log start offset): the
+    /// first segment's base, or further when
+    /// [`Log::delete_records_before`] moved it.
     pub fn start_offset(&self) -> i64 {
         lock(&self.shared.state).start_offset()
     }
@@ -252,7 +305,9 @@ impl Log {
     pub fn recent_offset(&self, bytes_back: u64) -> i64 {
         let st = lock(&self.shared.state);
         let active = st.active();
-        active.offset_at_or_before(active.size.saturating_sub(bytes_back))
+        active
+            .offset_at_or_before(active.size.saturating_sub(bytes_back))
+            .max(st.start_offset())
     }
 
     /// Appends one or more concatenated RecordBatch v2 batches, all or none.
@@ -641,13 +696,15 @@ impl Log {
         // segment whose scan finds nothing passes on to the next one.
         let mut from_base = i64::MIN;
         loop {
-            let (view, floor, hwm) = {
+            let (view, floor, hwm, log_start) = {
                 let st = lock(&self.shared.state);
                 let hwm = self.shared.visible_end(&st);
-                let candidate = st
-                    .segments
-                    .iter()
-                    .find(|s| s.base_offset >= from_base && s.max_timestamp >= timestamp_ms);
+                let log_start = st.start_offset();
+                let candidate = st.segments.iter().find(|s| {
+                    s.base_offset >= from_base
+                        && s.next_offset > log_start
+                        && s.max_timestamp >= timestamp_ms
+                });
                 let Some(seg) = candidate else {
                     return Ok(None);
                 };
@@ -656,7 +713,7 @@ impl Log {
                     None => Some(seg.position_for_time(timestamp_ms)?),
                     Some(_) => None,
                 };
-                (view, floor, hwm)
+                (view, floor, hwm, log_start)
             };
             let start_pos = match floor {
                 Some(pos) => pos,
@@ -664,7 +721,7 @@ impl Log {
                     .sealed_position_for_time(timestamp_ms)
                     .expect("a sealed view")?,
             };
-            match self.scan_for_time(&view, start_pos, hwm, timestamp_ms)? {
+            match self.scan_for_time(&view, start_pos, log_start, hwm, timestamp_ms)? {
                 Scan::Found(found) => return Ok(Some(found)),
                 Scan::PastVisible => return Ok(None),
                 Scan::NotHere => from_base = view.base_offset + 1,
@@ -676,6 +733,7 @@ impl Log {
         &self,
         view: &segment::SegmentView,
         start_pos: u64,
+        log_start: i64,
         hwm: i64,
         timestamp_ms: i64,
     ) -> Result<Scan> {
@@ -687,10 +745,12 @@ impl Log {
             if h.base_offset >= hwm {
                 return Ok(Scan::PastVisible);
             }
-            if h.max_timestamp >= timestamp_ms {
+            // Records below the log start are deleted, even where their
+            // batch is still on disk (as Kafka's lookup skips them).
+            if h.max_timestamp >= timestamp_ms && h.last_offset() >= log_start {
                 if h.compression() != 0 || h.is_log_append_time() {
                     return Ok(Scan::Found(TimeMatch {
-                        offset: h.base_offset,
+                        offset: h.base_offset.max(log_start),
                         timestamp: h.max_timestamp,
                     }));
                 }
@@ -698,7 +758,7 @@ impl Log {
                 // batch whose records do not bear it out is passed over.
                 let found = batch::records(bytes)?
                     .iter()
-                    .find(|r| r.timestamp >= timestamp_ms)
+                    .find(|r| r.timestamp >= timestamp_ms && r.offset >= log_start)
                     .map(|r| TimeMatch {
                         offset: r.offset,
                         timestamp: r.timestamp,
@@ -747,6 +807,7 @@ impl Log {
             }
             self.delete_oldest_segment(&mut st, &mut outcome);
         }
+        st.start_at_least_first_segment();
         outcome.log_start_offset = st.start_offset();
         drop(st);
         if outcome.segments_deleted > 0 {
@@ -771,10 +832,91 @@ impl Log {
         while st.segments.len() > 1 && st.segments[0].next_offset <= offset {
             self.delete_oldest_segment(&mut st, &mut outcome);
         }
+        st.start_at_least_first_segment();
         outcome.log_start_offset = st.start_offset();
         drop(st);
         if outcome.segments_deleted > 0 {
             tracing::info!(log = %self.shared.name, offset, ?outcome, "deleted segments below an offset");
+            self.shared.sched.mark_dirty(&self.shared);
+        }
+        Ok(outcome)
+    }
+
+    /// Moves the log start offset to `offset` (Kafka's DeleteRecords):
+    /// records below it can no longer be read (a read there is
+    /// `OffsetOutOfRange`, and reads report the new start), and the whole
+    /// segments below it are deleted. When `offset` is the end of the log
+    /// the active segment is rolled first, so its bytes go too.
+    ///
+    /// The move is durable when this returns: the start is written to the
+    /// log's checkpoint file (synced, renamed, directory synced) before
+    /// anything else changes, and a reopen, after a crash too, never starts
+    /// lower. An `offset` at or below the current start changes nothing and
+    /// answers the current start; one above the high watermark is refused
+    /// with `StartPastHighWatermark`, and the log is untouched.
+    pub fn delete_records_before(&self, offset: i64) -> Result<RecordsDeleted> {
+        let _moving = self
+            .shared
+            .start_moves
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let start_offset_before = {
+            let st = lock(&self.shared.state);
+            self.shared.check_writable(&st)?;
+            let high_watermark = self.shared.visible_end(&st);
+            if offset > high_watermark {
+                return Err(LogError::StartPastHighWatermark {
+                    log: self.shared.name.clone(),
+                    offset,
+                    high_watermark,
+                });
+            }
+            st.start_offset()
+        };
+        let mut outcome = RecordsDeleted {
+            start_offset_before,
+            log_start_offset: start_offset_before,
+            ..RecordsDeleted::default()
+        };
+        if offset <= start_offset_before {
+            return Ok(outcome);
+        }
+        // Outside the state lock (an fsync or two), but under `start_moves`:
+        // the start cannot move meanwhile except by retention, which only
+        // deletes whole segments, and the high watermark only grows.
+        if let Err(e) = checkpoint::write(&*self.shared.storage, &self.shared.dir, offset) {
+            if matches!(e, LogError::SyncFailed { .. }) {
+                // A failed fsync is final, here as for segments.
+                self.shared.fail(&e.to_string());
+            }
+            return Err(e);
+        }
+        let mut st = lock(&self.shared.state);
+        st.log_start_offset = st.log_start_offset.max(offset);
+        let hwm = self.shared.visible_end(&st);
+        let active = st.active();
+        if active.size > 0 && active.next_offset <= st.log_start_offset && active.next_offset <= hwm
+        {
+            // Best effort: the start moved and is durable whatever happens
+            // to the roll (a failed seal turns the log read-only itself).
+            if let Err(e) = self.roll(&mut st) {
+                tracing::warn!(log = %self.shared.name, %e, "could not roll a segment wholly below the log start");
+            }
+        }
+        let mut deleted = RetentionOutcome::default();
+        while st.segments.len() > 1 && st.segments[0].next_offset <= st.log_start_offset {
+            self.delete_oldest_segment(&mut st, &mut deleted);
+        }
+        outcome.log_start_offset = st.start_offset();
+        outcome.segments_deleted = deleted.segments_deleted;
+        outcome.bytes_deleted = deleted.bytes_deleted;
+        let dir_dirty = st.dir_dirty;
+        drop(st);
+        tracing::info!(log = %self.shared.name, ?outcome, "moved the log start offset");
+        if dir_dirty {
+            // The deletions (and a roll's new file) become durable with the
+            // next round; if a crash brings a segment back, the next open
+            // deletes it again, as it lies below the checkpoint.
             self.shared.sched.mark_dirty(&self.shared);
         }
         Ok(outcome)
@@ -818,6 +960,32 @@ fn zero_ahead(active: &mut Segment, end: u64, append_bytes: u64, config: &LogCon
         at += n;
     }
     active.zeroed_end = to;
+}
+
+/// The log start offset of a reopened log: the checkpoint's, but never below
+/// the first segment's base (retention may have deleted past it) and never
+/// above the recovered end of the log.
+fn recovered_start(name: &str, checkpoint: Option<i64>, segments: &[Segment]) -> i64 {
+    let first_base = segments[0].base_offset;
+    let end = segments.last().expect("a log has a segment").next_offset;
+    let Some(checkpointed) = checkpoint else {
+        return first_base;
+    };
+    if checkpointed > end {
+        // A start past the recovered end: under `fsync=interval`/`never` the
+        // high watermark is the (unsynced) end offset, so a start moved up
+        // to it is durable while the records below it may not be, and a
+        // crash takes them back. Those offsets were deleted anyway; the
+        // start clamps to the end, and appends go on from there.
+        tracing::warn!(
+            log = name,
+            checkpointed,
+            end,
+            "the log start checkpoint is past the recovered end; starting at the end"
+        );
+        return end;
+    }
+    checkpointed.max(first_base)
 }
 
 /// Reads up to `len` bytes of a segment at `pos` (fewer at its end).

@@ -8,6 +8,7 @@ mod configs;
 mod consumer_groups;
 mod create_partitions;
 mod create_topics;
+mod delete_records;
 mod delete_topics;
 mod describe_producers;
 mod describe_topic_partitions;
@@ -50,6 +51,7 @@ pub(crate) fn supported_versions(api: ApiKey) -> Option<RangeInclusive<i16>> {
         ApiKey::ApiVersions => 0..=4,
         ApiKey::CreateTopics => 2..=7,
         ApiKey::DeleteTopics => 1..=6,
+        ApiKey::DeleteRecords => 0..=2,
         ApiKey::InitProducerId => 0..=5,
         ApiKey::DescribeConfigs => 1..=4,
         ApiKey::AlterConfigs => 0..=2,
@@ -131,6 +133,7 @@ pub(crate) async fn dispatch(
         ApiKey::ListOffsets => now(list_offsets::handle(version, body, shared).await?),
         ApiKey::CreateTopics => now(create_topics::handle(version, body, shared).await?),
         ApiKey::DeleteTopics => now(delete_topics::handle(version, body, shared).await?),
+        ApiKey::DeleteRecords => now(delete_records::handle(version, body, shared).await?),
         ApiKey::InitProducerId => now(init_producer_id::handle(version, body, shared).await?),
         ApiKey::DescribeConfigs => now(configs::describe(version, body, shared).await?),
         ApiKey::AlterConfigs => now(configs::alter(version, body, shared).await?),
@@ -188,6 +191,7 @@ pub(crate) fn decode_only(api: ApiKey, version: i16, body: Bytes) -> Result<(), 
         ApiKey::ListOffsets => decode::<m::ListOffsetsRequest>(api, version, body).map(drop),
         ApiKey::CreateTopics => decode::<m::CreateTopicsRequest>(api, version, body).map(drop),
         ApiKey::DeleteTopics => decode::<m::DeleteTopicsRequest>(api, version, body).map(drop),
+        ApiKey::DeleteRecords => decode::<m::DeleteRecordsRequest>(api, version, body).map(drop),
         ApiKey::InitProducerId => decode::<m::InitProducerIdRequest>(api, version, body).map(drop),
         ApiKey::DescribeConfigs => {
             decode::<m::DescribeConfigsRequest>(api, version, body).map(drop)
