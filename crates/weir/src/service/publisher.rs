@@ -144,11 +144,28 @@ impl Publisher {
     /// Publishes `envelope` to `topic`; returns once it is acknowledged.
     pub fn publish(&self, topic: &str, envelope: &Envelope) -> Result<Published, Error> {
         let record = envelope.to_kafka();
-        let mut headers = OwnedHeaders::new();
-        for (k, v) in &record.headers {
-            headers = headers.insert(Header {
+        let headers: Vec<(&str, &[u8])> = record
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        self.publish_record(topic, record.key.as_deref(), &record.value, &headers)
+    }
+
+    /// Publishes a record that is not an envelope (a bridge from another
+    /// system, a test's poison); returns once it is acknowledged.
+    pub fn publish_record(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: &[u8],
+        headers: &[(&str, &[u8])],
+    ) -> Result<Published, Error> {
+        let mut owned = OwnedHeaders::new();
+        for (k, v) in headers {
+            owned = owned.insert(Header {
                 key: k,
-                value: Some(v),
+                value: Some(*v),
             });
         }
         send_acked(
@@ -156,9 +173,9 @@ impl Publisher {
             Outgoing {
                 topic,
                 partition: None,
-                key: record.key.as_deref(),
-                value: Some(&record.value),
-                headers,
+                key,
+                value: Some(value),
+                headers: owned,
             },
         )
         .map_err(|reason| Error::Kafka {
