@@ -3,8 +3,8 @@
 //! what is done, dead letters (decode, permanent, retries run out) read
 //! back by kcat, circuit breakers pausing instead of burning retries,
 //! backpressure bounded by the in-flight limit, at-most-once commits before
-//! handling, and graceful shutdown handing over to a successor with
-//! nothing lost and nothing handled twice.
+//! handling, and graceful shutdown (asked for, or on SIGTERM) handing over
+//! to a successor with nothing lost and nothing handled twice.
 
 mod common;
 
@@ -500,6 +500,7 @@ fn a_graceful_stop_finishes_in_flight_work_and_a_successor_takes_over() {
     // right after it.
     let done_first: i64 = committed(&server, "workers").values().sum();
     assert_eq!(done_first as u64, stats.handled);
+    assert!(server.groups.describe("workers").members.is_empty());
 
     let second = build(&seen);
     let running = second
@@ -512,4 +513,51 @@ fn a_graceful_stop_finishes_in_flight_work_and_a_successor_takes_over() {
     let mut all: Vec<u32> = seen.lock().unwrap().iter().map(|(_, s)| *s).collect();
     all.sort_unstable();
     assert_eq!(all, (0..200).collect::<Vec<_>>(), "lost or handled twice");
+}
+
+#[test]
+fn sigterm_stops_gracefully_commits_and_leaves_the_group() {
+    let server = TestServer::start();
+    server
+        .broker
+        .create_topic("signals", 1, -1, &[], false)
+        .unwrap();
+    let events: Vec<Envelope> = (0..100).map(|i| step("k", i, "ok")).collect();
+    produce(&server, "signals", &events);
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    let service = Service::builder("signalled")
+        .config(ServiceConfig {
+            in_flight_max: 10,
+            ..config()
+        })
+        .on::<Step>(move |_, step| {
+            std::thread::sleep(Duration::from_millis(20));
+            s.lock().unwrap().push((step.key, step.seq));
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    let svc = service.clone();
+    let source = KafkaSource::new(server.bootstrap(), &["signals"]);
+    let runner = std::thread::spawn(move || svc.run_until_signal(source));
+    wait_for("some handled", Duration::from_secs(30), || {
+        seen.lock().unwrap().len() >= 10
+    });
+    // SIGTERM to this process (nextest runs each test in its own): the
+    // service's handler only sets its flag.
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let stats = runner.join().unwrap().unwrap();
+    assert!(stats.handled < 100, "{stats:?}");
+    assert_eq!(stats.handled as usize, seen.lock().unwrap().len());
+    assert_eq!(
+        committed(&server, "signalled"),
+        BTreeMap::from([(0, stats.handled as i64)])
+    );
+    // It left the group rather than waiting for its session to expire.
+    assert!(server.groups.describe("signalled").members.is_empty());
 }
