@@ -71,6 +71,31 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Blocks until the epoch moved past `epoch` (true) or `timeout`
     /// passed (false).
     fn wait_changed(&self, epoch: u64, timeout: Duration) -> bool;
+
+    /// Every dead-letter topic with its origin, depth and oldest record.
+    fn dead_letter_topics(&self) -> Result<Vec<crate::dead_letters::DeadLetterTopic>, Error> {
+        crate::dead_letters::unsupported()
+    }
+
+    /// Replays dead letters to their origin (bounded per call).
+    fn replay_dead_letters(
+        &self,
+        topic: &str,
+        selection: crate::dead_letters::Selection,
+    ) -> Result<crate::dead_letters::ReplayOutcome, Error> {
+        let _ = (topic, selection);
+        crate::dead_letters::unsupported()
+    }
+
+    /// Purges dead letters by moving log start offsets.
+    fn purge_dead_letters(
+        &self,
+        topic: &str,
+        what: crate::dead_letters::Purge,
+    ) -> Result<Vec<crate::dead_letters::PartitionPurged>, Error> {
+        let _ = (topic, what);
+        crate::dead_letters::unsupported()
+    }
 }
 
 /// The embedded backend: the store of a data directory in this process.
@@ -185,6 +210,26 @@ impl Backend for Embedded {
 
     fn change_epoch(&self) -> u64 {
         self.store.broker().data_dir().changes().epoch()
+    }
+
+    fn dead_letter_topics(&self) -> Result<Vec<crate::dead_letters::DeadLetterTopic>, Error> {
+        crate::dead_letters::embedded_topics(self)
+    }
+
+    fn replay_dead_letters(
+        &self,
+        topic: &str,
+        selection: crate::dead_letters::Selection,
+    ) -> Result<crate::dead_letters::ReplayOutcome, Error> {
+        crate::dead_letters::embedded_replay(self, topic, selection)
+    }
+
+    fn purge_dead_letters(
+        &self,
+        topic: &str,
+        what: crate::dead_letters::Purge,
+    ) -> Result<Vec<crate::dead_letters::PartitionPurged>, Error> {
+        crate::dead_letters::embedded_purge(self, topic, what)
     }
 
     fn wait_changed(&self, epoch: u64, timeout: Duration) -> bool {

@@ -121,6 +121,7 @@
 mod aggregate;
 mod client;
 mod consumer;
+pub mod dead_letters;
 pub mod demo;
 mod envelope;
 mod error;

@@ -40,7 +40,7 @@ const PAGE_EVENTS: usize = 1_000;
 /// few blocking requests.
 #[derive(Debug)]
 pub struct Remote {
-    http: weir_client::Client,
+    pub(crate) http: weir_client::Client,
     /// The last head position the server answered, the epoch to fall back
     /// on when it cannot be asked (so waiting goes on until it answers).
     last_head: AtomicU64,
@@ -125,6 +125,26 @@ impl<'a> Subject<'a> {
 }
 
 impl Backend for Remote {
+    fn dead_letter_topics(&self) -> Result<Vec<crate::dead_letters::DeadLetterTopic>, Error> {
+        crate::dead_letters::remote_topics(self)
+    }
+
+    fn replay_dead_letters(
+        &self,
+        topic: &str,
+        selection: crate::dead_letters::Selection,
+    ) -> Result<crate::dead_letters::ReplayOutcome, Error> {
+        crate::dead_letters::remote_replay(self, topic, selection)
+    }
+
+    fn purge_dead_letters(
+        &self,
+        topic: &str,
+        what: crate::dead_letters::Purge,
+    ) -> Result<Vec<crate::dead_letters::PartitionPurged>, Error> {
+        crate::dead_letters::remote_purge(self, topic, what)
+    }
+
     fn append(
         &self,
         stream: &str,
@@ -361,6 +381,11 @@ fn recorded(e: Event) -> RecordedEvent {
         metadata,
         recorded_ms: e.recorded_ms,
     }
+}
+
+/// A failure of the HTTP API about nothing the store names.
+pub(crate) fn remote_error(e: ClientError) -> Error {
+    problem(e, None)
 }
 
 fn transport(e: &ClientError) -> Error {

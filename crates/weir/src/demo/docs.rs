@@ -641,9 +641,10 @@ pub fn run(config: &DocsConfig, out: &mut dyn Write) -> Result<DocsReport, DocsE
     wait_until("the dead letter", PHASE_SLACK, || {
         services[0].stats().dead_lettered >= 1
     })?;
-    let listed = http
+    // The SDK's dead-letter operations, through the server's HTTP API.
+    let operator = crate::Client::connect(&config.http)?;
+    let listed = operator
         .dead_letter_topics()?
-        .topics
         .into_iter()
         .find(|t| t.topic == dlq_topic);
     report.dead_lettered = listed.as_ref().map_or(0, |t| t.depth);
@@ -659,15 +660,12 @@ pub fn run(config: &DocsConfig, out: &mut dyn Write) -> Result<DocsReport, DocsE
         report.dead_lettered
     )?;
     world.fixed.store(true, Ordering::SeqCst);
-    let mut request = weir_api::ReplayRequest {
-        all: true,
-        ..Default::default()
-    };
+    let mut selection = crate::dead_letters::Selection::All;
     loop {
-        let result = http.replay_dead_letters(&dlq_topic, &request)?;
-        report.replayed += result.replayed;
-        match result.next {
-            Some(next) => request = next,
+        let outcome = operator.replay_dead_letters(&dlq_topic, selection)?;
+        report.replayed += outcome.replayed;
+        match outcome.next {
+            Some(next) => selection = next,
             None => break,
         }
     }

@@ -25,7 +25,7 @@ use weir_deadletter::format as dlq;
 
 use super::publisher::{self, DeliveryContext, Outgoing};
 use super::tracker::{Lane, Tracker};
-use super::worker::{DeadLetterSink, Job, OwnedRecord, Pool};
+use super::worker::{DeadLetterSink, Job, OwnedRecord, Payload, Pool};
 use super::{Delivery, Shared, Stop, bump};
 use crate::Error;
 
@@ -254,15 +254,19 @@ impl Runtime {
             })
             .unwrap_or_default();
         let generation = self.tracker.dispatch(&lane, m.offset());
+        let timestamp_ms = m.timestamp().to_millis().unwrap_or(-1);
         Job {
             generation,
             offset: m.offset(),
-            record: OwnedRecord {
+            key: m.key().map(<[u8]>::to_vec),
+            timestamp_ms,
+            payload: Payload::Kafka(OwnedRecord {
                 key: m.key().map(<[u8]>::to_vec),
                 value: m.payload().map(<[u8]>::to_vec),
                 headers,
-                timestamp_ms: m.timestamp().to_millis().unwrap_or(-1),
-            },
+                timestamp_ms,
+            }),
+            replays: 0,
             lane,
         }
     }
@@ -513,10 +517,12 @@ impl KafkaDeadLetters {
 
 impl DeadLetterSink for KafkaDeadLetters {
     fn send(&self, job: &Job, failure: &dlq::Failure) -> Result<(), String> {
+        let Payload::Kafka(record) = &job.payload else {
+            return Err("not a Kafka record".to_owned());
+        };
         let origin_topic = &*job.lane.topic;
         let dead = dlq::dead_letter_topic(origin_topic, &self.suffix);
         let partitions = self.ensure(origin_topic, &dead)?;
-        let record = &job.record;
         let original: Vec<(&str, Option<&[u8]>)> = record
             .headers
             .iter()

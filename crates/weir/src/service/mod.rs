@@ -15,6 +15,7 @@ mod breaker;
 mod kafka;
 mod publisher;
 mod retry;
+mod store;
 mod tracker;
 mod worker;
 
@@ -29,6 +30,10 @@ pub use breaker::{BreakerPolicy, BreakerState, DOWNSTREAMS_MAX};
 pub use kafka::KafkaSource;
 pub use publisher::{Published, Publisher};
 pub use retry::RetryPolicy;
+pub use store::{
+    PARKED_CATEGORY, ParkedEvent, ParkedInfo, REPLAY_CATEGORY, Selection, StoreSource, parked,
+    parked_stream, replay_parked, replay_stream,
+};
 
 use crate::{Envelope, Error, Event};
 use breaker::{Admit, Breakers};
@@ -472,9 +477,28 @@ impl Service {
     pub fn start(&self, source: KafkaSource) -> Result<Running, Error> {
         let stop = Arc::new(Stop::default());
         let consumer = kafka::Runtime::new(self.shared.clone(), &source, stop.clone())?;
+        self.spawn(stop, move || consumer.run())
+    }
+
+    /// Starts consuming an event-store subscription with the same
+    /// handlers: events are read through the client (embedded or remote)
+    /// from the service's checkpoint, kept in
+    /// `<read models dir>/<name>.service.sqlite`; poison events are parked
+    /// in [`parked_stream`] and replayed with [`replay_parked`].
+    pub fn start_store(&self, source: StoreSource) -> Result<Running, Error> {
+        let stop = Arc::new(Stop::default());
+        let runtime = store::StoreRuntime::new(self.shared.clone(), &source, stop.clone())?;
+        self.spawn(stop, move || runtime.run())
+    }
+
+    fn spawn(
+        &self,
+        stop: Arc<Stop>,
+        run: impl FnOnce() -> Result<(), Error> + Send + 'static,
+    ) -> Result<Running, Error> {
         let thread = std::thread::Builder::new()
             .name(format!("weir-service-{}", self.shared.name))
-            .spawn(move || consumer.run())
+            .spawn(run)
             .map_err(|e| Error::Config {
                 reason: format!("starting the service's thread: {e}"),
             })?;

@@ -25,13 +25,29 @@ pub(crate) struct OwnedRecord {
     pub timestamp_ms: i64,
 }
 
+/// What a job carries: a Kafka record, or an event read from the store.
+#[derive(Debug)]
+pub(crate) enum Payload {
+    Kafka(OwnedRecord),
+    Store(Box<Envelope>),
+}
+
 /// A record handed to a worker.
 #[derive(Debug)]
 pub(crate) struct Job {
     pub lane: Lane,
     pub generation: u64,
+    /// Its offset in the partition (a Kafka record), or its position in
+    /// what the lane reads (a store event: the global position, or the
+    /// version in a stream).
     pub offset: i64,
-    pub record: OwnedRecord,
+    /// What orders it: its records are handled one after the other.
+    pub key: Option<Vec<u8>>,
+    pub timestamp_ms: i64,
+    pub payload: Payload,
+    /// How many times it was replayed from a dead letter or a parked
+    /// event (store events; Kafka records carry it in a header).
+    pub replays: u32,
 }
 
 /// Where dead letters go.
@@ -82,7 +98,7 @@ impl Pool {
     /// no key), so one key's records are handled in order.
     pub(crate) fn dispatch(&self, job: Job) {
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        match &job.record.key {
+        match &job.key {
             Some(k) => {
                 job.lane.topic.hash(&mut h);
                 k.hash(&mut h);
@@ -155,31 +171,39 @@ impl Worker {
         if self.give_up(job) {
             return;
         }
-        let record = &job.record;
         let origin = Origin {
             topic: job.lane.topic.to_string(),
             partition: job.lane.partition,
             offset: job.offset,
-            timestamp_ms: record.timestamp_ms,
-            key: record.key.clone(),
+            timestamp_ms: job.timestamp_ms,
+            key: job.key.clone(),
         };
-        let kafka = KafkaRecord {
-            key: record.key.clone(),
-            value: record.value.clone().unwrap_or_default(),
-            headers: record
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default()))
-                .collect(),
-        };
-        let envelope = match Envelope::from_kafka(&kafka) {
-            Ok(e) => e,
-            Err(e) => {
-                let t = now_ms();
-                return self.dead_letter(job, ErrorKind::Decode, e.to_string(), 1, t, t);
+        let decoded;
+        let envelope = match &job.payload {
+            Payload::Store(envelope) => &**envelope,
+            Payload::Kafka(record) => {
+                let kafka = KafkaRecord {
+                    key: record.key.clone(),
+                    value: record.value.clone().unwrap_or_default(),
+                    headers: record
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default()))
+                        .collect(),
+                };
+                match Envelope::from_kafka(&kafka) {
+                    Ok(e) => {
+                        decoded = e;
+                        &decoded
+                    }
+                    Err(e) => {
+                        let t = now_ms();
+                        return self.dead_letter(job, ErrorKind::Decode, e.to_string(), 1, t, t);
+                    }
+                }
             }
         };
-        let Some(handler) = self.shared.handler(&envelope) else {
+        let Some(handler) = self.shared.handler(envelope) else {
             bump(&self.shared.stats.skipped, 1);
             self.tracker.done(&job.lane, job.offset, job.generation);
             return;
@@ -199,13 +223,13 @@ impl Worker {
             }
             attempt += 1;
             let ctx = Context {
-                envelope: &envelope,
+                envelope,
                 origin: &origin,
                 attempt,
                 breakers: &self.shared.breakers,
                 tripped: std::cell::Cell::new(None),
             };
-            let result = std::panic::catch_unwind(AssertUnwindSafe(|| handler(&ctx, &envelope)))
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| handler(&ctx, envelope)))
                 .unwrap_or_else(|panic| {
                     let text = panic
                         .downcast_ref::<&str>()
