@@ -1,5 +1,6 @@
 //! `weir-bench`: benchmarks that report ratios against baselines measured in the same run.
 
+mod consumers_bench;
 mod groups_bench;
 mod heap;
 mod http_bench;
@@ -59,6 +60,12 @@ enum Command {
     /// on one hot aggregate and over many aggregates, with and without
     /// snapshots, against the store's plain appends.
     Sdk(sdk_bench::SdkArgs),
+    /// The SDK's consumer runtime (weir::Service) through librdkafka:
+    /// handler throughput against a bare rdkafka loop doing the same
+    /// per-record work, the drain after a downstream recovers, and the
+    /// memory held while a downstream is down, bounded by the in-flight
+    /// limit rather than the backlog.
+    Consumers(consumers_bench::ConsumersArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -69,5 +76,6 @@ fn main() -> anyhow::Result<()> {
         Command::Store(args) => store_bench::run(&args),
         Command::Http(args) => http_bench::run(&args),
         Command::Sdk(args) => sdk_bench::run(&args),
+        Command::Consumers(args) => consumers_bench::run(&args),
     }
 }
