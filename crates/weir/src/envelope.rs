@@ -413,13 +413,25 @@ impl Envelope {
     /// [`Self::to_kafka`], or a record of the store's `__weir_events`
     /// (whose extensions are in its `ce_metadata` header).
     pub fn from_kafka(record: &KafkaRecord) -> Result<Self, Error> {
-        let bad = |reason: String| Error::InvalidCloudEvent { reason };
-        let get = |k: &str| {
+        Self::from_kafka_parts(&record.value, &|k| {
             record
                 .headers
                 .iter()
                 .find(|(n, _)| n == k)
-                .map(|(_, v)| String::from_utf8(v.clone()))
+                .map(|(_, v)| v.as_slice())
+        })
+    }
+
+    /// [`Self::from_kafka`] over a record's value and a header lookup, for
+    /// records held in another shape (the consumer runtime's).
+    pub(crate) fn from_kafka_parts<'r>(
+        value: &[u8],
+        header: &dyn Fn(&str) -> Option<&'r [u8]>,
+    ) -> Result<Self, Error> {
+        let bad = |reason: String| Error::InvalidCloudEvent { reason };
+        let get = |k: &str| {
+            header(k)
+                .map(|v| String::from_utf8(v.to_vec()))
                 .transpose()
                 .map_err(|_| bad(format!("header {k} is not UTF-8")))
         };
@@ -431,8 +443,8 @@ impl Envelope {
             )));
         }
         let id = required(headers::ID)?;
-        let meta: Extensions = match record.headers.iter().find(|(n, _)| n == headers::METADATA) {
-            Some((_, m)) => serde_json::from_slice(m).map_err(|e| Error::BadMetadata {
+        let meta: Extensions = match header(headers::METADATA) {
+            Some(m) => serde_json::from_slice(m).map_err(|e| Error::BadMetadata {
                 id: id.clone(),
                 reason: e.to_string(),
             })?,
@@ -464,7 +476,7 @@ impl Envelope {
             causationid: get(H_CAUSATION)?.or(meta.causationid),
             specversion,
             id,
-            data: record.value.clone(),
+            data: value.to_vec(),
             recorded: None,
         })
     }

@@ -61,6 +61,9 @@ impl KafkaSource {
 const ROUND_RECORDS: usize = 500;
 /// How long one poll waits for a record.
 const POLL: Duration = Duration::from_millis(100);
+/// How long the poll thread waits, without polling, for the workers to
+/// drain at the in-flight limit before it pauses the partitions.
+const STALL_BEFORE_PAUSE: Duration = Duration::from_secs(1);
 /// How long a metadata request, a topic creation or a dead letter's
 /// acknowledgement may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -261,10 +264,8 @@ impl Runtime {
             key: m.key().map(<[u8]>::to_vec),
             timestamp_ms,
             payload: Payload::Kafka(OwnedRecord {
-                key: m.key().map(<[u8]>::to_vec),
                 value: m.payload().map(<[u8]>::to_vec),
                 headers,
-                timestamp_ms,
             }),
             replays: 0,
             lane,
@@ -314,9 +315,9 @@ impl Runtime {
         }
     }
 
-    /// Pauses and resumes partitions: all of them while the in-flight
-    /// limit is reached (until half of it drained), and each one a worker
-    /// waits on an open breaker for.
+    /// Pauses and resumes partitions: all of them during a long stall at
+    /// the in-flight limit (`backpressure`, until half of it drained), and
+    /// each one a worker waits on an open breaker for.
     fn update_pauses(&self, paused: &mut HashSet<Lane>, backpressure: &mut bool) {
         if self
             .consumer
@@ -332,11 +333,7 @@ impl Runtime {
             .stats
             .in_flight
             .store(in_flight as u64, std::sync::atomic::Ordering::Relaxed);
-        let limit = self.shared.config.in_flight_max;
-        if !*backpressure && in_flight >= limit {
-            *backpressure = true;
-            bump(&self.shared.stats.backpressure_pauses, 1);
-        } else if *backpressure && in_flight <= limit / 2 {
+        if *backpressure && in_flight <= self.shared.config.in_flight_max / 2 {
             *backpressure = false;
         }
         let lanes = self.tracker.lanes();
@@ -373,7 +370,24 @@ impl Runtime {
         let mut last_commit = Instant::now();
         let mut paused = HashSet::new();
         let mut backpressure = false;
+        let limit = self.shared.config.in_flight_max;
         while !self.stop.graceful() {
+            // At the limit, take nothing until the workers drained half of
+            // it. A short stall just does not poll: librdkafka's prefetch
+            // is capped, and pausing would drop it and fetch again late (it
+            // waits for its next fetch decision, about half a second). A
+            // stall longer than STALL_BEFORE_PAUSE pauses the partitions,
+            // so that polling goes on (rebalances, max.poll.interval.ms).
+            if !backpressure && self.tracker.in_flight() >= limit {
+                bump(&self.shared.stats.backpressure_pauses, 1);
+                let drained = self
+                    .tracker
+                    .wait_below(limit / 2, Instant::now() + STALL_BEFORE_PAUSE);
+                backpressure = !drained;
+                if backpressure {
+                    self.update_pauses(&mut paused, &mut backpressure);
+                }
+            }
             let jobs = self.take_round();
             if at_most_once && !jobs.is_empty() {
                 // Committed before handled: a crash now loses them rather
@@ -532,7 +546,7 @@ impl DeadLetterSink for KafkaDeadLetters {
             topic: origin_topic.to_owned(),
             partition: job.lane.partition,
             offset: job.offset,
-            timestamp_ms: record.timestamp_ms,
+            timestamp_ms: job.timestamp_ms,
         };
         let mut headers = OwnedHeaders::new();
         for (key, value) in dlq::dead_letter_headers(&original, failure, &origin) {
@@ -546,7 +560,7 @@ impl DeadLetterSink for KafkaDeadLetters {
             Outgoing {
                 topic: &dead,
                 partition: Some(job.lane.partition.rem_euclid(partitions)),
-                key: record.key.as_deref(),
+                key: job.key.as_deref(),
                 value: record.value.as_deref(),
                 headers,
             },

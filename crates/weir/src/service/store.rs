@@ -514,17 +514,18 @@ impl StoreRuntime {
     pub(crate) fn run(mut self) -> Result<(), Error> {
         let at_most_once = self.shared.config.delivery == Delivery::AtMostOnce;
         let mut last_commit = Instant::now();
-        let mut backpressure = false;
         while !self.stop.graceful() {
             let epoch = self.client.backend().change_epoch();
             let limit = self.shared.config.in_flight_max;
-            let in_flight = self.tracker.in_flight();
-            if !backpressure && in_flight >= limit {
-                backpressure = true;
+            // At the limit, read nothing until the workers drained half
+            // of it (the store keeps what is not read yet: nothing to
+            // pause).
+            let backpressure = self.tracker.in_flight() >= limit;
+            if backpressure {
                 bump(&self.shared.stats.backpressure_pauses, 1);
-            } else if backpressure && in_flight <= limit / 2 {
-                backpressure = false;
+                self.tracker.wait_below(limit / 2, Instant::now() + IDLE);
             }
+            let in_flight = self.tracker.in_flight();
             let blocked: Vec<Lane> = self
                 .tracker
                 .lanes()
@@ -550,7 +551,7 @@ impl StoreRuntime {
                 .paused
                 .store(paused as u64, Ordering::Relaxed);
             let mut read_any = false;
-            if !backpressure {
+            if in_flight < limit {
                 let mut feeds = std::mem::take(&mut self.feeds);
                 for feed in &mut feeds {
                     if blocked.contains(&feed.lane) {

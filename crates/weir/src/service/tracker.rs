@@ -49,6 +49,9 @@ impl LaneState {
 struct Inner {
     lanes: HashMap<Lane, LaneState>,
     in_flight: usize,
+    /// Threads waiting on `changed`: finishing a record notifies only
+    /// when there are some (a notification is a system call).
+    waiters: usize,
 }
 
 /// The in-flight bookkeeping shared by the poll loop and the workers.
@@ -89,8 +92,11 @@ impl Tracker {
                 inner.in_flight -= state.in_flight.len();
             }
         }
+        let waiters = inner.waiters;
         drop(inner);
-        self.changed.notify_all();
+        if waiters > 0 {
+            self.changed.notify_all();
+        }
     }
 
     /// A record is handed to a worker; returns its partition's generation.
@@ -137,8 +143,11 @@ impl Tracker {
             state.abandoned = Some(state.abandoned.map_or(offset, |a| a.min(offset)));
         }
         inner.in_flight -= 1;
+        let waiters = inner.waiters;
         drop(inner);
-        self.changed.notify_all();
+        if waiters > 0 {
+            self.changed.notify_all();
+        }
     }
 
     /// A worker waits on an open breaker for a record of `lane`
@@ -201,27 +210,39 @@ impl Tracker {
     /// Waits until nothing of `lanes` (of every partition, if `None`) is in
     /// flight, or `deadline`; returns whether it got there.
     pub(crate) fn wait_idle(&self, lanes: Option<&[Lane]>, deadline: Instant) -> bool {
+        self.wait_until(deadline, |inner| match lanes {
+            None => inner.in_flight == 0,
+            Some(lanes) => lanes
+                .iter()
+                .all(|l| inner.lanes.get(l).is_none_or(|s| s.in_flight.is_empty())),
+        })
+    }
+
+    /// Waits until at most `n` records are in flight, or `deadline`;
+    /// returns whether it got there.
+    pub(crate) fn wait_below(&self, n: usize, deadline: Instant) -> bool {
+        self.wait_until(deadline, |inner| inner.in_flight <= n)
+    }
+
+    fn wait_until(&self, deadline: Instant, done: impl Fn(&Inner) -> bool) -> bool {
         let mut inner = self.inner();
-        loop {
-            let busy = match lanes {
-                None => inner.in_flight > 0,
-                Some(lanes) => lanes
-                    .iter()
-                    .any(|l| inner.lanes.get(l).is_some_and(|s| !s.in_flight.is_empty())),
-            };
-            if !busy {
-                return true;
+        inner.waiters += 1;
+        let reached = loop {
+            if done(&inner) {
+                break true;
             }
             let now = Instant::now();
             if now >= deadline {
-                return false;
+                break false;
             }
             inner = self
                 .changed
                 .wait_timeout(inner, deadline - now)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
-        }
+        };
+        inner.waiters -= 1;
+        reached
     }
 }
 

@@ -14,15 +14,14 @@ use weir_deadletter::format::{self as dlq, ErrorKind};
 
 use super::tracker::{Lane, Tracker};
 use super::{Context, Failure, Origin, Shared, Stop, bump};
-use crate::envelope::{Envelope, KafkaRecord};
+use crate::envelope::Envelope;
 
-/// A fetched record, owned.
+/// A fetched record's value and headers, owned (its key and timestamp
+/// are the job's).
 #[derive(Debug, Clone)]
 pub(crate) struct OwnedRecord {
-    pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub headers: Vec<(String, Option<Vec<u8>>)>,
-    pub timestamp_ms: i64,
 }
 
 /// What a job carries: a Kafka record, or an event read from the store.
@@ -182,16 +181,16 @@ impl Worker {
         let envelope = match &job.payload {
             Payload::Store(envelope) => &**envelope,
             Payload::Kafka(record) => {
-                let kafka = KafkaRecord {
-                    key: record.key.clone(),
-                    value: record.value.clone().unwrap_or_default(),
-                    headers: record
+                // A null header value reads as an empty one.
+                let header = |name: &str| {
+                    record
                         .headers
                         .iter()
-                        .map(|(k, v)| (k.clone(), v.clone().unwrap_or_default()))
-                        .collect(),
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.as_deref().unwrap_or_default())
                 };
-                match Envelope::from_kafka(&kafka) {
+                let value = record.value.as_deref().unwrap_or_default();
+                match Envelope::from_kafka_parts(value, &header) {
                     Ok(e) => {
                         decoded = e;
                         &decoded
