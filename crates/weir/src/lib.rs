@@ -21,7 +21,10 @@
 //!   librdkafka, against `weir serve` or any Kafka cluster): typed
 //!   handlers, per-key order with bounded concurrency, backpressure,
 //!   retries, circuit breakers, dead letters, graceful shutdown.
-//! - [`demo::bank`]: the bank account demonstration (`weir demo bank`).
+//! - [`dead_letters`]: list, replay and purge dead-letter topics, embedded
+//!   or through a server.
+//! - [`demo::bank`]: the bank account demonstration (`weir demo bank`);
+//!   [`demo::docs`]: the document pipeline (`weir demo docs`).
 //!
 //! # One client, a backend beneath it
 //!
