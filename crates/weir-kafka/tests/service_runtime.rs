@@ -561,3 +561,67 @@ fn sigterm_stops_gracefully_commits_and_leaves_the_group() {
     // It left the group rather than waiting for its session to expire.
     assert!(server.groups.describe("signalled").members.is_empty());
 }
+
+#[test]
+fn a_second_instance_takes_partitions_over_without_loss_or_duplicates() {
+    let server = TestServer::start();
+    server
+        .broker
+        .create_topic("shared", 4, -1, &[], false)
+        .unwrap();
+    let events: Vec<Envelope> = (0..400)
+        .map(|i| step(&format!("k{}", i % 20), i, "ok"))
+        .collect();
+    produce(&server, "shared", &events);
+    let seen: Seen = Arc::default();
+    // Members learn of a rebalance on their next heartbeat.
+    let source =
+        || KafkaSource::new(server.bootstrap(), &["shared"]).set("heartbeat.interval.ms", "100");
+    let build = |seen: &Seen| {
+        let s = seen.clone();
+        Service::builder("pair")
+            .config(ServiceConfig {
+                in_flight_max: 16,
+                ..config()
+            })
+            .on::<Step>(move |_, step| {
+                std::thread::sleep(Duration::from_millis(20));
+                s.lock().unwrap().push((step.key, step.seq));
+                Ok(())
+            })
+            .build()
+            .unwrap()
+    };
+    let first = build(&seen);
+    let a = first.start(source()).unwrap();
+    wait_for("the first to start", Duration::from_secs(30), || {
+        seen.lock().unwrap().len() >= 20
+    });
+    // A second instance joins: the group rebalances, the first finishes
+    // and commits what it had of the revoked partitions before they move.
+    let second = build(&seen);
+    let b = second.start(source()).unwrap();
+    wait_for("all handled", Duration::from_secs(60), || {
+        seen.lock().unwrap().len() >= 400
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    a.stop().unwrap();
+    b.stop().unwrap();
+    assert!(second.stats().handled > 0, "the second got no partition");
+    let seen = seen.lock().unwrap();
+    let mut all: Vec<u32> = seen.iter().map(|(_, s)| *s).collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..400).collect::<Vec<_>>(), "lost or handled twice");
+    // Each key's records in order, across the hand-over.
+    let mut by_key: HashMap<&str, Vec<u32>> = HashMap::new();
+    for (k, s) in seen.iter() {
+        by_key.entry(k).or_default().push(*s);
+    }
+    for (k, seqs) in by_key {
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "key {k}: {seqs:?}");
+    }
+    assert_eq!(
+        committed(&server, "pair"),
+        end_offsets(&server, "shared", 4)
+    );
+}

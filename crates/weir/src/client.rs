@@ -77,6 +77,18 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         crate::dead_letters::unsupported()
     }
 
+    /// Up to `limit` records of a dead-letter topic's partition, decoded.
+    fn read_dead_letters(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        limit: usize,
+    ) -> Result<crate::dead_letters::DeadLetterPage, Error> {
+        let _ = (topic, partition, offset, limit);
+        crate::dead_letters::unsupported()
+    }
+
     /// Replays dead letters to their origin (bounded per call).
     fn replay_dead_letters(
         &self,
@@ -214,6 +226,16 @@ impl Backend for Embedded {
 
     fn dead_letter_topics(&self) -> Result<Vec<crate::dead_letters::DeadLetterTopic>, Error> {
         crate::dead_letters::embedded_topics(self)
+    }
+
+    fn read_dead_letters(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        limit: usize,
+    ) -> Result<crate::dead_letters::DeadLetterPage, Error> {
+        crate::dead_letters::embedded_read(self, topic, partition, offset, limit)
     }
 
     fn replay_dead_letters(

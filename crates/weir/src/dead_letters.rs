@@ -4,8 +4,21 @@
 //! the same operations through `weir serve`'s HTTP API. Either way the
 //! results are `weir-deadletter`'s types.
 
-use weir_deadletter::format::DEFAULT_SUFFIX;
+use base64::Engine as _;
+pub use weir_deadletter::format::DeadLetter;
+use weir_deadletter::format::{self, DEFAULT_SUFFIX, ErrorKind};
 pub use weir_deadletter::{DeadLetterTopic, PartitionPurged, Purge, ReplayOutcome, Selection};
+
+/// Dead letters of one partition, read from an offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterPage {
+    /// Dead letters by offset, in order.
+    pub dead_letters: Vec<(i64, DeadLetter)>,
+    /// Records of the range that are not dead letters, with why.
+    pub not_dead_letters: Vec<(i64, String)>,
+    /// Where the next read goes on.
+    pub next_offset: i64,
+}
 
 use crate::remote::remote_error;
 use crate::{Client, Embedded, Error, Remote};
@@ -18,6 +31,26 @@ fn dead_letter_error(e: weir_deadletter::DeadLetterError) -> Error {
 
 pub(crate) fn embedded_topics(e: &Embedded) -> Result<Vec<DeadLetterTopic>, Error> {
     weir_deadletter::list(e.store().broker(), DEFAULT_SUFFIX).map_err(dead_letter_error)
+}
+
+pub(crate) fn embedded_read(
+    e: &Embedded,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    limit: usize,
+) -> Result<DeadLetterPage, Error> {
+    let page = weir_deadletter::read(e.store().broker(), topic, partition, offset, limit)
+        .map_err(dead_letter_error)?;
+    Ok(DeadLetterPage {
+        dead_letters: page.dead_letters,
+        not_dead_letters: page
+            .not_dead_letters
+            .into_iter()
+            .map(|(o, e)| (o, e.to_string()))
+            .collect(),
+        next_offset: page.next_offset,
+    })
 }
 
 pub(crate) fn embedded_replay(
@@ -94,6 +127,88 @@ pub(crate) fn remote_topics(r: &Remote) -> Result<Vec<DeadLetterTopic>, Error> {
         .collect())
 }
 
+/// A dead letter as the HTTP API shows it, back in `weir-deadletter`'s
+/// type: the value from its base64, the headers as the API lists them (by
+/// name, values as text).
+fn from_api(r: weir_api::DeadLetterRecord) -> Result<DeadLetter, String> {
+    let value = r
+        .value_base64
+        .map(|v| base64::engine::general_purpose::STANDARD.decode(v))
+        .transpose()
+        .map_err(|e| format!("value_base64: {e}"))?;
+    let replay = match r.replayed_from.as_deref() {
+        None => None,
+        Some(from) => {
+            let mut parts = from.rsplitn(3, '/');
+            let (Some(o), Some(p), Some(t)) = (parts.next(), parts.next(), parts.next()) else {
+                return Err(format!("replayed_from {from:?}"));
+            };
+            Some(format::Replay {
+                from_topic: t.to_owned(),
+                from_partition: p.parse().map_err(|_| format!("replayed_from {from:?}"))?,
+                from_offset: o.parse().map_err(|_| format!("replayed_from {from:?}"))?,
+                replays: r.replays,
+            })
+        }
+    };
+    Ok(DeadLetter {
+        key: r.key.map(String::into_bytes),
+        value,
+        headers: r
+            .headers
+            .into_iter()
+            .map(|(k, v)| (k, Some(v.into_bytes())))
+            .collect(),
+        failure: format::Failure {
+            kind: ErrorKind::parse(&r.error_kind)
+                .ok_or_else(|| format!("error_kind {:?}", r.error_kind))?,
+            error: r.error,
+            attempts: r.attempts,
+            first_failure_ms: r.first_failure_ms,
+            last_failure_ms: r.last_failure_ms,
+            group: r.group,
+        },
+        origin: format::Origin {
+            topic: r.origin.topic,
+            partition: r.origin.partition,
+            offset: r.origin.offset,
+            timestamp_ms: r.origin.timestamp_ms,
+        },
+        replay,
+    })
+}
+
+pub(crate) fn remote_read(
+    remote: &Remote,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    limit: usize,
+) -> Result<DeadLetterPage, Error> {
+    let page = remote
+        .http
+        .dead_letters(topic, partition, offset, limit)
+        .map_err(remote_error)?;
+    let mut dead_letters = Vec::with_capacity(page.records.len());
+    for r in page.records {
+        let offset = r.offset;
+        let d = from_api(r).map_err(|reason| Error::Remote {
+            server: remote.http.base().to_owned(),
+            reason: format!("a dead letter the SDK does not understand: {reason}"),
+        })?;
+        dead_letters.push((offset, d));
+    }
+    Ok(DeadLetterPage {
+        dead_letters,
+        not_dead_letters: page
+            .not_dead_letters
+            .into_iter()
+            .map(|n| (n.offset, n.reason))
+            .collect(),
+        next_offset: page.next_offset,
+    })
+}
+
 pub(crate) fn remote_replay(
     remote: &Remote,
     topic: &str,
@@ -148,6 +263,21 @@ impl Client {
     /// oldest record.
     pub fn dead_letter_topics(&self) -> Result<Vec<DeadLetterTopic>, Error> {
         self.backend().dead_letter_topics()
+    }
+
+    /// Up to `limit` records of a dead-letter topic's partition from
+    /// `offset`, decoded (the original key, value and headers, the
+    /// failure, the origin, the replay markers). Remote, the headers are
+    /// as the HTTP API lists them: by name, values as text.
+    pub fn read_dead_letters(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        limit: usize,
+    ) -> Result<DeadLetterPage, Error> {
+        self.backend()
+            .read_dead_letters(topic, partition, offset, limit)
     }
 
     /// Replays dead letters of `topic` to their origin topic and partition

@@ -129,6 +129,16 @@ impl Backend for Remote {
         crate::dead_letters::remote_topics(self)
     }
 
+    fn read_dead_letters(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        limit: usize,
+    ) -> Result<crate::dead_letters::DeadLetterPage, Error> {
+        crate::dead_letters::remote_read(self, topic, partition, offset, limit)
+    }
+
     fn replay_dead_letters(
         &self,
         topic: &str,

@@ -1,5 +1,5 @@
 //! The SDK's dead-letter operations on the embedded backend: a dead letter
-//! written to `orders.dlq` is listed with its depth, replayed to its origin
+//! written to `orders.dlq` is listed with its depth, read back, replayed to its origin
 //! partition with the replay markers, and purged. (The remote backend runs
 //! the same operations through the HTTP API in `weir demo docs`'s tests.)
 
@@ -50,6 +50,14 @@ fn dead_letters_are_listed_replayed_and_purged_from_the_sdk() {
         ),
         ("orders.dlq", "orders", 1)
     );
+
+    let page = client.read_dead_letters("orders.dlq", 1, 0, 10).unwrap();
+    assert_eq!(page.next_offset, 1);
+    let (offset, dead) = &page.dead_letters[0];
+    assert_eq!(*offset, 0);
+    assert_eq!(dead.key.as_deref(), Some(&b"order-7"[..]));
+    assert_eq!(dead.failure, failure);
+    assert_eq!(dead.origin, origin);
 
     let outcome = client
         .replay_dead_letters("orders.dlq", Selection::All)

@@ -649,10 +649,15 @@ pub fn run(config: &DocsConfig, out: &mut dyn Write) -> Result<DocsReport, DocsE
         .find(|t| t.topic == dlq_topic);
     report.dead_lettered = listed.as_ref().map_or(0, |t| t.depth);
     let reason = (0..PARTITIONS as i32)
-        .filter_map(|p| http.dead_letters(&dlq_topic, p, 0, 10).ok())
-        .flat_map(|d| d.records)
+        .filter_map(|p| operator.read_dead_letters(&dlq_topic, p, 0, 10).ok())
+        .flat_map(|page| page.dead_letters)
         .next()
-        .map(|r| format!("{} ({}, {} attempt)", r.error, r.error_kind, r.attempts))
+        .map(|(_, d)| {
+            format!(
+                "{} ({}, {} attempt)",
+                d.failure.error, d.failure.kind, d.failure.attempts
+            )
+        })
         .unwrap_or_default();
     writeln!(
         out,
