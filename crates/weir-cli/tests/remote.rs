@@ -283,3 +283,69 @@ fn a_projector_following_a_server_wakes_when_another_client_appends() -> anyhow:
         Ok(())
     })
 }
+
+/// The consumer runtime over a store subscription through the server: the
+/// same handlers as embedded, a poison event parked in the server's store
+/// and replayed from there once the handler is fixed.
+#[test]
+fn a_service_follows_a_category_on_the_server_and_parks_what_it_cannot_handle() -> anyhow::Result<()>
+{
+    use bank_scenarios::Store as _;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use weir::service::{Selection, StoreSource, parked, replay_parked};
+
+    let server = server()?;
+    let client = server.client()?;
+    for i in 0..12u32 {
+        let e = Envelope::new(&AccountEvent::Closed(Closed {}), "/test", &Causation::new())?;
+        client.append(&format!("acct-{}", i % 3), ExpectedVersion::Any, &[e])?;
+    }
+    let fixed = Arc::new(AtomicBool::new(false));
+    let handled = Arc::new(AtomicU64::new(0));
+    let (f, h) = (fixed.clone(), handled.clone());
+    let service = weir::Service::builder("closer")
+        .config(weir::ServiceConfig {
+            commit_interval: std::time::Duration::from_millis(20),
+            ..weir::ServiceConfig::default()
+        })
+        .on::<AccountEvent>(move |ctx, _| {
+            let r = ctx.envelope().recorded.as_ref().unwrap();
+            if r.stream == "acct-1" && r.version == 2 && !f.load(Ordering::SeqCst) {
+                return Err(weir::Failure::permanent("closed twice"));
+            }
+            h.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .build()?;
+    let running = service.start_store(StoreSource::new(
+        &client,
+        Selection::Category("acct".into()),
+    ))?;
+    let wait = |what: &str, ok: &dyn Fn() -> bool| {
+        let start = std::time::Instant::now();
+        while !ok() {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "{what}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    wait("11 handled, 1 parked", &|| {
+        handled.load(Ordering::SeqCst) == 11 && service.stats().dead_lettered == 1
+    });
+    let p = parked(&client, "closer", 0, 10)?;
+    assert_eq!(p.len(), 1);
+    assert_eq!(
+        (p[0].parked.stream.as_str(), p[0].parked.version),
+        ("acct-1", 2)
+    );
+    fixed.store(true, Ordering::SeqCst);
+    assert_eq!(replay_parked(&client, "closer", 0, 10)?, (1, None));
+    wait("the replay handled", &|| {
+        handled.load(Ordering::SeqCst) == 12
+    });
+    running.stop()?;
+    Ok(())
+}
