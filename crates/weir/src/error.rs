@@ -77,6 +77,9 @@ pub enum Error {
     /// The Kafka client of a service failed (creating, subscribing).
     #[error("service {service}: kafka: {reason}")]
     Kafka { service: String, reason: String },
+    /// A saga operation was refused, or a saga's events do not make one.
+    #[error("saga: {reason}")]
+    Saga { reason: String },
     /// A dead-letter operation was refused or failed.
     #[error("dead letters: {reason}")]
     DeadLetters { reason: String },

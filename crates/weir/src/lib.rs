@@ -133,6 +133,7 @@ mod projection;
 mod query;
 mod registry;
 mod remote;
+pub mod saga;
 pub mod service;
 
 pub use aggregate::{

@@ -1,0 +1,715 @@
+//! The saga runner: a fixed pool of worker threads drives sagas (no thread
+//! per saga), a timer thread wakes sagas whose retry, timeout or deadline
+//! came due, and a follower thread learns of sagas started or resumed by
+//! other processes through the store's `saga` category. Which sagas are
+//! still active is kept in the runner's own SQLite file with its position
+//! in the category, so a restart neither rescans finished sagas nor misses
+//! one whose timer came due while no runner ran.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use serde::Serialize;
+
+use super::{Definition, Definitions, SagaDefinition, append, load, saga_error};
+use crate::service::Failure;
+use crate::{Client, Error, StoreError};
+use weir_sagas::{ErrorKind, EventBody, Next, SagaState, Status, validate_id};
+
+/// Settings of a runner.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// The runner's name: its SQLite file is
+    /// `<read models dir>/<name>.sagas.sqlite`.
+    pub name: String,
+    /// Sagas driven at once (worker threads).
+    pub workers: usize,
+    /// How often the follower looks for sagas started or resumed
+    /// elsewhere, at most (it is woken by the store's changes first).
+    pub follow_interval: Duration,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            name: "sagas".to_owned(),
+            workers: 8,
+            follow_interval: Duration::from_millis(200),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Schedule {
+    ready: VecDeque<String>,
+    queued: HashSet<String>,
+    /// Sagas a worker drives now; one queued again meanwhile runs after.
+    running: HashSet<String>,
+    again: HashSet<String>,
+    timers: BinaryHeap<Reverse<(i64, String)>>,
+}
+
+struct Inner {
+    client: Client,
+    definitions: Definitions,
+    config: RunnerConfig,
+    schedule: Mutex<Schedule>,
+    changed: Condvar,
+    stop: AtomicBool,
+    /// Sagas completed or compensated by this runner.
+    finished: AtomicU64,
+}
+
+/// Drives the sagas of its definitions' types on a store.
+pub struct SagaRunner {
+    inner: Arc<Inner>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for SagaRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SagaRunner")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn lock(m: &Mutex<Schedule>) -> MutexGuard<'_, Schedule> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What the runner keeps on disk: the active sagas and its position in the
+/// `saga` category.
+struct Ledger {
+    conn: Connection,
+}
+
+impl Ledger {
+    fn open(client: &Client, name: &str) -> Result<Self, Error> {
+        let dir = client.read_models_dir();
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(name, "creating its directory", e))?;
+        let sql = |e| Error::sqlite(name, e);
+        let conn = Connection::open(dir.join(format!("{name}.sagas.sqlite"))).map_err(sql)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE IF NOT EXISTS active (id TEXT PRIMARY KEY);
+             CREATE TABLE IF NOT EXISTS position (one INTEGER PRIMARY KEY CHECK (one = 1), next INTEGER NOT NULL);",
+        )
+        .map_err(sql)?;
+        Ok(Self { conn })
+    }
+
+    fn active(&self) -> rusqlite::Result<Vec<String>> {
+        let mut s = self.conn.prepare("SELECT id FROM active")?;
+        let rows = s.query_map([], |r| r.get(0))?;
+        rows.collect()
+    }
+
+    fn position(&self) -> rusqlite::Result<u64> {
+        self.conn
+            .query_row("SELECT next FROM position", [], |r| r.get::<_, i64>(0))
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(0),
+                e => Err(e),
+            })
+            .map(|n| n as u64)
+    }
+
+    /// Records a page of the category: sagas that started become active,
+    /// finished ones leave, and the position moves past the page.
+    fn record(&mut self, started: &[String], ended: &[String], next: u64) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        for id in started {
+            tx.execute("INSERT OR IGNORE INTO active (id) VALUES (?1)", [id])?;
+        }
+        for id in ended {
+            tx.execute("DELETE FROM active WHERE id = ?1", [id])?;
+        }
+        tx.execute(
+            "INSERT INTO position (one, next) VALUES (1, ?1) ON CONFLICT (one) DO UPDATE SET next = excluded.next",
+            [next as i64],
+        )?;
+        tx.commit()
+    }
+}
+
+impl SagaRunner {
+    /// A runner for `definitions` on `client`'s store, with `config`;
+    /// call [`Self::with`] for each saga type, then [`Self::start`].
+    pub fn new(client: &Client, config: RunnerConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                client: client.clone(),
+                definitions: HashMap::new(),
+                config,
+                schedule: Mutex::new(Schedule::default()),
+                changed: Condvar::new(),
+                stop: AtomicBool::new(false),
+                finished: AtomicU64::new(0),
+            }),
+            threads: Vec::new(),
+        }
+    }
+
+    /// Adds a saga type. Before [`Self::start`] only.
+    pub fn with<I: 'static>(mut self, definition: SagaDefinition<I>) -> Result<Self, Error> {
+        let d: Definition = definition.into();
+        let bad = |reason: String| Error::Config { reason };
+        if d.steps.is_empty() || d.steps.len() > weir_sagas::STEPS_MAX {
+            return Err(bad(format!(
+                "saga type {}: 1 to {} steps, not {}",
+                d.name,
+                weir_sagas::STEPS_MAX,
+                d.steps.len()
+            )));
+        }
+        let inner = Arc::get_mut(&mut self.inner)
+            .ok_or_else(|| bad("add saga types before the runner starts".to_owned()))?;
+        if inner.definitions.contains_key(&d.name) {
+            return Err(bad(format!("saga type {} is added twice", d.name)));
+        }
+        inner.definitions.insert(d.name.clone(), Arc::new(d));
+        Ok(self)
+    }
+
+    /// Starts the workers, the timer and the follower: sagas left active
+    /// by an earlier run (and whose timers came due meanwhile) are resumed
+    /// at once.
+    pub fn start(mut self) -> Result<Self, Error> {
+        let mut ledger = Ledger::open(&self.inner.client, &self.inner.config.name)?;
+        let name = self.inner.config.name.clone();
+        let sql = |e| Error::sqlite(&name, e);
+        // Catch up with the category first, so every active saga is known.
+        follow_once(&self.inner, &mut ledger).map_err(|e| match e {
+            FollowError::Sql(e) => sql(e),
+            FollowError::Sdk(e) => e,
+        })?;
+        for id in ledger.active().map_err(sql)? {
+            self.inner.wake(&id);
+        }
+        let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name)
+                .spawn(f)
+                .map_err(|e| Error::Config {
+                    reason: format!("starting the saga runner's threads: {e}"),
+                })
+        };
+        for i in 0..self.inner.config.workers.max(1) {
+            let inner = self.inner.clone();
+            self.threads.push(spawn(
+                format!("weir-saga-{i}"),
+                Box::new(move || inner.work()),
+            )?);
+        }
+        let inner = self.inner.clone();
+        self.threads.push(spawn(
+            "weir-saga-timers".into(),
+            Box::new(move || inner.timers()),
+        )?);
+        let inner = self.inner.clone();
+        self.threads.push(spawn(
+            "weir-saga-follow".into(),
+            Box::new(move || inner.follow(ledger)),
+        )?);
+        Ok(self)
+    }
+
+    /// Starts saga `id` of type `saga_type` with `input`. Starting the
+    /// same id again is refused (the stream exists).
+    pub fn start_saga<I: Serialize>(
+        &self,
+        saga_type: &str,
+        id: &str,
+        input: &I,
+    ) -> Result<(), Error> {
+        validate_id(id).map_err(saga_error)?;
+        let d = self
+            .inner
+            .definitions
+            .get(saga_type)
+            .ok_or_else(|| Error::Saga {
+                reason: format!("no saga type {saga_type} in this runner"),
+            })?;
+        let input = serde_json::to_value(input).map_err(|e| Error::Saga {
+            reason: format!("saga {id}'s input: {e}"),
+        })?;
+        let deadline_ms = d.deadline.map(|t| now_ms() + t.as_millis() as i64);
+        append(
+            &self.inner.client,
+            id,
+            saga_type,
+            None,
+            &EventBody::Started {
+                saga_type: saga_type.to_owned(),
+                input,
+                steps: d.step_names(),
+                deadline_ms,
+            },
+        )
+        .map_err(|e| match e {
+            Error::Store(StoreError::WrongExpectedVersion { .. }) => Error::Saga {
+                reason: format!("saga {id} exists already"),
+            },
+            e => e,
+        })?;
+        self.inner.wake(id);
+        Ok(())
+    }
+
+    /// Saga `id`'s state now.
+    pub fn state(&self, id: &str) -> Result<Option<SagaState>, Error> {
+        load(&self.inner.client, id)
+    }
+
+    /// Waits until saga `id` is completed, compensated or parked, or
+    /// `timeout`; returns its state then.
+    pub fn wait(&self, id: &str, timeout: Duration) -> Result<SagaState, Error> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let epoch = self.inner.client.backend().change_epoch();
+            if let Some(s) = self.state(id)?
+                && (s.status.is_terminal()
+                    || s.status == Status::Parked
+                    || Instant::now() >= deadline)
+            {
+                return Ok(s);
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Saga {
+                    reason: format!("no saga {id}"),
+                });
+            }
+            self.inner
+                .client
+                .backend()
+                .wait_changed(epoch, Duration::from_millis(100));
+        }
+    }
+
+    /// Sagas this runner completed or compensated since it started.
+    pub fn finished(&self) -> u64 {
+        self.inner.finished.load(Ordering::Relaxed)
+    }
+
+    /// Stops the threads; a saga in the middle of a call finishes that
+    /// call and its record first (an abandoned one resumes on next start).
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.inner.stop.store(true, Ordering::SeqCst);
+        self.inner.changed.notify_all();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for SagaRunner {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+enum FollowError {
+    Sql(rusqlite::Error),
+    Sdk(Error),
+}
+
+/// Reads the `saga` category from the ledger's position to its end:
+/// started sagas become active, finished ones leave, and sagas started or
+/// resumed by others are woken.
+fn follow_once(inner: &Inner, ledger: &mut Ledger) -> Result<bool, FollowError> {
+    let mut from = ledger.position().map_err(FollowError::Sql)?;
+    let mut any = false;
+    loop {
+        let page = inner
+            .client
+            .read_category(weir_sagas::CATEGORY, from, crate::READ_PAGE_MAX)
+            .map_err(FollowError::Sdk)?;
+        if page.is_empty() {
+            return Ok(any);
+        }
+        any = true;
+        let (mut started, mut ended, mut wake) = (Vec::new(), Vec::new(), Vec::new());
+        for e in &page {
+            let Some(id) = e
+                .recorded
+                .as_ref()
+                .and_then(|r| r.stream.strip_prefix("saga-"))
+            else {
+                continue;
+            };
+            match e.event_type.as_str() {
+                "SagaStarted" => {
+                    started.push(id.to_owned());
+                    wake.push(id.to_owned());
+                }
+                "SagaResumed" => wake.push(id.to_owned()),
+                "SagaCompleted" | "SagaCompensated" => ended.push(id.to_owned()),
+                _ => {}
+            }
+            from = e.position().unwrap_or(from) + 1;
+        }
+        ledger
+            .record(&started, &ended, from)
+            .map_err(FollowError::Sql)?;
+        for id in wake {
+            inner.wake(&id);
+        }
+    }
+}
+
+impl Inner {
+    /// Queues saga `id` to be driven.
+    fn wake(&self, id: &str) {
+        let mut s = lock(&self.schedule);
+        if s.running.contains(id) {
+            s.again.insert(id.to_owned());
+        } else if s.queued.insert(id.to_owned()) {
+            s.ready.push_back(id.to_owned());
+        }
+        drop(s);
+        self.changed.notify_all();
+    }
+
+    fn at(&self, due_ms: i64, id: &str) {
+        lock(&self.schedule)
+            .timers
+            .push(Reverse((due_ms, id.to_owned())));
+        self.changed.notify_all();
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    fn work(&self) {
+        loop {
+            let id = {
+                let mut s = lock(&self.schedule);
+                loop {
+                    if self.stopping() {
+                        return;
+                    }
+                    if let Some(id) = s.ready.pop_front() {
+                        s.queued.remove(&id);
+                        s.running.insert(id.clone());
+                        break id;
+                    }
+                    s = self.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            if let Err(e) = self.drive(&id) {
+                tracing::warn!(saga = %id, "driving the saga: {e}; trying again shortly");
+                self.at(now_ms() + 1000, &id);
+            }
+            let mut s = lock(&self.schedule);
+            s.running.remove(&id);
+            if s.again.remove(&id) && s.queued.insert(id.clone()) {
+                s.ready.push_back(id);
+                drop(s);
+                self.changed.notify_all();
+            }
+        }
+    }
+
+    /// Wakes sagas whose timer came due. A saga a worker is driving is
+    /// only checked for a timeout: the worker's own record then loses its
+    /// expected version and it reads the saga again.
+    fn timers(&self) {
+        let mut s = lock(&self.schedule);
+        loop {
+            if self.stopping() {
+                return;
+            }
+            let now = now_ms();
+            let due = s.timers.peek().map(|Reverse((t, _))| *t);
+            match due {
+                Some(t) if t <= now => {
+                    let Some(Reverse((_, id))) = s.timers.pop() else {
+                        continue;
+                    };
+                    if s.running.contains(&id) {
+                        drop(s);
+                        if let Err(e) = self.time_out(&id) {
+                            tracing::warn!(saga = %id, "recording a timeout: {e}");
+                        }
+                        s = lock(&self.schedule);
+                    } else if s.queued.insert(id.clone()) {
+                        s.ready.push_back(id);
+                        self.changed.notify_all();
+                    }
+                }
+                _ => {
+                    let wait = due.map_or(Duration::from_secs(1), |t| {
+                        Duration::from_millis((t - now).clamp(1, 1000) as u64)
+                    });
+                    s = self
+                        .changed
+                        .wait_timeout(s, wait)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
+    }
+
+    fn follow(&self, mut ledger: Ledger) {
+        while !self.stopping() {
+            let epoch = self.client.backend().change_epoch();
+            match follow_once(self, &mut ledger) {
+                Ok(_) => {}
+                Err(FollowError::Sql(e)) => tracing::warn!("saga runner ledger: {e}"),
+                Err(FollowError::Sdk(e)) => tracing::warn!("reading the saga category: {e}"),
+            }
+            self.client
+                .backend()
+                .wait_changed(epoch, self.config.follow_interval);
+        }
+    }
+
+    fn time_out(&self, id: &str) -> Result<(), Error> {
+        let Some(state) = load(&self.client, id)? else {
+            return Ok(());
+        };
+        if let Next::TimedOut { step, compensation } = state.next(now_ms()) {
+            let Some(d) = self.definitions.get(&state.saga_type) else {
+                return Ok(());
+            };
+            self.record_failure(
+                d,
+                &state,
+                step,
+                compensation,
+                ErrorKind::Timeout,
+                "no answer before the step's timeout".to_owned(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Records a failed call with its retry time (or none, when the
+    /// retries ran out or it was refused for good).
+    fn record_failure(
+        &self,
+        d: &Definition,
+        state: &SagaState,
+        step: usize,
+        compensation: bool,
+        kind: ErrorKind,
+        error: String,
+    ) -> Result<u64, Error> {
+        let (calls, policy) = if compensation {
+            (&state.compensations, &d.compensation_retry)
+        } else {
+            (&state.actions, &d.retry)
+        };
+        let attempt = match &calls[step] {
+            weir_sagas::StepState::Started { attempt, .. } => *attempt,
+            _ => 1,
+        };
+        // A timed-out action is not retried (it may have taken effect: the
+        // saga compensates); a timed-out compensation is (it must be done).
+        let retry = match kind {
+            ErrorKind::Permanent => false,
+            ErrorKind::Timeout => compensation,
+            ErrorKind::Transient => true,
+        } && attempt < policy.attempts;
+        let retry_at_ms = retry.then(|| {
+            let wait = policy
+                .waits()
+                .nth(attempt.saturating_sub(1) as usize)
+                .unwrap_or(policy.max_delay);
+            now_ms() + wait.as_millis() as i64
+        });
+        let body = if compensation {
+            EventBody::CompensationFailed {
+                step,
+                error,
+                kind,
+                retry_at_ms,
+            }
+        } else {
+            EventBody::StepFailed {
+                step,
+                error,
+                kind,
+                retry_at_ms,
+            }
+        };
+        append(
+            &self.client,
+            &state.id,
+            &state.saga_type,
+            Some(state.version),
+            &body,
+        )
+    }
+
+    /// Drives saga `id` until it waits (a timer, an operator) or ends.
+    fn drive(&self, id: &str) -> Result<(), Error> {
+        loop {
+            if self.stopping() {
+                return Ok(());
+            }
+            let Some(state) = load(&self.client, id)? else {
+                return Ok(());
+            };
+            let Some(d) = self.definitions.get(&state.saga_type).cloned() else {
+                // Another runner's type.
+                return Ok(());
+            };
+            let now = now_ms();
+            let at = |body: &EventBody| {
+                append(
+                    &self.client,
+                    id,
+                    &state.saga_type,
+                    Some(state.version),
+                    body,
+                )
+            };
+            let outcome = match state.next(now) {
+                Next::Done | Next::AwaitOperator => return Ok(()),
+                Next::Wait { until_ms } => {
+                    self.at(until_ms, id);
+                    return Ok(());
+                }
+                Next::Complete => at(&EventBody::Completed {}).map(|_| self.ended()),
+                Next::FinishCompensated => at(&EventBody::Compensated {}).map(|_| self.ended()),
+                Next::StartCompensating { reason } => {
+                    at(&EventBody::Compensating { reason }).map(drop)
+                }
+                Next::Park { step, reason } => {
+                    tracing::warn!(saga = %id, step = %state.steps[step], "saga parked: {reason}");
+                    at(&EventBody::Parked { step, reason }).map(drop)
+                }
+                Next::TimedOut { step, compensation } => self
+                    .record_failure(
+                        &d,
+                        &state,
+                        step,
+                        compensation,
+                        ErrorKind::Timeout,
+                        "no answer before the step's timeout".to_owned(),
+                    )
+                    .map(drop),
+                Next::Act {
+                    step,
+                    attempt,
+                    resume,
+                } => self.call(&d, &state, step, attempt, resume, false),
+                Next::Compensate {
+                    step,
+                    attempt,
+                    resume,
+                } => self.call(&d, &state, step, attempt, resume, true),
+            };
+            match outcome {
+                Ok(()) => {}
+                // Someone else recorded first (a timeout, another runner):
+                // read the saga again.
+                Err(Error::Store(StoreError::WrongExpectedVersion { .. })) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn ended(&self) {
+        self.finished.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records the start of a call (unless resumed), makes it, records
+    /// how it went.
+    fn call(
+        &self,
+        d: &Definition,
+        state: &SagaState,
+        step: usize,
+        attempt: u32,
+        resume: bool,
+        compensation: bool,
+    ) -> Result<(), Error> {
+        let mut state = state.clone();
+        if !resume {
+            let due_ms = d.timeout(step).map(|t| now_ms() + t.as_millis() as i64);
+            let key = weir_sagas::idempotency_key(&state.id, &state.steps[step], compensation);
+            let body = if compensation {
+                EventBody::CompensationStarted {
+                    step,
+                    attempt,
+                    idempotency_key: key,
+                    due_ms,
+                }
+            } else {
+                EventBody::StepStarted {
+                    step,
+                    attempt,
+                    idempotency_key: key,
+                    due_ms,
+                }
+            };
+            append(
+                &self.client,
+                &state.id,
+                &state.saga_type,
+                Some(state.version),
+                &body,
+            )?;
+            // The saga as recorded now (so the failure below is recorded
+            // against this start).
+            state = load(&self.client, &state.id)?.ok_or_else(|| Error::Saga {
+                reason: format!("saga {} vanished", state.id),
+            })?;
+            if let Some(due) = due_ms {
+                self.at(due, &state.id);
+            }
+        } else if let Some(due) = state.due_ms() {
+            self.at(due, &state.id);
+        }
+        let result = d.call(&state, step, attempt, compensation);
+        match result {
+            Ok(output) => {
+                let body = if compensation {
+                    EventBody::CompensationSucceeded { step }
+                } else {
+                    EventBody::StepSucceeded { step, output }
+                };
+                append(
+                    &self.client,
+                    &state.id,
+                    &state.saga_type,
+                    Some(state.version),
+                    &body,
+                )
+                .map(drop)
+            }
+            Err(failure) => {
+                let (kind, error) = match failure {
+                    Failure::Permanent(e) => (ErrorKind::Permanent, e),
+                    Failure::Transient(e) => (ErrorKind::Transient, e),
+                    Failure::Unavailable { downstream } => (
+                        ErrorKind::Transient,
+                        format!("downstream {downstream} unavailable"),
+                    ),
+                };
+                self.record_failure(d, &state, step, compensation, kind, error)
+                    .map(drop)
+            }
+        }
+    }
+}
