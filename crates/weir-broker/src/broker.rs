@@ -182,7 +182,13 @@ impl Broker {
             topics.insert(record.name, Arc::new(topic));
         }
         for name in dir.list_logs()? {
-            if !owned.contains(&name) {
+            // Only what looks like a partition's log (`<topic>-<n>`) is
+            // the broker's to delete: anything else a user keeps in the
+            // data directory stays.
+            let partition_log = name
+                .rsplit_once('-')
+                .is_some_and(|(topic, p)| !topic.is_empty() && p.parse::<u32>().is_ok());
+            if partition_log && !owned.contains(&name) {
                 tracing::warn!(log = %name, "deleting a log no topic owns");
                 dir.delete_log(&name)?;
             }

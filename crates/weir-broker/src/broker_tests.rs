@@ -316,3 +316,24 @@ fn records_are_deleted_per_partition_and_bad_requests_change_nothing() {
     let broker = open(tmp.path());
     assert_eq!(broker.partition("t", 1).unwrap().start_offset(), 3);
 }
+
+#[test]
+fn only_partition_logs_no_topic_owns_are_deleted_on_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let b = open(tmp.path());
+        b.create_topic("kept", 1, -1, &[], false).unwrap();
+        b.create_topic("gone", 1, -1, &[], false).unwrap();
+    }
+    // A partition log left behind by a topic the registry no longer has,
+    // and directories of the user's beside the logs.
+    std::fs::create_dir_all(tmp.path().join("orphan-0")).unwrap();
+    std::fs::create_dir_all(tmp.path().join("demo-services")).unwrap();
+    std::fs::create_dir_all(tmp.path().join("backups")).unwrap();
+    let b = open(tmp.path());
+    assert!(tmp.path().join("kept-0").is_dir());
+    assert!(!tmp.path().join("orphan-0").exists());
+    assert!(tmp.path().join("demo-services").is_dir());
+    assert!(tmp.path().join("backups").is_dir());
+    drop(b);
+}

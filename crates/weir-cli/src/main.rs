@@ -77,6 +77,35 @@ enum DemoCommand {
         #[arg(long, value_name = "ADDR", conflicts_with = "data_dir")]
         server: Option<String>,
     },
+    /// The order saga: place order, reserve stock, charge payment, create
+    /// shipment, a failure compensating what came before; run by
+    /// orchestration and by choreography over the same four services,
+    /// printing each order's timeline and the effects in each service's
+    /// database. Embedded by default; with --server, against a running
+    /// `weir serve`.
+    Orders {
+        /// Keep the store and the services' databases in this directory
+        /// (an interrupted run resumes when run again on it).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Run against the `weir serve` whose HTTP API is at this address.
+        #[arg(long, value_name = "ADDR", conflicts_with = "data_dir")]
+        server: Option<String>,
+        /// Run one order by one style only (with --style).
+        #[arg(long, requires = "style")]
+        order_id: Option<String>,
+        /// `orchestration` or `choreography` (with --order-id).
+        #[arg(long, value_parser = ["orchestration", "choreography"], requires = "order_id")]
+        style: Option<String>,
+        /// The step that fails for that order: reserve, charge or ship.
+        #[arg(long, value_parser = ["reserve", "charge", "ship"], requires = "order_id")]
+        fail_at: Option<String>,
+        /// For crash tests: abort the process right after this effect is
+        /// first committed (place, reserve, charge, ship, refund, release,
+        /// cancel, cancel-shipment, confirm).
+        #[arg(long, hide = true, requires = "order_id")]
+        crash_at: Option<String>,
+    },
     /// The document pipeline: uploads through processing, classification,
     /// analytics, an email notification and a search index, first as a
     /// synchronous call chain, then event-driven on Weir (each step a
@@ -172,6 +201,17 @@ fn main() -> std::process::ExitCode {
         Command::Demo(DemoCommand::Bank { data_dir, server }) => {
             (run_demo_bank(data_dir, server), false)
         }
+        Command::Demo(DemoCommand::Orders {
+            data_dir,
+            server,
+            order_id,
+            style,
+            fail_at,
+            crash_at,
+        }) => (
+            run_demo_orders(data_dir, server, order_id, style, fail_at, crash_at),
+            false,
+        ),
         Command::Demo(DemoCommand::Docs {
             server,
             kafka,
@@ -219,6 +259,53 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::from(code)
         }
     }
+}
+
+fn run_demo_orders(
+    data_dir: Option<PathBuf>,
+    server: Option<String>,
+    order_id: Option<String>,
+    style: Option<String>,
+    fail_at: Option<String>,
+    crash_at: Option<String>,
+) -> anyhow::Result<()> {
+    use weir::demo::orders::{self, Order, Style};
+    let tmp = tempfile::tempdir().context("creating a temporary directory")?;
+    let (client, services) = match (&server, &data_dir) {
+        (Some(address), _) => (weir::Client::connect(address)?, tmp.path().join("services")),
+        (None, dir) => {
+            let dir = dir.clone().unwrap_or_else(|| tmp.path().to_owned());
+            let client = weir::Client::open_with(
+                &dir,
+                weir::ClientConfig {
+                    read_models_dir: Some(orders::services_dir(&dir).join("read-models")),
+                    ..weir::ClientConfig::default()
+                },
+            )?;
+            (client, orders::services_dir(&dir))
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    match order_id {
+        None => {
+            orders::run_demo(&client, &services, &mut out)?;
+        }
+        Some(id) => {
+            let style = match style.as_deref() {
+                Some("choreography") => Style::Choreography,
+                _ => Style::Orchestration,
+            };
+            let order = Order {
+                id,
+                sku: "lamp".to_owned(),
+                quantity: 1,
+                amount_cents: 4900,
+                fail_at,
+            };
+            orders::run(&client, &services, style, &[order], crash_at, &mut out)?;
+        }
+    }
+    Ok(())
 }
 
 fn run_demo_bank(data_dir: Option<PathBuf>, server: Option<String>) -> anyhow::Result<()> {

@@ -4,3 +4,4 @@
 
 pub mod bank;
 pub mod docs;
+pub mod orders;

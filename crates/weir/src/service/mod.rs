@@ -35,7 +35,7 @@ pub use store::{
     parked_stream, replay_parked, replay_stream,
 };
 
-use crate::{Envelope, Error, Event};
+use crate::{Causation, Envelope, Error, Event};
 use breaker::{Admit, Breakers};
 
 /// Why a handler did not handle an event.
@@ -185,6 +185,57 @@ impl Context<'_> {
     /// Which attempt this is, from 1.
     pub fn attempt(&self) -> u32 {
         self.attempt
+    }
+
+    /// The event that follows from this one (choreography): same
+    /// correlation, caused by this event, same subject, and an id derived
+    /// from this event's id and the new type, so that handling this event
+    /// again (a redelivery) produces the same event, which the store's
+    /// idempotent appends and idempotent consumers recognise.
+    pub fn follow_up<E: Event>(&self, event: &E) -> Result<Envelope, Failure> {
+        let mut e = Envelope::new(
+            event,
+            &self.envelope.source,
+            &Causation::caused_by(self.envelope),
+        )
+        .map_err(Failure::permanent)?;
+        let seed = format!(
+            "{}\u{0}{}\u{0}{}",
+            self.envelope.id, e.event_type, e.dataversion
+        );
+        e.id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, seed.as_bytes()).to_string();
+        e.subject = self.envelope.subject.clone();
+        Ok(e)
+    }
+
+    /// Appends the follow-up of this event (see [`Self::follow_up`]) to
+    /// `stream` of the store: "on X, emit Y with the same correlation and
+    /// causation X" in one line. A failed append is transient (retried).
+    pub fn emit<E: Event>(
+        &self,
+        client: &crate::Client,
+        stream: &str,
+        event: &E,
+    ) -> Result<(), Failure> {
+        let e = self.follow_up(event)?;
+        client
+            .append(stream, crate::ExpectedVersion::Any, &[e])
+            .map(drop)
+            .map_err(Failure::transient)
+    }
+
+    /// Publishes the follow-up of this event to a Kafka `topic`.
+    pub fn publish<E: Event>(
+        &self,
+        publisher: &Publisher,
+        topic: &str,
+        event: &E,
+    ) -> Result<(), Failure> {
+        let e = self.follow_up(event)?;
+        publisher
+            .publish(topic, &e)
+            .map(drop)
+            .map_err(Failure::transient)
     }
 
     /// Calls `downstream` through its circuit breaker: while the breaker
