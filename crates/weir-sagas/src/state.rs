@@ -207,6 +207,15 @@ impl SagaState {
         }
     }
 
+    /// Applies one more event (the runner's own, just recorded or about to
+    /// be, so it need not read the saga again).
+    pub fn apply_event(&mut self, e: &SagaEvent) -> Result<(), SagaError> {
+        self.apply(e).map_err(|reason| SagaError::Malformed {
+            id: self.id.clone(),
+            reason,
+        })
+    }
+
     fn apply(&mut self, e: &SagaEvent) -> Result<(), String> {
         self.version = e.version;
         self.updated_ms = e.recorded_ms;

@@ -299,24 +299,50 @@ pub(crate) fn append(
     version: Option<u64>,
     body: &EventBody,
 ) -> Result<u64, Error> {
-    let (event_type, data) = body.encode();
-    let envelope = Envelope {
-        id: crate::new_id(),
-        source: format!("/sagas/{saga_type}"),
-        event_type: event_type.to_owned(),
-        specversion: crate::SPEC_VERSION.to_owned(),
-        time: None,
-        subject: Some(id.to_owned()),
-        datacontenttype: crate::JSON.to_owned(),
-        dataschema: None,
-        dataversion: 1,
-        correlationid: Causation::correlated(id).correlation_id,
-        causationid: None,
-        data,
-        recorded: None,
-    };
     let expected = version.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
-    let result = client.append(&stream_of(id), expected, &[envelope])?;
+    append_events(client, id, saga_type, expected, std::slice::from_ref(body))
+}
+
+/// Appends `bodies` in one append if the saga is at `version`.
+pub(crate) fn append_all(
+    client: &Client,
+    id: &str,
+    saga_type: &str,
+    version: u64,
+    bodies: &[EventBody],
+) -> Result<u64, Error> {
+    append_events(client, id, saga_type, ExpectedVersion::Exact(version), bodies)
+}
+
+fn append_events(
+    client: &Client,
+    id: &str,
+    saga_type: &str,
+    expected: ExpectedVersion,
+    bodies: &[EventBody],
+) -> Result<u64, Error> {
+    let envelopes: Vec<Envelope> = bodies
+        .iter()
+        .map(|body| {
+            let (event_type, data) = body.encode();
+            Envelope {
+                id: crate::new_id(),
+                source: format!("/sagas/{saga_type}"),
+                event_type: event_type.to_owned(),
+                specversion: crate::SPEC_VERSION.to_owned(),
+                time: None,
+                subject: Some(id.to_owned()),
+                datacontenttype: crate::JSON.to_owned(),
+                dataschema: None,
+                dataversion: 1,
+                correlationid: Causation::correlated(id).correlation_id,
+                causationid: None,
+                data,
+                recorded: None,
+            }
+        })
+        .collect();
+    let result = client.append(&stream_of(id), expected, &envelopes)?;
     Ok(result.last_version)
 }
 

@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use serde::Serialize;
 
-use super::{Definition, Definitions, SagaDefinition, append, load, saga_error};
+use super::{Definition, Definitions, SagaDefinition, append, append_all, load, saga_error};
 use crate::service::Failure;
 use crate::{Client, Error, StoreError};
-use weir_sagas::{ErrorKind, EventBody, Next, SagaState, Status, validate_id};
+use weir_sagas::{ErrorKind, EventBody, Next, SagaEvent, SagaState, Status, validate_id};
 
 /// Settings of a runner.
 #[derive(Debug, Clone)]
@@ -490,226 +490,251 @@ impl Inner {
             let Some(d) = self.definitions.get(&state.saga_type) else {
                 return Ok(());
             };
-            self.record_failure(
+            let body = failure_body(
                 d,
                 &state,
                 step,
                 compensation,
                 ErrorKind::Timeout,
                 "no answer before the step's timeout".to_owned(),
-            )?;
+            );
+            append(&self.client, id, &state.saga_type, Some(state.version), &body)?;
         }
         Ok(())
     }
 
-    /// Records a failed call with its retry time (or none, when the
-    /// retries ran out or it was refused for good).
-    fn record_failure(
-        &self,
-        d: &Definition,
-        state: &SagaState,
-        step: usize,
-        compensation: bool,
-        kind: ErrorKind,
-        error: String,
-    ) -> Result<u64, Error> {
-        let (calls, policy) = if compensation {
-            (&state.compensations, &d.compensation_retry)
-        } else {
-            (&state.actions, &d.retry)
-        };
-        let attempt = match &calls[step] {
-            weir_sagas::StepState::Started { attempt, .. } => *attempt,
-            _ => 1,
-        };
-        // A timed-out action is not retried (it may have taken effect: the
-        // saga compensates); a timed-out compensation is (it must be done).
-        let retry = match kind {
-            ErrorKind::Permanent => false,
-            ErrorKind::Timeout => compensation,
-            ErrorKind::Transient => true,
-        } && attempt < policy.attempts;
-        let retry_at_ms = retry.then(|| {
-            let wait = policy
-                .waits()
-                .nth(attempt.saturating_sub(1) as usize)
-                .unwrap_or(policy.max_delay);
-            now_ms() + wait.as_millis() as i64
-        });
-        let body = if compensation {
-            EventBody::CompensationFailed {
-                step,
-                error,
-                kind,
-                retry_at_ms,
-            }
-        } else {
-            EventBody::StepFailed {
-                step,
-                error,
-                kind,
-                retry_at_ms,
-            }
-        };
-        append(
-            &self.client,
-            &state.id,
-            &state.saga_type,
-            Some(state.version),
-            &body,
-        )
-    }
-
     /// Drives saga `id` until it waits (a timer, an operator) or ends.
+    ///
+    /// A call's start is recorded before the call; its result is recorded
+    /// together with what follows it (the next call's start, or the end),
+    /// in one append: one durable append per step. A crash before that
+    /// append leaves the call started and unanswered, so it is made again
+    /// with the same idempotency key.
     fn drive(&self, id: &str) -> Result<(), Error> {
-        loop {
+        'reload: loop {
             if self.stopping() {
                 return Ok(());
             }
-            let Some(state) = load(&self.client, id)? else {
+            let Some(mut view) = load(&self.client, id)? else {
                 return Ok(());
             };
-            let Some(d) = self.definitions.get(&state.saga_type).cloned() else {
+            let Some(d) = self.definitions.get(&view.saga_type).cloned() else {
                 // Another runner's type.
                 return Ok(());
             };
-            let now = now_ms();
-            let at = |body: &EventBody| {
-                append(
-                    &self.client,
-                    id,
-                    &state.saga_type,
-                    Some(state.version),
-                    body,
-                )
+            let mut saga = Pending {
+                recorded: view.version,
+                events: Vec::new(),
             };
-            let outcome = match state.next(now) {
-                Next::Done | Next::AwaitOperator => return Ok(()),
-                Next::Wait { until_ms } => {
-                    self.at(until_ms, id);
-                    return Ok(());
+            loop {
+                if self.stopping() {
+                    return self.flush_or_reload(&mut saga, &view).map(drop);
                 }
-                Next::Complete => at(&EventBody::Completed {}).map(|_| self.ended()),
-                Next::FinishCompensated => at(&EventBody::Compensated {}).map(|_| self.ended()),
-                Next::StartCompensating { reason } => {
-                    at(&EventBody::Compensating { reason }).map(drop)
-                }
-                Next::Park { step, reason } => {
-                    tracing::warn!(saga = %id, step = %state.steps[step], "saga parked: {reason}");
-                    at(&EventBody::Parked { step, reason }).map(drop)
-                }
-                Next::TimedOut { step, compensation } => self
-                    .record_failure(
-                        &d,
-                        &state,
+                let now = now_ms();
+                let (step, attempt, resume, compensation) = match view.next(now) {
+                    Next::Done | Next::AwaitOperator => {
+                        return self.flush_or_reload(&mut saga, &view).map(drop);
+                    }
+                    Next::Wait { until_ms } => {
+                        if !self.flush_or_reload(&mut saga, &view)? {
+                            continue 'reload;
+                        }
+                        self.at(until_ms, id);
+                        return Ok(());
+                    }
+                    Next::Complete => {
+                        saga.push(&mut view, EventBody::Completed {})?;
+                        if self.flush_or_reload(&mut saga, &view)? {
+                            self.ended();
+                        }
+                        continue 'reload;
+                    }
+                    Next::FinishCompensated => {
+                        saga.push(&mut view, EventBody::Compensated {})?;
+                        if self.flush_or_reload(&mut saga, &view)? {
+                            self.ended();
+                        }
+                        continue 'reload;
+                    }
+                    Next::StartCompensating { reason } => {
+                        saga.push(&mut view, EventBody::Compensating { reason })?;
+                        continue;
+                    }
+                    Next::Park { step, reason } => {
+                        tracing::warn!(saga = %id, step = %view.steps[step], "saga parked: {reason}");
+                        saga.push(&mut view, EventBody::Parked { step, reason })?;
+                        continue;
+                    }
+                    Next::TimedOut { step, compensation } => {
+                        let body = failure_body(
+                            &d,
+                            &view,
+                            step,
+                            compensation,
+                            ErrorKind::Timeout,
+                            "no answer before the step's timeout".to_owned(),
+                        );
+                        saga.push(&mut view, body)?;
+                        continue;
+                    }
+                    Next::Act {
                         step,
-                        compensation,
-                        ErrorKind::Timeout,
-                        "no answer before the step's timeout".to_owned(),
-                    )
-                    .map(drop),
-                Next::Act {
-                    step,
-                    attempt,
-                    resume,
-                } => self.call(&d, &state, step, attempt, resume, false),
-                Next::Compensate {
-                    step,
-                    attempt,
-                    resume,
-                } => self.call(&d, &state, step, attempt, resume, true),
-            };
-            match outcome {
-                Ok(()) => {}
-                // Someone else recorded first (a timeout, another runner):
-                // read the saga again.
-                Err(Error::Store(StoreError::WrongExpectedVersion { .. })) => {}
-                Err(e) => return Err(e),
+                        attempt,
+                        resume,
+                    } => (step, attempt, resume, false),
+                    Next::Compensate {
+                        step,
+                        attempt,
+                        resume,
+                    } => (step, attempt, resume, true),
+                };
+                // A call: its start is durable before it is made.
+                let due_ms = if resume {
+                    view.due_ms()
+                } else {
+                    let due_ms = d.timeout(step).map(|t| now + t.as_millis() as i64);
+                    let idempotency_key =
+                        weir_sagas::idempotency_key(id, &view.steps[step], compensation);
+                    saga.push(
+                        &mut view,
+                        if compensation {
+                            EventBody::CompensationStarted {
+                                step,
+                                attempt,
+                                idempotency_key,
+                                due_ms,
+                            }
+                        } else {
+                            EventBody::StepStarted {
+                                step,
+                                attempt,
+                                idempotency_key,
+                                due_ms,
+                            }
+                        },
+                    )?;
+                    due_ms
+                };
+                if !self.flush_or_reload(&mut saga, &view)? {
+                    continue 'reload;
+                }
+                if let Some(due) = due_ms {
+                    self.at(due, id);
+                }
+                let body = match d.call(&view, step, attempt, compensation) {
+                    Ok(output) if compensation => {
+                        let _ = output;
+                        EventBody::CompensationSucceeded { step }
+                    }
+                    Ok(output) => EventBody::StepSucceeded { step, output },
+                    Err(failure) => {
+                        let (kind, error) = match failure {
+                            Failure::Permanent(e) => (ErrorKind::Permanent, e),
+                            Failure::Transient(e) => (ErrorKind::Transient, e),
+                            Failure::Unavailable { downstream } => (
+                                ErrorKind::Transient,
+                                format!("downstream {downstream} unavailable"),
+                            ),
+                        };
+                        failure_body(&d, &view, step, compensation, kind, error)
+                    }
+                };
+                saga.push(&mut view, body)?;
             }
+        }
+    }
+
+    /// Appends what is pending; false if someone else recorded first (a
+    /// timeout, another runner): the caller reads the saga again.
+    fn flush_or_reload(&self, saga: &mut Pending, view: &SagaState) -> Result<bool, Error> {
+        match saga.flush(&self.client, view) {
+            Ok(()) => Ok(true),
+            Err(Error::Store(StoreError::WrongExpectedVersion { .. })) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
     fn ended(&self) {
         self.finished.fetch_add(1, Ordering::Relaxed);
     }
+}
 
-    /// Records the start of a call (unless resumed), makes it, records
-    /// how it went.
-    fn call(
-        &self,
-        d: &Definition,
-        state: &SagaState,
-        step: usize,
-        attempt: u32,
-        resume: bool,
-        compensation: bool,
-    ) -> Result<(), Error> {
-        let mut state = state.clone();
-        if !resume {
-            let due_ms = d.timeout(step).map(|t| now_ms() + t.as_millis() as i64);
-            let key = weir_sagas::idempotency_key(&state.id, &state.steps[step], compensation);
-            let body = if compensation {
-                EventBody::CompensationStarted {
-                    step,
-                    attempt,
-                    idempotency_key: key,
-                    due_ms,
-                }
-            } else {
-                EventBody::StepStarted {
-                    step,
-                    attempt,
-                    idempotency_key: key,
-                    due_ms,
-                }
-            };
-            append(
-                &self.client,
-                &state.id,
-                &state.saga_type,
-                Some(state.version),
-                &body,
-            )?;
-            // The saga as recorded now (so the failure below is recorded
-            // against this start).
-            state = load(&self.client, &state.id)?.ok_or_else(|| Error::Saga {
-                reason: format!("saga {} vanished", state.id),
-            })?;
-            if let Some(due) = due_ms {
-                self.at(due, &state.id);
-            }
-        } else if let Some(due) = state.due_ms() {
-            self.at(due, &state.id);
+/// Events decided and applied to the saga's view but not appended yet.
+struct Pending {
+    /// The saga's version in the store.
+    recorded: u64,
+    events: Vec<EventBody>,
+}
+
+impl Pending {
+    fn push(&mut self, view: &mut SagaState, body: EventBody) -> Result<(), Error> {
+        let event = SagaEvent {
+            version: self.recorded + self.events.len() as u64 + 1,
+            recorded_ms: now_ms(),
+            body,
+        };
+        view.apply_event(&event).map_err(saga_error)?;
+        self.events.push(event.body);
+        Ok(())
+    }
+
+    fn flush(&mut self, client: &Client, view: &SagaState) -> Result<(), Error> {
+        if self.events.is_empty() {
+            return Ok(());
         }
-        let result = d.call(&state, step, attempt, compensation);
-        match result {
-            Ok(output) => {
-                let body = if compensation {
-                    EventBody::CompensationSucceeded { step }
-                } else {
-                    EventBody::StepSucceeded { step, output }
-                };
-                append(
-                    &self.client,
-                    &state.id,
-                    &state.saga_type,
-                    Some(state.version),
-                    &body,
-                )
-                .map(drop)
-            }
-            Err(failure) => {
-                let (kind, error) = match failure {
-                    Failure::Permanent(e) => (ErrorKind::Permanent, e),
-                    Failure::Transient(e) => (ErrorKind::Transient, e),
-                    Failure::Unavailable { downstream } => (
-                        ErrorKind::Transient,
-                        format!("downstream {downstream} unavailable"),
-                    ),
-                };
-                self.record_failure(d, &state, step, compensation, kind, error)
-                    .map(drop)
-            }
+        append_all(client, &view.id, &view.saga_type, self.recorded, &self.events)?;
+        self.recorded += self.events.len() as u64;
+        self.events.clear();
+        Ok(())
+    }
+}
+
+/// The failure of a call, with its retry time (or none, when the retries
+/// ran out or it was refused for good).
+fn failure_body(
+    d: &Definition,
+    state: &SagaState,
+    step: usize,
+    compensation: bool,
+    kind: ErrorKind,
+    error: String,
+) -> EventBody {
+    let (calls, policy) = if compensation {
+        (&state.compensations, &d.compensation_retry)
+    } else {
+        (&state.actions, &d.retry)
+    };
+    let attempt = match &calls[step] {
+        weir_sagas::StepState::Started { attempt, .. } => *attempt,
+        _ => 1,
+    };
+    // A timed-out action is not retried (it may have taken effect: the
+    // saga compensates); a timed-out compensation is (it must be done).
+    let retry = match kind {
+        ErrorKind::Permanent => false,
+        ErrorKind::Timeout => compensation,
+        ErrorKind::Transient => true,
+    } && attempt < policy.attempts;
+    let retry_at_ms = retry.then(|| {
+        let wait = policy
+            .waits()
+            .nth(attempt.saturating_sub(1) as usize)
+            .unwrap_or(policy.max_delay);
+        now_ms() + wait.as_millis() as i64
+    });
+    if compensation {
+        EventBody::CompensationFailed {
+            step,
+            error,
+            kind,
+            retry_at_ms,
+        }
+    } else {
+        EventBody::StepFailed {
+            step,
+            error,
+            kind,
+            retry_at_ms,
         }
     }
 }
