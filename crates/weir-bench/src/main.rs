@@ -9,6 +9,7 @@ mod pg;
 mod produce_bench;
 mod raw;
 mod report;
+mod sagas_bench;
 mod sdk_bench;
 mod store_bench;
 mod sys;
@@ -60,6 +61,10 @@ enum Command {
     /// on one hot aggregate and over many aggregates, with and without
     /// snapshots, against the store's plain appends.
     Sdk(sdk_bench::SdkArgs),
+    /// Sagas through the SDK's runner: completed 4-step sagas per second
+    /// with 1,000 in flight, embedded and against `weir serve` in this
+    /// process, against the store's single-event append rate.
+    Sagas(sagas_bench::SagasArgs),
     /// The SDK's consumer runtime (weir::Service) through librdkafka:
     /// handler throughput against a bare rdkafka loop doing the same
     /// per-record work, the drain after a downstream recovers, and the
@@ -76,6 +81,7 @@ fn main() -> anyhow::Result<()> {
         Command::Store(args) => store_bench::run(&args),
         Command::Http(args) => http_bench::run(&args),
         Command::Sdk(args) => sdk_bench::run(&args),
+        Command::Sagas(args) => sagas_bench::run(args),
         Command::Consumers(args) => consumers_bench::run(&args),
     }
 }

@@ -311,7 +311,13 @@ pub(crate) fn append_all(
     version: u64,
     bodies: &[EventBody],
 ) -> Result<u64, Error> {
-    append_events(client, id, saga_type, ExpectedVersion::Exact(version), bodies)
+    append_events(
+        client,
+        id,
+        saga_type,
+        ExpectedVersion::Exact(version),
+        bodies,
+    )
 }
 
 fn append_events(

@@ -498,7 +498,13 @@ impl Inner {
                 ErrorKind::Timeout,
                 "no answer before the step's timeout".to_owned(),
             );
-            append(&self.client, id, &state.saga_type, Some(state.version), &body)?;
+            append(
+                &self.client,
+                id,
+                &state.saga_type,
+                Some(state.version),
+                &body,
+            )?;
         }
         Ok(())
     }
@@ -682,7 +688,13 @@ impl Pending {
         if self.events.is_empty() {
             return Ok(());
         }
-        append_all(client, &view.id, &view.saga_type, self.recorded, &self.events)?;
+        append_all(
+            client,
+            &view.id,
+            &view.saga_type,
+            self.recorded,
+            &self.events,
+        )?;
         self.recorded += self.events.len() as u64;
         self.events.clear();
         Ok(())
