@@ -239,6 +239,16 @@ pub struct Event {
     /// When it was recorded, RFC 3339.
     pub recorded: String,
     pub recorded_ms: i64,
+    /// The correlation the event belongs to: the metadata's top-level
+    /// string `correlationid` (the store's convention, which the SDK
+    /// writes), if it has one. `GET /v1/correlations/{id}` lists them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    /// The id of the event or command that caused this one: the metadata's
+    /// top-level string `causationid`, if it has one. Within a correlation
+    /// it makes the events a tree (`weir trace`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<String>,
 }
 
 /// A page of events with the query for the next one.

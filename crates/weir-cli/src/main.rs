@@ -2,13 +2,14 @@
 //!
 //! `weir serve` runs the server; `weir log` works on a data directory
 //! directly (while no server has it open: the directory is locked); `weir
-//! topic|produce|consume|stream|group` talk to a running server over its HTTP
-//! API; `weir demo` runs the SDK's demonstrations.
+//! topic|produce|consume|stream|group|dlq|trace` talk to a running server
+//! over its HTTP API; `weir demo` runs the SDK's demonstrations.
 
 mod dlq_cli;
 mod group_cli;
 mod remote;
 mod serve;
+mod trace_cli;
 
 /// Keeps hostile element counts in Kafka frames from aborting the server
 /// (see `weir_kafka::GuardedAllocator`).
@@ -55,6 +56,10 @@ enum Command {
     Group(group_cli::GroupArgs),
     /// List dead-letter topics, show dead letters, replay them.
     Dlq(dlq_cli::DlqArgs),
+    /// Print one correlation's timeline (a request, a saga) as a tree by
+    /// causation: time, type, stream@version and short id of each event,
+    /// indented under the event that caused it.
+    Trace(trace_cli::TraceArgs),
     /// Run a demonstration built on the SDK.
     #[command(subcommand)]
     Demo(DemoCommand),
@@ -248,6 +253,7 @@ fn main() -> std::process::ExitCode {
         Command::Stream(args) => (remote::run_stream(args), true),
         Command::Group(args) => (group_cli::run_group(args), true),
         Command::Dlq(args) => (dlq_cli::run_dlq(args), true),
+        Command::Trace(args) => (trace_cli::run_trace(args), true),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

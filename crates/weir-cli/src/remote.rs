@@ -69,8 +69,25 @@ pub mod exit {
     pub const UNREACHABLE: u8 = 5;
 }
 
+/// Nothing answers what was asked for, though the server did not refuse
+/// it (`weir trace` of an id no event has): exits with
+/// [`exit::NOT_FOUND`], as a 404 does.
+#[derive(Debug)]
+pub struct NotFound(pub String);
+
+impl std::fmt::Display for NotFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotFound {}
+
 /// The exit code for an error of an API subcommand.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if err.downcast_ref::<NotFound>().is_some() {
+        return exit::NOT_FOUND;
+    }
     match err.downcast_ref::<ClientError>() {
         Some(ClientError::Problem(p)) => match p.status {
             404 | 410 => exit::NOT_FOUND,

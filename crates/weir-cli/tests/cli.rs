@@ -651,3 +651,110 @@ fn dead_letters_listed_shown_and_replayed() {
         .unwrap();
     assert!(left.status.success() && left.stdout.is_empty(), "{left:?}");
 }
+
+#[test]
+fn trace_prints_a_correlation_as_a_tree_by_causation() {
+    // A page of 2 events, so `weir trace` must follow `next`.
+    let dir = tempfile::tempdir().unwrap();
+    let (child, http) = common::start_serve_http(dir.path(), &["--http-page-max", "2"]);
+    let s = Server {
+        child,
+        http,
+        _dir: dir,
+    };
+    let event = |stream: &str, id: &str, ty: &str, correlation: &str, cause: Option<&str>| {
+        let mut metadata = serde_json::json!({"correlationid": correlation});
+        if let Some(c) = cause {
+            metadata["causationid"] = c.into();
+        }
+        let line = serde_json::json!({"id": id, "type": ty, "data": {}, "metadata": metadata});
+        ok(weir(
+            &s.http,
+            &format!("stream append {stream}"),
+            &line.to_string(),
+        ));
+    };
+    event("order-1", "placed", "OrderPlaced", "saga-7", Some("cmd-1"));
+    event(
+        "stock-1",
+        "reserved",
+        "StockReserved",
+        "saga-7",
+        Some("placed"),
+    );
+    event(
+        "pay-1",
+        "charged",
+        "PaymentCharged",
+        "saga-7",
+        Some("reserved"),
+    );
+    event("audit-1", "noted", "Noted", "saga-7", None);
+    event(
+        "stock-1",
+        "released",
+        "StockReleased",
+        "saga-7",
+        Some("placed"),
+    );
+    event("order-2", "other", "OrderPlaced", "saga-8", None);
+
+    let out = ok(weir(&s.http, "trace saga-7", ""));
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("correlation saga-7: 5 events, 2 roots"));
+    // Each line is the recorded time, then the tree; the time is checked
+    // for its shape, the rest exactly.
+    let tree: Vec<&str> = lines
+        .map(|l| {
+            let (time, rest) = l.split_once("  ").expect("time first");
+            assert!(time.ends_with('Z') && time.len() == 24, "{time}");
+            rest
+        })
+        .collect();
+    assert_eq!(
+        tree,
+        [
+            "OrderPlaced  order-1@0  placed  <- cmd-1",
+            "  StockReserved  stock-1@0  reserved",
+            "    PaymentCharged  pay-1@0  charged",
+            "  StockReleased  stock-1@1  released",
+            "Noted  audit-1@0  noted",
+        ],
+        "{out}"
+    );
+
+    let doc: serde_json::Value =
+        serde_json::from_str(&ok(weir(&s.http, "trace saga-7 --json", "")))
+            .expect("one JSON document");
+    assert_eq!(doc["correlation_id"], "saga-7");
+    let walk: Vec<(u64, &str)> = doc["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["depth"].as_u64().unwrap(), e["id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        walk,
+        [
+            (0, "placed"),
+            (1, "reserved"),
+            (2, "charged"),
+            (1, "released"),
+            (0, "noted")
+        ]
+    );
+    assert_eq!(doc["events"][2]["causation_id"], "reserved");
+    assert_eq!(doc["events"][2]["stream"], "pay-1");
+
+    let some = ok(weir(&s.http, "trace saga-7 --max 3", ""));
+    assert!(some.starts_with("correlation saga-7: 3 events"), "{some}");
+
+    let none = weir(&s.http, "trace nobody", "");
+    assert_eq!(code(&none), 3, "an unknown id is not found");
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains("no events with correlation id \"nobody\"")
+    );
+    let bad = weir(&s.http, &format!("trace {}", "x".repeat(257)), "");
+    assert_eq!(code(&bad), 1);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid_correlation_id"));
+}

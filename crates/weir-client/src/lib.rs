@@ -526,6 +526,20 @@ impl Client {
         )
     }
 
+    /// One correlation's events in global order from `from` (a position;
+    /// the page's direction is always forward), up to `limit`.
+    pub fn read_correlation(
+        &self,
+        correlation_id: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Events> {
+        self.get(
+            &format!("/v1/correlations/{}", encode_segment(correlation_id)),
+            &[("from", from.to_string()), ("limit", limit.to_string())],
+        )
+    }
+
     /// Deletes a stream: soft, or for good with `tombstone`; `expected` is
     /// `any`, `no_stream`, `exists` or a version.
     pub fn delete_stream(

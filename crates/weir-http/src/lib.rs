@@ -150,6 +150,7 @@ impl AppState {
         streams::read_all,
         streams::read_category,
         streams::read_type,
+        streams::read_correlation,
         live::all,
         live::category,
         live::stream,
@@ -292,6 +293,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/categories/{category}", get(streams::read_category))
         .route("/v1/categories/{category}/live", get(live::category))
         .route("/v1/types/{event_type}", get(streams::read_type))
+        .route(
+            "/v1/correlations/{correlation_id}",
+            get(streams::read_correlation),
+        )
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(body_max))
         .with_state(state)

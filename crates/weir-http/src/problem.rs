@@ -198,6 +198,7 @@ impl From<StoreError> for ApiError {
             S::InvalidEvent { .. } => (StatusCode::BAD_REQUEST, "invalid_event"),
             S::AppendTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "append_too_large"),
             S::InvalidMetadata { .. } => (StatusCode::BAD_REQUEST, "invalid_metadata"),
+            S::InvalidCorrelationId { .. } => (StatusCode::BAD_REQUEST, "invalid_correlation_id"),
             // (Broker errors took their own row above.)
             S::Broker(_) | S::Corrupt { .. } | S::Log(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "storage_error")

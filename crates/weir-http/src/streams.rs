@@ -39,9 +39,17 @@ pub(crate) fn to_api(e: RecordedEvent) -> Event {
     let json = |bytes: &[u8]| -> Value {
         serde_json::from_slice(bytes).unwrap_or_else(|_| Value::String(B64.encode(bytes)))
     };
+    let metadata = (!e.metadata.is_empty()).then(|| json(&e.metadata));
+    let causation_id = metadata
+        .as_ref()
+        .and_then(|m| m.get("causationid"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     Event {
+        correlation_id: weir_store::correlation_of(&e.metadata).map(|c| c.into_owned()),
+        causation_id,
         data: json(&e.data),
-        metadata: (!e.metadata.is_empty()).then(|| json(&e.metadata)),
+        metadata,
         recorded: weir_store::rfc3339(e.recorded_ms),
         stream: e.stream,
         version: e.version,
@@ -228,6 +236,54 @@ pub async fn read_type(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Events>, ApiError> {
     read_global(app, Scope::Type(event_type), q).await
+}
+
+/// Reads one correlation's events (`?from=` position, `?limit=`) in
+/// global order, across streams: the events whose metadata has a string
+/// `correlationid` (the SDK writes one on every event; sagas use their
+/// id). Each carries its `causation_id`, so a client can build the tree by
+/// causation. An id no event names reads as an empty page (as an unknown
+/// type or category does), not as 404.
+#[utoipa::path(get, path = "/v1/correlations/{correlation_id}", tag = "streams",
+    params(("correlation_id" = String, Path, example = "7d0c9a52-4f0e-4b4e-9a43-2a4c1f0e8d11"),
+        ("from" = Option<u64>, Query), ("limit" = Option<usize>, Query)),
+    responses((status = 200, body = Events), (status = "4XX", body = weir_api::Problem)))]
+pub async fn read_correlation(
+    State(app): State<Arc<AppState>>,
+    Path(correlation_id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Events>, ApiError> {
+    weir_store::validate_correlation_id(&correlation_id)?;
+    let from = query_number(&q, "from")?.unwrap_or(0);
+    let limit = query_number(&q, "limit")?
+        .unwrap_or(100)
+        .clamp(1, app.limits.page_max);
+    let store = app.store.clone();
+    let id = correlation_id.clone();
+    let events = blocking(move || store.read_correlation(&id, from, limit)).await?;
+    let events: Vec<Event> = events.into_iter().map(to_api).collect();
+    let next = events.last().filter(|_| events.len() >= limit).map(|last| {
+        format!(
+            "/v1/correlations/{}?from={}&limit={limit}",
+            encode_segment(&correlation_id),
+            last.position + 1
+        )
+    });
+    Ok(Json(Events { events, next }))
+}
+
+/// A path segment percent-encoded (all but RFC 3986's unreserved
+/// characters), for links.
+fn encode_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Deletes a stream: soft (`?tombstone=true` for good), with an optional

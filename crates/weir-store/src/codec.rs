@@ -84,6 +84,11 @@ pub(crate) fn decode(record: &Record<'_>) -> Result<RecordedEvent, StoreError> {
     })
 }
 
+/// The record's metadata (`ce_metadata`), empty if it has none.
+pub(crate) fn metadata<'a>(record: &Record<'a>) -> &'a [u8] {
+    header(record, H_METADATA).unwrap_or_default()
+}
+
 /// What the index needs of a record, without copying its data: (stream,
 /// version, id, type).
 pub(crate) fn index_fields<'a>(

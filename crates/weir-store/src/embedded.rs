@@ -5,6 +5,7 @@
 //! reads the same bytes. Indexes live in memory and are rebuilt from the
 //! log on open.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -13,6 +14,7 @@ use weir_log::batch::{self, BatchHeader};
 use weir_log::{Clock, FsyncPolicy, Log};
 
 use crate::codec;
+use crate::correlation::{correlation_of, validate_correlation_id};
 use crate::index::{Index, StreamMeta};
 use crate::saved_index;
 use crate::snapshots::{self, Loaded, SNAPSHOTS_TOPIC, Snapshot};
@@ -225,8 +227,17 @@ impl EmbeddedStore {
                     return Ok(());
                 }
                 let (stream, version, id, event_type) = codec::index_fields(r)?;
+                let correlation = correlation_of(codec::metadata(r));
                 last_recorded_ms = last_recorded_ms.max(r.timestamp);
-                index.add(stream, version, id, event_type, r.offset as u64)?;
+                let offset = r.offset as u64;
+                index.add(
+                    stream,
+                    version,
+                    id,
+                    event_type,
+                    correlation.as_deref(),
+                    offset,
+                )?;
                 if stream.starts_with('$') {
                     let data = r.value.unwrap_or_default();
                     apply_system(&mut index, stream, r.offset as u64, event_type, data);
@@ -371,13 +382,17 @@ impl EmbeddedStore {
     }
 
     /// Writes `events` after the stream's last version, under the write
-    /// lock, and indexes them; the caller waits for durability.
+    /// lock, and indexes them (each under its correlation id, read from its
+    /// metadata by the caller before it took the lock); the caller waits
+    /// for durability.
     fn write_locked(
         &self,
         st: &mut State,
         stream: &str,
         events: &[NewEvent],
+        correlations: &[Option<Cow<'_, str>>],
     ) -> Result<AppendResult, StoreError> {
+        assert_eq!(events.len(), correlations.len(), "a correlation per event");
         st.index.meta_durable(self.head());
         let first_version = st.index.version(stream).map_or(0, |v| v + 1);
         let now = self.clock.now_ms().max(st.last_recorded_ms);
@@ -390,6 +405,7 @@ impl EmbeddedStore {
                 first_version + i as u64,
                 &e.id,
                 &e.event_type,
+                correlations[i].as_deref(),
                 first_position + i as u64,
             );
             if let Err(err) = added {
@@ -427,7 +443,8 @@ impl EmbeddedStore {
             content_type: "application/json".to_owned(),
             metadata: Vec::new(),
         };
-        self.write_locked(st, &meta_stream, &[event])
+        // System events carry no metadata, so no correlation.
+        self.write_locked(st, &meta_stream, &[event], &[None])
     }
 
     /// Checks that `stream` may be changed: valid, not tombstoned, at
@@ -671,6 +688,9 @@ impl EmbeddedStore {
             });
         }
         validate_events(events)?;
+        // Outside the lock: a byte search per event, and a parse only for
+        // metadata that names a correlation.
+        let correlations: Vec<_> = events.iter().map(|e| correlation_of(&e.metadata)).collect();
         let mut st = write_lock(&self.state);
         if st.index.meta.get(stream).is_some_and(|m| m.tombstoned) {
             return Err(StoreError::StreamDeleted {
@@ -684,7 +704,7 @@ impl EmbeddedStore {
             return Ok(done);
         }
         check_expected(stream, expected, st.index.effective_version(stream))?;
-        self.write_locked(&mut st, stream, events)
+        self.write_locked(&mut st, stream, events, &correlations)
     }
 
     fn wait_durable(&self, last_position: u64) -> Result<(), StoreError> {
@@ -989,6 +1009,19 @@ impl EventStore for EmbeddedStore {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.filtered(from_position, direction, max_count, |from, max| {
             self.read_indexed(|i| i.types.get(event_type), from, direction, max)
+        })
+    }
+
+    fn read_correlation(
+        &self,
+        correlation_id: &str,
+        from_position: u64,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        validate_correlation_id(correlation_id)?;
+        let forward = Direction::Forward;
+        self.filtered(from_position, forward, max_count, |from, max| {
+            self.read_indexed(|i| i.correlations.get(correlation_id), from, forward, max)
         })
     }
 

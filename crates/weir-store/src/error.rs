@@ -36,6 +36,8 @@ pub enum StoreError {
     InvalidEvent { id: String, reason: String },
     #[error("append too large: {reason}")]
     AppendTooLarge { reason: String },
+    #[error("invalid correlation id {id:?}: {reason}")]
+    InvalidCorrelationId { id: String, reason: String },
     #[error("invalid stream metadata: {reason}")]
     InvalidMetadata { reason: String },
     #[error("the events log is corrupt: {reason}")]

@@ -1,6 +1,7 @@
 //! The store's in-memory indexes over the events log: each stream's
 //! versions to positions, each category's and event type's positions in
-//! global order, and a bounded window of recent event ids for idempotent
+//! global order, each correlation's positions (events whose metadata names
+//! a `correlationid`, see `correlation.rs`), and a bounded window of recent event ids for idempotent
 //! retries of `any`/`exists` appends. They are rebuilt from the log (the
 //! log is the truth); a saved copy lets a reopen replay only the tail.
 
@@ -64,6 +65,9 @@ pub(crate) struct Index {
     pub streams: HashMap<String, Vec<u64>>,
     pub categories: HashMap<String, Vec<u64>>,
     pub types: HashMap<String, Vec<u64>>,
+    /// Correlation id → positions, in global order: only events whose
+    /// metadata names one (`correlation::correlation_of`).
+    pub correlations: HashMap<String, Vec<u64>>,
     recent: HashMap<String, Recorded>,
     /// Ids in the order recorded, with the position they were recorded at.
     recent_order: VecDeque<(String, u64)>,
@@ -164,13 +168,15 @@ impl Index {
         }
     }
 
-    /// Adds one event. Versions of a stream must come in order.
+    /// Adds one event (with its correlation id, if its metadata names
+    /// one). Versions of a stream must come in order.
     pub fn add(
         &mut self,
         stream: &str,
         version: u64,
         id: &str,
         event_type: &str,
+        correlation: Option<&str>,
         position: u64,
     ) -> Result<(), StoreError> {
         if position < self.next_position {
@@ -191,6 +197,9 @@ impl Index {
             push(&mut self.categories, category, position);
         }
         push(&mut self.types, event_type, position);
+        if let Some(correlation) = correlation {
+            push(&mut self.correlations, correlation, position);
+        }
         // System events (of `$` streams) are never retried by clients.
         if !stream.starts_with('$') {
             self.remember(id, stream, version, position);
@@ -243,6 +252,7 @@ impl Index {
             .values_mut()
             .chain(self.categories.values_mut())
             .chain(self.types.values_mut())
+            .chain(self.correlations.values_mut())
         {
             let keep = list.partition_point(|&p| p < position);
             list.truncate(keep);
@@ -250,6 +260,7 @@ impl Index {
         self.streams.retain(|_, p| !p.is_empty());
         self.categories.retain(|_, p| !p.is_empty());
         self.types.retain(|_, p| !p.is_empty());
+        self.correlations.retain(|_, p| !p.is_empty());
         self.recent.retain(|_, r| r.position < position);
         self.recent_order.retain(|(_, at)| *at < position);
         while self

@@ -1,7 +1,7 @@
 //! `weir-store`: Weir's event store. Streams of events with optimistic
 //! concurrency (an append states the version it expects), one global order
-//! that projections follow, reads by stream, category and event type, and
-//! subscriptions that catch up and go live.
+//! that projections follow, reads by stream, category, event type and
+//! correlation id, and subscriptions that catch up and go live.
 //!
 //! [`EventStore`] is the interface; [`EmbeddedStore`] implements it over
 //! the data directory's internal topic `__weir_events`, one record per
@@ -37,6 +37,7 @@
 //! ```
 
 mod codec;
+mod correlation;
 mod embedded;
 mod error;
 mod index;
@@ -57,6 +58,7 @@ pub mod headers {
         H_TYPE as TYPE,
     };
 }
+pub use correlation::{CORRELATION_ID_BYTES_MAX, correlation_of, validate_correlation_id};
 pub use embedded::{EVENTS_TOPIC, EmbeddedStore, INDEX_SAVE_EVERY_EVENTS, Recovery, StoreConfig};
 pub use error::StoreError;
 pub use index::RECENT_IDS_WINDOW;
@@ -122,6 +124,17 @@ pub trait EventStore: Send + Sync {
         event_type: &str,
         from_position: u64,
         direction: Direction,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Up to `max_count` events of one correlation in global order from
+    /// `from_position` (inclusive): the events whose metadata is a JSON
+    /// object with the string `correlationid` (the SDK's envelope writes
+    /// it; see [`correlation_of`]). An id no event names reads as empty.
+    fn read_correlation(
+        &self,
+        correlation_id: &str,
+        from_position: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 

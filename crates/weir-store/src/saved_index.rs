@@ -4,16 +4,22 @@
 //! unknown version, or beyond the log's end is ignored and the indexes are
 //! rebuilt from the whole log.
 //!
-//! Layout (big-endian): magic `WEIX`, u16 version 1, u32 CRC-32C of all
+//! Layout (big-endian): magic `WEIX`, u16 version 2, u32 CRC-32C of all
 //! that follows; u64 covered position (every record below it is in), i64
 //! last recorded time; u32 stream count, then per stream its id (u16
 //! length) and positions; u32 type count, then per type its name and
+//! positions; u32 correlation count, then per correlation its id and
 //! positions; u32 recent-id count, then per id the id and its position;
 //! u32 count of streams with settings or deletions, then per stream its
 //! id, a flags byte (tombstoned, deleted_at, max_age, max_count,
 //! truncate_before present) and a u64 for each value present.
 //! Position lists are a u32 count and varint deltas. Categories are not
 //! stored: they are the streams' positions merged.
+//!
+//! Version 1 had no correlations. It is not upgraded in place: its index
+//! cannot say which events name a correlation without reading them, so a
+//! version 1 file is ignored like any unknown version and the indexes are
+//! rebuilt from the log (once: the next save writes version 2).
 
 use std::collections::HashMap;
 
@@ -22,7 +28,7 @@ use crate::{StoreError, category_of};
 
 pub(crate) const FILE: &str = ".weir-events-index";
 const MAGIC: &[u8; 4] = b"WEIX";
-const VERSION: u16 = 1;
+const VERSION: u16 = 2;
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
@@ -46,6 +52,21 @@ fn put_positions(out: &mut Vec<u8>, list: &[u64]) {
     }
 }
 
+/// Named position lists (types, correlations): a u32 count, then each
+/// name and its positions below `covered` (names with none are left out).
+fn put_lists(out: &mut Vec<u8>, lists: &HashMap<String, Vec<u64>>, covered: u64) {
+    let lists: Vec<(&String, &[u64])> = lists
+        .iter()
+        .map(|(name, l)| (name, &l[..l.partition_point(|&p| p < covered)]))
+        .filter(|(_, l)| !l.is_empty())
+        .collect();
+    out.extend_from_slice(&(lists.len() as u32).to_be_bytes());
+    for (name, l) in lists {
+        put_str(out, name);
+        put_positions(out, l);
+    }
+}
+
 /// The saved form of `index` as of `covered`: entries at or past it (not
 /// yet durable) are left out.
 pub(crate) fn encode(index: &Index, covered: u64, last_recorded_ms: i64) -> Vec<u8> {
@@ -64,17 +85,8 @@ pub(crate) fn encode(index: &Index, covered: u64, last_recorded_ms: i64) -> Vec<
         put_str(&mut body, s);
         put_positions(&mut body, l);
     }
-    let types: Vec<(&String, &[u64])> = index
-        .types
-        .iter()
-        .map(|(t, l)| (t, &l[..below(l)]))
-        .filter(|(_, l)| !l.is_empty())
-        .collect();
-    body.extend_from_slice(&(types.len() as u32).to_be_bytes());
-    for (t, l) in types {
-        put_str(&mut body, t);
-        put_positions(&mut body, l);
-    }
+    put_lists(&mut body, &index.types, covered);
+    put_lists(&mut body, &index.correlations, covered);
     let recent: Vec<(&str, &Recorded)> = index
         .recent_ids()
         .filter(|(_, r)| r.position < covered)
@@ -187,6 +199,22 @@ impl<'a> Reader<'a> {
     }
 }
 
+impl Reader<'_> {
+    /// Named position lists, as `put_lists` wrote them.
+    fn lists(&mut self, covered: u64) -> Result<HashMap<String, Vec<u64>>, StoreError> {
+        let n = self.u32()? as usize;
+        let mut lists = HashMap::with_capacity(n.min(self.bytes.len() - self.at));
+        for _ in 0..n {
+            let name = self.str()?.to_owned();
+            let positions = self.positions(covered)?;
+            if lists.insert(name, positions).is_some() {
+                return Err(corrupt("a name is listed twice"));
+            }
+        }
+        Ok(lists)
+    }
+}
+
 fn corrupt(reason: &str) -> StoreError {
     StoreError::Corrupt {
         reason: format!("saved index: {reason}"),
@@ -200,6 +228,11 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(Index, i64), StoreError> {
         return Err(corrupt("not an saved index"));
     }
     let version = u16::from_be_bytes([bytes[4], bytes[5]]);
+    if version == 1 {
+        return Err(corrupt(
+            "version 1 predates the correlation index; rebuilding it once",
+        ));
+    }
     if version != VERSION {
         return Err(corrupt(&format!("unknown version {version}")));
     }
@@ -228,11 +261,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(Index, i64), StoreError> {
         list.sort_unstable();
     }
     index.categories = categories;
-    for _ in 0..r.u32()? {
-        let ty = r.str()?.to_owned();
-        let positions = r.positions(covered)?;
-        index.types.insert(ty, positions);
-    }
+    index.types = r.lists(covered)?;
+    index.correlations = r.lists(covered)?;
     let n_recent = r.u32()? as usize;
     let mut recent = Vec::with_capacity(n_recent.min(body.len()));
     for _ in 0..n_recent {

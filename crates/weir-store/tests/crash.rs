@@ -17,8 +17,9 @@
 //! - every event in the log was written by some append, each append whole
 //!   or not at all;
 //! - the recovered indexes (saved index and the log after it) answer every
-//!   stream, category, type and global read exactly as indexes rebuilt from
-//!   the log alone (the store reopened without its saved index);
+//!   stream, category, type, correlation and global read exactly as
+//!   indexes rebuilt from the log alone (the store reopened without its
+//!   saved index), and each correlation's read equals a scan of the log;
 //! - retrying an acknowledged append returns its first result and writes
 //!   nothing.
 //!
@@ -207,7 +208,14 @@ fn writer(
                 let id = format!("c{cycle}w{w}n{n}k{k}");
                 let ty = ["Opened", "Changed", "Closed"][rng.below(3) as usize];
                 let data = vec![b'x'; rng.below(200) as usize];
-                NewEvent::json(id, ty, data)
+                let mut event = NewEvent::json(id, ty, data);
+                // Most events name one of a few correlations, so the
+                // correlation index is compared with the log too.
+                if rng.below(4) != 0 {
+                    let c = rng.below(5);
+                    event.metadata = format!(r#"{{"correlationid":"corr-{c}"}}"#).into_bytes();
+                }
+                event
             })
             .collect();
         let sent = Sent {

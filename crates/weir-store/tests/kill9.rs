@@ -41,7 +41,13 @@ const CHILD_LIFE_MAX: Duration = Duration::from_secs(60);
 /// The event the child sends for an id: the parent rebuilds it to retry.
 fn event(id: &str) -> NewEvent {
     let ty = ["Opened", "Changed", "Closed"][id.len() % 3];
-    NewEvent::json(id, ty, format!("{{\"id\":\"{id}\"}}").into_bytes())
+    let mut event = NewEvent::json(id, ty, format!("{{\"id\":\"{id}\"}}").into_bytes());
+    // Most name a correlation, so the recovered correlation index is
+    // checked against the log as well.
+    if !id.len().is_multiple_of(4) {
+        event.metadata = format!(r#"{{"correlationid":"corr-{}"}}"#, id.len() % 3).into_bytes();
+    }
+    event
 }
 
 fn expected_text(e: ExpectedVersion) -> String {

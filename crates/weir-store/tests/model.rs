@@ -13,7 +13,9 @@ mod common;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use common::{open_sim, read_saved_index, remove_saved_index, write_saved_index};
+use common::{
+    correlation_by_scan, open_sim, read_saved_index, remove_saved_index, write_saved_index,
+};
 use proptest::prelude::*;
 use weir_log::ManualClock;
 use weir_log::sim::SimStorage;
@@ -31,6 +33,13 @@ const STREAMS: [&str; 8] = [
 const CATEGORIES: [&str; 4] = ["acc", "ord", "plain", "nope"];
 /// Event types; the last is never written.
 const TYPES: [&str; 4] = ["Opened", "Changed", "Closed", "Missing"];
+/// Correlation ids read; the last is never written.
+const CORRELATIONS: [&str; 4] = ["corr-a", "corr-b", "corr-c", "corr-none"];
+/// Kinds of metadata an appended event has: none, an object without a
+/// correlation, one of the correlations in the SDK's shape (three kinds),
+/// and odd shapes that name the key but are not (or are less plainly) the
+/// convention.
+const METADATA_KINDS: u8 = 6;
 const START_MS: i64 = 1_000_000;
 
 /// An expected version, resolved against the model when the op runs.
@@ -92,8 +101,9 @@ enum Op {
     Append {
         stream: usize,
         expected: Exp,
-        /// Each event's type and whether it has metadata.
-        events: Vec<(usize, bool)>,
+        /// Each event's type and its kind of metadata (below
+        /// [`METADATA_KINDS`]).
+        events: Vec<(usize, u8)>,
     },
     Again {
         pick: usize,
@@ -120,6 +130,11 @@ enum Op {
         ty: usize,
         from: From,
         backward: bool,
+        max: usize,
+    },
+    ReadCorrelation {
+        which: usize,
+        from: From,
         max: usize,
     },
     AsOf {
@@ -201,7 +216,7 @@ fn op(lossy: bool) -> impl Strategy<Value = Op> {
     let s = 0..STREAMS.len();
     let max = prop_oneof![1 => 0usize..1, 6 => 1usize..6, 2 => Just(usize::MAX)];
     prop_oneof![
-        12 => (s.clone(), exp(), prop::collection::vec((0..3usize, any::<bool>()), 1..4))
+        12 => (s.clone(), exp(), prop::collection::vec((0..3usize, 0..METADATA_KINDS), 1..4))
             .prop_map(|(stream, expected, events)| Op::Append { stream, expected, events }),
         4 => (any::<usize>(), prop_oneof![
                 4 => Just(Again::Same),
@@ -218,6 +233,8 @@ fn op(lossy: bool) -> impl Strategy<Value = Op> {
             .prop_map(|(category, from, backward, max)| Op::ReadCategory { category, from, backward, max }),
         2 => (0..TYPES.len(), from(), any::<bool>(), max.clone())
             .prop_map(|(ty, from, backward, max)| Op::ReadType { ty, from, backward, max }),
+        2 => (0..CORRELATIONS.len(), from(), max.clone())
+            .prop_map(|(which, from, max)| Op::ReadCorrelation { which, from, max }),
         1 => (s.clone(), 0.0f64..1.1, any::<bool>(), max.clone())
             .prop_map(|(stream, at, by_time, max)| Op::AsOf { stream, at, by_time, max }),
         2 => (s.clone(), exp()).prop_map(|(stream, expected)| Op::Delete { stream, expected }),
@@ -271,6 +288,12 @@ fn fail_of(e: StoreError) -> Fail {
         StoreError::InvalidMetadata { .. } => Fail::InvalidMetadata,
         other => panic!("the store failed: {other}"),
     }
+}
+
+/// Whether the model's event belongs to correlation `c` (by the
+/// convention, read independently of the store).
+fn in_correlation(e: &RecordedEvent, c: &str) -> bool {
+    correlation_by_scan(&e.metadata).as_deref() == Some(c)
 }
 
 fn got<T>(r: Result<T, StoreError>) -> Result<T, Fail> {
@@ -746,7 +769,7 @@ impl Run {
         weir_log::Clock::now_ms(&self.clock)
     }
 
-    fn new_event(&mut self, ty: usize, with_metadata: bool) -> NewEvent {
+    fn new_event(&mut self, ty: usize, metadata: u8) -> NewEvent {
         self.next_id += 1;
         let n = self.next_id;
         NewEvent {
@@ -758,11 +781,24 @@ impl Run {
             } else {
                 "application/json".to_owned()
             },
-            metadata: if with_metadata {
-                format!("{{\"by\":{n}}}").into_bytes()
-            } else {
-                Vec::new()
-            },
+            metadata: match metadata {
+                0 => String::new(),
+                1 => format!("{{\"by\":{n}}}"),
+                2..=4 => format!(
+                    r#"{{"source":"/model","dataversion":1,"correlationid":"{}","causationid":"e{}"}}"#,
+                    CORRELATIONS[usize::from(metadata - 2)],
+                    n - 1
+                ),
+                _ => match n % 5 {
+                    0 => r#"{"correlationid":7}"#.to_owned(),
+                    1 => r#"["correlationid","corr-a"]"#.to_owned(),
+                    2 => r#"{"correlationid":"corr-a","correlationid":"corr-b"}"#.to_owned(),
+                    3 => r#"{"x":{"correlationid":"corr-a"}}"#.to_owned(),
+                    // An escape in the value: indexed as `corr-b`.
+                    _ => r#" {"correlationid" : "corr-\u0062"}"#.to_owned(),
+                },
+            }
+            .into_bytes(),
         }
     }
 
@@ -894,6 +930,15 @@ impl Run {
                 );
             }
         }
+        for c in CORRELATIONS {
+            let forward = Direction::Forward;
+            prop_assert_eq!(
+                got(store.read_correlation(c, 0, all)),
+                Ok(model.global(|e| in_correlation(e, c), 0, forward, all, now)),
+                "correlation {}",
+                c
+            );
+        }
         for s in STREAMS {
             prop_assert_eq!(
                 got(store.stream_version(s)),
@@ -942,7 +987,7 @@ impl Run {
                 match how {
                     Again::Same => {}
                     Again::Prefix => events.truncate(1),
-                    Again::Extended => events.push(self.new_event(0, false)),
+                    Again::Extended => events.push(self.new_event(0, 2)),
                     Again::OtherStream(s) => stream = STREAMS[*s].to_owned(),
                     Again::OtherExpected(e) => expected = self.model.resolve(&stream, e),
                 }
@@ -1021,6 +1066,21 @@ impl Run {
                     t,
                     from,
                     d,
+                    max
+                );
+            }
+            Op::ReadCorrelation { which, from, max } => {
+                let c = CORRELATIONS[*which];
+                let from = point(self.model.head(), *from);
+                let forward = Direction::Forward;
+                prop_assert_eq!(
+                    got(self.store().read_correlation(c, from, *max)),
+                    Ok(self
+                        .model
+                        .global(|e| in_correlation(e, c), from, forward, *max, now)),
+                    "read_correlation {} from {} max {}",
+                    c,
+                    from,
                     max
                 );
             }

@@ -16,6 +16,7 @@ use weir_store::{
     RecordedEvent, StoreConfig, StoreError,
 };
 
+use crate::timeline::Timeline;
 use crate::{Envelope, Error, Remote};
 
 /// Most events one read through the client returns.
@@ -46,6 +47,20 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         from_position: u64,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, Error>;
+    /// One correlation's events in global order from a position: the
+    /// events whose metadata names `correlation_id` (every envelope the
+    /// SDK writes does). Backends that cannot answer say so.
+    fn read_correlation(
+        &self,
+        correlation_id: &str,
+        from_position: u64,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        let _ = (correlation_id, from_position, max_count);
+        Err(Error::Unsupported {
+            what: "reading by correlation id",
+        })
+    }
     /// A stream's events as they were at a past time or position; empty if
     /// it did not exist.
     fn read_stream_as_of(
@@ -198,6 +213,17 @@ impl Backend for Embedded {
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
         absent_is_empty(self.store.read_stream_as_of(stream, as_of, max_count))
+    }
+
+    fn read_correlation(
+        &self,
+        correlation_id: &str,
+        from_position: u64,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        Ok(self
+            .store
+            .read_correlation(correlation_id, from_position, max_count)?)
     }
 
     fn load(&self, stream: &str, max_events: usize) -> Result<Loaded, Error> {
@@ -426,6 +452,44 @@ impl Client {
             self.backend()
                 .read_all(from_position, max_count.min(READ_PAGE_MAX))?,
         )
+    }
+
+    /// Up to `max_count` (at most [`READ_PAGE_MAX`]) events of one
+    /// correlation (a request, a saga) in global order from
+    /// `from_position`, across streams: the events whose envelope has this
+    /// `correlationid`. An id no event has reads as empty; an empty id or
+    /// one over 256 bytes is [`StoreError::InvalidCorrelationId`].
+    pub fn read_correlation(
+        &self,
+        correlation_id: &str,
+        from_position: u64,
+        max_count: usize,
+    ) -> Result<Vec<Envelope>, Error> {
+        envelopes(self.backend().read_correlation(
+            correlation_id,
+            from_position,
+            max_count.min(READ_PAGE_MAX),
+        )?)
+    }
+
+    /// A correlation's whole timeline (pages of [`READ_PAGE_MAX`], at most
+    /// `max_events`) as a tree by causation.
+    pub fn timeline(
+        &self,
+        correlation_id: &str,
+        max_events: usize,
+    ) -> Result<Timeline<Envelope>, Error> {
+        let mut events: Vec<Envelope> = Vec::new();
+        let mut from = 0;
+        while events.len() < max_events {
+            let page = self.read_correlation(correlation_id, from, max_events - events.len())?;
+            let Some(last) = page.last().and_then(|e| e.recorded.as_ref()) else {
+                break;
+            };
+            from = last.position + 1;
+            events.extend(page);
+        }
+        Ok(Timeline::new(events))
     }
 
     /// Up to `max_count` events of a category in global order.

@@ -85,6 +85,10 @@ pub enum Error {
     DeadLetters { reason: String },
     #[error("over a limit: {reason}")]
     Limit { reason: String },
+    /// The client's backend cannot do this (a custom [`crate::Backend`]
+    /// that does not implement it).
+    #[error("this client's backend does not support {what}")]
+    Unsupported { what: &'static str },
     #[error("invalid query: {reason}")]
     InvalidQuery { reason: String },
     #[error(

@@ -23,6 +23,8 @@
 //!   retries, circuit breakers, dead letters, graceful shutdown.
 //! - [`dead_letters`]: list, replay and purge dead-letter topics, embedded
 //!   or through a server.
+//! - [`Client::read_correlation`] and [`timeline`]: one correlation's
+//!   events (a request, a saga) across streams, as a tree by causation.
 //! - [`demo::bank`]: the bank account demonstration (`weir demo bank`);
 //!   [`demo::docs`]: the document pipeline (`weir demo docs`).
 //!
@@ -135,6 +137,7 @@ mod registry;
 mod remote;
 pub mod saga;
 pub mod service;
+pub mod timeline;
 
 pub use aggregate::{
     AGGREGATE_EVENTS_MAX, Aggregate, Executed, Loaded, Repository, RepositoryConfig,

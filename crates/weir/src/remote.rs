@@ -227,6 +227,26 @@ impl Backend for Remote {
         )
     }
 
+    fn read_correlation(
+        &self,
+        correlation_id: &str,
+        from_position: u64,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        // Checked here too, so a bad id fails as it does embedded.
+        weir_store::validate_correlation_id(correlation_id)?;
+        self.paged(
+            None,
+            from_position,
+            max_count,
+            |e| e.position,
+            |page| {
+                let from = page.from.unwrap_or(0);
+                self.http.read_correlation(correlation_id, from, page.limit)
+            },
+        )
+    }
+
     /// No endpoint reads as of a past point: read the stream forward and
     /// stop at the first event past it (what the embedded store does).
     fn read_stream_as_of(
@@ -566,6 +586,8 @@ mod tests {
             content_type: content_type.to_owned(),
             recorded: String::new(),
             recorded_ms: 0,
+            correlation_id: None,
+            causation_id: None,
         };
         let json = recorded(event(serde_json::json!({"n": 1}), "application/json"));
         assert_eq!(json.data, br#"{"n":1}"#);

@@ -231,6 +231,85 @@ pub fn a_transfer_moves_money_and_correlates_everything_by_its_id(
     Ok(())
 }
 
+/// One correlation read by its index (`Client::read_correlation`) is the
+/// same as a scan of all events for it, and `Client::timeline` puts each
+/// event under the one that caused it. A chain longer than a server's page
+/// makes the remote backend page.
+pub fn a_transfers_timeline_reads_by_its_correlation_id_as_a_tree(
+    store: &impl Store,
+) -> anyhow::Result<()> {
+    use weir::demo::bank::{AccountEvent, Opened};
+    use weir::{Envelope, ExpectedVersion, StoreError};
+    let client = store.client()?;
+    let bank = bank(&client)?;
+    bank.open_account("x", "Xi")?;
+    bank.deposit("x", 300)?;
+    bank.open_account("y", "Yu")?;
+    let t = bank.transfer("x", "y", 120)?;
+    bank.transfer("y", "x", 20)?;
+    let scan: Vec<_> = client
+        .read_all(0, 1_000)?
+        .into_iter()
+        .filter(|e| e.correlationid == t.transfer_id)
+        .collect();
+    assert_eq!(scan.len(), 5, "{scan:#?}");
+    assert_eq!(client.read_correlation(&t.transfer_id, 0, 100)?, scan);
+    let third = scan[2].recorded.as_ref().expect("read events are recorded");
+    assert_eq!(
+        client.read_correlation(&t.transfer_id, third.position, 2)?,
+        scan[2..4]
+    );
+    let timeline = client.timeline(&t.transfer_id, 1_000)?;
+    assert_eq!(timeline.len(), 5);
+    for (i, node) in timeline.nodes().iter().enumerate() {
+        assert_eq!(node.event, scan[i]);
+        let cause = node.event.causationid.as_deref();
+        let parent = scan.iter().position(|e| Some(e.id.as_str()) == cause);
+        assert_eq!(node.parent, parent, "{}", node.event.event_type);
+    }
+    assert_eq!(
+        timeline.node(timeline.roots()[0]).event.event_type,
+        "TransferStarted"
+    );
+    assert_eq!(
+        timeline.node(1).depth,
+        1,
+        "TransferDebited under TransferStarted"
+    );
+
+    // A chain of 12, each caused by the one before, across two streams.
+    let mut cause = Causation::correlated("chain-1");
+    for i in 0..12 {
+        let event = AccountEvent::Opened(Opened {
+            owner: format!("o{i}"),
+        });
+        let envelope = Envelope::new(&event, "/test", &cause)?;
+        client.append(
+            &format!("chain-{}", i % 2),
+            ExpectedVersion::Any,
+            &[envelope],
+        )?;
+        let written = client.read_stream(&format!("chain-{}", i % 2), (i / 2) as u64, 1)?;
+        cause = Causation::caused_by(&written[0]);
+    }
+    let chain = client.timeline("chain-1", 1_000)?;
+    let depths: Vec<usize> = chain.depth_first().map(|(d, _)| d).collect();
+    assert_eq!(depths, (0..12).collect::<Vec<_>>());
+    assert_eq!(chain.roots().len(), 1);
+    assert_eq!(
+        client.timeline("chain-1", 5)?.len(),
+        5,
+        "at most max_events"
+    );
+
+    assert!(client.read_correlation("nobody", 0, 10)?.is_empty());
+    match client.read_correlation("", 0, 10) {
+        Err(weir::Error::Store(StoreError::InvalidCorrelationId { .. })) => {}
+        other => panic!("{other:?}"),
+    }
+    Ok(())
+}
+
 pub fn a_credit_refused_by_a_closed_account_reverses_the_debit(
     store: &impl Store,
 ) -> anyhow::Result<()> {
@@ -421,6 +500,7 @@ macro_rules! bank_scenario_tests {
             accounts_are_snapshotted_every_n_events_and_load_from_the_snapshot,
             balance_as_of_the_times_events_were_recorded,
             a_transfer_moves_money_and_correlates_everything_by_its_id,
+            a_transfers_timeline_reads_by_its_correlation_id_as_a_tree,
             a_credit_refused_by_a_closed_account_reverses_the_debit,
             a_transfer_stopped_between_steps_completes_after_reopening,
             a_debit_done_but_not_recorded_before_a_crash_is_not_done_twice,
