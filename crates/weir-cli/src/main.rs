@@ -2,12 +2,13 @@
 //!
 //! `weir serve` runs the server; `weir log` works on a data directory
 //! directly (while no server has it open: the directory is locked); `weir
-//! topic|produce|consume|stream|group` talk to a running server over its HTTP
+//! topic|produce|consume|stream|group|dlq|saga` talk to a running server over its HTTP
 //! API; `weir demo` runs the SDK's demonstrations.
 
 mod dlq_cli;
 mod group_cli;
 mod remote;
+mod saga_cli;
 mod serve;
 
 /// Keeps hostile element counts in Kafka frames from aborting the server
@@ -55,6 +56,8 @@ enum Command {
     Group(group_cli::GroupArgs),
     /// List dead-letter topics, show dead letters, replay them.
     Dlq(dlq_cli::DlqArgs),
+    /// List sagas, show one, resume a parked one.
+    Saga(saga_cli::SagaArgs),
     /// Run a demonstration built on the SDK.
     #[command(subcommand)]
     Demo(DemoCommand),
@@ -208,6 +211,7 @@ fn main() -> std::process::ExitCode {
         Command::Stream(args) => (remote::run_stream(args), true),
         Command::Group(args) => (group_cli::run_group(args), true),
         Command::Dlq(args) => (dlq_cli::run_dlq(args), true),
+        Command::Saga(args) => (saga_cli::run_saga(args), true),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
