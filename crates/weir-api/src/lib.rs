@@ -8,6 +8,7 @@
 //! setting.
 
 mod dlq;
+mod sagas;
 
 use std::collections::BTreeMap;
 
@@ -16,6 +17,7 @@ pub use dlq::{
     DeadLetters, NotDeadLetter, PurgeRequest, PurgeResult, PurgedPartition, ReplayRequest,
     ReplayResult,
 };
+pub use sagas::{NotSaga, ResumeSaga, SagaDetail, SagaEventInfo, SagaList, SagaStep, SagaSummary};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;

@@ -2,12 +2,13 @@
 //!
 //! `weir serve` runs the server; `weir log` works on a data directory
 //! directly (while no server has it open: the directory is locked); `weir
-//! topic|produce|consume|stream|group|dlq|trace` talk to a running server
-//! over its HTTP API; `weir demo` runs the SDK's demonstrations.
+//! topic|produce|consume|stream|group|dlq|saga|trace` talk to a running
+//! server over its HTTP API; `weir demo` runs the SDK's demonstrations.
 
 mod dlq_cli;
 mod group_cli;
 mod remote;
+mod saga_cli;
 mod serve;
 mod trace_cli;
 
@@ -60,6 +61,8 @@ enum Command {
     /// causation: time, type, stream@version and short id of each event,
     /// indented under the event that caused it.
     Trace(trace_cli::TraceArgs),
+    /// List sagas, show one, resume a parked one.
+    Saga(saga_cli::SagaArgs),
     /// Run a demonstration built on the SDK.
     #[command(subcommand)]
     Demo(DemoCommand),
@@ -254,6 +257,7 @@ fn main() -> std::process::ExitCode {
         Command::Group(args) => (group_cli::run_group(args), true),
         Command::Dlq(args) => (dlq_cli::run_dlq(args), true),
         Command::Trace(args) => (trace_cli::run_trace(args), true),
+        Command::Saga(args) => (saga_cli::run_saga(args), true),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

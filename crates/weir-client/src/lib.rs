@@ -12,10 +12,12 @@
 //! # Ok::<(), weir_client::ClientError>(())
 //! ```
 
+mod sagas;
 mod sse;
 
 use std::time::Duration;
 
+pub use sagas::SagaFilter;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 pub use sse::{SseEvent, SseStream};

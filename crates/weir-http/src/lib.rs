@@ -4,7 +4,8 @@
 //! delete), event streams (append with an expected version, read a stream,
 //! all events, a category or a type; stream metadata, soft delete,
 //! tombstone, snapshots), live streams over Server-Sent Events, dead
-//! letters (list, read, replay, purge), alerts, `/healthz`,
+//! letters (list, read, replay, purge), alerts, sagas (list, show, resume
+//! a parked one), `/healthz`,
 //! `/readyz`, and `/openapi.json` generated from the handlers and the
 //! `weir-api` types. Errors are RFC 9457 problems with a stable code
 //! ([`problem`]). Blocking core calls run on tokio's blocking pool.
@@ -13,6 +14,7 @@ mod dlq;
 mod groups;
 mod live;
 pub mod problem;
+mod sagas;
 mod streams;
 mod topics;
 
@@ -205,7 +207,9 @@ impl utoipa::Modify for ProblemMediaType {
 
 /// The OpenAPI 3.1 document of this API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    doc.merge(sagas::SagasApi::openapi());
+    doc
 }
 
 /// Liveness: the process answers.
@@ -297,6 +301,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/correlations/{correlation_id}",
             get(streams::read_correlation),
         )
+        .merge(sagas::routes())
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(body_max))
         .with_state(state)

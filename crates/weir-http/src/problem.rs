@@ -15,6 +15,7 @@ use weir_broker::BrokerError;
 use weir_deadletter::DeadLetterError;
 use weir_groups::GroupError;
 use weir_log::LogError;
+use weir_sagas::SagaError;
 use weir_store::StoreError;
 
 /// An error response.
@@ -213,6 +214,20 @@ impl From<StoreError> for ApiError {
             out.actual_version = Some(actual.map_or(serde_json::Value::Null, |v| v.into()));
         }
         out
+    }
+}
+
+/// The table: saga errors.
+impl From<SagaError> for ApiError {
+    fn from(e: SagaError) -> Self {
+        let (status, code) = match &e {
+            SagaError::InvalidId { .. } => (StatusCode::BAD_REQUEST, "invalid_saga_id"),
+            SagaError::NotParked { .. } => (StatusCode::CONFLICT, "saga_not_parked"),
+            // Its events were written, durably, by someone: the request
+            // is fine, the saga cannot be read as one.
+            SagaError::Malformed { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "saga_malformed"),
+        };
+        Self::new(status, code, e.to_string())
     }
 }
 

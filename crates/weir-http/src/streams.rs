@@ -422,7 +422,7 @@ pub async fn load(
 impl AppState {
     /// An id for an event that came without one: unique within this
     /// server's life and across restarts (it starts from the clock).
-    fn new_event_id(&self) -> String {
+    pub(crate) fn new_event_id(&self) -> String {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         format!("weir-{:x}-{n}", self.started_ms)
     }

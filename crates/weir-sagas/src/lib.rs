@@ -14,11 +14,13 @@
 //! resume sagas. See `docs/design/sagas.md`.
 
 mod events;
+mod report;
 mod state;
 
 pub use events::{
     CATEGORY, ErrorKind, EventBody, SAGA_EVENT_TYPES, SagaEvent, idempotency_key, stream_of,
 };
+pub use report::StepReport;
 pub use state::{Next, SagaState, Status, StepState, Summary};
 
 /// Most steps a saga may have.

@@ -324,7 +324,7 @@ impl SagaState {
 
     /// Whether step `i`'s action had, or may have had, an effect: it is
     /// compensated unless it never started or the downstream refused it.
-    fn needs_compensation(&self, i: usize) -> bool {
+    pub(crate) fn needs_compensation(&self, i: usize) -> bool {
         !matches!(
             self.actions[i],
             StepState::NotStarted
