@@ -61,6 +61,19 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
             what: "reading by correlation id",
         })
     }
+    /// Events of one type in global order from a position (the store's
+    /// type index). Backends that cannot answer say so.
+    fn read_type(
+        &self,
+        event_type: &str,
+        from_position: u64,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        let _ = (event_type, from_position, max_count);
+        Err(Error::Unsupported {
+            what: "reading by event type",
+        })
+    }
     /// A stream's events as they were at a past time or position; empty if
     /// it did not exist.
     fn read_stream_as_of(
@@ -224,6 +237,17 @@ impl Backend for Embedded {
         Ok(self
             .store
             .read_correlation(correlation_id, from_position, max_count)?)
+    }
+
+    fn read_type(
+        &self,
+        event_type: &str,
+        from_position: u64,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        Ok(self
+            .store
+            .read_type(event_type, from_position, Direction::Forward, max_count)?)
     }
 
     fn load(&self, stream: &str, max_events: usize) -> Result<Loaded, Error> {
@@ -501,6 +525,21 @@ impl Client {
     ) -> Result<Vec<Envelope>, Error> {
         envelopes(self.backend().read_category(
             category,
+            from_position,
+            max_count.min(READ_PAGE_MAX),
+        )?)
+    }
+
+    /// Up to `max_count` (at most [`READ_PAGE_MAX`]) events of one type in
+    /// global order from a position.
+    pub fn read_type(
+        &self,
+        event_type: &str,
+        from_position: u64,
+        max_count: usize,
+    ) -> Result<Vec<Envelope>, Error> {
+        envelopes(self.backend().read_type(
+            event_type,
             from_position,
             max_count.min(READ_PAGE_MAX),
         )?)

@@ -227,6 +227,21 @@ impl Backend for Remote {
         )
     }
 
+    fn read_type(
+        &self,
+        event_type: &str,
+        from_position: u64,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        self.paged(
+            None,
+            from_position,
+            max_count,
+            |e| e.position,
+            |page| self.http.read_type(event_type, page),
+        )
+    }
+
     fn read_correlation(
         &self,
         correlation_id: &str,

@@ -320,7 +320,7 @@ pub(crate) fn append_all(
     )
 }
 
-fn append_events(
+pub(crate) fn append_events(
     client: &Client,
     id: &str,
     saga_type: &str,

@@ -59,10 +59,21 @@ struct Inner {
     definitions: Definitions,
     config: RunnerConfig,
     schedule: Mutex<Schedule>,
+    /// A saga is ready for a worker (one is woken per saga).
+    ready: Condvar,
+    /// The timers changed, or the runner stops (the timer thread waits
+    /// on it).
     changed: Condvar,
     stop: AtomicBool,
     /// Sagas completed or compensated by this runner.
     finished: AtomicU64,
+    ledger: Mutex<Option<Ledger>>,
+    /// Sagas this runner just started, with their state: the worker that
+    /// takes one need not read it back.
+    fresh: Mutex<HashMap<String, SagaState>>,
+    /// Sagas this runner started whose start the follower has not read
+    /// yet: it need not wake them (a worker already has them).
+    started_here: Mutex<HashSet<String>>,
 }
 
 /// Drives the sagas of its definitions' types on a store.
@@ -89,11 +100,15 @@ fn lock(m: &Mutex<Schedule>) -> MutexGuard<'_, Schedule> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// What the runner keeps on disk: the active sagas and its position in the
-/// `saga` category.
+/// What the runner keeps on disk: the sagas still active and, per event
+/// type it follows, its position in the store's index of that type.
 struct Ledger {
     conn: Connection,
 }
+
+/// The event types the follower reads: starts (a saga to drive, from this
+/// runner or another process) and resumes (an operator's decision).
+const FOLLOWED: [&str; 2] = ["SagaStarted", "SagaResumed"];
 
 impl Ledger {
     fn open(client: &Client, name: &str) -> Result<Self, Error> {
@@ -101,10 +116,12 @@ impl Ledger {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(name, "creating its directory", e))?;
         let sql = |e| Error::sqlite(name, e);
         let conn = Connection::open(dir.join(format!("{name}.sagas.sqlite"))).map_err(sql)?;
+        // A cache of what the store says: a commit lost to a power failure
+        // goes back with its position, and is read again from the store.
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
              CREATE TABLE IF NOT EXISTS active (id TEXT PRIMARY KEY);
-             CREATE TABLE IF NOT EXISTS position (one INTEGER PRIMARY KEY CHECK (one = 1), next INTEGER NOT NULL);",
+             CREATE TABLE IF NOT EXISTS positions (event_type TEXT PRIMARY KEY, next INTEGER NOT NULL);",
         )
         .map_err(sql)?;
         Ok(Self { conn })
@@ -116,9 +133,13 @@ impl Ledger {
         rows.collect()
     }
 
-    fn position(&self) -> rusqlite::Result<u64> {
+    fn position(&self, event_type: &str) -> rusqlite::Result<u64> {
         self.conn
-            .query_row("SELECT next FROM position", [], |r| r.get::<_, i64>(0))
+            .query_row(
+                "SELECT next FROM positions WHERE event_type = ?1",
+                [event_type],
+                |r| r.get::<_, i64>(0),
+            )
             .or_else(|e| match e {
                 rusqlite::Error::QueryReturnedNoRows => Ok(0),
                 e => Err(e),
@@ -126,21 +147,32 @@ impl Ledger {
             .map(|n| n as u64)
     }
 
-    /// Records a page of the category: sagas that started become active,
-    /// finished ones leave, and the position moves past the page.
-    fn record(&mut self, started: &[String], ended: &[String], next: u64) -> rusqlite::Result<()> {
+    /// Records a page of one type: started sagas become active, and the
+    /// position moves past the page.
+    fn record(&mut self, event_type: &str, started: &[String], next: u64) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
         for id in started {
             tx.execute("INSERT OR IGNORE INTO active (id) VALUES (?1)", [id])?;
         }
-        for id in ended {
-            tx.execute("DELETE FROM active WHERE id = ?1", [id])?;
-        }
         tx.execute(
-            "INSERT INTO position (one, next) VALUES (1, ?1) ON CONFLICT (one) DO UPDATE SET next = excluded.next",
-            [next as i64],
+            "INSERT INTO positions (event_type, next) VALUES (?1, ?2) ON CONFLICT (event_type) DO UPDATE SET next = excluded.next",
+            (event_type, next as i64),
         )?;
         tx.commit()
+    }
+
+    /// A saga this runner started is active.
+    fn started(&self, id: &str) -> rusqlite::Result<()> {
+        self.conn
+            .execute("INSERT OR IGNORE INTO active (id) VALUES (?1)", [id])
+            .map(drop)
+    }
+
+    /// A saga ended (completed or compensated): no longer active.
+    fn ended(&self, id: &str) -> rusqlite::Result<()> {
+        self.conn
+            .execute("DELETE FROM active WHERE id = ?1", [id])
+            .map(drop)
     }
 }
 
@@ -154,9 +186,13 @@ impl SagaRunner {
                 definitions: HashMap::new(),
                 config,
                 schedule: Mutex::new(Schedule::default()),
+                ready: Condvar::new(),
                 changed: Condvar::new(),
                 stop: AtomicBool::new(false),
                 finished: AtomicU64::new(0),
+                ledger: Mutex::new(None),
+                fresh: Mutex::new(HashMap::new()),
+                started_here: Mutex::new(HashSet::new()),
             }),
             threads: Vec::new(),
         }
@@ -187,15 +223,17 @@ impl SagaRunner {
     /// by an earlier run (and whose timers came due meanwhile) are resumed
     /// at once.
     pub fn start(mut self) -> Result<Self, Error> {
-        let mut ledger = Ledger::open(&self.inner.client, &self.inner.config.name)?;
         let name = self.inner.config.name.clone();
         let sql = |e| Error::sqlite(&name, e);
-        // Catch up with the category first, so every active saga is known.
-        follow_once(&self.inner, &mut ledger).map_err(|e| match e {
+        let ledger = Ledger::open(&self.inner.client, &name)?;
+        *self.inner.ledger.lock().unwrap_or_else(|e| e.into_inner()) = Some(ledger);
+        // Catch up with the store first, so every active saga is known.
+        follow_once(&self.inner).map_err(|e| match e {
             FollowError::Sql(e) => sql(e),
             FollowError::Sdk(e) => e,
         })?;
-        for id in ledger.active().map_err(sql)? {
+        let active = self.inner.with_ledger(|l| l.active()).map_err(sql)?;
+        for id in active {
             self.inner.wake(&id);
         }
         let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
@@ -221,7 +259,7 @@ impl SagaRunner {
         let inner = self.inner.clone();
         self.threads.push(spawn(
             "weir-saga-follow".into(),
-            Box::new(move || inner.follow(ledger)),
+            Box::new(move || inner.follow()),
         )?);
         Ok(self)
     }
@@ -245,25 +283,82 @@ impl SagaRunner {
         let input = serde_json::to_value(input).map_err(|e| Error::Saga {
             reason: format!("saga {id}'s input: {e}"),
         })?;
-        let deadline_ms = d.deadline.map(|t| now_ms() + t.as_millis() as i64);
-        append(
+        let now = now_ms();
+        let deadline_ms = d.deadline.map(|t| now + t.as_millis() as i64);
+        let steps = d.step_names();
+        // The start and the first step's start in one append: the first
+        // call is made by a worker as if resumed.
+        let due_ms = d.timeout(0).map(|t| now + t.as_millis() as i64);
+        let events = [
+            EventBody::Started {
+                saga_type: saga_type.to_owned(),
+                input,
+                steps: steps.clone(),
+                deadline_ms,
+            },
+            EventBody::StepStarted {
+                step: 0,
+                attempt: 1,
+                idempotency_key: weir_sagas::idempotency_key(id, &steps[0], false),
+                due_ms,
+            },
+        ];
+        let recorded: Vec<SagaEvent> = events
+            .iter()
+            .enumerate()
+            .map(|(i, body)| SagaEvent {
+                version: i as u64,
+                recorded_ms: now,
+                body: body.clone(),
+            })
+            .collect();
+        let state = SagaState::fold(id, &recorded).map_err(saga_error)?;
+        // Known here before the start is in the store: the follower, which
+        // may read the start at once, leaves it to this runner's worker,
+        // which takes the state as it is without reading it back.
+        self.inner
+            .started_here
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_owned());
+        self.inner
+            .fresh
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_owned(), state);
+        let forget = || {
+            self.inner
+                .started_here
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(id);
+            self.inner
+                .fresh
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(id);
+        };
+        if let Err(e) = super::append_events(
             &self.inner.client,
             id,
             saga_type,
-            None,
-            &EventBody::Started {
-                saga_type: saga_type.to_owned(),
-                input,
-                steps: d.step_names(),
-                deadline_ms,
-            },
-        )
-        .map_err(|e| match e {
-            Error::Store(StoreError::WrongExpectedVersion { .. }) => Error::Saga {
-                reason: format!("saga {id} exists already"),
-            },
-            e => e,
-        })?;
+            crate::ExpectedVersion::NoStream,
+            &events,
+        ) {
+            forget();
+            return Err(match e {
+                Error::Store(StoreError::WrongExpectedVersion { .. }) => Error::Saga {
+                    reason: format!("saga {id} exists already"),
+                },
+                e => e,
+            });
+        }
+        if let Err(e) = self.inner.with_ledger(|l| l.started(id)) {
+            tracing::warn!(saga = %id, "saga runner ledger: {e}");
+        }
+        if let Some(due) = due_ms {
+            self.inner.at(due, id);
+        }
         self.inner.wake(id);
         Ok(())
     }
@@ -311,6 +406,7 @@ impl SagaRunner {
 
     fn shutdown(&mut self) {
         self.inner.stop.store(true, Ordering::SeqCst);
+        self.inner.ready.notify_all();
         self.inner.changed.notify_all();
         for t in self.threads.drain(..) {
             let _ = t.join();
@@ -329,51 +425,67 @@ enum FollowError {
     Sdk(Error),
 }
 
-/// Reads the `saga` category from the ledger's position to its end:
-/// started sagas become active, finished ones leave, and sagas started or
-/// resumed by others are woken.
-fn follow_once(inner: &Inner, ledger: &mut Ledger) -> Result<bool, FollowError> {
-    let mut from = ledger.position().map_err(FollowError::Sql)?;
-    let mut any = false;
-    loop {
-        let page = inner
-            .client
-            .read_category(weir_sagas::CATEGORY, from, crate::READ_PAGE_MAX)
-            .map_err(FollowError::Sdk)?;
-        if page.is_empty() {
-            return Ok(any);
-        }
-        any = true;
-        let (mut started, mut ended, mut wake) = (Vec::new(), Vec::new(), Vec::new());
-        for e in &page {
-            let Some(id) = e
-                .recorded
-                .as_ref()
-                .and_then(|r| r.stream.strip_prefix("saga-"))
-            else {
-                continue;
-            };
-            match e.event_type.as_str() {
-                "SagaStarted" => {
-                    started.push(id.to_owned());
-                    wake.push(id.to_owned());
-                }
-                "SagaResumed" => wake.push(id.to_owned()),
-                "SagaCompleted" | "SagaCompensated" => ended.push(id.to_owned()),
-                _ => {}
-            }
-            from = e.position().unwrap_or(from) + 1;
-        }
-        ledger
-            .record(&started, &ended, from)
+/// Reads the store's index of each followed type from the ledger's
+/// position to its end: started sagas become active, and sagas started or
+/// resumed (by this runner or another process) are woken.
+fn follow_once(inner: &Inner) -> Result<(), FollowError> {
+    for event_type in FOLLOWED {
+        let mut from = inner
+            .with_ledger(|l| l.position(event_type))
             .map_err(FollowError::Sql)?;
-        for id in wake {
-            inner.wake(&id);
+        loop {
+            let page = inner
+                .client
+                .backend()
+                .read_type(event_type, from, crate::READ_PAGE_MAX)
+                .map_err(FollowError::Sdk)?;
+            if page.is_empty() {
+                break;
+            }
+            let mut ids = Vec::new();
+            for e in &page {
+                if let Some(id) = e.stream.strip_prefix("saga-") {
+                    ids.push(id.to_owned());
+                }
+                from = e.position + 1;
+            }
+            // Starts this runner made are in the ledger and with a worker
+            // already.
+            let ids: Vec<String> = {
+                let mut here = inner.started_here.lock().unwrap_or_else(|e| e.into_inner());
+                ids.into_iter()
+                    .filter(|id| event_type != "SagaStarted" || !here.remove(id))
+                    .collect()
+            };
+            let started: &[String] = if event_type == "SagaStarted" {
+                &ids
+            } else {
+                &[]
+            };
+            inner
+                .with_ledger(|l| l.record(event_type, started, from))
+                .map_err(FollowError::Sql)?;
+            let wake = ids;
+            for id in wake {
+                inner.wake(&id);
+            }
         }
     }
+    Ok(())
 }
 
 impl Inner {
+    fn with_ledger<T>(
+        &self,
+        f: impl FnOnce(&mut Ledger) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let mut guard = self.ledger.lock().unwrap_or_else(|e| e.into_inner());
+        match guard.as_mut() {
+            Some(l) => f(l),
+            None => Err(rusqlite::Error::InvalidQuery),
+        }
+    }
+
     /// Queues saga `id` to be driven.
     fn wake(&self, id: &str) {
         let mut s = lock(&self.schedule);
@@ -381,9 +493,9 @@ impl Inner {
             s.again.insert(id.to_owned());
         } else if s.queued.insert(id.to_owned()) {
             s.ready.push_back(id.to_owned());
+            drop(s);
+            self.ready.notify_one();
         }
-        drop(s);
-        self.changed.notify_all();
     }
 
     fn at(&self, due_ms: i64, id: &str) {
@@ -410,7 +522,7 @@ impl Inner {
                         s.running.insert(id.clone());
                         break id;
                     }
-                    s = self.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+                    s = self.ready.wait(s).unwrap_or_else(|e| e.into_inner());
                 }
             };
             if let Err(e) = self.drive(&id) {
@@ -422,7 +534,7 @@ impl Inner {
             if s.again.remove(&id) && s.queued.insert(id.clone()) {
                 s.ready.push_back(id);
                 drop(s);
-                self.changed.notify_all();
+                self.ready.notify_one();
             }
         }
     }
@@ -451,7 +563,7 @@ impl Inner {
                         s = lock(&self.schedule);
                     } else if s.queued.insert(id.clone()) {
                         s.ready.push_back(id);
-                        self.changed.notify_all();
+                        self.ready.notify_one();
                     }
                 }
                 _ => {
@@ -468,10 +580,10 @@ impl Inner {
         }
     }
 
-    fn follow(&self, mut ledger: Ledger) {
+    fn follow(&self) {
         while !self.stopping() {
             let epoch = self.client.backend().change_epoch();
-            match follow_once(self, &mut ledger) {
+            match follow_once(self) {
                 Ok(_) => {}
                 Err(FollowError::Sql(e)) => tracing::warn!("saga runner ledger: {e}"),
                 Err(FollowError::Sdk(e)) => tracing::warn!("reading the saga category: {e}"),
@@ -521,7 +633,15 @@ impl Inner {
             if self.stopping() {
                 return Ok(());
             }
-            let Some(mut view) = load(&self.client, id)? else {
+            let fresh = self
+                .fresh
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(id);
+            let Some(mut view) = (match fresh {
+                Some(state) => Some(state),
+                None => load(&self.client, id)?,
+            }) else {
                 return Ok(());
             };
             let Some(d) = self.definitions.get(&view.saga_type).cloned() else {
@@ -538,7 +658,16 @@ impl Inner {
                 }
                 let now = now_ms();
                 let (step, attempt, resume, compensation) = match view.next(now) {
-                    Next::Done | Next::AwaitOperator => {
+                    Next::Done => {
+                        if !self.flush_or_reload(&mut saga, &view)? {
+                            continue 'reload;
+                        }
+                        if let Err(e) = self.with_ledger(|l| l.ended(id)) {
+                            tracing::warn!(saga = %id, "saga runner ledger: {e}");
+                        }
+                        return Ok(());
+                    }
+                    Next::AwaitOperator => {
                         return self.flush_or_reload(&mut saga, &view).map(drop);
                     }
                     Next::Wait { until_ms } => {
@@ -550,17 +679,19 @@ impl Inner {
                     }
                     Next::Complete => {
                         saga.push(&mut view, EventBody::Completed {})?;
-                        if self.flush_or_reload(&mut saga, &view)? {
-                            self.ended();
+                        if !self.flush_or_reload(&mut saga, &view)? {
+                            continue 'reload;
                         }
-                        continue 'reload;
+                        self.ended();
+                        continue;
                     }
                     Next::FinishCompensated => {
                         saga.push(&mut view, EventBody::Compensated {})?;
-                        if self.flush_or_reload(&mut saga, &view)? {
-                            self.ended();
+                        if !self.flush_or_reload(&mut saga, &view)? {
+                            continue 'reload;
                         }
-                        continue 'reload;
+                        self.ended();
+                        continue;
                     }
                     Next::StartCompensating { reason } => {
                         saga.push(&mut view, EventBody::Compensating { reason })?;
