@@ -5,7 +5,6 @@ mod groups_bench;
 mod heap;
 mod http_bench;
 mod log_bench;
-mod pg;
 mod produce_bench;
 mod raw;
 mod report;

@@ -1,12 +1,14 @@
 //! The `weir` command: parses arguments and hands off to the library crates.
 //!
-//! `weir serve` runs the server; `weir log` works on a data directory
+//! `weir serve` runs the server; `weir outbox relay` relays a service's
+//! outbox; `weir log` works on a data directory
 //! directly (while no server has it open: the directory is locked); `weir
 //! topic|produce|consume|stream|group` talk to a running server over its HTTP
 //! API; `weir demo` runs the SDK's demonstrations.
 
 mod dlq_cli;
 mod group_cli;
+mod outbox_cli;
 mod remote;
 mod serve;
 
@@ -58,6 +60,10 @@ enum Command {
     /// Run a demonstration built on the SDK.
     #[command(subcommand)]
     Demo(DemoCommand),
+    /// A service's transactional outbox: relay its rows to a topic or to
+    /// streams.
+    #[command(subcommand)]
+    Outbox(outbox_cli::OutboxCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -208,6 +214,7 @@ fn main() -> std::process::ExitCode {
         Command::Stream(args) => (remote::run_stream(args), true),
         Command::Group(args) => (group_cli::run_group(args), true),
         Command::Dlq(args) => (dlq_cli::run_dlq(args), true),
+        Command::Outbox(cmd) => (outbox_cli::run(cmd), false),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
