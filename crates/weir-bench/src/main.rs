@@ -5,7 +5,7 @@ mod groups_bench;
 mod heap;
 mod http_bench;
 mod log_bench;
-mod pg;
+mod outbox_bench;
 mod produce_bench;
 mod raw;
 mod report;
@@ -71,6 +71,11 @@ enum Command {
     /// memory held while a downstream is down, bounded by the in-flight
     /// limit rather than the backlog.
     Consumers(consumers_bench::ConsumersArgs),
+    /// The transactional outbox's relay (SQLite and PostgreSQL outboxes)
+    /// draining rows to the event store and to a topic on the in-process
+    /// broker, against plain inserts of the same rows into the same
+    /// database.
+    Outbox(outbox_bench::OutboxArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -83,5 +88,6 @@ fn main() -> anyhow::Result<()> {
         Command::Sdk(args) => sdk_bench::run(&args),
         Command::Sagas(args) => sagas_bench::run(args),
         Command::Consumers(args) => consumers_bench::run(&args),
+        Command::Outbox(args) => outbox_bench::run(&args),
     }
 }

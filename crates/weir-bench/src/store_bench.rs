@@ -77,9 +77,9 @@ use weir_store::{
 };
 
 use crate::log_bench::Rng;
-use crate::pg::{self, PgServer};
 use crate::report::{self, Latency, Row};
 use crate::sys;
+use weir_testpg::{self as pg, PgServer};
 
 /// Events per append in the batch phase.
 const BATCH_EVENTS: usize = 100;

@@ -1,6 +1,6 @@
 //! Linux specifics the benchmarks need: peak-RSS reset and readout through
 //! `/proc/self`, per-thread CPU time, the file system a path lives on,
-//! `fallocate`, the effective user id, and signalling child processes.
+//! `fallocate` and the effective user id.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -130,46 +130,4 @@ pub fn euid() -> u32 {
     // SAFETY: geteuid takes no arguments, touches no memory of ours and
     // cannot fail.
     unsafe { libc::geteuid() }
-}
-
-/// Sends SIGINT to process `pid` (a child this process started and has
-/// not yet waited for, so the id is still its own).
-#[allow(unsafe_code, reason = "kill has no std wrapper; see the SAFETY note")]
-pub fn interrupt(pid: u32) -> io::Result<()> {
-    let pid =
-        libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    assert!(pid > 0, "a child's process id is positive, not {pid}");
-    // SAFETY: kill takes no pointers; `pid` is positive (from a `Child`), so
-    // it names one process, never a process group.
-    let rc = unsafe { libc::kill(pid, libc::SIGINT) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// Has the child `cmd` starts get SIGINT when this process's main thread
-/// ends, however it ends (even by SIGKILL), so a server the benchmark
-/// started never outlives it. Call it from the main thread: the signal
-/// follows the death of the thread that spawned the child.
-#[allow(
-    unsafe_code,
-    reason = "pre_exec and prctl have no safe form; see the SAFETY note"
-)]
-pub fn interrupt_with_parent(cmd: &mut std::process::Command) {
-    use std::os::unix::process::CommandExt as _;
-    // SAFETY: the closure runs in the forked child before exec (after the
-    // child's setuid, which would otherwise clear the setting); it only
-    // calls prctl, which is async-signal-safe, allocates nothing and takes
-    // no locks.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT) == 0 {
-                Ok(())
-            } else {
-                Err(io::Error::last_os_error())
-            }
-        });
-    }
 }

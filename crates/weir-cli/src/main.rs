@@ -1,12 +1,14 @@
 //! The `weir` command: parses arguments and hands off to the library crates.
 //!
-//! `weir serve` runs the server; `weir log` works on a data directory
+//! `weir serve` runs the server; `weir outbox relay` relays a service's
+//! outbox; `weir log` works on a data directory
 //! directly (while no server has it open: the directory is locked); `weir
 //! topic|produce|consume|stream|group|dlq|saga|trace` talk to a running
 //! server over its HTTP API; `weir demo` runs the SDK's demonstrations.
 
 mod dlq_cli;
 mod group_cli;
+mod outbox_cli;
 mod remote;
 mod saga_cli;
 mod serve;
@@ -66,6 +68,10 @@ enum Command {
     /// Run a demonstration built on the SDK.
     #[command(subcommand)]
     Demo(DemoCommand),
+    /// A service's transactional outbox: relay its rows to a topic or to
+    /// streams.
+    #[command(subcommand)]
+    Outbox(outbox_cli::OutboxCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -258,6 +264,7 @@ fn main() -> std::process::ExitCode {
         Command::Dlq(args) => (dlq_cli::run_dlq(args), true),
         Command::Trace(args) => (trace_cli::run_trace(args), true),
         Command::Saga(args) => (saga_cli::run_saga(args), true),
+        Command::Outbox(cmd) => (outbox_cli::run(cmd), false),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

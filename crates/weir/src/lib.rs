@@ -25,6 +25,10 @@
 //!   or through a server.
 //! - [`Client::read_correlation`] and [`timeline`]: one correlation's
 //!   events (a request, a saga) across streams, as a tree by causation.
+//! - [`outbox`]: the transactional outbox for services with their own
+//!   database (SQLite; PostgreSQL with the `postgres` feature): events
+//!   written in the business transaction, and the [`outbox::Relay`] that
+//!   publishes them in order per aggregate to a topic or to streams.
 //! - [`demo::bank`]: the bank account demonstration (`weir demo bank`);
 //!   [`demo::docs`]: the document pipeline (`weir demo docs`).
 //!
@@ -131,6 +135,7 @@ pub mod demo;
 mod envelope;
 mod error;
 mod event;
+pub mod outbox;
 mod projection;
 mod query;
 mod registry;
@@ -160,8 +165,12 @@ pub use service::{
     RetryPolicy, Running, Service, ServiceBuilder, ServiceConfig, Stats,
 };
 
-/// The SQLite binding read models are written with (the same version the
-/// SDK links).
+/// The PostgreSQL client an outbox on PostgreSQL is written with (the
+/// same version the SDK links).
+#[cfg(feature = "postgres")]
+pub use postgres;
+/// The SQLite binding read models and outboxes are written with (the
+/// same version the SDK links).
 pub use rusqlite;
 /// Re-exported for [`events!`] and [`event!`].
 pub use serde_json;

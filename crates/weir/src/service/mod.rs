@@ -13,7 +13,7 @@
 
 mod breaker;
 mod kafka;
-mod publisher;
+pub(crate) mod publisher;
 mod retry;
 mod store;
 mod tracker;

@@ -100,6 +100,46 @@ pub(crate) fn send_acked(
         .map_err(|e| format!("producing to {}: {e}", out.topic))
 }
 
+/// Produces every record of `outs`, in order, without waiting between
+/// them, then waits for each acknowledgement: one answer per record, in
+/// order. The producer is idempotent, so records of one partition land in
+/// the order given.
+pub(crate) fn send_all_acked(
+    producer: &ThreadedProducer<DeliveryContext>,
+    outs: Vec<Outgoing<'_>>,
+) -> Vec<Result<Published, String>> {
+    let pending: Vec<Result<(String, std::sync::mpsc::Receiver<_>), String>> = outs
+        .into_iter()
+        .map(|out| {
+            let (tx, rx) = sync_channel(1);
+            let mut record = BaseRecord::<[u8], [u8], _>::with_opaque_to(out.topic, Box::new(tx))
+                .headers(out.headers);
+            if let Some(p) = out.partition {
+                record = record.partition(p);
+            }
+            if let Some(k) = out.key {
+                record = record.key(k);
+            }
+            if let Some(v) = out.value {
+                record = record.payload(v);
+            }
+            producer
+                .send(record)
+                .map(|()| (out.topic.to_owned(), rx))
+                .map_err(|(e, _)| format!("producing to {}: {e}", out.topic))
+        })
+        .collect();
+    pending
+        .into_iter()
+        .map(|p| {
+            let (topic, rx) = p?;
+            rx.recv_timeout(ACK_TIMEOUT + Duration::from_secs(5))
+                .map_err(|_| format!("no acknowledgement from {topic}"))?
+                .map_err(|e| format!("producing to {topic}: {e}"))
+        })
+        .collect()
+}
+
 /// Publishes envelopes to Kafka topics in CloudEvents binary mode, keyed
 /// by subject (records of one subject stay in order on one partition).
 pub struct Publisher {

@@ -1,8 +1,21 @@
-//! A throwaway PostgreSQL server for the benchmarks' baselines: `initdb`
-//! into a scratch directory, `postgres` on a free loopback port with
-//! durable commits, stopped when dropped (also when a benchmark fails
-//! half-way), so nothing outlives the run but the files in the caller's
-//! scratch directory, which the caller removes.
+//! `weir-testpg`: a throwaway PostgreSQL server for the benchmarks'
+//! baselines and for the tests of what talks to PostgreSQL (the SDK's
+//! transactional outbox): `initdb` into a scratch directory, `postgres` on
+//! a free loopback port with durable commits, stopped when dropped (also
+//! when a benchmark or a test fails half-way), so nothing outlives the run
+//! but the files in the caller's scratch directory, which the caller
+//! removes. It was `weir-bench`'s `pg` module; it is a crate of its own so
+//! tests of other crates start PostgreSQL the same way without copying it
+//! (a dev-dependency there, never a dependency of what ships).
+//!
+//! ```no_run
+//! let dir = tempfile::tempdir()?; // its parents must let `nobody` in when root
+//! let server = weir_testpg::PgServer::start(dir.path())?;
+//! let mut db = server.connect()?;
+//! db.batch_execute("CREATE TABLE t (n int)")?;
+//! println!("{}", server.url());
+//! # Ok::<(), anyhow::Error>(())
+//! ```
 //!
 //! PostgreSQL refuses to run as root. When the benchmark is root (as on the
 //! project's machines and in CI), `initdb` and the server run as the
@@ -26,8 +39,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-
-use crate::sys;
 
 /// The database superuser `initdb` creates; the benchmark connects as it.
 const SUPERUSER: &str = "weir";
@@ -165,6 +176,12 @@ impl PgServer {
         self.port
     }
 
+    /// The server's connection string, for code that connects by URL
+    /// (`postgres://weir@127.0.0.1:PORT/postgres`).
+    pub fn url(&self) -> String {
+        format!("postgres://{SUPERUSER}@127.0.0.1:{}/postgres", self.port)
+    }
+
     /// Stops the server (fast shutdown: clients are disconnected, a
     /// shutdown checkpoint is written) and waits for it.
     pub fn stop(mut self) -> anyhow::Result<()> {
@@ -230,7 +247,7 @@ impl PgServer {
 impl Drop for PgServer {
     fn drop(&mut self) {
         if let Err(e) = self.shutdown() {
-            eprintln!("[weir-bench] stopping postgres: {e:#}");
+            eprintln!("[weir-testpg] stopping postgres: {e:#}");
         }
     }
 }
@@ -334,4 +351,61 @@ fn check_reachable(path: &Path, user: RunAs) -> anyhow::Result<()> {
 /// A free loopback port (bound, read, released).
 fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The Linux calls the server's lifecycle needs.
+mod sys {
+    use std::io;
+
+    /// The effective user id.
+    #[allow(
+        unsafe_code,
+        reason = "geteuid has no std wrapper; see the SAFETY note"
+    )]
+    pub fn euid() -> u32 {
+        // SAFETY: geteuid takes no arguments, touches no memory of ours and
+        // cannot fail.
+        unsafe { libc::geteuid() }
+    }
+
+    /// Sends SIGINT to process `pid` (a child this process started and has
+    /// not yet waited for, so the id is still its own).
+    #[allow(unsafe_code, reason = "kill has no std wrapper; see the SAFETY note")]
+    pub fn interrupt(pid: u32) -> io::Result<()> {
+        let pid =
+            libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        assert!(pid > 0, "a child's process id is positive, not {pid}");
+        // SAFETY: kill takes no pointers; `pid` is positive (from a `Child`), so
+        // it names one process, never a process group.
+        let rc = unsafe { libc::kill(pid, libc::SIGINT) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// Has the child `cmd` starts get SIGINT when the thread that spawns it
+    /// ends, however it ends (even by SIGKILL of the process), so a server
+    /// a benchmark or a test started never outlives it.
+    #[allow(
+        unsafe_code,
+        reason = "pre_exec and prctl have no safe form; see the SAFETY note"
+    )]
+    pub fn interrupt_with_parent(cmd: &mut std::process::Command) {
+        use std::os::unix::process::CommandExt as _;
+        // SAFETY: the closure runs in the forked child before exec (after the
+        // child's setuid, which would otherwise clear the setting); it only
+        // calls prctl, which is async-signal-safe, allocates nothing and takes
+        // no locks.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT) == 0 {
+                    Ok(())
+                } else {
+                    Err(io::Error::last_os_error())
+                }
+            });
+        }
+    }
 }
