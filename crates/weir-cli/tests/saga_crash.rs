@@ -119,3 +119,86 @@ fn the_showcase_runs_against_a_running_server() {
         assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
     }
 }
+
+/// A failure at each step, by both styles: exactly the steps that had an
+/// effect are compensated, last first, and nothing else happens.
+#[test]
+fn a_failure_at_each_step_compensates_exactly_what_came_before_in_reverse() {
+    // (failing step, effects in the end, the order the timeline shows by
+    // orchestration, and by choreography)
+    type Case<'a> = (&'a str, &'a [&'a str], &'a [&'a str], &'a [&'a str]);
+    let cases: [Case<'_>; 3] = [
+        (
+            "reserve",
+            &["place x1", "cancel x1"],
+            &["SagaCompensationSucceeded place"],
+            &["StockRejected", "OrderCancelled"],
+        ),
+        (
+            "charge",
+            &["place x1", "cancel x1", "reserve x1", "release x1"],
+            &[
+                "SagaCompensationSucceeded reserve",
+                "SagaCompensationSucceeded place",
+            ],
+            &["PaymentDeclined", "StockReleased", "OrderCancelled"],
+        ),
+        (
+            "ship",
+            &[
+                "place x1",
+                "cancel x1",
+                "reserve x1",
+                "release x1",
+                "charge x1",
+                "refund x1",
+            ],
+            &[
+                "SagaCompensationSucceeded charge",
+                "SagaCompensationSucceeded reserve",
+                "SagaCompensationSucceeded place",
+            ],
+            &[
+                "ShipmentFailed",
+                "PaymentRefunded",
+                "StockReleased",
+                "OrderCancelled",
+            ],
+        ),
+    ];
+    for (fail_at, effects_expected, orchestrated, choreographed) in cases {
+        for (style, order) in [
+            ("orchestration", orchestrated),
+            ("choreography", choreographed),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let out = demo(
+                dir.path(),
+                &["--order-id", "f-1", "--style", style, "--fail-at", fail_at],
+            );
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(out.status.success(), "{style} {fail_at}: {text}");
+            assert!(
+                text.contains("f-1 by") && text.contains(": cancelled"),
+                "{text}"
+            );
+            let mut got = effects(&text);
+            got.sort();
+            let mut want: Vec<String> = effects_expected.iter().map(|s| (*s).to_owned()).collect();
+            want.sort();
+            assert_eq!(got, want, "{style} failing at {fail_at}: {text}");
+            // The compensations in the timeline, in this order.
+            let positions: Vec<usize> = order
+                .iter()
+                .map(|needle| {
+                    text.find(needle)
+                        .unwrap_or_else(|| panic!("{style} {fail_at}: no {needle} in {text}"))
+                })
+                .collect();
+            assert!(
+                positions.windows(2).all(|w| w[0] < w[1]),
+                "{style} failing at {fail_at}: out of order: {text}"
+            );
+        }
+    }
+}
