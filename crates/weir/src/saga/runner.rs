@@ -74,6 +74,9 @@ struct Inner {
     /// Sagas this runner started whose start the follower has not read
     /// yet: it need not wake them (a worker already has them).
     started_here: Mutex<HashSet<String>>,
+    /// Sagas that ended since the follower's last pass: it forgets them in
+    /// the ledger in one transaction.
+    ended_pending: Mutex<HashSet<String>>,
 }
 
 /// Drives the sagas of its definitions' types on a store.
@@ -161,18 +164,13 @@ impl Ledger {
         tx.commit()
     }
 
-    /// A saga this runner started is active.
-    fn started(&self, id: &str) -> rusqlite::Result<()> {
-        self.conn
-            .execute("INSERT OR IGNORE INTO active (id) VALUES (?1)", [id])
-            .map(drop)
-    }
-
-    /// A saga ended (completed or compensated): no longer active.
-    fn ended(&self, id: &str) -> rusqlite::Result<()> {
-        self.conn
-            .execute("DELETE FROM active WHERE id = ?1", [id])
-            .map(drop)
+    /// Sagas that ended (completed or compensated): no longer active.
+    fn ended_all(&mut self, ids: &[String]) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        for id in ids {
+            tx.execute("DELETE FROM active WHERE id = ?1", [id])?;
+        }
+        tx.commit()
     }
 }
 
@@ -193,6 +191,7 @@ impl SagaRunner {
                 ledger: Mutex::new(None),
                 fresh: Mutex::new(HashMap::new()),
                 started_here: Mutex::new(HashSet::new()),
+                ended_pending: Mutex::new(HashSet::new()),
             }),
             threads: Vec::new(),
         }
@@ -314,8 +313,9 @@ impl SagaRunner {
             .collect();
         let state = SagaState::fold(id, &recorded).map_err(saga_error)?;
         // Known here before the start is in the store: the follower, which
-        // may read the start at once, leaves it to this runner's worker,
-        // which takes the state as it is without reading it back.
+        // may read the start at once, records it as active but leaves it
+        // to this runner's worker, which takes the state as it is without
+        // reading it back.
         self.inner
             .started_here
             .lock()
@@ -352,9 +352,6 @@ impl SagaRunner {
                 },
                 e => e,
             });
-        }
-        if let Err(e) = self.inner.with_ledger(|l| l.started(id)) {
-            tracing::warn!(saga = %id, "saga runner ledger: {e}");
         }
         if let Some(due) = due_ms {
             self.inner.at(due, id);
@@ -429,6 +426,17 @@ enum FollowError {
 /// position to its end: started sagas become active, and sagas started or
 /// resumed (by this runner or another process) are woken.
 fn follow_once(inner: &Inner) -> Result<(), FollowError> {
+    // Sagas that ended before this pass started: their starts are in the
+    // indexes this pass reads (a start is appended before its end), so
+    // they are forgotten after the starts are recorded.
+    let ended: Vec<String> = std::mem::take(
+        &mut *inner
+            .ended_pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()),
+    )
+    .into_iter()
+    .collect();
     for event_type in FOLLOWED {
         let mut from = inner
             .with_ledger(|l| l.position(event_type))
@@ -449,14 +457,6 @@ fn follow_once(inner: &Inner) -> Result<(), FollowError> {
                 }
                 from = e.position + 1;
             }
-            // Starts this runner made are in the ledger and with a worker
-            // already.
-            let ids: Vec<String> = {
-                let mut here = inner.started_here.lock().unwrap_or_else(|e| e.into_inner());
-                ids.into_iter()
-                    .filter(|id| event_type != "SagaStarted" || !here.remove(id))
-                    .collect()
-            };
             let started: &[String] = if event_type == "SagaStarted" {
                 &ids
             } else {
@@ -465,11 +465,22 @@ fn follow_once(inner: &Inner) -> Result<(), FollowError> {
             inner
                 .with_ledger(|l| l.record(event_type, started, from))
                 .map_err(FollowError::Sql)?;
-            let wake = ids;
+            // Starts this runner made are with a worker already.
+            let wake: Vec<String> = {
+                let mut here = inner.started_here.lock().unwrap_or_else(|e| e.into_inner());
+                ids.into_iter()
+                    .filter(|id| event_type != "SagaStarted" || !here.remove(id))
+                    .collect()
+            };
             for id in wake {
                 inner.wake(&id);
             }
         }
+    }
+    if !ended.is_empty() {
+        inner
+            .with_ledger(|l| l.ended_all(&ended))
+            .map_err(FollowError::Sql)?;
     }
     Ok(())
 }
@@ -662,9 +673,10 @@ impl Inner {
                         if !self.flush_or_reload(&mut saga, &view)? {
                             continue 'reload;
                         }
-                        if let Err(e) = self.with_ledger(|l| l.ended(id)) {
-                            tracing::warn!(saga = %id, "saga runner ledger: {e}");
-                        }
+                        self.ended_pending
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(id.to_owned());
                         return Ok(());
                     }
                     Next::AwaitOperator => {
