@@ -12,6 +12,7 @@
 //! Saga events carry the saga id as their correlation id, so the saga's
 //! timeline is the correlation's.
 
+mod follower;
 mod runner;
 
 use std::collections::HashMap;

@@ -13,9 +13,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
 use serde::Serialize;
 
+use super::follower::{FollowError, Ledger, follow_once};
 use super::{Definition, Definitions, SagaDefinition, append, append_all, load, saga_error};
 use crate::service::Failure;
 use crate::{Client, Error, StoreError};
@@ -54,8 +54,8 @@ struct Schedule {
     timers: BinaryHeap<Reverse<(i64, String)>>,
 }
 
-struct Inner {
-    client: Client,
+pub(super) struct Inner {
+    pub(super) client: Client,
     definitions: Definitions,
     config: RunnerConfig,
     schedule: Mutex<Schedule>,
@@ -73,10 +73,10 @@ struct Inner {
     fresh: Mutex<HashMap<String, SagaState>>,
     /// Sagas this runner started whose start the follower has not read
     /// yet: it need not wake them (a worker already has them).
-    started_here: Mutex<HashSet<String>>,
+    pub(super) started_here: Mutex<HashSet<String>>,
     /// Sagas that ended since the follower's last pass: it forgets them in
     /// the ledger in one transaction.
-    ended_pending: Mutex<HashSet<String>>,
+    pub(super) ended_pending: Mutex<HashSet<String>>,
 }
 
 /// Drives the sagas of its definitions' types on a store.
@@ -101,77 +101,6 @@ fn now_ms() -> i64 {
 
 fn lock(m: &Mutex<Schedule>) -> MutexGuard<'_, Schedule> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// What the runner keeps on disk: the sagas still active and, per event
-/// type it follows, its position in the store's index of that type.
-struct Ledger {
-    conn: Connection,
-}
-
-/// The event types the follower reads: starts (a saga to drive, from this
-/// runner or another process) and resumes (an operator's decision).
-const FOLLOWED: [&str; 2] = ["SagaStarted", "SagaResumed"];
-
-impl Ledger {
-    fn open(client: &Client, name: &str) -> Result<Self, Error> {
-        let dir = client.read_models_dir();
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(name, "creating its directory", e))?;
-        let sql = |e| Error::sqlite(name, e);
-        let conn = Connection::open(dir.join(format!("{name}.sagas.sqlite"))).map_err(sql)?;
-        // A cache of what the store says: a commit lost to a power failure
-        // goes back with its position, and is read again from the store.
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
-             CREATE TABLE IF NOT EXISTS active (id TEXT PRIMARY KEY);
-             CREATE TABLE IF NOT EXISTS positions (event_type TEXT PRIMARY KEY, next INTEGER NOT NULL);",
-        )
-        .map_err(sql)?;
-        Ok(Self { conn })
-    }
-
-    fn active(&self) -> rusqlite::Result<Vec<String>> {
-        let mut s = self.conn.prepare("SELECT id FROM active")?;
-        let rows = s.query_map([], |r| r.get(0))?;
-        rows.collect()
-    }
-
-    fn position(&self, event_type: &str) -> rusqlite::Result<u64> {
-        self.conn
-            .query_row(
-                "SELECT next FROM positions WHERE event_type = ?1",
-                [event_type],
-                |r| r.get::<_, i64>(0),
-            )
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(0),
-                e => Err(e),
-            })
-            .map(|n| n as u64)
-    }
-
-    /// Records a page of one type: started sagas become active, and the
-    /// position moves past the page.
-    fn record(&mut self, event_type: &str, started: &[String], next: u64) -> rusqlite::Result<()> {
-        let tx = self.conn.transaction()?;
-        for id in started {
-            tx.execute("INSERT OR IGNORE INTO active (id) VALUES (?1)", [id])?;
-        }
-        tx.execute(
-            "INSERT INTO positions (event_type, next) VALUES (?1, ?2) ON CONFLICT (event_type) DO UPDATE SET next = excluded.next",
-            (event_type, next as i64),
-        )?;
-        tx.commit()
-    }
-
-    /// Sagas that ended (completed or compensated): no longer active.
-    fn ended_all(&mut self, ids: &[String]) -> rusqlite::Result<()> {
-        let tx = self.conn.transaction()?;
-        for id in ids {
-            tx.execute("DELETE FROM active WHERE id = ?1", [id])?;
-        }
-        tx.commit()
-    }
 }
 
 impl SagaRunner {
@@ -417,76 +346,8 @@ impl Drop for SagaRunner {
     }
 }
 
-enum FollowError {
-    Sql(rusqlite::Error),
-    Sdk(Error),
-}
-
-/// Reads the store's index of each followed type from the ledger's
-/// position to its end: started sagas become active, and sagas started or
-/// resumed (by this runner or another process) are woken.
-fn follow_once(inner: &Inner) -> Result<(), FollowError> {
-    // Sagas that ended before this pass started: their starts are in the
-    // indexes this pass reads (a start is appended before its end), so
-    // they are forgotten after the starts are recorded.
-    let ended: Vec<String> = std::mem::take(
-        &mut *inner
-            .ended_pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()),
-    )
-    .into_iter()
-    .collect();
-    for event_type in FOLLOWED {
-        let mut from = inner
-            .with_ledger(|l| l.position(event_type))
-            .map_err(FollowError::Sql)?;
-        loop {
-            let page = inner
-                .client
-                .backend()
-                .read_type(event_type, from, crate::READ_PAGE_MAX)
-                .map_err(FollowError::Sdk)?;
-            if page.is_empty() {
-                break;
-            }
-            let mut ids = Vec::new();
-            for e in &page {
-                if let Some(id) = e.stream.strip_prefix("saga-") {
-                    ids.push(id.to_owned());
-                }
-                from = e.position + 1;
-            }
-            let started: &[String] = if event_type == "SagaStarted" {
-                &ids
-            } else {
-                &[]
-            };
-            inner
-                .with_ledger(|l| l.record(event_type, started, from))
-                .map_err(FollowError::Sql)?;
-            // Starts this runner made are with a worker already.
-            let wake: Vec<String> = {
-                let mut here = inner.started_here.lock().unwrap_or_else(|e| e.into_inner());
-                ids.into_iter()
-                    .filter(|id| event_type != "SagaStarted" || !here.remove(id))
-                    .collect()
-            };
-            for id in wake {
-                inner.wake(&id);
-            }
-        }
-    }
-    if !ended.is_empty() {
-        inner
-            .with_ledger(|l| l.ended_all(&ended))
-            .map_err(FollowError::Sql)?;
-    }
-    Ok(())
-}
-
 impl Inner {
-    fn with_ledger<T>(
+    pub(super) fn with_ledger<T>(
         &self,
         f: impl FnOnce(&mut Ledger) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
@@ -498,7 +359,7 @@ impl Inner {
     }
 
     /// Queues saga `id` to be driven.
-    fn wake(&self, id: &str) {
+    pub(super) fn wake(&self, id: &str) {
         let mut s = lock(&self.schedule);
         if s.running.contains(id) {
             s.again.insert(id.to_owned());
