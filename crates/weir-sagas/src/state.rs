@@ -346,11 +346,7 @@ impl SagaState {
     }
 
     fn next_forward(&self, now_ms: i64) -> Next {
-        let Some(i) = self
-            .actions
-            .iter()
-            .position(|a| !matches!(a, StepState::Succeeded { .. }))
-        else {
+        let Some(i) = self.next_action() else {
             return Next::Complete;
         };
         if let Some(deadline) = self.deadline_ms
@@ -393,11 +389,23 @@ impl SagaState {
         }
     }
 
-    fn next_backward(&self, now_ms: i64) -> Next {
-        let Some(i) = (0..self.steps.len()).rev().find(|&i| {
+    /// The first step whose action has not succeeded.
+    fn next_action(&self) -> Option<usize> {
+        self.actions
+            .iter()
+            .position(|a| !matches!(a, StepState::Succeeded { .. }))
+    }
+
+    /// The last step that needs compensating and is not compensated yet.
+    fn next_compensation(&self) -> Option<usize> {
+        (0..self.steps.len()).rev().find(|&i| {
             self.needs_compensation(i)
                 && !matches!(self.compensations[i], StepState::Succeeded { .. })
-        }) else {
+        })
+    }
+
+    fn next_backward(&self, now_ms: i64) -> Next {
+        let Some(i) = self.next_compensation() else {
             return Next::FinishCompensated;
         };
         match &self.compensations[i] {
@@ -460,14 +468,8 @@ impl SagaState {
 
     pub fn summary(&self) -> Summary {
         let step = match self.status {
-            Status::Running => self
-                .actions
-                .iter()
-                .position(|a| !matches!(a, StepState::Succeeded { .. })),
-            Status::Compensating | Status::Parked => (0..self.steps.len()).rev().find(|&i| {
-                self.needs_compensation(i)
-                    && !matches!(self.compensations[i], StepState::Succeeded { .. })
-            }),
+            Status::Running => self.next_action(),
+            Status::Compensating | Status::Parked => self.next_compensation(),
             _ => None,
         };
         Summary {

@@ -632,10 +632,7 @@ impl Inner {
                     self.at(due, id);
                 }
                 let body = match d.call(&view, step, attempt, compensation) {
-                    Ok(output) if compensation => {
-                        let _ = output;
-                        EventBody::CompensationSucceeded { step }
-                    }
+                    Ok(_) if compensation => EventBody::CompensationSucceeded { step },
                     Ok(output) => EventBody::StepSucceeded { step, output },
                     Err(failure) => {
                         let (kind, error) = match failure {
