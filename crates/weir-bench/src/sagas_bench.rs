@@ -35,6 +35,9 @@ pub struct SagasArgs {
     /// Small sizes, for a smoke test
     #[arg(long)]
     quick: bool,
+    /// Measure only this store (embedded or remote) [default: both]
+    #[arg(long, value_parser = ["embedded", "remote"])]
+    only: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -108,16 +111,22 @@ fn sagas(client: &Client, workers: usize, count: u64, in_flight: u64) -> anyhow:
                 let (runner, next) = (&runner, &next);
                 s.spawn(move || -> anyhow::Result<()> {
                     loop {
-                        while next
-                            .load(Ordering::Relaxed)
-                            .saturating_sub(runner.finished())
-                            >= in_flight
-                        {
-                            std::thread::sleep(Duration::from_micros(200));
-                        }
+                        // Saga n starts once n + 1 - in_flight have
+                        // finished, rounded up to a multiple of the
+                        // starters so they wake together.
                         let n = next.fetch_add(1, Ordering::Relaxed);
                         if n >= count {
                             return Ok(());
+                        }
+                        let need = (n + 1)
+                            .saturating_sub(in_flight)
+                            .next_multiple_of(workers as u64);
+                        while runner.wait_finished(need, Duration::from_secs(1)) < need {
+                            anyhow::ensure!(
+                                start.elapsed() < Duration::from_secs(600),
+                                "sagas stalled at {} of {count}",
+                                runner.finished()
+                            );
                         }
                         runner.start_saga("bench", &format!("s-{n}"), &Input { n })?;
                     }
@@ -130,8 +139,7 @@ fn sagas(client: &Client, workers: usize, count: u64, in_flight: u64) -> anyhow:
         }
         Ok(())
     })?;
-    while runner.finished() < count {
-        std::thread::sleep(Duration::from_millis(1));
+    while runner.wait_finished(count, Duration::from_secs(1)) < count {
         anyhow::ensure!(
             start.elapsed() < Duration::from_secs(600),
             "sagas stalled at {} of {count}",
@@ -159,9 +167,11 @@ pub fn run(args: SagasArgs) -> anyhow::Result<()> {
         "store", "appends/s", "sagas/s", "steps/s", "ratio"
     );
     for remote in [false, true] {
-        let dir = scratch
-            .path()
-            .join(if remote { "remote" } else { "embedded" });
+        let name = if remote { "remote" } else { "embedded" };
+        if args.only.as_deref().is_some_and(|only| only != name) {
+            continue;
+        }
+        let dir = scratch.path().join(name);
         let (client, _server) = if remote {
             let server = crate::http_bench::Server::start(&dir)?;
             let client = Client::connect(&server.http.to_string())?;
@@ -175,7 +185,7 @@ pub fn run(args: SagasArgs) -> anyhow::Result<()> {
         let ratio = steps / base;
         println!(
             "{:<10} {:>14.0} {:>12.0} {:>14.0} {:>10.2}  (goal >= 0.5: {})",
-            if remote { "remote" } else { "embedded" },
+            name,
             base,
             rate,
             steps,

@@ -116,16 +116,39 @@ pub const SAGA_EVENT_TYPES: [&str; 12] = [
 ];
 
 impl EventBody {
-    /// The event type and its JSON data.
+    /// The event type of this body.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Self::Started { .. } => "SagaStarted",
+            Self::StepStarted { .. } => "SagaStepStarted",
+            Self::StepSucceeded { .. } => "SagaStepSucceeded",
+            Self::StepFailed { .. } => "SagaStepFailed",
+            Self::Compensating { .. } => "SagaCompensating",
+            Self::CompensationStarted { .. } => "SagaCompensationStarted",
+            Self::CompensationSucceeded { .. } => "SagaCompensationSucceeded",
+            Self::CompensationFailed { .. } => "SagaCompensationFailed",
+            Self::Parked { .. } => "SagaParked",
+            Self::Resumed { .. } => "SagaResumed",
+            Self::Completed {} => "SagaCompleted",
+            Self::Compensated {} => "SagaCompensated",
+        }
+    }
+
+    /// The event type and its JSON data, serialized once: the tagged
+    /// form `{"type":"<type>","data":<data>}` with its frame cut off.
     pub fn encode(&self) -> (&'static str, Vec<u8>) {
-        let v = serde_json::to_value(self).unwrap_or(Value::Null);
-        let ty = SAGA_EVENT_TYPES
-            .iter()
-            .copied()
-            .find(|t| v.get("type").and_then(Value::as_str) == Some(t))
-            .unwrap_or("SagaStarted");
-        let data = v.get("data").cloned().unwrap_or(Value::Null);
-        (ty, serde_json::to_vec(&data).unwrap_or_default())
+        let ty = self.event_type();
+        let tagged = serde_json::to_vec(self).unwrap_or_default();
+        let head = tagged_head(ty);
+        let data = if tagged.starts_with(head.as_bytes()) && tagged.ends_with(b"}") {
+            tagged[head.len()..tagged.len() - 1].to_vec()
+        } else {
+            // Not the frame serde_json writes for this enum: take the data
+            // out of the parsed form instead.
+            let v: Value = serde_json::from_slice(&tagged).unwrap_or(Value::Null);
+            serde_json::to_vec(v.get("data").unwrap_or(&Value::Null)).unwrap_or_default()
+        };
+        (ty, data)
     }
 
     /// The body of an event of `event_type` with `data`; `None` for a type
@@ -134,13 +157,22 @@ impl EventBody {
         if !SAGA_EVENT_TYPES.contains(&event_type) {
             return None;
         }
-        let data: Value = match serde_json::from_slice(data) {
-            Ok(v) => v,
-            Err(e) => return Some(Err(format!("{event_type}: {e}"))),
-        };
-        let tagged = serde_json::json!({ "type": event_type, "data": data });
-        Some(serde_json::from_value(tagged).map_err(|e| format!("{event_type}: {e}")))
+        // The data is checked to be one JSON value before it is framed.
+        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(data) {
+            return Some(Err(format!("{event_type}: {e}")));
+        }
+        let head = tagged_head(event_type);
+        let mut tagged = Vec::with_capacity(head.len() + data.len() + 1);
+        tagged.extend_from_slice(head.as_bytes());
+        tagged.extend_from_slice(data);
+        tagged.push(b'}');
+        Some(serde_json::from_slice(&tagged).map_err(|e| format!("{event_type}: {e}")))
     }
+}
+
+/// The start of a body's tagged JSON form, up to its data.
+fn tagged_head(event_type: &str) -> String {
+    format!("{{\"type\":\"{event_type}\",\"data\":")
 }
 
 /// A saga event as read from its stream.

@@ -781,19 +781,69 @@ mod tests {
 
     #[test]
     fn bodies_round_trip_through_type_and_data() {
-        let body = EventBody::StepFailed {
-            step: 2,
-            error: "x".into(),
-            kind: ErrorKind::Timeout,
-            retry_at_ms: Some(9),
-        };
-        let (ty, data) = body.encode();
-        assert_eq!(ty, "SagaStepFailed");
-        assert_eq!(EventBody::decode(ty, &data), Some(Ok(body)));
+        let key = || "saga/s/a/act".to_owned();
+        let bodies = vec![
+            EventBody::Started {
+                saga_type: "t".into(),
+                input: serde_json::json!({"n": [1, "two", null], "s": "}\""}),
+                steps: vec!["a".into()],
+                deadline_ms: Some(5),
+            },
+            act(0, 1, None),
+            act(0, 2, Some(7)),
+            EventBody::StepSucceeded {
+                step: 0,
+                output: serde_json::json!("out"),
+            },
+            EventBody::StepFailed {
+                step: 2,
+                error: "x".into(),
+                kind: ErrorKind::Timeout,
+                retry_at_ms: Some(9),
+            },
+            EventBody::Compensating { reason: "r".into() },
+            EventBody::CompensationStarted {
+                step: 0,
+                attempt: 1,
+                idempotency_key: key(),
+                due_ms: None,
+            },
+            EventBody::CompensationSucceeded { step: 0 },
+            EventBody::CompensationFailed {
+                step: 0,
+                error: "e".into(),
+                kind: ErrorKind::Transient,
+                retry_at_ms: None,
+            },
+            EventBody::Parked {
+                step: 0,
+                reason: "p".into(),
+            },
+            EventBody::Resumed { by: "op".into() },
+            EventBody::Completed {},
+            EventBody::Compensated {},
+        ];
+        let mut types: Vec<&str> = Vec::new();
+        for body in bodies {
+            let (ty, data) = body.encode();
+            // The data is the tagged form's, and nothing else.
+            let tagged = serde_json::to_value(&body).unwrap();
+            assert_eq!(tagged["type"], ty);
+            let parsed: Value = serde_json::from_slice(&data).unwrap();
+            assert_eq!(parsed, tagged["data"]);
+            assert_eq!(EventBody::decode(ty, &data), Some(Ok(body)));
+            types.push(ty);
+        }
+        types.sort_unstable();
+        types.dedup();
+        assert_eq!(types.len(), crate::SAGA_EVENT_TYPES.len());
         assert_eq!(EventBody::decode("OrderPlaced", b"{}"), None);
-        assert!(matches!(
-            EventBody::decode("SagaCompleted", b"[1]"),
-            Some(Err(_))
-        ));
+        for bad in [&b"[1]"[..], b"{", b"{}, \"x\": 1", b"{} {}", b""] {
+            assert!(
+                matches!(EventBody::decode("SagaCompleted", bad), Some(Err(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 }

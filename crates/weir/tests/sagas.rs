@@ -353,6 +353,17 @@ fn many_sagas_run_at_once_on_a_few_workers() {
     let client = Client::open(dir.path()).unwrap();
     let ds = Arc::new(Downstream::default());
     let r = runner(&client, &ds);
+    // Nothing finished: a wait for one times out with none.
+    assert_eq!(r.wait_finished(1, Duration::from_millis(50)), 0);
+    let r = Arc::new(r);
+    // Waiters for different counts, woken as the sagas end.
+    let waiters: Vec<_> = [1, 100, 200]
+        .into_iter()
+        .map(|n| {
+            let r = r.clone();
+            std::thread::spawn(move || r.wait_finished(n, WAIT) >= n)
+        })
+        .collect();
     for i in 0..200 {
         let id = format!("m-{i}");
         r.start_saga("order", &id, &order(&id)).unwrap();
@@ -363,12 +374,11 @@ fn many_sagas_run_at_once_on_a_few_workers() {
             Status::Completed
         );
     }
-    // The counter moves just after the last event is appended.
-    let deadline = std::time::Instant::now() + WAIT;
-    while r.finished() < 200 {
-        assert!(std::time::Instant::now() < deadline, "{}", r.finished());
-        std::thread::sleep(Duration::from_millis(5));
+    for w in waiters {
+        assert!(w.join().unwrap());
     }
+    // The counter moves just after the last event is appended.
+    assert_eq!(r.wait_finished(200, WAIT), 200);
     assert_eq!(r.finished(), 200);
     assert_eq!(ds.applied.lock().unwrap().len(), 600);
     assert!(ds.applied_once());

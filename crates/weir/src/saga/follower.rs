@@ -4,6 +4,8 @@
 //! start resumes every active saga without scanning finished ones, and
 //! sagas started or resumed by other processes are woken.
 
+use std::collections::HashMap;
+
 use rusqlite::Connection;
 
 use super::runner::Inner;
@@ -13,6 +15,9 @@ use crate::{Client, Error};
 /// type it follows, its position in the store's index of that type.
 pub(super) struct Ledger {
     conn: Connection,
+    /// The positions as recorded, read once at open: only the follower
+    /// moves them.
+    positions: HashMap<String, u64>,
 }
 
 /// The event types the follower reads: starts (a saga to drive, from this
@@ -33,7 +38,14 @@ impl Ledger {
              CREATE TABLE IF NOT EXISTS positions (event_type TEXT PRIMARY KEY, next INTEGER NOT NULL);",
         )
         .map_err(sql)?;
-        Ok(Self { conn })
+        let positions = conn
+            .prepare("SELECT event_type, next FROM positions")
+            .and_then(|mut s| {
+                s.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
+                    .collect::<rusqlite::Result<HashMap<String, u64>>>()
+            })
+            .map_err(sql)?;
+        Ok(Self { conn, positions })
     }
 
     pub(super) fn active(&self) -> rusqlite::Result<Vec<String>> {
@@ -42,39 +54,37 @@ impl Ledger {
         rows.collect()
     }
 
-    fn position(&self, event_type: &str) -> rusqlite::Result<u64> {
-        self.conn
-            .query_row(
-                "SELECT next FROM positions WHERE event_type = ?1",
-                [event_type],
-                |r| r.get::<_, i64>(0),
-            )
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(0),
-                e => Err(e),
-            })
-            .map(|n| n as u64)
+    fn position(&self, event_type: &str) -> u64 {
+        self.positions.get(event_type).copied().unwrap_or(0)
     }
 
     /// Records a page of one type: started sagas become active, and the
     /// position moves past the page.
     fn record(&mut self, event_type: &str, started: &[String], next: u64) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
-        for id in started {
-            tx.execute("INSERT OR IGNORE INTO active (id) VALUES (?1)", [id])?;
+        {
+            let mut insert = tx.prepare_cached("INSERT OR IGNORE INTO active (id) VALUES (?1)")?;
+            for id in started {
+                insert.execute([id])?;
+            }
         }
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO positions (event_type, next) VALUES (?1, ?2) ON CONFLICT (event_type) DO UPDATE SET next = excluded.next",
-            (event_type, next as i64),
-        )?;
-        tx.commit()
+        )?
+        .execute((event_type, next as i64))?;
+        tx.commit()?;
+        self.positions.insert(event_type.to_owned(), next);
+        Ok(())
     }
 
     /// Sagas that ended (completed or compensated): no longer active.
     fn ended_all(&mut self, ids: &[String]) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
-        for id in ids {
-            tx.execute("DELETE FROM active WHERE id = ?1", [id])?;
+        {
+            let mut delete = tx.prepare_cached("DELETE FROM active WHERE id = ?1")?;
+            for id in ids {
+                delete.execute([id])?;
+            }
         }
         tx.commit()
     }
@@ -102,7 +112,7 @@ pub(super) fn follow_once(inner: &Inner) -> Result<(), FollowError> {
     .collect();
     for event_type in FOLLOWED {
         let mut from = inner
-            .with_ledger(|l| l.position(event_type))
+            .with_ledger(|l| Ok(l.position(event_type)))
             .map_err(FollowError::Sql)?;
         loop {
             let page = inner

@@ -44,6 +44,9 @@ impl Default for RunnerConfig {
     }
 }
 
+/// The least time between two passes of the follower.
+const FOLLOW_PACE: Duration = Duration::from_millis(5);
+
 #[derive(Debug, Default)]
 struct Schedule {
     ready: VecDeque<String>,
@@ -67,6 +70,12 @@ pub(super) struct Inner {
     stop: AtomicBool,
     /// Sagas completed or compensated by this runner.
     finished: AtomicU64,
+    /// The least count a [`SagaRunner::wait_finished`] waits for
+    /// (`u64::MAX` when none waits): a saga's end notifies only then.
+    finished_wanted: AtomicU64,
+    /// Taken to notify `finished_changed` (the count itself is atomic).
+    finished_lock: Mutex<()>,
+    finished_changed: Condvar,
     ledger: Mutex<Option<Ledger>>,
     /// Sagas this runner just started, with their state: the worker that
     /// takes one need not read it back.
@@ -117,6 +126,9 @@ impl SagaRunner {
                 changed: Condvar::new(),
                 stop: AtomicBool::new(false),
                 finished: AtomicU64::new(0),
+                finished_wanted: AtomicU64::new(u64::MAX),
+                finished_lock: Mutex::new(()),
+                finished_changed: Condvar::new(),
                 ledger: Mutex::new(None),
                 fresh: Mutex::new(HashMap::new()),
                 started_here: Mutex::new(HashSet::new()),
@@ -324,6 +336,35 @@ impl SagaRunner {
         self.inner.finished.load(Ordering::Relaxed)
     }
 
+    /// Waits until this runner has finished (completed or compensated) at
+    /// least `count` sagas, or `timeout`; returns how many it has.
+    pub fn wait_finished(&self, count: u64, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        let mut guard = self
+            .inner
+            .finished_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        loop {
+            // Wanted first, then the count checked again: an end that
+            // the check misses sees the wanted count and notifies.
+            self.inner
+                .finished_wanted
+                .fetch_min(count, Ordering::SeqCst);
+            let finished = self.inner.finished.load(Ordering::SeqCst);
+            let now = Instant::now();
+            if finished >= count || now >= deadline {
+                return finished;
+            }
+            guard = self
+                .inner
+                .finished_changed
+                .wait_timeout(guard, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
     /// Stops the threads; a saga in the middle of a call finishes that
     /// call and its record first (an abandoned one resumes on next start).
     pub fn stop(mut self) {
@@ -460,9 +501,15 @@ impl Inner {
                 Err(FollowError::Sql(e)) => tracing::warn!("saga runner ledger: {e}"),
                 Err(FollowError::Sdk(e)) => tracing::warn!("reading the saga category: {e}"),
             }
-            self.client
+            if self
+                .client
                 .backend()
-                .wait_changed(epoch, self.config.follow_interval);
+                .wait_changed(epoch, self.config.follow_interval)
+            {
+                // Changes come with every append: a short pause lets a
+                // pass read many starts in one page and one transaction.
+                std::thread::sleep(FOLLOW_PACE);
+            }
         }
     }
 
@@ -662,7 +709,14 @@ impl Inner {
     }
 
     fn ended(&self) {
-        self.finished.fetch_add(1, Ordering::Relaxed);
+        let finished = self.finished.fetch_add(1, Ordering::SeqCst) + 1;
+        if finished >= self.finished_wanted.load(Ordering::SeqCst) {
+            // Under the lock, so a waiter between its check and its wait
+            // is not missed; the woken ones that still wait want again.
+            let _guard = self.finished_lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.finished_wanted.store(u64::MAX, Ordering::SeqCst);
+            self.finished_changed.notify_all();
+        }
     }
 }
 
