@@ -84,6 +84,10 @@ pub struct SagaDetail {
     pub saga: SagaSummary,
     pub steps: Vec<SagaStep>,
     pub events: Vec<SagaEventInfo>,
+    /// The saga's timeline across services: its correlation's events
+    /// (`/v1/correlations/{id}`; the saga id is the correlation id of
+    /// everything it causes).
+    pub timeline: String,
 }
 
 /// `POST /v1/sagas/{id}/resume`: an operator resumes a parked saga.

@@ -1,7 +1,8 @@
 //! `weir saga list|show|resume`: sagas on a running server, for operators.
 //! `list` gives each saga's type, status, current step and why it is
 //! parked or compensating (following the server's pages); `show` prints
-//! one saga's summary, a table of its steps and its events; `resume`
+//! one saga's summary, a table of its steps, its events and its timeline
+//! across services (`weir trace`'s tree of its correlation); `resume`
 //! resumes a parked saga (the server refuses, with exit code 4, one that
 //! is not parked).
 
@@ -32,8 +33,14 @@ enum SagaCommand {
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
         max: u32,
     },
-    /// Print a saga: its summary, its steps, then its events.
-    Show { id: String },
+    /// Print a saga: its summary, its steps, its events, then its
+    /// timeline across services (what `weir trace <id>` prints).
+    Show {
+        id: String,
+        /// Leave out the timeline.
+        #[arg(long)]
+        no_timeline: bool,
+    },
     /// Resume a parked saga: its failed compensation is tried again by
     /// the runner that has its type.
     Resume {
@@ -105,7 +112,7 @@ pub fn run_saga(args: SagaArgs) -> anyhow::Result<()> {
                 eprintln!("more sagas than --max {max}: not all are listed");
             }
         }
-        SagaCommand::Show { id } => {
+        SagaCommand::Show { id, no_timeline } => {
             let detail = client.saga(&id)?;
             if json {
                 return print_json(&detail);
@@ -150,6 +157,17 @@ pub fn run_saga(args: SagaArgs) -> anyhow::Result<()> {
                     "{:>7}  {:<24}  {:<26}  {}",
                     e.version, e.time, e.event_type, e.data
                 );
+            }
+            if !no_timeline {
+                // The saga's events and everything its calls caused that
+                // carries its id as correlation id, in every service.
+                println!();
+                let timeline = crate::trace_cli::read_timeline(
+                    &client,
+                    &id,
+                    crate::trace_cli::TRACE_EVENTS_DEFAULT,
+                )?;
+                crate::trace_cli::print_tree(&id, &timeline)?;
             }
         }
         SagaCommand::Resume { id, by } => {

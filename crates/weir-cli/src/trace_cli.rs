@@ -19,7 +19,7 @@ use crate::remote::{NotFound, RemoteArgs, print_json};
 
 /// Most events `weir trace` reads unless `--max` says otherwise: a
 /// timeline is for reading, and the tree is built in memory.
-const TRACE_EVENTS_DEFAULT: usize = 10_000;
+pub(crate) const TRACE_EVENTS_DEFAULT: usize = 10_000;
 /// Characters of an event id the tree prints (a UUID's first group).
 const SHORT_ID_CHARS: usize = 8;
 
@@ -56,6 +56,33 @@ pub fn run_trace(args: TraceArgs) -> anyhow::Result<()> {
         .client(Some(std::time::Duration::from_secs(60)))?;
     let id = args.correlation_id.as_str();
     let max = args.max.map_or(TRACE_EVENTS_DEFAULT, |m| m as usize);
+    let timeline = read_timeline(&client, id, max)?;
+    if args.remote.json {
+        print_json(&TraceJson {
+            correlation_id: id,
+            events: timeline
+                .depth_first()
+                .map(|(depth, node)| TraceEvent {
+                    depth,
+                    event: &node.event,
+                })
+                .collect(),
+        })?;
+    } else {
+        print_tree(id, &timeline)?;
+    }
+    if timeline.is_empty() {
+        return Err(NotFound(format!("no events with correlation id {id:?}")).into());
+    }
+    Ok(())
+}
+
+/// Up to `max` events of correlation `id`, as a tree by causation.
+pub(crate) fn read_timeline(
+    client: &weir_client::Client,
+    id: &str,
+    max: usize,
+) -> anyhow::Result<Timeline<weir_api::Event>> {
     let mut events: Vec<weir_api::Event> = Vec::new();
     let mut from = 0;
     // The server answers at most its page limit and says with `next`
@@ -73,47 +100,39 @@ pub fn run_trace(args: TraceArgs) -> anyhow::Result<()> {
         }
     }
     events.truncate(max);
-    let timeline = Timeline::new(events);
+    Ok(Timeline::new(events))
+}
+
+/// Prints a timeline as a tree, each event under its cause; nothing for
+/// an empty one.
+pub(crate) fn print_tree(id: &str, timeline: &Timeline<weir_api::Event>) -> anyhow::Result<()> {
+    if timeline.is_empty() {
+        return Ok(());
+    }
     let mut out = std::io::stdout().lock();
-    if args.remote.json {
-        print_json(&TraceJson {
-            correlation_id: id,
-            events: timeline
-                .depth_first()
-                .map(|(depth, node)| TraceEvent {
-                    depth,
-                    event: &node.event,
-                })
-                .collect(),
-        })?;
-    } else if !timeline.is_empty() {
+    writeln!(
+        out,
+        "correlation {id}: {} events, {} roots",
+        timeline.len(),
+        timeline.roots().len()
+    )?;
+    for (depth, node) in timeline.depth_first() {
+        let e = &node.event;
+        let cause = match (node.parent, &e.causation_id) {
+            (None, Some(c)) => format!("  <- {}", short(c)),
+            _ => String::new(),
+        };
         writeln!(
             out,
-            "correlation {id}: {} events, {} roots",
-            timeline.len(),
-            timeline.roots().len()
-        )?;
-        for (depth, node) in timeline.depth_first() {
-            let e = &node.event;
-            let cause = match (node.parent, &e.causation_id) {
-                (None, Some(c)) => format!("  <- {}", short(c)),
-                _ => String::new(),
-            };
-            writeln!(
-                out,
-                "{}  {}{}  {}@{}  {}{cause}",
-                e.recorded,
-                "  ".repeat(depth),
-                e.event_type,
-                e.stream,
-                e.version,
-                short(&e.id),
-            )
-            .context("writing the timeline")?;
-        }
-    }
-    if timeline.is_empty() {
-        return Err(NotFound(format!("no events with correlation id {id:?}")).into());
+            "{}  {}{}  {}@{}  {}{cause}",
+            e.recorded,
+            "  ".repeat(depth),
+            e.event_type,
+            e.stream,
+            e.version,
+            short(&e.id),
+        )
+        .context("writing the timeline")?;
     }
     Ok(())
 }

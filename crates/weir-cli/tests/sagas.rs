@@ -227,6 +227,22 @@ fn operators_list_show_and_resume_sagas() {
         .collect();
     assert_eq!(events.first(), Some(&"SagaStarted"), "{shown}");
     assert_eq!(events.last(), Some(&"SagaParked"), "{shown}");
+    // Then its timeline: every saga event, by causation, from the
+    // correlation index (the saga id is the correlation id).
+    let (_, tree) = shown
+        .split_once("\ncorrelation o-1: ")
+        .unwrap_or_else(|| panic!("no timeline in {shown}"));
+    let tree_events: Vec<&str> = tree
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(tree_events.len(), events.len(), "{shown}");
+    assert_eq!(tree_events.first(), Some(&"SagaStarted"), "{shown}");
+    assert!(tree.contains("saga-o-1@0"), "{shown}");
+    let bare = ok(weir(&s.http, "saga show o-1 --no-timeline"));
+    assert!(!bare.contains("correlation o-1"), "{bare}");
+    assert!(shown.starts_with(&bare), "{bare}");
 
     // Refusals: not parked (4), no such saga (3), a bad id (1).
     failed(&weir(&s.http, "saga resume o-2"), 4, "saga_not_parked");

@@ -304,8 +304,10 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<SagaDetail>, ApiError> {
     let store = app.store.clone();
+    let timeline = format!("/v1/correlations/{}", percent_encode(&id));
     let (loaded, state) = blocking(move || load(&store, &id)).await?;
     Ok(Json(SagaDetail {
+        timeline,
         steps: state
             .step_reports(&loaded.events)
             .into_iter()

@@ -291,6 +291,7 @@ fn a_saga_is_shown_with_its_steps_and_events() {
     let shown = s.ok("GET", "/v1/sagas/b-2", None, 200);
     assert_eq!(shown["saga"]["status"], "parked");
     assert_eq!(shown["saga"]["id"], "b-2");
+    assert_eq!(shown["timeline"], "/v1/correlations/b-2");
     assert_eq!(
         shown["steps"],
         json!([
