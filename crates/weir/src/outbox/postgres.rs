@@ -20,6 +20,7 @@
 //! rows are claimable again.
 
 use postgres::error::SqlState;
+use postgres::types::Type;
 use postgres::{Client, NoTls};
 
 use super::{Claimed, Claimer, Enqueued, NewRow, OutboxError, OutboxTx, Row, now_ms};
@@ -86,15 +87,17 @@ impl OutboxTx for postgres::Transaction<'_> {
         envelope: &Envelope,
     ) -> Result<Enqueued, OutboxError> {
         let row = NewRow::encode(aggregate_id, envelope)?;
-        let result = self.query_one(
+        // Typed parameters: the statement is parsed, bound and run in one
+        // round trip (an untyped one is prepared in a round trip first).
+        let result = self.query_typed_one(
             INSERT,
             &[
-                &row.event_id,
-                &aggregate_id,
-                &row.event_type,
-                &row.headers,
-                &row.data,
-                &row.created_ms,
+                (&row.event_id, Type::TEXT),
+                (&aggregate_id, Type::TEXT),
+                (&row.event_type, Type::TEXT),
+                (&row.headers, Type::TEXT),
+                (&row.data, Type::BYTEA),
+                (&row.created_ms, Type::INT8),
             ],
         );
         match result {
