@@ -45,7 +45,7 @@ impl Default for RunnerConfig {
 }
 
 /// The least time between two passes of the follower.
-const FOLLOW_PACE: Duration = Duration::from_millis(5);
+const FOLLOW_PACE: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Default)]
 struct Schedule {
