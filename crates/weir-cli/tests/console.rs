@@ -243,17 +243,24 @@ async fn the_console_shows_topics_lag_and_events_in_a_browser() {
         text_of(&b, "#members td", |t| t.contains("orders: 0"))
     })
     .await;
-    until("the lag chart", || async {
-        if b.find_all(Locator::Css("svg.chart polyline"))
+    // Three more records: the page (reloaded) shows the lag grown by three
+    // and the chart, drawn from the samples views take a second apart,
+    // shows the rise.
+    kcat_produce(&kafka, "orders", "k6|f\nk7|g\nk8|h\n");
+    let grown = (lag + 3).to_string();
+    until("the grown lag and its chart", || async {
+        let shown = text_of(&b, "#lag-total", |t| t == grown).await.is_some();
+        let chart = !b
+            .find_all(Locator::Css("svg.chart polyline"))
             .await
             .ok()?
-            .is_empty()
-        {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            b.refresh().await.ok()?;
-            return None;
+            .is_empty();
+        if shown && chart {
+            return Some(());
         }
-        Some(())
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        b.refresh().await.ok()?;
+        None
     })
     .await;
     shot(&b, "group.png").await;
