@@ -3,8 +3,9 @@
 //! lag made by kcat members, events appended over the HTTP API; headless
 //! Chromium (driven through chromedriver over WebDriver with fantoccini)
 //! opens the console and must show the topic, the records (a `<script>`
-//! value as inert text), the group's lag and its chart, the event, and a
-//! new event arriving through the live tail. Screenshots of each page go
+//! value as inert text), the group's lag and its chart, the event, a
+//! new event arriving through the live tail, and a dead letter replayed
+//! with its button. Screenshots of each page go
 //! to `<target dir>/console-screenshots/` for CI to keep.
 
 mod common;
@@ -288,6 +289,57 @@ async fn the_console_shows_topics_lag_and_events_in_a_browser() {
     })
     .await;
     shot(&b, "events.png").await;
+
+    // A dead letter written by kcat (any client can write one: the
+    // weir.dlq.* headers make it one), replayed with the page's button:
+    // the browser's form post passes the same-origin check and the record
+    // is back on its origin.
+    let headers = [
+        "weir.dlq.error=payment service timed out",
+        "weir.dlq.error.kind=transient",
+        "weir.dlq.attempts=5",
+        "weir.dlq.first.failure.ms=1000",
+        "weir.dlq.last.failure.ms=9000",
+        "weir.dlq.group=billing",
+        "weir.dlq.origin.topic=orders",
+        "weir.dlq.origin.partition=0",
+        "weir.dlq.origin.offset=1",
+        "weir.dlq.origin.timestamp.ms=500",
+    ];
+    let mut dead = Command::new("kcat");
+    dead.args(["-b", &kafka, "-P", "-t", "orders.dlq", "-p", "0", "-K", "|"]);
+    for h in headers {
+        dead.args(["-H", h]);
+    }
+    let out = common::run_with_stdin(&mut dead, "k2|retry me\n");
+    assert!(out.status.success(), "{out:?}");
+    let end_before = api(&http, "GET", "/v1/topics/orders", None)["partitions"][0]["end_offset"]
+        .as_i64()
+        .unwrap();
+    b.goto(&format!("{console}/dlq/orders.dlq/partitions/0"))
+        .await
+        .unwrap();
+    until("the dead letter", || {
+        text_of(&b, "#dead-letters td", |t| {
+            t.contains("payment service timed out")
+        })
+    })
+    .await;
+    shot(&b, "dead-letters.png").await;
+    b.find(Locator::Css("#dead-letters form.inline button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until("the replay's report", || {
+        text_of(&b, "#replayed", |t| t == "Replayed 1 dead letter(s).")
+    })
+    .await;
+    let end_after = api(&http, "GET", "/v1/topics/orders", None)["partitions"][0]["end_offset"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(end_after, end_before + 1);
 
     // The overview counts what is there.
     b.goto(&console).await.unwrap();
