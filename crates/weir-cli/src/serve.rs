@@ -535,9 +535,12 @@ async fn serve(
         weir_http::AppState::new(broker.clone(), groups.clone(), store.clone(), args.http)
             .with_alerts(alerts),
     );
-    let http = tokio::spawn(weir_http::run(
+    // The web console at /console, over the same state as the API.
+    let console = weir_console::router(http_state.clone(), weir_console::ConsoleConfig::default());
+    let http = tokio::spawn(weir_http::run_with(
         http_listener,
         http_state,
+        console,
         stopped(stop_rx.clone()),
     ));
     weir_kafka::run(

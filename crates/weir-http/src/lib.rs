@@ -313,6 +313,16 @@ pub async fn run(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    run_with(listener, state, Router::new(), shutdown).await
+}
+
+/// [`run`], with `extra` routes (the web console) served beside the API.
+pub async fn run_with(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    extra: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     use axum::serve::ListenerExt as _;
     // Answers are small writes after the request: without TCP_NODELAY,
     // Nagle's algorithm holds them for the client's delayed ACK (tens of
@@ -322,7 +332,7 @@ pub async fn run(
             tracing::debug!(%e, "TCP_NODELAY not set");
         }
     });
-    let app = router(state.clone());
+    let app = router(state.clone()).merge(extra);
     let shutdown = async move {
         shutdown.await;
         state.stopping.send_replace(true);
@@ -369,4 +379,16 @@ pub(crate) fn partition_page(
     let offset: i64 = query_number(q, "offset")?.unwrap_or(0);
     let limit: usize = query_number(q, "limit")?.unwrap_or(100).min(page_max);
     Ok((partition, offset, limit))
+}
+
+/// The API's read handlers and the dead-letter replay as functions, for
+/// in-process callers that show what the API serves (the web console,
+/// `weir-console`): they get the same data, limits and problems without
+/// an HTTP round trip.
+pub mod handlers {
+    pub use crate::dlq::{alerts, list as dead_letter_topics, read as dead_letters, replay};
+    pub use crate::groups::{describe as describe_group, list as groups};
+    pub use crate::sagas::{list as sagas, show as saga};
+    pub use crate::streams::{read_all, read_category, read_correlation, read_stream, read_type};
+    pub use crate::topics::{describe as describe_topic, fetch as records, list as topics};
 }
