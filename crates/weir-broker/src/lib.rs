@@ -29,6 +29,7 @@ pub mod partitioner;
 mod producers;
 mod rewrite;
 mod topic;
+pub mod txn_index;
 
 pub use broker::{Broker, BrokerConfig, TOPIC_NAME_BYTES_MAX, validate_topic_name};
 pub use config::{

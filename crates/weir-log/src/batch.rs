@@ -397,6 +397,19 @@ impl BatchBuilder {
         self
     }
 
+    /// Marks the batch as part of a transaction (its producer's).
+    pub fn transactional(mut self) -> Self {
+        self.attributes |= TRANSACTIONAL;
+        self
+    }
+
+    /// Marks the batch as a control batch (a transaction marker); it is
+    /// transactional too, as Kafka writes them.
+    pub fn control(mut self) -> Self {
+        self.attributes |= CONTROL | TRANSACTIONAL;
+        self
+    }
+
     pub fn record_count(&self) -> i32 {
         self.record_count
     }
