@@ -110,6 +110,15 @@ pub struct ServeArgs {
     /// How often alerts are evaluated, in ms [default: 10000].
     #[arg(long)]
     alert_interval_ms: Option<u64>,
+    /// Log lines on stderr as `text` or `json` (one object per line, with
+    /// each request's client id, correlation id and trace id).
+    #[arg(long, env = "WEIR_LOG_FORMAT", value_enum, default_value_t)]
+    pub log_format: crate::telemetry::LogFormat,
+    /// Export spans over OTLP/HTTP (protobuf) to this collector, e.g.
+    /// `http://127.0.0.1:4318` (traces go to `/v1/traces`) [default: no
+    /// export].
+    #[arg(long, env = "WEIR_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// The config file: the same settings, all optional; unknown keys are an

@@ -357,6 +357,7 @@ fn resumed_event(app: &AppState, loaded: &Loaded, state: &SagaState, by: &str) -
         data,
         content_type: "application/json".to_owned(),
         metadata: metadata.to_string().into_bytes(),
+        trace: None,
     }
 }
 

@@ -346,6 +346,7 @@ pub(crate) fn append_events(
                 causationid: None,
                 data,
                 recorded: None,
+                trace: None,
             }
         })
         .collect();
