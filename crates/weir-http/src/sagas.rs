@@ -289,6 +289,7 @@ fn event_to_api(e: &RecordedEvent) -> SagaEventInfo {
         recorded_ms: e.recorded_ms,
         data: serde_json::from_slice(&e.data)
             .unwrap_or_else(|_| Value::String(B64.encode(&e.data))),
+        traceparent: e.trace.as_ref().map(|t| t.parent.to_string()),
     }
 }
 

@@ -190,3 +190,56 @@ fn a_handler_emits_in_the_handled_events_trace() {
     let untraced = &client.read_stream("shipment-plain", 0, 1).unwrap()[0];
     assert!(untraced.trace.is_none(), "no trace made up");
 }
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Order {
+    id: String,
+}
+
+#[test]
+fn a_saga_started_in_a_trace_appends_every_event_in_it() {
+    use weir::saga::{RunnerConfig, SagaDefinition, SagaRunner, Status};
+    let dir = tempfile::tempdir().unwrap();
+    let client = Client::open(dir.path()).unwrap();
+    let d = SagaDefinition::<Order>::new("order")
+        .step(
+            "reserve",
+            |_, _: &Order| Ok("reserved"),
+            |_, _: &Order| Ok(()),
+        )
+        .step(
+            "charge",
+            |_, _: &Order| Ok("charged"),
+            |_, _: &Order| Ok(()),
+        );
+    let runner = SagaRunner::new(&client, RunnerConfig::default())
+        .with(d)
+        .unwrap()
+        .start()
+        .unwrap();
+    // As a handler would: the handled event's trace, a new span.
+    let handled = placed("o-7", Some(context()));
+    let trace = Causation::caused_by(&handled).trace;
+    let order = Order { id: "o-7".into() };
+    runner.start_saga_in("order", "o-7", &order, trace).unwrap();
+    runner.start_saga("order", "o-8", &order).unwrap();
+    for id in ["o-7", "o-8"] {
+        let s = runner.wait(id, Duration::from_secs(30)).unwrap();
+        assert_eq!(s.status, Status::Completed);
+    }
+    let events = client.read_stream("saga-o-7", 0, 100).unwrap();
+    assert!(events.len() >= 4, "start, steps, end: {}", events.len());
+    let mut spans = std::collections::HashSet::new();
+    for e in &events {
+        let t = e
+            .trace
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} untraced", e.event_type));
+        assert_eq!(t.parent.trace_id_hex(), TRACE_ID, "{}", e.event_type);
+        assert_ne!(t.parent.span_id_hex(), SPAN_ID);
+        spans.insert(t.parent.span_id);
+    }
+    assert_eq!(spans.len(), events.len(), "each event its own span");
+    let untraced = client.read_stream("saga-o-8", 0, 100).unwrap();
+    assert!(untraced.iter().all(|e| e.trace.is_none()));
+}
