@@ -174,6 +174,9 @@ struct Settings {
     /// Kafka names of the broker settings given explicitly, which
     /// DescribeConfigs reports as STATIC_BROKER_CONFIG.
     static_configs: Vec<String>,
+    /// Spans are exported (`--otlp-endpoint`): Kafka request spans are
+    /// named by API.
+    export_spans: bool,
 }
 
 impl ServeArgs {
@@ -226,6 +229,7 @@ impl ServeArgs {
         .collect();
         Ok(Settings {
             static_configs,
+            export_spans: self.otlp_endpoint.is_some(),
             data_dir: self
                 .data_dir
                 .or(file.data_dir)
@@ -466,6 +470,7 @@ async fn serve(
     let bound = listener.local_addr()?;
     let mut server_config = ServerConfig::new(bound);
     server_config.static_configs = args.static_configs;
+    server_config.name_request_spans = args.export_spans;
     if let Some(host) = args.advertised_host {
         server_config.advertised_host = host;
     }

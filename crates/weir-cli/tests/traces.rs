@@ -455,6 +455,7 @@ fn spans_reach_an_otlp_receiver_under_the_callers_span() {
         "a bad traceparent gives no parent"
     );
 
+    // Kafka request spans are named by their API when exported.
     let metadata = named("Metadata");
     assert!(!metadata.is_empty(), "{names:?}");
     assert!(

@@ -32,8 +32,9 @@ pub type RemoteParentHook = fn(&tracing::Span, &TraceContext);
 static REMOTE_PARENT: OnceLock<RemoteParentHook> = OnceLock::new();
 
 /// Installs how a request's span gets its remote parent (once per
-/// process; later calls are ignored). Without one, the trace context is
-/// only logged and recorded on events.
+/// process; later calls are ignored), and names each request's span by
+/// its method and route (`otel.name`) for the exporter that needs it.
+/// Without one, the trace context is only logged and recorded on events.
 pub fn set_remote_parent_hook(hook: RemoteParentHook) {
     let _ = REMOTE_PARENT.set(hook);
 }
@@ -73,8 +74,8 @@ pub(crate) async fn traced(mut req: Request, next: Next) -> Response {
         .map_or("(no route)", MatchedPath::as_str);
     let span = tracing::info_span!(
         "http.request",
-        otel.name = %format_args!("{} {route}", req.method()),
-        otel.kind = "server",
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
         method = %req.method(),
         route,
         client_id,
@@ -83,10 +84,20 @@ pub(crate) async fn traced(mut req: Request, next: Next) -> Response {
         parent_span_id = tracing::field::Empty,
         status = tracing::field::Empty,
     );
+    let exporter = REMOTE_PARENT.get();
+    if exporter.is_some() {
+        // Named by route for the exporter only: a log line needs no
+        // second copy of the method and route.
+        span.record(
+            "otel.name",
+            format_args!("{} {route}", req.method()).to_string(),
+        );
+        span.record("otel.kind", "server");
+    }
     if let Some(t) = &trace {
         span.record("trace_id", t.parent.trace_id_hex());
         span.record("parent_span_id", t.parent.span_id_hex());
-        if let Some(hook) = REMOTE_PARENT.get() {
+        if let Some(hook) = exporter {
             hook(&span, t);
         }
     }
