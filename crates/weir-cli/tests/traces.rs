@@ -327,6 +327,34 @@ fn traceparents_are_recorded_on_events_and_kept_on_records() {
     s.stop();
 }
 
+#[test]
+fn the_sdk_over_http_writes_and_reads_the_trace_context() {
+    let s = Serve::start(&[], "warn");
+    let client = weir::Client::connect(&s.http).unwrap();
+    let context = weir::TraceContext::parse(&traceparent(), Some("vendor=1")).unwrap();
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Noted {
+        n: u32,
+    }
+    weir::event!(Noted = "Noted" v 1);
+    let causation = weir::Causation::new().in_trace(Some(context.clone()));
+    let traced = weir::Envelope::new(&Noted { n: 1 }, "/test", &causation).unwrap();
+    let plain = weir::Envelope::new(&Noted { n: 2 }, "/test", &weir::Causation::new()).unwrap();
+    client
+        .append(
+            "remote-1",
+            weir::ExpectedVersion::NoStream,
+            &[traced, plain],
+        )
+        .unwrap();
+    let read = client.read_stream("remote-1", 0, 10).unwrap();
+    assert_eq!(read[0].trace, Some(context));
+    assert_eq!(read[1].trace, None);
+    let (_, page) = get(&s.url("/v1/streams/remote-1"), &[]);
+    assert_eq!(page["events"][0]["traceparent"], traceparent().as_str());
+    s.stop();
+}
+
 /// The spans an OTLP/HTTP receiver on loopback has been sent.
 struct Receiver {
     addr: String,
