@@ -324,6 +324,24 @@ fn traceparents_are_recorded_on_events_and_kept_on_records() {
     let (status, records) = get(&s.url("/v1/topics/traced/partitions/0/records"), &[]);
     assert_eq!(status, 200, "{records}");
     assert_eq!(records["records"][0]["headers"]["traceparent"], tp.as_str());
+
+    // Produced over HTTP: a record without a traceparent header gets the
+    // request's; one with its own keeps it.
+    let (status, _) = post(
+        &s.url("/v1/topics/traced/records"),
+        &[("traceparent", &tp)],
+        &json!({"records": [
+            {"value": 1},
+            {"value": 2, "headers": {"traceparent": own}},
+        ]}),
+    );
+    assert_eq!(status, 200);
+    let (_, records) = get(
+        &s.url("/v1/topics/traced/partitions/0/records?offset=1"),
+        &[],
+    );
+    assert_eq!(records["records"][0]["headers"]["traceparent"], tp.as_str());
+    assert_eq!(records["records"][1]["headers"]["traceparent"], own);
     s.stop();
 }
 

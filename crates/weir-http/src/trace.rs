@@ -6,7 +6,7 @@
 //! the server installs ([`set_remote_parent_hook`], which `weir serve`
 //! points at OpenTelemetry when it exports), and handlers read it from the
 //! request's extensions ([`RequestTrace`]) to record it on appended
-//! events. A bad `traceparent` is ignored, as the W3C spec asks: the
+//! events and on produced records that have no `traceparent` header. A bad `traceparent` is ignored, as the W3C spec asks: the
 //! request is served without one.
 
 use std::sync::OnceLock;
@@ -18,6 +18,9 @@ use axum::response::Response;
 use tracing::Instrument as _;
 use weir_store::TraceContext;
 
+/// The W3C Trace Context headers (a request's, and a produced record's).
+pub const TRACEPARENT: &str = "traceparent";
+pub const TRACESTATE: &str = "tracestate";
 /// The header naming the calling client (else `User-Agent` does).
 pub const CLIENT_ID_HEADER: &str = "x-client-id";
 /// The header with the caller's correlation id, logged with the request.
@@ -47,13 +50,13 @@ pub struct RequestTrace(pub Option<TraceContext>);
 /// The trace context of `traceparent` and `tracestate` headers; `None`
 /// when there is no traceparent, more than one, or it is not valid.
 pub fn context_of(headers: &HeaderMap) -> Option<TraceContext> {
-    let mut parents = headers.get_all("traceparent").iter();
+    let mut parents = headers.get_all(TRACEPARENT).iter();
     let (tp, None) = (parents.next()?, parents.next()) else {
         return None;
     };
     // Several tracestate headers are one list, joined by commas.
     let state: Vec<&str> = headers
-        .get_all("tracestate")
+        .get_all(TRACESTATE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
