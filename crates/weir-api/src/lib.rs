@@ -184,6 +184,14 @@ pub struct EventIn {
     pub data: Value,
     #[serde(default)]
     pub metadata: Option<Value>,
+    /// The W3C `traceparent` the event was written in (CloudEvents'
+    /// distributed-tracing extension); when absent, the request's
+    /// `traceparent` header, if valid, is recorded instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// The W3C `tracestate` that goes with `traceparent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
 }
 
 /// `POST /v1/streams/{stream}`.
@@ -251,6 +259,11 @@ pub struct Event {
     /// it makes the events a tree (`weir trace`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub causation_id: Option<String>,
+    /// The W3C trace context the event was written in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
 }
 
 /// A page of events with the query for the next one.

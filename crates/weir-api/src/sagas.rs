@@ -76,6 +76,9 @@ pub struct SagaEventInfo {
     pub recorded_ms: i64,
     /// Its data (JSON; other bytes as a base64 string).
     pub data: Value,
+    /// The W3C trace context it was written in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// `GET /v1/sagas/{id}`: a saga, its steps and its events in order.

@@ -380,6 +380,8 @@ fn appends(
                                 event_type: "Deposited".to_owned(),
                                 data: data.clone(),
                                 metadata: None,
+                                traceparent: None,
+                                tracestate: None,
                             })
                             .collect();
                         let expected = match first.checked_sub(1) {

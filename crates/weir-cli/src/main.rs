@@ -12,6 +12,7 @@ mod outbox_cli;
 mod remote;
 mod saga_cli;
 mod serve;
+mod telemetry;
 mod trace_cli;
 
 /// Keeps hostile element counts in Kafka frames from aborting the server
@@ -201,14 +202,22 @@ fn main() -> std::process::ExitCode {
         Command::Demo(_) => "warn",
         _ => "info",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
-                .unwrap_or_else(|_| default_level.into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let (format, otlp_endpoint) = match &cli.command {
+        Command::Serve(args) => (args.log_format, args.otlp_endpoint.clone()),
+        _ => (telemetry::LogFormat::Text, None),
+    };
+    // Dropped when main returns: flushes the spans not yet exported.
+    let _telemetry = match telemetry::init(telemetry::Settings {
+        default_level,
+        format,
+        otlp_endpoint,
+    }) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("weir: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let (result, api) = match cli.command {
         Command::Serve(args) => (serve::run(*args), false),
         Command::Log(cmd) => (run_log(cmd), false),

@@ -787,6 +787,8 @@ pub fn run_stream(args: StreamArgs) -> anyhow::Result<()> {
                     event_type,
                     data: serde_json::from_str(&data).context("--data is not JSON")?,
                     metadata: None,
+                    traceparent: None,
+                    tracestate: None,
                 }],
                 _ => {
                     let mut events = Vec::new();

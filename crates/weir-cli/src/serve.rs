@@ -110,6 +110,15 @@ pub struct ServeArgs {
     /// How often alerts are evaluated, in ms [default: 10000].
     #[arg(long)]
     alert_interval_ms: Option<u64>,
+    /// Log lines on stderr as `text` or `json` (one object per line, with
+    /// each request's client id, correlation id and trace id).
+    #[arg(long, env = "WEIR_LOG_FORMAT", value_enum, default_value_t)]
+    pub log_format: crate::telemetry::LogFormat,
+    /// Export spans over OTLP/HTTP (protobuf) to this collector, e.g.
+    /// `http://127.0.0.1:4318` (traces go to `/v1/traces`) [default: no
+    /// export].
+    #[arg(long, env = "WEIR_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// The config file: the same settings, all optional; unknown keys are an
@@ -165,6 +174,9 @@ struct Settings {
     /// Kafka names of the broker settings given explicitly, which
     /// DescribeConfigs reports as STATIC_BROKER_CONFIG.
     static_configs: Vec<String>,
+    /// Spans are exported (`--otlp-endpoint`): Kafka request spans are
+    /// named by API.
+    export_spans: bool,
 }
 
 impl ServeArgs {
@@ -217,6 +229,7 @@ impl ServeArgs {
         .collect();
         Ok(Settings {
             static_configs,
+            export_spans: self.otlp_endpoint.is_some(),
             data_dir: self
                 .data_dir
                 .or(file.data_dir)
@@ -457,6 +470,7 @@ async fn serve(
     let bound = listener.local_addr()?;
     let mut server_config = ServerConfig::new(bound);
     server_config.static_configs = args.static_configs;
+    server_config.name_request_spans = args.export_spans;
     if let Some(host) = args.advertised_host {
         server_config.advertised_host = host;
     }

@@ -439,6 +439,8 @@ mod tests {
             recorded_ms: 0,
             correlation_id: None,
             causation_id: causation.map(str::to_owned),
+            traceparent: None,
+            tracestate: None,
         }
     }
 

@@ -8,7 +8,9 @@
 //! a parked one), `/healthz`,
 //! `/readyz`, and `/openapi.json` generated from the handlers and the
 //! `weir-api` types. Errors are RFC 9457 problems with a stable code
-//! ([`problem`]). Blocking core calls run on tokio's blocking pool.
+//! ([`problem`]). Blocking core calls run on tokio's blocking pool. Each
+//! request runs in a tracing span with its client, correlation and W3C
+//! trace context ([`trace`]).
 
 mod dlq;
 mod groups;
@@ -17,6 +19,7 @@ pub mod problem;
 mod sagas;
 mod streams;
 mod topics;
+pub mod trace;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -303,6 +306,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .merge(sagas::routes())
         .fallback(no_route)
+        .layer(axum::middleware::from_fn(trace::traced))
         .layer(DefaultBodyLimit::max(body_max))
         .with_state(state)
 }

@@ -289,6 +289,7 @@ fn event_to_api(e: &RecordedEvent) -> SagaEventInfo {
         recorded_ms: e.recorded_ms,
         data: serde_json::from_slice(&e.data)
             .unwrap_or_else(|_| Value::String(B64.encode(&e.data))),
+        traceparent: e.trace.as_ref().map(|t| t.parent.to_string()),
     }
 }
 
@@ -359,6 +360,7 @@ fn resumed_event(app: &AppState, loaded: &Loaded, state: &SagaState, by: &str) -
         data,
         content_type: "application/json".to_owned(),
         metadata: metadata.to_string().into_bytes(),
+        trace: None,
     }
 }
 

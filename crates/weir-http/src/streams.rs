@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -17,7 +17,9 @@ use weir_api::{Append, Appended, Event, Events, Loaded, Snapshot, SnapshotIn, St
 use weir_store::{Direction, EventStore, ExpectedVersion, NewEvent, RecordedEvent};
 
 use crate::problem::{ApiError, Body};
+use crate::trace::RequestTrace;
 use crate::{AppState, blocking, query_number};
+use tracing::Instrument as _;
 
 fn expected_version(v: &Value) -> Result<ExpectedVersion, ApiError> {
     Ok(match v {
@@ -48,6 +50,8 @@ pub(crate) fn to_api(e: RecordedEvent) -> Event {
     Event {
         correlation_id: weir_store::correlation_of(&e.metadata).map(|c| c.into_owned()),
         causation_id,
+        traceparent: e.trace.as_ref().map(|t| t.parent.to_string()),
+        tracestate: e.trace.as_ref().and_then(|t| t.state()).map(str::to_owned),
         data: json(&e.data),
         metadata,
         recorded: weir_store::rfc3339(e.recorded_ms),
@@ -69,26 +73,53 @@ pub(crate) fn to_api(e: RecordedEvent) -> Event {
 pub async fn append(
     State(app): State<Arc<AppState>>,
     Path(stream): Path<String>,
+    request_trace: Option<Extension<RequestTrace>>,
     Body(req): Body<Append>,
 ) -> Result<Json<Appended>, ApiError> {
     let expected = expected_version(&req.expected_version)?;
+    // An event without a trace context of its own is recorded in the
+    // request's (its `traceparent` header), if it had a valid one.
+    let request_trace = request_trace.and_then(|Extension(RequestTrace(t))| t);
     let events = req
         .events
         .into_iter()
-        .map(|e| NewEvent {
-            id: e.id.unwrap_or_else(|| app.new_event_id()),
-            event_type: e.event_type,
-            data: e.data.to_string().into_bytes(),
-            content_type: "application/json".to_owned(),
-            metadata: e
-                .metadata
-                .map(|m| m.to_string().into_bytes())
-                .unwrap_or_default(),
+        .map(|e| {
+            let trace = match (&e.traceparent, &e.tracestate) {
+                (None, None) => request_trace.clone(),
+                (Some(tp), state) => Some(
+                    weir_store::TraceContext::parse(tp, state.as_deref()).ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "traceparent {tp:?} is not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)"
+                        ))
+                    })?,
+                ),
+                (None, Some(_)) => {
+                    return Err(ApiError::bad_request(
+                        "tracestate is given without a traceparent",
+                    ));
+                }
+            };
+            Ok(NewEvent {
+                id: e.id.unwrap_or_else(|| app.new_event_id()),
+                event_type: e.event_type,
+                data: e.data.to_string().into_bytes(),
+                content_type: "application/json".to_owned(),
+                metadata: e
+                    .metadata
+                    .map(|m| m.to_string().into_bytes())
+                    .unwrap_or_default(),
+                trace,
+            })
         })
-        .collect::<Vec<_>>();
+        .collect::<Result<Vec<_>, ApiError>>()?;
     // Written on this worker (a page-cache write); the wait for the fsync
     // round holds no thread.
-    let done = app.store.append_async(&stream, expected, &events).await?;
+    let span = tracing::info_span!("store.append", stream = %stream, events = events.len());
+    let done = app
+        .store
+        .append_async(&stream, expected, &events)
+        .instrument(span)
+        .await?;
     Ok(Json(Appended {
         first_version: done.first_version,
         last_version: done.last_version,

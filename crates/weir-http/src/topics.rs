@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -20,6 +20,7 @@ use weir_log::Clock as _;
 use weir_log::batch::{self, BatchBuilder, BatchHeader};
 
 use crate::problem::{ApiError, Body};
+use crate::trace::{RequestTrace, TRACEPARENT, TRACESTATE};
 use crate::{AppState, blocking, partition_page};
 
 fn info(topic: &Topic) -> TopicInfo {
@@ -152,8 +153,23 @@ pub async fn delete(
 pub async fn produce(
     State(app): State<Arc<AppState>>,
     Path(topic): Path<String>,
-    Body(req): Body<Produce>,
+    request_trace: Option<Extension<RequestTrace>>,
+    Body(mut req): Body<Produce>,
 ) -> Result<Json<ProduceResult>, ApiError> {
+    // A record without a `traceparent` header of its own gets the
+    // request's (valid) one, as an appended event does; no work per record
+    // when the request has none.
+    if let Some(Extension(RequestTrace(Some(t)))) = request_trace {
+        let (tp, state) = (t.parent.to_string(), t.state().map(str::to_owned));
+        for r in &mut req.records {
+            if !r.headers.contains_key(TRACEPARENT) {
+                r.headers.insert(TRACEPARENT.to_owned(), tp.clone());
+                if let Some(state) = &state {
+                    r.headers.insert(TRACESTATE.to_owned(), state.clone());
+                }
+            }
+        }
+    }
     if req.records.is_empty() {
         return Err(ApiError::bad_request("no records to produce"));
     }

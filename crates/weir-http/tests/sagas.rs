@@ -120,6 +120,7 @@ fn append_raw(s: &Server, stream: &str, events: &[(&str, Vec<u8>)]) {
             data: data.clone(),
             content_type: "application/json".into(),
             metadata: Vec::new(),
+            trace: None,
         })
         .collect();
     s.store

@@ -11,6 +11,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
 use crate::Shared;
 use crate::apis;
@@ -213,6 +214,9 @@ enum Pending {
 
 /// Decodes the header and dispatches to the API's module; the response
 /// header is encoded here, the body by the module (now, or once durable).
+/// The request runs in a span with its API, client id and correlation id,
+/// so every line logged while serving it carries them; the span lasts
+/// until the answer is ready (for a Produce, until durable).
 async fn handle(
     frame: Bytes,
     peer: SocketAddr,
@@ -251,12 +255,52 @@ async fn handle(
             .map(|c| c.to_string())
             .unwrap_or_default(),
     };
-    Ok(
-        match apis::dispatch(api, version, body, &caller, shared).await? {
-            apis::Reply::Now(body) => Pending::Ready(body.map(|body| (head, body))),
-            apis::Reply::Later(later) => Pending::Later(head, later),
-        },
-    )
+    // Fields a log formatter writes per request: kept few and cheap (the
+    // peer is on the connection's lines, not here).
+    let span = tracing::info_span!(
+        "kafka.request",
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
+        api = api_name(api),
+        api_key = api as i16,
+        api_version = version,
+        client_id = (!caller.client_id.is_empty()).then_some(caller.client_id.as_str()),
+        correlation_id = header.correlation_id,
+    );
+    if shared.config.name_request_spans {
+        span.record("otel.name", api_name(api));
+        span.record("otel.kind", "server");
+    }
+    span.in_scope(|| tracing::debug!("kafka request"));
+    let reply = apis::dispatch(api, version, body, &caller, shared)
+        .instrument(span.clone())
+        .await?;
+    Ok(match reply {
+        apis::Reply::Now(body) => Pending::Ready(body.map(|body| (head, body))),
+        apis::Reply::Later(later) => Pending::Later(head, Box::pin(later.instrument(span))),
+    })
+}
+
+/// The API's name as Kafka spells it (`Produce`), for spans: each key's
+/// name is formatted once (a bounded table of static strings).
+fn api_name(api: ApiKey) -> &'static str {
+    const KEYS_MAX: i16 = 256;
+    static NAMES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        (0..KEYS_MAX)
+            .map(|k| {
+                ApiKey::try_from(k).map_or("Unknown", |a| {
+                    let name: &'static str = Box::leak(format!("{a:?}").into_boxed_str());
+                    name
+                })
+            })
+            .collect()
+    });
+    usize::try_from(api as i16)
+        .ok()
+        .and_then(|k| names.get(k))
+        .copied()
+        .unwrap_or("Unknown")
 }
 
 /// Decodes a request body of a known version.

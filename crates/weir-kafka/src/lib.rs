@@ -51,6 +51,10 @@ pub struct ServerConfig {
     /// environment or the config file), described with the source
     /// STATIC_BROKER_CONFIG; the rest are DEFAULT_CONFIG.
     pub static_configs: Vec<String>,
+    /// Name each request's span by its API (`otel.name`, for a span
+    /// exporter); off, the spans are all `kafka.request` and the name
+    /// costs nothing per request.
+    pub name_request_spans: bool,
 }
 
 impl ServerConfig {
@@ -67,6 +71,7 @@ impl ServerConfig {
             node_id: 0,
             cluster_id: "weir-cluster".to_owned(),
             static_configs: Vec::new(),
+            name_request_spans: false,
         }
     }
 }

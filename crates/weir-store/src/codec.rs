@@ -2,7 +2,8 @@
 //! binding in binary mode: the key is the stream id, the value the event's
 //! data, and the attributes are `ce_*` headers (`ce_specversion`, `ce_id`,
 //! `ce_source`, `ce_type`, `ce_time`, `content-type`), plus
-//! `ce_streamversion` and, when there is any, `ce_metadata`. A Kafka
+//! `ce_streamversion` and, when there is any, `ce_metadata` and the
+//! distributed-tracing extension (`ce_traceparent`, `ce_tracestate`). A Kafka
 //! consumer of `__weir_events` therefore reads CloudEvents, and the store
 //! reads its own events back from the same bytes.
 //!
@@ -12,7 +13,7 @@
 
 use weir_log::batch::{BatchBuilder, Record};
 
-use crate::{NewEvent, RecordedEvent, StoreError};
+use crate::{NewEvent, RecordedEvent, StoreError, TraceContext};
 
 pub const H_SPECVERSION: &str = "ce_specversion";
 pub const H_ID: &str = "ce_id";
@@ -22,6 +23,8 @@ pub const H_TIME: &str = "ce_time";
 pub const H_CONTENT_TYPE: &str = "content-type";
 pub const H_STREAM_VERSION: &str = "ce_streamversion";
 pub const H_METADATA: &str = "ce_metadata";
+pub const H_TRACEPARENT: &str = "ce_traceparent";
+pub const H_TRACESTATE: &str = "ce_tracestate";
 
 /// One append as one record batch: all of its events or none, consecutive
 /// in the log.
@@ -36,6 +39,7 @@ pub(crate) fn encode(
     let source = format!("/streams/{stream}");
     for (i, e) in events.iter().enumerate() {
         let version = (first_version + i as u64).to_string();
+        let traceparent = e.trace.as_ref().map(|t| t.parent.to_string());
         let mut headers: Vec<(&str, &[u8])> = vec![
             (H_SPECVERSION, b"1.0"),
             (H_ID, e.id.as_bytes()),
@@ -49,6 +53,12 @@ pub(crate) fn encode(
         }
         if !e.metadata.is_empty() {
             headers.push((H_METADATA, &e.metadata));
+        }
+        if let (Some(tp), Some(t)) = (&traceparent, &e.trace) {
+            headers.push((H_TRACEPARENT, tp.as_bytes()));
+            if !t.state.is_empty() {
+                headers.push((H_TRACESTATE, t.state.as_bytes()));
+            }
         }
         batch.push(now_ms, Some(stream.as_bytes()), Some(&e.data), &headers);
     }
@@ -81,6 +91,10 @@ pub(crate) fn decode(record: &Record<'_>) -> Result<RecordedEvent, StoreError> {
         },
         metadata: header(record, H_METADATA).unwrap_or_default().to_vec(),
         recorded_ms: record.timestamp,
+        trace: TraceContext::from_bytes(
+            header(record, H_TRACEPARENT),
+            header(record, H_TRACESTATE),
+        ),
     })
 }
 

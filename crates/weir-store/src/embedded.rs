@@ -442,6 +442,7 @@ impl EmbeddedStore {
             data,
             content_type: "application/json".to_owned(),
             metadata: Vec::new(),
+            trace: None,
         };
         // System events carry no metadata, so no correlation.
         self.write_locked(st, &meta_stream, &[event], &[None])

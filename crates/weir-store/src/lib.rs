@@ -44,6 +44,7 @@ mod index;
 mod saved_index;
 mod snapshots;
 mod subscription;
+mod trace;
 mod types;
 
 pub use codec::rfc3339;
@@ -55,7 +56,7 @@ pub mod headers {
     pub use crate::codec::{
         H_CONTENT_TYPE as CONTENT_TYPE, H_ID as ID, H_METADATA as METADATA, H_SOURCE as SOURCE,
         H_SPECVERSION as SPECVERSION, H_STREAM_VERSION as STREAM_VERSION, H_TIME as TIME,
-        H_TYPE as TYPE,
+        H_TRACEPARENT as TRACEPARENT, H_TRACESTATE as TRACESTATE, H_TYPE as TYPE,
     };
 }
 pub use correlation::{CORRELATION_ID_BYTES_MAX, correlation_of, validate_correlation_id};
@@ -64,6 +65,7 @@ pub use error::StoreError;
 pub use index::RECENT_IDS_WINDOW;
 pub use snapshots::{Loaded, SNAPSHOT_BYTES_MAX, SNAPSHOTS_TOPIC, Snapshot};
 pub use subscription::{Checkpoint, Filter, Subscription, Target};
+pub use trace::{TRACESTATE_BYTES_MAX, TraceContext, TraceParent};
 pub use types::{
     APPEND_BYTES_MAX, APPEND_EVENTS_MAX, AppendResult, AsOf, Direction, EVENT_ID_BYTES_MAX,
     EVENT_TYPE_BYTES_MAX, ExpectedVersion, NewEvent, READ_COUNT_MAX, RecordedEvent,

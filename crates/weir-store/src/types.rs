@@ -56,6 +56,9 @@ pub struct NewEvent {
     pub content_type: String,
     /// Free-form metadata (JSON by convention), kept beside the data.
     pub metadata: Vec<u8>,
+    /// The W3C trace context the event was written in (CloudEvents'
+    /// distributed-tracing extension), if any.
+    pub trace: Option<crate::TraceContext>,
 }
 
 impl NewEvent {
@@ -71,6 +74,7 @@ impl NewEvent {
             data: data.into(),
             content_type: "application/json".to_owned(),
             metadata: Vec::new(),
+            trace: None,
         }
     }
 }
@@ -91,6 +95,8 @@ pub struct RecordedEvent {
     pub metadata: Vec<u8>,
     /// When the store recorded it, in ms since the Unix epoch.
     pub recorded_ms: i64,
+    /// The W3C trace context it was written in, if any.
+    pub trace: Option<crate::TraceContext>,
 }
 
 /// What an append did (or, for an idempotent retry, had done).

@@ -421,6 +421,7 @@ impl Model {
                 content_type: e.content_type.clone(),
                 metadata: e.metadata.clone(),
                 recorded_ms,
+                trace: e.trace.clone(),
             });
             self.streams
                 .entry(stream.to_owned())
@@ -451,6 +452,7 @@ impl Model {
             data: Vec::new(),
             content_type: "application/json".to_owned(),
             metadata: Vec::new(),
+            trace: None,
         };
         self.write(&meta_stream, &[event], now);
     }
@@ -799,6 +801,13 @@ impl Run {
                 },
             }
             .into_bytes(),
+            // Every third event in a trace (every sixth with a state too):
+            // the store keeps it as the model does.
+            trace: n.is_multiple_of(3).then(|| {
+                let state = n.is_multiple_of(2).then_some("weir=model");
+                weir_store::TraceContext::parse(&format!("00-{n:032x}-{n:016x}-01"), state)
+                    .expect("a valid traceparent")
+            }),
         }
     }
 

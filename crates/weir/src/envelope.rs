@@ -1,5 +1,9 @@
 //! The event envelope: CloudEvents 1.0 attributes around an event's data,
-//! with the extensions `correlationid`, `causationid` and `dataversion`.
+//! with the extensions `correlationid`, `causationid` and `dataversion`,
+//! and CloudEvents' distributed-tracing extension (`traceparent`,
+//! `tracestate`, W3C Trace Context), which [`Causation::caused_by`]
+//! carries from a handled event to what its handler emits: the same trace,
+//! a new span id.
 //!
 //! In the store, the attributes the store records itself (`id`, `type`,
 //! `time`, `datacontenttype`) are its own fields, and the rest travel in
@@ -12,7 +16,7 @@
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use weir_store::{NewEvent, RecordedEvent, headers};
+use weir_store::{NewEvent, RecordedEvent, TraceContext, headers};
 
 use crate::{Error, Event};
 
@@ -59,6 +63,10 @@ pub struct Envelope {
     pub data: Vec<u8>,
     /// Set on events read from the store.
     pub recorded: Option<Recorded>,
+    /// The W3C trace context it was produced in (extensions `traceparent`
+    /// and `tracestate`): the trace id, and the id of the span that
+    /// produced it.
+    pub trace: Option<TraceContext>,
 }
 
 /// The attributes the SDK keeps in an event's metadata.
@@ -88,6 +96,8 @@ fn one() -> u32 {
 pub struct Causation {
     pub correlation_id: String,
     pub causation_id: Option<String>,
+    /// The trace context what is produced carries, if any.
+    pub trace: Option<TraceContext>,
 }
 
 impl Causation {
@@ -96,6 +106,7 @@ impl Causation {
         Self {
             correlation_id: new_id(),
             causation_id: None,
+            trace: None,
         }
     }
 
@@ -105,16 +116,25 @@ impl Causation {
         Self {
             correlation_id: correlation_id.into(),
             causation_id: None,
+            trace: None,
         }
     }
 
     /// Events produced while handling `event`: its correlation id, caused
-    /// by it.
+    /// by it, and, if it has a trace context, in the same trace with a new
+    /// span id (the handling's span, whose parent is `event`'s span).
     pub fn caused_by(event: &Envelope) -> Self {
         Self {
             correlation_id: event.correlationid.clone(),
             causation_id: Some(event.id.clone()),
+            trace: event.trace.as_ref().map(|t| t.child(new_span_id())),
         }
+    }
+
+    /// The same, in the trace context `trace` (e.g. an incoming request's).
+    pub fn in_trace(mut self, trace: Option<TraceContext>) -> Self {
+        self.trace = trace;
+        self
     }
 }
 
@@ -127,6 +147,16 @@ impl Default for Causation {
 /// A fresh random id (a v4 UUID).
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+/// A fresh random span id (8 bytes of a v4 UUID's random bits).
+pub fn new_span_id() -> [u8; 8] {
+    let b = uuid::Uuid::new_v4().into_bytes();
+    // Bytes 8..16 hold 62 random bits; never all zero for a v4 UUID
+    // (the variant bits are 10).
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&b[8..16]);
+    id
 }
 
 /// A Kafka record in CloudEvents binary mode.
@@ -142,6 +172,11 @@ const H_DATASCHEMA: &str = "ce_dataschema";
 const H_DATAVERSION: &str = "ce_dataversion";
 const H_CORRELATION: &str = "ce_correlationid";
 const H_CAUSATION: &str = "ce_causationid";
+/// The W3C header name, as OpenTelemetry's Kafka instrumentations write
+/// it; read when a record has no `ce_traceparent`.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+/// The W3C `tracestate` header, read with [`TRACEPARENT_HEADER`].
+pub const TRACESTATE_HEADER: &str = "tracestate";
 
 impl Envelope {
     /// A new event of `source`, its data encoded from `event`.
@@ -167,6 +202,7 @@ impl Envelope {
             dataversion: ty.version,
             data,
             recorded: None,
+            trace: causation.trace.clone(),
         })
     }
 
@@ -226,6 +262,7 @@ impl Envelope {
             dataversion: ext.dataversion,
             specversion: SPEC_VERSION.to_owned(),
             time: Some(weir_store::rfc3339(event.recorded_ms)),
+            trace: event.trace,
             id: event.id,
             event_type: event.event_type,
             datacontenttype: event.content_type,
@@ -259,6 +296,7 @@ impl Envelope {
             data: self.data.clone(),
             content_type: self.datacontenttype.clone(),
             metadata,
+            trace: self.trace.clone(),
         })
     }
 
@@ -292,6 +330,12 @@ impl Envelope {
         o.insert("correlationid".into(), s(&self.correlationid));
         if let Some(v) = &self.causationid {
             o.insert("causationid".into(), s(v));
+        }
+        if let Some(t) = &self.trace {
+            o.insert("traceparent".into(), Value::String(t.parent.to_string()));
+            if let Some(state) = t.state() {
+                o.insert("tracestate".into(), s(state));
+            }
         }
         if let Some(r) = &self.recorded {
             o.insert("stream".into(), s(&r.stream));
@@ -361,6 +405,9 @@ impl Envelope {
             },
             correlationid: text("correlationid").unwrap_or_else(|| id.clone()),
             causationid: text("causationid"),
+            // A bad traceparent is ignored, as W3C Trace Context asks.
+            trace: text("traceparent")
+                .and_then(|tp| TraceContext::parse(&tp, text("tracestate").as_deref())),
             specversion,
             id,
             data,
@@ -396,6 +443,12 @@ impl Envelope {
         }
         if let Some(r) = &self.recorded {
             put(headers::STREAM_VERSION, &r.version.to_string());
+        }
+        if let Some(t) = &self.trace {
+            put(headers::TRACEPARENT, &t.parent.to_string());
+            if let Some(state) = t.state() {
+                put(headers::TRACESTATE, state);
+            }
         }
         let key = self
             .recorded
@@ -474,12 +527,20 @@ impl Envelope {
                 .or(meta.correlationid)
                 .unwrap_or_else(|| id.clone()),
             causationid: get(H_CAUSATION)?.or(meta.causationid),
+            trace: trace_of(header),
             specversion,
             id,
             data: value.to_vec(),
             recorded: None,
         })
     }
+}
+
+/// A record's trace context: its `ce_traceparent` (CloudEvents binary
+/// mode), else its W3C `traceparent` header; a bad one is ignored.
+pub(crate) fn trace_of<'r>(header: &dyn Fn(&str) -> Option<&'r [u8]>) -> Option<TraceContext> {
+    TraceContext::from_bytes(header(headers::TRACEPARENT), header(headers::TRACESTATE))
+        .or_else(|| TraceContext::from_bytes(header(TRACEPARENT_HEADER), header(TRACESTATE_HEADER)))
 }
 
 pub(crate) fn is_json(content_type: &str) -> bool {

@@ -150,7 +150,8 @@ pub use aggregate::{
 pub use client::{Backend, Client, ClientConfig, Embedded, READ_PAGE_MAX};
 pub use consumer::{Consumer, Handled, Handler};
 pub use envelope::{
-    Causation, Envelope, Extensions, JSON, KafkaRecord, Recorded, SPEC_VERSION, new_id,
+    Causation, Envelope, Extensions, JSON, KafkaRecord, Recorded, SPEC_VERSION, TRACEPARENT_HEADER,
+    TRACESTATE_HEADER, new_id, new_span_id,
 };
 pub use error::{CommandError, Error};
 pub use event::{Event, EventType};
@@ -180,4 +181,6 @@ pub use weir_log::{Clock, ManualClock, SystemClock};
 /// `NewEvent`, `RecordedEvent` and `Loaded`).
 pub use weir_store as store;
 /// The store's vocabulary the SDK's API uses.
-pub use weir_store::{AppendResult, AsOf, ExpectedVersion, StoreError, rfc3339};
+pub use weir_store::{
+    AppendResult, AsOf, ExpectedVersion, StoreError, TraceContext, TraceParent, rfc3339,
+};

@@ -395,6 +395,8 @@ fn event_in(e: &NewEvent) -> Result<EventIn, Error> {
         event_type: e.event_type.clone(),
         data,
         metadata,
+        traceparent: e.trace.as_ref().map(|t| t.parent.to_string()),
+        tracestate: e.trace.as_ref().and_then(|t| t.state()).map(str::to_owned),
     })
 }
 
@@ -425,6 +427,10 @@ fn recorded(e: Event) -> RecordedEvent {
         content_type: e.content_type,
         metadata,
         recorded_ms: e.recorded_ms,
+        trace: e
+            .traceparent
+            .as_deref()
+            .and_then(|tp| weir_store::TraceContext::parse(tp, e.tracestate.as_deref())),
     }
 }
 
@@ -576,6 +582,7 @@ mod tests {
             data: vec![0xff, 0x00],
             content_type: "application/json".to_owned(),
             metadata: Vec::new(),
+            trace: None,
         };
         let err = event_in(&e).unwrap_err().to_string();
         assert!(err.contains("\"e-1\"") && err.contains("not JSON"), "{err}");
@@ -603,6 +610,8 @@ mod tests {
             recorded_ms: 0,
             correlation_id: None,
             causation_id: None,
+            traceparent: None,
+            tracestate: None,
         };
         let json = recorded(event(serde_json::json!({"n": 1}), "application/json"));
         assert_eq!(json.data, br#"{"n":1}"#);

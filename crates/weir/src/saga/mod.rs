@@ -13,6 +13,7 @@
 //! timeline is the correlation's.
 
 mod follower;
+mod pending;
 mod runner;
 
 use std::collections::HashMap;
@@ -28,10 +29,10 @@ pub use weir_sagas::{
     idempotency_key, stream_of, validate_id,
 };
 
-pub use runner::{RunnerConfig, SagaRunner};
+pub use runner::{RunnerConfig, SagaRunner, TRACED_SAGAS_MAX};
 
 use crate::service::{Failure, RetryPolicy};
-use crate::{Causation, Client, Envelope, Error, ExpectedVersion, StoreError};
+use crate::{Causation, Client, Envelope, Error, ExpectedVersion, StoreError, TraceContext};
 
 /// What a step's action or compensation is given.
 #[derive(Debug)]
@@ -299,9 +300,17 @@ pub(crate) fn append(
     saga_type: &str,
     version: Option<u64>,
     body: &EventBody,
+    trace: Option<&TraceContext>,
 ) -> Result<u64, Error> {
     let expected = version.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
-    append_events(client, id, saga_type, expected, std::slice::from_ref(body))
+    append_events(
+        client,
+        id,
+        saga_type,
+        expected,
+        std::slice::from_ref(body),
+        trace,
+    )
 }
 
 /// Appends `bodies` in one append if the saga is at `version`.
@@ -311,6 +320,7 @@ pub(crate) fn append_all(
     saga_type: &str,
     version: u64,
     bodies: &[EventBody],
+    trace: Option<&TraceContext>,
 ) -> Result<u64, Error> {
     append_events(
         client,
@@ -318,6 +328,7 @@ pub(crate) fn append_all(
         saga_type,
         ExpectedVersion::Exact(version),
         bodies,
+        trace,
     )
 }
 
@@ -327,6 +338,7 @@ pub(crate) fn append_events(
     saga_type: &str,
     expected: ExpectedVersion,
     bodies: &[EventBody],
+    trace: Option<&TraceContext>,
 ) -> Result<u64, Error> {
     let envelopes: Vec<Envelope> = bodies
         .iter()
@@ -346,6 +358,9 @@ pub(crate) fn append_events(
                 causationid: None,
                 data,
                 recorded: None,
+                // In the trace the saga was started in, each event its
+                // own span.
+                trace: trace.map(|t| t.child(crate::new_span_id())),
             }
         })
         .collect();
@@ -371,6 +386,7 @@ pub fn resume(client: &Client, id: &str, by: &str) -> Result<SagaState, Error> {
         &state.saga_type,
         Some(state.version),
         &EventBody::Resumed { by: by.to_owned() },
+        None,
     )?;
     load(client, id)?.ok_or_else(|| Error::Saga {
         reason: format!("saga {id} vanished"),

@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::follower::{FollowError, Ledger, follow_once};
-use super::{Definition, Definitions, SagaDefinition, append, append_all, load, saga_error};
+use super::pending::{Pending, failure_body};
+use super::{Definition, Definitions, SagaDefinition, append, load, saga_error};
 use crate::service::Failure;
-use crate::{Client, Error, StoreError};
+use crate::{Client, Error, StoreError, TraceContext};
 use weir_sagas::{ErrorKind, EventBody, Next, SagaEvent, SagaState, Status, validate_id};
 
 /// Settings of a runner.
@@ -86,7 +87,15 @@ pub(super) struct Inner {
     /// Sagas that ended since the follower's last pass: it forgets them in
     /// the ledger in one transaction.
     pub(super) ended_pending: Mutex<HashSet<String>>,
+    /// The trace contexts sagas were started in here (at most
+    /// [`TRACED_SAGAS_MAX`]; forgotten when a saga ends): their later
+    /// events are in the same trace. Not kept across restarts.
+    traces: Mutex<HashMap<String, TraceContext>>,
 }
+
+/// Most sagas whose trace context a runner keeps; sagas started beyond it
+/// have only their first events traced.
+pub const TRACED_SAGAS_MAX: usize = 100_000;
 
 /// Drives the sagas of its definitions' types on a store.
 pub struct SagaRunner {
@@ -102,7 +111,7 @@ impl std::fmt::Debug for SagaRunner {
     }
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -133,6 +142,7 @@ impl SagaRunner {
                 fresh: Mutex::new(HashMap::new()),
                 started_here: Mutex::new(HashSet::new()),
                 ended_pending: Mutex::new(HashSet::new()),
+                traces: Mutex::new(HashMap::new()),
             }),
             threads: Vec::new(),
         }
@@ -212,6 +222,20 @@ impl SagaRunner {
         id: &str,
         input: &I,
     ) -> Result<(), Error> {
+        self.start_saga_in(saga_type, id, input, None)
+    }
+
+    /// [`Self::start_saga`] in a W3C trace context (e.g.
+    /// `Causation::caused_by(ctx.envelope()).trace` in a handler): the
+    /// saga's events this runner appends are in that trace, each with a
+    /// new span id.
+    pub fn start_saga_in<I: Serialize>(
+        &self,
+        saga_type: &str,
+        id: &str,
+        input: &I,
+        trace: Option<TraceContext>,
+    ) -> Result<(), Error> {
         validate_id(id).map_err(saga_error)?;
         let d = self
             .inner
@@ -267,7 +291,18 @@ impl SagaRunner {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.to_owned(), state);
+        if let Some(t) = &trace {
+            let mut traces = self.inner.traces.lock().unwrap_or_else(|e| e.into_inner());
+            if traces.len() < TRACED_SAGAS_MAX {
+                traces.insert(id.to_owned(), t.clone());
+            }
+        }
         let forget = || {
+            self.inner
+                .traces
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(id);
             self.inner
                 .started_here
                 .lock()
@@ -285,6 +320,7 @@ impl SagaRunner {
             saga_type,
             crate::ExpectedVersion::NoStream,
             &events,
+            trace.as_ref(),
         ) {
             forget();
             return Err(match e {
@@ -535,6 +571,7 @@ impl Inner {
                 &state.saga_type,
                 Some(state.version),
                 &body,
+                self.trace_of(id).as_ref(),
             )?;
         }
         Ok(())
@@ -570,6 +607,7 @@ impl Inner {
             let mut saga = Pending {
                 recorded: view.version,
                 events: Vec::new(),
+                trace: self.trace_of(id),
             };
             loop {
                 if self.stopping() {
@@ -585,6 +623,10 @@ impl Inner {
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
                             .insert(id.to_owned());
+                        self.traces
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(id);
                         return Ok(());
                     }
                     Next::AwaitOperator => {
@@ -708,6 +750,15 @@ impl Inner {
         }
     }
 
+    /// The trace context saga `id` was started in here, if any.
+    fn trace_of(&self, id: &str) -> Option<TraceContext> {
+        self.traces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+
     fn ended(&self) {
         let finished = self.finished.fetch_add(1, Ordering::SeqCst) + 1;
         if finished >= self.finished_wanted.load(Ordering::SeqCst) {
@@ -716,92 +767,6 @@ impl Inner {
             let _guard = self.finished_lock.lock().unwrap_or_else(|e| e.into_inner());
             self.finished_wanted.store(u64::MAX, Ordering::SeqCst);
             self.finished_changed.notify_all();
-        }
-    }
-}
-
-/// Events decided and applied to the saga's view but not appended yet.
-struct Pending {
-    /// The saga's version in the store.
-    recorded: u64,
-    events: Vec<EventBody>,
-}
-
-impl Pending {
-    fn push(&mut self, view: &mut SagaState, body: EventBody) -> Result<(), Error> {
-        let event = SagaEvent {
-            version: self.recorded + self.events.len() as u64 + 1,
-            recorded_ms: now_ms(),
-            body,
-        };
-        view.apply_event(&event).map_err(saga_error)?;
-        self.events.push(event.body);
-        Ok(())
-    }
-
-    fn flush(&mut self, client: &Client, view: &SagaState) -> Result<(), Error> {
-        if self.events.is_empty() {
-            return Ok(());
-        }
-        append_all(
-            client,
-            &view.id,
-            &view.saga_type,
-            self.recorded,
-            &self.events,
-        )?;
-        self.recorded += self.events.len() as u64;
-        self.events.clear();
-        Ok(())
-    }
-}
-
-/// The failure of a call, with its retry time (or none, when the retries
-/// ran out or it was refused for good).
-fn failure_body(
-    d: &Definition,
-    state: &SagaState,
-    step: usize,
-    compensation: bool,
-    kind: ErrorKind,
-    error: String,
-) -> EventBody {
-    let (calls, policy) = if compensation {
-        (&state.compensations, &d.compensation_retry)
-    } else {
-        (&state.actions, &d.retry)
-    };
-    let attempt = match &calls[step] {
-        weir_sagas::StepState::Started { attempt, .. } => *attempt,
-        _ => 1,
-    };
-    // A timed-out action is not retried (it may have taken effect: the
-    // saga compensates); a timed-out compensation is (it must be done).
-    let retry = match kind {
-        ErrorKind::Permanent => false,
-        ErrorKind::Timeout => compensation,
-        ErrorKind::Transient => true,
-    } && attempt < policy.attempts;
-    let retry_at_ms = retry.then(|| {
-        let wait = policy
-            .waits()
-            .nth(attempt.saturating_sub(1) as usize)
-            .unwrap_or(policy.max_delay);
-        now_ms() + wait.as_millis() as i64
-    });
-    if compensation {
-        EventBody::CompensationFailed {
-            step,
-            error,
-            kind,
-            retry_at_ms,
-        }
-    } else {
-        EventBody::StepFailed {
-            step,
-            error,
-            kind,
-            retry_at_ms,
         }
     }
 }

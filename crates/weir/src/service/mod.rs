@@ -188,7 +188,8 @@ impl Context<'_> {
     }
 
     /// The event that follows from this one (choreography): same
-    /// correlation, caused by this event, same subject, and an id derived
+    /// correlation, caused by this event, same subject, in the same trace
+    /// (W3C trace context, a new span id) if it has one, and an id derived
     /// from this event's id and the new type, so that handling this event
     /// again (a redelivery) produces the same event, which the store's
     /// idempotent appends and idempotent consumers recognise.
@@ -203,7 +204,13 @@ impl Context<'_> {
             "{}\u{0}{}\u{0}{}",
             self.envelope.id, e.event_type, e.dataversion
         );
-        e.id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, seed.as_bytes()).to_string();
+        let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, seed.as_bytes());
+        e.id = id.to_string();
+        // The same trace, and a span id derived like the id: a redelivery
+        // stamps the same trace context on the same event.
+        let mut span_id = [0u8; 8];
+        span_id.copy_from_slice(&id.as_bytes()[8..16]);
+        e.trace = self.envelope.trace.as_ref().map(|t| t.child(span_id));
         e.subject = self.envelope.subject.clone();
         Ok(e)
     }

@@ -132,6 +132,7 @@ fn metadata_of(envelope: &Envelope) -> Extensions {
 /// Reads a parked or replayed event's metadata back into the original
 /// event and the parking record.
 fn unpark(
+    trace: Option<&weir_store::TraceContext>,
     event_type: &str,
     content_type: &str,
     data: &[u8],
@@ -157,6 +158,7 @@ fn unpark(
             causationid: ext.causationid,
             data: data.to_vec(),
             id: p.id.clone(),
+            trace: trace.cloned(),
             recorded: Some(Recorded {
                 stream: p.stream.clone(),
                 version: p.version,
@@ -193,11 +195,17 @@ pub fn parked(
     raw_events(client, &parked_stream(service), from_version, max)?
         .into_iter()
         .map(|e| {
-            let (event, parked) = unpark(&e.event_type, &e.content_type, &e.data, &e.metadata)
-                .map_err(|reason| Error::BadMetadata {
-                    id: e.id.clone(),
-                    reason,
-                })?;
+            let (event, parked) = unpark(
+                e.trace.as_ref(),
+                &e.event_type,
+                &e.content_type,
+                &e.data,
+                &e.metadata,
+            )
+            .map_err(|reason| Error::BadMetadata {
+                id: e.id.clone(),
+                reason,
+            })?;
             Ok(ParkedEvent {
                 version: e.version,
                 event,
@@ -242,6 +250,7 @@ pub fn replay_parked(
                     id: e.id.clone(),
                     reason: err.to_string(),
                 })?,
+                trace: e.trace.clone(),
             })
         })
         .collect::<Result<_, Error>>()?;
@@ -290,6 +299,7 @@ impl DeadLetterSink for Parking {
             data: event.data.clone(),
             content_type: event.datacontenttype.clone(),
             metadata: serde_json::to_vec(&parked).map_err(|e| e.to_string())?,
+            trace: event.trace.clone(),
         };
         self.client
             .backend()
@@ -460,7 +470,13 @@ impl StoreRuntime {
             Reader::Replay(stream) => {
                 for e in raw_events(c, stream, feed.next, max)? {
                     feed.next = e.version + 1;
-                    match unpark(&e.event_type, &e.content_type, &e.data, &e.metadata) {
+                    match unpark(
+                        e.trace.as_ref(),
+                        &e.event_type,
+                        &e.content_type,
+                        &e.data,
+                        &e.metadata,
+                    ) {
                         Ok((original, parked)) => {
                             let key = parked.stream.clone();
                             jobs.push(self.job(
