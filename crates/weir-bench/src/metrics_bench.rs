@@ -88,7 +88,8 @@ pub(crate) fn compare(
     rng: &mut Rng,
 ) -> anyhow::Result<()> {
     let mut rows = Vec::new();
-    let (mut best_off, mut best_on) = (0f64, 0f64);
+    // Records per second of each run, off and on.
+    let (mut off, mut on) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         for metrics in [false, true] {
             let label = if metrics { "on" } else { "off" };
@@ -108,11 +109,7 @@ pub(crate) fn compare(
             server.stop()?;
             std::fs::remove_dir_all(&dir).with_context(|| format!("remove {}", dir.display()))?;
             let rate = run.row.records_per_sec();
-            if metrics {
-                best_on = best_on.max(rate);
-            } else {
-                best_off = best_off.max(rate);
-            }
+            if metrics { &mut on } else { &mut off }.push(rate);
             run.row.phase = format!("weir, metrics {label} #{}", round + 1);
             rows.push(run.row);
         }
@@ -123,10 +120,27 @@ pub(crate) fn compare(
         SCRAPE_EVERY.as_secs()
     );
     report::print_table(&rows);
-    let diff = (best_on - best_off) / best_off * 100.0;
     println!();
-    println!(
-        "best of {rounds}: metrics off {best_off:.0} records/s, on {best_on:.0} records/s: {diff:+.1}% with metrics on"
-    );
+    for (what, pick) in [("best", best as fn(&mut [f64]) -> f64), ("median", median)] {
+        let (off, on) = (pick(&mut off), pick(&mut on));
+        let diff = (on - off) / off * 100.0;
+        println!(
+            "{what} of {rounds}: metrics off {off:.0} records/s, on {on:.0} records/s: {diff:+.1}% with metrics on"
+        );
+    }
     Ok(())
+}
+
+fn best(rates: &mut [f64]) -> f64 {
+    rates.iter().copied().fold(0.0, f64::max)
+}
+
+fn median(rates: &mut [f64]) -> f64 {
+    rates.sort_by(f64::total_cmp);
+    let n = rates.len();
+    if n % 2 == 1 {
+        rates[n / 2]
+    } else {
+        (rates[n / 2 - 1] + rates[n / 2]) / 2.0
+    }
 }

@@ -304,7 +304,7 @@ impl Collector for WeirCollector {
         single(
             &mut enc,
             "weir_store_subscriptions",
-            "Event-store subscriptions open (live streams of the HTTP API among them).",
+            "Event-store subscriptions open in this process (SDK subscribers; the HTTP API's live streams read the log and are weir_http_live_clients).",
             Gauge,
             store.subscriptions,
         )?;
