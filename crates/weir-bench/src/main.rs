@@ -5,6 +5,7 @@ mod groups_bench;
 mod heap;
 mod http_bench;
 mod log_bench;
+mod metrics_bench;
 mod outbox_bench;
 mod produce_bench;
 mod raw;

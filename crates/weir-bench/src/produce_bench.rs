@@ -49,8 +49,8 @@ use crate::raw::{LAYOUTS, RawFiles};
 use crate::report::{self, Latency, MIB, Row, mib};
 use crate::sys;
 
-const TOPIC: &str = "bench";
-const PARTITIONS: usize = 6;
+pub(crate) const TOPIC: &str = "bench";
+pub(crate) const PARTITIONS: usize = 6;
 /// Value bytes of every record.
 const VALUE_BYTES: usize = 1024;
 /// Distinct random values each producer cycles through.
@@ -88,6 +88,14 @@ pub struct ProduceArgs {
     /// Small sizes, for a smoke test that finishes in seconds
     #[arg(long)]
     quick: bool,
+    /// Only Weir, run with the server's metrics off and on in turns
+    /// (`--metrics-rounds` of each), reporting both throughputs and the
+    /// difference, instead of the comparison with Redis and raw writes
+    #[arg(long)]
+    metrics_cost: bool,
+    /// Runs of each side with --metrics-cost [default: 3, with --quick 1]
+    #[arg(long)]
+    metrics_rounds: Option<usize>,
 }
 
 /// The broker, in process, on a loopback port.
@@ -101,6 +109,19 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn start(data: &Path, groups: GroupsConfig) -> anyhow::Result<Self> {
+        Self::start_metered(data, groups, false)
+    }
+
+    /// [`Server::start`], with the server's metrics on or off. On, the
+    /// Kafka listener records into a [`weir_metrics::Recorder`] and a
+    /// thread renders the whole scrape every [`SCRAPE_EVERY`], as a
+    /// Prometheus server would (more often than its default 15 s, so the
+    /// scrape's own cost shows).
+    pub(crate) fn start_metered(
+        data: &Path,
+        groups: GroupsConfig,
+        metrics: bool,
+    ) -> anyhow::Result<Self> {
         let dir = DataDir::open(data, DirConfig::default())
             .with_context(|| format!("open data directory {}", data.display()))?;
         let broker = Arc::new(Broker::open(dir, BrokerConfig::default()).context("open broker")?);
@@ -126,12 +147,26 @@ impl Server {
             broker.clone(),
             Arc::new(offsets),
         ));
+        let scraper = if metrics {
+            Some(crate::metrics_bench::Scraper::start(&broker, &groups)?)
+        } else {
+            None
+        };
+        let recorder = scraper.as_ref().map(|s| s.recorder());
         let thread = std::thread::Builder::new()
             .name("weir-server".into())
             .spawn(move || {
-                runtime.block_on(weir_kafka::run(listener, b, groups, config, async {
-                    let _ = stopped.await;
-                }));
+                runtime.block_on(weir_kafka::run_recorded(
+                    listener,
+                    b,
+                    groups,
+                    config,
+                    recorder,
+                    async {
+                        let _ = stopped.await;
+                    },
+                ));
+                drop(scraper);
             })
             .context("spawn the server thread")?;
         Ok(Self {
@@ -220,8 +255,8 @@ fn producer_config(bootstrap: &str) -> ClientConfig {
 
 /// What the produce phase measured.
 #[derive(Debug)]
-struct ProduceRun {
-    row: Row,
+pub(crate) struct ProduceRun {
+    pub(crate) row: Row,
     syncs: SyncStats,
     rss_before_kib: u64,
     peak_kib: u64,
@@ -263,7 +298,7 @@ impl CpuSplit {
 
 /// `producers` threads send `records` records in all, started together;
 /// the clock runs from the start to the last delivery report.
-fn produce_phase(
+pub(crate) fn produce_phase(
     server: &Server,
     records: u64,
     producers: usize,
@@ -423,7 +458,7 @@ fn send_all(
 }
 
 /// Checks the partitions hold exactly `records` records.
-fn check_stored(topic: &Topic, records: u64) -> anyhow::Result<u64> {
+pub(crate) fn check_stored(topic: &Topic, records: u64) -> anyhow::Result<u64> {
     let (mut stored, mut bytes) = (0u64, 0u64);
     for p in 0..PARTITIONS {
         let log = topic.partition(p as i32)?;
@@ -715,6 +750,12 @@ pub fn run(args: &ProduceArgs) -> anyhow::Result<()> {
         );
     }
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    if args.metrics_cost {
+        let rounds = args
+            .metrics_rounds
+            .unwrap_or(if args.quick { 1 } else { 3 });
+        return crate::metrics_bench::compare(&root, records, producers, rounds.max(1), &mut rng);
+    }
 
     // 1. Weir.
     let server = Server::start(&root.join("weir"), GroupsConfig::default())?;

@@ -13,7 +13,7 @@ use crate::config::{ConfigOp, TopicConfig, TopicDefaults};
 use crate::defaults::DefaultsScope;
 use crate::error::{BrokerError, produce_error};
 use crate::producers::{BatchMeta, ProducerIds, ProducerState, Verdict};
-use crate::topic::{Partition, Produced, Topic, read, write};
+use crate::topic::{Partition, Produced, Topic, TopicTraffic, read, write};
 
 const REGISTRY_FILE: &str = ".topics";
 /// Broker-level topic defaults set live (`log.retention.ms`, …).
@@ -178,6 +178,7 @@ impl Broker {
                 partitions: RwLock::new(partitions),
                 rules: RwLock::new(topic_config.produce_rules()),
                 config: RwLock::new(topic_config),
+                traffic: TopicTraffic::default(),
             };
             topics.insert(record.name, Arc::new(topic));
         }
@@ -375,6 +376,7 @@ impl Broker {
             partitions: RwLock::new(Vec::new()),
             rules: RwLock::new(topic_config.produce_rules()),
             config: RwLock::new(topic_config),
+            traffic: TopicTraffic::default(),
         });
         if validate_only {
             return Ok(topic);
@@ -607,7 +609,10 @@ impl Broker {
             Some(bytes) => bytes,
             None => batches,
         };
+        let bytes = batches.len() as u64;
         let mut produced = self.append(topic, partition, &part, batches)?;
+        let records = produced.info.last_offset - produced.info.base_offset + 1;
+        t.traffic.count_in(records.max(0) as u64, bytes);
         if !rules.log_append_time {
             produced.info.log_append_time_ms = -1;
         }

@@ -40,4 +40,4 @@ pub use defaults::DefaultsScope;
 pub use error::BrokerError;
 pub use producers::ProducerState;
 pub use rewrite::compress;
-pub use topic::{Produced, Topic};
+pub use topic::{Produced, Topic, TopicTraffic, TrafficCounts};

@@ -3,6 +3,7 @@
 //! the produce rules drawn from it, and what a produce hands back before it
 //! is acknowledged.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use weir_log::batch::BatchHeader;
@@ -78,6 +79,51 @@ pub struct Topic {
     /// What the config asks of each produce, kept beside it so a produce
     /// reads a few words instead of cloning the config.
     pub(crate) rules: RwLock<ProduceRules>,
+    /// Records and bytes written and read since the broker opened, for
+    /// metrics (read at scrape time; a few relaxed atomic adds per request).
+    pub traffic: TopicTraffic,
+}
+
+/// Records and bytes through one topic, in and out, since the broker
+/// opened. Produces through [`crate::Broker::produce_nowait`] count in by
+/// themselves; readers count what they hand out with
+/// [`TopicTraffic::count_out`].
+#[derive(Debug, Default)]
+pub struct TopicTraffic {
+    records_in: AtomicU64,
+    bytes_in: AtomicU64,
+    records_out: AtomicU64,
+    bytes_out: AtomicU64,
+}
+
+/// [`TopicTraffic`] when read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrafficCounts {
+    pub records_in: u64,
+    pub bytes_in: u64,
+    pub records_out: u64,
+    pub bytes_out: u64,
+}
+
+impl TopicTraffic {
+    pub fn count_in(&self, records: u64, bytes: u64) {
+        self.records_in.fetch_add(records, Ordering::Relaxed);
+        self.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn count_out(&self, records: u64, bytes: u64) {
+        self.records_out.fetch_add(records, Ordering::Relaxed);
+        self.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn counts(&self) -> TrafficCounts {
+        TrafficCounts {
+            records_in: self.records_in.load(Ordering::Relaxed),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            records_out: self.records_out.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl Topic {

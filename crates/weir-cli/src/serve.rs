@@ -119,6 +119,15 @@ pub struct ServeArgs {
     /// export].
     #[arg(long, env = "WEIR_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
+    /// Serve no metrics: `GET /metrics` answers 404 and nothing is
+    /// recorded per request.
+    #[arg(long)]
+    no_metrics: bool,
+    /// Most per-topic, per-partition and per-group-partition label sets
+    /// with metric series; more are counted in
+    /// `weir_metrics_series_dropped_total` [default: 10000].
+    #[arg(long)]
+    metrics_series_max: Option<usize>,
 }
 
 /// The config file: the same settings, all optional; unknown keys are an
@@ -150,6 +159,8 @@ struct ServeFile {
     alert_dead_letter_depth_max: Option<u64>,
     alert_group_lag_max: Option<u64>,
     alert_interval_ms: Option<u64>,
+    metrics: Option<bool>,
+    metrics_series_max: Option<usize>,
 }
 
 /// Every setting, resolved.
@@ -171,6 +182,8 @@ struct Settings {
     http: weir_http::HttpLimits,
     alerts: weir_alerts::AlertRules,
     alert_interval_ms: u64,
+    /// `None`: metrics off.
+    metrics: Option<weir_metrics::MetricsConfig>,
     /// Kafka names of the broker settings given explicitly, which
     /// DescribeConfigs reports as STATIC_BROKER_CONFIG.
     static_configs: Vec<String>,
@@ -227,7 +240,15 @@ impl ServeArgs {
         .into_iter()
         .flatten()
         .collect();
+        let metrics_config = weir_metrics::MetricsConfig {
+            series_max: self
+                .metrics_series_max
+                .or(file.metrics_series_max)
+                .unwrap_or(weir_metrics::MetricsConfig::default().series_max),
+            ..weir_metrics::MetricsConfig::default()
+        };
         Ok(Settings {
+            metrics: (!self.no_metrics && file.metrics.unwrap_or(true)).then_some(metrics_config),
             static_configs,
             export_spans: self.otlp_endpoint.is_some(),
             data_dir: self
@@ -545,10 +566,22 @@ async fn serve(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let http_state = Arc::new(
+    let metrics = args.metrics.map(|config| {
+        let sources = weir_metrics::Sources {
+            broker: broker.clone(),
+            groups: groups.clone(),
+            store: store.clone(),
+            alerts: alerts.clone(),
+        };
+        Arc::new(weir_metrics::Metrics::new(config, sources, Arc::default()))
+    });
+    let mut http_state =
         weir_http::AppState::new(broker.clone(), groups.clone(), store.clone(), args.http)
-            .with_alerts(alerts),
-    );
+            .with_alerts(alerts);
+    if let Some(m) = &metrics {
+        http_state = http_state.with_metrics(m.clone());
+    }
+    let http_state = Arc::new(http_state);
     // The web console at /console, over the same state as the API.
     let console = weir_console::router(http_state.clone(), weir_console::ConsoleConfig::default());
     let http = tokio::spawn(weir_http::run_with(
@@ -557,14 +590,17 @@ async fn serve(
         console,
         stopped(stop_rx.clone()),
     ));
-    weir_kafka::run(
+    weir_kafka::run_recorded(
         listener,
         broker.clone(),
         groups.clone(),
         server_config,
+        metrics.as_ref().map(|m| m.recorder().clone()),
         stopped(stop_rx),
     )
     .await;
+    // The metrics hold the broker, the store and the groups.
+    drop(metrics);
     // HTTP requests in flight get a moment to finish; a live-stream client
     // that stopped reading cannot hold the shutdown up.
     let abort = http.abort_handle();

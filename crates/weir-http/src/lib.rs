@@ -12,6 +12,7 @@
 //! request runs in a tracing span with its client, correlation and W3C
 //! trace context ([`trace`]).
 
+mod counted;
 mod dlq;
 mod groups;
 mod live;
@@ -83,6 +84,9 @@ pub struct AppState {
     /// The alerts `GET /v1/alerts` shows (none watched unless the server
     /// sets thresholds with [`AppState::with_alerts`]).
     pub alerts: Arc<weir_alerts::Alerts>,
+    /// The metrics `GET /metrics` serves (`None`: metrics off, and the
+    /// route answers 404).
+    pub metrics: Option<Arc<weir_metrics::Metrics>>,
     /// One permit per live stream being served (`sse_clients_max`).
     live_clients: Arc<tokio::sync::Semaphore>,
     /// Turns true when the server stops: live streams end, so the
@@ -109,6 +113,7 @@ impl AppState {
                 dead_letter_suffix: weir_deadletter::format::DEFAULT_SUFFIX.to_owned(),
                 ..weir_alerts::AlertRules::default()
             })),
+            metrics: None,
             live_clients: Arc::new(tokio::sync::Semaphore::new(limits.sse_clients_max)),
             stopping: tokio::sync::watch::Sender::new(false),
             limits,
@@ -116,6 +121,13 @@ impl AppState {
             next_id: AtomicU64::new(0),
             started_ms: weir_log::SystemClock.now_ms(),
         }
+    }
+
+    /// Serves `metrics` at `GET /metrics` and counts connections, live
+    /// clients and refused requests in its recorder.
+    pub fn with_metrics(mut self, metrics: Arc<weir_metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Shows `alerts` (which the server evaluates) at `GET /v1/alerts`.
@@ -237,6 +249,23 @@ async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(openapi())
 }
 
+/// The metrics in the OpenMetrics text format (only routed when the
+/// server has metrics).
+async fn metrics(
+    axum::extract::State(app): axum::extract::State<Arc<AppState>>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse as _;
+    let Some(m) = app.metrics.clone() else {
+        return Err(no_route().await);
+    };
+    let text = blocking(move || Ok::<_, ApiError>(m.render())).await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, weir_metrics::CONTENT_TYPE)],
+        text,
+    )
+        .into_response())
+}
+
 async fn no_route() -> ApiError {
     ApiError::not_found("no_such_route", "no such resource")
 }
@@ -244,7 +273,9 @@ async fn no_route() -> ApiError {
 /// The API's routes over `state`.
 pub fn router(state: Arc<AppState>) -> Router {
     let body_max = state.limits.body_bytes_max;
-    Router::new()
+    let recorder = state.metrics.as_ref().map(|m| m.recorder().clone());
+    let app = Router::new()
+        .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi_json))
@@ -308,7 +339,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(no_route)
         .layer(axum::middleware::from_fn(trace::traced))
         .layer(DefaultBodyLimit::max(body_max))
-        .with_state(state)
+        .with_state(state);
+    match recorder {
+        None => app,
+        // Bodies refused by `body_bytes_max`, whichever handler refused them.
+        Some(recorder) => app.layer(axum::middleware::map_response(
+            move |r: axum::response::Response| {
+                if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    recorder.reject(weir_metrics::Rejection::HttpBodyTooLarge);
+                }
+                std::future::ready(r)
+            },
+        )),
+    }
 }
 
 /// Serves the API on `listener` until `shutdown` resolves.
@@ -336,6 +379,10 @@ pub async fn run_with(
             tracing::debug!(%e, "TCP_NODELAY not set");
         }
     });
+    let listener = counted::Counted {
+        inner: listener,
+        recorder: state.metrics.as_ref().map(|m| m.recorder().clone()),
+    };
     let app = router(state.clone()).merge(extra);
     let shutdown = async move {
         shutdown.await;

@@ -232,11 +232,12 @@ pub async fn partition(
 
 /// Starts the pump for one client and answers with its event stream.
 fn serve(app: &Arc<AppState>, source: Source) -> Result<Response, ApiError> {
-    let permit = app
-        .live_clients
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::too_many_live_clients(app.limits.sse_clients_max))?;
+    let permit = app.live_clients.clone().try_acquire_owned().map_err(|_| {
+        if let Some(m) = &app.metrics {
+            m.recorder().reject(weir_metrics::Rejection::SseClientsMax);
+        }
+        ApiError::too_many_live_clients(app.limits.sse_clients_max)
+    })?;
     let (tx, rx) = mpsc::channel(app.limits.sse_buffer.max(1));
     let lagged = Arc::new(AtomicBool::new(false));
     let bytes_max = app.limits.sse_buffer_bytes_max.clamp(1, u32::MAX as usize);
@@ -256,6 +257,7 @@ fn serve(app: &Arc<AppState>, source: Source) -> Result<Response, ApiError> {
         lagged,
         ended: false,
         _permit: permit,
+        _counted: app.metrics.as_ref().map(|m| m.recorder().live_client()),
     };
     let keep_alive =
         KeepAlive::new().interval(Duration::from_millis(app.limits.sse_keep_alive_ms.max(1)));
@@ -362,6 +364,8 @@ struct Live {
     ended: bool,
     /// Counts the client against `sse_clients_max` while it is served.
     _permit: OwnedSemaphorePermit,
+    /// Counts it in the metrics' live clients.
+    _counted: Option<weir_metrics::OpenGuard>,
 }
 
 impl futures_core::Stream for Live {

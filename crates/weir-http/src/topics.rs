@@ -260,10 +260,24 @@ pub async fn fetch(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Records>, ApiError> {
     let (partition, offset, limit) = partition_page(&partition, &q, app.limits.page_max)?;
-    let log = app.broker.partition(&topic, partition)?;
+    let topic_state = app.broker.topic(&topic)?;
+    let log = topic_state.partition(partition)?;
     let out = blocking(move || -> Result<Records, ApiError> {
         let hwm = log.high_watermark();
         let (records, next_offset) = read_records(&log, partition, offset, limit)?;
+        let bytes: usize = records
+            .iter()
+            .map(|r| {
+                // The value's own bytes, from its base64 length.
+                let value = r.value_base64.as_ref().map_or(0, |v| {
+                    v.len() / 4 * 3 - v.bytes().rev().take_while(|&b| b == b'=').count()
+                });
+                r.key.as_ref().map_or(0, String::len) + value
+            })
+            .sum();
+        topic_state
+            .traffic
+            .count_out(records.len() as u64, bytes as u64);
         Ok(Records {
             records,
             next_offset,

@@ -68,6 +68,19 @@ pub(crate) async fn serve(
                 _ = stop.changed() => break,
                 frame = read_frame(&mut reader, &shared) => frame,
             };
+            // Latency is timed from the frame read to its answer ready.
+            let timed = match (&frame, &shared.recorder) {
+                (Ok(Some(frame)), Some(recorder)) => Some(Timed {
+                    recorder: recorder.clone(),
+                    api_key: (&frame[0..2]).get_i16(),
+                    started: std::time::Instant::now(),
+                }),
+                (Err(ConnError::FrameTooLarge { .. }), Some(recorder)) => {
+                    recorder.reject(weir_metrics::Rejection::KafkaRequestTooLarge);
+                    None
+                }
+                _ => None,
+            };
             let answer = match frame {
                 Ok(Some(frame)) => handle(frame, peer, &shared).await,
                 Ok(None) => break,
@@ -75,10 +88,19 @@ pub(crate) async fn serve(
             };
             let failed = answer.is_err();
             let task = match answer {
-                Ok(Pending::Ready(answer)) => tokio::spawn(std::future::ready(Ok(answer))),
-                Ok(Pending::Later(head, later)) => {
-                    tokio::spawn(async move { Ok(later.await?.map(|body| (head, body))) })
+                Ok(Pending::Ready(answer)) => {
+                    if let Some(t) = timed {
+                        t.done();
+                    }
+                    tokio::spawn(std::future::ready(Ok(answer)))
                 }
+                Ok(Pending::Later(head, later)) => tokio::spawn(async move {
+                    let body = later.await?;
+                    if let Some(t) = timed {
+                        t.done();
+                    }
+                    Ok(body.map(|body| (head, body)))
+                }),
                 Err(e) => tokio::spawn(std::future::ready(Err(e))),
             };
             // After a bad frame the answers before it still go out, then
@@ -110,6 +132,24 @@ pub(crate) async fn serve(
     }
     reading.abort();
     let _ = writer.shutdown().await;
+}
+
+/// A request being timed for the metrics.
+struct Timed {
+    recorder: Arc<weir_metrics::Recorder>,
+    api_key: i16,
+    started: std::time::Instant,
+}
+
+impl Timed {
+    fn done(self) {
+        let key = self.api_key;
+        self.recorder.kafka_request(
+            key,
+            || ApiKey::try_from(key).map_or_else(|()| format!("key{key}"), |a| format!("{a:?}")),
+            self.started.elapsed(),
+        );
+    }
 }
 
 /// Reads one frame, checking its length against the limit of its API

@@ -84,6 +84,9 @@ pub(crate) struct Shared {
     pub config: ServerConfig,
     /// The address the listener is bound to.
     pub listen_addr: SocketAddr,
+    /// Where request latencies, connections and refusals are counted
+    /// (`None`: metrics off).
+    pub recorder: Option<Arc<weir_metrics::Recorder>>,
 }
 
 /// Longest the group coordinator goes unchecked. It is called again when
@@ -105,6 +108,19 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
+    run_recorded(listener, broker, groups, config, None, shutdown).await;
+}
+
+/// [`run`], counting connections, request latencies per API and frames
+/// refused by a size limit in `recorder` (if given).
+pub async fn run_recorded(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    groups: Arc<Coordinator>,
+    config: ServerConfig,
+    recorder: Option<Arc<weir_metrics::Recorder>>,
+    shutdown: impl Future<Output = ()>,
+) {
     let limit = Arc::new(Semaphore::new(config.connections_max));
     let listen_addr = listener
         .local_addr()
@@ -114,6 +130,7 @@ pub async fn run(
         groups: groups.clone(),
         config,
         listen_addr,
+        recorder,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let timers = tokio::spawn(group_timers(groups));
@@ -136,9 +153,13 @@ pub async fn run(
             },
         };
         let (shared, stop) = (shared.clone(), stop_rx.clone());
+        let counted = shared
+            .recorder
+            .as_ref()
+            .map(|r| r.connection(weir_metrics::Listener::Kafka));
         tasks.spawn(async move {
             conn::serve(socket, peer, shared, stop).await;
-            drop(permit);
+            drop((permit, counted));
         });
         // Reap finished connections so the set does not grow.
         while tasks.try_join_next().is_some() {}

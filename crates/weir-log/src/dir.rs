@@ -292,6 +292,12 @@ impl DataDir {
         self.shared.sched.stats()
     }
 
+    /// How long the sync scheduler's rounds took and how many appends each
+    /// made durable.
+    pub fn sync_histograms(&self) -> &crate::SyncHistograms {
+        &self.shared.sched.histograms
+    }
+
     /// Syncs everything (whatever each log's policy) and closes every log.
     pub fn close(mut self) -> Result<()> {
         self.shutdown()

@@ -53,6 +53,24 @@ pub struct SyncStats {
     pub dir_syncs: u64,
 }
 
+/// Distributions of the scheduler's rounds, for metrics.
+#[derive(Debug)]
+pub struct SyncHistograms {
+    /// How long each round's writes and syncs took, in nanoseconds.
+    pub round_ns: crate::stats::Histogram,
+    /// Appends (waiting threads and tasks) each round made durable.
+    pub round_appends: crate::stats::Histogram,
+}
+
+impl Default for SyncHistograms {
+    fn default() -> Self {
+        Self {
+            round_ns: crate::stats::Histogram::latency(),
+            round_appends: crate::stats::Histogram::new(crate::stats::COUNT_BOUNDS),
+        }
+    }
+}
+
 /// The longest a leader waits for the appenders it expects before it
 /// starts a round without them.
 pub const GATHER_WAIT_MAX: Duration = Duration::from_micros(500);
@@ -121,6 +139,7 @@ pub(crate) struct SyncScheduler {
     rounds: AtomicU64,
     data_syncs: AtomicU64,
     dir_syncs: AtomicU64,
+    pub histograms: SyncHistograms,
 }
 
 impl SyncScheduler {
@@ -136,6 +155,7 @@ impl SyncScheduler {
             rounds: AtomicU64::new(0),
             data_syncs: AtomicU64::new(0),
             dir_syncs: AtomicU64::new(0),
+            histograms: SyncHistograms::default(),
         }
     }
 
@@ -358,6 +378,7 @@ impl SyncScheduler {
             st.gather_target = 0;
         }
         let logs = std::mem::take(&mut st.dirty);
+        let covered = st.uncovered;
         st.uncovered = 0;
         drop(st);
         let started = Instant::now();
@@ -385,6 +406,8 @@ impl SyncScheduler {
         self.rounds.fetch_add(1, Ordering::Relaxed);
         self.changes.advance();
         let synced_in = started.elapsed();
+        self.histograms.round_ns.record_duration(synced_in);
+        self.histograms.round_appends.record(covered as u64);
 
         let mut st = self.lock();
         st.last_sync = synced_in;

@@ -138,6 +138,7 @@ pub struct EmbeddedStore {
     recovery: Recovery,
     /// The aggregate snapshots topic and each stream's newest snapshot.
     snapshots: Mutex<(Log, snapshots::Latest)>,
+    pub(crate) stats: crate::stats::StoreStats,
 }
 
 fn read_lock(lock: &RwLock<State>) -> std::sync::RwLockReadGuard<'_, State> {
@@ -269,6 +270,7 @@ impl EmbeddedStore {
             saved_index_position: Mutex::new(saved_index_position.unwrap_or(0)),
             recovery,
             snapshots: Mutex::new((snapshot_log, latest)),
+            stats: crate::stats::StoreStats::default(),
         })
     }
 
@@ -664,13 +666,20 @@ impl EmbeddedStore {
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Result<AppendResult, StoreError> {
+        let started = std::time::Instant::now();
         let result = self.append_unsynced(stream, expected, events)?;
         if self.log.fsync_policy() == FsyncPolicy::Always {
             self.log
                 .until_durable(result.last_position as i64 + 1)
                 .await?;
         }
+        self.stats.appended(events.len(), started.elapsed());
         Ok(result)
+    }
+
+    /// Appends, their latency and open subscriptions, for metrics.
+    pub fn stats(&self) -> &crate::stats::StoreStats {
+        &self.stats
     }
 
     /// Checks and writes an append (or finds it was made before: a retry);
@@ -872,8 +881,10 @@ impl EventStore for EmbeddedStore {
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Result<AppendResult, StoreError> {
+        let started = std::time::Instant::now();
         let result = self.append_unsynced(stream, expected, events)?;
         self.wait_durable(result.last_position)?;
+        self.stats.appended(events.len(), started.elapsed());
         Ok(result)
     }
 

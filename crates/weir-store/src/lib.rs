@@ -43,6 +43,7 @@ mod error;
 mod index;
 mod saved_index;
 mod snapshots;
+mod stats;
 mod subscription;
 mod trace;
 mod types;
@@ -64,6 +65,7 @@ pub use embedded::{EVENTS_TOPIC, EmbeddedStore, INDEX_SAVE_EVERY_EVENTS, Recover
 pub use error::StoreError;
 pub use index::RECENT_IDS_WINDOW;
 pub use snapshots::{Loaded, SNAPSHOT_BYTES_MAX, SNAPSHOTS_TOPIC, Snapshot};
+pub use stats::{StoreCounts, StoreStats};
 pub use subscription::{Checkpoint, Filter, Subscription, Target};
 pub use trace::{TRACESTATE_BYTES_MAX, TraceContext, TraceParent};
 pub use types::{

@@ -74,12 +74,19 @@ impl EmbeddedStore {
         filter: Filter,
         from: Checkpoint,
     ) -> Subscription {
+        self.stats.subscribed();
         Subscription {
             store: self.clone(),
             target,
             filter,
             next: from,
         }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.store.stats.unsubscribed();
     }
 }
 

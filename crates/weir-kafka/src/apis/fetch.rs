@@ -59,8 +59,11 @@ fn read_all(shared: &Shared, wanted: &Wanted, max_bytes: usize) -> Pass {
                     .push(data.with_error_code(Code::UnknownTopicId.code()));
                 continue;
             };
-            let log = match shared.broker.partition(name, index) {
-                Ok(log) => log,
+            let log = match shared.broker.topic(name).and_then(|t| {
+                let log = t.partition(index)?;
+                Ok((t, log))
+            }) {
+                Ok(found) => found,
                 Err(e) => {
                     pass.errors = true;
                     topic
@@ -72,6 +75,7 @@ fn read_all(shared: &Shared, wanted: &Wanted, max_bytes: usize) -> Pass {
             // KIP-74: only the first batch of the first partition with data
             // may pass the limits (a reader must always make progress); every
             // later partition gets whole batches within what is left.
+            let (topic_state, log) = log;
             let budget = partition_max.min(max_bytes.saturating_sub(pass.bytes));
             let read = if pass.bytes == 0 {
                 log.read(offset, budget)
@@ -81,6 +85,14 @@ fn read_all(shared: &Shared, wanted: &Wanted, max_bytes: usize) -> Pass {
             match read {
                 Ok(read) => {
                     pass.bytes += read.bytes.len();
+                    if !read.bytes.is_empty() {
+                        // Records from the fetch offset on (a first batch
+                        // may start before it; clients skip those).
+                        let records = (read.next_offset - offset).max(0) as u64;
+                        topic_state
+                            .traffic
+                            .count_out(records, read.bytes.len() as u64);
+                    }
                     topic.partitions.push(
                         data.with_high_watermark(read.high_watermark)
                             .with_last_stable_offset(read.high_watermark)
