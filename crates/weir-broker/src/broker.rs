@@ -596,6 +596,11 @@ impl Broker {
             });
         }
         let part = t.partition_state(partition)?;
+        if BatchHeader::parse(batches).is_ok_and(|h| h.is_control()) {
+            return Err(BrokerError::ControlRecordsRefused {
+                topic: topic.to_owned(),
+            });
+        }
         let rules = *read(&t.rules);
         let now_ms = self.dir.clock().now_ms();
         let mut rewritten = crate::rewrite::prepare(
@@ -676,6 +681,13 @@ impl Broker {
                         ..meta
                     };
                     producers.record(pid, epoch, written);
+                    if header.is_transactional() {
+                        let written = BatchHeader {
+                            base_offset: info.base_offset,
+                            ..header
+                        };
+                        lock_txns(&part).observe(&written, None);
+                    }
                     info
                 }
                 Verdict::Duplicate {
@@ -715,6 +727,85 @@ impl Broker {
             log: part.log,
             info,
         })
+    }
+
+    /// Writes a transaction marker (a control batch: `commit`, or abort)
+    /// of producer `producer_id` at `producer_epoch` to one partition, the
+    /// coordinator's second phase; the caller waits for its durability.
+    /// An epoch newer than the partition knows fences the older ones; an
+    /// older one is refused.
+    pub fn write_marker(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+    ) -> Result<Produced, BrokerError> {
+        let t = self.topic(topic)?;
+        let part = t.partition_state(partition)?;
+        let now_ms = self.dir.clock().now_ms();
+        let mut marker = crate::txn_index::marker_batch(
+            producer_id,
+            producer_epoch,
+            commit,
+            coordinator_epoch,
+            now_ms,
+        );
+        let mut producers = part.producers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(current) = producers.epoch(producer_id).filter(|e| *e > producer_epoch) {
+            return Err(BrokerError::InvalidProducerEpoch {
+                producer_id,
+                epoch: producer_epoch,
+                current,
+            });
+        }
+        let info = part
+            .log
+            .append_nowait(&mut marker)
+            .map_err(|e| produce_error(topic, e))?;
+        producers.marker(producer_id, producer_epoch);
+        let kind = if commit {
+            crate::txn_index::ControlType::Commit
+        } else {
+            crate::txn_index::ControlType::Abort
+        };
+        let header = BatchHeader::parse(&marker).map_err(LogError::from)?;
+        lock_txns(&part).observe(
+            &BatchHeader {
+                base_offset: info.base_offset,
+                ..header
+            },
+            Some(kind),
+        );
+        drop(producers);
+        Ok(Produced {
+            log: part.log,
+            info,
+        })
+    }
+
+    /// The last stable offset of a partition: where `read_committed`
+    /// consumers stop (the first offset of the oldest open transaction, or
+    /// the high watermark).
+    pub fn last_stable_offset(&self, topic: &str, partition: i32) -> Result<i64, BrokerError> {
+        let part = self.topic(topic)?.partition_state(partition)?;
+        let hw = part.log.high_watermark();
+        Ok(lock_txns(&part).last_stable_offset(hw))
+    }
+
+    /// The aborted transactions whose records may lie in `[from, upto)`
+    /// of a partition, for a `read_committed` fetch.
+    pub fn aborted_transactions(
+        &self,
+        topic: &str,
+        partition: i32,
+        from: i64,
+        upto: i64,
+    ) -> Result<Vec<crate::txn_index::AbortedTxn>, BrokerError> {
+        let part = self.topic(topic)?.partition_state(partition)?;
+        Ok(lock_txns(&part).aborted_in(from, upto))
     }
 
     /// InitProducerId for an idempotent (not transactional) producer: a new
@@ -799,3 +890,7 @@ impl Broker {
 #[cfg(test)]
 #[path = "broker_tests.rs"]
 mod tests;
+
+fn lock_txns(part: &Partition) -> std::sync::MutexGuard<'_, crate::txn_index::PartitionTxns> {
+    part.txns.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -65,6 +65,10 @@ pub enum BrokerError {
         partition: i32,
         producer_id: i64,
     },
+    #[error(
+        "clients may not write control records (topic {topic:?}): markers are the coordinator's"
+    )]
+    ControlRecordsRefused { topic: String },
     #[error("transactions are not supported yet (transactional id {transactional_id:?})")]
     TransactionsUnsupported { transactional_id: String },
     #[error(

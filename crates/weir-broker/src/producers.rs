@@ -199,6 +199,33 @@ impl PartitionProducers {
         entry.recent.push_back(meta);
     }
 
+    /// A transaction marker of producer `pid` at `epoch` was written: a
+    /// newer epoch (the coordinator fenced the producer) replaces the one
+    /// known, so batches of older epochs are refused from now on.
+    pub fn marker(&mut self, pid: i64, epoch: i16) {
+        match self.producers.get_mut(&pid) {
+            Some(entry) if epoch > entry.epoch => {
+                entry.epoch = epoch;
+                entry.recent.clear();
+            }
+            Some(_) => {}
+            None => {
+                self.producers.insert(
+                    pid,
+                    ProducerEntry {
+                        epoch,
+                        recent: VecDeque::new(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// The epoch known for producer `pid`.
+    pub fn epoch(&self, pid: i64) -> Option<i16> {
+        self.producers.get(&pid).map(|e| e.epoch)
+    }
+
     /// Every producer with state here, by id.
     pub fn states(&self) -> Vec<ProducerState> {
         let mut out: Vec<ProducerState> = self

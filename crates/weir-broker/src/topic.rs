@@ -12,12 +12,15 @@ use weir_log::{AppendInfo, DataDir, FsyncPolicy, Log};
 use crate::config::{ProduceRules, TopicConfig};
 use crate::error::BrokerError;
 use crate::producers::{BatchMeta, PartitionProducers};
+use crate::txn_index::PartitionTxns;
 
-/// One partition: its log and the idempotent producers writing to it.
+/// One partition: its log, the idempotent producers writing to it and
+/// their transactions in it. Lock order: `producers`, then `txns`.
 #[derive(Debug, Clone)]
 pub(crate) struct Partition {
     pub(crate) log: Log,
     pub(crate) producers: Arc<Mutex<PartitionProducers>>,
+    pub(crate) txns: Arc<Mutex<PartitionTxns>>,
 }
 
 /// Bytes at the end of a partition read on open to rebuild its producers'
@@ -36,6 +39,10 @@ impl Partition {
     ) -> Result<Self, BrokerError> {
         let log = dir.open_log(name, config)?;
         let mut producers = PartitionProducers::default();
+        // Transactions are rebuilt from the same window: one open longer
+        // ago than it (past any transaction timeout at a normal rate) or
+        // aborted before it is not known after a restart.
+        let mut txns = PartitionTxns::default();
         let mut offset = log
             .recent_offset(PRODUCER_SCAN_BYTES)
             .max(log.start_offset());
@@ -44,6 +51,8 @@ impl Partition {
             if read.bytes.is_empty() {
                 break;
             }
+            txns.observe_all(&read.bytes)
+                .map_err(weir_log::LogError::from)?;
             let mut pos = 0;
             while pos < read.bytes.len() {
                 let header =
@@ -62,6 +71,7 @@ impl Partition {
         Ok(Self {
             log,
             producers: Arc::new(Mutex::new(producers)),
+            txns: Arc::new(Mutex::new(txns)),
         })
     }
 }

@@ -96,9 +96,9 @@ impl From<BrokerError> for ApiError {
             B::InvalidConfig { .. } => (StatusCode::BAD_REQUEST, "invalid_config"),
             B::PolicyViolation { .. } => (StatusCode::FORBIDDEN, "policy_violation"),
             B::MessageTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "message_too_large"),
-            B::CorruptMessage { .. } | B::InvalidRecords { .. } => {
-                (StatusCode::BAD_REQUEST, "invalid_records")
-            }
+            B::CorruptMessage { .. }
+            | B::InvalidRecords { .. }
+            | B::ControlRecordsRefused { .. } => (StatusCode::BAD_REQUEST, "invalid_records"),
             B::InvalidTimestamp { .. } => (StatusCode::BAD_REQUEST, "invalid_timestamp"),
             B::OutOfOrderSequence { .. }
             | B::InvalidProducerEpoch { .. }
