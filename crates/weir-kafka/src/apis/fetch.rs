@@ -3,15 +3,20 @@
 //! it (only the first batch of the first partition with data may pass
 //! them, so a consumer always makes progress), and a long poll
 //! that waits for new records until `min_bytes` is met or `max_wait_ms`
-//! passes.
+//! passes. A `read_committed` fetch (isolation level 1) stops at the last
+//! stable offset and lists the aborted transactions in what it returns,
+//! so the consumer skips their records.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, ProducerId};
 use weir_log::LogError;
+use weir_log::batch::BatchHeader;
 
 use super::{blocking, topic_name};
 use crate::Shared;
@@ -36,7 +41,22 @@ struct WantedTopic {
 
 type Wanted = Vec<WantedTopic>;
 
-fn read_all(shared: &Shared, wanted: &Wanted, max_bytes: usize) -> Pass {
+/// Keeps the whole batches of `bytes` that start below `end`; returns
+/// the offset after the last one kept (`None` when none is dropped).
+fn cut_at(bytes: &mut Vec<u8>, end: i64) -> Option<i64> {
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let header = BatchHeader::parse(&bytes[pos..]).ok()?;
+        if header.base_offset >= end {
+            bytes.truncate(pos);
+            return Some(end);
+        }
+        pos += header.total_bytes();
+    }
+    None
+}
+
+fn read_all(shared: &Shared, wanted: &Wanted, max_bytes: usize, committed: bool) -> Pass {
     let mut pass = Pass {
         topics: Vec::with_capacity(wanted.len()),
         bytes: 0,
@@ -48,7 +68,7 @@ fn read_all(shared: &Shared, wanted: &Wanted, max_bytes: usize) -> Pass {
             .with_topic_id(wanted.id);
         for &(index, offset, partition_max) in &wanted.partitions {
             // Kafka sends no aborted-transaction list (null) outside
-            // read_committed, and there are no transactions yet.
+            // read_committed.
             let data = PartitionData::default()
                 .with_partition_index(index)
                 .with_aborted_transactions(None);
@@ -82,8 +102,33 @@ fn read_all(shared: &Shared, wanted: &Wanted, max_bytes: usize) -> Pass {
             } else {
                 log.read_within(offset, budget)
             };
+            let stable = shared.broker.last_stable_offset(name, index);
+            let read = read.map(|mut read| {
+                let lso = stable.as_ref().map_or(read.high_watermark, |s| *s);
+                let mut aborted = None;
+                if committed {
+                    if let Some(next) = cut_at(&mut read.bytes, lso) {
+                        read.next_offset = next;
+                    }
+                    let upto = read.next_offset.max(offset);
+                    let list = shared
+                        .broker
+                        .aborted_transactions(name, index, offset, upto)
+                        .unwrap_or_default();
+                    aborted = Some(
+                        list.into_iter()
+                            .map(|a| {
+                                AbortedTransaction::default()
+                                    .with_producer_id(ProducerId(a.producer_id))
+                                    .with_first_offset(a.first_offset)
+                            })
+                            .collect::<Vec<_>>(),
+                    );
+                }
+                (read, lso, aborted)
+            });
             match read {
-                Ok(read) => {
+                Ok((read, lso, aborted)) => {
                     pass.bytes += read.bytes.len();
                     if !read.bytes.is_empty() {
                         // Records from the fetch offset on (a first batch
@@ -95,7 +140,8 @@ fn read_all(shared: &Shared, wanted: &Wanted, max_bytes: usize) -> Pass {
                     }
                     topic.partitions.push(
                         data.with_high_watermark(read.high_watermark)
-                            .with_last_stable_offset(read.high_watermark)
+                            .with_last_stable_offset(lso)
+                            .with_aborted_transactions(aborted)
                             .with_log_start_offset(read.log_start_offset)
                             .with_records(Some(Bytes::from(read.bytes))),
                     );
@@ -166,13 +212,14 @@ pub(crate) async fn handle(
             .unwrap_or(0)
             .min(shared.config.fetch_wait_ms_max),
     );
+    let committed = request.isolation_level == 1;
     let deadline = Instant::now() + wait;
     let changes = shared.broker.data_dir().changes();
     let wanted = Arc::new(wanted);
     let pass = loop {
         let epoch = changes.epoch();
         let (shared2, wanted2) = (shared.clone(), wanted.clone());
-        let pass = blocking(move || read_all(&shared2, &wanted2, max_bytes)).await;
+        let pass = blocking(move || read_all(&shared2, &wanted2, max_bytes, committed)).await;
         let now = Instant::now();
         if pass.bytes >= min_bytes || pass.errors || now >= deadline {
             break pass;
@@ -184,7 +231,7 @@ pub(crate) async fn handle(
             // Waited long enough: one last look, in case a change raced the
             // timeout.
             let (shared2, wanted2) = (shared.clone(), wanted.clone());
-            break blocking(move || read_all(&shared2, &wanted2, max_bytes)).await;
+            break blocking(move || read_all(&shared2, &wanted2, max_bytes, committed)).await;
         }
     };
     let response = FetchResponse::default()

@@ -1,5 +1,5 @@
 //! ListOffsets: a partition's earliest offset (-2), latest (-1: the high
-//! watermark, also the last stable offset as there are no transactions),
+//! watermark, or for `read_committed` the last stable offset),
 //! the record with the largest timestamp (-3, v7), the earliest local
 //! offset (-4, v8: the log start, as every segment is local), the latest
 //! tiered offset (-5, v9: -1, as nothing is tiered), or the first offset
@@ -31,6 +31,7 @@ pub(crate) async fn handle(
 ) -> Result<Bytes, ConnError> {
     let request: ListOffsetsRequest = decode(ApiKey::ListOffsets, version, body)?;
     let broker = shared.broker.clone();
+    let committed = request.isolation_level == 1;
     let topics = blocking(move || {
         request
             .topics
@@ -53,6 +54,12 @@ pub(crate) async fn handle(
                         // one, librdkafka validates the position with
                         // OffsetForLeaderEpoch, which is not served yet.
                         let target = match p.timestamp {
+                            LATEST if committed => {
+                                return match broker.last_stable_offset(&name, p.partition_index) {
+                                    Ok(lso) => response.with_offset(lso),
+                                    Err(e) => response.with_error_code(for_broker_error(&e).code()),
+                                };
+                            }
                             LATEST => return response.with_offset(log.high_watermark()),
                             EARLIEST | EARLIEST_LOCAL => {
                                 return response.with_offset(log.start_offset());
