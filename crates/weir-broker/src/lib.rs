@@ -30,6 +30,7 @@ mod producers;
 mod rewrite;
 mod topic;
 pub mod txn_index;
+pub mod txn_log;
 
 pub use broker::{Broker, BrokerConfig, TOPIC_NAME_BYTES_MAX, validate_topic_name};
 pub use config::{

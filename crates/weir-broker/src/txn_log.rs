@@ -1,0 +1,136 @@
+//! The transaction coordinator's storage on the broker ([`weir_txn::TxnIo`]):
+//! its records in the internal topic `__transaction_state` (one
+//! partition, Kafka's record layout, appended and synced before the
+//! coordinator takes a transition), the markers in the transaction's
+//! partitions (all written, then all waited for), and producer ids from
+//! the broker's allocator. Replaying the topic at start gives the
+//! coordinator its state back ([`Broker::transaction_log`]).
+//!
+//! Partitions of `__consumer_offsets` get no marker from here: offsets
+//! committed in a transaction are the group coordinator's to apply, and
+//! the server's [`TxnIo`] passes those partitions to it.
+
+use std::collections::BTreeSet;
+
+use weir_log::batch::{self, BatchBuilder};
+use weir_txn::{LogRecord, TRANSACTION_LOG_TOPIC, TopicPartition, TxnError, TxnIo};
+
+use crate::Broker;
+use crate::error::BrokerError;
+
+/// The topic of committed offsets, whose partitions take no marker here.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// A transaction log record as stored: its key and value (none for a
+/// tombstone).
+pub type RawRecord = (Vec<u8>, Option<Vec<u8>>);
+
+/// Bytes of the transaction log read per step while replaying it.
+const REPLAY_READ_BYTES: usize = 4 * 1024 * 1024;
+
+fn storage(e: impl std::fmt::Display) -> TxnError {
+    TxnError::Storage(e.to_string())
+}
+
+/// The coordinator's storage over one broker.
+#[derive(Debug, Clone, Copy)]
+pub struct BrokerTxnIo<'a> {
+    broker: &'a Broker,
+}
+
+impl<'a> BrokerTxnIo<'a> {
+    /// Storage over `broker`; creates the transaction log topic if needed.
+    pub fn new(broker: &'a Broker) -> Result<Self, BrokerError> {
+        broker.ensure_internal_topic(TRANSACTION_LOG_TOPIC, 1, &[("retention.ms", "-1")])?;
+        Ok(Self { broker })
+    }
+}
+
+impl TxnIo for BrokerTxnIo<'_> {
+    fn allocate_producer_id(&self) -> Result<i64, TxnError> {
+        self.broker
+            .init_producer_id(None, -1, -1)
+            .map(|(id, _)| id)
+            .map_err(storage)
+    }
+
+    fn append(&self, record: &LogRecord) -> Result<(), TxnError> {
+        let now = self.broker.data_dir().clock().now_ms();
+        let mut b = BatchBuilder::new(now);
+        let (key, value) = (record.key(), record.value());
+        b.push(now, Some(&key), value.as_deref(), &[]);
+        let log = self
+            .broker
+            .partition(TRANSACTION_LOG_TOPIC, 0)
+            .map_err(storage)?;
+        let info = log.append_nowait(&mut b.build()).map_err(storage)?;
+        log.wait_durable(info.last_offset + 1).map_err(storage)
+    }
+
+    fn write_markers(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        partitions: &BTreeSet<TopicPartition>,
+    ) -> Result<(), TxnError> {
+        // All written first, so their syncs share rounds; then all waited.
+        let mut written = Vec::with_capacity(partitions.len());
+        for tp in partitions.iter().filter(|tp| tp.topic != OFFSETS_TOPIC) {
+            match self.broker.write_marker(
+                &tp.topic,
+                tp.partition,
+                producer_id,
+                producer_epoch,
+                commit,
+                0,
+            ) {
+                Ok(p) => written.push(p),
+                // A partition deleted since it was added has nothing to
+                // mark; anything else fails the phase (it is retried).
+                Err(BrokerError::UnknownTopic { .. } | BrokerError::UnknownPartition { .. }) => {}
+                Err(e) => return Err(storage(e)),
+            }
+        }
+        for p in written {
+            p.wait().map_err(storage)?;
+        }
+        Ok(())
+    }
+}
+
+impl Broker {
+    /// Every record of the transaction log, oldest first, as (key, value):
+    /// what [`weir_txn::TxnCoordinator::recover`] replays. Empty when the
+    /// topic does not exist yet.
+    pub fn transaction_log(&self) -> Result<Vec<RawRecord>, BrokerError> {
+        let log = match self.partition(TRANSACTION_LOG_TOPIC, 0) {
+            Ok(log) => log,
+            Err(BrokerError::UnknownTopic { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        let mut offset = log.start_offset();
+        loop {
+            let read = log.read(offset, REPLAY_READ_BYTES)?;
+            if read.bytes.is_empty() {
+                break;
+            }
+            let mut pos = 0;
+            while pos < read.bytes.len() {
+                let header = batch::BatchHeader::parse(&read.bytes[pos..])
+                    .map_err(weir_log::LogError::from)?;
+                let end = pos + header.total_bytes();
+                for r in batch::records(&read.bytes[pos..end]).map_err(weir_log::LogError::from)? {
+                    if r.offset >= offset
+                        && let Some(key) = r.key
+                    {
+                        out.push((key.to_vec(), r.value.map(<[u8]>::to_vec)));
+                    }
+                }
+                pos = end;
+            }
+            offset = read.next_offset;
+        }
+        Ok(out)
+    }
+}
