@@ -35,8 +35,13 @@ pub enum Code {
     InvalidRequest = 42,
     OutOfOrderSequenceNumber = 45,
     InvalidProducerEpoch = 47,
+    InvalidTxnState = 48,
+    InvalidProducerIdMapping = 49,
+    InvalidTransactionTimeout = 50,
+    ConcurrentTransactions = 51,
     PolicyViolation = 44,
     TransactionalIdAuthorizationFailed = 53,
+    OperationNotAttempted = 55,
     KafkaStorageError = 56,
     LogDirNotFound = 57,
     UnknownProducerId = 59,
@@ -49,7 +54,9 @@ pub enum Code {
     NoReassignmentInProgress = 85,
     GroupSubscribedToTopic = 86,
     InvalidRecord = 87,
+    ProducerFenced = 90,
     UnknownTopicId = 100,
+    TransactionalIdNotFound = 105,
     FencedMemberEpoch = 110,
     UnreleasedInstanceId = 111,
     UnsupportedAssignor = 112,
@@ -149,5 +156,24 @@ pub fn for_group_error(err: &GroupError) -> Code {
         GroupError::Corrupt { .. } => Code::KafkaStorageError,
         GroupError::Broker(e) => for_broker_error(e),
         GroupError::Log(e) => for_log_error(e),
+    }
+}
+
+/// The Kafka error code for a transaction coordinator's refusal. A fenced
+/// producer is PRODUCER_FENCED from the versions that know it (KIP-588),
+/// INVALID_PRODUCER_EPOCH before.
+pub fn for_txn_error(err: &weir_txn::TxnError, fenced_code: Code) -> Code {
+    use weir_txn::TxnError as T;
+    match err {
+        T::InvalidTransactionalId(_) | T::TooManyPartitions { .. } => Code::InvalidRequest,
+        T::InvalidTimeout { .. } => Code::InvalidTransactionTimeout,
+        T::InvalidProducerIdMapping { .. } => Code::InvalidProducerIdMapping,
+        T::Fenced { .. } => fenced_code,
+        T::ConcurrentTransactions(_) => Code::ConcurrentTransactions,
+        T::InvalidTxnState { .. } => Code::InvalidTxnState,
+        T::UnknownTransactionalId(_) => Code::TransactionalIdNotFound,
+        // Retriable: the client tries again (the coordinator's state did
+        // not change).
+        T::Storage(_) => Code::CoordinatorNotAvailable,
     }
 }

@@ -11,6 +11,7 @@ mod apis;
 pub mod client_protocol;
 mod codes;
 mod conn;
+mod txn;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -87,6 +88,10 @@ pub(crate) struct Shared {
     /// Where request latencies, connections and refusals are counted
     /// (`None`: metrics off).
     pub recorder: Option<Arc<weir_metrics::Recorder>>,
+    /// The transaction coordinator (`None` if its log could not be read
+    /// at start: transactional calls are then answered
+    /// COORDINATOR_NOT_AVAILABLE).
+    pub txns: Option<Arc<txn::Transactions>>,
 }
 
 /// Longest the group coordinator goes unchecked. It is called again when
@@ -125,12 +130,26 @@ pub async fn run_recorded(
     let listen_addr = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], config.advertised_port)));
+    let b = broker.clone();
+    let txns = match tokio::task::spawn_blocking(move || txn::Transactions::open(b)).await {
+        Ok(Ok(t)) => Some(Arc::new(t)),
+        Ok(Err(e)) => {
+            tracing::error!(%e, "the transaction log is unreadable: transactions are refused");
+            None
+        }
+        Err(e) => {
+            tracing::error!(%e, "opening the transaction coordinator panicked");
+            None
+        }
+    };
+    let txn_timers = txns.clone().map(|t| tokio::spawn(txn::timers(t)));
     let shared = Arc::new(Shared {
         broker,
         groups: groups.clone(),
         config,
         listen_addr,
         recorder,
+        txns,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let timers = tokio::spawn(group_timers(groups));
@@ -166,6 +185,9 @@ pub async fn run_recorded(
     }
     let _ = stop_tx.send(true);
     timers.abort();
+    if let Some(t) = txn_timers {
+        t.abort();
+    }
     while tasks.join_next().await.is_some() {}
 }
 

@@ -606,6 +606,29 @@ fn no_nullable_fields(w: &mut Walk, api: ApiKey, v: i16) {
             let r: InitProducerIdResponse = w.call(api, v, &request);
             assert_eq!(r.error_code, 0);
         }
+        // A transactional id no producer initialised: refused with
+        // INVALID_PRODUCER_ID_MAPPING, per partition and whole.
+        ApiKey::AddPartitionsToTxn => {
+            let request = AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(TransactionalId(s("none")))
+                .with_v3_and_below_producer_id(ProducerId(1))
+                .with_v3_and_below_topics(vec![
+                    add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                        .with_name(t())
+                        .with_partitions(vec![0]),
+                ]);
+            let r: AddPartitionsToTxnResponse = w.call(api, v, &request);
+            let p = &r.results_by_topic_v3_and_below[0].results_by_partition[0];
+            assert_eq!((p.partition_index, p.partition_error_code), (0, 49), "v{v}");
+        }
+        ApiKey::EndTxn => {
+            let request = EndTxnRequest::default()
+                .with_transactional_id(TransactionalId(s("none")))
+                .with_producer_id(ProducerId(1))
+                .with_committed(true);
+            let r: EndTxnResponse = w.call(api, v, &request);
+            assert_eq!(r.error_code, 49, "v{v}");
+        }
         ApiKey::DeleteRecords => {
             use delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
             // Offset 0 moves no start (the other cases read from 0), and

@@ -435,6 +435,54 @@ impl TxnCoordinator {
         }
     }
 
+    /// Checks that producer `producer_id` at `producer_epoch` of
+    /// `transactional_id` has a transaction open that `partition` was
+    /// added to: a transactional batch for any other partition would hold
+    /// that partition's stable offset with no marker to come (KIP-890's
+    /// verification).
+    pub fn check_open_in(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(), TxnError> {
+        let txns = self.lock();
+        let Some(e) = txns.get(transactional_id) else {
+            return Err(TxnError::InvalidProducerIdMapping {
+                transactional_id: transactional_id.to_owned(),
+                producer_id,
+            });
+        };
+        let m = &e.meta;
+        if m.producer_id != producer_id {
+            return Err(TxnError::InvalidProducerIdMapping {
+                transactional_id: transactional_id.to_owned(),
+                producer_id,
+            });
+        }
+        if m.producer_epoch != producer_epoch {
+            return Err(TxnError::Fenced {
+                transactional_id: transactional_id.to_owned(),
+                epoch: producer_epoch,
+                current: m.producer_epoch,
+            });
+        }
+        let added = m.state == TxnState::Ongoing
+            && m.partitions
+                .iter()
+                .any(|tp| tp.topic == topic && tp.partition == partition);
+        if added {
+            Ok(())
+        } else {
+            Err(invalid(
+                m,
+                "the partition was not added to an open transaction",
+            ))
+        }
+    }
+
     /// A transactional id's metadata (DescribeTransactions).
     pub fn describe(&self, transactional_id: &str) -> Option<TxnMetadata> {
         self.lock().get(transactional_id).map(|e| e.meta.clone())

@@ -1,6 +1,7 @@
 //! InitProducerId: ids for idempotent producers (new ones at epoch 0, or a
-//! bumped epoch for a producer that names its id, KIP-360). Transactional
-//! producers are refused until transactions exist.
+//! bumped epoch for a producer that names its id, KIP-360), and for
+//! transactional ones the transaction coordinator's answer (the id's
+//! producer at its next epoch, fencing older instances).
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResp
 
 use super::blocking;
 use crate::Shared;
-use crate::codes::for_broker_error;
+use crate::codes::{Code, for_broker_error, for_txn_error};
 use crate::conn::{ConnError, decode, encode};
 
 pub(crate) async fn handle(
@@ -18,19 +19,52 @@ pub(crate) async fn handle(
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: InitProducerIdRequest = decode(ApiKey::InitProducerId, version, body)?;
-    let broker = shared.broker.clone();
     let transactional_id = request.transactional_id.map(|t| t.0.to_string());
     let (pid, epoch) = (request.producer_id.0, request.producer_epoch);
-    let result =
-        blocking(move || broker.init_producer_id(transactional_id.as_deref(), pid, epoch)).await;
-    let response = match result {
-        Ok((id, epoch)) => InitProducerIdResponse::default()
-            .with_producer_id(ProducerId(id))
-            .with_producer_epoch(epoch),
-        Err(e) => InitProducerIdResponse::default()
-            .with_error_code(for_broker_error(&e).code())
+    let refused = |code: i16| {
+        InitProducerIdResponse::default()
+            .with_error_code(code)
             .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1),
+            .with_producer_epoch(-1)
+    };
+    let response = match transactional_id {
+        Some(id) => {
+            let shared = shared.clone();
+            let timeout_ms = request.transaction_timeout_ms;
+            let expected = (pid >= 0).then_some((pid, epoch));
+            let result = blocking(move || {
+                let t = shared.txns.as_ref().ok_or_else(|| {
+                    weir_txn::TxnError::Storage("the transaction coordinator did not start".into())
+                })?;
+                t.with_io(|io| {
+                    t.coordinator
+                        .init_producer_id(io, &id, timeout_ms, expected, t.now_ms())
+                })
+            })
+            .await;
+            // PRODUCER_FENCED from v4 (KIP-588), INVALID_PRODUCER_EPOCH
+            // before.
+            let fenced = if version >= 4 {
+                Code::ProducerFenced
+            } else {
+                Code::InvalidProducerEpoch
+            };
+            match result {
+                Ok(p) => InitProducerIdResponse::default()
+                    .with_producer_id(ProducerId(p.producer_id))
+                    .with_producer_epoch(p.producer_epoch),
+                Err(e) => refused(for_txn_error(&e, fenced).code()),
+            }
+        }
+        None => {
+            let broker = shared.broker.clone();
+            match blocking(move || broker.init_producer_id(None, pid, epoch)).await {
+                Ok((id, epoch)) => InitProducerIdResponse::default()
+                    .with_producer_id(ProducerId(id))
+                    .with_producer_epoch(epoch),
+                Err(e) => refused(for_broker_error(&e).code()),
+            }
+        }
     };
     encode(ApiKey::InitProducerId, version, &response)
 }

@@ -41,20 +41,9 @@ pub(crate) fn find_coordinator(
 ) -> Result<Bytes, ConnError> {
     let request: FindCoordinatorRequest = decode(ApiKey::FindCoordinator, version, body)?;
     let config = &shared.config;
-    // Transactions are not served yet, so no broker coordinates them. The
-    // answer must be one every client treats as fatal, so that
-    // `init_transactions()` fails at once instead of retrying for its whole
-    // timeout (COORDINATOR_NOT_AVAILABLE is retried): librdkafka gives up
-    // at once only on an authorization failure, the Java client and
-    // kafka-python on any non-retriable error.
+    // This broker coordinates its groups and its transactions.
     let (code, message) = match request.key_type {
-        KEY_TYPE_GROUP => (Code::None, success_message(version)),
-        KEY_TYPE_TRANSACTION => (
-            Code::TransactionalIdAuthorizationFailed,
-            Some(str_bytes(
-                "Weir does not coordinate transactions yet: transactional producers are refused",
-            )),
-        ),
+        KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => (Code::None, success_message(version)),
         other => (
             Code::InvalidRequest,
             Some(str_bytes(&format!(

@@ -24,6 +24,7 @@ mod operations;
 pub(crate) mod produce;
 mod replica_assignment;
 mod replicas;
+mod transactions;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -53,6 +54,10 @@ pub(crate) fn supported_versions(api: ApiKey) -> Option<RangeInclusive<i16>> {
         ApiKey::DeleteTopics => 1..=6,
         ApiKey::DeleteRecords => 0..=2,
         ApiKey::InitProducerId => 0..=5,
+        // Transactions: the client's forms (AddPartitionsToTxn v4+ is
+        // between brokers).
+        ApiKey::AddPartitionsToTxn => 0..=3,
+        ApiKey::EndTxn => 0..=3,
         ApiKey::DescribeConfigs => 1..=4,
         ApiKey::AlterConfigs => 0..=2,
         ApiKey::IncrementalAlterConfigs => 0..=1,
@@ -135,6 +140,10 @@ pub(crate) async fn dispatch(
         ApiKey::DeleteTopics => now(delete_topics::handle(version, body, shared).await?),
         ApiKey::DeleteRecords => now(delete_records::handle(version, body, shared).await?),
         ApiKey::InitProducerId => now(init_producer_id::handle(version, body, shared).await?),
+        ApiKey::AddPartitionsToTxn => {
+            now(transactions::add_partitions(version, body, shared).await?)
+        }
+        ApiKey::EndTxn => now(transactions::end(version, body, shared).await?),
         ApiKey::DescribeConfigs => now(configs::describe(version, body, shared).await?),
         ApiKey::AlterConfigs => now(configs::alter(version, body, shared).await?),
         ApiKey::IncrementalAlterConfigs => {
@@ -193,6 +202,10 @@ pub(crate) fn decode_only(api: ApiKey, version: i16, body: Bytes) -> Result<(), 
         ApiKey::DeleteTopics => decode::<m::DeleteTopicsRequest>(api, version, body).map(drop),
         ApiKey::DeleteRecords => decode::<m::DeleteRecordsRequest>(api, version, body).map(drop),
         ApiKey::InitProducerId => decode::<m::InitProducerIdRequest>(api, version, body).map(drop),
+        ApiKey::AddPartitionsToTxn => {
+            decode::<m::AddPartitionsToTxnRequest>(api, version, body).map(drop)
+        }
+        ApiKey::EndTxn => decode::<m::EndTxnRequest>(api, version, body).map(drop),
         ApiKey::DescribeConfigs => {
             decode::<m::DescribeConfigsRequest>(api, version, body).map(drop)
         }

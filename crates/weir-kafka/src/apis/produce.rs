@@ -40,6 +40,44 @@ fn refused_by(index: i32, err: &BrokerError) -> PartitionProduceResponse {
     refused(index, for_broker_error(err), Some(err.to_string()))
 }
 
+/// A transactional batch is taken only from the producer of an open
+/// transaction that its partition was added to (KIP-890's verification):
+/// otherwise its partition's stable offset would wait for a marker that
+/// never comes. Refused with the coordinator's reason.
+fn check_transaction(
+    records: &[u8],
+    transactional_id: Option<&str>,
+    txns: Option<&crate::txn::Transactions>,
+    topic: &str,
+    index: i32,
+) -> Result<(), (Code, String)> {
+    let Ok(header) = weir_log::batch::BatchHeader::parse(records) else {
+        return Ok(());
+    };
+    if !header.is_transactional() || header.is_control() {
+        return Ok(());
+    }
+    // A stale epoch in a Produce is INVALID_PRODUCER_EPOCH at every
+    // version, as for idempotent producers; clients read it as fenced.
+    let fenced = Code::InvalidProducerEpoch;
+    let result = match (transactional_id, txns) {
+        (Some(id), Some(t)) => {
+            t.coordinator
+                .check_open_in(id, header.producer_id, header.producer_epoch, topic, index)
+        }
+        (None, _) => {
+            return Err((
+                Code::InvalidTxnState,
+                "a transactional batch needs the request's transactional id".into(),
+            ));
+        }
+        (Some(_), None) => Err(weir_txn::TxnError::Storage(
+            "the transaction coordinator did not start".into(),
+        )),
+    };
+    result.map_err(|e| (crate::codes::for_txn_error(&e, fenced), e.to_string()))
+}
+
 /// Writes every partition's batches (all at once: their syncs share
 /// rounds) and returns the acknowledgement phase.
 pub(crate) async fn handle(
@@ -50,6 +88,7 @@ pub(crate) async fn handle(
     let request: ProduceRequest = decode(ApiKey::Produce, version, body)?;
     let acks = request.acks;
     let valid_acks = matches!(acks, -1..=1);
+    let transactional_id = request.transactional_id.map(|t| t.0.to_string());
     let mut writes = tokio::task::JoinSet::new();
     for (t, topic) in request.topic_data.into_iter().enumerate() {
         let id = topic.topic_id;
@@ -64,6 +103,7 @@ pub(crate) async fn handle(
         };
         for (p, partition) in topic.partition_data.into_iter().enumerate() {
             let (broker, name) = (shared.broker.clone(), name.clone());
+            let (txns, transactional_id) = (shared.txns.clone(), transactional_id.clone());
             writes.spawn_blocking(move || {
                 let index = partition.index;
                 let Some(name) = name else {
@@ -74,13 +114,22 @@ pub(crate) async fn handle(
                 let outcome = match partition.records {
                     _ if !valid_acks => Err(refused(index, Code::InvalidRequiredAcks, None)),
                     None => Err(refused(index, Code::CorruptMessage, Some("no records".into()))),
-                    Some(records) => {
-                        let mut bytes = records.to_vec();
-                        broker.produce_nowait(&name, index, &mut bytes).map_err(|e| {
-                            tracing::debug!(topic = %name, partition = index, %e, "produce refused");
-                            refused_by(index, &e)
-                        })
-                    }
+                    Some(records) => match check_transaction(
+                        &records,
+                        transactional_id.as_deref(),
+                        txns.as_deref(),
+                        &name,
+                        index,
+                    ) {
+                        Err((code, reason)) => Err(refused(index, code, Some(reason))),
+                        Ok(()) => {
+                            let mut bytes = records.to_vec();
+                            broker.produce_nowait(&name, index, &mut bytes).map_err(|e| {
+                                tracing::debug!(topic = %name, partition = index, %e, "produce refused");
+                                refused_by(index, &e)
+                            })
+                        }
+                    },
                 };
                 ((t, p), Written { topic: t, name, id, index, outcome })
             });

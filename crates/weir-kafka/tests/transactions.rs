@@ -1,0 +1,125 @@
+//! Transactions with real clients: confluent-kafka's and kafka-python's
+//! transactional producers commit and abort, a second instance with the
+//! same transactional.id fences the first, and read_committed consumers
+//! see committed values only (read_uncommitted ones see every value). At
+//! the request level, FindCoordinator names this broker for a
+//! transactional id.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestServer, call, connect, python, run_bounded};
+use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::protocol::StrBytes;
+
+#[test]
+fn find_coordinator_names_this_broker_for_transactions() {
+    let server = TestServer::start();
+    let mut stream = connect(&server);
+    for version in 1..=4 {
+        let mut request = FindCoordinatorRequest::default().with_key_type(1);
+        if version >= 4 {
+            request.coordinator_keys = vec![StrBytes::from_static_str("txn-1")];
+        } else {
+            request.key = StrBytes::from_static_str("txn-1");
+        }
+        let response: FindCoordinatorResponse =
+            call(&mut stream, ApiKey::FindCoordinator, version, &request);
+        let (code, port) = if version >= 4 {
+            let c = &response.coordinators[0];
+            (c.error_code, c.port)
+        } else {
+            (response.error_code, response.port)
+        };
+        assert_eq!(code, 0, "v{version}");
+        assert_eq!(port, i32::from(server.addr.port()), "v{version}");
+    }
+}
+
+#[test]
+fn real_transactional_producers_commit_abort_and_are_fenced() {
+    let server = TestServer::start();
+    server
+        .broker
+        .create_topic("txn-ck", 3, -1, &[], false)
+        .unwrap();
+    server
+        .broker
+        .create_topic("txn-kp", 2, -1, &[], false)
+        .unwrap();
+    let script = common::client_script("python_transactions.py");
+    let out = run_bounded(
+        std::process::Command::new(python()).args([
+            script.as_str(),
+            &server.bootstrap(),
+            "txn-ck",
+            "txn-kp",
+        ]),
+        "transactions through confluent-kafka and kafka-python",
+        Duration::from_secs(150),
+    );
+    for line in [
+        "confluent t1: committed",
+        "confluent t2: aborted",
+        "confluent t3: committed",
+        "confluent new instance: committed",
+        "confluent read_committed: c1,c2,c3,c4,c5\n",
+        "confluent read_uncommitted: a1,a2,c1,c2,c3,c4,c5",
+        "kafka-python read_committed: k1,k2\n",
+    ] {
+        assert!(out.contains(line), "no {line:?} in:\n{out}");
+    }
+    assert!(out.contains("confluent zombie: fenced"), "{out}");
+    eprintln!("{out}");
+}
+
+/// A Produce of one transactional batch for partition 0 of `topic`.
+fn produce_txn(
+    stream: &mut std::net::TcpStream,
+    topic: &str,
+    transactional_id: Option<&str>,
+) -> kafka_protocol::messages::ProduceResponse {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, TopicName, TransactionalId};
+    let mut b = weir_log::batch::BatchBuilder::new(0)
+        .producer(7, 0, 0)
+        .transactional();
+    b.push(0, None, Some(b"stray"), &[]);
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5_000)
+        .with_transactional_id(
+            transactional_id.map(|t| TransactionalId(StrBytes::from_string(t.to_owned()))),
+        )
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(b.build().into())),
+                ]),
+        ]);
+    call(stream, ApiKey::Produce, 9, &request)
+}
+
+#[test]
+fn a_transactional_batch_outside_an_open_transaction_is_refused() {
+    let server = TestServer::start();
+    server
+        .broker
+        .create_topic("stray", 1, -1, &[], false)
+        .unwrap();
+    let mut stream = connect(&server);
+    // No transactional id in the request, then one no producer has.
+    for (id, code) in [(None, 48), (Some("nobody"), 49)] {
+        let r = produce_txn(&mut stream, "stray", id);
+        let p = &r.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, code, "{id:?}");
+    }
+    // Nothing written: the stable offset is not held.
+    let log = server.broker.partition("stray", 0).unwrap();
+    assert_eq!(log.end_offset(), 0);
+    assert_eq!(server.broker.last_stable_offset("stray", 0).unwrap(), 0);
+}
