@@ -329,7 +329,11 @@ impl Broker {
         }
         match self.topic(name) {
             Ok(topic) => Ok(topic),
-            Err(_) => self.create(name, i64::from(partitions), 1, configs, false),
+            // Another caller may create it meanwhile: theirs is as good.
+            Err(_) => match self.create(name, i64::from(partitions), 1, configs, false) {
+                Err(BrokerError::TopicAlreadyExists { .. }) => self.topic(name),
+                created => created,
+            },
         }
     }
 

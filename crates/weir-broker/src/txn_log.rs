@@ -38,9 +38,9 @@ pub struct BrokerTxnIo<'a> {
 }
 
 impl<'a> BrokerTxnIo<'a> {
-    /// Storage over `broker`; creates the transaction log topic if needed.
+    /// Storage over `broker`. The transaction log topic is created by the
+    /// first append (as Kafka creates it on first use).
     pub fn new(broker: &'a Broker) -> Result<Self, BrokerError> {
-        broker.ensure_internal_topic(TRANSACTION_LOG_TOPIC, 1, &[("retention.ms", "-1")])?;
         Ok(Self { broker })
     }
 }
@@ -60,7 +60,8 @@ impl TxnIo for BrokerTxnIo<'_> {
         b.push(now, Some(&key), value.as_deref(), &[]);
         let log = self
             .broker
-            .partition(TRANSACTION_LOG_TOPIC, 0)
+            .ensure_internal_topic(TRANSACTION_LOG_TOPIC, 1, &[("retention.ms", "-1")])
+            .and_then(|_| self.broker.partition(TRANSACTION_LOG_TOPIC, 0))
             .map_err(storage)?;
         let info = log.append_nowait(&mut b.build()).map_err(storage)?;
         log.wait_durable(info.last_offset + 1).map_err(storage)

@@ -12,6 +12,7 @@ pub mod client_protocol;
 mod codes;
 mod conn;
 mod txn;
+mod txn_offsets;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -130,8 +131,8 @@ pub async fn run_recorded(
     let listen_addr = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], config.advertised_port)));
-    let b = broker.clone();
-    let txns = match tokio::task::spawn_blocking(move || txn::Transactions::open(b)).await {
+    let (b, g) = (broker.clone(), groups.clone());
+    let txns = match tokio::task::spawn_blocking(move || txn::Transactions::open(b, g)).await {
         Ok(Ok(t)) => Some(Arc::new(t)),
         Ok(Err(e)) => {
             tracing::error!(%e, "the transaction log is unreadable: transactions are refused");

@@ -1,15 +1,21 @@
 //! The server's transaction coordinator: `weir-txn`'s state machine over
-//! the broker's storage (`weir_broker::txn_log`), recovered from
-//! `__transaction_state` when the server starts (a transaction decided
-//! before a stop gets its markers then), and a timer that aborts
-//! transactions past their timeout and retries markers that failed.
+//! the broker's storage (`weir_broker::txn_log`) and the offsets held for
+//! transactions (`txn_offsets`), recovered from `__transaction_state` when
+//! the server starts (a transaction decided before a stop gets its
+//! markers, and its offsets, then), and a timer that aborts transactions
+//! past their timeout and retries markers that failed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::BTreeSet;
+
 use weir_broker::Broker;
-use weir_broker::txn_log::BrokerTxnIo;
-use weir_txn::{CoordinatorConfig, TxnCoordinator, TxnError, TxnIo};
+use weir_broker::txn_log::{BrokerTxnIo, OFFSETS_TOPIC};
+use weir_groups::Coordinator;
+use weir_txn::{CoordinatorConfig, LogRecord, TopicPartition, TxnCoordinator, TxnError, TxnIo};
+
+use crate::txn_offsets::PendingOffsets;
 
 /// How often open transactions are checked against their timeouts (and
 /// failed markers retried): a transaction is aborted at most this late.
@@ -19,13 +25,54 @@ const TXN_TICK: Duration = Duration::from_millis(500);
 #[derive(Debug)]
 pub(crate) struct Transactions {
     pub coordinator: TxnCoordinator,
-    broker: Arc<Broker>,
+    pub broker: Arc<Broker>,
+    groups: Arc<Coordinator>,
+    pub pending: PendingOffsets,
+}
+
+/// The coordinator's storage on this server: the broker's, with the
+/// commit or abort of a transaction's offsets as its marker on
+/// `__consumer_offsets`.
+struct ServerTxnIo<'a> {
+    broker: BrokerTxnIo<'a>,
+    txns: &'a Transactions,
+}
+
+impl TxnIo for ServerTxnIo<'_> {
+    fn allocate_producer_id(&self) -> Result<i64, TxnError> {
+        self.broker.allocate_producer_id()
+    }
+
+    fn append(&self, record: &LogRecord) -> Result<(), TxnError> {
+        self.broker.append(record)
+    }
+
+    fn write_markers(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        partitions: &BTreeSet<TopicPartition>,
+    ) -> Result<(), TxnError> {
+        self.broker
+            .write_markers(producer_id, producer_epoch, commit, partitions)?;
+        if partitions.iter().any(|tp| tp.topic == OFFSETS_TOPIC) {
+            self.txns
+                .pending
+                .settle(&self.txns.broker, &self.txns.groups, producer_id, commit)?;
+        }
+        Ok(())
+    }
 }
 
 impl Transactions {
     /// Replays the transaction log and finishes what was decided.
-    pub fn open(broker: Arc<Broker>) -> Result<Self, weir_broker::BrokerError> {
+    pub fn open(
+        broker: Arc<Broker>,
+        groups: Arc<Coordinator>,
+    ) -> Result<Self, weir_broker::BrokerError> {
         let coordinator = TxnCoordinator::new(CoordinatorConfig::default());
+        let pending = PendingOffsets::open(&broker)?;
         let records = broker.transaction_log()?;
         let recovered = coordinator.recover(records.iter().map(|(k, v)| (&k[..], v.as_deref())));
         for reason in &recovered.skipped {
@@ -34,6 +81,8 @@ impl Transactions {
         let txns = Self {
             coordinator,
             broker,
+            groups,
+            pending,
         };
         if !recovered.prepared.is_empty() {
             match txns.with_io(|io| txns.coordinator.complete_prepared(io, txns.now_ms())) {
@@ -53,8 +102,9 @@ impl Transactions {
         &self,
         f: impl FnOnce(&dyn TxnIo) -> Result<T, TxnError>,
     ) -> Result<T, TxnError> {
-        let io = BrokerTxnIo::new(&self.broker).map_err(|e| TxnError::Storage(e.to_string()))?;
-        f(&io)
+        let broker =
+            BrokerTxnIo::new(&self.broker).map_err(|e| TxnError::Storage(e.to_string()))?;
+        f(&ServerTxnIo { broker, txns: self })
     }
 
     /// Aborts what timed out and finishes what is prepared.

@@ -621,6 +621,32 @@ fn no_nullable_fields(w: &mut Walk, api: ApiKey, v: i16) {
             let p = &r.results_by_topic_v3_and_below[0].results_by_partition[0];
             assert_eq!((p.partition_index, p.partition_error_code), (0, 49), "v{v}");
         }
+        ApiKey::AddOffsetsToTxn => {
+            let request = AddOffsetsToTxnRequest::default()
+                .with_transactional_id(TransactionalId(s("none")))
+                .with_producer_id(ProducerId(1))
+                .with_group_id(GroupId(s("g")));
+            let r: AddOffsetsToTxnResponse = w.call(api, v, &request);
+            assert_eq!(r.error_code, 49, "v{v}");
+        }
+        ApiKey::TxnOffsetCommit => {
+            use txn_offset_commit_request::{
+                TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+            };
+            let request = TxnOffsetCommitRequest::default()
+                .with_transactional_id(TransactionalId(s("none")))
+                .with_group_id(GroupId(s("g")))
+                .with_producer_id(ProducerId(1))
+                .with_topics(vec![
+                    TxnOffsetCommitRequestTopic::default()
+                        .with_name(t())
+                        .with_partitions(vec![
+                            TxnOffsetCommitRequestPartition::default().with_committed_offset(1),
+                        ]),
+                ]);
+            let r: TxnOffsetCommitResponse = w.call(api, v, &request);
+            assert_eq!(r.topics[0].partitions[0].error_code, 49, "v{v}");
+        }
         ApiKey::EndTxn => {
             let request = EndTxnRequest::default()
                 .with_transactional_id(TransactionalId(s("none")))

@@ -1,9 +1,11 @@
 //! Transactions with real clients: confluent-kafka's and kafka-python's
 //! transactional producers commit and abort, a second instance with the
 //! same transactional.id fences the first, and read_committed consumers
-//! see committed values only (read_uncommitted ones see every value). At
-//! the request level, FindCoordinator names this broker for a
-//! transactional id.
+//! see committed values only (read_uncommitted ones see every value); a
+//! consume-transform-produce loop with its offsets in the transaction
+//! (send_offsets_to_transaction) writes each output once across an aborted
+//! round. At the request level, FindCoordinator names this broker for a
+//! transactional id, and stray transactional batches are refused.
 
 mod common;
 
@@ -72,6 +74,47 @@ fn real_transactional_producers_commit_abort_and_are_fenced() {
     }
     assert!(out.contains("confluent zombie: fenced"), "{out}");
     eprintln!("{out}");
+}
+
+#[test]
+fn consume_transform_produce_is_exactly_once_with_offsets_in_the_transaction() {
+    let server = TestServer::start();
+    let broker = &server.broker;
+    broker.create_topic("ctp-in", 2, -1, &[], false).unwrap();
+    broker.create_topic("ctp-out", 2, -1, &[], false).unwrap();
+    for i in 0..10 {
+        let mut b = weir_log::batch::BatchBuilder::new(0);
+        b.push(
+            0,
+            Some(format!("k{i}").as_bytes()),
+            Some(format!("v{i}").as_bytes()),
+            &[],
+        );
+        broker.produce("ctp-in", i % 2, &mut b.build()).unwrap();
+    }
+    let script = common::client_script("python_transactions_ctp.py");
+    let out = run_bounded(
+        std::process::Command::new(python()).args([
+            script.as_str(),
+            &server.bootstrap(),
+            "ctp-in",
+            "ctp-out",
+        ]),
+        "consume-transform-produce through confluent-kafka",
+        Duration::from_secs(150),
+    );
+    eprintln!("{out}");
+    for line in [
+        "ctp aborted round: 4 read",
+        "ctp committed round: 10 read",
+        "ctp committed offsets: 10\n",
+        "ctp left to read: 0\n",
+        "ctp output read_committed: V0,V1,V2,V3,V4,V5,V6,V7,V8,V9\n",
+        // The aborted round's four records stay in the log, skipped.
+        "ctp output read_uncommitted: 14 records",
+    ] {
+        assert!(out.contains(line), "no {line:?} in:\n{out}");
+    }
 }
 
 /// A Produce of one transactional batch for partition 0 of `topic`.

@@ -57,7 +57,9 @@ pub(crate) fn supported_versions(api: ApiKey) -> Option<RangeInclusive<i16>> {
         // Transactions: the client's forms (AddPartitionsToTxn v4+ is
         // between brokers).
         ApiKey::AddPartitionsToTxn => 0..=3,
+        ApiKey::AddOffsetsToTxn => 0..=3,
         ApiKey::EndTxn => 0..=3,
+        ApiKey::TxnOffsetCommit => 0..=3,
         ApiKey::DescribeConfigs => 1..=4,
         ApiKey::AlterConfigs => 0..=2,
         ApiKey::IncrementalAlterConfigs => 0..=1,
@@ -144,6 +146,8 @@ pub(crate) async fn dispatch(
             now(transactions::add_partitions(version, body, shared).await?)
         }
         ApiKey::EndTxn => now(transactions::end(version, body, shared).await?),
+        ApiKey::AddOffsetsToTxn => now(transactions::add_offsets(version, body, shared).await?),
+        ApiKey::TxnOffsetCommit => now(transactions::commit_offsets(version, body, shared).await?),
         ApiKey::DescribeConfigs => now(configs::describe(version, body, shared).await?),
         ApiKey::AlterConfigs => now(configs::alter(version, body, shared).await?),
         ApiKey::IncrementalAlterConfigs => {
@@ -206,6 +210,12 @@ pub(crate) fn decode_only(api: ApiKey, version: i16, body: Bytes) -> Result<(), 
             decode::<m::AddPartitionsToTxnRequest>(api, version, body).map(drop)
         }
         ApiKey::EndTxn => decode::<m::EndTxnRequest>(api, version, body).map(drop),
+        ApiKey::AddOffsetsToTxn => {
+            decode::<m::AddOffsetsToTxnRequest>(api, version, body).map(drop)
+        }
+        ApiKey::TxnOffsetCommit => {
+            decode::<m::TxnOffsetCommitRequest>(api, version, body).map(drop)
+        }
         ApiKey::DescribeConfigs => {
             decode::<m::DescribeConfigsRequest>(api, version, body).map(drop)
         }

@@ -1,5 +1,7 @@
 //! The transactional producer's calls to its coordinator: AddPartitionsToTxn
-//! (versions 0-3, the client's form) and EndTxn, answered by the server's
+//! (versions 0-3, the client's form), AddOffsetsToTxn and TxnOffsetCommit
+//! (a consumer's offsets in the transaction, held until it ends: see
+//! `txn_offsets`) and EndTxn, answered by the server's
 //! [`crate::txn::Transactions`]. InitProducerId with a transactional id is
 //! in `init_producer_id.rs`; FindCoordinator names this broker.
 
@@ -9,8 +11,13 @@ use bytes::Bytes;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
 };
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
 use kafka_protocol::messages::{
-    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey, EndTxnRequest, EndTxnResponse,
+    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
+    AddPartitionsToTxnResponse, ApiKey, EndTxnRequest, EndTxnResponse, TxnOffsetCommitRequest,
+    TxnOffsetCommitResponse,
 };
 use weir_txn::{TopicPartition, TxnError};
 
@@ -140,4 +147,143 @@ pub(crate) async fn end(
         .with_producer_id(kafka_protocol::messages::ProducerId(-1))
         .with_producer_epoch(-1);
     encode(ApiKey::EndTxn, version, &response)
+}
+
+/// The partition of `__consumer_offsets` that stands for a group in a
+/// transaction (the topic has one).
+fn offsets_partition() -> TopicPartition {
+    TopicPartition::new(weir_broker::txn_log::OFFSETS_TOPIC, 0)
+}
+
+pub(crate) async fn add_offsets(
+    version: i16,
+    body: Bytes,
+    shared: &Arc<Shared>,
+) -> Result<Bytes, ConnError> {
+    let request: AddOffsetsToTxnRequest = decode(ApiKey::AddOffsetsToTxn, version, body)?;
+    let shared2 = shared.clone();
+    let id = request.transactional_id.0.to_string();
+    let (pid, epoch) = (request.producer_id.0, request.producer_epoch);
+    let group = request.group_id.0.to_string();
+    let result = blocking(move || {
+        if group.is_empty() {
+            return Err(TxnError::InvalidTxnState {
+                transactional_id: id,
+                state: "any",
+                reason: "AddOffsetsToTxn names no group",
+            });
+        }
+        shared2.txns.as_ref().ok_or_else(unavailable).and_then(|t| {
+            t.with_io(|io| {
+                t.coordinator.add_partitions(
+                    io,
+                    &id,
+                    pid,
+                    epoch,
+                    &[offsets_partition()],
+                    t.now_ms(),
+                )
+            })
+        })
+    })
+    .await;
+    let code = match result {
+        Ok(()) => Code::None,
+        Err(e) => for_txn_error(&e, fenced(version)),
+    };
+    let response = AddOffsetsToTxnResponse::default().with_error_code(code.code());
+    encode(ApiKey::AddOffsetsToTxn, version, &response)
+}
+
+pub(crate) async fn commit_offsets(
+    version: i16,
+    body: Bytes,
+    shared: &Arc<Shared>,
+) -> Result<Bytes, ConnError> {
+    let request: TxnOffsetCommitRequest = decode(ApiKey::TxnOffsetCommit, version, body)?;
+    let shared2 = shared.clone();
+    let id = request.transactional_id.0.to_string();
+    let (pid, epoch) = (request.producer_id.0, request.producer_epoch);
+    let group = request.group_id.0.to_string();
+    let entries: Vec<weir_groups::TopicPartition> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| weir_groups::TopicPartition {
+                topic: t.name.0.to_string(),
+                partition: p.partition_index,
+            })
+        })
+        .collect();
+    let offsets: Vec<_> = request
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .map(|p| {
+            (
+                p.committed_offset,
+                p.committed_leader_epoch,
+                p.committed_metadata
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    // TxnOffsetCommit v3 (KIP-447) and later know PRODUCER_FENCED.
+    let fenced_code = if version >= 3 {
+        Code::ProducerFenced
+    } else {
+        Code::InvalidProducerEpoch
+    };
+    let result = blocking(move || {
+        let t = shared2.txns.as_ref().ok_or_else(unavailable)?;
+        // The transaction must hold the group's offsets (AddOffsetsToTxn).
+        let held = offsets_partition();
+        t.coordinator
+            .check_open_in(&id, pid, epoch, &held.topic, held.partition)?;
+        let now = t.now_ms();
+        let pending = entries
+            .into_iter()
+            .zip(offsets)
+            .map(|(tp, (offset, leader_epoch, metadata))| {
+                (
+                    group.clone(),
+                    tp,
+                    weir_groups::CommittedOffset {
+                        offset,
+                        leader_epoch,
+                        metadata,
+                        commit_timestamp_ms: now,
+                    },
+                )
+            })
+            .collect();
+        t.pending.add(&t.broker, pid, pending)
+    })
+    .await;
+    let code = match &result {
+        Ok(()) => Code::None,
+        Err(e) => for_txn_error(e, fenced_code),
+    };
+    let topics = request
+        .topics
+        .iter()
+        .map(|t| {
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            TxnOffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(code.code())
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    let response = TxnOffsetCommitResponse::default().with_topics(topics);
+    encode(ApiKey::TxnOffsetCommit, version, &response)
 }
