@@ -1,5 +1,5 @@
-//! Transactions with real clients: confluent-kafka's and kafka-python's
-//! transactional producers commit and abort, a second instance with the
+//! Transactions with real clients: confluent-kafka's, kafka-python's and
+//! kafkajs's transactional producers commit and abort, a second instance with the
 //! same transactional.id fences the first, and read_committed consumers
 //! see committed values only (read_uncommitted ones see every value); a
 //! consume-transform-produce loop with its offsets in the transaction
@@ -165,4 +165,31 @@ fn a_transactional_batch_outside_an_open_transaction_is_refused() {
     let log = server.broker.partition("stray", 0).unwrap();
     assert_eq!(log.end_offset(), 0);
     assert_eq!(server.broker.last_stable_offset("stray", 0).unwrap(), 0);
+}
+
+#[test]
+fn kafkajs_transactions_commit_abort_and_send_offsets() {
+    let server = TestServer::start();
+    server
+        .broker
+        .create_topic("txn-js", 1, -1, &[], false)
+        .unwrap();
+    let script = common::client_script("kafkajs_transactions.js");
+    let out = run_bounded(
+        std::process::Command::new("node")
+            .env("NODE_PATH", common::node_modules())
+            .args([script.as_str(), &server.bootstrap(), "txn-js"]),
+        "kafkajs transactions",
+        Duration::from_secs(120),
+    );
+    eprintln!("{out}");
+    for line in [
+        "kafkajs t1: committed",
+        "kafkajs t2: aborted",
+        "kafkajs t3: committed with offsets",
+        "kafkajs group offset: 1\n",
+        "kafkajs read_committed: j1,j2,j3\n",
+    ] {
+        assert!(out.contains(line), "no {line:?} in:\n{out}");
+    }
 }
