@@ -13,7 +13,7 @@ use crate::config::{ConfigOp, TopicConfig, TopicDefaults};
 use crate::defaults::DefaultsScope;
 use crate::error::{BrokerError, produce_error};
 use crate::producers::{BatchMeta, ProducerIds, ProducerState, Verdict};
-use crate::topic::{Partition, Produced, Topic, TopicTraffic, read, write};
+use crate::topic::{Partition, Produced, Topic, TopicTraffic, lock_txns, read, write};
 
 const REGISTRY_FILE: &str = ".topics";
 /// Broker-level topic defaults set live (`log.retention.ms`, …).
@@ -794,9 +794,7 @@ impl Broker {
     /// consumers stop (the first offset of the oldest open transaction, or
     /// the high watermark).
     pub fn last_stable_offset(&self, topic: &str, partition: i32) -> Result<i64, BrokerError> {
-        let part = self.topic(topic)?.partition_state(partition)?;
-        let hw = part.log.high_watermark();
-        Ok(lock_txns(&part).last_stable_offset(hw))
+        self.topic(topic)?.last_stable_offset(partition)
     }
 
     /// The aborted transactions whose records may lie in `[from, upto)`
@@ -808,8 +806,8 @@ impl Broker {
         from: i64,
         upto: i64,
     ) -> Result<Vec<crate::txn_index::AbortedTxn>, BrokerError> {
-        let part = self.topic(topic)?.partition_state(partition)?;
-        Ok(lock_txns(&part).aborted_in(from, upto))
+        self.topic(topic)?
+            .aborted_transactions(partition, from, upto)
     }
 
     /// InitProducerId for an idempotent (not transactional) producer: a new
@@ -894,7 +892,3 @@ impl Broker {
 #[cfg(test)]
 #[path = "broker_tests.rs"]
 mod tests;
-
-fn lock_txns(part: &Partition) -> std::sync::MutexGuard<'_, crate::txn_index::PartitionTxns> {
-    part.txns.lock().unwrap_or_else(|e| e.into_inner())
-}

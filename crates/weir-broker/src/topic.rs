@@ -155,6 +155,27 @@ impl Topic {
         self.partition_state(partition).map(|p| p.log)
     }
 
+    /// A partition's last stable offset: where `read_committed` consumers
+    /// stop (the first offset of its oldest open transaction, or the high
+    /// watermark).
+    pub fn last_stable_offset(&self, partition: i32) -> Result<i64, BrokerError> {
+        let part = self.partition_state(partition)?;
+        let hw = part.log.high_watermark();
+        Ok(lock_txns(&part).last_stable_offset(hw))
+    }
+
+    /// The aborted transactions whose records may lie in `[from, upto)` of
+    /// a partition, for a `read_committed` fetch.
+    pub fn aborted_transactions(
+        &self,
+        partition: i32,
+        from: i64,
+        upto: i64,
+    ) -> Result<Vec<crate::txn_index::AbortedTxn>, BrokerError> {
+        let part = self.partition_state(partition)?;
+        Ok(lock_txns(&part).aborted_in(from, upto))
+    }
+
     pub fn config(&self) -> TopicConfig {
         read(&self.config).clone()
     }
@@ -204,4 +225,8 @@ pub(crate) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 
 pub(crate) fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn lock_txns(part: &Partition) -> std::sync::MutexGuard<'_, PartitionTxns> {
+    part.txns.lock().unwrap_or_else(|e| e.into_inner())
 }

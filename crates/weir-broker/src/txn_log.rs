@@ -24,7 +24,7 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// tombstone).
 pub type RawRecord = (Vec<u8>, Option<Vec<u8>>);
 
-/// Bytes of the transaction log read per step while replaying it.
+/// Bytes of an internal topic read per step while replaying it.
 const REPLAY_READ_BYTES: usize = 4 * 1024 * 1024;
 
 fn storage(e: impl std::fmt::Display) -> TxnError {
@@ -40,8 +40,8 @@ pub struct BrokerTxnIo<'a> {
 impl<'a> BrokerTxnIo<'a> {
     /// Storage over `broker`. The transaction log topic is created by the
     /// first append (as Kafka creates it on first use).
-    pub fn new(broker: &'a Broker) -> Result<Self, BrokerError> {
-        Ok(Self { broker })
+    pub fn new(broker: &'a Broker) -> Self {
+        Self { broker }
     }
 }
 
@@ -54,17 +54,13 @@ impl TxnIo for BrokerTxnIo<'_> {
     }
 
     fn append(&self, record: &LogRecord) -> Result<(), TxnError> {
-        let now = self.broker.data_dir().clock().now_ms();
-        let mut b = BatchBuilder::new(now);
-        let (key, value) = (record.key(), record.value());
-        b.push(now, Some(&key), value.as_deref(), &[]);
-        let log = self
-            .broker
-            .ensure_internal_topic(TRANSACTION_LOG_TOPIC, 1, &[("retention.ms", "-1")])
-            .and_then(|_| self.broker.partition(TRANSACTION_LOG_TOPIC, 0))
-            .map_err(storage)?;
-        let info = log.append_nowait(&mut b.build()).map_err(storage)?;
-        log.wait_durable(info.last_offset + 1).map_err(storage)
+        self.broker
+            .append_internal_record(
+                TRANSACTION_LOG_TOPIC,
+                &record.key(),
+                record.value().as_deref(),
+            )
+            .map_err(storage)
     }
 
     fn write_markers(
@@ -104,17 +100,51 @@ impl Broker {
     /// what [`weir_txn::TxnCoordinator::recover`] replays. Empty when the
     /// topic does not exist yet.
     pub fn transaction_log(&self) -> Result<Vec<RawRecord>, BrokerError> {
-        let log = match self.partition(TRANSACTION_LOG_TOPIC, 0) {
+        let mut out = Vec::new();
+        self.read_internal_records(TRANSACTION_LOG_TOPIC, |_, key, value| {
+            if let Some(key) = key {
+                out.push((key.to_vec(), value.map(<[u8]>::to_vec)));
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Appends one record to partition 0 of internal topic `topic`
+    /// (created, with one partition and no retention, on first use) and
+    /// waits until it is durable: the coordinators' logs.
+    pub fn append_internal_record(
+        &self,
+        topic: &str,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), BrokerError> {
+        let now = self.data_dir().clock().now_ms();
+        let mut b = BatchBuilder::new(now);
+        b.push(now, Some(key), value, &[]);
+        self.ensure_internal_topic(topic, 1, &[("retention.ms", "-1")])?;
+        let log = self.partition(topic, 0)?;
+        let info = log.append_nowait(&mut b.build())?;
+        Ok(log.wait_durable(info.last_offset + 1)?)
+    }
+
+    /// Calls `f` with the offset, key and value of every record of
+    /// partition 0 of internal topic `topic`, oldest first; nothing when
+    /// the topic does not exist yet.
+    pub fn read_internal_records(
+        &self,
+        topic: &str,
+        mut f: impl FnMut(i64, Option<&[u8]>, Option<&[u8]>),
+    ) -> Result<(), BrokerError> {
+        let log = match self.partition(topic, 0) {
             Ok(log) => log,
-            Err(BrokerError::UnknownTopic { .. }) => return Ok(Vec::new()),
+            Err(BrokerError::UnknownTopic { .. }) => return Ok(()),
             Err(e) => return Err(e),
         };
-        let mut out = Vec::new();
         let mut offset = log.start_offset();
         loop {
             let read = log.read(offset, REPLAY_READ_BYTES)?;
             if read.bytes.is_empty() {
-                break;
+                return Ok(());
             }
             let mut pos = 0;
             while pos < read.bytes.len() {
@@ -122,16 +152,14 @@ impl Broker {
                     .map_err(weir_log::LogError::from)?;
                 let end = pos + header.total_bytes();
                 for r in batch::records(&read.bytes[pos..end]).map_err(weir_log::LogError::from)? {
-                    if r.offset >= offset
-                        && let Some(key) = r.key
-                    {
-                        out.push((key.to_vec(), r.value.map(<[u8]>::to_vec)));
+                    // A first batch may start before the read offset.
+                    if r.offset >= offset {
+                        f(r.offset, r.key, r.value);
                     }
                 }
                 pos = end;
             }
             offset = read.next_offset;
         }
-        Ok(out)
     }
 }

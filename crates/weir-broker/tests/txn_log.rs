@@ -56,7 +56,7 @@ fn transactions_commit_and_abort_through_the_broker_and_survive_a_restart() {
         let broker = open(tmp.path());
         broker.create_topic("a", 1, 1, &[], false).unwrap();
         broker.create_topic("b", 2, 1, &[], false).unwrap();
-        let io = BrokerTxnIo::new(&broker).unwrap();
+        let io = BrokerTxnIo::new(&broker);
         let c = recovered(&broker);
         let p = c.init_producer_id(&io, "tx", 60_000, None, 0).unwrap();
         let (pid, epoch) = (p.producer_id, p.producer_epoch);
@@ -98,7 +98,7 @@ fn transactions_commit_and_abort_through_the_broker_and_survive_a_restart() {
         (pid, epoch, TxnState::CompleteAbort)
     );
     // The next instance gets the next epoch, from the recovered state.
-    let io = BrokerTxnIo::new(&broker).unwrap();
+    let io = BrokerTxnIo::new(&broker);
     let next = c.init_producer_id(&io, "tx", 60_000, None, 5).unwrap();
     assert_eq!((next.producer_id, next.producer_epoch), (pid, epoch + 1));
 }
@@ -134,7 +134,7 @@ fn a_decided_transaction_gets_its_markers_on_the_next_start() {
         let broker = open(tmp.path());
         broker.create_topic("a", 1, 1, &[], false).unwrap();
         broker.create_topic("b", 2, 1, &[], false).unwrap();
-        let io = NoMarkers(BrokerTxnIo::new(&broker).unwrap());
+        let io = NoMarkers(BrokerTxnIo::new(&broker));
         let c = recovered(&broker);
         let p = c.init_producer_id(&io, "tx", 60_000, None, 0).unwrap();
         let (pid, epoch) = (p.producer_id, p.producer_epoch);
@@ -155,7 +155,7 @@ fn a_decided_transaction_gets_its_markers_on_the_next_start() {
     assert_eq!(c.describe("tx").unwrap().state, TxnState::PrepareCommit);
     // Still open in the partitions after the restart, until completed.
     assert_eq!(lsos(&broker), (0, 0));
-    let io = BrokerTxnIo::new(&broker).unwrap();
+    let io = BrokerTxnIo::new(&broker);
     assert_eq!(c.complete_prepared(&io, 3).unwrap(), ["tx"]);
     assert_eq!(lsos(&broker), (2, 2));
     assert!(

@@ -95,6 +95,16 @@ pub(crate) struct Shared {
     pub txns: Option<Arc<txn::Transactions>>,
 }
 
+impl Shared {
+    /// The transaction coordinator, or the retriable refusal of a server
+    /// whose transaction log could not be read at start.
+    pub fn transactions(&self) -> Result<&txn::Transactions, weir_txn::TxnError> {
+        self.txns.as_deref().ok_or_else(|| {
+            weir_txn::TxnError::Storage("the transaction coordinator did not start".into())
+        })
+    }
+}
+
 /// Longest the group coordinator goes unchecked. It is called again when
 /// its next deadline comes, so sessions and rebalances end on time; a
 /// deadline set meanwhile (a new member's) ends at most this late.

@@ -102,9 +102,10 @@ impl Transactions {
         &self,
         f: impl FnOnce(&dyn TxnIo) -> Result<T, TxnError>,
     ) -> Result<T, TxnError> {
-        let broker =
-            BrokerTxnIo::new(&self.broker).map_err(|e| TxnError::Storage(e.to_string()))?;
-        f(&ServerTxnIo { broker, txns: self })
+        f(&ServerTxnIo {
+            broker: BrokerTxnIo::new(&self.broker),
+            txns: self,
+        })
     }
 
     /// Aborts what timed out and finishes what is prepared.

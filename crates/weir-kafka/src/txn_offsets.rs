@@ -11,13 +11,10 @@ use std::sync::Mutex;
 
 use weir_broker::Broker;
 use weir_groups::{CommittedOffset, Coordinator, TopicPartition};
-use weir_log::batch::{self, BatchBuilder};
 use weir_txn::TxnError;
 
 /// The internal topic of pending transactional offsets.
 pub(crate) const PENDING_TOPIC: &str = "__weir_txn_offsets";
-/// Bytes read per step while replaying it.
-const REPLAY_READ_BYTES: usize = 4 * 1024 * 1024;
 
 /// One pending offset: its group, partition and offset.
 pub(crate) type PendingOffset = (String, TopicPartition, CommittedOffset);
@@ -36,55 +33,25 @@ impl PendingOffsets {
     /// Replays the topic (created on first use, as Kafka creates its
     /// transaction topics).
     pub fn open(broker: &Broker) -> Result<Self, weir_broker::BrokerError> {
-        let log = match broker.partition(PENDING_TOPIC, 0) {
-            Ok(log) => log,
-            Err(weir_broker::BrokerError::UnknownTopic { .. }) => return Ok(Self::default()),
-            Err(e) => return Err(e),
-        };
         let mut by_producer: HashMap<i64, Vec<PendingOffset>> = HashMap::new();
-        let mut offset = log.start_offset();
-        loop {
-            let read = log.read(offset, REPLAY_READ_BYTES)?;
-            if read.bytes.is_empty() {
-                break;
-            }
-            let mut pos = 0;
-            while pos < read.bytes.len() {
-                let header = batch::BatchHeader::parse(&read.bytes[pos..])
-                    .map_err(weir_log::LogError::from)?;
-                let end = pos + header.total_bytes();
-                for r in batch::records(&read.bytes[pos..end]).map_err(weir_log::LogError::from)? {
-                    if r.offset < offset {
-                        continue;
-                    }
-                    let Some(pid) = r
-                        .key
-                        .and_then(|k| k.try_into().ok())
-                        .map(i64::from_be_bytes)
-                    else {
-                        tracing::warn!(
-                            offset = r.offset,
-                            "skipping a pending offsets record without a producer id"
-                        );
-                        continue;
-                    };
-                    match r.value.map(decode) {
-                        None => {
-                            by_producer.remove(&pid);
-                        }
-                        Some(Some(entries)) => by_producer.entry(pid).or_default().extend(entries),
-                        Some(None) => {
-                            tracing::warn!(
-                                offset = r.offset,
-                                "skipping an unreadable pending offsets record"
-                            );
-                        }
-                    }
+        broker.read_internal_records(PENDING_TOPIC, |offset, key, value| {
+            let Some(pid) = key.and_then(|k| k.try_into().ok()).map(i64::from_be_bytes) else {
+                tracing::warn!(
+                    offset,
+                    "skipping a pending offsets record without a producer id"
+                );
+                return;
+            };
+            match value.map(decode) {
+                None => {
+                    by_producer.remove(&pid);
                 }
-                pos = end;
+                Some(Some(entries)) => by_producer.entry(pid).or_default().extend(entries),
+                Some(None) => {
+                    tracing::warn!(offset, "skipping an unreadable pending offsets record");
+                }
             }
-            offset = read.next_offset;
-        }
+        })?;
         Ok(Self {
             by_producer: Mutex::new(by_producer),
         })
@@ -140,15 +107,9 @@ impl PendingOffsets {
 
 /// Appends one record and waits for it to be durable.
 fn append(broker: &Broker, producer_id: i64, value: Option<&[u8]>) -> Result<(), TxnError> {
-    let now = broker.data_dir().clock().now_ms();
-    let mut b = BatchBuilder::new(now);
-    b.push(now, Some(&producer_id.to_be_bytes()), value, &[]);
     broker
-        .ensure_internal_topic(PENDING_TOPIC, 1, &[("retention.ms", "-1")])
-        .map_err(storage)?;
-    let log = broker.partition(PENDING_TOPIC, 0).map_err(storage)?;
-    let info = log.append_nowait(&mut b.build()).map_err(storage)?;
-    log.wait_durable(info.last_offset + 1).map_err(storage)
+        .append_internal_record(PENDING_TOPIC, &producer_id.to_be_bytes(), value)
+        .map_err(storage)
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {

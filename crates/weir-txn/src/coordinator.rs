@@ -449,26 +449,8 @@ impl TxnCoordinator {
         partition: i32,
     ) -> Result<(), TxnError> {
         let txns = self.lock();
-        let Some(e) = txns.get(transactional_id) else {
-            return Err(TxnError::InvalidProducerIdMapping {
-                transactional_id: transactional_id.to_owned(),
-                producer_id,
-            });
-        };
-        let m = &e.meta;
-        if m.producer_id != producer_id {
-            return Err(TxnError::InvalidProducerIdMapping {
-                transactional_id: transactional_id.to_owned(),
-                producer_id,
-            });
-        }
-        if m.producer_epoch != producer_epoch {
-            return Err(TxnError::Fenced {
-                transactional_id: transactional_id.to_owned(),
-                epoch: producer_epoch,
-                current: m.producer_epoch,
-            });
-        }
+        let meta = txns.get(transactional_id).map(|e| &e.meta);
+        let m = check_producer(meta, transactional_id, producer_id, producer_epoch)?;
         let added = m.state == TxnState::Ongoing
             && m.partitions
                 .iter()
@@ -503,25 +485,16 @@ impl TxnCoordinator {
         producer_epoch: i16,
     ) -> Result<TxnMetadata, TxnError> {
         let mut txns = self.lock();
-        let Some(e) = txns.get_mut(transactional_id) else {
-            return Err(TxnError::InvalidProducerIdMapping {
-                transactional_id: transactional_id.to_owned(),
-                producer_id,
-            });
+        let e = txns.get_mut(transactional_id);
+        check_producer(
+            e.as_ref().map(|e| &e.meta),
+            transactional_id,
+            producer_id,
+            producer_epoch,
+        )?;
+        let Some(e) = e else {
+            unreachable!("check_producer refuses an unknown id")
         };
-        if e.meta.producer_id != producer_id {
-            return Err(TxnError::InvalidProducerIdMapping {
-                transactional_id: transactional_id.to_owned(),
-                producer_id,
-            });
-        }
-        if e.meta.producer_epoch != producer_epoch {
-            return Err(TxnError::Fenced {
-                transactional_id: transactional_id.to_owned(),
-                epoch: producer_epoch,
-                current: e.meta.producer_epoch,
-            });
-        }
         if e.busy {
             return Err(TxnError::ConcurrentTransactions(transactional_id.into()));
         }
@@ -629,6 +602,31 @@ fn fresh(transactional_id: &str, producer_id: i64, timeout_ms: i32, now_ms: i64)
         txn_start_ms: -1,
         last_update_ms: now_ms,
     }
+}
+
+/// The metadata of `transactional_id` if it has producer `producer_id` at
+/// `producer_epoch`: another id is INVALID_PRODUCER_ID_MAPPING, another
+/// epoch is fenced.
+fn check_producer<'m>(
+    meta: Option<&'m TxnMetadata>,
+    transactional_id: &str,
+    producer_id: i64,
+    producer_epoch: i16,
+) -> Result<&'m TxnMetadata, TxnError> {
+    let m = meta
+        .filter(|m| m.producer_id == producer_id)
+        .ok_or_else(|| TxnError::InvalidProducerIdMapping {
+            transactional_id: transactional_id.to_owned(),
+            producer_id,
+        })?;
+    if m.producer_epoch != producer_epoch {
+        return Err(TxnError::Fenced {
+            transactional_id: transactional_id.to_owned(),
+            epoch: producer_epoch,
+            current: m.producer_epoch,
+        });
+    }
+    Ok(m)
 }
 
 fn answer(meta: &TxnMetadata) -> InitProducer {

@@ -102,7 +102,8 @@ fn read_all(shared: &Shared, wanted: &Wanted, max_bytes: usize, committed: bool)
             } else {
                 log.read_within(offset, budget)
             };
-            let stable = shared.broker.last_stable_offset(name, index);
+            // The topic is in hand: no second lookup per partition.
+            let stable = topic_state.last_stable_offset(index);
             let read = read.map(|mut read| {
                 let lso = stable.as_ref().map_or(read.high_watermark, |s| *s);
                 let mut aborted = None;
@@ -111,9 +112,8 @@ fn read_all(shared: &Shared, wanted: &Wanted, max_bytes: usize, committed: bool)
                         read.next_offset = next;
                     }
                     let upto = read.next_offset.max(offset);
-                    let list = shared
-                        .broker
-                        .aborted_transactions(name, index, offset, upto)
+                    let list = topic_state
+                        .aborted_transactions(index, offset, upto)
                         .unwrap_or_default();
                     aborted = Some(
                         list.into_iter()

@@ -33,9 +33,7 @@ pub(crate) async fn handle(
             let timeout_ms = request.transaction_timeout_ms;
             let expected = (pid >= 0).then_some((pid, epoch));
             let result = blocking(move || {
-                let t = shared.txns.as_ref().ok_or_else(|| {
-                    weir_txn::TxnError::Storage("the transaction coordinator did not start".into())
-                })?;
+                let t = shared.transactions()?;
                 t.with_io(|io| {
                     t.coordinator
                         .init_producer_id(io, &id, timeout_ms, expected, t.now_ms())

@@ -47,7 +47,7 @@ fn refused_by(index: i32, err: &BrokerError) -> PartitionProduceResponse {
 fn check_transaction(
     records: &[u8],
     transactional_id: Option<&str>,
-    txns: Option<&crate::txn::Transactions>,
+    shared: &Shared,
     topic: &str,
     index: i32,
 ) -> Result<(), (Code, String)> {
@@ -60,21 +60,16 @@ fn check_transaction(
     // A stale epoch in a Produce is INVALID_PRODUCER_EPOCH at every
     // version, as for idempotent producers; clients read it as fenced.
     let fenced = Code::InvalidProducerEpoch;
-    let result = match (transactional_id, txns) {
-        (Some(id), Some(t)) => {
-            t.coordinator
-                .check_open_in(id, header.producer_id, header.producer_epoch, topic, index)
-        }
-        (None, _) => {
-            return Err((
-                Code::InvalidTxnState,
-                "a transactional batch needs the request's transactional id".into(),
-            ));
-        }
-        (Some(_), None) => Err(weir_txn::TxnError::Storage(
-            "the transaction coordinator did not start".into(),
-        )),
+    let Some(id) = transactional_id else {
+        return Err((
+            Code::InvalidTxnState,
+            "a transactional batch needs the request's transactional id".into(),
+        ));
     };
+    let result = shared.transactions().and_then(|t| {
+        t.coordinator
+            .check_open_in(id, header.producer_id, header.producer_epoch, topic, index)
+    });
     result.map_err(|e| (crate::codes::for_txn_error(&e, fenced), e.to_string()))
 }
 
@@ -102,8 +97,8 @@ pub(crate) async fn handle(
             Some(topic.name.0.to_string())
         };
         for (p, partition) in topic.partition_data.into_iter().enumerate() {
-            let (broker, name) = (shared.broker.clone(), name.clone());
-            let (txns, transactional_id) = (shared.txns.clone(), transactional_id.clone());
+            let (shared, name) = (shared.clone(), name.clone());
+            let transactional_id = transactional_id.clone();
             writes.spawn_blocking(move || {
                 let index = partition.index;
                 let Some(name) = name else {
@@ -117,14 +112,14 @@ pub(crate) async fn handle(
                     Some(records) => match check_transaction(
                         &records,
                         transactional_id.as_deref(),
-                        txns.as_deref(),
+                        &shared,
                         &name,
                         index,
                     ) {
                         Err((code, reason)) => Err(refused(index, code, Some(reason))),
                         Ok(()) => {
                             let mut bytes = records.to_vec();
-                            broker.produce_nowait(&name, index, &mut bytes).map_err(|e| {
+                            shared.broker.produce_nowait(&name, index, &mut bytes).map_err(|e| {
                                 tracing::debug!(topic = %name, partition = index, %e, "produce refused");
                                 refused_by(index, &e)
                             })

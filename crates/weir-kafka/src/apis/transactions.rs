@@ -37,10 +37,6 @@ fn fenced(version: i16) -> Code {
     }
 }
 
-fn unavailable() -> TxnError {
-    TxnError::Storage("the transaction coordinator did not start".into())
-}
-
 pub(crate) async fn add_partitions(
     version: i16,
     body: Bytes,
@@ -75,7 +71,7 @@ pub(crate) async fn add_partitions(
         if !unknown.is_empty() {
             return Err(unknown);
         }
-        Ok(shared2.txns.as_ref().ok_or_else(unavailable).and_then(|t| {
+        Ok(shared2.transactions().and_then(|t| {
             t.with_io(|io| {
                 t.coordinator
                     .add_partitions(io, &id, pid, epoch, &parts, t.now_ms())
@@ -130,7 +126,7 @@ pub(crate) async fn end(
         request.committed,
     );
     let result = blocking(move || {
-        shared2.txns.as_ref().ok_or_else(unavailable).and_then(|t| {
+        shared2.transactions().and_then(|t| {
             t.with_io(|io| {
                 t.coordinator
                     .end_txn(io, &id, pid, epoch, commit, t.now_ms())
@@ -173,7 +169,7 @@ pub(crate) async fn add_offsets(
                 reason: "AddOffsetsToTxn names no group",
             });
         }
-        shared2.txns.as_ref().ok_or_else(unavailable).and_then(|t| {
+        shared2.transactions().and_then(|t| {
             t.with_io(|io| {
                 t.coordinator.add_partitions(
                     io,
@@ -237,7 +233,7 @@ pub(crate) async fn commit_offsets(
         Code::InvalidProducerEpoch
     };
     let result = blocking(move || {
-        let t = shared2.txns.as_ref().ok_or_else(unavailable)?;
+        let t = shared2.transactions()?;
         // The transaction must hold the group's offsets (AddOffsetsToTxn).
         let held = offsets_partition();
         t.coordinator
