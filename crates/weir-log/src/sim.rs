@@ -77,6 +77,8 @@ struct State {
     poisoned: bool,
     sync_failures_armed: u32,
     write_failures_armed: u32,
+    /// Syncs left before the disk dies (the machine stops) at the next.
+    syncs_until_death: Option<u64>,
     /// How long each file sync takes, as a real disk's would.
     sync_delay: std::time::Duration,
     n_syncs: u64,
@@ -118,6 +120,22 @@ fn lock_state(state: &Mutex<State>) -> MutexGuard<'_, State> {
 
 fn crashed() -> io::Error {
     io::Error::other("simulated disk crashed: this handle is gone")
+}
+
+/// Counts one sync towards [`SimStorage::die_after_syncs`]; fails it, and
+/// kills the disk, when none are left.
+fn count_down_to_death(s: &mut State) -> io::Result<()> {
+    match &mut s.syncs_until_death {
+        Some(0) => {
+            s.poisoned = true;
+            Err(crashed())
+        }
+        Some(n) => {
+            *n -= 1;
+            Ok(())
+        }
+        None => Ok(()),
+    }
 }
 
 fn no_space() -> io::Error {
@@ -184,6 +202,20 @@ impl SimStorage {
     /// already has still works, as it does on a real file system.
     pub fn set_full(&self, full: bool) {
         lock_state(&self.state).full = full;
+    }
+
+    /// Lets the next `n` file syncs succeed and makes the machine stop at
+    /// the one after: it and every later operation fail, as after
+    /// [`SimStorage::kill`]. A crash test then calls [`SimStorage::crash`]
+    /// to power the machine back on: a power loss at an exact sync.
+    pub fn die_after_syncs(&self, n: u64) {
+        lock_state(&self.state).syncs_until_death = Some(n);
+    }
+
+    /// Whether the disk died (see [`SimStorage::die_after_syncs`]) or was
+    /// killed or crashed.
+    pub fn is_dead(&self) -> bool {
+        lock_state(&self.state).poisoned
     }
 
     /// How many bytes were read from files so far.
@@ -362,6 +394,7 @@ impl StorageFile for SimFile {
                 s.sync_failures_armed -= 1;
                 return Err(io::Error::other("simulated fsync failure (EIO)"));
             }
+            count_down_to_death(s)?;
             s.n_syncs += 1;
             let file = s.files.get_mut(&id).expect("open file exists");
             for op in std::mem::take(&mut file.pending) {
@@ -506,6 +539,7 @@ impl Storage for SimStorage {
             state.sync_failures_armed -= 1;
             return Err(io::Error::other("simulated directory fsync failure (EIO)"));
         }
+        count_down_to_death(&mut state)?;
         let pending = std::mem::take(&mut state.pending_dir);
         for (parent, op) in pending {
             if parent != path {
