@@ -873,6 +873,29 @@ impl Broker {
         }
     }
 
+    /// Snapshots the producer and transaction state of every partition
+    /// whose tail since its last snapshot passed the snapshot interval or
+    /// its active segment (see `partition_state`), or with `always` of
+    /// every partition written since its last one (at shutdown, so the
+    /// next start replays nothing); returns how many it wrote. The
+    /// maintenance pass that runs retention calls it.
+    pub fn save_partition_snapshots(&self, always: bool) -> usize {
+        let mut written = 0;
+        for topic in self.topics() {
+            let partitions = read(&topic.partitions).clone();
+            for (i, part) in partitions.iter().enumerate() {
+                match part.snapshot_if_due(always) {
+                    Ok(true) => written += 1,
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(topic = topic.name, partition = i, %e, "partition snapshot failed");
+                    }
+                }
+            }
+        }
+        written
+    }
+
     /// Runs retention on every partition; returns how many segments went.
     pub fn enforce_retention(&self) -> usize {
         self.dir

@@ -25,6 +25,7 @@ mod config;
 pub mod config_defs;
 mod defaults;
 mod error;
+mod partition_state;
 pub mod partitioner;
 mod producers;
 mod rewrite;

@@ -70,7 +70,7 @@ impl ProducerIds {
 }
 
 /// One remembered batch of a producer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct BatchMeta {
     pub first_seq: i32,
     pub last_seq: i32,
@@ -109,7 +109,7 @@ fn add_seq(seq: i32, n: i32) -> i32 {
     ((i64::from(seq) + i64::from(n)) % (i64::from(i32::MAX) + 1)) as i32
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct ProducerEntry {
     epoch: i16,
     /// Oldest first, at most [`RECENT_BATCHES`].
@@ -135,7 +135,7 @@ pub(crate) enum Verdict {
 }
 
 /// The producers of one partition.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct PartitionProducers {
     producers: HashMap<i64, ProducerEntry>,
 }

@@ -3,15 +3,14 @@
 //! the produce rules drawn from it, and what a produce hands back before it
 //! is acknowledged.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use weir_log::batch::BatchHeader;
 use weir_log::{AppendInfo, DataDir, FsyncPolicy, Log};
 
 use crate::config::{ProduceRules, TopicConfig};
 use crate::error::BrokerError;
-use crate::producers::{BatchMeta, PartitionProducers};
+use crate::producers::PartitionProducers;
 use crate::txn_index::PartitionTxns;
 
 /// One partition: its log, the idempotent producers writing to it and
@@ -21,57 +20,25 @@ pub(crate) struct Partition {
     pub(crate) log: Log,
     pub(crate) producers: Arc<Mutex<PartitionProducers>>,
     pub(crate) txns: Arc<Mutex<PartitionTxns>>,
+    /// The offset of the log's newest snapshot of this state (-1: none).
+    pub(crate) snapshot_offset: Arc<AtomicI64>,
 }
 
-/// Bytes at the end of a partition read on open to rebuild its producers'
-/// state (see the note on `Partition::open`).
-const PRODUCER_SCAN_BYTES: u64 = 64 * 1024 * 1024;
-
 impl Partition {
-    /// Opens the log and rebuilds producer state from the batch headers of
-    /// its recent past. Producers silent for longer than that lose their
-    /// state and are told to start again (UNKNOWN_PRODUCER_ID, KIP-360);
-    /// snapshots of producer state at segment roll would lift that limit.
+    /// Opens the log and rebuilds its producers' and transactions' state
+    /// from its newest snapshot and the batches after it.
     pub(crate) fn open(
         dir: &DataDir,
         name: &str,
         config: weir_log::LogConfig,
     ) -> Result<Self, BrokerError> {
         let log = dir.open_log(name, config)?;
-        let mut producers = PartitionProducers::default();
-        // Transactions are rebuilt from the same window: one open longer
-        // ago than it (past any transaction timeout at a normal rate) or
-        // aborted before it is not known after a restart.
-        let mut txns = PartitionTxns::default();
-        let mut offset = log
-            .recent_offset(PRODUCER_SCAN_BYTES)
-            .max(log.start_offset());
-        loop {
-            let read = log.read(offset, 4 * 1024 * 1024)?;
-            if read.bytes.is_empty() {
-                break;
-            }
-            txns.observe_all(&read.bytes)
-                .map_err(weir_log::LogError::from)?;
-            let mut pos = 0;
-            while pos < read.bytes.len() {
-                let header =
-                    BatchHeader::parse(&read.bytes[pos..]).map_err(weir_log::LogError::from)?;
-                if header.producer_id >= 0 && header.base_sequence >= 0 {
-                    producers.record(
-                        header.producer_id,
-                        header.producer_epoch,
-                        BatchMeta::of(&header),
-                    );
-                }
-                pos += header.total_bytes();
-            }
-            offset = read.next_offset;
-        }
+        let (producers, txns, snapshot) = crate::partition_state::recover(&log)?;
         Ok(Self {
             log,
             producers: Arc::new(Mutex::new(producers)),
             txns: Arc::new(Mutex::new(txns)),
+            snapshot_offset: Arc::new(AtomicI64::new(snapshot.unwrap_or(-1))),
         })
     }
 }

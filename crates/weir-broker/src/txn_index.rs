@@ -8,6 +8,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use weir_log::BatchError;
 use weir_log::batch::{self, BatchBuilder, BatchHeader};
 
@@ -21,7 +23,7 @@ pub enum ControlType {
 /// An aborted transaction in a partition: a consumer in `read_committed`
 /// skips the producer's records from `first_offset` up to the marker at
 /// `last_offset`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AbortedTxn {
     pub producer_id: i64,
     pub first_offset: i64,
@@ -35,7 +37,7 @@ pub struct AbortedTxn {
 pub const ABORTED_KEPT_MAX: usize = 100_000;
 
 /// Transactions in one partition.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionTxns {
     /// Producer id → the first offset of its open transaction here.
     ongoing: BTreeMap<i64, i64>,

@@ -1,8 +1,10 @@
 //! Transactions across power losses on the simulated disk: the
 //! coordinator and its log (`__transaction_state`), the markers and the
 //! transactional data, with the machine stopping at a random sync (in the
-//! middle of a data append, a transaction log append or a marker round)
-//! and the unsynced writes kept in part and torn. After each restart,
+//! middle of a data append, a transaction log append, a marker round or
+//! a partition state snapshot) and the unsynced writes kept in part and
+//! torn. Segments are small, so the state of most transactions comes back
+//! from snapshots plus the log after them. After each restart,
 //! recovery and the fencing of every producer, a `read_committed` reader
 //! sees every acknowledged value of every transaction whose commit was
 //! acknowledged, nothing of one whose abort was, and of any other
@@ -161,6 +163,12 @@ fn step(node: &Node, model: &mut Model, rng: &mut SimRng) -> Result<(), Died> {
     let tid = IDS[rng.below(IDS.len() as u64) as usize];
     if !model.producers.contains_key(tid) {
         return init_producer(node, model, tid);
+    }
+    if rng.chance(4) {
+        // The maintenance pass: partition state snapshots (the topics'
+        // segments are small, so most of the history is behind them).
+        node.broker.save_partition_snapshots(false);
+        return Ok(());
     }
     if rng.chance(3) {
         // Time passes: open transactions expire and their producers are
@@ -340,8 +348,9 @@ fn run_seed(seed: u64) {
     let clock = ManualClock::new(0);
     let mut model = Model::default();
     let mut node = open(SimStorage::new(), clock.clone());
-    node.broker.create_topic("a", 2, 1, &[], false).unwrap();
-    node.broker.create_topic("b", 1, 1, &[], false).unwrap();
+    let small = [("segment.bytes", "4096"), ("max.message.bytes", "4096")];
+    node.broker.create_topic("a", 2, 1, &small, false).unwrap();
+    node.broker.create_topic("b", 1, 1, &small, false).unwrap();
     for _life in 0..4 {
         node.disk.die_after_syncs(rng.below(120));
         for _ in 0..200 {

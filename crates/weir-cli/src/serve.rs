@@ -51,7 +51,8 @@ pub struct ServeArgs {
     /// Refuse to create topics a client merely asks metadata for.
     #[arg(long)]
     no_auto_create_topics: bool,
-    /// How often retention runs, in ms [default: 60000].
+    /// How often retention runs and partition state is snapshotted, in ms
+    /// [default: 60000].
     #[arg(long)]
     retention_check_ms: Option<u64>,
     /// Most client connections at once; more wait to be accepted
@@ -525,7 +526,11 @@ async fn serve(
             loop {
                 tick.tick().await;
                 let broker = broker.clone();
-                let _ = tokio::task::spawn_blocking(move || broker.enforce_retention()).await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    broker.enforce_retention();
+                    broker.save_partition_snapshots(false);
+                })
+                .await;
             }
         })
     };
@@ -616,6 +621,9 @@ async fn serve(
     retention.abort();
     alerting.abort();
     tracing::info!("shutting down: syncing the data directory");
+    // Producer and transaction state, so the next start replays no tail.
+    let snapshots = broker.clone();
+    let _ = tokio::task::spawn_blocking(move || snapshots.save_partition_snapshots(true)).await;
     // The last handle closes the data directory, which syncs every log.
     store_upkeep.abort();
     drop(groups);

@@ -114,6 +114,7 @@ pub fn for_log_error(err: &LogError) -> Code {
         | LogError::SyncFailed { .. }
         | LogError::CorruptSegment { .. }
         | LogError::CorruptCheckpoint { .. }
+        | LogError::InvalidSnapshot { .. }
         | LogError::Closed { .. }
         | LogError::Locked { .. }
         | LogError::OffsetOverflow { .. } => Code::KafkaStorageError,

@@ -98,6 +98,10 @@ pub enum LogError {
     },
     #[error("log start offset checkpoint {path} is corrupt: {reason}")]
     CorruptCheckpoint { path: PathBuf, reason: String },
+    #[error(
+        "snapshot at offset {offset} ({bytes} bytes) is past the log's end or over the size limit"
+    )]
+    InvalidSnapshot { offset: i64, bytes: usize },
 }
 
 impl LogError {

@@ -41,6 +41,7 @@ mod error;
 mod log;
 mod segment;
 pub mod sim;
+mod snapshot;
 pub mod stats;
 mod storage;
 mod sync;
@@ -53,5 +54,6 @@ pub use config::{
 pub use dir::{DataDir, LOG_NAME_BYTES_MAX, validate_log_name};
 pub use error::{BatchError, LogError, Result};
 pub use log::{AppendInfo, Log, ReadBatches, RecordsDeleted, RetentionOutcome, TimeMatch};
+pub use snapshot::{SNAPSHOT_BYTES_MAX, SNAPSHOTS_KEPT};
 pub use storage::{DirLock, OsStorage, Storage, StorageFile};
 pub use sync::{GATHER_WAIT_MAX, SyncHistograms, SyncStats, UntilDurable};

@@ -85,7 +85,7 @@ pub struct Log {
 pub(crate) struct LogShared {
     pub name: String,
     pub dir: PathBuf,
-    storage: Arc<dyn Storage>,
+    pub(crate) storage: Arc<dyn Storage>,
     clock: Arc<dyn Clock>,
     sched: Arc<SyncScheduler>,
     state: Mutex<LogState>,
