@@ -813,17 +813,13 @@ impl Broker {
     /// InitProducerId for an idempotent (not transactional) producer: a new
     /// id at epoch 0, or, for a producer that names its id and epoch
     /// (KIP-360, after UNKNOWN_PRODUCER_ID), the same id at the next epoch.
+    /// Transactional producers get theirs from the transaction coordinator
+    /// (`weir-txn`), which allocates ids here.
     pub fn init_producer_id(
         &self,
-        transactional_id: Option<&str>,
         producer_id: i64,
         epoch: i16,
     ) -> Result<(i64, i16), BrokerError> {
-        if let Some(id) = transactional_id {
-            return Err(BrokerError::TransactionsUnsupported {
-                transactional_id: id.to_owned(),
-            });
-        }
         if producer_id >= 0 && (0..i16::MAX).contains(&epoch) {
             return Ok((producer_id, epoch + 1));
         }

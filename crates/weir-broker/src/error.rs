@@ -69,8 +69,6 @@ pub enum BrokerError {
         "clients may not write control records (topic {topic:?}): markers are the coordinator's"
     )]
     ControlRecordsRefused { topic: String },
-    #[error("transactions are not supported yet (transactional id {transactional_id:?})")]
-    TransactionsUnsupported { transactional_id: String },
     #[error(
         "timestamp {timestamp_ms} of a record for topic {topic:?} is outside {config} {bound_ms} of the broker's time {now_ms}"
     )]

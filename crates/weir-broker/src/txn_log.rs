@@ -48,7 +48,7 @@ impl<'a> BrokerTxnIo<'a> {
 impl TxnIo for BrokerTxnIo<'_> {
     fn allocate_producer_id(&self) -> Result<i64, TxnError> {
         self.broker
-            .init_producer_id(None, -1, -1)
+            .init_producer_id(-1, -1)
             .map(|(id, _)| id)
             .map_err(storage)
     }

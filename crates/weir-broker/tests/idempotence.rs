@@ -34,7 +34,7 @@ fn retries_dedupe_and_state_survives_a_restart() {
     let (pid, first_ids) = {
         let broker = open(tmp.path());
         broker.create_topic("t", 1, 1, &[], false).unwrap();
-        let (pid, epoch) = broker.init_producer_id(None, -1, -1).unwrap();
+        let (pid, epoch) = broker.init_producer_id(-1, -1).unwrap();
         assert_eq!(epoch, 0);
         let a = broker.produce("t", 0, &mut batch(pid, 0, 0, 3)).unwrap();
         let b = broker.produce("t", 0, &mut batch(pid, 0, 3, 2)).unwrap();
@@ -56,7 +56,7 @@ fn retries_dedupe_and_state_survives_a_restart() {
         );
         assert_eq!(broker.partition("t", 0).unwrap().end_offset(), 5);
         let more: Vec<i64> = (0..3)
-            .map(|_| broker.init_producer_id(None, -1, -1).unwrap().0)
+            .map(|_| broker.init_producer_id(-1, -1).unwrap().0)
             .collect();
         (pid, more)
     };
@@ -85,7 +85,7 @@ fn retries_dedupe_and_state_survives_a_restart() {
         5
     );
     // A new epoch starts at 0 and fences the old one.
-    let (same, epoch) = broker.init_producer_id(None, pid, 0).unwrap();
+    let (same, epoch) = broker.init_producer_id(pid, 0).unwrap();
     assert_eq!((same, epoch), (pid, 1));
     assert_eq!(
         broker
@@ -104,11 +104,7 @@ fn retries_dedupe_and_state_survives_a_restart() {
         Err(BrokerError::UnknownProducerId { .. })
     ));
     // Ids are never reused across the restart.
-    let fresh = broker.init_producer_id(None, -1, -1).unwrap().0;
+    let fresh = broker.init_producer_id(-1, -1).unwrap().0;
     assert!(fresh > *first_ids.iter().max().unwrap() && fresh != pid);
-    assert!(matches!(
-        broker.init_producer_id(Some("txn-1"), -1, -1),
-        Err(BrokerError::TransactionsUnsupported { .. })
-    ));
     assert_eq!(broker.partition("t", 0).unwrap().end_offset(), 7);
 }

@@ -102,8 +102,7 @@ impl From<BrokerError> for ApiError {
             B::InvalidTimestamp { .. } => (StatusCode::BAD_REQUEST, "invalid_timestamp"),
             B::OutOfOrderSequence { .. }
             | B::InvalidProducerEpoch { .. }
-            | B::UnknownProducerId { .. }
-            | B::TransactionsUnsupported { .. } => (StatusCode::BAD_REQUEST, "producer_state"),
+            | B::UnknownProducerId { .. } => (StatusCode::BAD_REQUEST, "producer_state"),
             B::DeleteRecordsOutOfRange { .. } => {
                 (StatusCode::RANGE_NOT_SATISFIABLE, "offset_out_of_range")
             }

@@ -92,7 +92,6 @@ pub fn for_broker_error(err: &BrokerError) -> Code {
         BrokerError::OutOfOrderSequence { .. } => Code::OutOfOrderSequenceNumber,
         BrokerError::InvalidProducerEpoch { .. } => Code::InvalidProducerEpoch,
         BrokerError::UnknownProducerId { .. } => Code::UnknownProducerId,
-        BrokerError::TransactionsUnsupported { .. } => Code::InvalidRequest,
         BrokerError::ControlRecordsRefused { .. } => Code::InvalidRecord,
         BrokerError::DeleteRecordsOutOfRange { .. } => Code::OffsetOutOfRange,
         BrokerError::Log(e) => for_log_error(e),

@@ -115,8 +115,8 @@ fn read_committed_sees_committed_records_only() {
     let server = TestServer::start();
     let broker = &server.broker;
     broker.create_topic(TOPIC, 1, -1, &[], false).unwrap();
-    let (a, _) = broker.init_producer_id(None, -1, -1).unwrap();
-    let (b, _) = broker.init_producer_id(None, -1, -1).unwrap();
+    let (a, _) = broker.init_producer_id(-1, -1).unwrap();
+    let (b, _) = broker.init_producer_id(-1, -1).unwrap();
     let marker = |pid, commit| {
         broker
             .write_marker(TOPIC, 0, pid, 0, commit, 0)

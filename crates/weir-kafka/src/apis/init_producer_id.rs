@@ -56,7 +56,7 @@ pub(crate) async fn handle(
         }
         None => {
             let broker = shared.broker.clone();
-            match blocking(move || broker.init_producer_id(None, pid, epoch)).await {
+            match blocking(move || broker.init_producer_id(pid, epoch)).await {
                 Ok((id, epoch)) => InitProducerIdResponse::default()
                     .with_producer_id(ProducerId(id))
                     .with_producer_epoch(epoch),
