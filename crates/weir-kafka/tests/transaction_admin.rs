@@ -4,7 +4,8 @@
 //! InitProducerId to its commit; TxnOffsetCommit v3 refuses a consumer of
 //! another generation (ILLEGAL_GENERATION), a member the group does not
 //! have (UNKNOWN_MEMBER_ID) and a replaced static member
-//! (FENCED_INSTANCE_ID), takes the form without group metadata, and only
+//! (FENCED_INSTANCE_ID), before the producer's own check, takes the form
+//! without group metadata, and only
 //! the accepted commit lands. kafka-python's admin client lists and
 //! describes the same transaction.
 
@@ -28,6 +29,7 @@ const INVALID_REGULAR_EXPRESSION: i16 = 128;
 const ILLEGAL_GENERATION: i16 = 22;
 const UNKNOWN_MEMBER_ID: i16 = 25;
 const FENCED_INSTANCE_ID: i16 = 82;
+const PRODUCER_FENCED: i16 = 90;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_owned())
@@ -309,6 +311,17 @@ fn txn_offset_commit_checks_the_consumer_generation() {
     assert_eq!(
         txn_commit(&mut stream, 3, producer, stranger, 6),
         UNKNOWN_MEMBER_ID
+    );
+    // A fenced producer: PRODUCER_FENCED, unless its consumer is a zombie
+    // too, which is checked first (as Kafka's group coordinator does).
+    let stale_producer = (producer.0, producer.1 - 1);
+    assert_eq!(
+        txn_commit(&mut stream, 3, stale_producer, member, 6),
+        PRODUCER_FENCED
+    );
+    assert_eq!(
+        txn_commit(&mut stream, 3, stale_producer, older, 6),
+        ILLEGAL_GENERATION
     );
     // The instance restarts: a new member id takes host-a's place, and the
     // old one is a zombie.

@@ -242,13 +242,10 @@ pub(crate) async fn commit_offsets(
         let t = shared2
             .transactions()
             .map_err(|e| for_txn_error(&e, fenced_code))?;
-        // The transaction must hold the group's offsets (AddOffsetsToTxn).
-        let held = offsets_partition();
-        t.coordinator
-            .check_open_in(&id, pid, epoch, &held.topic, held.partition)
-            .map_err(|e| for_txn_error(&e, fenced_code))?;
         // A zombie consumer (an older generation, or replaced) may not
-        // commit through its producer either.
+        // commit through its producer. Checked first, as Kafka's group
+        // coordinator does before the producer's epoch is looked at: a
+        // zombie gets the abortable group error, not a fatal fencing.
         shared2
             .groups
             .check_txn_commit(&group, &member, instance.as_deref(), generation)
@@ -256,6 +253,11 @@ pub(crate) async fn commit_offsets(
                 tracing::debug!(%e, "TxnOffsetCommit refused");
                 for_group_error(&e)
             })?;
+        // The transaction must hold the group's offsets (AddOffsetsToTxn).
+        let held = offsets_partition();
+        t.coordinator
+            .check_open_in(&id, pid, epoch, &held.topic, held.partition)
+            .map_err(|e| for_txn_error(&e, fenced_code))?;
         let now = t.now_ms();
         let pending = entries
             .into_iter()
