@@ -32,6 +32,8 @@ def consumer():
         "isolation.level": "read_committed",
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
+        # A member learns of a rebalance from its next heartbeat: sooner.
+        "heartbeat.interval.ms": 300,
     })
 
 
