@@ -7,7 +7,8 @@
 //! (FENCED_INSTANCE_ID), before the producer's own check, takes the form
 //! without group metadata, and only
 //! the accepted commit lands. kafka-python's admin client lists and
-//! describes the same transaction.
+//! describes the same transaction, and its hanging-transaction finder
+//! finds it.
 
 mod common;
 
@@ -371,6 +372,10 @@ ongoing = a.list_transactions(state_filters=["Ongoing"], duration_filter_ms=0,
 print("ongoing", [t.transactional_id for ts in ongoing.values() for t in ts])
 d = a.describe_transactions(["py-a"])["py-a"]
 print("described", d.state.value, d.transaction_timeout_ms, sorted(str(tp.partition) for tp in d.topic_partitions))
+# The hanging-transaction finder (list, then describe, then the start
+# times), with its threshold at 0 so the open transaction counts.
+hanging = a.find_hanging_transactions(max_transaction_timeout_ms=-5 * 60 * 1000)
+print("hanging", [h["transactional_id"] for h in hanging], [h["state"] for h in hanging])
 try:
     a.describe_transactions(["nobody"])
     print("nobody found")
@@ -389,6 +394,7 @@ a.close()
         "ongoing ['py-a']\n",
         "described Ongoing 60000 ['0', '1']\n",
         "nobody: not found\n",
+        "hanging ['py-a'] ['Ongoing']\n",
     ] {
         assert!(out.contains(line), "no {line:?} in:\n{out}");
     }
