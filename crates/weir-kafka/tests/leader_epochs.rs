@@ -222,6 +222,8 @@ c.close()
 asked = any("OffsetForLeaderEpoch" in l for l in Log.lines)
 print("validated with OffsetForLeaderEpoch", asked)
 print("errors", errors)
+trouble = ("not supported", "Disconnected", "Unsupported", "UNSUPPORTED")
+print("protocol trouble", [l for l in Log.lines if any(t in l for t in trouble)])
 print("validation", [l for l in Log.lines if "epoch validation succeeded" in l][:1])
 "#;
     let out = run_bounded(
@@ -238,6 +240,7 @@ print("validation", [l for l in Log.lines if "epoch validation succeeded" in l][
         "validated with OffsetForLeaderEpoch True\n",
         "validation succeeded: broker end offset 6 (offset leader epoch 0)",
         "errors []\n",
+        "protocol trouble []\n",
     ] {
         assert!(out.contains(line), "no {line:?} in:\n{out}");
     }
