@@ -17,7 +17,7 @@ use crate::consumer_requests::{
     JOIN_EPOCH, LEAVE_EPOCH, ListedGroup, MEMBER_ID_BYTES_MAX, STATIC_LEAVE_EPOCH,
     SUBSCRIBED_TOPICS_MAX,
 };
-use crate::offsets::{GROUP_ID_BYTES_MAX, PendingCommit};
+use crate::offsets::GROUP_ID_BYTES_MAX;
 use crate::{Coordinator, GroupError, GroupsConfig};
 
 /// The member exists and is at `member_epoch` (OffsetCommit and
@@ -248,13 +248,13 @@ impl Coordinator {
     /// Hook of [`Coordinator::commit`]: checks a commit to a
     /// consumer-protocol group and writes it under the lock; `None` if
     /// `group` is not one.
-    pub(crate) fn consumer_commit(
+    pub(crate) fn consumer_commit<T>(
         &self,
         group: &str,
         member_id: &str,
         member_epoch: i32,
-        write: impl FnOnce() -> Result<PendingCommit, GroupError>,
-    ) -> Option<Result<PendingCommit, GroupError>> {
+        write: impl FnOnce() -> Result<T, GroupError>,
+    ) -> Option<Result<T, GroupError>> {
         let consumer = self.consumer_lock();
         let checked = consumer.check_commit(group, member_id, member_epoch)?;
         Some(checked.and_then(|()| write()))

@@ -389,6 +389,18 @@ fn epochs_fence_heartbeats_and_commits() {
         f.groups.commit("g", "", None, -1, &offset(6)),
         Err(GroupError::UnknownMember { .. })
     ));
+    // A transactional commit (KIP-447) checks member epochs the same way,
+    // and takes the form without group metadata.
+    assert!(matches!(
+        f.groups.check_txn_commit("g", "a", None, 1),
+        Err(GroupError::StaleMemberEpoch { .. })
+    ));
+    assert!(matches!(
+        f.groups.check_txn_commit("g", "x", None, 2),
+        Err(GroupError::UnknownMember { .. })
+    ));
+    assert!(f.groups.check_txn_commit("g", "a", None, 2).is_ok());
+    assert!(f.groups.check_txn_commit("g", "", None, -1).is_ok());
     assert!(matches!(
         f.beat(request("a", 7)),
         Err(GroupError::FencedMemberEpoch {

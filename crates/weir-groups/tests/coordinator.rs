@@ -476,3 +476,75 @@ fn lag_is_the_high_watermark_minus_the_committed_offset() {
     assert_eq!(got, [(0, 4, Some(10), Some(6)), (1, 10, Some(10), Some(0))]);
     assert!(f.groups.lag("nobody").is_empty());
 }
+
+/// KIP-447: offsets committed in a transaction name the consumer's
+/// generation; a zombie of an older generation, or a member that left, is
+/// refused as OffsetCommit refuses it, and the form without group metadata
+/// (generation -1, no member) is taken.
+#[test]
+fn transactional_commits_are_checked_against_the_group_generation() {
+    let f = fixture();
+    let (a, b) = (f.member_id(), f.member_id());
+    let generation = f.form(&[&a, &b]);
+    let check = |member: &str, instance: Option<&str>, generation: i32| {
+        f.groups.check_txn_commit("g", member, instance, generation)
+    };
+    assert!(check(&a, None, generation).is_ok());
+    assert!(check("", None, -1).is_ok(), "no group metadata");
+    assert!(matches!(
+        check(&a, None, generation + 1),
+        Err(GroupError::IllegalGeneration { .. })
+    ));
+    assert!(matches!(
+        check("gone", None, generation),
+        Err(GroupError::UnknownMember { .. })
+    ));
+    // A rebalance under way: the old generation is still current until it
+    // completes, and a transactional commit is not refused for it, as
+    // OffsetCommit would be while the group completes its rebalance.
+    let c = f.member_id();
+    let mut join_c = f.join(&c);
+    pending(&mut join_c);
+    assert!(check(&a, None, generation).is_ok());
+    let mut join_a = f.join(&a);
+    let mut join_b = f.join(&b);
+    let next = done(&mut join_a).unwrap().generation;
+    done(&mut join_b).unwrap();
+    done(&mut join_c).unwrap();
+    assert!(check(&a, None, next).is_ok(), "completing the rebalance");
+    assert!(matches!(
+        check(&b, None, generation),
+        Err(GroupError::IllegalGeneration { .. })
+    ));
+    // An unknown group: only the form without metadata.
+    assert!(f.groups.check_txn_commit("none", "", None, -1).is_ok());
+    assert!(matches!(
+        f.groups.check_txn_commit("none", "m", None, 3),
+        Err(GroupError::UnknownMember { .. })
+    ));
+    assert!(matches!(
+        f.groups.check_txn_commit("", "", None, -1),
+        Err(GroupError::InvalidGroupId)
+    ));
+}
+
+#[test]
+fn a_transactional_commit_of_a_replaced_static_member_is_fenced() {
+    let f = fixture();
+    let first = |instance: &str| f.groups.join(join_req("", Some(instance), &["range"]));
+    let mut ja = first("host-a");
+    f.after(i64::from(DELAY));
+    let a = done(&mut ja).unwrap().member_id;
+    let mut sa = f.sync(&a, 1, &[(&a, "a")]);
+    done(&mut sa).unwrap();
+    let new_a = done(&mut first("host-a")).unwrap().member_id;
+    assert!(matches!(
+        f.groups.check_txn_commit("g", &a, Some("host-a"), 1),
+        Err(GroupError::FencedInstance { .. })
+    ));
+    assert!(
+        f.groups
+            .check_txn_commit("g", &new_a, Some("host-a"), 1)
+            .is_ok()
+    );
+}

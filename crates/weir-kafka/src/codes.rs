@@ -46,6 +46,8 @@ pub enum Code {
     LogDirNotFound = 57,
     UnknownProducerId = 59,
     NonEmptyGroup = 68,
+    FencedLeaderEpoch = 74,
+    UnknownLeaderEpoch = 75,
     GroupIdNotFound = 69,
     MemberIdRequired = 79,
     GroupMaxSizeReached = 81,

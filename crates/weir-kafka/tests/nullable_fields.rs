@@ -739,6 +739,35 @@ fn no_nullable_fields(w: &mut Walk, api: ApiKey, v: i16) {
             let r: ListConfigResourcesResponse = w.call(api, v, &request);
             assert_eq!(r.error_code, 0);
         }
+        ApiKey::DescribeTransactions => {
+            let request = DescribeTransactionsRequest::default()
+                .with_transactional_ids(vec![TransactionalId(s("none"))]);
+            let r: DescribeTransactionsResponse = w.call(api, v, &request);
+            // TRANSACTIONAL_ID_NOT_FOUND.
+            assert_eq!(r.transaction_states[0].error_code, 105);
+        }
+        ApiKey::ListTransactions => {
+            let request = ListTransactionsRequest::default().with_duration_filter(-1);
+            let r: ListTransactionsResponse = w.call(api, v, &request);
+            assert_eq!(r.error_code, 0);
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            use offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
+            let request = OffsetForLeaderEpochRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![
+                    OffsetForLeaderTopic::default()
+                        .with_topic(t())
+                        .with_partitions(vec![
+                            OffsetForLeaderPartition::default()
+                                .with_current_leader_epoch(-1)
+                                .with_leader_epoch(0),
+                        ]),
+                ]);
+            let r: OffsetForLeaderEpochResponse = w.call(api, v, &request);
+            let p = &r.topics[0].partitions[0];
+            assert_eq!((p.error_code, p.leader_epoch), (0, 0), "v{v}");
+        }
         other => panic!("{other:?} has nullable fields and no case: add one"),
     }
 }

@@ -4,7 +4,8 @@
 //! see committed values only (read_uncommitted ones see every value); a
 //! consume-transform-produce loop with its offsets in the transaction
 //! (send_offsets_to_transaction) writes each output once across an aborted
-//! round. At the request level, FindCoordinator names this broker for a
+//! round; a consumer of an ended generation (KIP-447's zombie) cannot
+//! commit its offsets through its producer. At the request level, FindCoordinator names this broker for a
 //! transactional id, and stray transactional batches are refused.
 
 mod common;
@@ -189,6 +190,45 @@ fn kafkajs_transactions_commit_abort_and_send_offsets() {
         "kafkajs t3: committed with offsets",
         "kafkajs group offset: 1\n",
         "kafkajs read_committed: j1,j2,j3\n",
+    ] {
+        assert!(out.contains(line), "no {line:?} in:\n{out}");
+    }
+}
+
+/// KIP-447: a consumer whose generation ended (a zombie) cannot commit
+/// offsets through its transactional producer. Before the group check,
+/// the zombie's commit was taken and its offsets would have landed had it
+/// committed.
+#[test]
+fn a_zombie_of_an_old_generation_cannot_commit_offsets_in_a_transaction() {
+    let server = TestServer::start();
+    let broker = &server.broker;
+    broker.create_topic("z-in", 2, -1, &[], false).unwrap();
+    broker.create_topic("z-out", 1, -1, &[], false).unwrap();
+    for i in 0..10 {
+        let mut b = weir_log::batch::BatchBuilder::new(0);
+        b.push(0, None, Some(format!("z{i}").as_bytes()), &[]);
+        broker.produce("z-in", i % 2, &mut b.build()).unwrap();
+    }
+    let script = common::client_script("python_kip447_zombie.py");
+    let out = run_bounded(
+        std::process::Command::new(python()).args([
+            script.as_str(),
+            &server.bootstrap(),
+            "z-in",
+            "z-out",
+        ]),
+        "KIP-447 zombie through confluent-kafka",
+        Duration::from_secs(120),
+    );
+    eprintln!("{out}");
+    for line in [
+        "A read 10\n",
+        "rebalanced: A has 1 B has 1\n",
+        "zombie A: refused ILLEGAL_GENERATION abortable\n",
+        "zombie A: aborted\n",
+        "group offsets 5,5\n",
+        "output read_committed: Z0,Z1,Z2,Z3,Z4,Z5,Z6,Z7,Z8,Z9\n",
     ] {
         assert!(out.contains(line), "no {line:?} in:\n{out}");
     }

@@ -583,7 +583,9 @@ impl TxnCoordinator {
             TxnState::CompleteAbort
         };
         done.partitions.clear();
-        done.txn_start_ms = -1;
+        // The start stays, as in Kafka: DescribeTransactions shows when the
+        // last transaction began, and ListTransactions' duration filter
+        // measures from it.
         done.last_update_ms = now_ms;
         self.write(io, done.clone())?;
         Ok(done)

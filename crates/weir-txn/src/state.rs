@@ -112,8 +112,9 @@ pub struct TxnMetadata {
     pub state: TxnState,
     /// The partitions of the open (or completing) transaction.
     pub partitions: BTreeSet<TopicPartition>,
-    /// When the open transaction started (its first partition added);
-    /// -1 when none is open.
+    /// When the open (or last) transaction started: its first partition
+    /// added. Kept once it completes, as Kafka keeps it; -1 before the
+    /// first transaction and after InitProducerId.
     pub txn_start_ms: i64,
     pub last_update_ms: i64,
 }

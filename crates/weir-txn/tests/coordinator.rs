@@ -172,7 +172,8 @@ fn a_transaction_commits_in_two_phases_and_a_retry_changes_nothing() {
     let done = c.describe("tx").unwrap();
     assert_eq!(
         (done.state, done.partitions.len(), done.txn_start_ms),
-        (TxnState::CompleteCommit, 0, -1)
+        (TxnState::CompleteCommit, 0, 10),
+        "the start of the last transaction stays"
     );
     // A retried commit is answered; an abort now is refused.
     c.end_txn(&io, "tx", 1000, 0, true, 50).unwrap();

@@ -1,14 +1,28 @@
 //! Committing offsets through the coordinator: who may commit for a group
 //! (a member of its current generation, or anyone while it has none), member
-//! and admin commits, and deleting a group's offsets.
+//! and admin commits, the same check for offsets committed in a
+//! transaction (KIP-447), and deleting a group's offsets.
 
 use super::*;
+
+/// Who is committing: a consumer through OffsetCommit, or a transactional
+/// producer through TxnOffsetCommit on a consumer's behalf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CommitBy {
+    Member,
+    /// The commit waits for the transaction's end, so a rebalance under
+    /// way does not refuse it (Kafka answers REBALANCE_IN_PROGRESS only to
+    /// OffsetCommit, and the Java producer takes that code as fatal), and
+    /// it is no sign of the member's life.
+    Transaction,
+}
 
 impl Coordinator {
     /// Checks that a member may commit for `group` (OffsetCommit): a
     /// current member of the current generation, or, with generation -1
     /// and no member id, anyone while the group has no members (a simple
     /// consumer, or an admin resetting offsets).
+    #[allow(clippy::too_many_arguments)] // one per field of the request
     pub(super) fn check_commit(
         &self,
         groups: &mut BTreeMap<String, Group>,
@@ -16,6 +30,7 @@ impl Coordinator {
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
+        by: CommitBy,
         now: i64,
     ) -> Result<(), GroupError> {
         if group.is_empty() {
@@ -35,6 +50,9 @@ impl Coordinator {
         }
         g.check_member(member_id, instance_id)?;
         g.check_generation(generation)?;
+        if by == CommitBy::Transaction {
+            return Ok(());
+        }
         if g.state == GroupState::CompletingRebalance {
             return Err(GroupError::RebalanceInProgress {
                 group: group.to_owned(),
@@ -62,10 +80,55 @@ impl Coordinator {
         }) {
             return written;
         }
-        self.check_commit(&mut groups, group, member_id, instance_id, generation, now)?;
+        self.check_commit(
+            &mut groups,
+            group,
+            member_id,
+            instance_id,
+            generation,
+            CommitBy::Member,
+            now,
+        )?;
         // Written under the lock, so a rebalance cannot slip between the
         // check and the write.
         self.offsets.commit_nowait(group, offsets)
+    }
+
+    /// TxnOffsetCommit's group check (KIP-447): a producer committing a
+    /// consumer's offsets in a transaction names the consumer's member id,
+    /// generation and instance id, and a consumer that is no longer a
+    /// member of the current generation (a zombie) is refused with the
+    /// errors OffsetCommit gives. Generation -1 with no member and no
+    /// instance id is the form without group metadata (TxnOffsetCommit
+    /// before v3, or a producer that does not pass it), accepted as Kafka
+    /// does. The offsets are written when the transaction commits.
+    pub fn check_txn_commit(
+        &self,
+        group: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<(), GroupError> {
+        if group.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        if generation < 0 && member_id.is_empty() && instance_id.is_none() {
+            return Ok(());
+        }
+        let now = self.clock.now_ms();
+        let mut groups = self.lock();
+        if let Some(checked) = self.consumer_commit(group, member_id, generation, || Ok(())) {
+            return checked;
+        }
+        self.check_commit(
+            &mut groups,
+            group,
+            member_id,
+            instance_id,
+            generation,
+            CommitBy::Transaction,
+            now,
+        )
     }
 
     /// Commits offsets as an administrator resetting them: only while

@@ -148,7 +148,7 @@ fn describe(
             DescribeTopicPartitionsResponsePartition::default()
                 .with_partition_index(p as i32)
                 .with_leader_id(BrokerId(node))
-                .with_leader_epoch(0)
+                .with_leader_epoch(super::leader_epoch::LEADER_EPOCH)
                 .with_replica_nodes(vec![BrokerId(node)])
                 .with_isr_nodes(vec![BrokerId(node)])
                 .with_eligible_leader_replicas(Some(Vec::new()))

@@ -5,7 +5,9 @@
 //! that waits for new records until `min_bytes` is met or `max_wait_ms`
 //! passes. A `read_committed` fetch (isolation level 1) stops at the last
 //! stable offset and lists the aborted transactions in what it returns,
-//! so the consumer skips their records.
+//! so the consumer skips their records. A partition whose
+//! `current_leader_epoch` (v9+) is not this node's is refused as Kafka's
+//! leader refuses it (`leader_epoch::check_current`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +20,7 @@ use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, ProducerId};
 use weir_log::LogError;
 use weir_log::batch::BatchHeader;
 
-use super::{blocking, topic_name};
+use super::{blocking, leader_epoch, topic_name};
 use crate::Shared;
 use crate::codes::{Code, for_broker_error, for_log_error};
 use crate::conn::{ConnError, decode, encode};
@@ -31,12 +33,20 @@ struct Pass {
 }
 
 /// One requested topic, as plain values for the blocking pass: its name
-/// (`None` for an id no topic has, KIP-516), its id, and each partition
-/// with its fetch offset and limit.
+/// (`None` for an id no topic has, KIP-516), its id, and its partitions.
 struct WantedTopic {
     name: Option<String>,
     id: uuid::Uuid,
-    partitions: Vec<(i32, i64, usize)>,
+    partitions: Vec<WantedPartition>,
+}
+
+/// One requested partition: where to read from, how much, and the leader
+/// epoch the consumer believes current (KIP-320; -1 for none).
+struct WantedPartition {
+    index: i32,
+    offset: i64,
+    bytes_max: usize,
+    current_leader_epoch: i32,
 }
 
 type Wanted = Vec<WantedTopic>;
@@ -66,7 +76,8 @@ fn read_all(shared: &Shared, wanted: &Wanted, max_bytes: usize, committed: bool)
         let mut topic = FetchableTopicResponse::default()
             .with_topic(topic_name(wanted.name.as_deref().unwrap_or_default()))
             .with_topic_id(wanted.id);
-        for &(index, offset, partition_max) in &wanted.partitions {
+        for p in &wanted.partitions {
+            let (index, offset, partition_max) = (p.index, p.offset, p.bytes_max);
             // Kafka sends no aborted-transaction list (null) outside
             // read_committed.
             let data = PartitionData::default()
@@ -96,6 +107,15 @@ fn read_all(shared: &Shared, wanted: &Wanted, max_bytes: usize, committed: bool)
             // may pass the limits (a reader must always make progress); every
             // later partition gets whole batches within what is left.
             let (topic_state, log) = log;
+            if let Err(code) = leader_epoch::check_current(p.current_leader_epoch) {
+                pass.errors = true;
+                topic.partitions.push(
+                    data.with_error_code(code.code())
+                        .with_high_watermark(-1)
+                        .with_log_start_offset(-1),
+                );
+                continue;
+            }
             let budget = partition_max.min(max_bytes.saturating_sub(pass.bytes));
             let read = if pass.bytes == 0 {
                 log.read(offset, budget)
@@ -187,12 +207,12 @@ pub(crate) async fn handle(
             let partitions = t
                 .partitions
                 .into_iter()
-                .map(|p| {
-                    (
-                        p.partition,
-                        p.fetch_offset,
-                        usize::try_from(p.partition_max_bytes).unwrap_or(0),
-                    )
+                .map(|p| WantedPartition {
+                    index: p.partition,
+                    offset: p.fetch_offset,
+                    bytes_max: usize::try_from(p.partition_max_bytes).unwrap_or(0),
+                    // Before v9 the field is absent and decodes as -1.
+                    current_leader_epoch: p.current_leader_epoch,
                 })
                 .collect();
             WantedTopic {

@@ -3,7 +3,8 @@
 //! the record with the largest timestamp (-3, v7), the earliest local
 //! offset (-4, v8: the log start, as every segment is local), the latest
 //! tiered offset (-5, v9: -1, as nothing is tiered), or the first offset
-//! at or after a timestamp.
+//! at or after a timestamp; from v4 with the leader epoch of the offset
+//! found, and the request's `current_leader_epoch` checked (KIP-320).
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
 
+use super::leader_epoch::{self, LEADER_EPOCH};
 use super::{blocking, topic_name};
 use crate::Shared;
 use crate::codes::{for_broker_error, for_log_error};
@@ -50,32 +52,42 @@ pub(crate) async fn handle(
                             Ok(log) => log,
                             Err(e) => return response.with_error_code(for_broker_error(&e).code()),
                         };
-                        // The leader epoch stays unknown (-1): with a known
-                        // one, librdkafka validates the position with
-                        // OffsetForLeaderEpoch, which is not served yet.
+                        if let Err(code) = leader_epoch::check_current(p.current_leader_epoch) {
+                            return response.with_error_code(code.code());
+                        }
+                        // An offset found is in this node's one epoch
+                        // (OffsetForLeaderEpoch answers for it); none
+                        // found keeps the unknown epoch, -1.
+                        let unfound = response.clone();
+                        // The field is there from v4.
+                        let response = if version >= 4 {
+                            response.with_leader_epoch(LEADER_EPOCH)
+                        } else {
+                            response
+                        };
                         let target = match p.timestamp {
                             LATEST if committed => {
                                 return match broker.last_stable_offset(&name, p.partition_index) {
                                     Ok(lso) => response.with_offset(lso),
-                                    Err(e) => response.with_error_code(for_broker_error(&e).code()),
+                                    Err(e) => unfound.with_error_code(for_broker_error(&e).code()),
                                 };
                             }
                             LATEST => return response.with_offset(log.high_watermark()),
                             EARLIEST | EARLIEST_LOCAL => {
                                 return response.with_offset(log.start_offset());
                             }
-                            LATEST_TIERED => return response,
+                            LATEST_TIERED => return unfound,
                             // The first record with the largest timestamp
                             // (inside a compressed batch, the batch's first
                             // offset); nothing in an empty log.
                             MAX_TIMESTAMP => match log.max_timestamp() {
                                 ts if ts >= 0 => ts,
-                                _ => return response,
+                                _ => return unfound,
                             },
                             ts if ts >= 0 => ts,
                             // Other specials.
                             _ => {
-                                return response
+                                return unfound
                                     .with_error_code(crate::Code::UnsupportedVersion.code());
                             }
                         };
@@ -83,8 +95,8 @@ pub(crate) async fn handle(
                             Ok(Some(found)) => response
                                 .with_offset(found.offset)
                                 .with_timestamp(found.timestamp),
-                            Ok(None) => response,
-                            Err(e) => response.with_error_code(for_log_error(&e).code()),
+                            Ok(None) => unfound,
+                            Err(e) => unfound.with_error_code(for_log_error(&e).code()),
                         }
                     })
                     .collect();

@@ -15,6 +15,7 @@ mod describe_topic_partitions;
 mod fetch;
 mod group_admin;
 mod init_producer_id;
+mod leader_epoch;
 mod list_offsets;
 mod log_dirs;
 mod membership;
@@ -24,6 +25,7 @@ mod operations;
 pub(crate) mod produce;
 mod replica_assignment;
 mod replicas;
+mod transaction_admin;
 mod transactions;
 
 use std::future::Future;
@@ -60,6 +62,10 @@ pub(crate) fn supported_versions(api: ApiKey) -> Option<RangeInclusive<i16>> {
         ApiKey::AddOffsetsToTxn => 0..=3,
         ApiKey::EndTxn => 0..=3,
         ApiKey::TxnOffsetCommit => 0..=3,
+        ApiKey::DescribeTransactions => 0..=0,
+        ApiKey::ListTransactions => 0..=2,
+        // The consumer's form (v0-1 went with Kafka 4, KIP-896).
+        ApiKey::OffsetForLeaderEpoch => 2..=4,
         ApiKey::DescribeConfigs => 1..=4,
         ApiKey::AlterConfigs => 0..=2,
         ApiKey::IncrementalAlterConfigs => 0..=1,
@@ -148,6 +154,11 @@ pub(crate) async fn dispatch(
         ApiKey::EndTxn => now(transactions::end(version, body, shared).await?),
         ApiKey::AddOffsetsToTxn => now(transactions::add_offsets(version, body, shared).await?),
         ApiKey::TxnOffsetCommit => now(transactions::commit_offsets(version, body, shared).await?),
+        ApiKey::DescribeTransactions => now(transaction_admin::describe(version, body, shared)?),
+        ApiKey::ListTransactions => now(transaction_admin::list(version, body, shared)?),
+        ApiKey::OffsetForLeaderEpoch => {
+            now(leader_epoch::offset_for_leader_epoch(version, body, shared).await?)
+        }
         ApiKey::DescribeConfigs => now(configs::describe(version, body, shared).await?),
         ApiKey::AlterConfigs => now(configs::alter(version, body, shared).await?),
         ApiKey::IncrementalAlterConfigs => {
@@ -215,6 +226,15 @@ pub(crate) fn decode_only(api: ApiKey, version: i16, body: Bytes) -> Result<(), 
         }
         ApiKey::TxnOffsetCommit => {
             decode::<m::TxnOffsetCommitRequest>(api, version, body).map(drop)
+        }
+        ApiKey::DescribeTransactions => {
+            decode::<m::DescribeTransactionsRequest>(api, version, body).map(drop)
+        }
+        ApiKey::ListTransactions => {
+            decode::<m::ListTransactionsRequest>(api, version, body).map(drop)
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            decode::<m::OffsetForLeaderEpochRequest>(api, version, body).map(drop)
         }
         ApiKey::DescribeConfigs => {
             decode::<m::DescribeConfigsRequest>(api, version, body).map(drop)

@@ -1,7 +1,8 @@
 //! The transactional producer's calls to its coordinator: AddPartitionsToTxn
 //! (versions 0-3, the client's form), AddOffsetsToTxn and TxnOffsetCommit
 //! (a consumer's offsets in the transaction, held until it ends: see
-//! `txn_offsets`) and EndTxn, answered by the server's
+//! `txn_offsets`; from v3 checked against the consumer's group
+//! generation, KIP-447) and EndTxn, answered by the server's
 //! [`crate::txn::Transactions`]. InitProducerId with a transactional id is
 //! in `init_producer_id.rs`; FindCoordinator names this broker.
 
@@ -21,9 +22,9 @@ use kafka_protocol::messages::{
 };
 use weir_txn::{TopicPartition, TxnError};
 
-use super::blocking;
+use super::{blocking, non_empty};
 use crate::Shared;
-use crate::codes::{Code, for_txn_error};
+use crate::codes::{Code, for_group_error, for_txn_error};
 use crate::conn::{ConnError, decode, encode};
 
 /// The code of a fenced producer for a request version: PRODUCER_FENCED
@@ -232,12 +233,31 @@ pub(crate) async fn commit_offsets(
     } else {
         Code::InvalidProducerEpoch
     };
+    // v3 (KIP-447) names the consumer the offsets are committed for;
+    // earlier versions decode as the form without group metadata.
+    let member = request.member_id.to_string();
+    let instance = non_empty(request.group_instance_id.clone());
+    let generation = request.generation_id;
     let result = blocking(move || {
-        let t = shared2.transactions()?;
+        let t = shared2
+            .transactions()
+            .map_err(|e| for_txn_error(&e, fenced_code))?;
+        // A zombie consumer (an older generation, or replaced) may not
+        // commit through its producer. Checked first, as Kafka's group
+        // coordinator does before the producer's epoch is looked at: a
+        // zombie gets the abortable group error, not a fatal fencing.
+        shared2
+            .groups
+            .check_txn_commit(&group, &member, instance.as_deref(), generation)
+            .map_err(|e| {
+                tracing::debug!(%e, "TxnOffsetCommit refused");
+                for_group_error(&e)
+            })?;
         // The transaction must hold the group's offsets (AddOffsetsToTxn).
         let held = offsets_partition();
         t.coordinator
-            .check_open_in(&id, pid, epoch, &held.topic, held.partition)?;
+            .check_open_in(&id, pid, epoch, &held.topic, held.partition)
+            .map_err(|e| for_txn_error(&e, fenced_code))?;
         let now = t.now_ms();
         let pending = entries
             .into_iter()
@@ -255,12 +275,14 @@ pub(crate) async fn commit_offsets(
                 )
             })
             .collect();
-        t.pending.add(&t.broker, pid, pending)
+        t.pending
+            .add(&t.broker, pid, pending)
+            .map_err(|e| for_txn_error(&e, fenced_code))
     })
     .await;
-    let code = match &result {
+    let code = match result {
         Ok(()) => Code::None,
-        Err(e) => for_txn_error(e, fenced_code),
+        Err(code) => code,
     };
     let topics = request
         .topics
