@@ -49,9 +49,18 @@ pub struct TxnArgs {
     /// it and deleted afterwards
     #[arg(long, default_value = ".")]
     dir: PathBuf,
+    /// Rounds of the three phases, one after the other, so that a busy
+    /// machine weighs on all of them alike; the summary is each phase's
+    /// median [default: 3, with --quick 1]
+    #[arg(long)]
+    rounds: Option<usize>,
     /// Small sizes, for a smoke test that finishes in seconds
     #[arg(long)]
     quick: bool,
+    /// librdkafka debug contexts for the producers (its `debug` setting,
+    /// e.g. `eos,protocol`), to see where a transaction's time goes
+    #[arg(long)]
+    client_debug: Option<String>,
 }
 
 /// Delivery reports of one producer: how many succeeded, the first error.
@@ -62,7 +71,15 @@ struct Deliveries {
     first_error: Mutex<Option<String>>,
 }
 
-impl ClientContext for Deliveries {}
+impl ClientContext for Deliveries {
+    /// librdkafka's log (what `--client-debug` asks for), timestamped.
+    fn log(&self, _: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        eprintln!("{:.6} rdkafka {fac}: {message}", now.as_secs_f64());
+    }
+}
 
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = ();
@@ -108,8 +125,14 @@ const PHASES: [Phase; 3] = [
 fn producer(
     bootstrap: &str,
     transactional_id: Option<String>,
+    debug: Option<&str>,
 ) -> anyhow::Result<BaseProducer<Deliveries>> {
     let mut config = rdkafka::ClientConfig::new();
+    if let Some(debug) = debug {
+        config
+            .set("debug", debug)
+            .set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
+    }
     config
         .set("bootstrap.servers", bootstrap)
         .set("acks", "all")
@@ -179,16 +202,15 @@ fn send_all(
     producer.flush(STALL).context("flush")
 }
 
-/// Runs one phase on a fresh topic; its row and how many transactions it
-/// committed.
+/// Runs round `round` of one phase on a fresh topic: its row.
 fn phase(
     server: &Server,
     p: &Phase,
-    records: u64,
-    producers: usize,
+    round: usize,
+    (records, producers, debug): (u64, usize, Option<&str>),
     rng: &mut Rng,
 ) -> anyhow::Result<Row> {
-    let topic = format!("bench-{}", p.name);
+    let topic = format!("bench-{}-{round}", p.name);
     let created = server
         .broker
         .create_topic(&topic, PARTITIONS as i64, 1, &[], false)
@@ -197,8 +219,8 @@ fn phase(
     let mut clients = Vec::with_capacity(producers);
     for i in 0..producers {
         let n = records / producers as u64 + u64::from((i as u64) < records % producers as u64);
-        let id = p.per_txn.map(|_| format!("bench-{}-{i}", p.name));
-        let producer = producer(&bootstrap, id)?;
+        let id = p.per_txn.map(|_| format!("{topic}-{i}"));
+        let producer = producer(&bootstrap, id, debug)?;
         // Connected, with the topic's metadata, before the clock starts.
         producer
             .client()
@@ -316,31 +338,73 @@ pub fn run(args: &TxnArgs) -> anyhow::Result<()> {
         sys::describe_mount(&root),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
+    let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 });
+    anyhow::ensure!(rounds > 0, "--rounds must be at least 1");
     let server = Server::start(&root.join("weir"), GroupsConfig::default())?;
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    let mut rows = Vec::with_capacity(PHASES.len());
-    for p in &PHASES {
-        eprintln!(
-            "[weir-bench] {}: {producers} producers sending {records} records ...",
-            p.name
-        );
-        rows.push(phase(&server, p, records, producers, &mut rng)?);
+    // rows[phase][round]
+    let mut rows: Vec<Vec<Row>> = PHASES.iter().map(|_| Vec::new()).collect();
+    for round in 0..rounds {
+        for (i, p) in PHASES.iter().enumerate() {
+            eprintln!(
+                "[weir-bench] round {}/{rounds}, {}: {producers} producers sending {records} records ...",
+                round + 1,
+                p.name
+            );
+            let row = phase(
+                &server,
+                p,
+                round,
+                (records, producers, args.client_debug.as_deref()),
+                &mut rng,
+            )?;
+            rows[i].push(row);
+        }
     }
     server.stop()?;
     drop(scratch);
 
     println!();
     println!("produce, acks=all, fsync=always (MB = 10^6 bytes of record values)");
-    report::print_table(&rows);
-    let base = rows[0].records_per_sec();
+    let mut all: Vec<Row> = Vec::with_capacity(rounds * PHASES.len());
+    for round in 0..rounds {
+        for phase_rows in &rows {
+            let mut row = phase_rows[round].clone();
+            row.phase = format!("{} [round {}]", row.phase, round + 1);
+            all.push(row);
+        }
+    }
+    report::print_table(&all);
+    // Each phase's median round by throughput.
+    let medians: Vec<Row> = rows
+        .iter()
+        .map(|r| {
+            let mut sorted = r.clone();
+            sorted.sort_by(|a, b| a.records_per_sec().total_cmp(&b.records_per_sec()));
+            sorted.swap_remove(sorted.len() / 2)
+        })
+        .collect();
     println!();
-    for (p, row) in PHASES.iter().zip(&rows).skip(1) {
+    println!("median of {rounds} round(s):");
+    report::print_table(&medians);
+    println!();
+    let base = medians[0].records_per_sec();
+    for (i, p) in PHASES.iter().enumerate().skip(1) {
+        let per_round: Vec<String> = (0..rounds)
+            .map(|r| {
+                format!(
+                    "{:.2}",
+                    rows[i][r].records_per_sec() / rows[0][r].records_per_sec()
+                )
+            })
+            .collect();
         println!(
-            "{} / idempotent: {:.2}{}",
+            "{} / idempotent: {:.2} (rounds: {}){}",
             p.name,
-            row.records_per_sec() / base,
+            medians[i].records_per_sec() / base,
+            per_round.join(", "),
             if p.per_txn == Some(1_000) {
-                " (goal >= 0.7)"
+                "; goal >= 0.7"
             } else {
                 ""
             }
