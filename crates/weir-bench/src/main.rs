@@ -14,6 +14,7 @@ mod sagas_bench;
 mod sdk_bench;
 mod store_bench;
 mod sys;
+mod txn_bench;
 
 use clap::{Parser, Subcommand};
 
@@ -77,6 +78,10 @@ enum Command {
     /// broker, against plain inserts of the same rows into the same
     /// database.
     Outbox(outbox_bench::OutboxArgs),
+    /// Transactional produce through librdkafka: transactions of 100 and
+    /// 1,000 records against idempotent produce of the same records, in
+    /// the same run.
+    Transactions(txn_bench::TxnArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -90,5 +95,6 @@ fn main() -> anyhow::Result<()> {
         Command::Sagas(args) => sagas_bench::run(args),
         Command::Consumers(args) => consumers_bench::run(&args),
         Command::Outbox(args) => outbox_bench::run(&args),
+        Command::Transactions(args) => txn_bench::run(&args),
     }
 }
