@@ -45,7 +45,7 @@ impl IndexKind {
         }
     }
 
-    fn encode(self, e: IndexEntry) -> Vec<u8> {
+    pub(crate) fn encode(self, e: IndexEntry) -> Vec<u8> {
         match self {
             Self::Offset => {
                 let mut out = (e.key as u32).to_be_bytes().to_vec();
@@ -291,9 +291,12 @@ impl Index {
 
 /// A segment's data file plus its two indexes.
 ///
-/// Invariants: batches in `[0, size)` are valid and contiguous in offset from
-/// `base_offset` to `next_offset`; every segment but the last is sealed (its
-/// data and indexes were synced and its file is exactly `size` bytes long).
+/// Invariants: batches in `[0, size)` are valid and their offsets strictly
+/// increase within `[base_offset, next_offset)`: contiguous as appended, with
+/// gaps once the cleaner removed batches (see `crate::clean`), so a sealed
+/// segment may start after its base and even be empty; every segment but the
+/// last is sealed (its data and indexes were synced and its file is exactly
+/// `size` bytes long).
 #[derive(Debug)]
 pub(crate) struct Segment {
     pub base_offset: i64,
@@ -505,12 +508,22 @@ impl Segment {
                 .len()
                 .map_err(LogError::io("stat", &index.path))?;
             let entry_bytes = index.kind.entry_bytes() as u64;
+            if len == 0 && self.size == 0 {
+                // A segment the cleaner emptied: no batch, no entry.
+                continue;
+            }
             if len == 0 || len % entry_bytes != 0 {
                 return Ok(false);
             }
             index.n_entries = len / entry_bytes;
             index.n_written = index.n_entries;
             index.allocated = len;
+        }
+        if self.size == 0 {
+            self.offset_index = offsets;
+            self.time_index = times;
+            self.max_timestamp = -1;
+            return Ok(true);
         }
         let entries = |index: &Index| -> Result<Option<(IndexEntry, IndexEntry)>> {
             match (index.entry(0), index.entry(index.n_entries - 1)) {
@@ -525,7 +538,10 @@ impl Segment {
             return Ok(false);
         };
         let last_rel = self.next_offset - 1 - self.base_offset;
-        if first != (IndexEntry { key: 0, value: 0 })
+        // The first entry is the first batch, at position 0: at the base
+        // offset, or after it where the cleaner removed the first batches.
+        if first.value != 0
+            || first.key < 0
             || u64::from(last.value) >= self.size
             || last.key > last_rel
             || i64::from(last_time.value) > last_rel
@@ -549,7 +565,7 @@ impl Segment {
         let (mut offsets, mut times) = (Vec::new(), Vec::new());
         self.bytes_since_index = u64::MAX / 2;
         let end = self.scan(0, self.base_offset, self.size, &mut offsets, &mut times)?;
-        if end.position != self.size || end.next_offset != expected_end {
+        if end.position != self.size || end.next_offset > expected_end {
             return Err(LogError::CorruptSegment {
                 path: self.data_path.clone(),
                 position: end.position,
@@ -562,7 +578,7 @@ impl Segment {
         if self.max_timestamp >= 0 && times.last().is_none_or(|t| t.key < self.max_timestamp) {
             times.push(IndexEntry {
                 key: self.max_timestamp,
-                value: (self.next_offset - 1 - self.base_offset) as u32,
+                value: (end.next_offset - 1 - self.base_offset) as u32,
             });
         }
         self.offset_index.rewrite(&offsets)?;
@@ -641,9 +657,10 @@ impl Segment {
         Ok(())
     }
 
-    /// Validates batches from `pos` (expected to hold `offset`) up to
-    /// `limit`, stopping at the first that is bad or not contiguous, and adds
-    /// index entries on the way. Returns where the valid data ends.
+    /// Validates batches from `pos` (expected to hold `offset` or, past a
+    /// gap the cleaner left, a later one) up to `limit`, stopping at the
+    /// first that is bad or whose offsets go backwards, and adds index
+    /// entries on the way. Returns where the valid data ends.
     fn scan(
         &mut self,
         mut pos: u64,
@@ -658,7 +675,11 @@ impl Segment {
             let Ok(header) = batch::validate(bytes) else {
                 break;
             };
-            if header.base_offset != offset {
+            // Offsets only increase. A gap is allowed: a cleaned segment
+            // has them, and appends never make one, so a torn tail still
+            // ends here (a torn batch fails its CRC, and the file was
+            // empty when the segment was created, so nothing stale follows).
+            if header.base_offset < offset {
                 break;
             }
             let size = bytes.len() as u64;

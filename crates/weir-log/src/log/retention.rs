@@ -117,7 +117,12 @@ impl Log {
         // Outside the state lock (an fsync or two), but under `start_moves`:
         // the start cannot move meanwhile except by retention, which only
         // deletes whole segments, and the high watermark only grows.
-        if let Err(e) = checkpoint::write(&*self.shared.storage, &self.shared.dir, offset) {
+        if let Err(e) = checkpoint::write(
+            &*self.shared.storage,
+            &self.shared.dir,
+            checkpoint::START,
+            offset,
+        ) {
             if matches!(e, LogError::SyncFailed { .. }) {
                 // A failed fsync is final, here as for segments.
                 self.shared.fail(&e.to_string());
