@@ -93,7 +93,9 @@ pub fn for_broker_error(err: &BrokerError) -> Code {
         BrokerError::InvalidProducerEpoch { .. } => Code::InvalidProducerEpoch,
         BrokerError::UnknownProducerId { .. } => Code::UnknownProducerId,
         BrokerError::TransactionsUnsupported { .. } => Code::InvalidRequest,
-        BrokerError::ControlRecordsRefused { .. } => Code::InvalidRecord,
+        BrokerError::ControlRecordsRefused { .. } | BrokerError::KeyRequired { .. } => {
+            Code::InvalidRecord
+        }
         BrokerError::DeleteRecordsOutOfRange { .. } => Code::OffsetOutOfRange,
         BrokerError::Log(e) => for_log_error(e),
         BrokerError::Registry { .. } => Code::UnknownServerError,
