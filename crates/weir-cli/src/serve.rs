@@ -54,6 +54,15 @@ pub struct ServeArgs {
     /// How often retention runs, in ms [default: 60000].
     #[arg(long)]
     retention_check_ms: Option<u64>,
+    /// How long the log cleaner waits between passes over the compacted
+    /// topics, in ms (Kafka's `log.cleaner.backoff.ms`) [default: 15000].
+    #[arg(long)]
+    log_cleaner_backoff_ms: Option<u64>,
+    /// Most bytes per second the log cleaner reads plus writes, so
+    /// producers keep their latency (Kafka's
+    /// `log.cleaner.io.max.bytes.per.second`) [default: no limit].
+    #[arg(long)]
+    log_cleaner_io_max_bytes_per_second: Option<u64>,
     /// Most client connections at once; more wait to be accepted
     /// [default: 1024].
     #[arg(long)]
@@ -143,6 +152,8 @@ struct ServeFile {
     default_partitions: Option<u32>,
     auto_create_topics: Option<bool>,
     retention_check_ms: Option<u64>,
+    log_cleaner_backoff_ms: Option<u64>,
+    log_cleaner_io_max_bytes_per_second: Option<u64>,
     connections_max: Option<usize>,
     request_bytes_max: Option<usize>,
     group_min_session_timeout_ms: Option<i32>,
@@ -174,6 +185,8 @@ struct Settings {
     default_partitions: u32,
     auto_create_topics: bool,
     retention_check_ms: u64,
+    log_cleaner_backoff_ms: u64,
+    log_cleaner_io_max_bytes_per_second: Option<u64>,
     connections_max: Option<usize>,
     request_bytes_max: Option<usize>,
     groups: GroupsConfig,
@@ -287,6 +300,13 @@ impl ServeArgs {
                 .retention_check_ms
                 .or(file.retention_check_ms)
                 .unwrap_or(60_000),
+            log_cleaner_backoff_ms: self
+                .log_cleaner_backoff_ms
+                .or(file.log_cleaner_backoff_ms)
+                .unwrap_or(15_000),
+            log_cleaner_io_max_bytes_per_second: self
+                .log_cleaner_io_max_bytes_per_second
+                .or(file.log_cleaner_io_max_bytes_per_second),
             connections_max: self.connections_max.or(file.connections_max),
             request_bytes_max: self.request_bytes_max.or(file.request_bytes_max),
             topics_max: self.topics_max.or(file.topics_max),
@@ -529,6 +549,26 @@ async fn serve(
             }
         })
     };
+    // The log cleaner: one pass over the compacted topics at a time, on
+    // the blocking pool, then a pause (as retention, but passes can be long
+    // and are throttled, so they never overlap).
+    let cleaner = {
+        let broker = broker.clone();
+        let every = Duration::from_millis(args.log_cleaner_backoff_ms.max(1));
+        let throttle = Arc::new(weir_log::Throttle::new(
+            args.log_cleaner_io_max_bytes_per_second,
+        ));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let (broker, throttle) = (broker.clone(), throttle.clone());
+                let limits = weir_broker::compact::CleanerLimits::default();
+                let _ =
+                    tokio::task::spawn_blocking(move || broker.clean_compacted(&limits, &throttle))
+                        .await;
+            }
+        })
+    };
     let alerts = Arc::new(weir_alerts::Alerts::new(args.alerts.clone()));
     let alerting = {
         let (alerts, broker, groups) = (alerts.clone(), broker.clone(), groups.clone());
@@ -614,6 +654,7 @@ async fn serve(
         }
     }
     retention.abort();
+    cleaner.abort();
     alerting.abort();
     tracing::info!("shutting down: syncing the data directory");
     // The last handle closes the data directory, which syncs every log.
