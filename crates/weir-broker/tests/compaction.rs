@@ -320,3 +320,28 @@ fn transactions_are_cleaned_by_kafkas_rules() {
     let read = log.read(7, 1 << 10).unwrap();
     assert_eq!(BatchHeader::parse(&read.bytes).unwrap().base_offset, 9);
 }
+
+#[test]
+fn the_transaction_log_is_compacted_and_the_pending_offsets_are_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = open(tmp.path());
+    broker
+        .append_internal_record("__transaction_state", b"id", Some(b"state"))
+        .unwrap();
+    broker
+        .append_internal_record("__weir_txn_offsets", b"pid", Some(b"offsets"))
+        .unwrap();
+    let config = |t: &str| broker.topic(t).unwrap().config();
+    assert!(config("__transaction_state").compacted());
+    assert!(!config("__transaction_state").deletes());
+    assert!(!config("__weir_txn_offsets").compacted());
+    // Nothing to clean yet (one active segment), and cleaning leaves it.
+    clean(&broker);
+    let mut seen = Vec::new();
+    broker
+        .read_internal_records("__transaction_state", |offset, key, value| {
+            seen.push((offset, key.map(<[u8]>::to_vec), value.map(<[u8]>::to_vec)));
+        })
+        .unwrap();
+    assert_eq!(seen, [(0, Some(b"id".to_vec()), Some(b"state".to_vec()))]);
+}

@@ -161,6 +161,9 @@ fn kcat_reads_back_only_the_latest_record_per_key_at_its_offset() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&refused.stderr);
     // librdkafka's words for INVALID_RECORD (87), the code Kafka answers.
-    assert!(stderr.contains("failed to validate record"), "kcat said: {stderr}");
+    assert!(
+        stderr.contains("failed to validate record"),
+        "kcat said: {stderr}"
+    );
     assert_eq!(log.end_offset(), lines.len() as i64, "nothing was appended");
 }
