@@ -112,9 +112,17 @@ pub(crate) const CLEANED_SUFFIX: &str = ".cleaned";
 
 /// A cleaned copy of one segment being written: `<base>.log.cleaned` and its
 /// `.index.cleaned` and `.timeindex.cleaned`, indexed as appends index.
-pub(crate) struct CleanedWriter {
+/// Nothing is written while every batch so far is kept whole (the copy
+/// would be the segment's own prefix): the first batch dropped or cut
+/// copies that prefix over, so a segment with nothing to remove costs no
+/// writes at all.
+pub(crate) struct CleanedWriter<'a> {
     pub paths: [PathBuf; 3],
-    data: Arc<dyn StorageFile>,
+    storage: &'a dyn Storage,
+    /// The segment's data: the source of the prefix.
+    source: Arc<dyn StorageFile>,
+    /// The cleaned data file, once something changed.
+    data: Option<Arc<dyn StorageFile>>,
     base_offset: i64,
     buf: Vec<u8>,
     /// Bytes written to the file so far (`buf` follows them).
@@ -129,26 +137,24 @@ pub(crate) struct CleanedWriter {
 
 const WRITE_CHUNK_BYTES: usize = 1024 * 1024;
 
-impl CleanedWriter {
-    pub fn create(
-        storage: &dyn Storage,
+impl<'a> CleanedWriter<'a> {
+    pub fn new(
+        storage: &'a dyn Storage,
         segment_paths: [&Path; 3],
+        source: Arc<dyn StorageFile>,
         base_offset: i64,
         index_interval_bytes: u32,
-    ) -> Result<Self> {
+    ) -> Self {
         let paths = segment_paths.map(|p| {
             let mut name = p.as_os_str().to_owned();
             name.push(CLEANED_SUFFIX);
             PathBuf::from(name)
         });
-        let data = storage
-            .open(&paths[0], true)
-            .map_err(LogError::io("create", &paths[0]))?;
-        data.set_len(0)
-            .map_err(LogError::io("truncate", &paths[0]))?;
-        Ok(Self {
+        Self {
             paths,
-            data,
+            storage,
+            source,
+            data: None,
             base_offset,
             buf: Vec::new(),
             written: 0,
@@ -158,16 +164,67 @@ impl CleanedWriter {
             bytes_since_index: 0,
             max_timestamp: -1,
             last_offset: base_offset - 1,
-        })
+        }
     }
 
     pub fn size(&self) -> u64 {
         self.written + self.buf.len() as u64
     }
 
-    /// Appends one kept batch. Returns the bytes written to the file now
-    /// (for the throttle).
-    pub fn push(&mut self, header: &BatchHeader, bytes: &[u8]) -> Result<u64> {
+    /// Whether the copy differs from the segment (something was dropped
+    /// or cut).
+    pub fn changed(&self) -> bool {
+        self.data.is_some()
+    }
+
+    /// The copy stops being the segment's prefix: create the file and copy
+    /// that prefix over. Returns the bytes read and written.
+    fn diverge(&mut self) -> Result<u64> {
+        if self.data.is_some() {
+            return Ok(0);
+        }
+        let data = self
+            .storage
+            .open(&self.paths[0], true)
+            .map_err(LogError::io("create", &self.paths[0]))?;
+        data.set_len(0)
+            .map_err(LogError::io("truncate", &self.paths[0]))?;
+        let prefix = self.written;
+        let mut chunk = vec![0u8; WRITE_CHUNK_BYTES];
+        let mut at = 0u64;
+        while at < prefix {
+            let n = (prefix - at).min(WRITE_CHUNK_BYTES as u64) as usize;
+            let got = self
+                .source
+                .read_at(&mut chunk[..n], at)
+                .map_err(LogError::io("read", &self.paths[0]))?;
+            if got != n {
+                return Err(LogError::CorruptSegment {
+                    path: self.paths[0].clone(),
+                    position: at,
+                    reason: "segment shorter than its batches".into(),
+                });
+            }
+            data.write_all_at(&chunk[..n], at)
+                .map_err(LogError::io("write", &self.paths[0]))?;
+            at += n as u64;
+        }
+        self.data = Some(data);
+        Ok(2 * prefix)
+    }
+
+    /// A batch is dropped. Returns the bytes of I/O done now.
+    pub fn drop_batch(&mut self) -> Result<u64> {
+        self.diverge()
+    }
+
+    /// Appends one kept batch, `whole` when unchanged. Returns the bytes of
+    /// I/O done now (for the throttle).
+    pub fn push(&mut self, header: &BatchHeader, bytes: &[u8], whole: bool) -> Result<u64> {
+        let mut io = 0;
+        if !whole {
+            io += self.diverge()?;
+        }
         let pos = self.size();
         let rel = header.base_offset - self.base_offset;
         self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
@@ -184,17 +241,22 @@ impl CleanedWriter {
         }
         self.bytes_since_index += bytes.len() as u64;
         self.last_offset = header.last_offset();
+        if self.data.is_none() {
+            // Still the segment's own prefix: nothing to write.
+            self.written += bytes.len() as u64;
+            return Ok(io);
+        }
         self.buf.extend_from_slice(bytes);
         if self.buf.len() >= WRITE_CHUNK_BYTES {
-            return self.flush();
+            io += self.flush()?;
         }
-        Ok(0)
+        Ok(io)
     }
 
     fn flush(&mut self) -> Result<u64> {
         let n = self.buf.len() as u64;
-        self.data
-            .write_all_at(&self.buf, self.written)
+        let data = self.data.as_ref().expect("flushed only once diverged");
+        data.write_all_at(&self.buf, self.written)
             .map_err(LogError::io("write", &self.paths[0]))?;
         self.written += n;
         self.buf.clear();
@@ -202,8 +264,10 @@ impl CleanedWriter {
     }
 
     /// Writes the rest and both indexes (with the final time entry a seal
-    /// adds) and syncs all three files.
-    pub fn finish(mut self, storage: &dyn Storage) -> Result<u64> {
+    /// adds) and syncs all three files (only for a copy that
+    /// [`CleanedWriter::changed`]).
+    pub fn finish(mut self) -> Result<u64> {
+        let storage = self.storage;
         let n = self.flush()?;
         let last_ts = self.times.last().map_or(-1, |e| e.key);
         if self.max_timestamp > last_ts {
@@ -226,13 +290,15 @@ impl CleanedWriter {
             file.sync_data().map_err(LogError::sync(path.clone()))?;
         }
         self.data
+            .as_ref()
+            .expect("finished only once diverged")
             .sync_data()
             .map_err(LogError::sync(self.paths[0].clone()))?;
         Ok(n)
     }
 }
 
-impl std::fmt::Debug for CleanedWriter {
+impl std::fmt::Debug for CleanedWriter<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CleanedWriter")
             .field("paths", &self.paths)

@@ -141,8 +141,13 @@ impl Log {
         let storage = &*self.shared.storage;
         let paths = segment_paths(&self.shared.dir, seg.base_offset);
         let path_refs = [&*paths[0], &*paths[1], &*paths[2]];
-        let mut writer =
-            CleanedWriter::create(storage, path_refs, seg.base_offset, index_interval)?;
+        let mut writer = CleanedWriter::new(
+            storage,
+            path_refs,
+            seg.view.data.clone(),
+            seg.base_offset,
+            index_interval,
+        );
         let (mut batches_removed, mut records_removed) = (0u64, 0u64);
         let mut failure = None;
         for_each_batch(seg, throttle, |header, bytes| {
@@ -167,16 +172,16 @@ impl Log {
                 }
             };
             let written = match kept {
-                Filtered::All => writer.push(header, bytes),
+                Filtered::All => writer.push(header, bytes, true),
                 Filtered::Nothing => {
                     batches_removed += 1;
                     records_removed += header.record_count.max(0) as u64;
-                    Ok(0)
+                    writer.drop_batch()
                 }
                 Filtered::Some(cut, removed) => {
                     records_removed += removed;
                     let cut_header = BatchHeader::parse(&cut).expect("a cut batch parses");
-                    writer.push(&cut_header, &cut)
+                    writer.push(&cut_header, &cut, false)
                 }
             };
             match written {
@@ -195,15 +200,13 @@ impl Log {
             return Err(e);
         }
         outcome.bytes_before += seg.size;
-        if writer.size() == seg.size {
-            // Nothing went: keep the segment as it is.
-            drop(writer);
-            swap::discard(storage, path_refs);
+        if !writer.changed() {
+            // Nothing went: the segment stays as it is (nothing was written).
             outcome.bytes_after += seg.size;
             return Ok(());
         }
         let size_after = writer.size();
-        let written = writer.finish(storage)?;
+        let written = writer.finish()?;
         throttle.spend(written);
         storage
             .sync_dir(&self.shared.dir)
