@@ -1,5 +1,6 @@
 //! `weir-bench`: benchmarks that report ratios against baselines measured in the same run.
 
+mod compaction_bench;
 mod consumers_bench;
 mod groups_bench;
 mod heap;
@@ -77,6 +78,10 @@ enum Command {
     /// broker, against plain inserts of the same rows into the same
     /// database.
     Outbox(outbox_bench::OutboxArgs),
+    /// The log cleaner: MB/s of a compacted topic's segments cleaned, and
+    /// the p99 latency of durable produces to another topic while it
+    /// cleans, against the same producer alone (goal: at most 1.5×).
+    Compaction(compaction_bench::CompactionArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -90,5 +95,6 @@ fn main() -> anyhow::Result<()> {
         Command::Sagas(args) => sagas_bench::run(args),
         Command::Consumers(args) => consumers_bench::run(&args),
         Command::Outbox(args) => outbox_bench::run(&args),
+        Command::Compaction(args) => compaction_bench::run(&args),
     }
 }
