@@ -296,3 +296,43 @@ fn retention_and_delete_records_work_on_a_cleaned_log() {
     let records = read_keyed(&log, log.start_offset());
     assert!(records.windows(2).all(|w| w[0].0 < w[1].0));
 }
+
+#[test]
+fn segments_the_cleaner_emptied_are_read_past_and_retention_removes_them() {
+    let storage = SimStorage::new();
+    let clock = ManualClock::new(10_000);
+    let dir = open_sim(&storage, &clock);
+    let log = dir.open_log("t-0", config()).unwrap();
+    // Ten keys rewritten over and over: the early segments hold only
+    // superseded records, and come out of the pass empty.
+    let all = fill(&log, 10, 60, 1_000);
+    let segments = log.segment_count();
+    log.clean(&eager(), &mut LatestPerKey::default(), &Throttle::new(None))
+        .unwrap();
+    assert_eq!(
+        log.segment_count(),
+        segments,
+        "emptied segments stay (in place)"
+    );
+    let records = read_keyed(&log, 0);
+    assert_eq!(read_keyed(&log, log.start_offset()), records);
+    let first = records.first().unwrap().0;
+    assert!(
+        first > 100,
+        "the first records were all superseded ({first})"
+    );
+    assert_eq!(all[&first], (records[0].1.clone(), records[0].2.clone()));
+    // Reopened, the empty segments open fine.
+    drop(log);
+    dir.close().unwrap();
+    let dir = open_sim(&storage, &clock);
+    let log = dir.open_log("t-0", config()).unwrap();
+    assert_eq!(read_keyed(&log, 0), records);
+    // Retention (compact,delete) removes the empty ones from the front.
+    let mut config = config();
+    config.retention_ms = Some(1_000_000_000);
+    log.set_config(config).unwrap();
+    let outcome = log.enforce_retention().unwrap();
+    assert!(outcome.segments_deleted > 0, "{outcome:?}");
+    assert_eq!(read_keyed(&log, log.start_offset()), records);
+}

@@ -30,7 +30,10 @@ impl Log {
                 break;
             }
             let oldest = &st.segments[0];
-            let by_time = expired(oldest, retention_ms);
+            // A sealed segment the cleaner emptied holds nothing to keep
+            // (and, without a timestamp, would never expire by time).
+            let by_time =
+                expired(oldest, retention_ms) || (retention_ms.is_some() && oldest.size == 0);
             let by_size = st
                 .config
                 .retention_bytes
