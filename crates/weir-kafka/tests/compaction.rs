@@ -9,9 +9,15 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{TestServer, kcat};
+use bytes::Bytes;
+use common::{TestServer, call, connect, kcat};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use weir_broker::compact::CleanerLimits;
+use weir_kafka::Code;
 use weir_log::Throttle;
+use weir_log::batch::BatchBuilder;
 
 fn create_compacted(server: &TestServer, name: &str) {
     server
@@ -160,10 +166,59 @@ fn kcat_reads_back_only_the_latest_record_per_key_at_its_offset() {
         })
         .unwrap();
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    // librdkafka's words for INVALID_RECORD (87), the code Kafka answers.
+    // librdkafka's words for CORRUPT_MESSAGE (2), which Kafka answers a
+    // Produce below v8 with, or for INVALID_RECORD (87) from v8 on.
     assert!(
-        stderr.contains("failed to validate record"),
+        stderr.contains("Invalid message") || stderr.contains("failed to validate record"),
         "kcat said: {stderr}"
     );
     assert_eq!(log.end_offset(), lines.len() as i64, "nothing was appended");
+}
+
+/// Kafka answers a keyless record to a compacted topic with INVALID_RECORD
+/// from Produce v8 on, with CORRUPT_MESSAGE before it (87 did not exist).
+#[test]
+fn the_keyless_refusal_code_follows_the_produce_version() {
+    let server = TestServer::start();
+    create_compacted(&server, "versions");
+    let mut stream = connect(&server);
+    let mut b = BatchBuilder::new(0);
+    b.push(0, None, Some(b"no key"), &[]);
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("versions")))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(Bytes::from(b.build()))),
+                ]),
+        ]);
+    for (version, code) in [
+        (7, Code::CorruptMessage),
+        (8, Code::InvalidRecord),
+        (9, Code::InvalidRecord),
+    ] {
+        let response: ProduceResponse = call(&mut stream, ApiKey::Produce, version, &request);
+        let partition = &response.responses[0].partition_responses[0];
+        assert_eq!(partition.error_code, code.code(), "Produce v{version}");
+        if version >= 8 {
+            let message = partition.error_message.as_ref().map(|m| m.to_string());
+            assert_eq!(
+                message.as_deref(),
+                Some(
+                    "Compacted topic cannot accept message without key in topic partition versions-0"
+                )
+            );
+        }
+    }
+    let log = server
+        .broker
+        .topic("versions")
+        .unwrap()
+        .partition(0)
+        .unwrap();
+    assert_eq!(log.end_offset(), 0);
 }
