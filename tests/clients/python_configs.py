@@ -4,7 +4,9 @@ synonyms, APPEND/SUBTRACT on list configs, a broker default changed live,
 static broker configs refused, and a produce to a LogAppendTime topic read
 back with the broker's timestamps. Run by crates/weir-kafka/tests/configs.rs:
 python_configs.py BOOTSTRAP CLIENT PREFIX (topics PREFIX-lat, PREFIX-zstd,
-PREFIX-plain are left for the test to inspect)."""
+PREFIX-plain are left for the test to inspect). cleanup.policy=compact is
+accepted (APPEND/SUBTRACT, CreateTopics), and a compacted topic refuses a
+record without a key."""
 
 import sys
 import time
@@ -43,15 +45,14 @@ def confluent():
     assert "message.format.version" not in configs
     assert configs["min.insync.replicas"].value == "1"
 
-    # cleanup.policy is a list: APPEND and SUBTRACT; compact stays refused.
+    # cleanup.policy is a list: APPEND and SUBTRACT, compact included.
     def incremental(*entries):
         r = ConfigResource(ConfigResource.Type.TOPIC, plain, incremental_configs=list(entries))
         return a.incremental_alter_configs([r])[r].result(10)
-    try:
-        incremental(ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.APPEND))
-        raise AssertionError("compact was accepted")
-    except KafkaException as e:
-        assert "INVALID_CONFIG" in str(e) or "compact" in str(e), e
+    incremental(ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.APPEND))
+    policy = a.describe_configs([res])[res].result(10)["cleanup.policy"].value
+    assert policy == "delete,compact", policy
+    incremental(ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.SUBTRACT))
     incremental(ConfigEntry("cleanup.policy", "delete", incremental_operation=AlterConfigOpType.APPEND))
     incremental(ConfigEntry("leader.replication.throttled.replicas", "0:0,1:0",
                             incremental_operation=AlterConfigOpType.APPEND))
@@ -136,11 +137,16 @@ def kafka_python():
     ])
     text = str(a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, plain)], include_synonyms=True))
     assert "3600000" in text and "log.retention.ms" in text and "BOOLEAN" in text, text
+    # A compacted topic is created; a record without a key is refused.
+    a.create_topics([NewTopic(f"{prefix}-compact", 1, 1, topic_configs={"cleanup.policy": "compact"})])
+    p = KafkaProducer(bootstrap_servers=bootstrap, retries=0)
     try:
-        a.create_topics([NewTopic(f"{prefix}-bad", 1, 1, topic_configs={"cleanup.policy": "compact"})])
-        raise AssertionError("compact was accepted")
-    except InvalidConfigurationError:
-        pass
+        p.send(f"{prefix}-compact", value=b"no key").get(10)
+        raise AssertionError("a keyless record was accepted by a compacted topic")
+    except Exception as e:  # kafka-python's InvalidRecordError (87) or CorruptRecordError
+        assert "87" in str(e) or "Invalid" in str(e) or "Corrupt" in str(e), repr(e)
+    p.send(f"{prefix}-compact", key=b"k", value=b"keyed").get(10)
+    p.close()
     try:
         a.create_topics([NewTopic(f"{prefix}-bad", 1, 1, topic_configs={"no.such.config": "1"})])
         raise AssertionError("an unknown config was accepted")

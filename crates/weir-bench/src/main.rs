@@ -1,5 +1,6 @@
 //! `weir-bench`: benchmarks that report ratios against baselines measured in the same run.
 
+mod compaction_bench;
 mod consumers_bench;
 mod groups_bench;
 mod heap;
@@ -82,6 +83,10 @@ enum Command {
     /// 1,000 records against idempotent produce of the same records, in
     /// the same run.
     Transactions(txn_bench::TxnArgs),
+    /// The log cleaner: MB/s of a compacted topic's segments cleaned, and
+    /// the p99 latency of durable produces to another topic while it
+    /// cleans, against the same producer alone (goal: at most 1.5×).
+    Compaction(compaction_bench::CompactionArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -96,5 +101,6 @@ fn main() -> anyhow::Result<()> {
         Command::Consumers(args) => consumers_bench::run(&args),
         Command::Outbox(args) => outbox_bench::run(&args),
         Command::Transactions(args) => txn_bench::run(&args),
+        Command::Compaction(args) => compaction_bench::run(&args),
     }
 }

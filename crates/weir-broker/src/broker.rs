@@ -609,6 +609,7 @@ impl Broker {
         let now_ms = self.dir.clock().now_ms();
         let mut rewritten = crate::rewrite::prepare(
             topic,
+            partition,
             &rules,
             batches,
             now_ms,

@@ -21,6 +21,10 @@ pub const SEGMENT_MS: &str = "segment.ms";
 pub const INDEX_INTERVAL_BYTES: &str = "index.interval.bytes";
 pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
 pub const CLEANUP_POLICY: &str = "cleanup.policy";
+pub const DELETE_RETENTION_MS: &str = "delete.retention.ms";
+pub const MIN_CLEANABLE_DIRTY_RATIO: &str = "min.cleanable.dirty.ratio";
+pub const MIN_COMPACTION_LAG_MS: &str = "min.compaction.lag.ms";
+pub const MAX_COMPACTION_LAG_MS: &str = "max.compaction.lag.ms";
 pub const COMPRESSION_TYPE: &str = "compression.type";
 pub const COMPRESSION_GZIP_LEVEL: &str = "compression.gzip.level";
 pub const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
@@ -251,15 +255,8 @@ fn weir_limits(key: &str, value: &str, canonical: &str) -> Result<(), BrokerErro
             }
         }
         CLEANUP_POLICY => {
-            let items = list_items(canonical);
-            if items.contains(&"compact") {
-                Err(invalid(
-                    key,
-                    value,
-                    "compaction is not supported yet; use delete",
-                ))
-            } else if items.is_empty() {
-                Err(invalid(key, value, "must name delete"))
+            if list_items(canonical).is_empty() {
+                Err(invalid(key, value, "must name delete, compact or both"))
             } else {
                 Ok(())
             }
@@ -287,6 +284,8 @@ pub struct ProduceRules {
     pub log_append_time: bool,
     pub timestamp_before_max_ms: i64,
     pub timestamp_after_max_ms: i64,
+    /// A compacted topic refuses records without a key, as Kafka does.
+    pub keys_required: bool,
 }
 
 impl TopicConfig {
@@ -444,9 +443,42 @@ impl TopicConfig {
         &self.overrides
     }
 
+    /// Whether the topic is compacted (`cleanup.policy` names compact):
+    /// the cleaner keeps the latest record per key, and every record needs
+    /// a key.
+    pub fn compacted(&self) -> bool {
+        list_items(self.get(CLEANUP_POLICY)).contains(&"compact")
+    }
+
+    /// Whether old segments are deleted by retention (`cleanup.policy`
+    /// names delete; a compact-only topic keeps them, cleaned).
+    pub fn deletes(&self) -> bool {
+        list_items(self.get(CLEANUP_POLICY)).contains(&"delete")
+    }
+
+    /// The compaction settings: when a partition is cleaned, and how long
+    /// tombstones and transaction markers stay (`delete.retention.ms`).
+    pub fn compaction(&self) -> Compaction {
+        Compaction {
+            options: weir_log::CleanOptions {
+                end_offset_max: i64::MAX,
+                min_cleanable_dirty_ratio: self
+                    .get(MIN_CLEANABLE_DIRTY_RATIO)
+                    .parse()
+                    .unwrap_or(0.5),
+                min_compaction_lag_ms: self.get_i64(MIN_COMPACTION_LAG_MS),
+                max_compaction_lag_ms: self.get_i64(MAX_COMPACTION_LAG_MS),
+            },
+            delete_retention_ms: self.get_i64(DELETE_RETENTION_MS),
+        }
+    }
+
     /// The configuration of each of the topic's partition logs.
     pub fn log_config(&self, fsync: FsyncPolicy) -> LogConfig {
-        let limit = |v: i64| (v > 0).then_some(v);
+        // A compact-only topic keeps its segments whatever their age or
+        // size: the cleaner shrinks them instead.
+        let deletes = self.deletes();
+        let limit = |v: i64| (deletes && v > 0).then_some(v);
         LogConfig {
             fsync,
             segment_bytes_max: self.get_i64(SEGMENT_BYTES) as u64,
@@ -478,8 +510,16 @@ impl TopicConfig {
             log_append_time: self.get(MESSAGE_TIMESTAMP_TYPE) == "LogAppendTime",
             timestamp_before_max_ms: self.get_i64(MESSAGE_TIMESTAMP_BEFORE_MAX_MS),
             timestamp_after_max_ms: self.get_i64(MESSAGE_TIMESTAMP_AFTER_MAX_MS),
+            keys_required: self.compacted(),
         }
     }
+}
+
+/// A compacted topic's cleaning settings (see [`TopicConfig::compaction`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Compaction {
+    pub options: weir_log::CleanOptions,
+    pub delete_retention_ms: i64,
 }
 
 /// Checks one broker-level default of topic config `key`, returning it in

@@ -21,7 +21,7 @@ pub enum Support {
     /// The value changes what the broker does.
     Honoured,
     /// Accepted, validated, stored and described, but without effect here
-    /// (replication, tiered storage, compaction, or a knob Weir's log
+    /// (replication, tiered storage, or a knob Weir's log
     /// handles its own way).
     AcceptedOnly,
 }
@@ -95,7 +95,7 @@ pub const COMPRESSION_TYPES: &[&str] =
 #[rustfmt::skip]
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def("cleanup.policy", List, "delete", Some("log.cleanup.policy"), ListOf(&["compact", "delete"]), Honoured,
-        "What happens to old segments: delete (by retention.ms and retention.bytes); compact is refused until Weir compacts."),
+        "What happens to old segments: delete (by retention.ms and retention.bytes), compact (the cleaner keeps the latest record per key; records need a key), or both."),
     def("compression.gzip.level", Int, "-1", Some("compression.gzip.level"), LevelOrDefault(1, 9), Honoured,
         "Level of the gzip compression the broker applies when compression.type is gzip."),
     def("compression.lz4.level", Int, "9", Some("compression.lz4.level"), Between(1, 17), AcceptedOnly,
@@ -104,8 +104,8 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "Codec of the stored batches: producer keeps what the producer sent; a codec name makes the broker recompress to it."),
     def("compression.zstd.level", Int, "3", Some("compression.zstd.level"), Between(-131072, 22), AcceptedOnly,
         "Level of zstd compression; Weir's zstd encoder has one level, so this is stored only."),
-    def("delete.retention.ms", Long, "86400000", Some("log.cleaner.delete.retention.ms"), AtLeast(0), AcceptedOnly,
-        "How long tombstones stay in a compacted topic (stored until Weir compacts)."),
+    def("delete.retention.ms", Long, "86400000", Some("log.cleaner.delete.retention.ms"), AtLeast(0), Honoured,
+        "How long tombstones and transaction markers stay in a compacted topic once their segment is that old."),
     def("file.delete.delay.ms", Long, "60000", Some("log.segment.delete.delay.ms"), AtLeast(0), AcceptedOnly,
         "Delay before a deleted segment's files go; Weir removes them at once."),
     def("flush.messages", Long, LONG_MAX, Some("log.flush.interval.messages"), AtLeast(1), AcceptedOnly,
@@ -122,8 +122,8 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "Local bytes kept when tiered storage is on; Weir has no tiered storage."),
     def("local.retention.ms", Long, "-2", Some("log.local.retention.ms"), AtLeast(-2), AcceptedOnly,
         "Local time kept when tiered storage is on; Weir has no tiered storage."),
-    def("max.compaction.lag.ms", Long, LONG_MAX, Some("log.cleaner.max.compaction.lag.ms"), AtLeast(1), AcceptedOnly,
-        "Longest a record stays uncompacted (stored until Weir compacts)."),
+    def("max.compaction.lag.ms", Long, LONG_MAX, Some("log.cleaner.max.compaction.lag.ms"), AtLeast(1), Honoured,
+        "Longest a record of a sealed segment stays uncompacted: the cleaner then runs whatever the dirty ratio (the active segment is never cleaned)."),
     def("max.message.bytes", Int, "1048588", Some("message.max.bytes"), AtLeast(0), Honoured,
         "Largest record batch accepted, after the broker's recompression."),
     def("message.timestamp.after.max.ms", Long, "3600000", Some("log.message.timestamp.after.max.ms"), AtLeast(0), Honoured,
@@ -132,10 +132,10 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "How far in the past a CreateTime record's timestamp may be; older ones get INVALID_TIMESTAMP."),
     def("message.timestamp.type", Str, "CreateTime", Some("log.message.timestamp.type"), OneOf(&["CreateTime", "LogAppendTime"]), Honoured,
         "CreateTime keeps the producer's timestamps; LogAppendTime stamps batches with the broker's time on append."),
-    def("min.cleanable.dirty.ratio", Double, "0.5", Some("log.cleaner.min.cleanable.ratio"), Fraction(0.0, 1.0), AcceptedOnly,
-        "Dirty share of a log that triggers compaction (stored until Weir compacts)."),
-    def("min.compaction.lag.ms", Long, "0", Some("log.cleaner.min.compaction.lag.ms"), AtLeast(0), AcceptedOnly,
-        "Shortest a record stays uncompacted (stored until Weir compacts)."),
+    def("min.cleanable.dirty.ratio", Double, "0.5", Some("log.cleaner.min.cleanable.ratio"), Fraction(0.0, 1.0), Honoured,
+        "Dirty share of a compacted partition's cleanable bytes that triggers a cleaning pass."),
+    def("min.compaction.lag.ms", Long, "0", Some("log.cleaner.min.compaction.lag.ms"), AtLeast(0), Honoured,
+        "Shortest a record stays uncompacted: a segment with a newer record is not cleaned."),
     def("min.insync.replicas", Int, "1", Some("min.insync.replicas"), AtLeast(1), AcceptedOnly,
         "Replicas that must acknowledge an acks=all write; the one node is always in sync."),
     def("preallocate", Boolean, "false", Some("log.preallocate"), Check::Any, AcceptedOnly,

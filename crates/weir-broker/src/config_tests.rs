@@ -42,8 +42,6 @@ fn every_type_is_validated_as_kafka_does() {
         ("retention.ms", "-2"),
         ("segment.bytes", "10"),
         ("segment.bytes", "4294967296"),
-        ("cleanup.policy", "compact"),
-        ("cleanup.policy", "delete,compact"),
         ("cleanup.policy", "shred"),
         ("cleanup.policy", ""),
         ("compression.type", "brotli"),
@@ -116,10 +114,23 @@ fn list_configs_take_append_and_subtract() {
         .apply(CLEANUP_POLICY, ConfigOp::Append("delete"))
         .unwrap();
     assert_eq!(config.overrides()[CLEANUP_POLICY], "delete");
-    assert!(matches!(
-        config.apply(CLEANUP_POLICY, ConfigOp::Append("compact")),
-        Err(BrokerError::InvalidConfig { .. })
-    ));
+    assert!(!config.compacted() && config.deletes());
+    config
+        .apply(CLEANUP_POLICY, ConfigOp::Append("compact"))
+        .unwrap();
+    assert_eq!(config.get(CLEANUP_POLICY), "delete,compact");
+    assert!(config.compacted() && config.deletes());
+    config
+        .apply(CLEANUP_POLICY, ConfigOp::Subtract("delete"))
+        .unwrap();
+    assert!(config.compacted() && !config.deletes());
+    let logs = config.log_config(FsyncPolicy::Always);
+    assert_eq!(
+        logs.retention_ms, None,
+        "a compact-only topic keeps its segments"
+    );
+    assert!(config.produce_rules().keys_required);
+    config.set(CLEANUP_POLICY, Some("delete")).unwrap();
     let key = "leader.replication.throttled.replicas";
     config.apply(key, ConfigOp::Append("0:0,1:0")).unwrap();
     config.apply(key, ConfigOp::Append("1:0, 2:0")).unwrap();

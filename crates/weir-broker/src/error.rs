@@ -79,6 +79,11 @@ pub enum BrokerError {
         config: &'static str,
         bound_ms: i64,
     },
+    /// Kafka's words, which clients show (`InvalidRecordException`).
+    #[error(
+        "Compacted topic cannot accept message without key in topic partition {topic}-{partition}"
+    )]
+    KeyRequired { topic: String, partition: i32 },
     #[error("unreadable records for topic {topic:?}: {source}")]
     InvalidRecords {
         topic: String,

@@ -20,6 +20,7 @@
 //! ```
 
 mod broker;
+pub mod compact;
 pub mod compression;
 mod config;
 pub mod config_defs;
@@ -35,8 +36,8 @@ pub mod txn_log;
 
 pub use broker::{Broker, BrokerConfig, TOPIC_NAME_BYTES_MAX, validate_topic_name};
 pub use config::{
-    ConfigEntry, ConfigOp, ConfigSource, ProduceRules, Synonym, TargetCodec, TopicConfig,
-    TopicDefaults, list_items, validate_default,
+    Compaction, ConfigEntry, ConfigOp, ConfigSource, ProduceRules, Synonym, TargetCodec,
+    TopicConfig, TopicDefaults, list_items, validate_default,
 };
 pub use defaults::DefaultsScope;
 pub use error::BrokerError;

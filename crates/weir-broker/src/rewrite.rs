@@ -30,6 +30,7 @@ const XERIAL_HEADER: [u8; 16] = [
 /// else `None` (the bytes were only changed in place, if at all).
 pub(crate) fn prepare(
     topic: &str,
+    partition: i32,
     rules: &ProduceRules,
     batches: &mut [u8],
     now_ms: i64,
@@ -52,12 +53,20 @@ pub(crate) fn prepare(
         let body = record_bytes(bytes, decompressed_bytes_max).map_err(records_error)?;
         let mut ts_min = i64::MAX;
         let mut ts_max = i64::MIN;
+        let mut keyless = false;
         batch::for_each_record(&body, &header, |r| {
             ts_min = ts_min.min(r.timestamp);
             ts_max = ts_max.max(r.timestamp);
+            keyless |= r.key.is_none();
             Ok::<_, weir_log::BatchError>(())
         })
         .map_err(|e| records_error(RecordsError::Records(e)))?;
+        if keyless && rules.keys_required && !header.is_control() {
+            return Err(BrokerError::KeyRequired {
+                topic: topic.to_owned(),
+                partition,
+            });
+        }
         if !rules.log_append_time && header.record_count > 0 {
             check_timestamps(topic, rules, ts_min, ts_max, now_ms)?;
         }
@@ -208,6 +217,7 @@ mod tests {
             log_append_time,
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3_600_000,
+            keys_required: false,
         }
     }
 
@@ -236,6 +246,7 @@ mod tests {
             let mut bytes = plain.clone();
             let out = prepare(
                 "t",
+                0,
                 &rules(TargetCodec::Codec(codec), false),
                 &mut bytes,
                 now,
@@ -253,6 +264,7 @@ mod tests {
             let mut again = out.clone();
             let back = prepare(
                 "t",
+                0,
                 &rules(TargetCodec::Codec(0), false),
                 &mut again,
                 now,
@@ -267,6 +279,7 @@ mod tests {
         assert!(
             prepare(
                 "t",
+                0,
                 &rules(TargetCodec::Codec(0), false),
                 &mut bytes,
                 now,
@@ -278,6 +291,7 @@ mod tests {
         assert!(
             prepare(
                 "t",
+                0,
                 &rules(TargetCodec::Producer, false),
                 &mut bytes,
                 now,
@@ -295,6 +309,7 @@ mod tests {
         assert!(
             prepare(
                 "t",
+                0,
                 &rules(TargetCodec::Producer, true),
                 &mut bytes,
                 10_000_000,
@@ -314,7 +329,7 @@ mod tests {
         let mut r = rules(TargetCodec::Producer, false);
         let mut future = two_batches(now + 3_600_001);
         assert!(matches!(
-            prepare("t", &r, &mut future, now, 1 << 20),
+            prepare("t", 0, &r, &mut future, now, 1 << 20),
             Err(BrokerError::InvalidTimestamp {
                 config: "message.timestamp.after.max.ms",
                 ..
@@ -323,7 +338,7 @@ mod tests {
         r.timestamp_before_max_ms = 1000;
         let mut past = two_batches(now - 1001);
         assert!(matches!(
-            prepare("t", &r, &mut past, now, 1 << 20),
+            prepare("t", 0, &r, &mut past, now, 1 << 20),
             Err(BrokerError::InvalidTimestamp {
                 config: "message.timestamp.before.max.ms",
                 ..
@@ -331,6 +346,6 @@ mod tests {
         ));
         let mut fine = two_batches(now - 1000);
         // The last record is 9 ms later than the first, still in bounds.
-        prepare("t", &r, &mut fine, now, 1 << 20).unwrap();
+        prepare("t", 0, &r, &mut fine, now, 1 << 20).unwrap();
     }
 }

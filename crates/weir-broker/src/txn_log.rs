@@ -110,7 +110,8 @@ impl Broker {
     }
 
     /// Appends one record to partition 0 of internal topic `topic`
-    /// (created, with one partition and no retention, on first use) and
+    /// (created, with one partition and no retention, on first use; the
+    /// transaction log compacted) and
     /// waits until it is durable: the coordinators' logs.
     pub fn append_internal_record(
         &self,
@@ -121,7 +122,17 @@ impl Broker {
         let now = self.data_dir().clock().now_ms();
         let mut b = BatchBuilder::new(now);
         b.push(now, Some(key), value, &[]);
-        self.ensure_internal_topic(topic, 1, &[("retention.ms", "-1")])?;
+        // The transaction log keeps only each transactional id's latest
+        // record (recovery lets the last one win, and a tombstone forget),
+        // so it is compacted, as Kafka's is; the pending transactional
+        // offsets add up per producer across records, so compaction would
+        // lose some, and they are only kept, never deleted.
+        let configs: &[(&str, &str)] = if topic == TRANSACTION_LOG_TOPIC {
+            &[("cleanup.policy", "compact")]
+        } else {
+            &[("retention.ms", "-1")]
+        };
+        self.ensure_internal_topic(topic, 1, configs)?;
         let log = self.partition(topic, 0)?;
         let info = log.append_nowait(&mut b.build())?;
         Ok(log.wait_durable(info.last_offset + 1)?)

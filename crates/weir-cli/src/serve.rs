@@ -55,6 +55,16 @@ pub struct ServeArgs {
     /// [default: 60000].
     #[arg(long)]
     retention_check_ms: Option<u64>,
+    /// How long the log cleaner waits between passes over the compacted
+    /// topics, in ms (Kafka's `log.cleaner.backoff.ms`) [default: 15000].
+    #[arg(long)]
+    log_cleaner_backoff_ms: Option<u64>,
+    /// Most bytes per second the log cleaner reads plus writes, so
+    /// producers keep their latency (Kafka's
+    /// `log.cleaner.io.max.bytes.per.second`; 0: no limit)
+    /// [default: 52428800, 50 MiB/s].
+    #[arg(long)]
+    log_cleaner_io_max_bytes_per_second: Option<u64>,
     /// Most client connections at once; more wait to be accepted
     /// [default: 1024].
     #[arg(long)]
@@ -144,6 +154,8 @@ struct ServeFile {
     default_partitions: Option<u32>,
     auto_create_topics: Option<bool>,
     retention_check_ms: Option<u64>,
+    log_cleaner_backoff_ms: Option<u64>,
+    log_cleaner_io_max_bytes_per_second: Option<u64>,
     connections_max: Option<usize>,
     request_bytes_max: Option<usize>,
     group_min_session_timeout_ms: Option<i32>,
@@ -175,6 +187,8 @@ struct Settings {
     default_partitions: u32,
     auto_create_topics: bool,
     retention_check_ms: u64,
+    log_cleaner_backoff_ms: u64,
+    log_cleaner_io_max_bytes_per_second: Option<u64>,
     connections_max: Option<usize>,
     request_bytes_max: Option<usize>,
     groups: GroupsConfig,
@@ -288,6 +302,18 @@ impl ServeArgs {
                 .retention_check_ms
                 .or(file.retention_check_ms)
                 .unwrap_or(60_000),
+            log_cleaner_backoff_ms: self
+                .log_cleaner_backoff_ms
+                .or(file.log_cleaner_backoff_ms)
+                .unwrap_or(15_000),
+            // Kafka has no limit by default; an unthrottled pass over data
+            // in the page cache costs durable producers their p99 latency
+            // (see `weir-bench compaction`), so Weir limits it.
+            log_cleaner_io_max_bytes_per_second: Some(
+                self.log_cleaner_io_max_bytes_per_second
+                    .or(file.log_cleaner_io_max_bytes_per_second)
+                    .unwrap_or(50 * 1024 * 1024),
+            ),
             connections_max: self.connections_max.or(file.connections_max),
             request_bytes_max: self.request_bytes_max.or(file.request_bytes_max),
             topics_max: self.topics_max.or(file.topics_max),
@@ -534,6 +560,26 @@ async fn serve(
             }
         })
     };
+    // The log cleaner: one pass over the compacted topics at a time, on
+    // the blocking pool, then a pause (as retention, but passes can be long
+    // and are throttled, so they never overlap).
+    let cleaner = {
+        let broker = broker.clone();
+        let every = Duration::from_millis(args.log_cleaner_backoff_ms.max(1));
+        let throttle = Arc::new(weir_log::Throttle::new(
+            args.log_cleaner_io_max_bytes_per_second,
+        ));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let (broker, throttle) = (broker.clone(), throttle.clone());
+                let limits = weir_broker::compact::CleanerLimits::default();
+                let _ =
+                    tokio::task::spawn_blocking(move || broker.clean_compacted(&limits, &throttle))
+                        .await;
+            }
+        })
+    };
     let alerts = Arc::new(weir_alerts::Alerts::new(args.alerts.clone()));
     let alerting = {
         let (alerts, broker, groups) = (alerts.clone(), broker.clone(), groups.clone());
@@ -619,6 +665,7 @@ async fn serve(
         }
     }
     retention.abort();
+    cleaner.abort();
     alerting.abort();
     tracing::info!("shutting down: syncing the data directory");
     // Producer and transaction state, so the next start replays no tail.

@@ -99,6 +99,7 @@ impl From<BrokerError> for ApiError {
             B::CorruptMessage { .. }
             | B::InvalidRecords { .. }
             | B::ControlRecordsRefused { .. } => (StatusCode::BAD_REQUEST, "invalid_records"),
+            B::KeyRequired { .. } => (StatusCode::BAD_REQUEST, "key_required"),
             B::InvalidTimestamp { .. } => (StatusCode::BAD_REQUEST, "invalid_timestamp"),
             B::OutOfOrderSequence { .. }
             | B::InvalidProducerEpoch { .. }

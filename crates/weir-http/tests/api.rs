@@ -553,3 +553,33 @@ fn log_append_time_topics_report_the_brokers_time() {
     assert!(read("stamped") >= before_ms, "the broker's time");
     assert_eq!(read("as-sent"), 1_000, "the producer's time");
 }
+
+#[test]
+fn a_compacted_topic_is_created_and_refuses_records_without_a_key() {
+    let s = Server::start(HttpLimits::default());
+    let (st, topic, _) = s.call(
+        "POST",
+        "/v1/topics",
+        Some(r#"{"name":"profiles","configs":{"cleanup.policy":"compact"}}"#),
+    );
+    assert_eq!(st, 201, "{topic}");
+    assert_eq!(topic["configs"]["cleanup.policy"], "compact");
+    let (st, problem, _) = s.call(
+        "POST",
+        "/v1/topics/profiles/records",
+        Some(r#"{"records":[{"value":"no key"}]}"#),
+    );
+    assert_eq!(
+        (st, problem["code"].as_str()),
+        (400, Some("key_required")),
+        "{problem}"
+    );
+    assert_eq!(problem["kafka_error_code"], 87, "{problem}");
+    let (st, produced, _) = s.call(
+        "POST",
+        "/v1/topics/profiles/records",
+        Some(r#"{"records":[{"key":"k","value":"v"}]}"#),
+    );
+    assert_eq!(st, 200, "{produced}");
+    assert_eq!(produced["offsets"][0]["offset"], 0);
+}

@@ -35,6 +35,7 @@
 pub mod batch;
 mod changes;
 mod checkpoint;
+mod clean;
 mod config;
 mod dir;
 mod error;
@@ -47,6 +48,7 @@ mod storage;
 mod sync;
 
 pub use changes::{Changed, Changes};
+pub use clean::{CleanBatch, CleanOptions, CleanOutcome, CleanPolicy, Retain, Throttle};
 pub use config::{
     BATCH_BYTES_LIMIT, Clock, DirConfig, FsyncPolicy, LogConfig, ManualClock, SEGMENT_BYTES_LIMIT,
     SEGMENT_BYTES_MIN, SystemClock,

@@ -63,6 +63,26 @@ enum Entry {
 enum DirOp {
     Insert(PathBuf, Entry),
     Remove(PathBuf),
+    /// A rename within one directory: atomic, as POSIX has it (a crash
+    /// leaves the old name or the new one, and a replaced target is never
+    /// missing).
+    Rename(PathBuf, PathBuf, Entry),
+}
+
+/// Applies one directory operation to a namespace.
+fn apply_dir_op(namespace: &mut BTreeMap<PathBuf, Entry>, op: &DirOp) {
+    match op {
+        DirOp::Insert(path, entry) => {
+            namespace.insert(path.clone(), *entry);
+        }
+        DirOp::Remove(path) => {
+            namespace.remove(path);
+        }
+        DirOp::Rename(from, to, entry) => {
+            namespace.remove(from);
+            namespace.insert(to.clone(), *entry);
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -266,14 +286,7 @@ impl SimStorage {
         let mut namespace = old.durable.clone();
         let n_dir_ops = rng.below(old.pending_dir.len() as u64 + 1) as usize;
         for (_, op) in &old.pending_dir[..n_dir_ops] {
-            match op {
-                DirOp::Insert(path, entry) => {
-                    namespace.insert(path.clone(), *entry);
-                }
-                DirOp::Remove(path) => {
-                    namespace.remove(path);
-                }
-            }
+            apply_dir_op(&mut namespace, op);
         }
         // An entry whose parent directory did not survive is gone too.
         let survivors: BTreeMap<PathBuf, Entry> = namespace
@@ -503,8 +516,15 @@ impl Storage for SimStorage {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut state = self.state()?;
         let entry = *state.volatile.get(from).ok_or_else(|| not_found(from))?;
-        Self::remove_entry(&mut state, from);
-        Self::insert_entry(&mut state, to, entry);
+        if parent_of(from) == parent_of(to) {
+            state.volatile.remove(from);
+            state.volatile.insert(to.to_path_buf(), entry);
+            let op = DirOp::Rename(from.to_path_buf(), to.to_path_buf(), entry);
+            state.pending_dir.push((parent_of(to), op));
+        } else {
+            Self::remove_entry(&mut state, from);
+            Self::insert_entry(&mut state, to, entry);
+        }
         Ok(())
     }
 
@@ -546,14 +566,7 @@ impl Storage for SimStorage {
                 state.pending_dir.push((parent, op));
                 continue;
             }
-            match op {
-                DirOp::Insert(p, e) => {
-                    state.durable.insert(p, e);
-                }
-                DirOp::Remove(p) => {
-                    state.durable.remove(&p);
-                }
-            }
+            apply_dir_op(&mut state.durable, &op);
         }
         Ok(())
     }

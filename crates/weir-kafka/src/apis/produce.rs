@@ -40,6 +40,17 @@ fn refused_by(index: i32, err: &BrokerError) -> PartitionProduceResponse {
     refused(index, for_broker_error(err), Some(err.to_string()))
 }
 
+/// INVALID_RECORD (87) came with Produce v8 (KIP-467); Kafka answers older
+/// versions CORRUPT_MESSAGE for the same refusals (a keyless record to a
+/// compacted topic, a client's control batch).
+fn for_version(version: i16, response: PartitionProduceResponse) -> PartitionProduceResponse {
+    if version < 8 && response.error_code == Code::InvalidRecord.code() {
+        response.with_error_code(Code::CorruptMessage.code())
+    } else {
+        response
+    }
+}
+
 /// A transactional batch is taken only from the producer of an open
 /// transaction that its partition was added to (KIP-890's verification):
 /// otherwise its partition's stable offset would wait for a marker that
@@ -121,7 +132,7 @@ pub(crate) async fn handle(
                             let mut bytes = records.to_vec();
                             shared.broker.produce_nowait(&name, index, &mut bytes).map_err(|e| {
                                 tracing::debug!(topic = %name, partition = index, %e, "produce refused");
-                                refused_by(index, &e)
+                                for_version(version, refused_by(index, &e))
                             })
                         }
                     },

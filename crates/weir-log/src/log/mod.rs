@@ -15,6 +15,7 @@ use crate::segment::{self, ChunkReader, SEEK_CHUNK_BYTES, Segment};
 use crate::storage::{Storage, StorageFile};
 use crate::sync::{SyncScheduler, UntilDurable};
 
+mod clean;
 mod read;
 mod retention;
 
@@ -94,6 +95,8 @@ pub(crate) struct LogShared {
     /// lock is not held while the checkpoint is synced: appends and sync
     /// rounds go on meanwhile).
     start_moves: Mutex<()>,
+    /// Held across a whole [`Log::clean`]: one cleaning pass at a time.
+    cleaning: Mutex<()>,
     /// Every offset below this is on disk and survives a crash.
     durable_offset: AtomicI64,
     /// Whether the log sits in the scheduler's dirty list.
@@ -108,13 +111,18 @@ pub(crate) struct LogShared {
 #[derive(Debug)]
 struct LogState {
     config: LogConfig,
-    /// Ordered by base offset, contiguous in offsets; the last is active.
+    /// Ordered by base offset, each one's offsets below the next one's base
+    /// (contiguous as appended; with gaps where the cleaner removed
+    /// records); the last is active.
     segments: Vec<Segment>,
     /// The first offset readers may read (Kafka's log start offset):
     /// `segments[0].base_offset <= log_start_offset <= the high watermark`.
     /// It never decreases. Above the first segment's base it was moved by
     /// [`Log::delete_records_before`] and is in the log's checkpoint file.
     log_start_offset: i64,
+    /// The cleaner's first dirty offset: every sealed segment below it was
+    /// cleaned by the last pass (checkpointed; 0 for a log never cleaned).
+    clean_offset: i64,
     /// A file was created or deleted in the log's directory since its last
     /// sync.
     dir_dirty: bool,
@@ -174,6 +182,9 @@ impl Log {
         sched: Arc<SyncScheduler>,
     ) -> Result<Self> {
         config.validate()?;
+        // A cleaned segment a crash left half swapped in is finished or
+        // undone before any segment is read.
+        crate::clean::swap::recover(&*storage, &dir, name)?;
         let mut bases: Vec<i64> = storage
             .list_dir(&dir)
             .map_err(LogError::io("list", &dir))?
@@ -189,7 +200,11 @@ impl Log {
         if segments.is_empty() {
             segments.push(Segment::create(&*storage, &dir, 0)?);
         }
-        let log_start_offset = recovered_start(name, checkpoint::read(&*storage, &dir)?, &segments);
+        let log_start_offset = recovered_start(
+            name,
+            checkpoint::read(&*storage, &dir, checkpoint::START)?,
+            &segments,
+        );
         // A move whose segment deletions did not reach the disk before a
         // crash (or a checkpoint from before a retention pass): the segments
         // wholly below the start go now; the sync below makes it durable.
@@ -207,6 +222,7 @@ impl Log {
             .sync_dir(&dir)
             .map_err(LogError::sync(dir.clone()))?;
         let end = segments.last().expect("just ensured").next_offset;
+        let clean_offset = checkpoint::read(&*storage, &dir, checkpoint::CLEANER)?.unwrap_or(0);
         let shared = Arc::new(LogShared {
             name: name.to_owned(),
             dir,
@@ -214,10 +230,12 @@ impl Log {
             clock: clock.clone(),
             sched,
             start_moves: Mutex::new(()),
+            cleaning: Mutex::new(()),
             state: Mutex::new(LogState {
                 config,
                 segments,
                 log_start_offset,
+                clean_offset,
                 dir_dirty: false,
                 read_only: None,
                 closed: false,
@@ -286,6 +304,12 @@ impl Log {
     /// Bytes of batches in all segments.
     pub fn size_bytes(&self) -> u64 {
         lock(&self.shared.state).size_bytes()
+    }
+
+    /// The base offset of the active segment: the cleaner never goes
+    /// there, so compaction leaves every record from it on as appended.
+    pub fn active_base_offset(&self) -> i64 {
+        lock(&self.shared.state).active().base_offset
     }
 
     pub fn segment_count(&self) -> usize {

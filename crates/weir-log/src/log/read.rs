@@ -22,11 +22,30 @@ impl Log {
 
     pub(super) fn read_batches(
         &self,
-        offset: i64,
+        mut offset: i64,
         bytes_max: usize,
         min_one: bool,
     ) -> Result<ReadBatches> {
-        let (view, floor, log_start, hwm) = {
+        // A loop, not recursion: a run of segments the cleaner emptied is
+        // passed one segment per turn.
+        loop {
+            match self.read_in_segment(offset, bytes_max, min_one)? {
+                Ok(read) => return Ok(read),
+                Err(next) => offset = next,
+            }
+        }
+    }
+
+    /// One segment's part of [`Log::read_batches`]: `Err(next)` when no
+    /// batch of the segment holding `offset` reaches it, so the read goes on
+    /// at `next`, the next segment's base.
+    fn read_in_segment(
+        &self,
+        offset: i64,
+        bytes_max: usize,
+        min_one: bool,
+    ) -> Result<std::result::Result<ReadBatches, i64>> {
+        let (view, floor, log_start, hwm, next_base) = {
             let st = lock(&self.shared.state);
             let hwm = self.shared.visible_end(&st);
             let log_start = st.start_offset();
@@ -38,20 +57,22 @@ impl Log {
                 });
             }
             if offset == hwm || (!min_one && bytes_max < HEADER_BYTES) {
-                return Ok(ReadBatches {
+                return Ok(Ok(ReadBatches {
                     bytes: Vec::new(),
                     next_offset: offset,
                     log_start_offset: log_start,
                     high_watermark: hwm,
-                });
+                }));
             }
-            let seg = &st.segments[st.segments.partition_point(|s| s.base_offset <= offset) - 1];
+            let i = st.segments.partition_point(|s| s.base_offset <= offset) - 1;
+            let seg = &st.segments[i];
             let view = seg.view();
             let floor = match view.sealed_indexes {
                 None => Some(seg.position_floor(offset)?),
                 Some(_) => None,
             };
-            (view, floor, log_start, hwm)
+            let next_base = st.segments.get(i + 1).map(|s| s.base_offset);
+            (view, floor, log_start, hwm, next_base)
         };
         let (start_pos, start_offset) = match floor {
             Some(floor) => floor,
@@ -66,8 +87,28 @@ impl Log {
         let (first_pos, skip) = match self.locate_in(&bytes, offset, start_offset, hwm) {
             Some(skip) => (start_pos + skip as u64, skip),
             None => {
-                let first_pos =
-                    self.locate_by_seeking(&view, start_pos, start_offset, offset, hwm)?;
+                let Some(first_pos) =
+                    self.locate_by_seeking(&view, start_pos, start_offset, offset, hwm)?
+                else {
+                    // No batch of this segment reaches `offset`: the cleaner
+                    // removed the segment's last batches (or all of them).
+                    // As in Kafka, the read goes on to the next batch there
+                    // is, in the next segment.
+                    return match next_base {
+                        Some(next) if next < hwm => Ok(Err(next.max(offset))),
+                        Some(_) => Ok(Ok(ReadBatches {
+                            bytes: Vec::new(),
+                            next_offset: offset,
+                            log_start_offset: log_start,
+                            high_watermark: hwm,
+                        })),
+                        None => Err(self.corrupt(
+                            &view.data_path,
+                            start_pos,
+                            "offset not found where the index points",
+                        )),
+                    };
+                };
                 bytes = pread(&view, first_pos, want.min((view.size - first_pos) as usize))?;
                 (first_pos, 0)
             }
@@ -100,7 +141,9 @@ impl Log {
                         batch::peek_offset_and_length(&bytes[skip..]).ok_or_else(|| {
                             self.corrupt(&view.data_path, first_pos, "short batch header")
                         })?;
-                    return self.read_one_large(&view, first_pos, length, log_start, hwm);
+                    return self
+                        .read_one_large(&view, first_pos, length, log_start, hwm)
+                        .map(Ok);
                 }
                 break;
             };
@@ -110,7 +153,9 @@ impl Log {
             let total = h.total_bytes();
             if end + total > bytes.len() {
                 if end == skip && min_one {
-                    return self.read_one_large(&view, first_pos, h.length, log_start, hwm);
+                    return self
+                        .read_one_large(&view, first_pos, h.length, log_start, hwm)
+                        .map(Ok);
                 }
                 break;
             }
@@ -119,12 +164,12 @@ impl Log {
         }
         bytes.truncate(end);
         bytes.drain(..skip);
-        Ok(ReadBatches {
+        Ok(Ok(ReadBatches {
             bytes,
             next_offset,
             log_start_offset: log_start,
             high_watermark: hwm,
-        })
+        }))
     }
 
     /// Where, in `bytes` read from an index position holding
@@ -157,7 +202,7 @@ impl Log {
         start_offset: i64,
         offset: i64,
         hwm: i64,
-    ) -> Result<u64> {
+    ) -> Result<Option<u64>> {
         let mut reader =
             ChunkReader::new(&*view.data, &view.data_path, view.size, SEEK_CHUNK_BYTES);
         let mut pos = start_pos;
@@ -166,7 +211,7 @@ impl Log {
                 break;
             }
             if h.last_offset() >= offset {
-                return Ok(pos);
+                return Ok(Some(pos));
             }
             if h.base_offset < start_offset || h.length < (HEADER_BYTES - LOG_OVERHEAD_BYTES) as i32
             {
@@ -174,11 +219,7 @@ impl Log {
             }
             pos += h.total_bytes() as u64;
         }
-        Err(self.corrupt(
-            &view.data_path,
-            pos,
-            "offset not found where the index points",
-        ))
+        Ok(None)
     }
 
     pub(super) fn read_one_large(

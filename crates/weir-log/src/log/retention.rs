@@ -30,7 +30,10 @@ impl Log {
                 break;
             }
             let oldest = &st.segments[0];
-            let by_time = expired(oldest, retention_ms);
+            // A sealed segment the cleaner emptied holds nothing to keep
+            // (and, without a timestamp, would never expire by time).
+            let by_time =
+                expired(oldest, retention_ms) || (retention_ms.is_some() && oldest.size == 0);
             let by_size = st
                 .config
                 .retention_bytes
@@ -117,7 +120,12 @@ impl Log {
         // Outside the state lock (an fsync or two), but under `start_moves`:
         // the start cannot move meanwhile except by retention, which only
         // deletes whole segments, and the high watermark only grows.
-        if let Err(e) = checkpoint::write(&*self.shared.storage, &self.shared.dir, offset) {
+        if let Err(e) = checkpoint::write(
+            &*self.shared.storage,
+            &self.shared.dir,
+            checkpoint::START,
+            offset,
+        ) {
             if matches!(e, LogError::SyncFailed { .. }) {
                 // A failed fsync is final, here as for segments.
                 self.shared.fail(&e.to_string());

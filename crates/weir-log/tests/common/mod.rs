@@ -110,3 +110,72 @@ pub fn sim_default() -> LogConfig {
         ..LogConfig::default()
     }
 }
+
+/// A batch of keyed records `(key, value)`; a `None` value is a tombstone.
+pub fn keyed(records: &[(&str, Option<&str>)], ts: i64) -> Vec<u8> {
+    let mut b = BatchBuilder::new(ts);
+    for (key, value) in records {
+        b.push_nullable(ts, Some(key.as_bytes()), value.map(str::as_bytes), &[]);
+    }
+    b.build()
+}
+
+/// (offset, key, value) of every record from `from` to the high watermark.
+pub fn read_keyed(log: &weir_log::Log, from: i64) -> Vec<(i64, String, Option<String>)> {
+    let mut out = Vec::new();
+    let mut offset = from;
+    loop {
+        let read = log.read(offset, 64 * 1024).expect("read");
+        if read.bytes.is_empty() {
+            return out;
+        }
+        let mut pos = 0;
+        while pos < read.bytes.len() {
+            let len = batch::BatchHeader::parse(&read.bytes[pos..])
+                .unwrap()
+                .total_bytes();
+            let this = &read.bytes[pos..pos + len];
+            batch::validate(this).expect("stored batches are valid");
+            for r in batch::records(this).unwrap() {
+                let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8(b.to_vec()).unwrap());
+                out.push((r.offset, text(r.key).unwrap_or_default(), text(r.value)));
+            }
+            pos += len;
+        }
+        offset = read.next_offset;
+    }
+}
+
+/// The plain compaction rule, for the log's own tests: the latest record
+/// per key stays, a tombstone only while its segment is younger than
+/// `tombstone_horizon_ms` (a timestamp: older segments lose theirs).
+#[derive(Debug, Default)]
+pub struct LatestPerKey {
+    pub latest: std::collections::HashMap<Vec<u8>, i64>,
+    pub tombstone_horizon_ms: i64,
+}
+
+impl weir_log::CleanPolicy for LatestPerKey {
+    fn observe(&mut self, batch: &weir_log::CleanBatch<'_>) -> bool {
+        if batch.dirty {
+            for r in batch::records(batch.bytes).unwrap() {
+                let key = r.key.expect("keyed records").to_vec();
+                let latest = self.latest.entry(key).or_insert(r.offset);
+                *latest = (*latest).max(r.offset);
+            }
+        }
+        true
+    }
+
+    fn retain_batch(&mut self, _batch: &weir_log::CleanBatch<'_>) -> weir_log::Retain {
+        weir_log::Retain::Records
+    }
+
+    fn retain_record(&mut self, batch: &weir_log::CleanBatch<'_>, r: &batch::Record<'_>) -> bool {
+        let key = r.key.expect("keyed records");
+        let latest = self.latest.get(key).is_none_or(|o| r.offset >= *o);
+        let expired_tombstone =
+            r.value.is_none() && batch.segment_max_timestamp < self.tombstone_horizon_ms;
+        latest && !expired_tombstone
+    }
+}

@@ -5,9 +5,17 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::batch::{self, BatchHeader, HEADER_BYTES, LOG_OVERHEAD_BYTES};
+use crate::batch::{self, BatchHeader};
 use crate::error::{LogError, Result};
 use crate::storage::{Storage, StorageFile};
+
+mod index;
+mod reader;
+
+use index::{INDEX_FLUSH_DATA_BYTES, INDEX_FLUSH_ENTRIES, Index};
+pub(crate) use index::{IndexEntry, IndexKind};
+pub(crate) use reader::{ChunkReader, SCAN_CHUNK_BYTES, SEEK_CHUNK_BYTES};
+use reader::{is_zero_from, read_header, valid_batch_at};
 
 pub(crate) const DATA_SUFFIX: &str = ".log";
 pub(crate) const INDEX_SUFFIX: &str = ".index";
@@ -27,93 +35,6 @@ pub(crate) fn parse_data_file_name(name: &str) -> Option<i64> {
         .flatten()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum IndexKind {
-    /// key: offset relative to the segment base; value: byte position.
-    Offset,
-    /// key: largest timestamp so far; value: relative offset of the batch
-    /// that was being indexed. One entry per offset-index entry (plus a
-    /// final one at seal), 16 bytes with a CRC so a torn entry is detected.
-    Time,
-}
-
-impl IndexKind {
-    fn entry_bytes(self) -> usize {
-        match self {
-            Self::Offset => 8,
-            Self::Time => 16,
-        }
-    }
-
-    fn encode(self, e: IndexEntry) -> Vec<u8> {
-        match self {
-            Self::Offset => {
-                let mut out = (e.key as u32).to_be_bytes().to_vec();
-                out.extend_from_slice(&e.value.to_be_bytes());
-                out
-            }
-            Self::Time => {
-                let mut out = e.key.to_be_bytes().to_vec();
-                out.extend_from_slice(&e.value.to_be_bytes());
-                let crc = crc32c::crc32c(&out);
-                out.extend_from_slice(&crc.to_be_bytes());
-                out
-            }
-        }
-    }
-
-    /// `None` for a time entry whose CRC does not match (torn or never
-    /// written).
-    fn decode(self, b: &[u8]) -> Option<IndexEntry> {
-        let u32_at = |at: usize| u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"));
-        match self {
-            Self::Offset => Some(IndexEntry {
-                key: i64::from(u32_at(0)),
-                value: u32_at(4),
-            }),
-            Self::Time => (crc32c::crc32c(&b[..12]) == u32_at(12)).then(|| IndexEntry {
-                key: i64::from_be_bytes(b[0..8].try_into().expect("8 bytes")),
-                value: u32_at(8),
-            }),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct IndexEntry {
-    pub key: i64,
-    pub value: u32,
-}
-
-/// A sparse index file. The active segment keeps its entries in memory too;
-/// a sealed segment's index is searched in the file, so memory does not grow
-/// with the size of the log.
-#[derive(Debug, Clone)]
-pub(crate) struct Index {
-    kind: IndexKind,
-    file: Arc<dyn StorageFile>,
-    path: PathBuf,
-    /// Entries, when the segment is active.
-    memory: Option<Vec<IndexEntry>>,
-    n_entries: u64,
-    /// Entries written to the file; the rest are only in `memory`.
-    n_written: u64,
-    /// File bytes reserved ahead of the entries (active segment only), so
-    /// appending an entry does not grow the file: growing it would add the
-    /// index's inode to the journal commit of every data sync.
-    allocated: u64,
-}
-
-/// The active segment's index entries are written to their files this many
-/// at a time, or once they cover this many bytes of data (and on seal and
-/// close): a small write per append would cost more than the append's own
-/// write, and after a crash the scan from the last entry on disk covers the
-/// rest, so these bound what recovery reads.
-const INDEX_FLUSH_ENTRIES: u64 = 256;
-const INDEX_FLUSH_DATA_BYTES: u64 = 4 * 1024 * 1024;
-
-/// How far ahead index files are reserved, per step.
-const INDEX_PREALLOCATE_BYTES: u64 = 256 * 1024;
 /// The largest append whose bytes are deferred (see [`Segment::deferred`]):
 /// a small append saves its own `pwrite`, while a large one's copy would
 /// only move from beside the running round's sync to before the next one.
@@ -125,175 +46,14 @@ pub(crate) const DEFERRED_BYTES_MAX: usize = 64 * 1024;
 /// small appends; more is freed, so idle partitions hold little).
 const DEFERRED_KEPT_BYTES: usize = 16 * 1024;
 
-impl Index {
-    /// The longest prefix of well-formed entries: offset entries strictly
-    /// increasing in both fields and pointing inside the data; time entries
-    /// with a good CRC, non-decreasing timestamps and increasing offsets.
-    fn load_valid_prefix(&self, data_size: u64) -> Result<Vec<IndexEntry>> {
-        // Read in chunks and stop at the first bad entry: the active
-        // segment's files are reserved ahead, and the zeros are not read.
-        let entry_bytes = self.kind.entry_bytes();
-        let chunk_entries = 4096;
-        let mut out: Vec<IndexEntry> = Vec::new();
-        let mut buf = vec![0u8; chunk_entries * entry_bytes];
-        loop {
-            let pos = (out.len() * entry_bytes) as u64;
-            let got = self
-                .file
-                .read_at(&mut buf, pos)
-                .map_err(LogError::io("read", &self.path))?;
-            let before = out.len();
-            for chunk in buf[..got - got % entry_bytes].chunks_exact(entry_bytes) {
-                let Some(e) = self.kind.decode(chunk) else {
-                    return Ok(out);
-                };
-                let ok = match (self.kind, out.last()) {
-                    (IndexKind::Offset, None) => e.key >= 0 && u64::from(e.value) < data_size,
-                    (IndexKind::Offset, Some(p)) => {
-                        e.key > p.key && e.value > p.value && u64::from(e.value) < data_size
-                    }
-                    (IndexKind::Time, None) => true,
-                    (IndexKind::Time, Some(p)) => e.key >= p.key && e.value > p.value,
-                };
-                if !ok {
-                    return Ok(out);
-                }
-                out.push(e);
-            }
-            if out.len() - before < chunk_entries {
-                return Ok(out);
-            }
-        }
-    }
-
-    /// Replaces the file's contents with `entries`.
-    fn rewrite(&mut self, entries: &[IndexEntry]) -> Result<()> {
-        let mut bytes = Vec::with_capacity(entries.len() * self.kind.entry_bytes());
-        for e in entries {
-            bytes.extend_from_slice(&self.kind.encode(*e));
-        }
-        self.file
-            .set_len(0)
-            .and_then(|()| self.file.write_all_at(&bytes, 0))
-            .map_err(LogError::io("rewrite", &self.path))?;
-        self.n_entries = entries.len() as u64;
-        self.n_written = self.n_entries;
-        self.allocated = bytes.len() as u64;
-        Ok(())
-    }
-
-    /// Adds an entry: to memory for the active segment (the segment decides
-    /// when to write them, see [`Segment::on_append`]), to the file for a
-    /// sealed one.
-    fn push(&mut self, e: IndexEntry) {
-        self.n_entries += 1;
-        match &mut self.memory {
-            Some(memory) => memory.push(e),
-            None => self.flush_entries(&self.kind.encode(e)),
-        }
-    }
-
-    /// The last entry written to the file, if any (active segment).
-    fn last_written(&self) -> Option<IndexEntry> {
-        let memory = self.memory.as_ref()?;
-        self.n_written.checked_sub(1).map(|i| memory[i as usize])
-    }
-
-    /// Writes the entries not yet in the file.
-    fn flush(&mut self) {
-        let Some(memory) = &self.memory else { return };
-        let pending = &memory[self.n_written as usize..self.n_entries as usize];
-        if pending.is_empty() {
-            return;
-        }
-        let bytes: Vec<u8> = pending.iter().flat_map(|e| self.kind.encode(*e)).collect();
-        self.flush_entries(&bytes);
-    }
-
-    /// Writes encoded entries after the last written one. The index is a
-    /// hint: a failed write is repaired at the next open, so it must not
-    /// fail an append whose data is already written. Reserved space after
-    /// the entries reads as zeros, which no valid entry is.
-    fn flush_entries(&mut self, bytes: &[u8]) {
-        let pos = self.n_written * self.kind.entry_bytes() as u64;
-        let end = pos + bytes.len() as u64;
-        if end > self.allocated {
-            let target = end.max(self.allocated + INDEX_PREALLOCATE_BYTES);
-            match self.file.preallocate(self.allocated, target) {
-                Ok(()) => self.allocated = target,
-                Err(err) => {
-                    tracing::warn!(path = %self.path.display(), %err, "index preallocation failed")
-                }
-            }
-        }
-        if let Err(err) = self.file.write_all_at(bytes, pos) {
-            tracing::warn!(path = %self.path.display(), %err, "index write failed; it will be rebuilt on open");
-        }
-        self.n_written = self.n_entries;
-    }
-
-    fn last(&self) -> Result<Option<IndexEntry>> {
-        if self.n_entries == 0 {
-            return Ok(None);
-        }
-        self.entry(self.n_entries - 1).map(Some)
-    }
-
-    fn entry(&self, i: u64) -> Result<IndexEntry> {
-        if let Some(memory) = &self.memory {
-            return Ok(memory[i as usize]);
-        }
-        let mut buf = [0u8; 16];
-        let buf = &mut buf[..self.kind.entry_bytes()];
-        let n = self
-            .file
-            .read_at(buf, i * self.kind.entry_bytes() as u64)
-            .map_err(LogError::io("read", &self.path))?;
-        if n != buf.len() {
-            return Err(LogError::CorruptSegment {
-                path: self.path.clone(),
-                position: i * self.kind.entry_bytes() as u64,
-                reason: "index entry is cut short".into(),
-            });
-        }
-        self.kind
-            .decode(buf)
-            .ok_or_else(|| LogError::CorruptSegment {
-                path: self.path.clone(),
-                position: i * self.kind.entry_bytes() as u64,
-                reason: "index entry fails its checksum".into(),
-            })
-    }
-
-    /// The last entry whose key is `<= key`.
-    fn floor(&self, key: i64) -> Result<Option<IndexEntry>> {
-        let (mut lo, mut hi) = (0u64, self.n_entries);
-        let mut best = None;
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            let e = self.entry(mid)?;
-            if e.key <= key {
-                best = Some(e);
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        Ok(best)
-    }
-
-    fn sync(&self) -> Result<()> {
-        self.file
-            .sync_data()
-            .map_err(LogError::sync(self.path.clone()))
-    }
-}
-
 /// A segment's data file plus its two indexes.
 ///
-/// Invariants: batches in `[0, size)` are valid and contiguous in offset from
-/// `base_offset` to `next_offset`; every segment but the last is sealed (its
-/// data and indexes were synced and its file is exactly `size` bytes long).
+/// Invariants: batches in `[0, size)` are valid and their offsets strictly
+/// increase within `[base_offset, next_offset)`: contiguous as appended, with
+/// gaps once the cleaner removed batches (see `crate::clean`), so a sealed
+/// segment may start after its base and even be empty; every segment but the
+/// last is sealed (its data and indexes were synced and its file is exactly
+/// `size` bytes long).
 #[derive(Debug)]
 pub(crate) struct Segment {
     pub base_offset: i64,
@@ -505,12 +265,22 @@ impl Segment {
                 .len()
                 .map_err(LogError::io("stat", &index.path))?;
             let entry_bytes = index.kind.entry_bytes() as u64;
+            if len == 0 && self.size == 0 {
+                // A segment the cleaner emptied: no batch, no entry.
+                continue;
+            }
             if len == 0 || len % entry_bytes != 0 {
                 return Ok(false);
             }
             index.n_entries = len / entry_bytes;
             index.n_written = index.n_entries;
             index.allocated = len;
+        }
+        if self.size == 0 {
+            self.offset_index = offsets;
+            self.time_index = times;
+            self.max_timestamp = -1;
+            return Ok(true);
         }
         let entries = |index: &Index| -> Result<Option<(IndexEntry, IndexEntry)>> {
             match (index.entry(0), index.entry(index.n_entries - 1)) {
@@ -525,7 +295,10 @@ impl Segment {
             return Ok(false);
         };
         let last_rel = self.next_offset - 1 - self.base_offset;
-        if first != (IndexEntry { key: 0, value: 0 })
+        // The first entry is the first batch, at position 0: at the base
+        // offset, or after it where the cleaner removed the first batches.
+        if first.value != 0
+            || first.key < 0
             || u64::from(last.value) >= self.size
             || last.key > last_rel
             || i64::from(last_time.value) > last_rel
@@ -549,7 +322,7 @@ impl Segment {
         let (mut offsets, mut times) = (Vec::new(), Vec::new());
         self.bytes_since_index = u64::MAX / 2;
         let end = self.scan(0, self.base_offset, self.size, &mut offsets, &mut times)?;
-        if end.position != self.size || end.next_offset != expected_end {
+        if end.position != self.size || end.next_offset > expected_end {
             return Err(LogError::CorruptSegment {
                 path: self.data_path.clone(),
                 position: end.position,
@@ -562,7 +335,7 @@ impl Segment {
         if self.max_timestamp >= 0 && times.last().is_none_or(|t| t.key < self.max_timestamp) {
             times.push(IndexEntry {
                 key: self.max_timestamp,
-                value: (self.next_offset - 1 - self.base_offset) as u32,
+                value: (end.next_offset - 1 - self.base_offset) as u32,
             });
         }
         self.offset_index.rewrite(&offsets)?;
@@ -641,9 +414,10 @@ impl Segment {
         Ok(())
     }
 
-    /// Validates batches from `pos` (expected to hold `offset`) up to
-    /// `limit`, stopping at the first that is bad or not contiguous, and adds
-    /// index entries on the way. Returns where the valid data ends.
+    /// Validates batches from `pos` (expected to hold `offset` or, past a
+    /// gap the cleaner left, a later one) up to `limit`, stopping at the
+    /// first that is bad or whose offsets go backwards, and adds index
+    /// entries on the way. Returns where the valid data ends.
     fn scan(
         &mut self,
         mut pos: u64,
@@ -658,7 +432,11 @@ impl Segment {
             let Ok(header) = batch::validate(bytes) else {
                 break;
             };
-            if header.base_offset != offset {
+            // Offsets only increase. A gap is allowed: a cleaned segment
+            // has them, and appends never make one, so a torn tail still
+            // ends here (a torn batch fails its CRC, and the file was
+            // empty when the segment was created, so nothing stale follows).
+            if header.base_offset < offset {
                 break;
             }
             let size = bytes.len() as u64;
@@ -871,127 +649,4 @@ const INDEX_INTERVAL_SCAN_BYTES: u64 = 4096;
 struct ScanEnd {
     position: u64,
     next_offset: i64,
-}
-
-/// Reads whole batches sequentially through a buffer, so scanning costs one
-/// read per megabyte rather than one per batch.
-pub(crate) struct ChunkReader<'a> {
-    file: &'a dyn StorageFile,
-    path: &'a Path,
-    limit: u64,
-    chunk_bytes: usize,
-    buf: Vec<u8>,
-    buf_pos: u64,
-}
-
-/// Read size for scans over whole segments.
-pub(crate) const SCAN_CHUNK_BYTES: usize = 1024 * 1024;
-/// Read size for walking a few headers from an index entry to a batch.
-pub(crate) const SEEK_CHUNK_BYTES: usize = 16 * 1024;
-
-impl<'a> ChunkReader<'a> {
-    pub fn new(file: &'a dyn StorageFile, path: &'a Path, limit: u64, chunk_bytes: usize) -> Self {
-        Self {
-            file,
-            path,
-            limit,
-            chunk_bytes,
-            buf: Vec::new(),
-            buf_pos: 0,
-        }
-    }
-
-    fn fill(&mut self, pos: u64, len: usize) -> Result<bool> {
-        let in_buf =
-            pos >= self.buf_pos && pos + len as u64 <= self.buf_pos + self.buf.len() as u64;
-        if in_buf {
-            return Ok(true);
-        }
-        if pos + len as u64 > self.limit {
-            return Ok(false);
-        }
-        let want = (len.max(self.chunk_bytes) as u64).min(self.limit - pos) as usize;
-        self.buf.resize(want, 0);
-        let got = self
-            .file
-            .read_at(&mut self.buf, pos)
-            .map_err(LogError::io("read", self.path))?;
-        self.buf.truncate(got);
-        self.buf_pos = pos;
-        Ok(got >= len)
-    }
-
-    fn slice(&self, pos: u64, len: usize) -> &[u8] {
-        let at = (pos - self.buf_pos) as usize;
-        &self.buf[at..at + len]
-    }
-
-    /// The header fields of the batch at `pos`, if a whole header is there.
-    pub fn header_at(&mut self, pos: u64) -> Result<Option<BatchHeader>> {
-        if !self.fill(pos, HEADER_BYTES)? {
-            return Ok(None);
-        }
-        Ok(BatchHeader::parse(self.slice(pos, HEADER_BYTES)).ok())
-    }
-
-    /// The whole batch at `pos`, if its length field fits before `limit`
-    /// (unvalidated).
-    pub fn batch_at(&mut self, pos: u64) -> Result<Option<&[u8]>> {
-        if !self.fill(pos, LOG_OVERHEAD_BYTES)? {
-            return Ok(None);
-        }
-        let (_, length) =
-            batch::peek_offset_and_length(self.slice(pos, LOG_OVERHEAD_BYTES)).expect("12 bytes");
-        let total = i64::from(length) + LOG_OVERHEAD_BYTES as i64;
-        if total < HEADER_BYTES as i64 || pos + total as u64 > self.limit {
-            return Ok(None);
-        }
-        if !self.fill(pos, total as usize)? {
-            return Ok(None);
-        }
-        Ok(Some(self.slice(pos, total as usize)))
-    }
-}
-
-impl std::fmt::Debug for ChunkReader<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChunkReader")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
-    }
-}
-
-fn read_header(file: &dyn StorageFile, pos: u64) -> Result<Option<BatchHeader>> {
-    let mut buf = [0u8; HEADER_BYTES];
-    let n = file
-        .read_at(&mut buf, pos)
-        .map_err(LogError::io("read", "segment"))?;
-    Ok((n == HEADER_BYTES)
-        .then(|| BatchHeader::parse(&buf).ok())
-        .flatten())
-}
-
-fn valid_batch_at(file: &dyn StorageFile, pos: u64, offset: i64, limit: u64) -> Result<bool> {
-    let Some(header) = read_header(file, pos)? else {
-        return Ok(false);
-    };
-    let total = header.total_bytes() as u64;
-    if header.base_offset != offset || header.length < 0 || pos + total > limit {
-        return Ok(false);
-    }
-    let mut bytes = vec![0; total as usize];
-    let n = file
-        .read_at(&mut bytes, pos)
-        .map_err(LogError::io("read", "segment"))?;
-    Ok(n == bytes.len() && batch::validate(&bytes).is_ok())
-}
-
-fn is_zero_from(file: &dyn StorageFile, pos: u64, end: u64) -> Result<bool> {
-    // Looking at the first bytes is enough to tell preallocated space from a
-    // torn batch for the log message; correctness does not depend on it.
-    let mut buf = vec![0u8; (end - pos).min(4096) as usize];
-    let n = file
-        .read_at(&mut buf, pos)
-        .map_err(LogError::io("read", "segment"))?;
-    Ok(buf[..n].iter().all(|b| *b == 0))
 }
