@@ -63,6 +63,17 @@ impl TxnIo for BrokerTxnIo<'_> {
             .map_err(storage)
     }
 
+    fn append_lazily(&self, record: &LogRecord) -> Result<(), TxnError> {
+        self.broker
+            .append_internal_record_nowait(
+                TRANSACTION_LOG_TOPIC,
+                &record.key(),
+                record.value().as_deref(),
+            )
+            .map(|_| ())
+            .map_err(storage)
+    }
+
     fn write_markers(
         &self,
         producer_id: i64,
@@ -111,14 +122,27 @@ impl Broker {
 
     /// Appends one record to partition 0 of internal topic `topic`
     /// (created, with one partition and no retention, on first use; the
-    /// transaction log compacted) and
-    /// waits until it is durable: the coordinators' logs.
+    /// transaction log compacted) and waits until it is durable: the
+    /// coordinators' logs.
     pub fn append_internal_record(
         &self,
         topic: &str,
         key: &[u8],
         value: Option<&[u8]>,
     ) -> Result<(), BrokerError> {
+        let (log, end) = self.append_internal_record_nowait(topic, key, value)?;
+        Ok(log.wait_durable(end)?)
+    }
+
+    /// Like [`Broker::append_internal_record`], but returns once the record
+    /// is written (in order with the log's other records), with the log
+    /// and the offset it is durable below once synced.
+    pub fn append_internal_record_nowait(
+        &self,
+        topic: &str,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(weir_log::Log, i64), BrokerError> {
         let now = self.data_dir().clock().now_ms();
         let mut b = BatchBuilder::new(now);
         b.push(now, Some(key), value, &[]);
@@ -135,7 +159,7 @@ impl Broker {
         self.ensure_internal_topic(topic, 1, configs)?;
         let log = self.partition(topic, 0)?;
         let info = log.append_nowait(&mut b.build())?;
-        Ok(log.wait_durable(info.last_offset + 1)?)
+        Ok((log, info.last_offset + 1))
     }
 
     /// Calls `f` with the offset, key and value of every record of

@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use crate::changes::Changes;
 use crate::config::Clock;
 use crate::error::Result;
-use crate::log::LogShared;
+use crate::log::{LogShared, SyncPlan};
 
 /// Counters of the scheduler's work, for benchmarks and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -74,6 +74,8 @@ impl Default for SyncHistograms {
 /// The longest a leader waits for the appenders it expects before it
 /// starts a round without them.
 pub const GATHER_WAIT_MAX: Duration = Duration::from_micros(500);
+/// Threads that sync one round's files side by side, this one included.
+const SYNC_WORKERS_MAX: usize = 4;
 
 /// A task waiting until a round covers `offset` of `log`.
 #[derive(Debug)]
@@ -392,15 +394,60 @@ impl SyncScheduler {
                 log.plan_sync(now).map(|plan| (log, plan))
             })
             .collect();
-        for (log, plan) in plans {
-            match log.execute_sync(plan) {
-                Ok((n_data, n_dir)) => {
-                    self.data_syncs.fetch_add(n_data, Ordering::Relaxed);
-                    self.dir_syncs.fetch_add(n_dir, Ordering::Relaxed);
+        let execute = |plans: Vec<(&Arc<LogShared>, SyncPlan)>| {
+            for (log, plan) in plans {
+                match log.execute_sync(plan) {
+                    Ok((n_data, n_dir)) => {
+                        self.data_syncs.fetch_add(n_data, Ordering::Relaxed);
+                        self.dir_syncs.fetch_add(n_dir, Ordering::Relaxed);
+                    }
+                    // Never retry an fsync and trust it: the kernel may
+                    // have dropped the dirty pages already.
+                    Err(e) => log.fail(&e.to_string()),
                 }
-                // Never retry an fsync and trust it: the kernel may have
-                // dropped the dirty pages already.
-                Err(e) => log.fail(&e.to_string()),
+            }
+        };
+        if plans.len() < 2 {
+            execute(plans);
+        } else {
+            // The files of a round are synced side by side, so a round over
+            // many logs (a produce to many partitions, a transaction's
+            // markers) lasts about one fdatasync, not one per file: the
+            // disk and the file system's journal take concurrent flushes
+            // together. Workers live for the round only.
+            let workers = plans.len().min(SYNC_WORKERS_MAX);
+            let mut split: Vec<Vec<_>> = (0..workers).map(|_| Vec::new()).collect();
+            for (i, p) in plans.into_iter().enumerate() {
+                split[i % workers].push(p);
+            }
+            // Each share is taken by whoever runs it, so one whose worker
+            // could not start is run here afterwards.
+            let shares: Vec<Mutex<Option<Vec<_>>>> =
+                split.into_iter().map(|s| Mutex::new(Some(s))).collect();
+            let take = |share: &Mutex<Option<Vec<_>>>| {
+                share.lock().unwrap_or_else(|e| e.into_inner()).take()
+            };
+            std::thread::scope(|s| {
+                for share in &shares[1..] {
+                    let spawned = std::thread::Builder::new()
+                        .name("weir-sync-worker".into())
+                        .spawn_scoped(s, || {
+                            if let Some(plans) = take(share) {
+                                execute(plans);
+                            }
+                        });
+                    if let Err(e) = spawned {
+                        tracing::warn!(%e, "could not start a sync worker");
+                    }
+                }
+                if let Some(plans) = take(&shares[0]) {
+                    execute(plans);
+                }
+            });
+            for share in &shares {
+                if let Some(plans) = take(share) {
+                    execute(plans);
+                }
             }
         }
         self.rounds.fetch_add(1, Ordering::Relaxed);

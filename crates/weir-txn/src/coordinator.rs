@@ -21,6 +21,14 @@ pub trait TxnIo {
     fn allocate_producer_id(&self) -> Result<i64, TxnError>;
     /// Appends `record` to the transaction log; returns once it is durable.
     fn append(&self, record: &LogRecord) -> Result<(), TxnError>;
+    /// Appends `record` to the transaction log without waiting for it to
+    /// be durable: for the `Complete*` records, which a crash may lose
+    /// (recovery then finds the transaction prepared and writes its
+    /// markers again, which changes nothing), and which the next durable
+    /// record of the log makes durable anyway.
+    fn append_lazily(&self, record: &LogRecord) -> Result<(), TxnError> {
+        self.append(record)
+    }
     /// Writes the commit (or abort) marker of producer `producer_id` at
     /// `producer_epoch` to every partition in `partitions`; returns once
     /// all are durable. Writing one again is harmless (a marker for a
@@ -517,11 +525,21 @@ impl TxnCoordinator {
     /// Appends `meta` to the log, then takes it and releases the id; on a
     /// failure the id keeps what it had and is released.
     fn write(&self, io: &dyn TxnIo, meta: TxnMetadata) -> Result<(), TxnError> {
+        self.write_with(io, meta, true)
+    }
+
+    /// [`Self::write`], waiting for durability only if `durable`.
+    fn write_with(&self, io: &dyn TxnIo, meta: TxnMetadata, durable: bool) -> Result<(), TxnError> {
         let id = meta.transactional_id.clone();
-        let appended = io.append(&LogRecord {
+        let record = LogRecord {
             transactional_id: id.clone(),
             metadata: Some(meta.clone()),
-        });
+        };
+        let appended = if durable {
+            io.append(&record)
+        } else {
+            io.append_lazily(&record)
+        };
         let mut txns = self.lock();
         match appended {
             Ok(()) => {
@@ -587,7 +605,7 @@ impl TxnCoordinator {
         // last transaction began, and ListTransactions' duration filter
         // measures from it.
         done.last_update_ms = now_ms;
-        self.write(io, done.clone())?;
+        self.write_with(io, done.clone(), false)?;
         Ok(done)
     }
 }
