@@ -178,10 +178,12 @@ impl Coordinator {
         }
     }
 
-    /// Whether `group` is a consumer-protocol group.
+    /// Which protocol `group` speaks (classic for unknown ids).
     pub fn group_type(&self, group: &str) -> GroupType {
         if self.consumer_lock().groups.contains_key(group) {
             GroupType::Consumer
+        } else if self.is_share_group(group) {
+            GroupType::Share
         } else {
             GroupType::Classic
         }
@@ -215,8 +217,8 @@ impl Coordinator {
         }
     }
 
-    /// Every group with members or committed offsets, of both kinds
-    /// (ListGroups).
+    /// Every group with members or committed offsets, classic and
+    /// consumer-protocol, and every share group (ListGroups).
     pub fn list_groups(&self) -> Vec<ListedGroup> {
         let mut out: BTreeMap<String, ListedGroup> = self
             .list()
@@ -241,6 +243,9 @@ impl Coordinator {
                     protocol_type: "consumer".to_owned(),
                 },
             );
+        }
+        for listed in self.share_listed() {
+            out.insert(listed.group.clone(), listed);
         }
         out.into_values().collect()
     }

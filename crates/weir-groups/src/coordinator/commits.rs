@@ -74,6 +74,14 @@ impl Coordinator {
     ) -> Result<PendingCommit, GroupError> {
         let now = self.clock.now_ms();
         let mut groups = self.lock();
+        // A share group keeps no committed offsets (Kafka answers
+        // GROUP_ID_NOT_FOUND).
+        if self.is_share_group(group) {
+            return Err(GroupError::WrongGroupType {
+                group: group.to_owned(),
+                expected: "classic",
+            });
+        }
         // A consumer-protocol group checks member epochs instead.
         if let Some(written) = self.consumer_commit(group, member_id, generation, || {
             self.offsets.commit_nowait(group, offsets)
