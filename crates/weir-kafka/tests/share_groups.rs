@@ -19,17 +19,19 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{TestServer, call, connect, frame, python, recv};
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::share_fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, ConsumerGroupHeartbeatRequest,
     ConsumerGroupHeartbeatResponse, DeleteGroupsRequest, DeleteGroupsResponse,
-    DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse,
-    GroupId, JoinGroupRequest, JoinGroupResponse, ListGroupsRequest, ListGroupsResponse,
-    ShareFetchRequest, ShareGroupDescribeRequest, ShareGroupDescribeResponse,
-    ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse, TopicName,
+    DescribeConfigsRequest, DescribeConfigsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
+    FindCoordinatorRequest, FindCoordinatorResponse, GroupId, JoinGroupRequest, JoinGroupResponse,
+    ListGroupsRequest, ListGroupsResponse, ShareFetchRequest, ShareGroupDescribeRequest,
+    ShareGroupDescribeResponse, ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use weir_groups::GroupsConfig;
 
 const NONE: i16 = 0;
 const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
@@ -308,6 +310,48 @@ fn admin_apis_see_share_groups() {
     assert_eq!(
         describe(&mut stream, &["g"]).groups[0].error_code,
         GROUP_ID_NOT_FOUND
+    );
+
+    // The broker's share group settings, as Kafka names them.
+    let request = DescribeConfigsRequest::default().with_resources(vec![
+        DescribeConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(s("0"))
+            .with_configuration_keys(Some(vec![
+                s("group.share.session.timeout.ms"),
+                s("group.share.heartbeat.interval.ms"),
+                s("group.share.max.size"),
+            ])),
+    ]);
+    let r: DescribeConfigsResponse = call(&mut stream, ApiKey::DescribeConfigs, 4, &request);
+    let configs: Vec<(String, String)> = r.results[0]
+        .configs
+        .iter()
+        .map(|c| {
+            (
+                c.name.to_string(),
+                c.value.as_deref().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let defaults = GroupsConfig::default();
+    let want = |name: &str, value: String| (name.to_owned(), value);
+    assert_eq!(
+        configs,
+        vec![
+            want(
+                "group.share.heartbeat.interval.ms",
+                defaults.share_heartbeat_interval_ms.to_string()
+            ),
+            want(
+                "group.share.max.size",
+                defaults.share_members_max.to_string()
+            ),
+            want(
+                "group.share.session.timeout.ms",
+                defaults.share_session_timeout_ms.to_string()
+            ),
+        ]
     );
 }
 
