@@ -167,11 +167,16 @@ impl Coordinator {
     }
 
     /// ConsumerGroupDescribe: a consumer-protocol group (GroupNotFound for
-    /// unknown groups and classic ones).
+    /// unknown groups and classic ones, WrongGroupType for share groups:
+    /// both GROUP_ID_NOT_FOUND).
     pub fn consumer_describe(&self, group: &str) -> Result<ConsumerGroupDescription, GroupError> {
         let consumer = self.consumer_lock();
         match consumer.groups.get(group) {
             Some(g) => Ok(g.describe(self.broker())),
+            None if self.is_share_group(group) => Err(GroupError::WrongGroupType {
+                group: group.to_owned(),
+                expected: "consumer",
+            }),
             None => Err(GroupError::GroupNotFound {
                 group: group.to_owned(),
             }),

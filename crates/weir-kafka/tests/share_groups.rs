@@ -23,12 +23,13 @@ use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::share_fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, ConsumerGroupHeartbeatRequest,
-    ConsumerGroupHeartbeatResponse, DeleteGroupsRequest, DeleteGroupsResponse,
-    DescribeConfigsRequest, DescribeConfigsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
-    FindCoordinatorRequest, FindCoordinatorResponse, GroupId, JoinGroupRequest, JoinGroupResponse,
-    ListGroupsRequest, ListGroupsResponse, ShareFetchRequest, ShareGroupDescribeRequest,
-    ShareGroupDescribeResponse, ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse, TopicName,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, ConsumerGroupDescribeRequest,
+    ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse,
+    DeleteGroupsRequest, DeleteGroupsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse,
+    GroupId, JoinGroupRequest, JoinGroupResponse, ListGroupsRequest, ListGroupsResponse,
+    ShareFetchRequest, ShareGroupDescribeRequest, ShareGroupDescribeResponse,
+    ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use weir_groups::GroupsConfig;
@@ -211,6 +212,21 @@ fn errors_are_kafkas() {
         ]);
     let r: JoinGroupResponse = call(&mut stream, ApiKey::JoinGroup, 9, &classic);
     assert_eq!(r.error_code, INCONSISTENT_GROUP_PROTOCOL);
+
+    let consumer_described: ConsumerGroupDescribeResponse = call(
+        &mut stream,
+        ApiKey::ConsumerGroupDescribe,
+        1,
+        &ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s("g"))]),
+    );
+    let g = &consumer_described.groups[0];
+    assert_eq!(g.error_code, GROUP_ID_NOT_FOUND);
+    assert!(
+        g.error_message
+            .as_ref()
+            .unwrap()
+            .contains("not a consumer group")
+    );
 
     let d = describe(&mut stream, &["k", "nope"]);
     assert_eq!(d.groups[0].error_code, GROUP_ID_NOT_FOUND);
