@@ -430,6 +430,14 @@ fn a_group_id_has_one_type() {
         f.groups.commit("g", "", None, -1, &offsets),
         Err(GroupError::WrongGroupType { .. })
     ));
+    assert!(matches!(
+        f.groups.admin_commit("g", &offsets),
+        Err(GroupError::WrongGroupType { .. })
+    ));
+    assert!(matches!(
+        f.groups.check_txn_commit("g", "a", None, 1),
+        Err(GroupError::WrongGroupType { .. })
+    ));
     // Even empty, a share group stays one.
     f.groups.share_heartbeat(beat("a", -1)).unwrap();
     let mut join = f.groups.join(classic_join("g"));
