@@ -233,10 +233,12 @@ fn heartbeat(
                 return Err(g.unknown_member(id));
             }
             g.refresh(broker, Some("a member left"));
+            // Kafka's answer to a leave carries the id and -1 only (no
+            // interval: the member will not heartbeat again).
             return Ok(ShareHeartbeatResponse {
                 member_id: id.clone(),
                 member_epoch: LEAVE_EPOCH,
-                heartbeat_interval_ms: config.share_heartbeat_interval_ms,
+                heartbeat_interval_ms: 0,
                 assignment: None,
             });
         }

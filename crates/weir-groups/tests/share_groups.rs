@@ -303,6 +303,7 @@ fn a_member_that_leaves_is_gone_and_the_group_empties() {
     f.join(&mut b, &["orders"]);
     let r = f.groups.share_heartbeat(beat("a", -1)).unwrap();
     assert_eq!((r.member_id.as_str(), r.member_epoch), ("a", -1));
+    assert_eq!((r.heartbeat_interval_ms, r.assignment), (0, None));
     assert_eq!(f.groups.take_share_departures()[0].member_id, "a");
     let r = f.step(&mut b);
     assert_eq!(r.member_epoch, 3);
