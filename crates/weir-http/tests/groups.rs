@@ -390,18 +390,15 @@ fn a_consumer_protocol_group_is_described_and_protected_the_same_way() {
     assert_eq!(s.call("GET", "/v1/groups/g1", None).0, 404);
 }
 
-/// A confluent-kafka share consumer (KIP-932): it joins and polls (its
-/// ShareFetch is not served yet), and leaves when its stdin closes.
+/// A confluent-kafka share consumer (KIP-932): it joins (librdkafka
+/// heartbeats from its own threads) and leaves when its stdin closes. It
+/// never polls: poll would send ShareFetch, not served yet.
 const SHARE_MEMBER: &str = r#"
-import sys, threading
+import sys
 from confluent_kafka import ShareConsumer
-c = ShareConsumer({"bootstrap.servers": sys.argv[1], "group.id": sys.argv[2],
-                   "error_cb": lambda e: None})
+c = ShareConsumer({"bootstrap.servers": sys.argv[1], "group.id": sys.argv[2]})
 c.subscribe([sys.argv[3]])
-stop = threading.Event()
-threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
-while not stop.is_set():
-    c.poll(0.1)
+sys.stdin.read()
 c.close()
 print("closed", flush=True)
 "#;
