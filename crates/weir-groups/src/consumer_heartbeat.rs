@@ -167,21 +167,28 @@ impl Coordinator {
     }
 
     /// ConsumerGroupDescribe: a consumer-protocol group (GroupNotFound for
-    /// unknown groups and classic ones).
+    /// unknown groups and classic ones, WrongGroupType for share groups:
+    /// both GROUP_ID_NOT_FOUND).
     pub fn consumer_describe(&self, group: &str) -> Result<ConsumerGroupDescription, GroupError> {
         let consumer = self.consumer_lock();
         match consumer.groups.get(group) {
             Some(g) => Ok(g.describe(self.broker())),
+            None if self.is_share_group(group) => Err(GroupError::WrongGroupType {
+                group: group.to_owned(),
+                expected: "consumer",
+            }),
             None => Err(GroupError::GroupNotFound {
                 group: group.to_owned(),
             }),
         }
     }
 
-    /// Whether `group` is a consumer-protocol group.
+    /// Which protocol `group` speaks (classic for unknown ids).
     pub fn group_type(&self, group: &str) -> GroupType {
         if self.consumer_lock().groups.contains_key(group) {
             GroupType::Consumer
+        } else if self.is_share_group(group) {
+            GroupType::Share
         } else {
             GroupType::Classic
         }
@@ -215,8 +222,8 @@ impl Coordinator {
         }
     }
 
-    /// Every group with members or committed offsets, of both kinds
-    /// (ListGroups).
+    /// Every group with members or committed offsets, classic and
+    /// consumer-protocol, and every share group (ListGroups).
     pub fn list_groups(&self) -> Vec<ListedGroup> {
         let mut out: BTreeMap<String, ListedGroup> = self
             .list()
@@ -241,6 +248,9 @@ impl Coordinator {
                     protocol_type: "consumer".to_owned(),
                 },
             );
+        }
+        for listed in self.share_listed() {
+            out.insert(listed.group.clone(), listed);
         }
         out.into_values().collect()
     }

@@ -130,6 +130,8 @@ pub struct ConsumerGroupDescription {
 pub enum GroupType {
     Classic,
     Consumer,
+    /// A share group (KIP-932).
+    Share,
 }
 
 impl GroupType {
@@ -137,6 +139,7 @@ impl GroupType {
         match self {
             Self::Classic => "classic",
             Self::Consumer => "consumer",
+            Self::Share => "share",
         }
     }
 }

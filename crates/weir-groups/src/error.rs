@@ -36,6 +36,12 @@ pub enum GroupError {
     InconsistentProtocol { group: String, reason: String },
     #[error("group {group} is a classic group with members, not a consumer group")]
     NotConsumerGroup { group: String },
+    #[error("group {group} is not a {expected} group")]
+    WrongGroupType {
+        group: String,
+        /// The type the request is for ("classic", "consumer", "share").
+        expected: &'static str,
+    },
     #[error("member {member} of group {group} is fenced: epoch {given} is not its epoch {current}")]
     FencedMemberEpoch {
         group: String,

@@ -2,7 +2,8 @@
 //! [`Coordinator`] runs the classic group protocol (join, sync, heartbeat,
 //! leave, static membership, session and rebalance timeouts) and KIP-848's
 //! consumer protocol (server-side assignors, incremental reconciliation
-//! through [`Coordinator::consumer_heartbeat`]) as state machines driven by
+//! through [`Coordinator::consumer_heartbeat`]) and KIP-932's share groups'
+//! membership ([`Coordinator::share_heartbeat`]) as state machines driven by
 //! an injected clock; an [`OffsetStore`] keeps committed
 //! offsets durably in the internal `__consumer_offsets` topic; [`Coordinator::lag`]
 //! compares them with the high watermarks. It owns no sockets and no
@@ -20,6 +21,10 @@ mod coordinator;
 mod error;
 pub mod offsets;
 mod requests;
+mod share_assignor;
+mod share_groups;
+mod share_heartbeat;
+mod share_requests;
 
 pub use assignors::ASSIGNORS;
 pub use clock::MonotonicClock;
@@ -39,4 +44,8 @@ pub use offsets::{
 pub use requests::{
     Answer, GroupDescription, GroupState, GroupsConfig, JoinRequest, JoinResponse, JoinedMember,
     Leaving, MemberDescription, SyncRequest, SyncResponse,
+};
+pub use share_requests::{
+    SHARE_ASSIGNOR, SHARE_SUBSCRIBED_TOPICS_MAX, ShareDeparture, ShareGroupDescription,
+    ShareGroupState, ShareHeartbeat, ShareHeartbeatResponse, ShareMemberDescription,
 };

@@ -35,6 +35,14 @@ pub struct GroupsConfig {
     /// How long a consumer-protocol member stays without a heartbeat
     /// (`group.consumer.session.timeout.ms`).
     pub consumer_session_timeout_ms: i32,
+    /// How often share group members heartbeat
+    /// (`group.share.heartbeat.interval.ms`).
+    pub share_heartbeat_interval_ms: i32,
+    /// How long a share group member stays without a heartbeat
+    /// (`group.share.session.timeout.ms`).
+    pub share_session_timeout_ms: i32,
+    /// Most members of one share group (`group.share.max.size`).
+    pub share_members_max: usize,
 }
 
 impl Default for GroupsConfig {
@@ -47,6 +55,9 @@ impl Default for GroupsConfig {
             groups_max: 10_000,
             consumer_heartbeat_interval_ms: 5_000,
             consumer_session_timeout_ms: 45_000,
+            share_heartbeat_interval_ms: 5_000,
+            share_session_timeout_ms: 45_000,
+            share_members_max: 200,
         }
     }
 }

@@ -124,6 +124,39 @@ fn describe_group(c: &Coordinator, group: &str) -> Result<GroupInfo, GroupError>
                 lag_total: 0,
             }
         }
+        GroupType::Share => {
+            // Membership only: a share group commits no offsets, so it has
+            // no lag rows.
+            let d = c.share_describe(group)?;
+            GroupInfo {
+                group: d.group,
+                group_type: GroupType::Share.as_str().to_owned(),
+                state: d.state.as_str().to_owned(),
+                protocol_type: "share".to_owned(),
+                protocol: d.assignor.to_owned(),
+                generation: d.group_epoch,
+                members: d
+                    .members
+                    .into_iter()
+                    .map(|m| GroupMember {
+                        member_id: m.member_id,
+                        instance_id: None,
+                        client_id: m.client_id,
+                        client_host: m.client_host,
+                        assignment: m
+                            .assignment
+                            .into_iter()
+                            .map(|a| TopicPartitions {
+                                topic: a.topic,
+                                partitions: a.partitions,
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+                partitions: Vec::new(),
+                lag_total: 0,
+            }
+        }
         GroupType::Classic => {
             let d = c.describe(group);
             if d.state == GroupState::Dead {
@@ -281,6 +314,15 @@ fn reset(
                 return Err(active());
             }
             true
+        }
+        // A share group's place in its partitions is its share-partition
+        // state, not committed offsets.
+        GroupType::Share => {
+            return Err(GroupError::WrongGroupType {
+                group: group.to_owned(),
+                expected: "classic",
+            }
+            .into());
         }
         GroupType::Classic => match c.describe(group).state {
             GroupState::Dead => false,

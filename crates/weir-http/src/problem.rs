@@ -146,7 +146,7 @@ impl From<GroupError> for ApiError {
             G::InvalidGroupId | G::GroupIdTooLong { .. } => {
                 (StatusCode::BAD_REQUEST, "invalid_group_id")
             }
-            G::GroupNotFound { .. } | G::NotConsumerGroup { .. } => {
+            G::GroupNotFound { .. } | G::NotConsumerGroup { .. } | G::WrongGroupType { .. } => {
                 (StatusCode::NOT_FOUND, "group_not_found")
             }
             G::NonEmptyGroup { .. } => (StatusCode::CONFLICT, "group_not_empty"),

@@ -4,7 +4,8 @@
 //! committed and end offsets, exact lag), refuses resets and deletes while
 //! the member is there, plans resets without writing, executes them (and
 //! a new member resumes from the reset offsets), and deletes the group. A
-//! confluent-kafka member of KIP-848's consumer protocol gets the same.
+//! confluent-kafka member of KIP-848's consumer protocol gets the same; a
+//! share group (KIP-932) is described, and offset resets refuse it.
 
 mod common;
 
@@ -385,6 +386,86 @@ fn a_consumer_protocol_group_is_described_and_protected_the_same_way() {
         ]
     );
     assert_eq!(g["lag_total"], 5);
+    assert_eq!(s.call("DELETE", "/v1/groups/g1", None).0, 204);
+    assert_eq!(s.call("GET", "/v1/groups/g1", None).0, 404);
+}
+
+/// A confluent-kafka share consumer (KIP-932): it joins (librdkafka
+/// heartbeats from its own threads) and leaves when its stdin closes. It
+/// never polls: poll would send ShareFetch, not served yet.
+const SHARE_MEMBER: &str = r#"
+import sys
+from confluent_kafka import ShareConsumer
+c = ShareConsumer({"bootstrap.servers": sys.argv[1], "group.id": sys.argv[2]})
+c.subscribe([sys.argv[3]])
+sys.stdin.read()
+c.close()
+print("closed", flush=True)
+"#;
+
+#[test]
+fn a_share_group_is_described_and_refuses_offset_resets() {
+    let s = Server::start(HttpLimits::default());
+    s.ok(
+        "POST",
+        "/v1/topics",
+        Some(r#"{"name":"jobs","partitions":2}"#),
+        201,
+    );
+    let python = std::env::var("WEIR_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/weir/venv/bin/python",
+            std::env::var("HOME").unwrap()
+        )
+    });
+    let mut child = Command::new(python)
+        .args(["-c", SHARE_MEMBER, &s.kafka, "g1", "jobs"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the test venv of scripts/install-deps");
+    let g = wait_for(&s, "g1", "the share member to join", |g| {
+        g["members"].as_array().is_some_and(|m| m.len() == 1)
+    });
+    assert_eq!(
+        (&g["type"], &g["protocol_type"], &g["protocol"], &g["state"]),
+        (
+            &json!("share"),
+            &json!("share"),
+            &json!("simple"),
+            &json!("Stable")
+        ),
+        "{g}"
+    );
+    assert_eq!(
+        g["members"][0]["assignment"],
+        json!([{"topic": "jobs", "partitions": [0, 1]}]),
+        "{g}"
+    );
+    let list = s.ok("GET", "/v1/groups", None, 200);
+    assert!(
+        list["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["group"] == "g1" && l["type"] == "share"),
+        "{list}"
+    );
+    // Its position is its share-partition state, not committed offsets.
+    let (st, problem) = reset(&s, json!({"to": "earliest", "execute": true}));
+    assert_eq!((st, &problem["code"]), (404, &json!("group_not_found")));
+    let (st, problem, _) = s.call("DELETE", "/v1/groups/g1", None);
+    assert_eq!((st, &problem["code"]), (409, &json!("group_not_empty")));
+
+    drop(child.stdin.take());
+    let mut out = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut out)
+        .unwrap();
+    assert_eq!(out.trim(), "closed");
+    assert!(child.wait().unwrap().success());
+    let g = s.ok("GET", "/v1/groups/g1", None, 200);
+    assert_eq!((&g["state"], &g["members"]), (&json!("Empty"), &json!([])));
     assert_eq!(s.call("DELETE", "/v1/groups/g1", None).0, 204);
     assert_eq!(s.call("GET", "/v1/groups/g1", None).0, 404);
 }

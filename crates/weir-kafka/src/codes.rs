@@ -128,9 +128,9 @@ pub fn for_log_error(err: &LogError) -> Code {
 pub fn for_group_error(err: &GroupError) -> Code {
     match err {
         GroupError::InvalidGroupId | GroupError::GroupIdTooLong { .. } => Code::InvalidGroupId,
-        GroupError::GroupNotFound { .. } | GroupError::NotConsumerGroup { .. } => {
-            Code::GroupIdNotFound
-        }
+        GroupError::GroupNotFound { .. }
+        | GroupError::NotConsumerGroup { .. }
+        | GroupError::WrongGroupType { .. } => Code::GroupIdNotFound,
         GroupError::FencedMemberEpoch { .. } => Code::FencedMemberEpoch,
         GroupError::StaleMemberEpoch { .. } => Code::StaleMemberEpoch,
         GroupError::UnreleasedInstanceId { .. } => Code::UnreleasedInstanceId,

@@ -52,6 +52,10 @@ impl Coordinator {
             deleted?;
             return self.offsets.delete_group(group);
         }
+        if let Some(deleted) = self.share_delete_group(group) {
+            deleted?;
+            return self.offsets.delete_group(group);
+        }
         let known = groups.get(group);
         if let Some(g) = known
             && (!g.members.is_empty() || !g.pending.is_empty())

@@ -18,6 +18,19 @@ pub(super) enum CommitBy {
 }
 
 impl Coordinator {
+    /// A share group keeps no committed offsets: its place in a partition
+    /// is its share-partition state (Kafka answers GROUP_ID_NOT_FOUND to
+    /// any commit).
+    fn refuse_share_group(&self, group: &str) -> Result<(), GroupError> {
+        if self.is_share_group(group) {
+            return Err(GroupError::WrongGroupType {
+                group: group.to_owned(),
+                expected: "classic",
+            });
+        }
+        Ok(())
+    }
+
     /// Checks that a member may commit for `group` (OffsetCommit): a
     /// current member of the current generation, or, with generation -1
     /// and no member id, anyone while the group has no members (a simple
@@ -74,6 +87,7 @@ impl Coordinator {
     ) -> Result<PendingCommit, GroupError> {
         let now = self.clock.now_ms();
         let mut groups = self.lock();
+        self.refuse_share_group(group)?;
         // A consumer-protocol group checks member epochs instead.
         if let Some(written) = self.consumer_commit(group, member_id, generation, || {
             self.offsets.commit_nowait(group, offsets)
@@ -117,6 +131,7 @@ impl Coordinator {
         }
         let now = self.clock.now_ms();
         let mut groups = self.lock();
+        self.refuse_share_group(group)?;
         if let Some(checked) = self.consumer_commit(group, member_id, generation, || Ok(())) {
             return checked;
         }
@@ -153,6 +168,7 @@ impl Coordinator {
                 group: group.to_owned(),
             });
         }
+        self.refuse_share_group(group)?;
         self.offsets.commit_nowait(group, offsets)
     }
 

@@ -23,6 +23,7 @@ use crate::consumer_groups::ConsumerGroups;
 use crate::offsets::{
     CommittedOffset, GROUP_ID_BYTES_MAX, OffsetStore, PendingCommit, TopicPartition,
 };
+use crate::share_groups::ShareGroups;
 
 use crate::classic_group::{Group, Member};
 use crate::requests::{
@@ -47,6 +48,9 @@ pub struct Coordinator {
     /// Groups of the consumer protocol (`consumer_groups`). Lock order:
     /// `groups`, then `consumer`.
     pub(crate) consumer: Mutex<ConsumerGroups>,
+    /// Share groups (`share_groups`). Lock order: `groups`, `consumer`,
+    /// then `share`.
+    pub(crate) share: Mutex<ShareGroups>,
     /// Makes member ids unique: this start's time, then a counter.
     started_ms: i64,
     next_seq: AtomicU64,
@@ -67,6 +71,7 @@ impl Coordinator {
             offsets,
             groups: Mutex::new(BTreeMap::new()),
             consumer: Mutex::new(ConsumerGroups::default()),
+            share: Mutex::new(ShareGroups::default()),
             started_ms,
             next_seq: AtomicU64::new(0),
         }
@@ -118,7 +123,8 @@ impl Coordinator {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .len();
-            if groups.len() + consumer_groups >= self.config.groups_max {
+            let share_groups = self.share_lock().len();
+            if groups.len() + consumer_groups + share_groups >= self.config.groups_max {
                 let idle = groups
                     .iter()
                     .find(|(_, g)| g.state == GroupState::Empty && g.pending.is_empty())
@@ -179,6 +185,14 @@ impl Coordinator {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .yield_to_classic(&req.group)?;
+        // A share group keeps its id, empty or not (Kafka answers
+        // INCONSISTENT_GROUP_PROTOCOL).
+        if self.is_share_group(&req.group) {
+            return Err(GroupError::InconsistentProtocol {
+                group: req.group.clone(),
+                reason: "the group is a share group".to_owned(),
+            });
+        }
         let group = self.group_entry(&mut groups, &req.group)?;
         group.check_protocols(&req)?;
 
@@ -547,7 +561,7 @@ impl Coordinator {
             .filter_map(|g| g.next_deadline_ms(now))
             .min();
         drop(groups);
-        let next = [classic, self.consumer_tick(now)]
+        let next = [classic, self.consumer_tick(now), self.share_tick(now)]
             .into_iter()
             .flatten()
             .min()?;
@@ -575,6 +589,48 @@ impl Coordinator {
             groups.remove(group);
         }
         let mut consumer = self.consumer.lock().unwrap_or_else(|e| e.into_inner());
-        f(groups.len(), &mut consumer)
+        let share = self.share_lock();
+        if share.groups.contains_key(group) {
+            return Err(GroupError::WrongGroupType {
+                group: group.to_owned(),
+                expected: "consumer",
+            });
+        }
+        let others = groups.len() + share.len();
+        drop(share);
+        f(others, &mut consumer)
+    }
+
+    /// Hook for share groups: runs `f` (given the number of groups of the
+    /// other types) with the share groups locked, once sure that `group`
+    /// is no classic group (with members, or with committed offsets) and no
+    /// consumer group: Kafka converts no group to or from a share group.
+    /// An empty classic group that never committed is dropped.
+    pub(crate) fn with_share_groups<T>(
+        &self,
+        group: &str,
+        f: impl FnOnce(usize, &mut ShareGroups) -> Result<T, GroupError>,
+    ) -> Result<T, GroupError> {
+        let not_share = || GroupError::WrongGroupType {
+            group: group.to_owned(),
+            expected: "share",
+        };
+        let mut groups = self.lock();
+        if let Some(g) = groups.get(group)
+            && (!g.members.is_empty() || !g.pending.is_empty())
+        {
+            return Err(not_share());
+        }
+        let consumer = self.consumer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut locked = self.share_lock();
+        if !locked.groups.contains_key(group) {
+            if consumer.groups.contains_key(group) || self.offsets.has_commits(group) {
+                return Err(not_share());
+            }
+            groups.remove(group);
+        }
+        let others = groups.len() + consumer.len();
+        drop(consumer);
+        f(others, &mut locked)
     }
 }

@@ -168,6 +168,24 @@ fn fixed(shared: &Shared) -> Vec<(&'static str, String, i8, &'static str)> {
             "Shortest session timeout a classic group member may ask for.",
         ),
         (
+            "group.share.heartbeat.interval.ms",
+            g.share_heartbeat_interval_ms.to_string(),
+            TYPE_INT,
+            "Heartbeat interval of share group (KIP-932) members.",
+        ),
+        (
+            "group.share.max.size",
+            g.share_members_max.to_string(),
+            TYPE_INT,
+            "Most members of one share group.",
+        ),
+        (
+            "group.share.session.timeout.ms",
+            g.share_session_timeout_ms.to_string(),
+            TYPE_INT,
+            "Session timeout of share group (KIP-932) members.",
+        ),
+        (
             "listeners",
             format!("PLAINTEXT://{}", shared.listen_addr),
             TYPE_STRING,

@@ -17,7 +17,7 @@ use kafka_protocol::messages::{
     ListGroupsRequest, ListGroupsResponse,
 };
 use kafka_protocol::protocol::Encodable;
-use weir_groups::{ConsumerGroupDescription, GroupError, GroupState};
+use weir_groups::{ConsumerGroupDescription, GroupError, GroupState, GroupType};
 
 use super::{blocking, str_bytes, topic_name};
 use crate::Shared;
@@ -84,6 +84,13 @@ pub(crate) fn describe(version: i16, body: Bytes, shared: &Shared) -> Result<Byt
                 (
                     Code::InvalidGroupId,
                     "the group id must not be empty".to_owned(),
+                )
+            } else if version >= 6 && shared.groups.group_type(&id.0) == GroupType::Share {
+                // A share group is no classic group: Dead before v6, an
+                // error from v6, as Kafka answers.
+                (
+                    Code::GroupIdNotFound,
+                    format!("group {} is not a classic group", id.0),
                 )
             } else if version >= 6 && d.state == GroupState::Dead {
                 (Code::GroupIdNotFound, format!("group {} not found", id.0))

@@ -1,5 +1,5 @@
 //! Group membership: FindCoordinator (this broker coordinates every
-//! group), JoinGroup, SyncGroup, Heartbeat and LeaveGroup over the
+//! group, share groups included), JoinGroup, SyncGroup, Heartbeat and LeaveGroup over the
 //! `weir-groups` coordinator. A JoinGroup or SyncGroup that must wait for a
 //! rebalance is answered later, in the connection's order.
 
@@ -21,8 +21,10 @@ use crate::Shared;
 use crate::codes::{Code, for_group_error};
 use crate::conn::{ConnError, decode, encode};
 
-/// Key types of FindCoordinator: consumer groups and transactions (share
-/// groups are 2).
+/// Key types of FindCoordinator: groups of every type, share groups
+/// included, and transactions. Key type 2 asks for a share-*state*
+/// coordinator (`group:topic:partition` keys), which only brokers ask each
+/// other for: Weir keeps share state itself.
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
@@ -47,7 +49,7 @@ pub(crate) fn find_coordinator(
         other => (
             Code::InvalidRequest,
             Some(str_bytes(&format!(
-                "coordinator key type {other} is not served (share groups are not supported)"
+                "coordinator key type {other} is not served (share-state coordinators are internal to the broker)"
             ))),
         ),
     };

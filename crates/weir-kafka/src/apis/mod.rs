@@ -25,6 +25,7 @@ mod operations;
 pub(crate) mod produce;
 mod replica_assignment;
 mod replicas;
+mod share_groups;
 mod transaction_admin;
 mod transactions;
 
@@ -86,6 +87,10 @@ pub(crate) fn supported_versions(api: ApiKey) -> Option<RangeInclusive<i16>> {
         ApiKey::OffsetDelete => 0..=0,
         ApiKey::ConsumerGroupHeartbeat => 0..=1,
         ApiKey::ConsumerGroupDescribe => 0..=1,
+        // Share groups' membership (KIP-932): v1 is the only version Kafka
+        // 4.1+ and librdkafka 2.16 speak (v0 was 4.0's early access).
+        ApiKey::ShareGroupHeartbeat => 1..=1,
+        ApiKey::ShareGroupDescribe => 1..=1,
         // The single-node admin APIs, at every version kafka-protocol has.
         ApiKey::DescribeLogDirs => 1..=4,
         ApiKey::AlterReplicaLogDirs => 1..=2,
@@ -180,6 +185,8 @@ pub(crate) async fn dispatch(
             now(consumer_groups::heartbeat(version, body, caller, shared)?)
         }
         ApiKey::ConsumerGroupDescribe => now(consumer_groups::describe(version, body, shared)?),
+        ApiKey::ShareGroupHeartbeat => now(share_groups::heartbeat(version, body, caller, shared)?),
+        ApiKey::ShareGroupDescribe => now(share_groups::describe(version, body, shared)?),
         ApiKey::DescribeLogDirs => now(log_dirs::handle(version, body, shared).await?),
         ApiKey::AlterReplicaLogDirs => now(log_dirs::alter(version, body, shared).await?),
         ApiKey::ElectLeaders => now(replicas::elect_leaders(version, body, shared)?),
@@ -264,6 +271,12 @@ pub(crate) fn decode_only(api: ApiKey, version: i16, body: Bytes) -> Result<(), 
         }
         ApiKey::ConsumerGroupDescribe => {
             decode::<m::ConsumerGroupDescribeRequest>(api, version, body).map(drop)
+        }
+        ApiKey::ShareGroupHeartbeat => {
+            decode::<m::ShareGroupHeartbeatRequest>(api, version, body).map(drop)
+        }
+        ApiKey::ShareGroupDescribe => {
+            decode::<m::ShareGroupDescribeRequest>(api, version, body).map(drop)
         }
         ApiKey::AlterReplicaLogDirs => {
             decode::<m::AlterReplicaLogDirsRequest>(api, version, body).map(drop)

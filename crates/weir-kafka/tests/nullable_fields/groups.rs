@@ -1,6 +1,7 @@
 //! The group APIs' cases of `nullable_fields.rs`: classic groups (JoinGroup,
 //! SyncGroup, Heartbeat, LeaveGroup, DescribeGroups), offsets (OffsetCommit,
-//! OffsetFetch) and KIP-848 consumer groups.
+//! OffsetFetch), KIP-848 consumer groups and KIP-932 share groups'
+//! membership.
 
 use kafka_protocol::messages::*;
 
@@ -310,6 +311,75 @@ pub(super) fn consumer_group_describe(w: &mut Walk, v: i16) {
         "ConsumerGroupDescribe member subscribed_topic_regex",
         v,
         regex,
+        Null,
+    );
+}
+
+fn share_join(w: &mut Walk, group: &str, v: i16) -> ShareGroupHeartbeatResponse {
+    let request = ShareGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_member_id(s(&fresh_id()))
+        .with_member_epoch(0)
+        .with_subscribed_topic_names(Some(vec![name("t")]));
+    w.call(ApiKey::ShareGroupHeartbeat, v, &request)
+}
+
+pub(super) fn share_group_heartbeat(w: &mut Walk, v: i16) {
+    let r = share_join(w, &format!("share-{v}"), v);
+    assert_eq!(r.error_code, 0, "v{v}: {:?}", r.error_message);
+    w.check(
+        "ShareGroupHeartbeat error_message",
+        v,
+        text(&r.error_message),
+        Null,
+    );
+    w.check("ShareGroupHeartbeat member_id", v, text(&r.member_id), Set);
+    w.check("ShareGroupHeartbeat assignment", v, set(&r.assignment), Set);
+    // An unknown member: only the error.
+    let request = ShareGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(s(&format!("share-{v}"))))
+        .with_member_id(s(&fresh_id()))
+        .with_member_epoch(5);
+    let r: ShareGroupHeartbeatResponse = w.call(ApiKey::ShareGroupHeartbeat, v, &request);
+    assert_ne!(r.error_code, 0, "v{v}");
+    w.check(
+        "ShareGroupHeartbeat error_message",
+        v,
+        text(&r.error_message),
+        Set,
+    );
+    w.check("ShareGroupHeartbeat member_id", v, text(&r.member_id), Null);
+    w.check(
+        "ShareGroupHeartbeat assignment",
+        v,
+        set(&r.assignment),
+        Null,
+    );
+}
+
+pub(super) fn share_group_describe(w: &mut Walk, v: i16) {
+    let group = format!("share-described-{v}");
+    share_join(w, &group, v);
+    let request = ShareGroupDescribeRequest::default()
+        .with_group_ids(vec![GroupId(s(&group)), GroupId(s("no-such"))]);
+    let r: ShareGroupDescribeResponse = w.call(ApiKey::ShareGroupDescribe, v, &request);
+    let (g, missing) = (&r.groups[0], &r.groups[1]);
+    w.check(
+        "ShareGroupDescribe error_message",
+        v,
+        text(&g.error_message),
+        Null,
+    );
+    w.check(
+        "ShareGroupDescribe error_message",
+        v,
+        text(&missing.error_message),
+        Set,
+    );
+    w.check(
+        "ShareGroupDescribe member rack_id",
+        v,
+        text(&g.members[0].rack_id),
         Null,
     );
 }
