@@ -34,8 +34,8 @@ impl Default for QueueConfig {
 
 impl QueueConfig {
     pub fn validate(&self) -> Result<(), QueueError> {
-        if self.lock_ms <= 0 {
-            return Err(QueueError::InvalidConfig("lock_ms must be positive"));
+        if !(1..=crate::LOCK_MS_MAX).contains(&self.lock_ms) {
+            return Err(QueueError::InvalidConfig("lock_ms is out of range"));
         }
         if !(1..=DELIVERY_LIMIT_MAX).contains(&self.delivery_limit) {
             return Err(QueueError::InvalidConfig("delivery_limit is out of range"));
@@ -160,6 +160,18 @@ impl SharePartition {
 
     pub fn config(&self) -> QueueConfig {
         self.config
+    }
+
+    /// Sets the lock duration of later acquisitions and renewals (a queue
+    /// client names its own); locks already taken keep their deadline.
+    pub fn set_lock_ms(&mut self, lock_ms: i64) -> Result<(), QueueError> {
+        QueueConfig {
+            lock_ms,
+            ..self.config
+        }
+        .validate()?;
+        self.config.lock_ms = lock_ms;
+        Ok(())
     }
 
     /// The first offset not settled (Kafka's share-partition start offset).
