@@ -39,7 +39,7 @@ pub use partition::{
     AckKind, Acquired, Change, DeadLetter, DeadLetterReason, Outcome, Pending, QueueConfig,
     SharePartition,
 };
-pub use queues::{Create, JournalRecord, QueueIo, Queues, QueuesConfig, Recovery};
+pub use queues::{Create, JournalRecord, JournalVisitor, QueueIo, Queues, QueuesConfig, Recovery};
 pub use snapshot::{Snapshot, SnapshotRun};
 
 /// Highest delivery limit a partition takes (Kafka allows 2 to 10 for share

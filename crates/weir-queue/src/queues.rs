@@ -21,6 +21,8 @@ use crate::partition::{
 
 /// A journal record as stored: key and value.
 pub type JournalRecord = (Vec<u8>, Vec<u8>);
+/// What a journal read calls with each record's offset, key and value.
+pub type JournalVisitor<'a> = dyn FnMut(i64, &[u8], &[u8]) + 'a;
 
 /// Where a [`Queues`] keeps its state. Every call blocks until done.
 pub trait QueueIo: Send + Sync {
@@ -31,7 +33,7 @@ pub trait QueueIo: Send + Sync {
     fn journal_end(&self) -> Result<i64, String>;
     /// Calls `f` with the offset, key and value of every journal record
     /// from `from` on (or from the journal's start, if later), oldest first.
-    fn read_journal(&self, from: i64, f: &mut dyn FnMut(i64, &[u8], &[u8])) -> Result<(), String>;
+    fn read_journal(&self, from: i64, f: &mut JournalVisitor<'_>) -> Result<(), String>;
     /// Replaces the snapshot durably (all of it or nothing).
     fn write_snapshot(&self, bytes: &[u8]) -> Result<(), String>;
     fn read_snapshot(&self) -> Result<Option<Vec<u8>>, String>;

@@ -6,7 +6,8 @@
 use std::sync::Mutex;
 
 use weir_queue::{
-    AckKind, Create, DeadLetter, JournalRecord, QueueError, QueueIo, QueueKey, Queues, QueuesConfig,
+    AckKind, Create, DeadLetter, JournalRecord, JournalVisitor, QueueError, QueueIo, QueueKey,
+    Queues, QueuesConfig,
 };
 
 #[derive(Default)]
@@ -33,7 +34,7 @@ impl QueueIo for &MemIo {
     fn journal_end(&self) -> Result<i64, String> {
         Ok(self.journal.lock().unwrap().0)
     }
-    fn read_journal(&self, from: i64, f: &mut dyn FnMut(i64, &[u8], &[u8])) -> Result<(), String> {
+    fn read_journal(&self, from: i64, f: &mut JournalVisitor<'_>) -> Result<(), String> {
         for (o, (k, v)) in &self.journal.lock().unwrap().1 {
             if *o >= from {
                 f(*o, k, v);
