@@ -145,6 +145,17 @@ fn max(v: Option<usize>, page_max: usize) -> Result<usize, ApiError> {
     Ok(v)
 }
 
+/// Weir's own topics (the queue journal among them) are not queued.
+fn refuse_internal(t: &weir_broker::Topic) -> Result<(), ApiError> {
+    if t.internal {
+        return Err(ApiError::bad_request(format!(
+            "{} is an internal topic; it cannot be claimed from",
+            t.name
+        )));
+    }
+    Ok(())
+}
+
 fn key(group: &str, topic: &str, partition: i32) -> QueueKey {
     QueueKey {
         group: group.to_owned(),
@@ -228,6 +239,7 @@ fn claim_once(
     let delivery_limit = req.delivery_limit.unwrap_or(DELIVERY_LIMIT_DEFAULT);
     let q = app.queues()?;
     let t = app.broker.topic(topic)?;
+    refuse_internal(&t)?;
     let n = t.partition_count() as i32;
     let first = app
         .round_robin
@@ -337,7 +349,9 @@ pub async fn autoclaim(
     let app2 = app.clone();
     let records = blocking(move || -> Result<_, ApiError> {
         let q = app2.queues()?;
-        let n = app2.broker.topic(&topic)?.partition_count() as i32;
+        let t = app2.broker.topic(&topic)?;
+        refuse_internal(&t)?;
+        let n = t.partition_count() as i32;
         let mut out = Vec::new();
         for partition in 0..n {
             let want = max - out.len();

@@ -265,13 +265,21 @@ fn autoclaim_takes_idle_records_and_errors_are_clear() {
         let (st, body) = act(&s, "g", "claim", bad.clone());
         assert_eq!(st, 400, "{bad}: {body}");
     }
-    let (st, _) = act(
-        &s,
-        "g",
-        "ack",
-        json!({"consumer": "a", "partition": 0, "offset": 99}),
+    for offset in [99, i64::MIN, i64::MAX, -1] {
+        let (st, _) = act(
+            &s,
+            "g",
+            "ack",
+            json!({"consumer": "a", "partition": 0, "offset": offset}),
+        );
+        assert_eq!(st, 409, "offset {offset}");
+    }
+    let (st, _, _) = s.call(
+        "POST",
+        "/v1/queues/g/topics/__consumer_offsets/claim",
+        Some(r#"{"consumer":"a"}"#),
     );
-    assert_eq!(st, 409);
+    assert_eq!(st, 400, "internal topics are not queued");
     let (st, _) = act(
         &s,
         "g",

@@ -409,7 +409,7 @@ impl SharePartition {
     /// The deliveries of `offset` so far, if it is in the window and not
     /// settled.
     pub fn deliveries(&self, offset: i64) -> Option<u16> {
-        let i = usize::try_from(offset - self.start).ok()?;
+        let i = usize::try_from(offset.checked_sub(self.start)?).ok()?;
         match self.slots.get(i)? {
             Slot::Available { deliveries } | Slot::Acquired { deliveries, .. } => Some(*deliveries),
             Slot::Settled => None,
@@ -455,12 +455,17 @@ impl SharePartition {
     }
 
     fn check_held(&self, member: &str, first: i64, last: i64) -> Result<(), QueueError> {
-        if first > last || last - first >= self.config.in_flight_max as i64 {
+        if first > last
+            || last
+                .checked_sub(first)
+                .is_none_or(|d| d >= self.config.in_flight_max as i64)
+        {
             return Err(QueueError::InvalidRange { first, last });
         }
         for offset in first..=last {
-            let held = usize::try_from(offset - self.start)
-                .ok()
+            let held = offset
+                .checked_sub(self.start)
+                .and_then(|d| usize::try_from(d).ok())
                 .and_then(|i| self.slots.get(i))
                 .is_some_and(|s| matches!(s, Slot::Acquired { member: m, .. } if &**m == member));
             if !held {
