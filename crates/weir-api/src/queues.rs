@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 /// `POST /v1/queues/{group}/topics/{topic}/claim`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ClaimRequest {
     /// Who holds the records claimed.
     pub consumer: String,
@@ -37,6 +38,7 @@ pub struct ClaimRequest {
 
 /// `POST /v1/queues/{group}/topics/{topic}/autoclaim` (XAUTOCLAIM).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AutoclaimRequest {
     pub consumer: String,
     /// Records held by other consumers at least this long are taken.
@@ -73,6 +75,7 @@ pub struct Claimed {
 
 /// `POST .../ack`, `.../nack`, `.../extend`: one record the consumer holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RecordAck {
     pub consumer: String,
     pub partition: i32,

@@ -24,7 +24,7 @@ use weir_deadletter::queue_io::BrokerQueueIo;
 use weir_log::Clock as _;
 use weir_queue::{AckKind, Acquired, Create, QueueError, QueueKey, Queues, QueuesConfig};
 
-use crate::problem::ApiError;
+use crate::problem::{ApiError, Body};
 use crate::{AppState, blocking};
 
 /// The queue manager the API serves.
@@ -303,7 +303,7 @@ fn claim_once(
 pub async fn claim(
     State(app): State<Arc<AppState>>,
     Path((group, topic)): Path<(String, String)>,
-    Json(req): Json<ClaimRequest>,
+    Body(req): Body<ClaimRequest>,
 ) -> Result<Json<Claimed>, ApiError> {
     check_group(&group)?;
     check_consumer(&req.consumer)?;
@@ -337,7 +337,7 @@ pub async fn claim(
 pub async fn autoclaim(
     State(app): State<Arc<AppState>>,
     Path((group, topic)): Path<(String, String)>,
-    Json(req): Json<AutoclaimRequest>,
+    Body(req): Body<AutoclaimRequest>,
 ) -> Result<Json<Claimed>, ApiError> {
     check_group(&group)?;
     check_consumer(&req.consumer)?;
@@ -423,7 +423,7 @@ async fn settle(
 pub async fn ack(
     State(app): State<Arc<AppState>>,
     Path((group, topic)): Path<(String, String)>,
-    Json(req): Json<RecordAck>,
+    Body(req): Body<RecordAck>,
 ) -> Result<Json<Acked>, ApiError> {
     settle(app, group, topic, req, AckKind::Accept).await
 }
@@ -437,7 +437,7 @@ pub async fn ack(
 pub async fn nack(
     State(app): State<Arc<AppState>>,
     Path((group, topic)): Path<(String, String)>,
-    Json(req): Json<RecordAck>,
+    Body(req): Body<RecordAck>,
 ) -> Result<Json<Acked>, ApiError> {
     let kind = if req.reject {
         AckKind::Reject
@@ -455,7 +455,7 @@ pub async fn nack(
 pub async fn extend(
     State(app): State<Arc<AppState>>,
     Path((group, topic)): Path<(String, String)>,
-    Json(req): Json<RecordAck>,
+    Body(req): Body<RecordAck>,
 ) -> Result<Json<Acked>, ApiError> {
     check_group(&group)?;
     check_consumer(&req.consumer)?;
