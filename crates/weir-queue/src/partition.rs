@@ -304,6 +304,18 @@ impl SharePartition {
         Ok(())
     }
 
+    /// The earliest lock deadline, if anything is acquired: when
+    /// [`Self::expire`] next has work.
+    pub fn next_deadline(&self) -> Option<i64> {
+        self.slots
+            .iter()
+            .filter_map(|s| match s {
+                Slot::Acquired { deadline_ms, .. } => Some(*deadline_ms),
+                _ => None,
+            })
+            .min()
+    }
+
     /// Releases every record whose lock ran out by `now_ms`.
     pub fn expire(&mut self, now_ms: i64) -> Outcome {
         let mut outcome = Outcome::default();

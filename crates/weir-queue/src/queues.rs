@@ -428,6 +428,11 @@ impl<Io: QueueIo> Queues<Io> {
             .collect();
         let mut first_err = None;
         for (key, part) in all {
+            // Only a partition with a lock run out pays for the call (and
+            // the copy kept to undo it).
+            if lock(&part).next_deadline().is_none_or(|d| d > now_ms) {
+                continue;
+            }
             if let Err(e) = self.run(&key, &part, |p| Ok(((), p.expire(now_ms)))) {
                 first_err.get_or_insert(e);
             }

@@ -171,7 +171,9 @@ fn a_failed_write_changes_nothing_and_limits_refuse() {
         q.acquire(&key(0), &CREATE, "a", 1, 0, 0, 10, 0),
         Err(QueueError::InvalidConfig(_))
     ));
-    // Locks time out: what "a" held of partition 1 is released.
+    // Locks time out: what "a" held of partition 1 is released, not before.
+    q.expire(999).unwrap();
+    assert!(q.pending("g", 999).iter().any(|(k, _)| k.partition == 1));
     q.expire(2_000).unwrap();
     assert!(q.pending("g", 2_000).iter().all(|(k, _)| k.partition != 1));
 }
