@@ -47,17 +47,35 @@ impl Broker {
         for (k, v) in records {
             b.push(now, Some(k), Some(v), &[]);
         }
+        self.ensure_share_state(SHARE_STATE_SEGMENT_BYTES)?;
+        let log = self.partition(SHARE_STATE_TOPIC, 0)?;
+        let info = log.append_nowait(&mut b.build())?;
+        Ok(log.wait_durable(info.last_offset + 1)?)
+    }
+
+    /// Creates the share-state journal with `segment_bytes` segments if it
+    /// does not exist (the first append does, with 8 MiB; tests ask for
+    /// small ones to see segments go).
+    pub fn ensure_share_state(&self, segment_bytes: &str) -> Result<(), BrokerError> {
         self.ensure_internal_topic(
             SHARE_STATE_TOPIC,
             1,
             &[
                 ("retention.ms", "-1"),
-                ("segment.bytes", SHARE_STATE_SEGMENT_BYTES),
+                ("segment.bytes", segment_bytes),
+                ("max.message.bytes", segment_bytes),
             ],
         )?;
-        let log = self.partition(SHARE_STATE_TOPIC, 0)?;
-        let info = log.append_nowait(&mut b.build())?;
-        Ok(log.wait_durable(info.last_offset + 1)?)
+        Ok(())
+    }
+
+    /// The journal's first offset kept (0 before the first record).
+    pub fn share_state_start(&self) -> Result<i64, BrokerError> {
+        match self.partition(SHARE_STATE_TOPIC, 0) {
+            Ok(log) => Ok(log.start_offset()),
+            Err(BrokerError::UnknownTopic { .. }) => Ok(0),
+            Err(e) => Err(e),
+        }
     }
 
     /// The offset the next journal record gets (0 before the first).
