@@ -8,6 +8,7 @@
 //! setting.
 
 mod dlq;
+mod queues;
 mod sagas;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,10 @@ pub use dlq::{
     Alert, AlertList, DeadLetterOrigin, DeadLetterRecord, DeadLetterTopic, DeadLetterTopics,
     DeadLetters, NotDeadLetter, PurgeRequest, PurgeResult, PurgedPartition, ReplayRequest,
     ReplayResult,
+};
+pub use queues::{
+    Acked, AutoclaimRequest, ClaimRequest, Claimed, PendingList, PendingRecord, QueueRecord,
+    RecordAck,
 };
 pub use sagas::{NotSaga, ResumeSaga, SagaDetail, SagaEventInfo, SagaList, SagaStep, SagaSummary};
 use serde::{Deserialize, Serialize};

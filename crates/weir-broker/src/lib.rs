@@ -29,6 +29,7 @@ mod error;
 mod partition_state;
 pub mod partitioner;
 mod producers;
+pub mod queue_log;
 mod rewrite;
 mod topic;
 pub mod txn_index;

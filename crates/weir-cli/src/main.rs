@@ -9,6 +9,7 @@
 mod dlq_cli;
 mod group_cli;
 mod outbox_cli;
+mod queue_cli;
 mod remote;
 mod saga_cli;
 mod serve;
@@ -60,6 +61,8 @@ enum Command {
     Group(group_cli::GroupArgs),
     /// List dead-letter topics, show dead letters, replay them.
     Dlq(dlq_cli::DlqArgs),
+    /// Claim, ack, nack and extend queue records; list pending; autoclaim.
+    Queue(queue_cli::QueueArgs),
     /// Print one correlation's timeline (a request, a saga) as a tree by
     /// causation: time, type, stream@version and short id of each event,
     /// indented under the event that caused it.
@@ -271,6 +274,7 @@ fn main() -> std::process::ExitCode {
         Command::Stream(args) => (remote::run_stream(args), true),
         Command::Group(args) => (group_cli::run_group(args), true),
         Command::Dlq(args) => (dlq_cli::run_dlq(args), true),
+        Command::Queue(args) => (queue_cli::run_queue(args), true),
         Command::Trace(args) => (trace_cli::run_trace(args), true),
         Command::Saga(args) => (saga_cli::run_saga(args), true),
         Command::Outbox(cmd) => (outbox_cli::run(cmd), false),

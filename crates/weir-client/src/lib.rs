@@ -12,6 +12,7 @@
 //! # Ok::<(), weir_client::ClientError>(())
 //! ```
 
+mod queues;
 mod sagas;
 mod sse;
 

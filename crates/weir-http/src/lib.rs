@@ -5,7 +5,8 @@
 //! all events, a category or a type; stream metadata, soft delete,
 //! tombstone, snapshots), live streams over Server-Sent Events, dead
 //! letters (list, read, replay, purge), alerts, sagas (list, show, resume
-//! a parked one), `/healthz`,
+//! a parked one), queues (claim, ack, nack, extend, pending, autoclaim),
+//! `/healthz`,
 //! `/readyz`, and `/openapi.json` generated from the handlers and the
 //! `weir-api` types. Errors are RFC 9457 problems with a stable code
 //! ([`problem`]). Blocking core calls run on tokio's blocking pool. Each
@@ -17,6 +18,7 @@ mod dlq;
 mod groups;
 mod live;
 pub mod problem;
+mod queues;
 mod sagas;
 mod streams;
 mod topics;
@@ -95,6 +97,8 @@ pub struct AppState {
     round_robin: AtomicU64,
     next_id: AtomicU64,
     started_ms: i64,
+    /// The queue manager, opened on first use ([`AppState::queues`]).
+    queues: std::sync::Mutex<Option<Arc<queues::QueueManager>>>,
 }
 
 impl AppState {
@@ -120,6 +124,7 @@ impl AppState {
             round_robin: AtomicU64::new(0),
             next_id: AtomicU64::new(0),
             started_ms: weir_log::SystemClock.now_ms(),
+            queues: std::sync::Mutex::new(None),
         }
     }
 
@@ -177,6 +182,12 @@ impl AppState {
         dlq::replay,
         dlq::purge,
         dlq::alerts,
+        queues::claim,
+        queues::autoclaim,
+        queues::ack,
+        queues::nack,
+        queues::extend,
+        queues::pending,
     ),
     components(schemas(weir_api::Problem)),
     modifiers(&ProblemMediaType)
@@ -335,6 +346,21 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/correlations/{correlation_id}",
             get(streams::read_correlation),
         )
+        .route("/v1/queues/{group}/pending", get(queues::pending))
+        .route(
+            "/v1/queues/{group}/topics/{topic}/claim",
+            post(queues::claim),
+        )
+        .route(
+            "/v1/queues/{group}/topics/{topic}/autoclaim",
+            post(queues::autoclaim),
+        )
+        .route("/v1/queues/{group}/topics/{topic}/ack", post(queues::ack))
+        .route("/v1/queues/{group}/topics/{topic}/nack", post(queues::nack))
+        .route(
+            "/v1/queues/{group}/topics/{topic}/extend",
+            post(queues::extend),
+        )
         .merge(sagas::routes())
         .fallback(no_route)
         .layer(axum::middleware::from_fn(trace::traced))
@@ -384,13 +410,28 @@ pub async fn run_with(
         recorder: state.metrics.as_ref().map(|m| m.recorder().clone()),
     };
     let app = router(state.clone()).merge(extra);
+    // Queue locks that ran out are released, and snapshots taken, on a
+    // timer while the server runs.
+    let queue_upkeep = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(queues::UPKEEP);
+            loop {
+                tick.tick().await;
+                let state = state.clone();
+                let _ = tokio::task::spawn_blocking(move || queues::upkeep(&state)).await;
+            }
+        })
+    };
     let shutdown = async move {
         shutdown.await;
         state.stopping.send_replace(true);
     };
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    queue_upkeep.abort();
+    served
 }
 
 /// Runs blocking core work off the async workers.

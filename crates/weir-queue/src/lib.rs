@@ -21,16 +21,25 @@
 //! given; replaying them into a fresh partition ([`SharePartition::apply`])
 //! after a restart gives back every settlement and delivery count, with
 //! the locks gone (what was acquired is available again).
+//!
+//! [`Queues`] keeps one partition per (group, topic, partition) and makes
+//! each call's changes durable through a [`QueueIo`] (a journal, a
+//! snapshot, the dead letters) before answering; the broker implements
+//! that I/O.
 
 mod error;
+pub mod journal;
 mod partition;
+mod queues;
 mod snapshot;
 
 pub use error::QueueError;
+pub use journal::QueueKey;
 pub use partition::{
     AckKind, Acquired, Change, DeadLetter, DeadLetterReason, Outcome, Pending, QueueConfig,
     SharePartition,
 };
+pub use queues::{Create, JournalRecord, JournalVisitor, QueueIo, Queues, QueuesConfig, Recovery};
 pub use snapshot::{Snapshot, SnapshotRun};
 
 /// Highest delivery limit a partition takes (Kafka allows 2 to 10 for share
@@ -38,3 +47,5 @@ pub use snapshot::{Snapshot, SnapshotRun};
 pub const DELIVERY_LIMIT_MAX: u16 = 1_000;
 /// Largest window a partition takes, in records.
 pub const IN_FLIGHT_MAX: usize = 100_000;
+/// Longest lock a consumer may ask for (12 hours).
+pub const LOCK_MS_MAX: i64 = 12 * 3_600_000;

@@ -34,8 +34,8 @@ impl Default for QueueConfig {
 
 impl QueueConfig {
     pub fn validate(&self) -> Result<(), QueueError> {
-        if self.lock_ms <= 0 {
-            return Err(QueueError::InvalidConfig("lock_ms must be positive"));
+        if !(1..=crate::LOCK_MS_MAX).contains(&self.lock_ms) {
+            return Err(QueueError::InvalidConfig("lock_ms is out of range"));
         }
         if !(1..=DELIVERY_LIMIT_MAX).contains(&self.delivery_limit) {
             return Err(QueueError::InvalidConfig("delivery_limit is out of range"));
@@ -160,6 +160,18 @@ impl SharePartition {
 
     pub fn config(&self) -> QueueConfig {
         self.config
+    }
+
+    /// Sets the lock duration of later acquisitions and renewals (a queue
+    /// client names its own); locks already taken keep their deadline.
+    pub fn set_lock_ms(&mut self, lock_ms: i64) -> Result<(), QueueError> {
+        QueueConfig {
+            lock_ms,
+            ..self.config
+        }
+        .validate()?;
+        self.config.lock_ms = lock_ms;
+        Ok(())
     }
 
     /// The first offset not settled (Kafka's share-partition start offset).
@@ -292,6 +304,18 @@ impl SharePartition {
         Ok(())
     }
 
+    /// The earliest lock deadline, if anything is acquired: when
+    /// [`Self::expire`] next has work.
+    pub fn next_deadline(&self) -> Option<i64> {
+        self.slots
+            .iter()
+            .filter_map(|s| match s {
+                Slot::Acquired { deadline_ms, .. } => Some(*deadline_ms),
+                _ => None,
+            })
+            .min()
+    }
+
     /// Releases every record whose lock ran out by `now_ms`.
     pub fn expire(&mut self, now_ms: i64) -> Outcome {
         let mut outcome = Outcome::default();
@@ -397,7 +421,7 @@ impl SharePartition {
     /// The deliveries of `offset` so far, if it is in the window and not
     /// settled.
     pub fn deliveries(&self, offset: i64) -> Option<u16> {
-        let i = usize::try_from(offset - self.start).ok()?;
+        let i = usize::try_from(offset.checked_sub(self.start)?).ok()?;
         match self.slots.get(i)? {
             Slot::Available { deliveries } | Slot::Acquired { deliveries, .. } => Some(*deliveries),
             Slot::Settled => None,
@@ -443,12 +467,17 @@ impl SharePartition {
     }
 
     fn check_held(&self, member: &str, first: i64, last: i64) -> Result<(), QueueError> {
-        if first > last || last - first >= self.config.in_flight_max as i64 {
+        if first > last
+            || last
+                .checked_sub(first)
+                .is_none_or(|d| d >= self.config.in_flight_max as i64)
+        {
             return Err(QueueError::InvalidRange { first, last });
         }
         for offset in first..=last {
-            let held = usize::try_from(offset - self.start)
-                .ok()
+            let held = offset
+                .checked_sub(self.start)
+                .and_then(|d| usize::try_from(d).ok())
                 .and_then(|i| self.slots.get(i))
                 .is_some_and(|s| matches!(s, Slot::Acquired { member: m, .. } if &**m == member));
             if !held {

@@ -1,0 +1,508 @@
+//! Queues over HTTP (Redis Streams' model on `weir-queue`'s manager):
+//! claim records of a topic for a consumer of a queue group under a lock
+//! (long-polling if asked), ack, nack (release, or reject to the dead
+//! letters), extend a lock, list the group's pending records, and claim
+//! records idle too long. Claimed records are read `read_committed`
+//! (below the last stable offset, no aborted record); offsets the log
+//! has no such record at are settled as gaps and never shown. The
+//! manager is opened (its journal replayed) on first use; a timer started
+//! with the server releases locks that ran out and takes snapshots.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use weir_api::{
+    Acked, AutoclaimRequest, ClaimRequest, Claimed, PendingList, PendingRecord, QueueRecord,
+    RecordAck,
+};
+use weir_deadletter::queue_io::BrokerQueueIo;
+use weir_log::Clock as _;
+use weir_queue::{AckKind, Acquired, Create, QueueError, QueueKey, Queues, QueuesConfig};
+
+use crate::problem::{ApiError, Body};
+use crate::{AppState, blocking};
+
+/// The queue manager the API serves.
+pub type QueueManager = Queues<BrokerQueueIo>;
+
+const LOCK_MS_DEFAULT: i64 = 30_000;
+const MAX_DEFAULT: usize = 10;
+const WAIT_MS_MAX: u64 = 30_000;
+const DELIVERY_LIMIT_DEFAULT: u16 = 5;
+/// How often a long-polling claim looks again.
+const POLL: Duration = Duration::from_millis(50);
+/// How often locks are expired and snapshots considered.
+pub(crate) const UPKEEP: Duration = Duration::from_millis(200);
+
+impl From<QueueError> for ApiError {
+    fn from(e: QueueError) -> Self {
+        let code = match &e {
+            QueueError::NotAcquired { .. } => {
+                return ApiError::new(StatusCode::CONFLICT, "record_not_held", e.to_string());
+            }
+            QueueError::InvalidRange { .. } | QueueError::InvalidConfig(_) => "bad_request",
+            QueueError::TooManyGroups { .. } | QueueError::TooManyPartitions { .. } => {
+                "queue_limit"
+            }
+            QueueError::Storage(_) => {
+                return ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "storage_error",
+                    e.to_string(),
+                );
+            }
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string())
+    }
+}
+
+impl AppState {
+    /// The queue manager, opened on first use.
+    pub fn queues(&self) -> Result<Arc<QueueManager>, ApiError> {
+        let mut slot = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(q) = &*slot {
+            return Ok(q.clone());
+        }
+        let io = BrokerQueueIo::new(self.broker.clone());
+        let (q, recovery) = Queues::open(io, QueuesConfig::default())?;
+        tracing::info!(
+            partitions = recovery.partitions,
+            replayed = recovery.replayed,
+            skipped = recovery.skipped.len(),
+            "queue state recovered"
+        );
+        for s in &recovery.skipped {
+            tracing::warn!(%s, "queue journal record skipped");
+        }
+        let q = Arc::new(q);
+        *slot = Some(q.clone());
+        Ok(q)
+    }
+
+    /// The manager if it was opened.
+    pub(crate) fn queues_opened(&self) -> Option<Arc<QueueManager>> {
+        self.queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// One upkeep round: expired locks released, a snapshot if due.
+pub(crate) fn upkeep(app: &AppState) {
+    let Some(q) = app.queues_opened() else {
+        return;
+    };
+    if let Err(e) = q.expire(now_ms()) {
+        tracing::warn!(%e, "expiring queue locks failed");
+    }
+    if let Err(e) = q.maintain() {
+        tracing::warn!(%e, "queue snapshot failed");
+    }
+}
+
+fn now_ms() -> i64 {
+    weir_log::SystemClock.now_ms()
+}
+
+fn check_consumer(consumer: &str) -> Result<(), ApiError> {
+    if consumer.is_empty() || consumer.len() > 255 {
+        return Err(ApiError::bad_request("consumer must be 1 to 255 bytes"));
+    }
+    Ok(())
+}
+
+fn check_group(group: &str) -> Result<(), ApiError> {
+    if group.is_empty() || group.len() > 255 {
+        return Err(ApiError::bad_request("group must be 1 to 255 bytes"));
+    }
+    Ok(())
+}
+
+fn lock_ms(v: Option<i64>) -> Result<i64, ApiError> {
+    let v = v.unwrap_or(LOCK_MS_DEFAULT);
+    if !(1..=weir_queue::LOCK_MS_MAX).contains(&v) {
+        return Err(ApiError::bad_request(format!(
+            "lock_ms must be 1 to {}",
+            weir_queue::LOCK_MS_MAX
+        )));
+    }
+    Ok(v)
+}
+
+fn max(v: Option<usize>, page_max: usize) -> Result<usize, ApiError> {
+    let v = v.unwrap_or(MAX_DEFAULT);
+    if v == 0 || v > page_max {
+        return Err(ApiError::bad_request(format!(
+            "max must be 1 to {page_max}"
+        )));
+    }
+    Ok(v)
+}
+
+/// Weir's own topics (the queue journal among them) are not queued.
+fn refuse_internal(t: &weir_broker::Topic) -> Result<(), ApiError> {
+    if t.internal {
+        return Err(ApiError::bad_request(format!(
+            "{} is an internal topic; it cannot be claimed from",
+            t.name
+        )));
+    }
+    Ok(())
+}
+
+fn key(group: &str, topic: &str, partition: i32) -> QueueKey {
+    QueueKey {
+        group: group.to_owned(),
+        topic: topic.to_owned(),
+        partition,
+    }
+}
+
+/// The records of `acquired` as the log has them; offsets without a
+/// committed record are settled as gaps.
+fn deliver(
+    app: &AppState,
+    q: &QueueManager,
+    key: &QueueKey,
+    consumer: &str,
+    acquired: &[Acquired],
+    deadline_ms: i64,
+    out: &mut Vec<QueueRecord>,
+) -> Result<(), ApiError> {
+    for a in acquired {
+        let records = app.broker.committed_records(
+            &key.topic,
+            key.partition,
+            a.first,
+            a.last + 1,
+            usize::MAX,
+        )?;
+        let mut next = a.first;
+        let gap = |from: i64, to: i64| -> Result<(), ApiError> {
+            if from <= to {
+                q.acknowledge(key, consumer, from, to, AckKind::Gap)?;
+            }
+            Ok(())
+        };
+        for r in records {
+            gap(next, r.offset - 1)?;
+            next = r.offset + 1;
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            out.push(QueueRecord {
+                partition: key.partition,
+                offset: r.offset,
+                timestamp_ms: r.timestamp_ms,
+                key: r.key.as_deref().map(text),
+                value: r
+                    .value
+                    .as_deref()
+                    .and_then(|v| serde_json::from_slice(v).ok()),
+                value_base64: r.value.as_deref().map(|v| B64.encode(v)),
+                headers: r
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_deref().map(text).unwrap_or_default()))
+                    .collect(),
+                deliveries: a.deliveries,
+                lock_deadline_ms: deadline_ms,
+            });
+        }
+        gap(next, a.last)?;
+    }
+    Ok(())
+}
+
+/// One pass over the topic's partitions, from a rotating first one.
+fn claim_once(
+    app: &AppState,
+    group: &str,
+    topic: &str,
+    req: &ClaimRequest,
+    max: usize,
+    lock_ms: i64,
+) -> Result<Vec<QueueRecord>, ApiError> {
+    let earliest = match req.start.as_deref() {
+        None | Some("latest") => false,
+        Some("earliest") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "start must be \"earliest\" or \"latest\", not {other:?}"
+            )));
+        }
+    };
+    let delivery_limit = req.delivery_limit.unwrap_or(DELIVERY_LIMIT_DEFAULT);
+    let q = app.queues()?;
+    let t = app.broker.topic(topic)?;
+    refuse_internal(&t)?;
+    let n = t.partition_count() as i32;
+    let first = app
+        .round_robin
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed) as i32;
+    let mut out = Vec::new();
+    for i in 0..n {
+        if out.len() >= max {
+            break;
+        }
+        let partition = (first.rem_euclid(n) + i) % n;
+        let log = t.partition(partition)?;
+        let log_start = log.start_offset();
+        let lso = app.broker.last_stable_offset(topic, partition)?;
+        let key = key(group, topic, partition);
+        let create = Create {
+            delivery_limit,
+            start: if earliest { log_start } else { lso },
+        };
+        let now = now_ms();
+        // Gaps are settled without being shown, so a pass may give fewer
+        // records than it acquired: acquire again while some came back.
+        loop {
+            let want = max - out.len();
+            if want == 0 {
+                break;
+            }
+            let acquired = q.acquire(
+                &key,
+                &create,
+                &req.consumer,
+                want,
+                lock_ms,
+                log_start,
+                lso,
+                now,
+            )?;
+            if acquired.is_empty() {
+                break;
+            }
+            deliver(
+                app,
+                &q,
+                &key,
+                &req.consumer,
+                &acquired,
+                now + lock_ms,
+                &mut out,
+            )?;
+        }
+    }
+    Ok(out)
+}
+
+/// Claims up to `max` records of the topic for `consumer`, each locked
+/// for `lock_ms`; with `wait_ms`, waits that long for records when there
+/// are none.
+#[utoipa::path(post, path = "/v1/queues/{group}/topics/{topic}/claim", tag = "queues",
+    params(("group" = String, Path), ("topic" = String, Path)),
+    request_body = ClaimRequest,
+    responses((status = 200, body = Claimed), (status = "4XX", body = weir_api::Problem)))]
+pub async fn claim(
+    State(app): State<Arc<AppState>>,
+    Path((group, topic)): Path<(String, String)>,
+    Body(req): Body<ClaimRequest>,
+) -> Result<Json<Claimed>, ApiError> {
+    check_group(&group)?;
+    check_consumer(&req.consumer)?;
+    let lock_ms = lock_ms(req.lock_ms)?;
+    let max = max(req.max, app.limits.page_max)?;
+    let wait_ms = req.wait_ms.unwrap_or(0);
+    if wait_ms > WAIT_MS_MAX {
+        return Err(ApiError::bad_request(format!(
+            "wait_ms must be at most {WAIT_MS_MAX}"
+        )));
+    }
+    let until = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+    let req = Arc::new(req);
+    loop {
+        let (app2, group2, topic2, req2) = (app.clone(), group.clone(), topic.clone(), req.clone());
+        let records =
+            blocking(move || claim_once(&app2, &group2, &topic2, &req2, max, lock_ms)).await?;
+        if !records.is_empty() || tokio::time::Instant::now() + POLL > until {
+            return Ok(Json(Claimed { records }));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Hands `consumer` records other consumers of the group have held for
+/// `min_idle_ms` or longer, each as a new delivery (Redis' XAUTOCLAIM).
+#[utoipa::path(post, path = "/v1/queues/{group}/topics/{topic}/autoclaim", tag = "queues",
+    params(("group" = String, Path), ("topic" = String, Path)),
+    request_body = AutoclaimRequest,
+    responses((status = 200, body = Claimed), (status = "4XX", body = weir_api::Problem)))]
+pub async fn autoclaim(
+    State(app): State<Arc<AppState>>,
+    Path((group, topic)): Path<(String, String)>,
+    Body(req): Body<AutoclaimRequest>,
+) -> Result<Json<Claimed>, ApiError> {
+    check_group(&group)?;
+    check_consumer(&req.consumer)?;
+    let lock_ms = lock_ms(req.lock_ms)?;
+    let max = max(req.max, app.limits.page_max)?;
+    if req.min_idle_ms < 0 {
+        return Err(ApiError::bad_request("min_idle_ms must not be negative"));
+    }
+    let app2 = app.clone();
+    let records = blocking(move || -> Result<_, ApiError> {
+        let q = app2.queues()?;
+        let t = app2.broker.topic(&topic)?;
+        refuse_internal(&t)?;
+        let n = t.partition_count() as i32;
+        let mut out = Vec::new();
+        for partition in 0..n {
+            let want = max - out.len();
+            if want == 0 {
+                break;
+            }
+            let key = key(&group, &topic, partition);
+            let now = now_ms();
+            let acquired =
+                q.claim_idle(&key, &req.consumer, req.min_idle_ms, want, lock_ms, now)?;
+            deliver(
+                &app2,
+                &q,
+                &key,
+                &req.consumer,
+                &acquired,
+                now + lock_ms,
+                &mut out,
+            )?;
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(Json(Claimed { records }))
+}
+
+async fn settle(
+    app: Arc<AppState>,
+    group: String,
+    topic: String,
+    req: RecordAck,
+    kind: AckKind,
+) -> Result<Json<Acked>, ApiError> {
+    check_group(&group)?;
+    check_consumer(&req.consumer)?;
+    let (partition, offset) = (req.partition, req.offset);
+    blocking(move || -> Result<(), ApiError> {
+        app.broker.topic(&topic)?.partition(partition)?;
+        let q = app.queues()?;
+        q.acknowledge(
+            &key(&group, &topic, partition),
+            &req.consumer,
+            offset,
+            offset,
+            kind,
+        )?;
+        Ok(())
+    })
+    .await?;
+    let outcome = match kind {
+        AckKind::Accept => "accepted",
+        AckKind::Release => "released",
+        _ => "rejected",
+    };
+    Ok(Json(Acked {
+        partition,
+        offset,
+        outcome: outcome.to_owned(),
+        lock_deadline_ms: None,
+    }))
+}
+
+/// Acknowledges a record the consumer holds: done, never delivered again.
+/// Answered once that is durable.
+#[utoipa::path(post, path = "/v1/queues/{group}/topics/{topic}/ack", tag = "queues",
+    params(("group" = String, Path), ("topic" = String, Path)),
+    request_body = RecordAck,
+    responses((status = 200, body = Acked), (status = "4XX", body = weir_api::Problem)))]
+pub async fn ack(
+    State(app): State<Arc<AppState>>,
+    Path((group, topic)): Path<(String, String)>,
+    Body(req): Body<RecordAck>,
+) -> Result<Json<Acked>, ApiError> {
+    settle(app, group, topic, req, AckKind::Accept).await
+}
+
+/// Gives a held record back: delivered again (released), or with
+/// `"reject": true` never again, written to the topic's dead letters.
+#[utoipa::path(post, path = "/v1/queues/{group}/topics/{topic}/nack", tag = "queues",
+    params(("group" = String, Path), ("topic" = String, Path)),
+    request_body = RecordAck,
+    responses((status = 200, body = Acked), (status = "4XX", body = weir_api::Problem)))]
+pub async fn nack(
+    State(app): State<Arc<AppState>>,
+    Path((group, topic)): Path<(String, String)>,
+    Body(req): Body<RecordAck>,
+) -> Result<Json<Acked>, ApiError> {
+    let kind = if req.reject {
+        AckKind::Reject
+    } else {
+        AckKind::Release
+    };
+    settle(app, group, topic, req, kind).await
+}
+
+/// Extends the lock on a held record to `lock_ms` from now.
+#[utoipa::path(post, path = "/v1/queues/{group}/topics/{topic}/extend", tag = "queues",
+    params(("group" = String, Path), ("topic" = String, Path)),
+    request_body = RecordAck,
+    responses((status = 200, body = Acked), (status = "4XX", body = weir_api::Problem)))]
+pub async fn extend(
+    State(app): State<Arc<AppState>>,
+    Path((group, topic)): Path<(String, String)>,
+    Body(req): Body<RecordAck>,
+) -> Result<Json<Acked>, ApiError> {
+    check_group(&group)?;
+    check_consumer(&req.consumer)?;
+    let lock_ms = lock_ms(req.lock_ms)?;
+    let (partition, offset) = (req.partition, req.offset);
+    let deadline = blocking(move || -> Result<i64, ApiError> {
+        app.broker.topic(&topic)?.partition(partition)?;
+        let q = app.queues()?;
+        let key = key(&group, &topic, partition);
+        Ok(q.renew(&key, &req.consumer, offset, offset, lock_ms, now_ms())?)
+    })
+    .await?;
+    Ok(Json(Acked {
+        partition,
+        offset,
+        outcome: "extended".to_owned(),
+        lock_deadline_ms: Some(deadline),
+    }))
+}
+
+/// The records the group's consumers hold, with owner, idle time and
+/// deliveries.
+#[utoipa::path(get, path = "/v1/queues/{group}/pending", tag = "queues",
+    params(("group" = String, Path)),
+    responses((status = 200, body = PendingList), (status = "4XX", body = weir_api::Problem)))]
+pub async fn pending(
+    State(app): State<Arc<AppState>>,
+    Path(group): Path<String>,
+) -> Result<Json<PendingList>, ApiError> {
+    check_group(&group)?;
+    let page_max = app.limits.page_max;
+    let pending = blocking(move || -> Result<_, ApiError> {
+        let q = app.queues()?;
+        Ok(q.pending(&group, now_ms())
+            .into_iter()
+            .take(page_max)
+            .map(|(k, p)| PendingRecord {
+                topic: k.topic,
+                partition: k.partition,
+                offset: p.offset,
+                consumer: p.member,
+                idle_ms: p.idle_ms,
+                deliveries: p.deliveries,
+                lock_deadline_ms: p.deadline_ms,
+            })
+            .collect())
+    })
+    .await?;
+    Ok(Json(PendingList { pending }))
+}
