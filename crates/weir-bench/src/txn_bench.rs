@@ -3,12 +3,13 @@
 //! starts it), with transactions of 100 and of 1,000 records, against
 //! non-transactional idempotent produce of the same records in the same
 //! run (goal: ≥ 0.7 of it at 1,000 records per transaction). Each phase
-//! has `--producers` producers (acks=all, linger.ms=5), each on its own
-//! thread, sending to a fresh topic of 6 partitions; a transactional one
-//! commits every `n` records (`commit_transaction` waits for its records'
-//! delivery, so transactions of one producer do not overlap). Afterwards
-//! every partition must be stable (no transaction left open) and hold the
-//! records plus at most one marker per partition and transaction.
+//! has `--producers` producers (acks=all, `--linger-ms`, 5 by default),
+//! each on its own thread, sending to a fresh topic of 6 partitions; a
+//! transactional one commits every `n` records (`commit_transaction`
+//! waits for its records' delivery, so transactions of one producer do
+//! not overlap). Afterwards every partition must be stable (no
+//! transaction left open) and hold the records plus at most one marker
+//! per partition and transaction.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,6 +62,10 @@ pub struct TxnArgs {
     /// e.g. `eos,protocol`), to see where a transaction's time goes
     #[arg(long)]
     client_debug: Option<String>,
+    /// librdkafka's `linger.ms` for every phase's producers (how long a
+    /// batch waits for more records); the same for all phases
+    #[arg(long, default_value_t = 5)]
+    linger_ms: u32,
 }
 
 /// Delivery reports of one producer: how many succeeded, the first error.
@@ -125,7 +130,7 @@ const PHASES: [Phase; 3] = [
 fn producer(
     bootstrap: &str,
     transactional_id: Option<String>,
-    debug: Option<&str>,
+    (debug, linger_ms): (Option<&str>, u32),
 ) -> anyhow::Result<BaseProducer<Deliveries>> {
     let mut config = rdkafka::ClientConfig::new();
     if let Some(debug) = debug {
@@ -137,7 +142,7 @@ fn producer(
         .set("bootstrap.servers", bootstrap)
         .set("acks", "all")
         .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
+        .set("linger.ms", linger_ms.to_string())
         // A few of librdkafka's 1 MB batches, as `weir-bench produce`.
         .set("queue.buffering.max.kbytes", (4 * 1024).to_string())
         .set("message.timeout.ms", "60000");
@@ -207,7 +212,7 @@ fn phase(
     server: &Server,
     p: &Phase,
     round: usize,
-    (records, producers, debug): (u64, usize, Option<&str>),
+    (records, producers, client): (u64, usize, (Option<&str>, u32)),
     rng: &mut Rng,
 ) -> anyhow::Result<Row> {
     let topic = format!("bench-{}-{round}", p.name);
@@ -220,7 +225,7 @@ fn phase(
     for i in 0..producers {
         let n = records / producers as u64 + u64::from((i as u64) < records % producers as u64);
         let id = p.per_txn.map(|_| format!("{topic}-{i}"));
-        let producer = producer(&bootstrap, id, debug)?;
+        let producer = producer(&bootstrap, id, client)?;
         // Connected, with the topic's metadata, before the clock starts.
         producer
             .client()
@@ -355,7 +360,11 @@ pub fn run(args: &TxnArgs) -> anyhow::Result<()> {
                 &server,
                 p,
                 round,
-                (records, producers, args.client_debug.as_deref()),
+                (
+                    records,
+                    producers,
+                    (args.client_debug.as_deref(), args.linger_ms),
+                ),
                 &mut rng,
             )?;
             rows[i].push(row);
@@ -365,7 +374,10 @@ pub fn run(args: &TxnArgs) -> anyhow::Result<()> {
     drop(scratch);
 
     println!();
-    println!("produce, acks=all, fsync=always (MB = 10^6 bytes of record values)");
+    println!(
+        "produce, acks=all, linger.ms={}, fsync=always (MB = 10^6 bytes of record values)",
+        args.linger_ms
+    );
     let mut all: Vec<Row> = Vec::with_capacity(rounds * PHASES.len());
     for round in 0..rounds {
         for phase_rows in &rows {

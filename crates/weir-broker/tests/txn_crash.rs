@@ -11,7 +11,8 @@
 //! transaction all of its values or none, in every partition alike; and
 //! what it saw never changes after a later crash.
 //!
-//! `WEIR_CRASH_SEEDS=N` sets how many seeds run (default 30);
+//! `WEIR_TXN_CRASH_SEEDS=N` sets how many seeds run (default 30; each is
+//! four power losses, so it does not follow `WEIR_CRASH_SEEDS`);
 //! `WEIR_CRASH_SEED=S` replays one seed, as printed by a failure.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -343,7 +344,8 @@ fn restart_and_check(disk: SimStorage, clock: ManualClock, model: &mut Model, se
     node
 }
 
-fn run_seed(seed: u64) {
+/// Runs one seed; returns how many transactions were told committed.
+fn run_seed(seed: u64) -> usize {
     let mut rng = SimRng::new(seed);
     let clock = ManualClock::new(0);
     let mut model = Model::default();
@@ -362,8 +364,11 @@ fn run_seed(seed: u64) {
         drop(node);
         node = restart_and_check(crashed, clock.clone(), &mut model, seed);
     }
-    let told: Vec<_> = model.txns.iter().map(|t| t.told).collect();
-    assert!(told.contains(&Told::Committed), "seed {seed}: {told:?}");
+    model
+        .txns
+        .iter()
+        .filter(|t| t.told == Told::Committed)
+        .count()
 }
 
 #[test]
@@ -375,15 +380,24 @@ fn transactions_recover_all_or_nothing_after_power_losses() {
         run_seed(seed);
         return;
     }
-    let seeds: u64 = std::env::var("WEIR_CRASH_SEEDS")
+    let seeds: u64 = std::env::var("WEIR_TXN_CRASH_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(30);
+    let mut committed = 0;
     for seed in 0..seeds {
-        let result = std::panic::catch_unwind(|| run_seed(seed));
-        if let Err(e) = result {
-            eprintln!("failing seed: WEIR_CRASH_SEED={seed}");
-            std::panic::resume_unwind(e);
+        match std::panic::catch_unwind(|| run_seed(seed)) {
+            Ok(n) => committed += n,
+            Err(e) => {
+                eprintln!("failing seed: WEIR_CRASH_SEED={seed}");
+                std::panic::resume_unwind(e);
+            }
         }
     }
+    // A seed whose machine stops early may never commit; the run as a
+    // whole must, or it proved little.
+    assert!(
+        committed > seeds as usize,
+        "{committed} commits in {seeds} seeds"
+    );
 }
