@@ -58,12 +58,9 @@ pub fn run(args: &CompactionArgs) -> anyhow::Result<()> {
         .bytes
         .unwrap_or(if args.quick { 32 * MIB } else { 256 * MIB });
     let alone = Duration::from_secs(args.alone_secs.unwrap_or(if args.quick { 2 } else { 5 }));
-    let scratch = tempfile::Builder::new()
-        .prefix("weir-bench-compaction")
-        .tempdir_in(&args.dir)
-        .with_context(|| format!("scratch directory in {}", args.dir.display()))?;
+    let (_scratch, root) = crate::sys::scratch_dir(&args.dir, "weir-bench-compaction.")?;
     let broker = Arc::new(Broker::open(
-        DataDir::open(scratch.path(), DirConfig::default())?,
+        DataDir::open(&root, DirConfig::default())?,
         BrokerConfig::default(),
     )?);
     broker.create_topic(

@@ -131,3 +131,15 @@ pub fn euid() -> u32 {
     // cannot fail.
     unsafe { libc::geteuid() }
 }
+
+/// A scratch directory named `prefix…` in `dir` (created if missing),
+/// deleted when the returned guard drops, and its canonical path.
+pub fn scratch_dir(dir: &Path, prefix: &str) -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    let scratch = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(dir)
+        .with_context(|| format!("create a scratch directory in {}", dir.display()))?;
+    let root = scratch.path().canonicalize()?;
+    Ok((scratch, root))
+}

@@ -330,12 +330,7 @@ pub fn run(args: &TxnArgs) -> anyhow::Result<()> {
     let producers = args.producers.unwrap_or(if args.quick { 2 } else { 4 });
     anyhow::ensure!(records > 0, "--records must be at least 1");
     anyhow::ensure!(producers > 0, "--producers must be at least 1");
-    std::fs::create_dir_all(&args.dir).with_context(|| format!("create {}", args.dir.display()))?;
-    let scratch = tempfile::Builder::new()
-        .prefix("weir-bench-transactions.")
-        .tempdir_in(&args.dir)
-        .with_context(|| format!("create a scratch directory in {}", args.dir.display()))?;
-    let root = scratch.path().canonicalize()?;
+    let (scratch, root) = sys::scratch_dir(&args.dir, "weir-bench-transactions.")?;
     let (_, librdkafka_version) = rdkafka::util::get_rdkafka_version();
     println!(
         "weir-bench transactions: scratch {} on {}; {records} records of {VALUE_BYTES} B values per phase, {producers} producers (librdkafka {librdkafka_version}), topics of {PARTITIONS} partitions; {} logical CPUs",

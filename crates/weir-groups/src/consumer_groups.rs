@@ -470,30 +470,8 @@ impl ConsumerGroup {
         assert!(self.assignment_epoch <= self.group_epoch);
     }
 
-    pub(crate) fn topic_name(&self, id: TopicId, broker: &Broker) -> String {
-        self.topics
-            .iter()
-            .find(|(_, (t, _))| *t == id)
-            .map(|(name, _)| name.clone())
-            .or_else(|| {
-                broker
-                    .topics()
-                    .iter()
-                    .find(|t| t.id == id.0)
-                    .map(|t| t.name.clone())
-            })
-            .unwrap_or_default()
-    }
-
     pub(crate) fn named(&self, a: &Assignment, broker: &Broker) -> Vec<NamedPartitions> {
-        a.iter()
-            .filter(|(_, ps)| !ps.is_empty())
-            .map(|(t, ps)| NamedPartitions {
-                topic_id: *t,
-                topic: self.topic_name(*t, broker),
-                partitions: ps.iter().copied().collect(),
-            })
-            .collect()
+        named_assignment(&self.topics, a, broker)
     }
 
     pub(crate) fn describe(&self, broker: &Broker) -> ConsumerGroupDescription {
@@ -634,4 +612,30 @@ impl ConsumerGroups {
         }
         Some(check_member_epoch(g, member_id, member_epoch))
     }
+}
+
+/// An assignment with topic names, for descriptions: named from the
+/// group's subscribed topics (`topics`, name → id and partition count),
+/// else from the broker, else empty (a topic deleted since).
+pub(crate) fn named_assignment(
+    topics: &BTreeMap<String, (TopicId, i32)>,
+    a: &Assignment,
+    broker: &Broker,
+) -> Vec<NamedPartitions> {
+    let name = |id: TopicId| {
+        topics
+            .iter()
+            .find(|(_, (t, _))| *t == id)
+            .map(|(name, _)| name.clone())
+            .or_else(|| broker.topic_by_id(id.0).map(|t| t.name.clone()))
+            .unwrap_or_default()
+    };
+    a.iter()
+        .filter(|(_, ps)| !ps.is_empty())
+        .map(|(t, ps)| NamedPartitions {
+            topic_id: *t,
+            topic: name(*t),
+            partitions: ps.iter().copied().collect(),
+        })
+        .collect()
 }

@@ -215,30 +215,8 @@ impl ShareGroup {
         }
     }
 
-    fn topic_name(&self, id: TopicId, broker: &Broker) -> String {
-        self.topics
-            .iter()
-            .find(|(_, (t, _))| *t == id)
-            .map(|(name, _)| name.clone())
-            .or_else(|| {
-                broker
-                    .topics()
-                    .iter()
-                    .find(|t| t.id == id.0)
-                    .map(|t| t.name.clone())
-            })
-            .unwrap_or_default()
-    }
-
     pub(crate) fn named(&self, a: &Assignment, broker: &Broker) -> Vec<NamedPartitions> {
-        a.iter()
-            .filter(|(_, ps)| !ps.is_empty())
-            .map(|(t, ps)| NamedPartitions {
-                topic_id: *t,
-                topic: self.topic_name(*t, broker),
-                partitions: ps.iter().copied().collect(),
-            })
-            .collect()
+        crate::consumer_groups::named_assignment(&self.topics, a, broker)
     }
 
     pub(crate) fn describe(&self, broker: &Broker) -> ShareGroupDescription {

@@ -252,7 +252,7 @@ fn claim_once(
         let partition = (first.rem_euclid(n) + i) % n;
         let log = t.partition(partition)?;
         let log_start = log.start_offset();
-        let lso = app.broker.last_stable_offset(topic, partition)?;
+        let lso = t.last_stable_offset(partition)?;
         let key = key(group, topic, partition);
         let create = Create {
             delivery_limit,
