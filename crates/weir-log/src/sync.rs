@@ -384,6 +384,8 @@ impl SyncScheduler {
         st.uncovered = 0;
         drop(st);
         let started = Instant::now();
+        // Counted before any waiter can see the round's effect.
+        self.rounds.fetch_add(1, Ordering::Relaxed);
 
         let now = self.clock.now_ms();
         let plans: Vec<_> = logs
@@ -450,7 +452,6 @@ impl SyncScheduler {
                 }
             }
         }
-        self.rounds.fetch_add(1, Ordering::Relaxed);
         self.changes.advance();
         let synced_in = started.elapsed();
         self.histograms.round_ns.record_duration(synced_in);
