@@ -325,6 +325,37 @@ impl<Io: QueueIo> Queues<Io> {
         })
     }
 
+    /// [`Self::acquire`], taking only the offsets `wanted` says yes to
+    /// (see [`SharePartition::acquire_where`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn acquire_where(
+        &self,
+        key: &QueueKey,
+        create: &Create,
+        member: &str,
+        max: usize,
+        lock_ms: i64,
+        log_start: i64,
+        log_end: i64,
+        now_ms: i64,
+        wanted: &mut dyn FnMut(i64) -> bool,
+    ) -> Result<Vec<Acquired>, QueueError> {
+        let part = self.get_or_create(key, create)?;
+        self.run(key, &part, |p| {
+            p.set_lock_ms(lock_ms)?;
+            Ok(p.acquire_where(member, max, log_start, log_end, now_ms, wanted))
+        })
+    }
+
+    /// Releases every record `member` holds in `key` (a consumer that
+    /// left); nothing if the partition has no state.
+    pub fn release_member(&self, key: &QueueKey, member: &str) -> Result<(), QueueError> {
+        let Some(part) = self.get(key) else {
+            return Ok(());
+        };
+        self.run(key, &part, |p| Ok(((), p.release_member(member))))
+    }
+
     /// Accepts, releases, rejects or gaps `first..=last`, which `member`
     /// must hold; answered once its changes are durable.
     pub fn acknowledge(
