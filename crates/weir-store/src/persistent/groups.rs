@@ -113,6 +113,8 @@ impl<Io: QueueIo> PersistentSubscriptions<Io> {
         queues: Arc<Queues<Io>>,
     ) -> Result<Self, SubscriptionError> {
         let mut groups = Groups::new();
+        // The engine groups of deleted subscription groups.
+        let mut deleted = Vec::new();
         let mut from = 0;
         loop {
             let page =
@@ -137,7 +139,9 @@ impl<Io: QueueIo> PersistentSubscriptions<Io> {
                 let k = (target.clone(), r.group.clone());
                 match e.event_type.as_str() {
                     TYPE_DELETED => {
-                        groups.remove(&k);
+                        if let Some(g) = groups.remove(&k) {
+                            deleted.push(g.key(false).group);
+                        }
                     }
                     TYPE_CREATED | TYPE_UPDATED => {
                         let generation = if e.event_type == TYPE_CREATED {
@@ -159,6 +163,12 @@ impl<Io: QueueIo> PersistentSubscriptions<Io> {
                     }
                     _ => {}
                 }
+            }
+        }
+        // Engine state a delete did not get to remove before a crash.
+        for engine_group in deleted {
+            if !queues.partitions(&engine_group).is_empty() {
+                queues.delete_group(&engine_group)?;
             }
         }
         Ok(Self {
@@ -294,9 +304,10 @@ impl<Io: QueueIo> PersistentSubscriptions<Io> {
         Ok(())
     }
 
-    /// Deletes a group: its consumers are refused from now on. Its engine
-    /// state is keyed by its generation, so a group created again under
-    /// the same name starts afresh.
+    /// Deletes a group: its consumers are refused from now on, and its
+    /// engine state is deleted. That state is keyed by the group's
+    /// generation, so a group created again under the same name starts
+    /// afresh whatever is left.
     pub fn delete(&self, target: &Target, group: &str) -> Result<(), SubscriptionError> {
         let _w = self.writing();
         let old = self.group(target, group)?;
@@ -312,6 +323,9 @@ impl<Io: QueueIo> PersistentSubscriptions<Io> {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&(target.clone(), group.to_owned()));
+        // Then its engine state (both partitions); a crash before this is
+        // finished at the next open.
+        self.queues.delete_group(&old.key(false).group)?;
         Ok(())
     }
 
