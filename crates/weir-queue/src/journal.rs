@@ -1,8 +1,8 @@
 //! The queue manager's durable forms: a journal record's key (group,
-//! topic, partition) and value (a partition's creation or one [`Change`]),
-//! and the snapshot of every partition that lets the journal's older
-//! records go. Each starts with a version byte; anything that does not
-//! decode is an error the replay reports and skips.
+//! topic, partition) and value (a partition's creation, one [`Change`], or
+//! its deletion), and the snapshot of every partition that lets the
+//! journal's older records go. Each starts with a version byte; anything
+//! that does not decode is an error the replay reports and skips.
 
 use crate::partition::Change;
 use crate::snapshot::{Snapshot, SnapshotRun};
