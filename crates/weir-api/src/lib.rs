@@ -10,6 +10,7 @@
 mod dlq;
 mod queues;
 mod sagas;
+mod subscriptions;
 
 use std::collections::BTreeMap;
 
@@ -25,6 +26,11 @@ pub use queues::{
 pub use sagas::{NotSaga, ResumeSaga, SagaDetail, SagaEventInfo, SagaList, SagaStep, SagaSummary};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+pub use subscriptions::{
+    SubscriptionAck, SubscriptionConsumer, SubscriptionDone, SubscriptionEvent, SubscriptionEvents,
+    SubscriptionGroup, SubscriptionGroups, SubscriptionInfo, SubscriptionNack, SubscriptionRead,
+    SubscriptionSettings,
+};
 use utoipa::ToSchema;
 
 /// An RFC 9457 problem: every error response, with a stable `code`.

@@ -13,6 +13,7 @@ mod queue_cli;
 mod remote;
 mod saga_cli;
 mod serve;
+mod subscription_cli;
 mod telemetry;
 mod trace_cli;
 
@@ -63,6 +64,8 @@ enum Command {
     Dlq(dlq_cli::DlqArgs),
     /// Claim, ack, nack and extend queue records; list pending; autoclaim.
     Queue(queue_cli::QueueArgs),
+    /// Persistent subscriptions of the event store on a running server.
+    Subscription(subscription_cli::SubscriptionArgs),
     /// Print one correlation's timeline (a request, a saga) as a tree by
     /// causation: time, type, stream@version and short id of each event,
     /// indented under the event that caused it.
@@ -275,6 +278,7 @@ fn main() -> std::process::ExitCode {
         Command::Group(args) => (group_cli::run_group(args), true),
         Command::Dlq(args) => (dlq_cli::run_dlq(args), true),
         Command::Queue(args) => (queue_cli::run_queue(args), true),
+        Command::Subscription(args) => (subscription_cli::run_subscription(args), true),
         Command::Trace(args) => (trace_cli::run_trace(args), true),
         Command::Saga(args) => (saga_cli::run_saga(args), true),
         Command::Outbox(cmd) => (outbox_cli::run(cmd), false),

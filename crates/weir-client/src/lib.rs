@@ -15,6 +15,7 @@
 mod queues;
 mod sagas;
 mod sse;
+mod subscriptions;
 
 use std::time::Duration;
 

@@ -6,6 +6,7 @@
 //! tombstone, snapshots), live streams over Server-Sent Events, dead
 //! letters (list, read, replay, purge), alerts, sagas (list, show, resume
 //! a parked one), queues (claim, ack, nack, extend, pending, autoclaim),
+//! persistent subscriptions (groups, read, ack, nack, replay parked),
 //! `/healthz`,
 //! `/readyz`, and `/openapi.json` generated from the handlers and the
 //! `weir-api` types. Errors are RFC 9457 problems with a stable code
@@ -21,6 +22,7 @@ pub mod problem;
 mod queues;
 mod sagas;
 mod streams;
+mod subscriptions;
 mod topics;
 pub mod trace;
 
@@ -99,6 +101,9 @@ pub struct AppState {
     started_ms: i64,
     /// The queue manager, opened on first use ([`AppState::queues`]).
     queues: std::sync::Mutex<Option<Arc<queues::QueueManager>>>,
+    /// Persistent subscriptions, opened on first use
+    /// ([`AppState::subscriptions`]).
+    subscriptions: std::sync::Mutex<Option<Arc<subscriptions::Subscriptions>>>,
 }
 
 impl AppState {
@@ -125,6 +130,7 @@ impl AppState {
             next_id: AtomicU64::new(0),
             started_ms: weir_log::SystemClock.now_ms(),
             queues: std::sync::Mutex::new(None),
+            subscriptions: std::sync::Mutex::new(None),
         }
     }
 
@@ -235,6 +241,7 @@ impl utoipa::Modify for ProblemMediaType {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(sagas::SagasApi::openapi());
+    doc.merge(subscriptions::SubscriptionsApi::openapi());
     doc
 }
 
@@ -362,6 +369,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(queues::extend),
         )
         .merge(sagas::routes())
+        .merge(subscriptions::routes())
         .fallback(no_route)
         .layer(axum::middleware::from_fn(trace::traced))
         .layer(DefaultBodyLimit::max(body_max))

@@ -17,6 +17,7 @@ use weir_groups::GroupError;
 use weir_log::LogError;
 use weir_sagas::SagaError;
 use weir_store::StoreError;
+use weir_store::persistent::SubscriptionError;
 
 /// An error response.
 #[derive(Debug)]
@@ -183,6 +184,29 @@ impl From<GroupError> for ApiError {
 }
 
 /// The table: event store errors.
+/// The table: persistent-subscription errors (store and engine errors
+/// keep their own rows).
+impl From<SubscriptionError> for ApiError {
+    fn from(e: SubscriptionError) -> Self {
+        use SubscriptionError as S;
+        let (status, code) = match e {
+            S::Store(e) => return e.into(),
+            S::Queue(e) => return e.into(),
+            S::NotFound { .. } => (StatusCode::NOT_FOUND, "subscription_not_found"),
+            S::Exists { .. } => (StatusCode::CONFLICT, "subscription_exists"),
+            S::NotHeld { .. } => (StatusCode::CONFLICT, "event_not_held"),
+            S::InvalidTarget { .. }
+            | S::InvalidSettings { .. }
+            | S::InvalidName { .. }
+            | S::InvalidAckId { .. } => (StatusCode::BAD_REQUEST, "bad_request"),
+            S::TooManyGroups { .. } | S::TooManyConsumers { .. } => {
+                (StatusCode::BAD_REQUEST, "subscription_limit")
+            }
+        };
+        Self::new(status, code, e.to_string())
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         use StoreError as S;

@@ -1,8 +1,8 @@
 //! The queue manager's durable forms: a journal record's key (group,
-//! topic, partition) and value (a partition's creation or one [`Change`]),
-//! and the snapshot of every partition that lets the journal's older
-//! records go. Each starts with a version byte; anything that does not
-//! decode is an error the replay reports and skips.
+//! topic, partition) and value (a partition's creation, one [`Change`], or
+//! its deletion), and the snapshot of every partition that lets the
+//! journal's older records go. Each starts with a version byte; anything
+//! that does not decode is an error the replay reports and skips.
 
 use crate::partition::Change;
 use crate::snapshot::{Snapshot, SnapshotRun};
@@ -15,6 +15,7 @@ const TAG_CREATED: u8 = 0;
 const TAG_DELIVERED: u8 = 1;
 const TAG_SETTLED: u8 = 2;
 const TAG_START_MOVED: u8 = 3;
+const TAG_DELETED: u8 = 4;
 
 /// Longest group or topic name a key holds.
 pub const NAME_BYTES_MAX: usize = 255;
@@ -37,6 +38,9 @@ pub enum Entry {
         delivery_limit: u16,
     },
     Change(Change),
+    /// The partition's state ends (its group was deleted); a later
+    /// `Created` begins it afresh.
+    Deleted,
 }
 
 /// Why bytes did not decode.
@@ -105,6 +109,7 @@ impl Entry {
                 out.push(TAG_START_MOVED);
                 out.extend_from_slice(&offset.to_be_bytes());
             }
+            Entry::Deleted => out.push(TAG_DELETED),
         }
         out
     }
@@ -127,6 +132,7 @@ impl Entry {
                 last: r.i64()?,
             }),
             TAG_START_MOVED => Entry::Change(Change::StartMoved { offset: r.i64()? }),
+            TAG_DELETED => Entry::Deleted,
             _ => return Err(bad("journal value", "unknown tag")),
         };
         if let Entry::Change(
@@ -330,6 +336,7 @@ mod tests {
             }),
             Entry::Change(Change::Settled { first: 9, last: 9 }),
             Entry::Change(Change::StartMoved { offset: 11 }),
+            Entry::Deleted,
         ] {
             let bytes = entry.encode();
             assert_eq!(Entry::decode(&bytes).unwrap(), entry);

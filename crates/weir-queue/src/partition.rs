@@ -204,6 +204,24 @@ impl SharePartition {
         log_end: i64,
         now_ms: i64,
     ) -> (Vec<Acquired>, Outcome) {
+        self.acquire_where(member, max, log_start, log_end, now_ms, &mut |_| true)
+    }
+
+    /// [`Self::acquire`], taking only offsets `wanted` says yes to (a
+    /// persistent subscription's pinned consumer takes only its streams'
+    /// events). Offsets passed over stay available, in the window, for
+    /// other consumers; the window's bound counts them too. `wanted` is
+    /// asked once per available or new offset, in offset order, and may
+    /// remember what it said.
+    pub fn acquire_where(
+        &mut self,
+        member: &str,
+        max: usize,
+        log_start: i64,
+        log_end: i64,
+        now_ms: i64,
+        wanted: &mut dyn FnMut(i64) -> bool,
+    ) -> (Vec<Acquired>, Outcome) {
         let mut outcome = Outcome::default();
         self.skip_to(log_start, &mut outcome);
         let member: Arc<str> = member.into();
@@ -214,6 +232,9 @@ impl SharePartition {
                 break;
             }
             if let Slot::Available { deliveries } = *slot {
+                if !wanted(self.start + i as i64) {
+                    continue;
+                }
                 let deliveries = deliveries.saturating_add(1);
                 *slot = Slot::Acquired {
                     member: member.clone(),
@@ -228,6 +249,10 @@ impl SharePartition {
             && self.slots.len() < self.config.in_flight_max
             && self.end_offset() < log_end
         {
+            if !wanted(self.end_offset()) {
+                self.slots.push_back(Slot::Available { deliveries: 0 });
+                continue;
+            }
             taken.push((self.end_offset(), 1));
             self.slots.push_back(Slot::Acquired {
                 member: member.clone(),
@@ -235,6 +260,12 @@ impl SharePartition {
                 delivered_ms: now_ms,
                 deadline_ms,
             });
+        }
+        // Offsets passed over at the end were never delivered: they leave
+        // the window again, so it ends where a replay of the changes
+        // would end it (the last slot is never a never-delivered one).
+        while matches!(self.slots.back(), Some(Slot::Available { deliveries: 0 })) {
+            self.slots.pop_back();
         }
         let ranges = runs(&taken);
         outcome

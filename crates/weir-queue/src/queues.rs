@@ -182,6 +182,10 @@ impl<Io: QueueIo> Queues<Io> {
                     }
                     Err(e) => recovery.skipped.push(format!("offset {offset}: {e}")),
                 },
+                (Entry::Deleted, _) => {
+                    parts.remove(&key);
+                    covered.remove(&key);
+                }
                 (Entry::Change(change), Some(p)) => p.apply(&change),
                 (Entry::Change(_), None) => recovery.skipped.push(format!(
                     "offset {offset}: a change of {key:?}, never created"
@@ -323,6 +327,63 @@ impl<Io: QueueIo> Queues<Io> {
             p.set_lock_ms(lock_ms)?;
             Ok(p.acquire(member, max, log_start, log_end, now_ms))
         })
+    }
+
+    /// [`Self::acquire`], taking only the offsets `wanted` says yes to
+    /// (see [`SharePartition::acquire_where`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn acquire_where(
+        &self,
+        key: &QueueKey,
+        create: &Create,
+        member: &str,
+        max: usize,
+        lock_ms: i64,
+        log_start: i64,
+        log_end: i64,
+        now_ms: i64,
+        wanted: &mut dyn FnMut(i64) -> bool,
+    ) -> Result<Vec<Acquired>, QueueError> {
+        let part = self.get_or_create(key, create)?;
+        self.run(key, &part, |p| {
+            p.set_lock_ms(lock_ms)?;
+            Ok(p.acquire_where(member, max, log_start, log_end, now_ms, wanted))
+        })
+    }
+
+    /// Releases every record `member` holds in `key` (a consumer that
+    /// left); nothing if the partition has no state.
+    pub fn release_member(&self, key: &QueueKey, member: &str) -> Result<(), QueueError> {
+        let Some(part) = self.get(key) else {
+            return Ok(());
+        };
+        self.run(key, &part, |p| Ok(((), p.release_member(member))))
+    }
+
+    /// Deletes every partition of `group` (durably: a `Deleted` record
+    /// each); the group then has no state, and a later call creates it
+    /// afresh. Returns how many partitions it had. A call still running
+    /// on one of them may append its changes after; a restart skips those
+    /// (reported in [`Recovery::skipped`]).
+    pub fn delete_group(&self, group: &str) -> Result<usize, QueueError> {
+        let mut parts = self.parts.write().unwrap_or_else(|e| e.into_inner());
+        let keys: Vec<QueueKey> = parts.keys().filter(|k| k.group == group).cloned().collect();
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let records: Vec<JournalRecord> = keys
+            .iter()
+            .map(|k| (k.encode(), Entry::Deleted.encode()))
+            .collect();
+        self.io
+            .append(&records)
+            .map_err(|e| storage("appending to the journal", e))?;
+        self.appended
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        for k in &keys {
+            parts.remove(k);
+        }
+        Ok(keys.len())
     }
 
     /// Accepts, releases, rejects or gaps `first..=last`, which `member`

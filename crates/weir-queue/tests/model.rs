@@ -1,7 +1,8 @@
 //! Model-based tests of the acknowledgement engine: random sequences of
 //! acquisitions by competing consumers, accepts, releases, rejects, gaps,
 //! wrong acknowledgements, renewals, lock timeouts, consumers leaving,
-//! idle claims, the log's start moving and restarts, each checked against
+//! idle claims, acquisitions of only some offsets (a pinned consumer),
+//! the log's start moving and restarts, each checked against
 //! a plain model that keeps every offset's state in a map. After every
 //! step the engine's start offset, pending list, delivery counts and dead
 //! letters match the model; a restart rebuilds the engine from its
@@ -29,6 +30,12 @@ const CONFIG: QueueConfig = QueueConfig {
 enum Op {
     Produce(i64),
     Acquire {
+        member: usize,
+        max: usize,
+    },
+    /// Acquire only offsets `offset % 3 == member`, as a pinned consumer
+    /// of a persistent subscription does with its streams.
+    AcquireWhere {
         member: usize,
         max: usize,
     },
@@ -70,6 +77,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => (1i64..6).prop_map(Op::Produce),
         4 => (0..3usize, 1..6usize).prop_map(|(member, max)| Op::Acquire { member, max }),
+        2 => (0..3usize, 1..6usize).prop_map(|(member, max)| Op::AcquireWhere { member, max }),
         5 => (0..3usize, 0..8usize, 1i64..3, kind)
             .prop_map(|(member, pick, len, kind)| Op::Ack { member, pick, len, kind }),
         1 => (0..3usize, 0i64..30).prop_map(|(member, offset)| Op::AckUnheld { member, offset }),
@@ -200,6 +208,39 @@ impl Run {
                     match m.states.get(&offset) {
                         Some(M::Available(d)) => want.push((offset, d + 1)),
                         // Never delivered: taken while the window has room.
+                        None if offset < start + CONFIG.in_flight_max as i64 => {
+                            want.push((offset, 1))
+                        }
+                        _ => {}
+                    }
+                }
+                for &(offset, d) in &want {
+                    m.hold(offset, member, d);
+                }
+                prop_assert_eq!(expand(&got), want);
+                self.record(outcome);
+            }
+            Op::AcquireWhere { member, max } => {
+                let mine = |offset: i64| offset % 3 == member as i64;
+                let (got, outcome) = self.engine.acquire_where(
+                    MEMBERS[member],
+                    max,
+                    m.log_start,
+                    m.log_end,
+                    m.now,
+                    &mut |o| mine(o),
+                );
+                let start = m.start();
+                let mut want = Vec::new();
+                for offset in start..m.log_end {
+                    if want.len() == max {
+                        break;
+                    }
+                    if !mine(offset) {
+                        continue;
+                    }
+                    match m.states.get(&offset) {
+                        Some(M::Available(d)) => want.push((offset, d + 1)),
                         None if offset < start + CONFIG.in_flight_max as i64 => {
                             want.push((offset, 1))
                         }

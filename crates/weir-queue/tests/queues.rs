@@ -177,3 +177,48 @@ fn a_failed_write_changes_nothing_and_limits_refuse() {
     q.expire(2_000).unwrap();
     assert!(q.pending("g", 2_000).iter().all(|(k, _)| k.partition != 1));
 }
+
+#[test]
+fn a_deleted_group_is_gone_after_a_reopen_and_frees_its_slot() {
+    let io = MemIo::default();
+    let other = |p| QueueKey {
+        group: "h".into(),
+        ..key(p)
+    };
+    {
+        let (q, _) = Queues::open(&io, config()).unwrap();
+        q.acquire(&key(0), &CREATE, "a", 3, 1000, 0, 10, 0).unwrap();
+        q.acknowledge(&key(0), "a", 0, 2, AckKind::Accept).unwrap();
+        q.acquire(&key(1), &CREATE, "a", 1, 1000, 0, 10, 0).unwrap();
+        q.acquire(&other(0), &CREATE, "a", 1, 1000, 0, 10, 0)
+            .unwrap();
+        // groups_max is 2: a third group is refused until one is deleted.
+        let third = QueueKey {
+            group: "i".into(),
+            ..key(0)
+        };
+        assert!(matches!(
+            q.acquire(&third, &CREATE, "a", 1, 1000, 0, 10, 0),
+            Err(QueueError::TooManyGroups { .. })
+        ));
+        assert_eq!(q.delete_group("g").unwrap(), 2);
+        assert_eq!(q.delete_group("g").unwrap(), 0);
+        assert!(q.partitions("g").is_empty());
+        q.acquire(&third, &CREATE, "a", 1, 1000, 0, 10, 0).unwrap();
+    }
+    let (q, rec) = Queues::open(&io, config()).unwrap();
+    assert!(rec.skipped.is_empty(), "{:?}", rec.skipped);
+    assert!(q.partitions("g").is_empty());
+    assert_eq!(q.start_offset(&other(0)), Some(0));
+    // Created again, it starts afresh, not at its old start 3.
+    let got = q.acquire(&key(0), &CREATE, "b", 10, 1000, 0, 10, 0);
+    assert!(
+        matches!(got, Err(QueueError::TooManyGroups { .. })),
+        "h and i hold the two slots"
+    );
+    q.delete_group("i").unwrap();
+    let got = q
+        .acquire(&key(0), &CREATE, "b", 10, 1000, 0, 10, 0)
+        .unwrap();
+    assert_eq!((got[0].first, got[0].deliveries), (0, 1));
+}

@@ -41,6 +41,7 @@ mod correlation;
 mod embedded;
 mod error;
 mod index;
+pub mod persistent;
 mod saved_index;
 mod snapshots;
 mod stats;

@@ -136,12 +136,84 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         let _ = (topic, what);
         crate::dead_letters::unsupported()
     }
+
+    /// Creates a persistent-subscription group, or changes its settings.
+    fn put_subscription(
+        &self,
+        target: &str,
+        group: &str,
+        settings: &crate::persistent::SubscriptionSettings,
+    ) -> Result<(), Error> {
+        let _ = (target, group, settings);
+        Err(Error::Unsupported {
+            what: "persistent subscriptions",
+        })
+    }
+
+    fn delete_subscription(&self, target: &str, group: &str) -> Result<(), Error> {
+        let _ = (target, group);
+        Err(Error::Unsupported {
+            what: "persistent subscriptions",
+        })
+    }
+
+    fn subscription_info(
+        &self,
+        target: &str,
+        group: &str,
+    ) -> Result<crate::persistent::SubscriptionInfo, Error> {
+        let _ = (target, group);
+        Err(Error::Unsupported {
+            what: "persistent subscriptions",
+        })
+    }
+
+    /// Up to `max` events for `consumer`, waiting up to `wait` for some.
+    fn read_subscription(
+        &self,
+        target: &str,
+        group: &str,
+        consumer: &str,
+        max: u32,
+        wait: Duration,
+    ) -> Result<Vec<crate::persistent::Delivered>, Error> {
+        let _ = (target, group, consumer, max, wait);
+        Err(Error::Unsupported {
+            what: "persistent subscriptions",
+        })
+    }
+
+    /// Acks (`action` `None`) or nacks events by ack id.
+    fn settle_subscription(
+        &self,
+        target: &str,
+        group: &str,
+        consumer: &str,
+        ack_ids: &[String],
+        action: Option<crate::persistent::NackAction>,
+        reason: &str,
+    ) -> Result<(), Error> {
+        let _ = (target, group, consumer, ack_ids, action, reason);
+        Err(Error::Unsupported {
+            what: "persistent subscriptions",
+        })
+    }
+
+    fn replay_parked(&self, target: &str, group: &str) -> Result<u64, Error> {
+        let _ = (target, group);
+        Err(Error::Unsupported {
+            what: "persistent subscriptions",
+        })
+    }
 }
 
 /// The embedded backend: the store of a data directory in this process.
 #[derive(Debug)]
 pub struct Embedded {
     store: Arc<EmbeddedStore>,
+    /// Persistent subscriptions, over the directory's engine manager,
+    /// opened on first use.
+    subscriptions: crate::persistent::EmbeddedSubscriptions,
 }
 
 impl Embedded {
@@ -164,6 +236,7 @@ impl Embedded {
         )?;
         Ok(Self {
             store: Arc::new(store),
+            subscriptions: Default::default(),
         })
     }
 
@@ -302,6 +375,82 @@ impl Backend for Embedded {
         what: crate::dead_letters::Purge,
     ) -> Result<Vec<crate::dead_letters::PartitionPurged>, Error> {
         crate::dead_letters::embedded_purge(self, topic, what)
+    }
+
+    fn put_subscription(
+        &self,
+        target: &str,
+        group: &str,
+        settings: &crate::persistent::SubscriptionSettings,
+    ) -> Result<(), Error> {
+        let subs = self.subscriptions.get(&self.store)?;
+        let target = crate::persistent::Target::parse(target)?;
+        match subs.settings(&target, group) {
+            Ok(_) => subs.update(&target, group, settings)?,
+            Err(_) => subs.create(&target, group, settings)?,
+        }
+        Ok(())
+    }
+
+    fn delete_subscription(&self, target: &str, group: &str) -> Result<(), Error> {
+        let target = crate::persistent::Target::parse(target)?;
+        Ok(self
+            .subscriptions
+            .get(&self.store)?
+            .delete(&target, group)?)
+    }
+
+    fn subscription_info(
+        &self,
+        target: &str,
+        group: &str,
+    ) -> Result<crate::persistent::SubscriptionInfo, Error> {
+        let target = crate::persistent::Target::parse(target)?;
+        let now = self.store.broker().data_dir().clock().now_ms();
+        Ok(self
+            .subscriptions
+            .get(&self.store)?
+            .info(&target, group, now)?)
+    }
+
+    fn read_subscription(
+        &self,
+        target: &str,
+        group: &str,
+        consumer: &str,
+        max: u32,
+        wait: Duration,
+    ) -> Result<Vec<crate::persistent::Delivered>, Error> {
+        let target = crate::persistent::Target::parse(target)?;
+        let subs = self.subscriptions.get(&self.store)?;
+        crate::persistent::embedded_read(subs, &self.store, &target, group, consumer, max, wait)
+    }
+
+    fn settle_subscription(
+        &self,
+        target: &str,
+        group: &str,
+        consumer: &str,
+        ack_ids: &[String],
+        action: Option<crate::persistent::NackAction>,
+        reason: &str,
+    ) -> Result<(), Error> {
+        let target = crate::persistent::Target::parse(target)?;
+        let subs = self.subscriptions.get(&self.store)?;
+        let now = self.store.broker().data_dir().clock().now_ms();
+        match action {
+            None => subs.ack(&target, group, consumer, ack_ids, now)?,
+            Some(a) => subs.nack(&target, group, consumer, ack_ids, a, reason, now)?,
+        }
+        Ok(())
+    }
+
+    fn replay_parked(&self, target: &str, group: &str) -> Result<u64, Error> {
+        let target = crate::persistent::Target::parse(target)?;
+        Ok(self
+            .subscriptions
+            .get(&self.store)?
+            .replay_parked(&target, group)?)
     }
 
     fn wait_changed(&self, epoch: u64, timeout: Duration) -> bool {

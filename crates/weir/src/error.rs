@@ -9,6 +9,10 @@ use weir_store::StoreError;
 pub enum Error {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A persistent-subscription call was refused (embedded; a remote
+    /// server's refusal is [`Error::Server`] with the problem's code).
+    #[error(transparent)]
+    Subscription(#[from] weir_store::persistent::SubscriptionError),
     #[error("opening the data directory {path}: {reason}")]
     Open { path: String, reason: String },
     /// The server of a remote client could not be reached, the connection

@@ -136,6 +136,7 @@ mod envelope;
 mod error;
 mod event;
 pub mod outbox;
+pub mod persistent;
 mod projection;
 mod query;
 mod registry;

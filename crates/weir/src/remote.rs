@@ -125,6 +125,60 @@ impl<'a> Subject<'a> {
 }
 
 impl Backend for Remote {
+    fn put_subscription(
+        &self,
+        target: &str,
+        group: &str,
+        settings: &crate::persistent::SubscriptionSettings,
+    ) -> Result<(), Error> {
+        crate::persistent::remote_put(self, target, group, settings)
+    }
+
+    fn delete_subscription(&self, target: &str, group: &str) -> Result<(), Error> {
+        self.http()
+            .delete_subscription(target, group)
+            .map_err(remote_error)
+    }
+
+    fn subscription_info(
+        &self,
+        target: &str,
+        group: &str,
+    ) -> Result<crate::persistent::SubscriptionInfo, Error> {
+        crate::persistent::remote_info(self, target, group)
+    }
+
+    fn read_subscription(
+        &self,
+        target: &str,
+        group: &str,
+        consumer: &str,
+        max: u32,
+        wait: Duration,
+    ) -> Result<Vec<crate::persistent::Delivered>, Error> {
+        crate::persistent::remote_read(self, target, group, consumer, max, wait)
+    }
+
+    fn settle_subscription(
+        &self,
+        target: &str,
+        group: &str,
+        consumer: &str,
+        ack_ids: &[String],
+        action: Option<crate::persistent::NackAction>,
+        reason: &str,
+    ) -> Result<(), Error> {
+        crate::persistent::remote_settle(self, target, group, consumer, ack_ids, action, reason)
+    }
+
+    fn replay_parked(&self, target: &str, group: &str) -> Result<u64, Error> {
+        Ok(self
+            .http()
+            .replay_parked(target, group)
+            .map_err(remote_error)?
+            .count)
+    }
+
     fn dead_letter_topics(&self) -> Result<Vec<crate::dead_letters::DeadLetterTopic>, Error> {
         crate::dead_letters::remote_topics(self)
     }
@@ -402,7 +456,7 @@ fn event_in(e: &NewEvent) -> Result<EventIn, Error> {
 
 /// An event as the API gives it, back as the store's bytes: JSON data is
 /// its JSON text; data stored as other bytes comes as a base64 string.
-fn recorded(e: Event) -> RecordedEvent {
+pub(crate) fn recorded(e: Event) -> RecordedEvent {
     let data = match &e.data {
         Value::String(s) if !is_json(&e.content_type) => base64::engine::general_purpose::STANDARD
             .decode(s)

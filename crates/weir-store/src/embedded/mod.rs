@@ -26,10 +26,12 @@ use crate::{
 
 mod append;
 mod lifecycle;
+mod own;
 mod read;
 
 use append::check_expected;
 use lifecycle::apply_system;
+pub(crate) use own::Sequence;
 pub(crate) use read::for_each_record;
 
 /// The internal topic that holds every event.
