@@ -99,6 +99,9 @@ pub struct AppState {
     started_ms: i64,
     /// The queue manager, opened on first use ([`AppState::queues`]).
     queues: std::sync::Mutex<Option<Arc<queues::QueueManager>>>,
+    /// The queue manager's [`weir_queue::Queues::released`] count last
+    /// seen: moved to wake long-polling claims when records were released.
+    queue_released: tokio::sync::watch::Sender<u64>,
 }
 
 impl AppState {
@@ -125,6 +128,7 @@ impl AppState {
             next_id: AtomicU64::new(0),
             started_ms: weir_log::SystemClock.now_ms(),
             queues: std::sync::Mutex::new(None),
+            queue_released: tokio::sync::watch::Sender::new(0),
         }
     }
 

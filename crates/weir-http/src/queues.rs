@@ -34,8 +34,12 @@ const LOCK_MS_DEFAULT: i64 = 30_000;
 const MAX_DEFAULT: usize = 10;
 const WAIT_MS_MAX: u64 = 30_000;
 const DELIVERY_LIMIT_DEFAULT: u16 = 5;
-/// How often a long-polling claim looks again.
-const POLL: Duration = Duration::from_millis(50);
+/// How long a long-polling claim waits at most before it looks again
+/// unwoken. It is woken by the data directory's change signal, which
+/// every sync round moves (new records, journaled settlements), and by
+/// releases and expired locks (`wake_claims`), so this is only a
+/// fallback.
+const POLL_FALLBACK: Duration = Duration::from_secs(2);
 /// How often locks are expired and snapshots considered.
 pub(crate) const UPKEEP: Duration = Duration::from_millis(200);
 
@@ -93,6 +97,18 @@ impl AppState {
     }
 }
 
+/// Wakes long-polling claims if records were released since they last
+/// looked (a release or an expired lock journals nothing, so the data
+/// directory's change signal does not move for it).
+fn wake_claims(app: &AppState, q: &QueueManager) {
+    let released = q.released();
+    app.queue_released.send_if_modified(|seen| {
+        let moved = *seen != released;
+        *seen = released;
+        moved
+    });
+}
+
 /// One upkeep round: expired locks released, a snapshot if due.
 pub(crate) fn upkeep(app: &AppState) {
     let Some(q) = app.queues_opened() else {
@@ -101,6 +117,7 @@ pub(crate) fn upkeep(app: &AppState) {
     if let Err(e) = q.expire(now_ms()) {
         tracing::warn!(%e, "expiring queue locks failed");
     }
+    wake_claims(app, &q);
     if let Err(e) = q.maintain() {
         tracing::warn!(%e, "queue snapshot failed");
     }
@@ -317,14 +334,27 @@ pub async fn claim(
     }
     let until = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
     let req = Arc::new(req);
+    let changes = app.broker.data_dir().changes();
+    let mut released = app.queue_released.subscribe();
     loop {
+        // Read before the claim: a change after it moves the epoch.
+        let seen = changes.epoch();
+        released.mark_unchanged();
         let (app2, group2, topic2, req2) = (app.clone(), group.clone(), topic.clone(), req.clone());
         let records =
             blocking(move || claim_once(&app2, &group2, &topic2, &req2, max, lock_ms)).await?;
-        if !records.is_empty() || tokio::time::Instant::now() + POLL > until {
+        let now = tokio::time::Instant::now();
+        if !records.is_empty() || now >= until {
             return Ok(Json(Claimed { records }));
         }
-        tokio::time::sleep(POLL).await;
+        let wait = (until - now).min(POLL_FALLBACK);
+        let _ = tokio::time::timeout(wait, async {
+            tokio::select! {
+                _ = changes.changed(seen) => {}
+                _ = released.changed() => {}
+            }
+        })
+        .await;
     }
 }
 
@@ -388,19 +418,27 @@ async fn settle(
     check_group(&group)?;
     check_consumer(&req.consumer)?;
     let (partition, offset) = (req.partition, req.offset);
-    blocking(move || -> Result<(), ApiError> {
-        app.broker.topic(&topic)?.partition(partition)?;
-        let q = app.queues()?;
-        q.acknowledge(
+    let app2 = app.clone();
+    let (q, unsynced) = blocking(move || -> Result<_, ApiError> {
+        app2.broker.topic(&topic)?.partition(partition)?;
+        let q = app2.queues()?;
+        let unsynced = q.acknowledge_nowait(
             &key(&group, &topic, partition),
             &req.consumer,
             offset,
             offset,
             kind,
         )?;
-        Ok(())
+        Ok((q, unsynced))
     })
     .await?;
+    // Answered once durable; the wait holds no thread, and concurrent
+    // settlements share its sync.
+    if let Some(end) = unsynced.journal_end() {
+        let synced = app.broker.share_state_durable(end).await;
+        q.synced(synced.map_err(|e| e.to_string()))?;
+    }
+    wake_claims(&app, &q);
     let outcome = match kind {
         AckKind::Accept => "accepted",
         AckKind::Release => "released",
