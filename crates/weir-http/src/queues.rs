@@ -20,15 +20,16 @@ use weir_api::{
     Acked, AutoclaimRequest, ClaimRequest, Claimed, PendingList, PendingRecord, QueueRecord,
     RecordAck,
 };
+use weir_deadletter::queue_claim::{ClaimError, ClaimedRecord, NewGroup, claim_partition, deliver};
 use weir_deadletter::queue_io::BrokerQueueIo;
 use weir_log::Clock as _;
-use weir_queue::{AckKind, Acquired, Create, QueueError, QueueKey, Queues, QueuesConfig};
+use weir_queue::{AckKind, QueueError, QueueKey, Queues, QueuesConfig};
 
 use crate::problem::{ApiError, Body};
 use crate::{AppState, blocking};
 
 /// The queue manager the API serves.
-pub type QueueManager = Queues<BrokerQueueIo>;
+pub type QueueManager = weir_deadletter::queue_claim::BrokerQueues;
 
 const LOCK_MS_DEFAULT: i64 = 30_000;
 const MAX_DEFAULT: usize = 10;
@@ -181,58 +182,44 @@ fn key(group: &str, topic: &str, partition: i32) -> QueueKey {
     }
 }
 
-/// The records of `acquired` as the log has them; offsets without a
-/// committed record are settled as gaps.
-fn deliver(
-    app: &AppState,
-    q: &QueueManager,
-    key: &QueueKey,
-    consumer: &str,
-    acquired: &[Acquired],
+impl From<ClaimError> for ApiError {
+    fn from(e: ClaimError) -> Self {
+        match e {
+            ClaimError::Queue(e) => e.into(),
+            ClaimError::Broker(e) => e.into(),
+        }
+    }
+}
+
+/// The claimed records as the API shows them.
+fn shown(
+    claimed: Vec<ClaimedRecord>,
+    partition: i32,
     deadline_ms: i64,
     out: &mut Vec<QueueRecord>,
-) -> Result<(), ApiError> {
-    for a in acquired {
-        let records = app.broker.committed_records(
-            &key.topic,
-            key.partition,
-            a.first,
-            a.last + 1,
-            usize::MAX,
-        )?;
-        let mut next = a.first;
-        let gap = |from: i64, to: i64| -> Result<(), ApiError> {
-            if from <= to {
-                q.acknowledge(key, consumer, from, to, AckKind::Gap)?;
-            }
-            Ok(())
-        };
-        for r in records {
-            gap(next, r.offset - 1)?;
-            next = r.offset + 1;
-            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-            out.push(QueueRecord {
-                partition: key.partition,
-                offset: r.offset,
-                timestamp_ms: r.timestamp_ms,
-                key: r.key.as_deref().map(text),
-                value: r
-                    .value
-                    .as_deref()
-                    .and_then(|v| serde_json::from_slice(v).ok()),
-                value_base64: r.value.as_deref().map(|v| B64.encode(v)),
-                headers: r
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.as_deref().map(text).unwrap_or_default()))
-                    .collect(),
-                deliveries: a.deliveries,
-                lock_deadline_ms: deadline_ms,
-            });
+) {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    out.extend(claimed.into_iter().map(|c| {
+        let r = c.record;
+        QueueRecord {
+            partition,
+            offset: r.offset,
+            timestamp_ms: r.timestamp_ms,
+            key: r.key.as_deref().map(text),
+            value: r
+                .value
+                .as_deref()
+                .and_then(|v| serde_json::from_slice(v).ok()),
+            value_base64: r.value.as_deref().map(|v| B64.encode(v)),
+            headers: r
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_deref().map(text).unwrap_or_default()))
+                .collect(),
+            deliveries: c.deliveries,
+            lock_deadline_ms: deadline_ms,
         }
-        gap(next, a.last)?;
-    }
-    Ok(())
+    }));
 }
 
 /// One pass over the topic's partitions, from a rotating first one.
@@ -267,45 +254,22 @@ fn claim_once(
             break;
         }
         let partition = (first.rem_euclid(n) + i) % n;
-        let log = t.partition(partition)?;
-        let log_start = log.start_offset();
-        let lso = t.last_stable_offset(partition)?;
-        let key = key(group, topic, partition);
-        let create = Create {
-            delivery_limit,
-            start: if earliest { log_start } else { lso },
-        };
         let now = now_ms();
-        // Gaps are settled without being shown, so a pass may give fewer
-        // records than it acquired: acquire again while some came back.
-        loop {
-            let want = max - out.len();
-            if want == 0 {
-                break;
-            }
-            let acquired = q.acquire(
-                &key,
-                &create,
-                &req.consumer,
-                want,
-                lock_ms,
-                log_start,
-                lso,
-                now,
-            )?;
-            if acquired.is_empty() {
-                break;
-            }
-            deliver(
-                app,
-                &q,
-                &key,
-                &req.consumer,
-                &acquired,
-                now + lock_ms,
-                &mut out,
-            )?;
-        }
+        let mut claimed = Vec::new();
+        claim_partition(
+            &q,
+            &key(group, topic, partition),
+            NewGroup {
+                earliest,
+                delivery_limit,
+            },
+            &req.consumer,
+            max - out.len(),
+            lock_ms,
+            now,
+            &mut claimed,
+        )?;
+        shown(claimed, partition, now + lock_ms, &mut out);
     }
     Ok(out)
 }
@@ -392,15 +356,9 @@ pub async fn autoclaim(
             let now = now_ms();
             let acquired =
                 q.claim_idle(&key, &req.consumer, req.min_idle_ms, want, lock_ms, now)?;
-            deliver(
-                &app2,
-                &q,
-                &key,
-                &req.consumer,
-                &acquired,
-                now + lock_ms,
-                &mut out,
-            )?;
+            let mut claimed = Vec::new();
+            deliver(&q, &key, &req.consumer, &acquired, &mut claimed)?;
+            shown(claimed, partition, now + lock_ms, &mut out);
         }
         Ok(out)
     })
