@@ -136,12 +136,20 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         let _ = (topic, what);
         crate::dead_letters::unsupported()
     }
+
+    /// Where queue calls go ([`crate::queue`]). Backends without queues
+    /// say so.
+    fn queue_engine(&self) -> Result<crate::queue::QueueEngine, Error> {
+        Err(Error::Unsupported { what: "queues" })
+    }
 }
 
 /// The embedded backend: the store of a data directory in this process.
 #[derive(Debug)]
 pub struct Embedded {
     store: Arc<EmbeddedStore>,
+    /// The queue manager, opened on first use (`crate::queue`).
+    pub(crate) queues: std::sync::Mutex<Option<Arc<weir_deadletter::queue_claim::BrokerQueues>>>,
 }
 
 impl Embedded {
@@ -164,6 +172,7 @@ impl Embedded {
         )?;
         Ok(Self {
             store: Arc::new(store),
+            queues: std::sync::Mutex::new(None),
         })
     }
 
@@ -302,6 +311,10 @@ impl Backend for Embedded {
         what: crate::dead_letters::Purge,
     ) -> Result<Vec<crate::dead_letters::PartitionPurged>, Error> {
         crate::dead_letters::embedded_purge(self, topic, what)
+    }
+
+    fn queue_engine(&self) -> Result<crate::queue::QueueEngine, Error> {
+        crate::queue::embedded_engine(self)
     }
 
     fn wait_changed(&self, epoch: u64, timeout: Duration) -> bool {

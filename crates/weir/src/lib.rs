@@ -138,6 +138,7 @@ mod event;
 pub mod outbox;
 mod projection;
 mod query;
+pub mod queue;
 mod registry;
 mod remote;
 pub mod saga;
