@@ -376,8 +376,14 @@ async fn settle(
     check_group(&group)?;
     check_consumer(&req.consumer)?;
     let (partition, offset) = (req.partition, req.offset);
+    // An accept of an opened manager writes no dead letter and appends
+    // without waiting (memory, at most a page-cache write): it runs here,
+    // sparing the hop to the blocking pool. A release or reject may write
+    // dead letters (durable), and opening replays the journal: those go
+    // to the blocking pool.
+    let inline = kind == AckKind::Accept && app.queues_opened().is_some();
     let app2 = app.clone();
-    let (q, unsynced) = blocking(move || -> Result<_, ApiError> {
+    let work = move || -> Result<_, ApiError> {
         app2.broker.topic(&topic)?.partition(partition)?;
         let q = app2.queues()?;
         let unsynced = q.acknowledge_nowait(
@@ -388,8 +394,12 @@ async fn settle(
             kind,
         )?;
         Ok((q, unsynced))
-    })
-    .await?;
+    };
+    let (q, unsynced) = if inline {
+        work()?
+    } else {
+        blocking(work).await?
+    };
     // Answered once durable; the wait holds no thread, and concurrent
     // settlements share its sync.
     if let Some(end) = unsynced.journal_end() {
