@@ -75,7 +75,8 @@ pub struct HttpArgs {
 
 /// `weir serve`'s parts, in process: the Kafka listener and the HTTP API.
 pub(crate) struct Server {
-    kafka: SocketAddr,
+    pub(crate) kafka: SocketAddr,
+    pub(crate) broker: Arc<Broker>,
     pub(crate) http: SocketAddr,
     store: Arc<EmbeddedStore>,
     stop: Vec<tokio::sync::oneshot::Sender<()>>,
@@ -110,6 +111,7 @@ impl Server {
             weir_http::HttpLimits::default(),
         ));
         let config = weir_kafka::ServerConfig::new(kafka);
+        let b = broker.clone();
         let thread = std::thread::Builder::new()
             .name("weir-server".into())
             .spawn(move || {
@@ -126,6 +128,7 @@ impl Server {
             })?;
         Ok(Self {
             kafka,
+            broker: b,
             http,
             store,
             stop: vec![stop_kafka, stop_http],

@@ -9,8 +9,10 @@ mod log_bench;
 mod metrics_bench;
 mod outbox_bench;
 mod produce_bench;
+mod queues_bench;
 mod raw;
 mod report;
+mod resp;
 mod sagas_bench;
 mod sdk_bench;
 mod store_bench;
@@ -87,6 +89,11 @@ enum Command {
     /// the p99 latency of durable produces to another topic while it
     /// cleans, against the same producer alone (goal: at most 1.5×).
     Compaction(compaction_bench::CompactionArgs),
+    /// Queues: records acknowledged one by one per second by competing
+    /// consumers of one partition over the HTTP queue API, against Redis
+    /// Streams (XREADGROUP + XACK, appendfsync always) and a classic
+    /// consumer group committing each offset synchronously, in one run.
+    Queues(queues_bench::QueuesArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -102,5 +109,6 @@ fn main() -> anyhow::Result<()> {
         Command::Outbox(args) => outbox_bench::run(&args),
         Command::Transactions(args) => txn_bench::run(&args),
         Command::Compaction(args) => compaction_bench::run(&args),
+        Command::Queues(args) => queues_bench::run(&args),
     }
 }

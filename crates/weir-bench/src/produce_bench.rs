@@ -537,13 +537,13 @@ fn redis_call(port: u16, command: &str) -> std::io::Result<String> {
 
 /// `redis-server` on a loopback port, killed if still running when dropped.
 #[derive(Debug)]
-struct RedisServer {
+pub(crate) struct RedisServer {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl RedisServer {
-    fn start(dir: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn start(dir: &Path) -> anyhow::Result<Self> {
         let port = free_port()?;
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
@@ -579,7 +579,7 @@ impl RedisServer {
     }
 
     /// `SHUTDOWN NOSAVE`, then waits for the process (killing it after 10 s).
-    fn stop(mut self) -> anyhow::Result<()> {
+    pub(crate) fn stop(mut self) -> anyhow::Result<()> {
         let _ = redis_call(self.port, "SHUTDOWN NOSAVE");
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.child.try_wait()?.is_none() {

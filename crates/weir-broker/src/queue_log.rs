@@ -1,7 +1,8 @@
 //! What the queue manager (`weir-queue`'s `Queues`) needs of the broker:
 //! its journal in the internal topic `__share_group_state` (one
 //! partition, small segments so a snapshot lets old ones go, batches
-//! appended and synced before the call returns), and the records of a
+//! appended and synced before the call returns, or appended now and
+//! waited for later so that concurrent calls share a sync), and the records of a
 //! partition as a `read_committed` consumer sees them (no control batch,
 //! no aborted record, nothing at or past the last stable offset).
 
@@ -17,8 +18,10 @@ pub const SHARE_STATE_TOPIC: &str = "__share_group_state";
 pub const SHARE_STATE_SNAPSHOT_FILE: &str = ".share-group-state-snapshot";
 /// Segment size of the journal: small, so a snapshot frees space soon.
 const SHARE_STATE_SEGMENT_BYTES: &str = "8388608";
-/// Bytes read per step while reading a log.
-const READ_BYTES: usize = 1024 * 1024;
+/// Bytes read per step while reading a partition for claims: a claim
+/// asks for a few records, and a read returns at least one whole batch
+/// however large, so more would mostly be read and thrown away.
+const READ_BYTES: usize = 64 * 1024;
 /// Most bytes one compressed batch may decompress to when read back.
 const DECOMPRESSED_BYTES_MAX: usize = 256 * 1024 * 1024;
 
@@ -39,8 +42,20 @@ impl Broker {
     /// Appends `records` (key, value) in one batch to the share-state
     /// journal (created on first use) and waits until they are durable.
     pub fn append_share_state(&self, records: &[(Vec<u8>, Vec<u8>)]) -> Result<(), BrokerError> {
+        let end = self.append_share_state_nowait(records)?;
+        self.wait_share_state(end)
+    }
+
+    /// Appends `records` (key, value) in one batch to the share-state
+    /// journal (created on first use) without waiting for the sync;
+    /// returns the journal's end after them, for
+    /// [`Broker::wait_share_state`].
+    pub fn append_share_state_nowait(
+        &self,
+        records: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<i64, BrokerError> {
         if records.is_empty() {
-            return Ok(());
+            return self.share_state_end();
         }
         let now = self.data_dir().clock().now_ms();
         let mut b = BatchBuilder::new(now);
@@ -50,7 +65,28 @@ impl Broker {
         self.ensure_share_state(SHARE_STATE_SEGMENT_BYTES)?;
         let log = self.partition(SHARE_STATE_TOPIC, 0)?;
         let info = log.append_nowait(&mut b.build())?;
-        Ok(log.wait_durable(info.last_offset + 1)?)
+        Ok(info.last_offset + 1)
+    }
+
+    /// Blocks until every journal record below `end` is durable (one sync
+    /// round serves every waiter); an error is final, the journal having
+    /// turned read-only.
+    pub fn wait_share_state(&self, end: i64) -> Result<(), BrokerError> {
+        match self.partition(SHARE_STATE_TOPIC, 0) {
+            Ok(log) => Ok(log.wait_durable(end)?),
+            Err(BrokerError::UnknownTopic { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Resolves once every journal record below `end` is durable, holding
+    /// no thread: the async form of [`Broker::wait_share_state`].
+    pub async fn share_state_durable(&self, end: i64) -> Result<(), BrokerError> {
+        match self.partition(SHARE_STATE_TOPIC, 0) {
+            Ok(log) => Ok(log.until_durable(end).await?),
+            Err(BrokerError::UnknownTopic { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Creates the share-state journal with `segment_bytes` segments if it
@@ -142,6 +178,13 @@ impl Broker {
                 let end = pos + h.total_bytes();
                 let whole = &read.bytes[pos..end];
                 pos = end;
+                // Batches wholly outside the range are not decoded.
+                if h.base_offset >= upto {
+                    break;
+                }
+                if h.last_offset() < at {
+                    continue;
+                }
                 let aborted_batch = h.is_transactional()
                     && aborted.iter().any(|a| {
                         a.producer_id == h.producer_id

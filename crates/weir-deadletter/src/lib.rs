@@ -54,6 +54,7 @@ mod error;
 pub mod format;
 mod ops;
 mod purge;
+pub mod queue_claim;
 pub mod queue_io;
 mod replay;
 

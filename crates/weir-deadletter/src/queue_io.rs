@@ -39,6 +39,14 @@ impl QueueIo for BrokerQueueIo {
         self.broker.append_share_state(records).map_err(text)
     }
 
+    fn append_nowait(&self, records: &[JournalRecord]) -> Result<i64, String> {
+        self.broker.append_share_state_nowait(records).map_err(text)
+    }
+
+    fn wait_durable(&self, end: i64) -> Result<(), String> {
+        self.broker.wait_share_state(end).map_err(text)
+    }
+
     fn journal_end(&self) -> Result<i64, String> {
         self.broker.share_state_end().map_err(text)
     }

@@ -104,6 +104,9 @@ pub struct AppState {
     /// Persistent subscriptions, opened on first use
     /// ([`AppState::subscriptions`]).
     subscriptions: std::sync::Mutex<Option<Arc<subscriptions::Subscriptions>>>,
+    /// The queue manager's [`weir_queue::Queues::released`] count last
+    /// seen: moved to wake long-polling claims when records were released.
+    queue_released: tokio::sync::watch::Sender<u64>,
 }
 
 impl AppState {
@@ -131,6 +134,7 @@ impl AppState {
             started_ms: weir_log::SystemClock.now_ms(),
             queues: std::sync::Mutex::new(None),
             subscriptions: std::sync::Mutex::new(None),
+            queue_released: tokio::sync::watch::Sender::new(0),
         }
     }
 

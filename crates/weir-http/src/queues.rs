@@ -20,22 +20,27 @@ use weir_api::{
     Acked, AutoclaimRequest, ClaimRequest, Claimed, PendingList, PendingRecord, QueueRecord,
     RecordAck,
 };
+use weir_deadletter::queue_claim::{ClaimError, ClaimedRecord, NewGroup, claim_partition, deliver};
 use weir_deadletter::queue_io::BrokerQueueIo;
 use weir_log::Clock as _;
-use weir_queue::{AckKind, Acquired, Create, QueueError, QueueKey, Queues, QueuesConfig};
+use weir_queue::{AckKind, QueueError, QueueKey, Queues, QueuesConfig};
 
 use crate::problem::{ApiError, Body};
 use crate::{AppState, blocking};
 
 /// The queue manager the API serves.
-pub type QueueManager = Queues<BrokerQueueIo>;
+pub type QueueManager = weir_deadletter::queue_claim::BrokerQueues;
 
 const LOCK_MS_DEFAULT: i64 = 30_000;
 const MAX_DEFAULT: usize = 10;
 const WAIT_MS_MAX: u64 = 30_000;
 const DELIVERY_LIMIT_DEFAULT: u16 = 5;
-/// How often a long-polling claim looks again.
-const POLL: Duration = Duration::from_millis(50);
+/// How long a long-polling claim waits at most before it looks again
+/// unwoken. It is woken by the data directory's change signal, which
+/// every sync round moves (new records, journaled settlements), and by
+/// releases and expired locks (`wake_claims`), so this is only a
+/// fallback.
+const POLL_FALLBACK: Duration = Duration::from_secs(2);
 /// How often locks are expired and snapshots considered.
 pub(crate) const UPKEEP: Duration = Duration::from_millis(200);
 
@@ -93,6 +98,18 @@ impl AppState {
     }
 }
 
+/// Wakes long-polling claims if records were released since they last
+/// looked (a release or an expired lock journals nothing, so the data
+/// directory's change signal does not move for it).
+fn wake_claims(app: &AppState, q: &QueueManager) {
+    let released = q.released();
+    app.queue_released.send_if_modified(|seen| {
+        let moved = *seen != released;
+        *seen = released;
+        moved
+    });
+}
+
 /// One upkeep round: expired locks released, a snapshot if due.
 pub(crate) fn upkeep(app: &AppState) {
     let Some(q) = app.queues_opened() else {
@@ -101,6 +118,7 @@ pub(crate) fn upkeep(app: &AppState) {
     if let Err(e) = q.expire(now_ms()) {
         tracing::warn!(%e, "expiring queue locks failed");
     }
+    wake_claims(app, &q);
     if let Err(e) = q.maintain() {
         tracing::warn!(%e, "queue snapshot failed");
     }
@@ -164,58 +182,44 @@ fn key(group: &str, topic: &str, partition: i32) -> QueueKey {
     }
 }
 
-/// The records of `acquired` as the log has them; offsets without a
-/// committed record are settled as gaps.
-fn deliver(
-    app: &AppState,
-    q: &QueueManager,
-    key: &QueueKey,
-    consumer: &str,
-    acquired: &[Acquired],
+impl From<ClaimError> for ApiError {
+    fn from(e: ClaimError) -> Self {
+        match e {
+            ClaimError::Queue(e) => e.into(),
+            ClaimError::Broker(e) => e.into(),
+        }
+    }
+}
+
+/// The claimed records as the API shows them.
+fn shown(
+    claimed: Vec<ClaimedRecord>,
+    partition: i32,
     deadline_ms: i64,
     out: &mut Vec<QueueRecord>,
-) -> Result<(), ApiError> {
-    for a in acquired {
-        let records = app.broker.committed_records(
-            &key.topic,
-            key.partition,
-            a.first,
-            a.last + 1,
-            usize::MAX,
-        )?;
-        let mut next = a.first;
-        let gap = |from: i64, to: i64| -> Result<(), ApiError> {
-            if from <= to {
-                q.acknowledge(key, consumer, from, to, AckKind::Gap)?;
-            }
-            Ok(())
-        };
-        for r in records {
-            gap(next, r.offset - 1)?;
-            next = r.offset + 1;
-            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-            out.push(QueueRecord {
-                partition: key.partition,
-                offset: r.offset,
-                timestamp_ms: r.timestamp_ms,
-                key: r.key.as_deref().map(text),
-                value: r
-                    .value
-                    .as_deref()
-                    .and_then(|v| serde_json::from_slice(v).ok()),
-                value_base64: r.value.as_deref().map(|v| B64.encode(v)),
-                headers: r
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.as_deref().map(text).unwrap_or_default()))
-                    .collect(),
-                deliveries: a.deliveries,
-                lock_deadline_ms: deadline_ms,
-            });
+) {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    out.extend(claimed.into_iter().map(|c| {
+        let r = c.record;
+        QueueRecord {
+            partition,
+            offset: r.offset,
+            timestamp_ms: r.timestamp_ms,
+            key: r.key.as_deref().map(text),
+            value: r
+                .value
+                .as_deref()
+                .and_then(|v| serde_json::from_slice(v).ok()),
+            value_base64: r.value.as_deref().map(|v| B64.encode(v)),
+            headers: r
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_deref().map(text).unwrap_or_default()))
+                .collect(),
+            deliveries: c.deliveries,
+            lock_deadline_ms: deadline_ms,
         }
-        gap(next, a.last)?;
-    }
-    Ok(())
+    }));
 }
 
 /// One pass over the topic's partitions, from a rotating first one.
@@ -250,45 +254,22 @@ fn claim_once(
             break;
         }
         let partition = (first.rem_euclid(n) + i) % n;
-        let log = t.partition(partition)?;
-        let log_start = log.start_offset();
-        let lso = t.last_stable_offset(partition)?;
-        let key = key(group, topic, partition);
-        let create = Create {
-            delivery_limit,
-            start: if earliest { log_start } else { lso },
-        };
         let now = now_ms();
-        // Gaps are settled without being shown, so a pass may give fewer
-        // records than it acquired: acquire again while some came back.
-        loop {
-            let want = max - out.len();
-            if want == 0 {
-                break;
-            }
-            let acquired = q.acquire(
-                &key,
-                &create,
-                &req.consumer,
-                want,
-                lock_ms,
-                log_start,
-                lso,
-                now,
-            )?;
-            if acquired.is_empty() {
-                break;
-            }
-            deliver(
-                app,
-                &q,
-                &key,
-                &req.consumer,
-                &acquired,
-                now + lock_ms,
-                &mut out,
-            )?;
-        }
+        let mut claimed = Vec::new();
+        claim_partition(
+            &q,
+            &key(group, topic, partition),
+            NewGroup {
+                earliest,
+                delivery_limit,
+            },
+            &req.consumer,
+            max - out.len(),
+            lock_ms,
+            now,
+            &mut claimed,
+        )?;
+        shown(claimed, partition, now + lock_ms, &mut out);
     }
     Ok(out)
 }
@@ -317,14 +298,27 @@ pub async fn claim(
     }
     let until = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
     let req = Arc::new(req);
+    let changes = app.broker.data_dir().changes();
+    let mut released = app.queue_released.subscribe();
     loop {
+        // Read before the claim: a change after it moves the epoch.
+        let seen = changes.epoch();
+        released.mark_unchanged();
         let (app2, group2, topic2, req2) = (app.clone(), group.clone(), topic.clone(), req.clone());
         let records =
             blocking(move || claim_once(&app2, &group2, &topic2, &req2, max, lock_ms)).await?;
-        if !records.is_empty() || tokio::time::Instant::now() + POLL > until {
+        let now = tokio::time::Instant::now();
+        if !records.is_empty() || now >= until {
             return Ok(Json(Claimed { records }));
         }
-        tokio::time::sleep(POLL).await;
+        let wait = (until - now).min(POLL_FALLBACK);
+        let _ = tokio::time::timeout(wait, async {
+            tokio::select! {
+                _ = changes.changed(seen) => {}
+                _ = released.changed() => {}
+            }
+        })
+        .await;
     }
 }
 
@@ -362,15 +356,9 @@ pub async fn autoclaim(
             let now = now_ms();
             let acquired =
                 q.claim_idle(&key, &req.consumer, req.min_idle_ms, want, lock_ms, now)?;
-            deliver(
-                &app2,
-                &q,
-                &key,
-                &req.consumer,
-                &acquired,
-                now + lock_ms,
-                &mut out,
-            )?;
+            let mut claimed = Vec::new();
+            deliver(&q, &key, &req.consumer, &acquired, &mut claimed)?;
+            shown(claimed, partition, now + lock_ms, &mut out);
         }
         Ok(out)
     })
@@ -388,19 +376,37 @@ async fn settle(
     check_group(&group)?;
     check_consumer(&req.consumer)?;
     let (partition, offset) = (req.partition, req.offset);
-    blocking(move || -> Result<(), ApiError> {
-        app.broker.topic(&topic)?.partition(partition)?;
-        let q = app.queues()?;
-        q.acknowledge(
+    // An accept of an opened manager writes no dead letter and appends
+    // without waiting (memory, at most a page-cache write): it runs here,
+    // sparing the hop to the blocking pool. A release or reject may write
+    // dead letters (durable), and opening replays the journal: those go
+    // to the blocking pool.
+    let inline = kind == AckKind::Accept && app.queues_opened().is_some();
+    let app2 = app.clone();
+    let work = move || -> Result<_, ApiError> {
+        app2.broker.topic(&topic)?.partition(partition)?;
+        let q = app2.queues()?;
+        let unsynced = q.acknowledge_nowait(
             &key(&group, &topic, partition),
             &req.consumer,
             offset,
             offset,
             kind,
         )?;
-        Ok(())
-    })
-    .await?;
+        Ok((q, unsynced))
+    };
+    let (q, unsynced) = if inline {
+        work()?
+    } else {
+        blocking(work).await?
+    };
+    // Answered once durable; the wait holds no thread, and concurrent
+    // settlements share its sync.
+    if let Some(end) = unsynced.journal_end() {
+        let synced = app.broker.share_state_durable(end).await;
+        q.synced(synced.map_err(|e| e.to_string()))?;
+    }
+    wake_claims(&app, &q);
     let outcome = match kind {
         AckKind::Accept => "accepted",
         AckKind::Release => "released",

@@ -328,3 +328,43 @@ fn aborted_and_open_transactions_are_never_claimed() {
         "gaps are settled, not pending"
     );
 }
+
+/// A long-polling claim is woken by new records and by a release, well
+/// before its fallback look (2 s): it waits on the data directory's
+/// change signal, not a timer.
+#[test]
+fn a_long_poll_wakes_on_new_records_and_on_a_release() {
+    let s = Arc::new(server(1));
+    assert!(claim(&s, "w", json!({"consumer": "a", "start": "earliest"})).is_empty());
+    let poll = |consumer: &'static str| {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            let got = claim(&s, "w", json!({"consumer": consumer, "wait_ms": 20000}));
+            (got, std::time::Instant::now())
+        })
+    };
+    let waiting = poll("a");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let produced = std::time::Instant::now();
+    produce(&s, "jobs", 1);
+    let (got, at) = waiting.join().unwrap();
+    assert_eq!(got.len(), 1);
+    let woke = at - produced;
+    assert!(woke < std::time::Duration::from_millis(1500), "{woke:?}");
+    // "b" waits while "a" holds the only record; a release wakes it.
+    let waiting = poll("b");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let released = std::time::Instant::now();
+    let (st, body) = act(
+        &s,
+        "w",
+        "nack",
+        json!({"consumer": "a", "partition": 0, "offset": got[0]["offset"]}),
+    );
+    assert_eq!(st, 200, "{body}");
+    let (got, at) = waiting.join().unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["deliveries"], 2);
+    let woke = at - released;
+    assert!(woke < std::time::Duration::from_millis(1500), "{woke:?}");
+}

@@ -39,7 +39,9 @@ pub use partition::{
     AckKind, Acquired, Change, DeadLetter, DeadLetterReason, Outcome, Pending, QueueConfig,
     SharePartition,
 };
-pub use queues::{Create, JournalRecord, JournalVisitor, QueueIo, Queues, QueuesConfig, Recovery};
+pub use queues::{
+    Create, JournalRecord, JournalVisitor, QueueIo, Queues, QueuesConfig, Recovery, Unsynced,
+};
 pub use snapshot::{Snapshot, SnapshotRun};
 
 /// Highest delivery limit a partition takes (Kafka allows 2 to 10 for share

@@ -1,13 +1,19 @@
 //! The queue manager: one [`SharePartition`] per (group, topic, partition)
 //! behind its own lock, made durable through a [`QueueIo`] (a journal of
-//! changes, a snapshot of every partition, and the dead letters). Each
-//! call's dead letters are written first, then its changes appended and
-//! synced, and only then is it answered; a call whose writes fail is
-//! undone in memory (the partition goes back to its state before) and
-//! answered with the error. At start the snapshot and the journal after it
-//! are replayed and every lock dropped. [`Queues::maintain`] writes a new
-//! snapshot once enough records were appended and lets the journal below
-//! it go, so a restart replays a bounded tail.
+//! changes, a snapshot of every partition, and the dead letters). A call
+//! runs on the partition under its lock, writes its dead letters (durable
+//! first), appends its changes to the journal without waiting, releases
+//! the lock, and only then waits for the journal to be durable past its
+//! changes before it is answered: concurrent calls on one partition share
+//! a sync (group commit), and the journal keeps each partition's changes
+//! in the order they were applied. A call whose writes fail under the
+//! lock is undone in memory; a failed wait for durability is final (the
+//! journal cannot be trusted past it, and later calls may have built on
+//! the change), so the manager refuses every call until it is reopened.
+//! At start the snapshot and the journal after it are replayed and every
+//! lock dropped. [`Queues::maintain`] writes a new snapshot once enough
+//! records were appended and lets the journal below it go, so a restart
+//! replays a bounded tail.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +35,21 @@ pub trait QueueIo: Send + Sync {
     /// Appends `records` to the journal in order; returns once all are
     /// durable.
     fn append(&self, records: &[JournalRecord]) -> Result<(), String>;
+    /// Appends `records` to the journal in order and returns without
+    /// waiting for them to be durable: the journal offset past the last
+    /// one, for [`QueueIo::wait_durable`]. An error means nothing was
+    /// appended. The default appends durably.
+    fn append_nowait(&self, records: &[JournalRecord]) -> Result<i64, String> {
+        self.append(records)?;
+        self.journal_end()
+    }
+    /// Returns once every journal record below `end` is durable. An error
+    /// is final: the journal takes nothing more. The default has nothing
+    /// to wait for ([`QueueIo::append_nowait`]'s default is durable).
+    fn wait_durable(&self, end: i64) -> Result<(), String> {
+        let _ = end;
+        Ok(())
+    }
     /// The offset the next appended record gets.
     fn journal_end(&self) -> Result<i64, String>;
     /// Calls `f` with the offset, key and value of every journal record
@@ -92,6 +113,24 @@ pub struct Create {
 
 type Shared = Arc<Mutex<SharePartition>>;
 
+/// What a `*_nowait` call of [`Queues`] appended to the journal without
+/// waiting for it: the caller must not answer before it is durable
+/// ([`Queues::wait`], or its own wait for the journal end and
+/// [`Queues::synced`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a change is not durable until waited for"]
+pub struct Unsynced {
+    end: Option<i64>,
+}
+
+impl Unsynced {
+    /// The journal offset everything below which must be durable, if the
+    /// call appended anything.
+    pub fn journal_end(&self) -> Option<i64> {
+        self.end
+    }
+}
+
 /// Every queue partition's state.
 pub struct Queues<Io> {
     io: Io,
@@ -101,6 +140,12 @@ pub struct Queues<Io> {
     appended: AtomicU64,
     /// Held through a whole [`Queues::maintain`].
     maintaining: Mutex<()>,
+    /// Moves whenever records may have become claimable again without
+    /// anything written (see [`Queues::released`]).
+    released: AtomicU64,
+    /// Why the manager refuses every call: a wait for durability failed,
+    /// so memory may hold changes the journal does not.
+    failed: Mutex<Option<String>>,
 }
 
 impl<Io> std::fmt::Debug for Queues<Io> {
@@ -209,6 +254,8 @@ impl<Io: QueueIo> Queues<Io> {
             ),
             appended: AtomicU64::new(recovery.replayed),
             maintaining: Mutex::new(()),
+            released: AtomicU64::new(0),
+            failed: Mutex::new(None),
         };
         Ok((queues, recovery))
     }
@@ -227,6 +274,7 @@ impl<Io: QueueIo> Queues<Io> {
 
     /// The partition of `key`, created (durably) if it has no state yet.
     fn get_or_create(&self, key: &QueueKey, create: &Create) -> Result<Shared, QueueError> {
+        self.check_failed()?;
         if let Some(p) = self.get(key) {
             return Ok(p);
         }
@@ -267,44 +315,104 @@ impl<Io: QueueIo> Queues<Io> {
         Ok(p)
     }
 
-    /// Runs `f` on a partition, makes its outcome durable (dead letters,
-    /// then changes), and undoes it if that fails.
+    /// Refuses the call if a wait for durability failed before.
+    fn check_failed(&self) -> Result<(), QueueError> {
+        match &*lock(&self.failed) {
+            Some(why) => Err(QueueError::Storage(format!(
+                "queue state failed ({why}); reopen to recover from the journal"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until the journal is durable below `end`; a failure fails
+    /// the manager for good.
+    fn wait_durable(&self, end: i64) -> Result<(), QueueError> {
+        self.synced(self.io.wait_durable(end))
+    }
+
+    /// Runs `f` on a partition and waits for its changes to be durable
+    /// (see [`Queues::run_nowait`]).
     fn run<T>(
         &self,
         key: &QueueKey,
         part: &Shared,
         f: impl FnOnce(&mut SharePartition) -> Result<(T, Outcome), QueueError>,
     ) -> Result<T, QueueError> {
-        let mut p = lock(part);
-        let before = p.clone();
-        let (out, outcome) = f(&mut p)?;
-        if let Err(e) = self.persist(key, &outcome) {
-            *p = before;
-            return Err(e);
-        }
+        let (out, unsynced) = self.run_nowait(key, part, f)?;
+        self.wait(unsynced)?;
         Ok(out)
     }
 
-    fn persist(&self, key: &QueueKey, outcome: &Outcome) -> Result<(), QueueError> {
+    /// Runs `f` on a partition and writes its outcome (dead letters
+    /// durably, then changes appended) under the partition's lock, undoing
+    /// it if that fails. The changes are not durable yet: the caller waits
+    /// outside the lock, so that other calls can join the same sync.
+    fn run_nowait<T>(
+        &self,
+        key: &QueueKey,
+        part: &Shared,
+        f: impl FnOnce(&mut SharePartition) -> Result<(T, Outcome), QueueError>,
+    ) -> Result<(T, Unsynced), QueueError> {
+        self.check_failed()?;
+        let mut p = lock(part);
+        let before = p.clone();
+        let (out, outcome) = f(&mut p)?;
+        match self.write(key, &outcome) {
+            Ok(end) => Ok((out, Unsynced { end })),
+            Err(e) => {
+                *p = before;
+                Err(e)
+            }
+        }
+    }
+
+    /// Blocks until what a `*_nowait` call wrote is durable. A failure is
+    /// final: the manager refuses every call until reopened.
+    pub fn wait(&self, unsynced: Unsynced) -> Result<(), QueueError> {
+        match unsynced.end {
+            Some(end) => self.wait_durable(end),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes the outcome of a wait the caller made by its own means (an
+    /// async server awaiting the journal's sync instead of blocking in
+    /// [`Queues::wait`]); an error fails the manager as a failed
+    /// [`Queues::wait`] does.
+    pub fn synced(&self, result: Result<(), String>) -> Result<(), QueueError> {
+        result.map_err(|e| {
+            let mut failed = lock(&self.failed);
+            let why = failed.get_or_insert_with(|| format!("journal sync: {e}"));
+            QueueError::Storage(why.clone())
+        })
+    }
+
+    /// Writes dead letters durably, then appends the changes without
+    /// waiting; returns the journal end to wait for, if anything was
+    /// appended.
+    fn write(&self, key: &QueueKey, outcome: &Outcome) -> Result<Option<i64>, QueueError> {
         if !outcome.dead_letters.is_empty() {
             self.io
                 .dead_letter(key, &outcome.dead_letters)
                 .map_err(|e| storage("writing dead letters", e))?;
         }
-        if !outcome.changes.is_empty() {
-            let k = key.encode();
-            let records: Vec<JournalRecord> = outcome
-                .changes
-                .iter()
-                .map(|c| (k.clone(), Entry::Change(c.clone()).encode()))
-                .collect();
-            self.io
-                .append(&records)
-                .map_err(|e| storage("appending to the journal", e))?;
-            self.appended
-                .fetch_add(records.len() as u64, Ordering::Relaxed);
+        if outcome.changes.is_empty() {
+            return Ok(None);
         }
-        Ok(())
+        let k = key.encode();
+        let records: Vec<JournalRecord> = outcome
+            .changes
+            .iter()
+            .map(|c| (k.clone(), Entry::Change(c.clone()).encode()))
+            .collect();
+        let end = self
+            .io
+            .append_nowait(&records)
+            .map_err(|e| storage("appending to the journal", e))?;
+        self.appended
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        Ok(Some(end))
     }
 
     /// Gives `member` up to `max` records of `key` under a `lock_ms` lock
@@ -396,13 +504,40 @@ impl<Io: QueueIo> Queues<Io> {
         last: i64,
         kind: AckKind,
     ) -> Result<(), QueueError> {
+        let unsynced = self.acknowledge_nowait(key, member, first, last, kind)?;
+        self.wait(unsynced)
+    }
+
+    /// [`Queues::acknowledge`] without the wait for durability, which the
+    /// caller makes before answering (see [`Unsynced`]).
+    pub fn acknowledge_nowait(
+        &self,
+        key: &QueueKey,
+        member: &str,
+        first: i64,
+        last: i64,
+        kind: AckKind,
+    ) -> Result<Unsynced, QueueError> {
         let part = self.get(key).ok_or_else(|| QueueError::NotAcquired {
             offset: first,
             member: member.to_owned(),
         })?;
-        self.run(key, &part, |p| {
+        let ((), unsynced) = self.run_nowait(key, &part, |p| {
             Ok(((), p.acknowledge(member, first, last, kind)?))
-        })
+        })?;
+        if kind == AckKind::Release {
+            self.released.fetch_add(1, Ordering::Release);
+        }
+        Ok(unsynced)
+    }
+
+    /// A count that moves whenever records may have become claimable again
+    /// without a journal append (a release, a lock run out: locks are not
+    /// durable, so neither journals anything), for callers that wait for
+    /// records to claim. New records and journaled changes are signalled
+    /// by the log's own change signal.
+    pub fn released(&self) -> u64 {
+        self.released.load(Ordering::Acquire)
     }
 
     /// Extends `member`'s locks on `first..=last` to `lock_ms` from now;
@@ -420,6 +555,7 @@ impl<Io: QueueIo> Queues<Io> {
             offset: first,
             member: member.to_owned(),
         })?;
+        self.check_failed()?;
         let mut p = lock(&part);
         p.set_lock_ms(lock_ms)?;
         p.renew(member, first, last, now_ms)?;
@@ -494,7 +630,9 @@ impl<Io: QueueIo> Queues<Io> {
             if lock(&part).next_deadline().is_none_or(|d| d > now_ms) {
                 continue;
             }
-            if let Err(e) = self.run(&key, &part, |p| Ok(((), p.expire(now_ms)))) {
+            let expired = self.run(&key, &part, |p| Ok(((), p.expire(now_ms))));
+            self.released.fetch_add(1, Ordering::Release);
+            if let Err(e) = expired {
                 first_err.get_or_insert(e);
             }
         }
@@ -506,6 +644,7 @@ impl<Io: QueueIo> Queues<Io> {
     /// partition and lets the journal below it go. Returns whether it
     /// wrote one.
     pub fn maintain(&self) -> Result<bool, QueueError> {
+        self.check_failed()?;
         let _one = lock(&self.maintaining);
         if self.appended.load(Ordering::Relaxed) < self.config.snapshot_records {
             return Ok(false);
@@ -518,6 +657,10 @@ impl<Io: QueueIo> Queues<Io> {
     /// end read before the partitions are listed are covered: a partition
     /// created later appends all its records after that end, and each
     /// listed one is snapshotted under its lock with the end read then.
+    /// The journal is made durable up to the last end read before the
+    /// snapshot is written: a snapshot covering records a crash could
+    /// still take would make the journal's next records (at those same
+    /// offsets) look covered.
     fn snapshot_now(&self) -> Result<(), QueueError> {
         let end = |io: &Io| io.journal_end().map_err(|e| storage("journal end", e));
         let base = end(&self.io)?;
@@ -530,15 +673,19 @@ impl<Io: QueueIo> Queues<Io> {
             .collect();
         let mut entries = Vec::with_capacity(all.len());
         let appended_before = self.appended.load(Ordering::Relaxed);
+        let mut last_end = base;
         for (key, part) in all {
             let p = lock(&part);
+            let covered = end(&self.io)?;
+            last_end = last_end.max(covered);
             entries.push(SnapshotEntry {
                 key,
-                covered: end(&self.io)?,
+                covered,
                 delivery_limit: p.config().delivery_limit,
                 state: p.snapshot(),
             });
         }
+        self.wait_durable(last_end)?;
         let snap = JournalSnapshot { base, entries };
         self.io
             .write_snapshot(&snap.encode())

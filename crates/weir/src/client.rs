@@ -205,6 +205,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
             what: "persistent subscriptions",
         })
     }
+
+    /// Where queue calls go ([`crate::queue`]). Backends without queues
+    /// say so.
+    fn queue_engine(&self) -> Result<crate::queue::QueueEngine, Error> {
+        Err(Error::Unsupported { what: "queues" })
+    }
 }
 
 /// The embedded backend: the store of a data directory in this process.
@@ -214,6 +220,8 @@ pub struct Embedded {
     /// Persistent subscriptions, over the directory's engine manager,
     /// opened on first use.
     subscriptions: crate::persistent::EmbeddedSubscriptions,
+    /// The queue manager, opened on first use (`crate::queue`).
+    pub(crate) queues: std::sync::Mutex<Option<Arc<weir_deadletter::queue_claim::BrokerQueues>>>,
 }
 
 impl Embedded {
@@ -237,6 +245,7 @@ impl Embedded {
         Ok(Self {
             store: Arc::new(store),
             subscriptions: Default::default(),
+            queues: std::sync::Mutex::new(None),
         })
     }
 
@@ -383,7 +392,7 @@ impl Backend for Embedded {
         group: &str,
         settings: &crate::persistent::SubscriptionSettings,
     ) -> Result<(), Error> {
-        let subs = self.subscriptions.get(&self.store)?;
+        let subs = self.subscriptions.get(self)?;
         let target = crate::persistent::Target::parse(target)?;
         match subs.settings(&target, group) {
             Ok(_) => subs.update(&target, group, settings)?,
@@ -394,10 +403,7 @@ impl Backend for Embedded {
 
     fn delete_subscription(&self, target: &str, group: &str) -> Result<(), Error> {
         let target = crate::persistent::Target::parse(target)?;
-        Ok(self
-            .subscriptions
-            .get(&self.store)?
-            .delete(&target, group)?)
+        Ok(self.subscriptions.get(self)?.delete(&target, group)?)
     }
 
     fn subscription_info(
@@ -407,10 +413,7 @@ impl Backend for Embedded {
     ) -> Result<crate::persistent::SubscriptionInfo, Error> {
         let target = crate::persistent::Target::parse(target)?;
         let now = self.store.broker().data_dir().clock().now_ms();
-        Ok(self
-            .subscriptions
-            .get(&self.store)?
-            .info(&target, group, now)?)
+        Ok(self.subscriptions.get(self)?.info(&target, group, now)?)
     }
 
     fn read_subscription(
@@ -422,7 +425,7 @@ impl Backend for Embedded {
         wait: Duration,
     ) -> Result<Vec<crate::persistent::Delivered>, Error> {
         let target = crate::persistent::Target::parse(target)?;
-        let subs = self.subscriptions.get(&self.store)?;
+        let subs = self.subscriptions.get(self)?;
         crate::persistent::embedded_read(subs, &self.store, &target, group, consumer, max, wait)
     }
 
@@ -436,7 +439,7 @@ impl Backend for Embedded {
         reason: &str,
     ) -> Result<(), Error> {
         let target = crate::persistent::Target::parse(target)?;
-        let subs = self.subscriptions.get(&self.store)?;
+        let subs = self.subscriptions.get(self)?;
         let now = self.store.broker().data_dir().clock().now_ms();
         match action {
             None => subs.ack(&target, group, consumer, ack_ids, now)?,
@@ -449,8 +452,12 @@ impl Backend for Embedded {
         let target = crate::persistent::Target::parse(target)?;
         Ok(self
             .subscriptions
-            .get(&self.store)?
+            .get(self)?
             .replay_parked(&target, group)?)
+    }
+
+    fn queue_engine(&self) -> Result<crate::queue::QueueEngine, Error> {
+        crate::queue::embedded_engine(self)
     }
 
     fn wait_changed(&self, epoch: u64, timeout: Duration) -> bool {

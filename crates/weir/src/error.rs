@@ -87,6 +87,13 @@ pub enum Error {
     /// A dead-letter operation was refused or failed.
     #[error("dead letters: {reason}")]
     DeadLetters { reason: String },
+    /// A queue call failed (see [`crate::queue`]).
+    #[error("queue: {reason}")]
+    Queue { reason: String },
+    /// The consumer does not hold the record (its lock ran out and another
+    /// consumer took it, or it was settled already).
+    #[error("queue: offset {offset} is not held by {consumer:?}")]
+    NotHeld { offset: i64, consumer: String },
     #[error("over a limit: {reason}")]
     Limit { reason: String },
     /// The client's backend cannot do this (a custom [`crate::Backend`]

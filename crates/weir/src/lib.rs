@@ -139,6 +139,7 @@ pub mod outbox;
 pub mod persistent;
 mod projection;
 mod query;
+pub mod queue;
 mod registry;
 mod remote;
 pub mod saga;

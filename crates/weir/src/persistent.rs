@@ -60,15 +60,13 @@ pub(crate) struct EmbeddedSubscriptions {
 impl EmbeddedSubscriptions {
     pub(crate) fn get(
         &self,
-        store: &Arc<weir_store::EmbeddedStore>,
+        embedded: &crate::client::Embedded,
     ) -> Result<&Arc<PersistentSubscriptions<BrokerQueueIo>>, Error> {
         if let Some(s) = self.subs.get() {
             return Ok(s);
         }
-        let io = BrokerQueueIo::new(store.broker().clone());
-        let (queues, _) = weir_queue::Queues::open(io, weir_queue::QueuesConfig::default())
-            .map_err(SubscriptionError::from)?;
-        let subs = PersistentSubscriptions::open(store.clone(), Arc::new(queues))?;
+        let queues = crate::queue::embedded_manager(embedded)?;
+        let subs = PersistentSubscriptions::open(embedded.store().clone(), queues)?;
         // Two threads may open at once; the first one set wins.
         let _ = self.subs.set(Arc::new(subs));
         Ok(self.subs.get().expect("set above"))

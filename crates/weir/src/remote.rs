@@ -209,6 +209,10 @@ impl Backend for Remote {
         crate::dead_letters::remote_purge(self, topic, what)
     }
 
+    fn queue_engine(&self) -> Result<crate::queue::QueueEngine, Error> {
+        Ok(crate::queue::QueueEngine::remote(self.http.clone()))
+    }
+
     fn append(
         &self,
         stream: &str,
