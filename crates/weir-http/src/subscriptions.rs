@@ -33,7 +33,7 @@ const WAIT_MS_MAX: u64 = 30_000;
 /// Most ids one ack or nack names.
 const ACK_IDS_MAX: usize = 1_000;
 /// How often a long-polling read looks again.
-const POLL: Duration = Duration::from_millis(50);
+const POLL: Duration = Duration::from_millis(250);
 
 /// The routes, merged into the API's router.
 pub(crate) fn routes() -> Router<Arc<AppState>> {
@@ -257,14 +257,20 @@ pub async fn read(
     }
     let until = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
     let (group, req) = (Arc::new(group), Arc::new(req));
+    let changes = app.broker.data_dir().changes();
+    let mut released = app.queue_released.subscribe();
     loop {
+        // Read before the read: an append or a release after it wakes us.
+        let seen = changes.epoch();
+        released.mark_unchanged();
         let (app2, t2, group2, req2) = (app.clone(), t.clone(), group.clone(), req.clone());
         let got = blocking(move || -> Result<_, ApiError> {
             let subs = app2.subscriptions()?;
             Ok(subs.read(&t2, &group2, &req2.consumer, req2.max, now_ms())?)
         })
         .await?;
-        if !got.is_empty() || tokio::time::Instant::now() + POLL > until {
+        let now = tokio::time::Instant::now();
+        if !got.is_empty() || now >= until {
             let events = got
                 .into_iter()
                 .map(|d| SubscriptionEvent {
@@ -276,7 +282,17 @@ pub async fn read(
                 .collect();
             return Ok(Json(SubscriptionEvents { events }));
         }
-        tokio::time::sleep(POLL).await;
+        // New events and released locks wake the read; the fallback
+        // covers what signals nothing (a pinned consumer's silence
+        // running out).
+        let wait = (until - now).min(POLL);
+        let _ = tokio::time::timeout(wait, async {
+            tokio::select! {
+                _ = changes.changed(seen) => {}
+                _ = released.changed() => {}
+            }
+        })
+        .await;
     }
 }
 
