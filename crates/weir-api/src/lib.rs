@@ -21,7 +21,7 @@ pub use dlq::{
 };
 pub use queues::{
     Acked, AutoclaimRequest, ClaimRequest, Claimed, PendingList, PendingRecord, QueueRecord,
-    RecordAck,
+    RecordAck, SettleRequest, Settled,
 };
 pub use sagas::{NotSaga, ResumeSaga, SagaDetail, SagaEventInfo, SagaList, SagaStep, SagaSummary};
 use serde::{Deserialize, Serialize};

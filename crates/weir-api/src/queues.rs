@@ -88,6 +88,32 @@ pub struct RecordAck {
     pub lock_ms: Option<i64>,
 }
 
+/// `POST .../settle`: many held records of one partition settled alike in
+/// one durable write (Redis' `XACK` with several ids).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettleRequest {
+    pub consumer: String,
+    pub partition: i32,
+    /// 1 to 1,000 offsets, each at most once.
+    pub offsets: Vec<i64>,
+    /// `accept` (done), `release` (delivered again) or `reject`
+    /// (dead-lettered, never again); default `accept`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+}
+
+/// The answer of a settle: what was settled (durably) and what the
+/// consumer did not hold (unchanged).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Settled {
+    pub partition: i32,
+    /// `accepted`, `released` or `rejected`.
+    pub outcome: String,
+    pub settled: Vec<i64>,
+    pub not_held: Vec<i64>,
+}
+
 /// The answer of an ack, nack or extend.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Acked {

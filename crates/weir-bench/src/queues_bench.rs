@@ -8,11 +8,12 @@
 //!    `weir-client`, claim `--claim-max` records at a time through
 //!    `POST /v1/queues/{group}/topics/{topic}/claim` and acknowledge each
 //!    with its own `POST .../ack` (answered once durable), until every
-//!    record is settled.
+//!    record is settled; with `--ack-batch N`, up to N of a claim's
+//!    records by id per `POST .../settle`.
 //! 2. **Redis Streams.** `redis-server` with `appendonly yes`,
 //!    `appendfsync always`; the same records XADDed to one stream; as many
 //!    consumers of one group doing `XREADGROUP COUNT <claim-max>` and one
-//!    `XACK` per entry.
+//!    `XACK` per entry (with `--ack-batch N`, of up to N ids).
 //! 3. **Classic consumer group.** As many librdkafka consumers in one
 //!    classic group on Weir's same topic, each record's offset committed
 //!    synchronously on its own (`commit_message`, `CommitMode::Sync`). One
@@ -32,7 +33,7 @@ use clap::Args;
 use rdkafka::Message as _;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
-use weir_api::{ClaimRequest, CreateTopic, Produce, ProduceRecord, RecordAck};
+use weir_api::{ClaimRequest, CreateTopic, Produce, ProduceRecord, RecordAck, SettleRequest};
 
 use crate::report::Latency;
 use crate::resp::Resp;
@@ -56,6 +57,13 @@ pub struct QueuesArgs {
     /// Records per claim (XREADGROUP COUNT)
     #[arg(long, default_value_t = 10)]
     claim_max: usize,
+    /// Records settled per acknowledgement call: 1 (the default) acks each
+    /// record with its own call; more settles up to that many records of a
+    /// claim per call, each still by its own id (Weir `POST .../settle`,
+    /// Redis `XACK` with several ids; the classic group commits every that
+    /// many records)
+    #[arg(long, default_value_t = 1)]
+    ack_batch: usize,
     /// Bytes of each record's value
     #[arg(long, default_value_t = 100)]
     value_bytes: usize,
@@ -116,8 +124,8 @@ pub fn run(args: &QueuesArgs) -> anyhow::Result<()> {
     let records = args
         .records
         .unwrap_or(if args.quick { 2_000 } else { 50_000 });
-    if records == 0 || args.consumers == 0 || args.claim_max == 0 {
-        bail!("--records, --consumers and --claim-max must be positive");
+    if records == 0 || args.consumers == 0 || args.claim_max == 0 || args.ack_batch == 0 {
+        bail!("--records, --consumers, --claim-max and --ack-batch must be positive");
     }
     let wants = |phase: &str| {
         args.only
@@ -126,10 +134,15 @@ pub fn run(args: &QueuesArgs) -> anyhow::Result<()> {
     };
     let (_scratch, root) = crate::sys::scratch_dir(&args.dir, ".weir-bench-queues-")?;
     println!(
-        "weir-bench queues: {records} records of {} bytes on one partition, {} consumers, {} per claim, each acknowledged on its own; {}",
+        "weir-bench queues: {records} records of {} bytes on one partition, {} consumers, {} per claim, {}; {}",
         args.value_bytes,
         args.consumers,
         args.claim_max,
+        if args.ack_batch == 1 {
+            "each acknowledged with its own call".to_owned()
+        } else {
+            format!("acknowledged by id, up to {} per call", args.ack_batch)
+        },
         crate::sys::describe_mount(&root)
     );
     let mut phases = Vec::new();
@@ -240,7 +253,7 @@ fn weir_phase(
     let threads: Vec<_> = (0..args.consumers)
         .map(|c| {
             let (address, acked, samples) = (address.clone(), acked.clone(), samples.clone());
-            let claim_max = args.claim_max;
+            let (claim_max, ack_batch) = (args.claim_max, args.ack_batch);
             std::thread::spawn(move || -> anyhow::Result<()> {
                 let client = weir_client::Client::new(&address)?;
                 let consumer = format!("c{c}");
@@ -261,21 +274,39 @@ fn weir_phase(
                             delivery_limit: None,
                         },
                     )?;
-                    for r in claimed.records {
+                    for some in claimed.records.chunks(ack_batch) {
                         let t = Instant::now();
-                        client.ack(
-                            GROUP,
-                            TOPIC,
-                            &RecordAck {
-                                consumer: consumer.clone(),
-                                partition: r.partition,
-                                offset: r.offset,
-                                reject: false,
-                                lock_ms: None,
-                            },
-                        )?;
+                        if let [r] = some {
+                            client.ack(
+                                GROUP,
+                                TOPIC,
+                                &RecordAck {
+                                    consumer: consumer.clone(),
+                                    partition: r.partition,
+                                    offset: r.offset,
+                                    reject: false,
+                                    lock_ms: None,
+                                },
+                            )?;
+                        } else {
+                            let settled = client.settle(
+                                GROUP,
+                                TOPIC,
+                                &SettleRequest {
+                                    consumer: consumer.clone(),
+                                    partition: 0,
+                                    offsets: some.iter().map(|r| r.offset).collect(),
+                                    action: None,
+                                },
+                            )?;
+                            anyhow::ensure!(
+                                settled.not_held.is_empty(),
+                                "weir: not held {:?}",
+                                settled.not_held
+                            );
+                        }
                         lat.push(t.elapsed().as_nanos() as u64);
-                        acked.fetch_add(1, Ordering::Relaxed);
+                        acked.fetch_add(some.len() as u64, Ordering::Relaxed);
                     }
                 }
                 samples.add(lat);
@@ -327,6 +358,7 @@ fn redis_phase(dir: &std::path::Path, records: u64, args: &QueuesArgs) -> anyhow
         .map(|c| {
             let (acked, samples) = (acked.clone(), samples.clone());
             let count = args.claim_max.to_string();
+            let ack_batch = args.ack_batch;
             std::thread::spawn(move || -> anyhow::Result<()> {
                 let mut conn = Resp::connect(port)?;
                 let consumer = format!("c{c}");
@@ -352,13 +384,20 @@ fn redis_phase(dir: &std::path::Path, records: u64, args: &QueuesArgs) -> anyhow
                     if entries.is_empty() {
                         break;
                     }
-                    for e in entries {
-                        let id = e.items()?.first().context("an entry without id")?.bytes()?;
+                    for some in entries.chunks(ack_batch) {
+                        let mut command: Vec<&[u8]> = vec![b"XACK", b"jobs", GROUP.as_bytes()];
+                        for e in some {
+                            command
+                                .push(e.items()?.first().context("an entry without id")?.bytes()?);
+                        }
                         let t = Instant::now();
-                        let n = conn.call(&[b"XACK", b"jobs", GROUP.as_bytes(), id])?;
+                        let n = conn.call(&command)?;
                         lat.push(t.elapsed().as_nanos() as u64);
-                        anyhow::ensure!(n == crate::resp::Reply::Int(1), "XACK answered {n:?}");
-                        acked.fetch_add(1, Ordering::Relaxed);
+                        anyhow::ensure!(
+                            n == crate::resp::Reply::Int(some.len() as i64),
+                            "XACK answered {n:?}"
+                        );
+                        acked.fetch_add(some.len() as u64, Ordering::Relaxed);
                     }
                 }
                 samples.add(lat);
@@ -395,7 +434,14 @@ fn redis_phase(dir: &std::path::Path, records: u64, args: &QueuesArgs) -> anyhow
         records,
         elapsed,
         latency: Arc::into_inner(samples).and_then(Samples::latency),
-        note: format!("redis {version}, appendfsync always, XREADGROUP + XACK per entry"),
+        note: format!(
+            "redis {version}, appendfsync always, XREADGROUP + XACK of {}",
+            if args.ack_batch == 1 {
+                "each entry".to_owned()
+            } else {
+                format!("up to {} ids", args.ack_batch)
+            }
+        ),
     })
 }
 
@@ -422,6 +468,7 @@ fn classic_phase(
                 samples.clone(),
             );
             let bootstrap = bootstrap.clone();
+            let ack_batch = args.ack_batch as i64;
             std::thread::spawn(move || -> anyhow::Result<u64> {
                 let consumer: BaseConsumer = ClientConfig::new()
                     .set("bootstrap.servers", &bootstrap)
@@ -446,6 +493,12 @@ fn classic_phase(
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .get_or_insert_with(Instant::now);
+                    // With --ack-batch, every that many records (and the
+                    // last) are committed.
+                    let next = msg.offset() + 1;
+                    if next % ack_batch != 0 && next < records as i64 {
+                        continue;
+                    }
                     let t = Instant::now();
                     // A commit refused during a rebalance is redone by the
                     // partition's next owner, which starts at the last one
@@ -487,7 +540,8 @@ fn classic_phase(
         elapsed: end - first,
         latency: Arc::into_inner(samples).and_then(Samples::latency),
         note: format!(
-            "sync commit per record, one member busy; join {:.1} s not counted; {failed} commits refused",
+            "sync commit every {} record(s), one member busy; join {:.1} s not counted; {failed} commits refused",
+            args.ack_batch,
             (first - begun).as_secs_f64()
         ),
     })

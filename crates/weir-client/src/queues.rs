@@ -2,7 +2,9 @@
 //! consumer of a queue group, ack, nack (release or reject), extend a
 //! lock, list pending records, and autoclaim idle ones.
 
-use weir_api::{Acked, AutoclaimRequest, ClaimRequest, Claimed, PendingList, RecordAck};
+use weir_api::{
+    Acked, AutoclaimRequest, ClaimRequest, Claimed, PendingList, RecordAck, SettleRequest, Settled,
+};
 
 use crate::{Client, Result, encode_segment};
 
@@ -33,6 +35,11 @@ impl Client {
     /// Releases a held record (or rejects it, with `record.reject`).
     pub fn nack(&self, group: &str, topic: &str, record: &RecordAck) -> Result<Acked> {
         self.post(&path(group, topic, "nack"), record)
+    }
+
+    /// Settles many held records of one partition in one durable write.
+    pub fn settle(&self, group: &str, topic: &str, request: &SettleRequest) -> Result<Settled> {
+        self.post(&path(group, topic, "settle"), request)
     }
 
     /// Extends the lock on a held record to `record.lock_ms` from now.

@@ -196,6 +196,7 @@ impl AppState {
         queues::autoclaim,
         queues::ack,
         queues::nack,
+        queues::settle_many,
         queues::extend,
         queues::pending,
     ),
@@ -368,6 +369,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/queues/{group}/topics/{topic}/ack", post(queues::ack))
         .route("/v1/queues/{group}/topics/{topic}/nack", post(queues::nack))
+        .route(
+            "/v1/queues/{group}/topics/{topic}/settle",
+            post(queues::settle_many),
+        )
         .route(
             "/v1/queues/{group}/topics/{topic}/extend",
             post(queues::extend),

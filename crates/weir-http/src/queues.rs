@@ -18,7 +18,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use weir_api::{
     Acked, AutoclaimRequest, ClaimRequest, Claimed, PendingList, PendingRecord, QueueRecord,
-    RecordAck,
+    RecordAck, SettleRequest, Settled,
 };
 use weir_deadletter::queue_claim::{ClaimError, ClaimedRecord, NewGroup, claim_partition, deliver};
 use weir_deadletter::queue_io::BrokerQueueIo;
@@ -451,6 +451,90 @@ pub async fn nack(
         AckKind::Release
     };
     settle(app, group, topic, req, kind).await
+}
+
+/// Most offsets one settle names.
+const SETTLE_OFFSETS_MAX: usize = 1_000;
+
+/// Settles many held records of one partition alike (accept, release or
+/// reject), in one durable write: Redis' `XACK` with several ids. Offsets
+/// the consumer does not hold are listed and left as they are.
+#[utoipa::path(post, path = "/v1/queues/{group}/topics/{topic}/settle", tag = "queues",
+    params(("group" = String, Path), ("topic" = String, Path)),
+    request_body = SettleRequest,
+    responses((status = 200, body = Settled), (status = "4XX", body = weir_api::Problem)))]
+pub async fn settle_many(
+    State(app): State<Arc<AppState>>,
+    Path((group, topic)): Path<(String, String)>,
+    Body(req): Body<SettleRequest>,
+) -> Result<Json<Settled>, ApiError> {
+    check_group(&group)?;
+    check_consumer(&req.consumer)?;
+    let (kind, outcome) = match req.action.as_deref().unwrap_or("accept") {
+        "accept" => (AckKind::Accept, "accepted"),
+        "release" => (AckKind::Release, "released"),
+        "reject" => (AckKind::Reject, "rejected"),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "action must be accept, release or reject, not {other:?}"
+            )));
+        }
+    };
+    let mut offsets = req.offsets.clone();
+    offsets.sort_unstable();
+    offsets.dedup();
+    if offsets.is_empty()
+        || req.offsets.len() > SETTLE_OFFSETS_MAX
+        || offsets.len() != req.offsets.len()
+    {
+        return Err(ApiError::bad_request(format!(
+            "offsets must name 1 to {SETTLE_OFFSETS_MAX} offsets, each once"
+        )));
+    }
+    let partition = req.partition;
+    let app2 = app.clone();
+    let (q, settled, not_held, end) = blocking(move || -> Result<_, ApiError> {
+        app2.broker.topic(&topic)?.partition(partition)?;
+        let q = app2.queues()?;
+        let key = key(&group, &topic, partition);
+        let (mut settled, mut not_held, mut end) = (Vec::new(), Vec::new(), None);
+        // Each run of consecutive offsets is one range; a run with an
+        // offset not held is settled offset by offset.
+        let mut settle = |first: i64, last: i64| {
+            q.acknowledge_nowait(&key, &req.consumer, first, last, kind)
+                .map(|u| end = end.max(u.journal_end()))
+        };
+        for run in offsets.chunk_by(|a, b| b - a == 1) {
+            let (first, last) = (run[0], run[run.len() - 1]);
+            match settle(first, last) {
+                Ok(()) => settled.extend_from_slice(run),
+                Err(QueueError::NotAcquired { .. }) => {
+                    for &o in run {
+                        match settle(o, o) {
+                            Ok(()) => settled.push(o),
+                            Err(QueueError::NotAcquired { .. }) => not_held.push(o),
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok((q, settled, not_held, end))
+    })
+    .await?;
+    // Answered once durable, as a single ack is.
+    if let Some(end) = end {
+        let synced = app.broker.share_state_durable(end).await;
+        q.synced(synced.map_err(|e| e.to_string()))?;
+    }
+    wake_claims(&app, &q);
+    Ok(Json(Settled {
+        partition,
+        outcome: outcome.to_owned(),
+        settled,
+        not_held,
+    }))
 }
 
 /// Extends the lock on a held record to `lock_ms` from now.

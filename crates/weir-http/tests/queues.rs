@@ -368,3 +368,66 @@ fn a_long_poll_wakes_on_new_records_and_on_a_release() {
     let woke = at - released;
     assert!(woke < std::time::Duration::from_millis(1500), "{woke:?}");
 }
+
+#[test]
+fn settle_takes_many_offsets_in_one_call_and_lists_those_not_held() {
+    let s = server(1);
+    produce(&s, "jobs", 20);
+    let mine: Vec<i64> = claim(
+        &s,
+        "batch",
+        json!({"consumer": "a", "max": 10, "start": "earliest"}),
+    )
+    .iter()
+    .map(|r| r["offset"].as_i64().unwrap())
+    .collect();
+    assert_eq!(mine, (0..10).collect::<Vec<_>>());
+    let theirs = claim(&s, "batch", json!({"consumer": "b", "max": 5}));
+    assert_eq!(theirs.len(), 5);
+
+    // 0..=3 and 6 accepted (two runs), 12 is b's: listed, left alone.
+    let (st, body) = act(
+        &s,
+        "batch",
+        "settle",
+        json!({"consumer": "a", "partition": 0, "offsets": [3, 0, 2, 1, 6, 12]}),
+    );
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["settled"], json!([0, 1, 2, 3, 6]));
+    assert_eq!(body["not_held"], json!([12]));
+    assert_eq!(body["outcome"], "accepted");
+    // Released ones come back to the next claim; accepted ones never.
+    let (st, body) = act(
+        &s,
+        "batch",
+        "settle",
+        json!({"consumer": "a", "partition": 0, "offsets": [4, 5], "action": "release"}),
+    );
+    assert_eq!((st, body["settled"].clone()), (200, json!([4, 5])));
+    let again: Vec<i64> = claim(&s, "batch", json!({"consumer": "c", "max": 10}))
+        .iter()
+        .map(|r| r["offset"].as_i64().unwrap())
+        .collect();
+    assert!(again.contains(&4) && again.contains(&5), "{again:?}");
+    assert!(
+        again.iter().all(|o| ![0, 1, 2, 3, 6].contains(o)),
+        "{again:?}"
+    );
+    // b still holds 12: the settle did not touch it.
+    let (st, _) = act(
+        &s,
+        "batch",
+        "ack",
+        json!({"consumer": "b", "partition": 0, "offset": 12}),
+    );
+    assert_eq!(st, 200);
+
+    for bad in [
+        json!({"consumer": "a", "partition": 0, "offsets": []}),
+        json!({"consumer": "a", "partition": 0, "offsets": [7, 7]}),
+        json!({"consumer": "a", "partition": 0, "offsets": [7], "action": "drop"}),
+    ] {
+        let (st, body) = act(&s, "batch", "settle", bad);
+        assert_eq!(st, 400, "{body}");
+    }
+}
