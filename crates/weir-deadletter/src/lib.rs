@@ -55,6 +55,7 @@ pub mod format;
 mod ops;
 mod purge;
 pub mod queue_io;
+pub mod queue_slot;
 mod replay;
 
 pub use error::DeadLetterError;

@@ -5,8 +5,9 @@
 //! records idle too long. Claimed records are read `read_committed`
 //! (below the last stable offset, no aborted record); offsets the log
 //! has no such record at are settled as gaps and never shown. The
-//! manager is opened (its journal replayed) on first use; a timer started
-//! with the server releases locks that ran out and takes snapshots.
+//! manager (`weir_deadletter::queue_slot`, shared with Kafka share groups
+//! under `weir serve`) is opened on first use; a timer started with the
+//! server releases locks that ran out and takes snapshots.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,15 +21,14 @@ use weir_api::{
     Acked, AutoclaimRequest, ClaimRequest, Claimed, PendingList, PendingRecord, QueueRecord,
     RecordAck,
 };
-use weir_deadletter::queue_io::BrokerQueueIo;
 use weir_log::Clock as _;
-use weir_queue::{AckKind, Acquired, Create, QueueError, QueueKey, Queues, QueuesConfig};
+use weir_queue::{AckKind, Acquired, Create, QueueError, QueueKey};
 
 use crate::problem::{ApiError, Body};
 use crate::{AppState, blocking};
 
 /// The queue manager the API serves.
-pub type QueueManager = Queues<BrokerQueueIo>;
+pub type QueueManager = weir_deadletter::queue_slot::QueueManager;
 
 const LOCK_MS_DEFAULT: i64 = 30_000;
 const MAX_DEFAULT: usize = 10;
@@ -37,7 +37,8 @@ const DELIVERY_LIMIT_DEFAULT: u16 = 5;
 /// How often a long-polling claim looks again.
 const POLL: Duration = Duration::from_millis(50);
 /// How often locks are expired and snapshots considered.
-pub(crate) const UPKEEP: Duration = Duration::from_millis(200);
+pub(crate) const UPKEEP: Duration =
+    Duration::from_millis(weir_deadletter::queue_slot::UPKEEP_MS as u64);
 
 impl From<QueueError> for ApiError {
     fn from(e: QueueError) -> Self {
@@ -62,48 +63,17 @@ impl From<QueueError> for ApiError {
 }
 
 impl AppState {
-    /// The queue manager, opened on first use.
+    /// The queue manager, opened on first use (shared with the Kafka
+    /// server's share groups when `weir serve` hands both the same slot).
     pub fn queues(&self) -> Result<Arc<QueueManager>, ApiError> {
-        let mut slot = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(q) = &*slot {
-            return Ok(q.clone());
-        }
-        let io = BrokerQueueIo::new(self.broker.clone());
-        let (q, recovery) = Queues::open(io, QueuesConfig::default())?;
-        tracing::info!(
-            partitions = recovery.partitions,
-            replayed = recovery.replayed,
-            skipped = recovery.skipped.len(),
-            "queue state recovered"
-        );
-        for s in &recovery.skipped {
-            tracing::warn!(%s, "queue journal record skipped");
-        }
-        let q = Arc::new(q);
-        *slot = Some(q.clone());
-        Ok(q)
-    }
-
-    /// The manager if it was opened.
-    pub(crate) fn queues_opened(&self) -> Option<Arc<QueueManager>> {
-        self.queues
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        Ok(self.queues.get()?)
     }
 }
 
-/// One upkeep round: expired locks released, a snapshot if due.
+/// One upkeep round (expired locks released, a snapshot if due), unless
+/// another front end's timer ran one just now.
 pub(crate) fn upkeep(app: &AppState) {
-    let Some(q) = app.queues_opened() else {
-        return;
-    };
-    if let Err(e) = q.expire(now_ms()) {
-        tracing::warn!(%e, "expiring queue locks failed");
-    }
-    if let Err(e) = q.maintain() {
-        tracing::warn!(%e, "queue snapshot failed");
-    }
+    app.queues.upkeep(now_ms());
 }
 
 fn now_ms() -> i64 {

@@ -385,6 +385,21 @@ impl<Io: QueueIo> Queues<Io> {
         })
     }
 
+    /// Releases every record `member` of `group` holds, in each of the
+    /// group's partitions (it left, or its session ended): available again
+    /// at once rather than at lock timeout. Returns the first error; the
+    /// other partitions are still done.
+    pub fn release_member(&self, group: &str, member: &str) -> Result<(), QueueError> {
+        let mut first_err = None;
+        for key in self.partitions(group) {
+            let Some(part) = self.get(&key) else { continue };
+            if let Err(e) = self.run(&key, &part, |p| Ok(((), p.release_member(member)))) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
     /// The partitions of `group` with state, in order.
     pub fn partitions(&self, group: &str) -> Vec<QueueKey> {
         self.parts
