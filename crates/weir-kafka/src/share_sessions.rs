@@ -128,6 +128,12 @@ impl ShareSessions {
         }
     }
 
+    /// Whether the member has a session open.
+    pub fn is_open(&self, group: &str, member: &str) -> bool {
+        self.lock()
+            .contains_key(&(group.to_owned(), member.to_owned()))
+    }
+
     /// Drops the member's session, if any (it left the group).
     pub fn forget_member(&self, group: &str, member: &str) {
         self.lock().remove(&(group.to_owned(), member.to_owned()));

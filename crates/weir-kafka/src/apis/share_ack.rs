@@ -244,23 +244,49 @@ fn group_results(results: Vec<AckResult>) -> Vec<ShareAcknowledgeTopicResponse> 
     topics
 }
 
-/// Every 200 ms: the records of share members that left or whose session
-/// ended are released and their sessions dropped, then the queue
-/// manager's upkeep (locks run out, snapshots) runs unless the HTTP API's
-/// timer just ran it.
+/// How long a departed member's open share session is kept for its
+/// closing request: librdkafka sends its leave heartbeat first and then
+/// the final acknowledgements (epoch -1), which must still find the
+/// session and the records held.
+const DEPARTED_GRACE: Duration = Duration::from_secs(10);
+/// Departed members waiting for their grace to end, at most.
+const DEPARTED_MAX: usize = 10_000;
+
+/// Every 200 ms: members that left or whose session ended get their share
+/// session dropped and their records released (at once if they had no
+/// session, else after [`DEPARTED_GRACE`] unless they closed it
+/// themselves), then the queue manager's upkeep (locks run out,
+/// snapshots) runs unless the HTTP API's timer just ran it.
 pub(crate) async fn share_upkeep(shared: Arc<Shared>) {
     let every = Duration::from_millis(weir_deadletter::queue_slot::UPKEEP_MS as u64);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut departed: std::collections::VecDeque<(std::time::Instant, String, String)> =
+        std::collections::VecDeque::new();
     loop {
         tick.tick().await;
         let s = shared.clone();
-        blocking(move || {
+        departed = blocking(move || {
+            let now = std::time::Instant::now();
             for d in s.groups.take_share_departures() {
-                s.share_sessions.forget_member(&d.group, &d.member_id);
-                release_member(&s, &d.group, &d.member_id);
+                if s.share_sessions.is_open(&d.group, &d.member_id) {
+                    departed.push_back((now + DEPARTED_GRACE, d.group, d.member_id));
+                } else {
+                    release_member(&s, &d.group, &d.member_id);
+                }
+            }
+            while let Some((due, ..)) = departed.front() {
+                if *due > now && departed.len() <= DEPARTED_MAX {
+                    break;
+                }
+                let (_, group, member) = departed.pop_front().expect("a front");
+                if s.share_sessions.is_open(&group, &member) {
+                    s.share_sessions.forget_member(&group, &member);
+                    release_member(&s, &group, &member);
+                }
             }
             s.queues.upkeep(weir_log::SystemClock.now_ms());
+            departed
         })
         .await;
     }

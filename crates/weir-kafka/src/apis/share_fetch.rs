@@ -96,9 +96,11 @@ pub(crate) async fn fetch(
         );
     }
     // The member must be in the share group now (Kafka's ShareFetch
-    // carries no member epoch).
+    // carries no member epoch), except to close its session: its leave
+    // heartbeat may come first.
     let assignment = match shared.groups.share_assignment(&group, &member) {
         Ok((_, a)) => a,
+        Err(_) if request.share_session_epoch == -1 => Default::default(),
         Err(e) => return refused_response(version, refusal(for_group_error(&e), e.to_string())),
     };
     let mut named = Vec::new();
