@@ -116,6 +116,8 @@ pub(crate) struct Shared {
     pub queues: Arc<QueueSlot>,
     /// Open share sessions (ShareFetch, ShareAcknowledge).
     pub share_sessions: share_sessions::ShareSessions,
+    /// Group configs set over Kafka (`share.auto.offset.reset`).
+    pub group_configs: apis::GroupConfigs,
 }
 
 impl Shared {
@@ -200,6 +202,7 @@ pub async fn run_with_queues(
         txns,
         queues,
         share_sessions: share_sessions::ShareSessions::new(config.share_sessions_max),
+        group_configs: apis::GroupConfigs::default(),
         config,
     });
     let (stop_tx, stop_rx) = watch::channel(false);

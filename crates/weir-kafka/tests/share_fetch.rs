@@ -120,14 +120,20 @@ fn share_ack(
         .with_group_id(Some(GroupId(s(group))))
         .with_member_id(Some(s(member)))
         .with_share_session_epoch(epoch)
-        .with_topics(vec![AcknowledgeTopic::default().with_topic_id(topic).with_partitions(
-            vec![AcknowledgePartition::default().with_partition_index(0).with_acknowledgement_batches(
-                vec![AckBatch2::default()
-                    .with_first_offset(first)
-                    .with_last_offset(last)
-                    .with_acknowledge_types(vec![kind])],
-            )],
-        )]);
+        .with_topics(vec![
+            AcknowledgeTopic::default()
+                .with_topic_id(topic)
+                .with_partitions(vec![
+                    AcknowledgePartition::default()
+                        .with_partition_index(0)
+                        .with_acknowledgement_batches(vec![
+                            AckBatch2::default()
+                                .with_first_offset(first)
+                                .with_last_offset(last)
+                                .with_acknowledge_types(vec![kind]),
+                        ]),
+                ]),
+        ]);
     call(stream, ApiKey::ShareAcknowledge, 1, &r)
 }
 
@@ -160,8 +166,12 @@ fn share_fetch_sessions_acks_and_errors_on_the_wire() {
     produce(&server, "jobs", 0, 10);
     let mut st = connect(&server);
 
-    let versions: ApiVersionsResponse =
-        call(&mut st, ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    let versions: ApiVersionsResponse = call(
+        &mut st,
+        ApiKey::ApiVersions,
+        3,
+        &ApiVersionsRequest::default(),
+    );
     for api in [ApiKey::ShareFetch, ApiKey::ShareAcknowledge] {
         let k = versions.api_keys.iter().find(|k| k.api_key == api as i16);
         assert_eq!(k.map(|k| (k.min_version, k.max_version)), Some((1, 1)));
@@ -177,7 +187,10 @@ fn share_fetch_sessions_acks_and_errors_on_the_wire() {
     // acknowledges.
     let r = share_fetch(&mut st, &fetch_request("g", "m1", 3, jobs));
     assert_eq!(r.error_code, SHARE_SESSION_NOT_FOUND);
-    let r = share_fetch(&mut st, &with_acks(fetch_request("g", "m1", 0, jobs), 0, 0, 1));
+    let r = share_fetch(
+        &mut st,
+        &with_acks(fetch_request("g", "m1", 0, jobs), 0, 0, 1),
+    );
     assert_eq!(r.error_code, INVALID_REQUEST);
 
     // Epoch 0 opens the session and acquires all ten records.
@@ -192,9 +205,18 @@ fn share_fetch_sessions_acks_and_errors_on_the_wire() {
     assert_eq!(r.error_code, INVALID_SHARE_SESSION_EPOCH);
     // Epoch 1: accept 0..=4 and acknowledge 50, which it does not hold:
     // the partition's acknowledgement fails and nothing else is acquired.
-    let r = share_fetch(&mut st, &with_acks(fetch_request("g", "m1", 1, jobs), 0, 4, 1));
-    assert_eq!((r.error_code, partition_codes(&r)), (NONE, vec![(NONE, NONE)]));
-    let r = share_fetch(&mut st, &with_acks(fetch_request("g", "m1", 2, jobs), 50, 50, 1));
+    let r = share_fetch(
+        &mut st,
+        &with_acks(fetch_request("g", "m1", 1, jobs), 0, 4, 1),
+    );
+    assert_eq!(
+        (r.error_code, partition_codes(&r)),
+        (NONE, vec![(NONE, NONE)])
+    );
+    let r = share_fetch(
+        &mut st,
+        &with_acks(fetch_request("g", "m1", 2, jobs), 50, 50, 1),
+    );
     assert_eq!(partition_codes(&r), vec![(NONE, INVALID_RECORD_STATE)]);
     assert!(acquired(&r).is_empty());
     // ShareAcknowledge: epoch 0 is refused; 5..=9 accepted once, not twice.
@@ -204,7 +226,10 @@ fn share_fetch_sessions_acks_and_errors_on_the_wire() {
     assert_eq!(r.error_code, NONE);
     assert_eq!(r.responses[0].partitions[0].error_code, NONE);
     let r = share_ack(&mut st, "g", "m1", 4, jobs, (5, 5, 1));
-    assert_eq!(r.responses[0].partitions[0].error_code, INVALID_RECORD_STATE);
+    assert_eq!(
+        r.responses[0].partitions[0].error_code,
+        INVALID_RECORD_STATE
+    );
 
     // A second member takes new records and closes its session without
     // acknowledging: they are released at once, one delivery spent.
@@ -350,7 +375,10 @@ fn four_share_consumers_accept_two_thousand_records_once_each() {
         "the partition was shared: {per_worker:?}"
     );
     assert_eq!(seen.len(), 2_000);
-    assert_eq!(seen.keys().copied().collect::<Vec<_>>(), (0..2_000).collect::<Vec<_>>());
+    assert_eq!(
+        seen.keys().copied().collect::<Vec<_>>(),
+        (0..2_000).collect::<Vec<_>>()
+    );
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "accepted more than once: {twice:?}");
 }
@@ -416,7 +444,11 @@ fn rejected_and_exhausted_records_reach_the_dead_letters() {
     };
     wait_until("5 dead letters", Duration::from_secs(60), dlq(5));
     let out = releaser.stop();
-    assert_eq!(offsets(&out, "got ").len(), 10, "each delivered twice: {out:?}");
+    assert_eq!(
+        offsets(&out, "got ").len(),
+        10,
+        "each delivered twice: {out:?}"
+    );
     // Rejected by another group: at once.
     let rejecter = Worker::start(&server, "rejecters", "jobs", "reject");
     wait_until("10 dead letters", Duration::from_secs(60), dlq(10));
@@ -440,9 +472,16 @@ fn rejected_and_exhausted_records_reach_the_dead_letters() {
         assert_eq!(header(r, "weir.dlq.group").as_deref(), Some(group));
         assert_eq!(header(r, "weir.dlq.origin.topic").as_deref(), Some("jobs"));
         assert_eq!(header(r, "weir.dlq.origin.partition").as_deref(), Some("0"));
-        let origin: i64 = header(r, "weir.dlq.origin.offset").unwrap().parse().unwrap();
+        let origin: i64 = header(r, "weir.dlq.origin.offset")
+            .unwrap()
+            .parse()
+            .unwrap();
         assert_eq!(r.value.as_deref(), Some(origin.to_string().as_bytes()));
-        let (attempts, kind) = if i < 5 { ("2", "transient") } else { ("1", "permanent") };
+        let (attempts, kind) = if i < 5 {
+            ("2", "transient")
+        } else {
+            ("1", "permanent")
+        };
         assert_eq!(header(r, "weir.dlq.attempts").as_deref(), Some(attempts));
         assert_eq!(header(r, "weir.dlq.error.kind").as_deref(), Some(kind));
     }

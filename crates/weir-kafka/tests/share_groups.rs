@@ -27,8 +27,8 @@ use kafka_protocol::messages::{
     DeleteGroupsRequest, DeleteGroupsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
     DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse,
     GroupId, JoinGroupRequest, JoinGroupResponse, ListGroupsRequest, ListGroupsResponse,
-    ShareGroupDescribeRequest, ShareGroupDescribeResponse,
-    ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse, TopicName,
+    ShareGroupDescribeRequest, ShareGroupDescribeResponse, ShareGroupHeartbeatRequest,
+    ShareGroupHeartbeatResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use weir_groups::GroupsConfig;
@@ -487,11 +487,15 @@ fn a_confluent_share_consumer_joins_and_leaves() {
         if g.group_state.as_str() == "Empty" {
             break;
         }
-        assert!(Instant::now() < deadline, "the member did not leave:\n{log}");
+        assert!(
+            Instant::now() < deadline,
+            "the member did not leave:\n{log}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(
-        !out.iter().any(|l| l.starts_with("error") || l.starts_with("poll-error")),
+        !out.iter()
+            .any(|l| l.starts_with("error") || l.starts_with("poll-error")),
         "{out:?}"
     );
     // And the server serves on.

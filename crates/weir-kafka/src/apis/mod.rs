@@ -14,6 +14,7 @@ mod describe_producers;
 mod describe_topic_partitions;
 mod fetch;
 mod group_admin;
+mod group_configs;
 mod init_producer_id;
 mod leader_epoch;
 mod list_offsets;
@@ -40,6 +41,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 
+pub(crate) use group_configs::GroupConfigs;
 pub(crate) use share_ack::share_upkeep;
 
 use crate::Shared;

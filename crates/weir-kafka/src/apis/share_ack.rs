@@ -123,7 +123,10 @@ fn apply_partition(
     p: &PartitionAcks,
 ) -> Result<(), (Code, String)> {
     let Some(topic) = shared.broker.topic_by_id(p.topic_id.as_u128()) else {
-        return Err((Code::UnknownTopicId, format!("no topic has id {}", p.topic_id)));
+        return Err((
+            Code::UnknownTopicId,
+            format!("no topic has id {}", p.topic_id),
+        ));
     };
     let mut all = Vec::new();
     for b in &p.batches {
@@ -162,7 +165,10 @@ pub(crate) async fn acknowledge(
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: ShareAcknowledgeRequest = decode(ApiKey::ShareAcknowledge, version, body)?;
-    let group = request.group_id.map(|g| g.0.to_string()).unwrap_or_default();
+    let group = request
+        .group_id
+        .map(|g| g.0.to_string())
+        .unwrap_or_default();
     let member = request.member_id.map(|m| m.to_string()).unwrap_or_default();
     let failed = |r: Refused| {
         encode(

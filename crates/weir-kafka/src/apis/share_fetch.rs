@@ -289,7 +289,8 @@ fn acquire_pass(shared: &Shared, ask: &Ask, gathering: &mut Gathering) -> bool {
         if g.error.is_some() {
             continue;
         }
-        if let Err((code, message)) = acquire_partition(shared, &q, ask, *topic_id, *partition, want, g)
+        if let Err((code, message)) =
+            acquire_partition(shared, &q, ask, *topic_id, *partition, want, g)
         {
             g.error = Some((code, message));
             done = true;
@@ -316,7 +317,10 @@ fn acquire_partition(
         // The queue journal among them: acquiring from it would write to it.
         return Err((
             Code::InvalidRequest,
-            format!("{} is an internal topic; share groups cannot read it", topic.name),
+            format!(
+                "{} is an internal topic; share groups cannot read it",
+                topic.name
+            ),
         ));
     }
     let log = topic.partition(partition).map_err(broker_err)?;
@@ -329,7 +333,11 @@ fn acquire_partition(
     };
     let create = Create {
         delivery_limit: shared.config.share_delivery_limit,
-        start: if shared.config.share_start_earliest {
+        start: if shared
+            .group_configs
+            .start_earliest(&ask.group)
+            .unwrap_or(shared.config.share_start_earliest)
+        {
             log_start
         } else {
             lso
@@ -338,7 +346,16 @@ fn acquire_partition(
     let now = weir_log::SystemClock.now_ms();
     let lock_ms = shared.config.share_lock_ms;
     let acquired = q
-        .acquire(&key, &create, &ask.member, want, lock_ms, log_start, lso, now)
+        .acquire(
+            &key,
+            &create,
+            &ask.member,
+            want,
+            lock_ms,
+            log_start,
+            lso,
+            now,
+        )
         .map_err(queue_err)?;
     for a in acquired {
         // The offsets that hold committed records; the rest are gaps.
