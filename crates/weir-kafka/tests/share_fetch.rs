@@ -25,9 +25,10 @@ use kafka_protocol::messages::share_fetch_request::{
     AcknowledgementBatch, FetchPartition, FetchTopic,
 };
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, GroupId, ShareAcknowledgeRequest,
-    ShareAcknowledgeResponse, ShareFetchRequest, ShareFetchResponse, ShareGroupHeartbeatRequest,
-    ShareGroupHeartbeatResponse, TopicName,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, DescribeShareGroupOffsetsRequest,
+    DescribeShareGroupOffsetsResponse, GroupId, ShareAcknowledgeRequest, ShareAcknowledgeResponse,
+    ShareFetchRequest, ShareFetchResponse, ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use weir_kafka::ServerConfig;
@@ -247,6 +248,55 @@ fn share_fetch_sessions_acks_and_errors_on_the_wire() {
     assert_eq!(r.error_code, SHARE_SESSION_NOT_FOUND);
     let r = share_fetch(&mut st, &fetch_request("g", "m1", 5, jobs));
     assert_eq!((r.error_code, acquired(&r)), (NONE, vec![(10, 12, 2)]));
+
+    // DescribeShareGroupOffsets: 0..=9 settled, so the start is 10; a
+    // partition the group never fetched has none (-1); another group is
+    // unknown.
+    let d = describe_offsets(&mut st, &["g", "nobody"], None);
+    let g = &d.groups[0];
+    assert_eq!(g.error_code, NONE);
+    assert_eq!(g.topics[0].topic_name.0.as_str(), "jobs");
+    assert_eq!(g.topics[0].topic_id, jobs);
+    let p = &g.topics[0].partitions[0];
+    assert_eq!((p.partition_index, p.start_offset), (0, 10));
+    assert_eq!(d.groups[1].error_code, GROUP_ID_NOT_FOUND);
+    let d = describe_offsets(&mut st, &["g"], Some(("jobs", &[0, 7])));
+    let starts: Vec<i64> = d.groups[0].topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.start_offset)
+        .collect();
+    assert_eq!(starts, vec![10, -1]);
+}
+
+fn describe_offsets(
+    stream: &mut TcpStream,
+    groups: &[&str],
+    topic: Option<(&str, &[i32])>,
+) -> DescribeShareGroupOffsetsResponse {
+    use kafka_protocol::messages::describe_share_group_offsets_request::{
+        DescribeShareGroupOffsetsRequestGroup, DescribeShareGroupOffsetsRequestTopic,
+    };
+    let groups = groups
+        .iter()
+        .map(|g| {
+            DescribeShareGroupOffsetsRequestGroup::default()
+                .with_group_id(GroupId(s(g)))
+                .with_topics(topic.map(|(t, ps)| {
+                    vec![
+                        DescribeShareGroupOffsetsRequestTopic::default()
+                            .with_topic_name(TopicName(s(t)))
+                            .with_partitions(ps.to_vec()),
+                    ]
+                }))
+        })
+        .collect();
+    call(
+        stream,
+        ApiKey::DescribeShareGroupOffsets,
+        0,
+        &DescribeShareGroupOffsetsRequest::default().with_groups(groups),
+    )
 }
 
 /// A running `python_share_worker.py` and the lines it printed.

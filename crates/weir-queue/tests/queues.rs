@@ -182,15 +182,22 @@ fn a_failed_write_changes_nothing_and_limits_refuse() {
 fn a_departed_member_releases_what_it_holds_in_every_partition() {
     let io = MemIo::default();
     let (q, _) = Queues::open(&io, config()).unwrap();
-    q.acquire(&key(0), &CREATE, "a", 3, 60_000, 0, 10, 0).unwrap();
-    q.acquire(&key(1), &CREATE, "a", 2, 60_000, 0, 10, 0).unwrap();
-    q.acquire(&key(1), &CREATE, "b", 1, 60_000, 0, 10, 0).unwrap();
+    q.acquire(&key(0), &CREATE, "a", 3, 60_000, 0, 10, 0)
+        .unwrap();
+    q.acquire(&key(1), &CREATE, "a", 2, 60_000, 0, 10, 0)
+        .unwrap();
+    q.acquire(&key(1), &CREATE, "b", 1, 60_000, 0, 10, 0)
+        .unwrap();
     q.release_member("g", "a").unwrap();
     // Long before their locks end, a's records go to another consumer
     // (one delivery spent); b keeps its own.
-    let got = q.acquire(&key(0), &CREATE, "c", 10, 60_000, 0, 3, 1).unwrap();
+    let got = q
+        .acquire(&key(0), &CREATE, "c", 10, 60_000, 0, 3, 1)
+        .unwrap();
     assert_eq!((got[0].first, got[0].last, got[0].deliveries), (0, 2, 2));
-    let got = q.acquire(&key(1), &CREATE, "c", 10, 60_000, 0, 3, 1).unwrap();
+    let got = q
+        .acquire(&key(1), &CREATE, "c", 10, 60_000, 0, 3, 1)
+        .unwrap();
     assert_eq!((got[0].first, got[0].last, got[0].deliveries), (0, 1, 2));
     assert_eq!(got.len(), 1, "offset 2 is still b's: {got:?}");
     q.acknowledge(&key(1), "b", 2, 2, AckKind::Accept).unwrap();

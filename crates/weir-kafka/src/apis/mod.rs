@@ -29,6 +29,7 @@ mod replicas;
 mod share_ack;
 mod share_fetch;
 mod share_groups;
+mod share_offsets;
 mod transaction_admin;
 mod transactions;
 
@@ -101,6 +102,7 @@ pub(crate) fn supported_versions(api: ApiKey) -> Option<RangeInclusive<i16>> {
         // and librdkafka 2.16 send.
         ApiKey::ShareFetch => 1..=1,
         ApiKey::ShareAcknowledge => 1..=1,
+        ApiKey::DescribeShareGroupOffsets => 0..=0,
         // The single-node admin APIs, at every version kafka-protocol has.
         ApiKey::DescribeLogDirs => 1..=4,
         ApiKey::AlterReplicaLogDirs => 1..=2,
@@ -199,6 +201,9 @@ pub(crate) async fn dispatch(
         ApiKey::ShareGroupDescribe => now(share_groups::describe(version, body, shared)?),
         ApiKey::ShareFetch => now(share_fetch::fetch(version, body, shared).await?),
         ApiKey::ShareAcknowledge => now(share_ack::acknowledge(version, body, shared).await?),
+        ApiKey::DescribeShareGroupOffsets => {
+            now(share_offsets::describe(version, body, shared).await?)
+        }
         ApiKey::DescribeLogDirs => now(log_dirs::handle(version, body, shared).await?),
         ApiKey::AlterReplicaLogDirs => now(log_dirs::alter(version, body, shared).await?),
         ApiKey::ElectLeaders => now(replicas::elect_leaders(version, body, shared)?),
@@ -291,6 +296,9 @@ pub(crate) fn decode_only(api: ApiKey, version: i16, body: Bytes) -> Result<(), 
             decode::<m::ShareGroupDescribeRequest>(api, version, body).map(drop)
         }
         ApiKey::ShareFetch => decode::<m::ShareFetchRequest>(api, version, body).map(drop),
+        ApiKey::DescribeShareGroupOffsets => {
+            decode::<m::DescribeShareGroupOffsetsRequest>(api, version, body).map(drop)
+        }
         ApiKey::ShareAcknowledge => {
             decode::<m::ShareAcknowledgeRequest>(api, version, body).map(drop)
         }
