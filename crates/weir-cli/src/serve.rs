@@ -626,9 +626,13 @@ async fn serve(
         };
         Arc::new(weir_metrics::Metrics::new(config, sources, Arc::default()))
     });
+    // One queue manager (and journal) for the HTTP queue API and Kafka
+    // share groups, opened on first use by either.
+    let queues = Arc::new(weir_deadletter::queue_slot::QueueSlot::new(broker.clone()));
     let mut http_state =
         weir_http::AppState::new(broker.clone(), groups.clone(), store.clone(), args.http)
-            .with_alerts(alerts);
+            .with_alerts(alerts)
+            .with_queues(queues.clone());
     if let Some(m) = &metrics {
         http_state = http_state.with_metrics(m.clone());
     }
@@ -641,10 +645,11 @@ async fn serve(
         console,
         stopped(stop_rx.clone()),
     ));
-    weir_kafka::run_recorded(
+    weir_kafka::run_with_queues(
         listener,
         broker.clone(),
         groups.clone(),
+        queues,
         server_config,
         metrics.as_ref().map(|m| m.recorder().clone()),
         stopped(stop_rx),

@@ -56,6 +56,7 @@ mod ops;
 mod purge;
 pub mod queue_claim;
 pub mod queue_io;
+pub mod queue_slot;
 mod replay;
 
 pub use error::DeadLetterError;

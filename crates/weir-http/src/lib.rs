@@ -99,8 +99,9 @@ pub struct AppState {
     round_robin: AtomicU64,
     next_id: AtomicU64,
     started_ms: i64,
-    /// The queue manager, opened on first use ([`AppState::queues`]).
-    queues: std::sync::Mutex<Option<Arc<queues::QueueManager>>>,
+    /// The queue manager, opened on first use ([`AppState::queues`]);
+    /// [`AppState::with_queues`] shares one with the Kafka server.
+    queues: Arc<weir_deadletter::queue_slot::QueueSlot>,
     /// Persistent subscriptions, opened on first use
     /// ([`AppState::subscriptions`]).
     subscriptions: std::sync::Mutex<Option<Arc<subscriptions::Subscriptions>>>,
@@ -118,7 +119,7 @@ impl AppState {
     ) -> Self {
         use weir_log::Clock as _;
         Self {
-            broker,
+            broker: broker.clone(),
             groups,
             store,
             alerts: Arc::new(weir_alerts::Alerts::new(weir_alerts::AlertRules {
@@ -132,10 +133,17 @@ impl AppState {
             round_robin: AtomicU64::new(0),
             next_id: AtomicU64::new(0),
             started_ms: weir_log::SystemClock.now_ms(),
-            queues: std::sync::Mutex::new(None),
+            queues: Arc::new(weir_deadletter::queue_slot::QueueSlot::new(broker)),
             subscriptions: std::sync::Mutex::new(None),
             queue_released: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Serves queues from `slot` (the server's one queue manager, which
+    /// Kafka share groups use too) instead of a manager of its own.
+    pub fn with_queues(mut self, slot: Arc<weir_deadletter::queue_slot::QueueSlot>) -> Self {
+        self.queues = slot;
+        self
     }
 
     /// Serves `metrics` at `GET /metrics` and counts connections, live

@@ -5,8 +5,9 @@
 //! records idle too long. Claimed records are read `read_committed`
 //! (below the last stable offset, no aborted record); offsets the log
 //! has no such record at are settled as gaps and never shown. The
-//! manager is opened (its journal replayed) on first use; a timer started
-//! with the server releases locks that ran out and takes snapshots.
+//! manager (`weir_deadletter::queue_slot`, shared with Kafka share groups
+//! under `weir serve`) is opened on first use; a timer started with the
+//! server releases locks that ran out and takes snapshots.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,15 +22,14 @@ use weir_api::{
     RecordAck, SettleRequest, Settled,
 };
 use weir_deadletter::queue_claim::{ClaimError, ClaimedRecord, NewGroup, claim_partition, deliver};
-use weir_deadletter::queue_io::BrokerQueueIo;
 use weir_log::Clock as _;
-use weir_queue::{AckKind, QueueError, QueueKey, Queues, QueuesConfig};
+use weir_queue::{AckKind, QueueError, QueueKey};
 
 use crate::problem::{ApiError, Body};
 use crate::{AppState, blocking};
 
 /// The queue manager the API serves.
-pub type QueueManager = weir_deadletter::queue_claim::BrokerQueues;
+pub type QueueManager = weir_deadletter::queue_slot::QueueManager;
 
 const LOCK_MS_DEFAULT: i64 = 30_000;
 const MAX_DEFAULT: usize = 10;
@@ -42,7 +42,8 @@ const DELIVERY_LIMIT_DEFAULT: u16 = 5;
 /// fallback.
 const POLL_FALLBACK: Duration = Duration::from_secs(2);
 /// How often locks are expired and snapshots considered.
-pub(crate) const UPKEEP: Duration = Duration::from_millis(200);
+pub(crate) const UPKEEP: Duration =
+    Duration::from_millis(weir_deadletter::queue_slot::UPKEEP_MS as u64);
 
 impl From<QueueError> for ApiError {
     fn from(e: QueueError) -> Self {
@@ -67,34 +68,15 @@ impl From<QueueError> for ApiError {
 }
 
 impl AppState {
-    /// The queue manager, opened on first use.
+    /// The queue manager, opened on first use (shared with the Kafka
+    /// server's share groups when `weir serve` hands both the same slot).
     pub fn queues(&self) -> Result<Arc<QueueManager>, ApiError> {
-        let mut slot = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(q) = &*slot {
-            return Ok(q.clone());
-        }
-        let io = BrokerQueueIo::new(self.broker.clone());
-        let (q, recovery) = Queues::open(io, QueuesConfig::default())?;
-        tracing::info!(
-            partitions = recovery.partitions,
-            replayed = recovery.replayed,
-            skipped = recovery.skipped.len(),
-            "queue state recovered"
-        );
-        for s in &recovery.skipped {
-            tracing::warn!(%s, "queue journal record skipped");
-        }
-        let q = Arc::new(q);
-        *slot = Some(q.clone());
-        Ok(q)
+        Ok(self.queues.get()?)
     }
 
     /// The manager if it was opened.
     pub(crate) fn queues_opened(&self) -> Option<Arc<QueueManager>> {
-        self.queues
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.queues.opened()
     }
 }
 
@@ -110,17 +92,13 @@ fn wake_claims(app: &AppState, q: &QueueManager) {
     });
 }
 
-/// One upkeep round: expired locks released, a snapshot if due.
+/// One upkeep round (expired locks released, a snapshot if due), unless
+/// another front end's timer ran one just now; long-polling claims are
+/// woken for what any round released.
 pub(crate) fn upkeep(app: &AppState) {
-    let Some(q) = app.queues_opened() else {
-        return;
-    };
-    if let Err(e) = q.expire(now_ms()) {
-        tracing::warn!(%e, "expiring queue locks failed");
-    }
-    wake_claims(app, &q);
-    if let Err(e) = q.maintain() {
-        tracing::warn!(%e, "queue snapshot failed");
+    app.queues.upkeep(now_ms());
+    if let Some(q) = app.queues_opened() {
+        wake_claims(app, &q);
     }
 }
 

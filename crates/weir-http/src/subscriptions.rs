@@ -377,6 +377,10 @@ pub async fn nack(
 pub async fn replay_parked(
     State(app): State<Arc<AppState>>,
     Path((target_name, group)): Path<(String, String)>,
+    // Read and ignored: a body left unread makes the server close the
+    // connection after answering, and a client that keeps connections
+    // alive then fails its next call on it.
+    _body: axum::body::Bytes,
 ) -> Result<Json<SubscriptionDone>, ApiError> {
     let t = target(&target_name)?;
     let count = blocking(move || -> Result<_, ApiError> {

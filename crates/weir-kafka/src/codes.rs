@@ -65,7 +65,11 @@ pub enum Code {
     StaleMemberEpoch = 113,
     MismatchedEndpointType = 114,
     UnsupportedEndpointType = 115,
+    InvalidRecordState = 121,
+    ShareSessionNotFound = 122,
+    InvalidShareSessionEpoch = 123,
     InvalidRegularExpression = 128,
+    ShareSessionLimitReached = 133,
 }
 
 impl Code {

@@ -11,6 +11,7 @@ mod apis;
 pub mod client_protocol;
 mod codes;
 mod conn;
+mod share_sessions;
 mod txn;
 mod txn_offsets;
 
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use weir_broker::Broker;
+use weir_deadletter::queue_slot::QueueSlot;
 use weir_groups::Coordinator;
 
 pub use alloc::GuardedAllocator;
@@ -57,6 +59,18 @@ pub struct ServerConfig {
     /// exporter); off, the spans are all `kafka.request` and the name
     /// costs nothing per request.
     pub name_request_spans: bool,
+    /// Share groups (KIP-932): how long a ShareFetch's records stay
+    /// acquired (`group.share.record.lock.duration.ms`).
+    pub share_lock_ms: i64,
+    /// How often a share group's record is delivered at most
+    /// (`group.share.delivery.count.limit`).
+    pub share_delivery_limit: u16,
+    /// Where a share group starts on a partition it has no state for:
+    /// the log start (`earliest`) or its end (`latest`, Kafka's default
+    /// for `share.auto.offset.reset`).
+    pub share_start_earliest: bool,
+    /// Most share sessions open at once (`group.share.max.share.sessions`).
+    pub share_sessions_max: usize,
 }
 
 impl ServerConfig {
@@ -74,6 +88,10 @@ impl ServerConfig {
             cluster_id: "weir-cluster".to_owned(),
             static_configs: Vec::new(),
             name_request_spans: false,
+            share_lock_ms: 30_000,
+            share_delivery_limit: 5,
+            share_start_earliest: false,
+            share_sessions_max: 2_000,
         }
     }
 }
@@ -93,6 +111,13 @@ pub(crate) struct Shared {
     /// at start: transactional calls are then answered
     /// COORDINATOR_NOT_AVAILABLE).
     pub txns: Option<Arc<txn::Transactions>>,
+    /// The queue manager share groups acquire and acknowledge through
+    /// (one per server, shared with the HTTP queue API).
+    pub queues: Arc<QueueSlot>,
+    /// Open share sessions (ShareFetch, ShareAcknowledge).
+    pub share_sessions: share_sessions::ShareSessions,
+    /// Group configs set over Kafka (`share.auto.offset.reset`).
+    pub group_configs: apis::GroupConfigs,
 }
 
 impl Shared {
@@ -137,6 +162,21 @@ pub async fn run_recorded(
     recorder: Option<Arc<weir_metrics::Recorder>>,
     shutdown: impl Future<Output = ()>,
 ) {
+    let queues = Arc::new(QueueSlot::new(broker.clone()));
+    run_with_queues(listener, broker, groups, queues, config, recorder, shutdown).await;
+}
+
+/// [`run_recorded`] with share groups' records kept by `queues`, the
+/// server's one queue manager (`weir serve` hands the HTTP API the same).
+pub async fn run_with_queues(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    groups: Arc<Coordinator>,
+    queues: Arc<QueueSlot>,
+    config: ServerConfig,
+    recorder: Option<Arc<weir_metrics::Recorder>>,
+    shutdown: impl Future<Output = ()>,
+) {
     let limit = Arc::new(Semaphore::new(config.connections_max));
     let listen_addr = listener
         .local_addr()
@@ -157,13 +197,17 @@ pub async fn run_recorded(
     let shared = Arc::new(Shared {
         broker,
         groups: groups.clone(),
-        config,
         listen_addr,
         recorder,
         txns,
+        queues,
+        share_sessions: share_sessions::ShareSessions::new(config.share_sessions_max),
+        group_configs: apis::GroupConfigs::default(),
+        config,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let timers = tokio::spawn(group_timers(groups));
+    let share_upkeep = tokio::spawn(apis::share_upkeep(shared.clone()));
     let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -196,6 +240,7 @@ pub async fn run_recorded(
     }
     let _ = stop_tx.send(true);
     timers.abort();
+    share_upkeep.abort();
     if let Some(t) = txn_timers {
         t.abort();
     }

@@ -459,9 +459,10 @@ impl<Io: QueueIo> Queues<Io> {
         })
     }
 
-    /// Releases every record `member` holds in `key` (a consumer that
-    /// left); nothing if the partition has no state.
-    pub fn release_member(&self, key: &QueueKey, member: &str) -> Result<(), QueueError> {
+    /// Releases every record `member` holds in `key` alone (a consumer
+    /// that left); nothing if the partition has no state. See
+    /// [`Queues::release_member`] for all of a group's partitions.
+    pub fn release_member_in(&self, key: &QueueKey, member: &str) -> Result<(), QueueError> {
         let Some(part) = self.get(key) else {
             return Ok(());
         };
@@ -580,6 +581,21 @@ impl<Io: QueueIo> Queues<Io> {
             p.set_lock_ms(lock_ms)?;
             Ok(p.claim_idle(member, min_idle_ms, max, now_ms))
         })
+    }
+
+    /// Releases every record `member` of `group` holds, in each of the
+    /// group's partitions (it left, or its session ended): available again
+    /// at once rather than at lock timeout. Returns the first error; the
+    /// other partitions are still done.
+    pub fn release_member(&self, group: &str, member: &str) -> Result<(), QueueError> {
+        let mut first_err = None;
+        for key in self.partitions(group) {
+            let Some(part) = self.get(&key) else { continue };
+            if let Err(e) = self.run(&key, &part, |p| Ok(((), p.release_member(member)))) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
     }
 
     /// The partitions of `group` with state, in order.

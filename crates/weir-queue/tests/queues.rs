@@ -222,3 +222,32 @@ fn a_deleted_group_is_gone_after_a_reopen_and_frees_its_slot() {
         .unwrap();
     assert_eq!((got[0].first, got[0].deliveries), (0, 1));
 }
+
+#[test]
+fn a_departed_member_releases_what_it_holds_in_every_partition() {
+    let io = MemIo::default();
+    let (q, _) = Queues::open(&io, config()).unwrap();
+    q.acquire(&key(0), &CREATE, "a", 3, 60_000, 0, 10, 0)
+        .unwrap();
+    q.acquire(&key(1), &CREATE, "a", 2, 60_000, 0, 10, 0)
+        .unwrap();
+    q.acquire(&key(1), &CREATE, "b", 1, 60_000, 0, 10, 0)
+        .unwrap();
+    q.release_member("g", "a").unwrap();
+    // Long before their locks end, a's records go to another consumer
+    // (one delivery spent); b keeps its own.
+    let got = q
+        .acquire(&key(0), &CREATE, "c", 10, 60_000, 0, 3, 1)
+        .unwrap();
+    assert_eq!((got[0].first, got[0].last, got[0].deliveries), (0, 2, 2));
+    let got = q
+        .acquire(&key(1), &CREATE, "c", 10, 60_000, 0, 3, 1)
+        .unwrap();
+    assert_eq!((got[0].first, got[0].last, got[0].deliveries), (0, 1, 2));
+    assert_eq!(got.len(), 1, "offset 2 is still b's: {got:?}");
+    q.acknowledge(&key(1), "b", 2, 2, AckKind::Accept).unwrap();
+    // A member of another group, or one holding nothing: nothing to do.
+    q.release_member("other", "c").unwrap();
+    q.release_member("g", "nobody").unwrap();
+    q.acknowledge(&key(0), "c", 0, 2, AckKind::Accept).unwrap();
+}

@@ -74,7 +74,15 @@ pub fn start_serve_http(dir: &std::path::Path, extra: &[&str]) -> (Child, String
 
 /// Like [`start_serve_http`], also returning the Kafka listener's address.
 pub fn start_serve_kafka_http(dir: &std::path::Path, extra: &[&str]) -> (Child, String, String) {
-    let kafka_port = free_port();
+    start_serve_kafka_http_on(dir, free_port(), extra)
+}
+
+/// Like [`start_serve_kafka_http`], with Kafka on `kafka_port`.
+pub fn start_serve_kafka_http_on(
+    dir: &std::path::Path,
+    kafka_port: u16,
+    extra: &[&str],
+) -> (Child, String, String) {
     let (child, lines) = spawn_serve(dir, kafka_port, extra);
     let http = lines
         .iter()

@@ -19,6 +19,7 @@ use weir_broker::config_defs::TOPIC_CONFIGS;
 use weir_broker::{Broker, BrokerError, ConfigOp, list_items};
 
 use super::broker_configs::{self as bc, BrokerTarget};
+use super::group_configs as gc;
 use super::str_bytes;
 use crate::Shared;
 use crate::codes::{Code, for_broker_error};
@@ -173,6 +174,11 @@ pub(crate) async fn describe(
                         let (code, message) = logger_refusal();
                         fail(result, code, message.unwrap_or_default())
                     }
+                    gc::RESOURCE_GROUP => result.with_configs(shared.group_configs.describe(
+                        &name,
+                        shared.config.share_start_earliest,
+                        |k| wanted(keys, k),
+                    )),
                     other => fail(
                         result,
                         Code::InvalidRequest.code(),
@@ -259,6 +265,16 @@ fn alter_resource(
             }
         }
         RESOURCE_BROKER_LOGGER => logger_refusal(),
+        gc::RESOURCE_GROUP => {
+            let changes: Vec<(String, i8, Option<String>)> = changes
+                .into_iter()
+                .map(|c| (c.name, c.op, c.value))
+                .collect();
+            match shared.group_configs.alter(name, &changes, validate_only) {
+                Ok(()) => (0, None),
+                Err((code, message)) => (code.code(), Some(message)),
+            }
+        }
         other => (
             Code::InvalidRequest.code(),
             Some(format!(

@@ -14,6 +14,7 @@ mod describe_producers;
 mod describe_topic_partitions;
 mod fetch;
 mod group_admin;
+mod group_configs;
 mod init_producer_id;
 mod leader_epoch;
 mod list_offsets;
@@ -25,7 +26,10 @@ mod operations;
 pub(crate) mod produce;
 mod replica_assignment;
 mod replicas;
+mod share_ack;
+mod share_fetch;
 mod share_groups;
+mod share_offsets;
 mod transaction_admin;
 mod transactions;
 
@@ -37,6 +41,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
+
+pub(crate) use group_configs::GroupConfigs;
+pub(crate) use share_ack::share_upkeep;
 
 use crate::Shared;
 use crate::conn::ConnError;
@@ -91,6 +98,11 @@ pub(crate) fn supported_versions(api: ApiKey) -> Option<RangeInclusive<i16>> {
         // 4.1+ and librdkafka 2.16 speak (v0 was 4.0's early access).
         ApiKey::ShareGroupHeartbeat => 1..=1,
         ApiKey::ShareGroupDescribe => 1..=1,
+        // The data path: v1 is what kafka-protocol knows and Kafka 4.1+
+        // and librdkafka 2.16 send.
+        ApiKey::ShareFetch => 1..=1,
+        ApiKey::ShareAcknowledge => 1..=1,
+        ApiKey::DescribeShareGroupOffsets => 0..=0,
         // The single-node admin APIs, at every version kafka-protocol has.
         ApiKey::DescribeLogDirs => 1..=4,
         ApiKey::AlterReplicaLogDirs => 1..=2,
@@ -187,6 +199,11 @@ pub(crate) async fn dispatch(
         ApiKey::ConsumerGroupDescribe => now(consumer_groups::describe(version, body, shared)?),
         ApiKey::ShareGroupHeartbeat => now(share_groups::heartbeat(version, body, caller, shared)?),
         ApiKey::ShareGroupDescribe => now(share_groups::describe(version, body, shared)?),
+        ApiKey::ShareFetch => now(share_fetch::fetch(version, body, shared).await?),
+        ApiKey::ShareAcknowledge => now(share_ack::acknowledge(version, body, shared).await?),
+        ApiKey::DescribeShareGroupOffsets => {
+            now(share_offsets::describe(version, body, shared).await?)
+        }
         ApiKey::DescribeLogDirs => now(log_dirs::handle(version, body, shared).await?),
         ApiKey::AlterReplicaLogDirs => now(log_dirs::alter(version, body, shared).await?),
         ApiKey::ElectLeaders => now(replicas::elect_leaders(version, body, shared)?),
@@ -277,6 +294,13 @@ pub(crate) fn decode_only(api: ApiKey, version: i16, body: Bytes) -> Result<(), 
         }
         ApiKey::ShareGroupDescribe => {
             decode::<m::ShareGroupDescribeRequest>(api, version, body).map(drop)
+        }
+        ApiKey::ShareFetch => decode::<m::ShareFetchRequest>(api, version, body).map(drop),
+        ApiKey::DescribeShareGroupOffsets => {
+            decode::<m::DescribeShareGroupOffsetsRequest>(api, version, body).map(drop)
+        }
+        ApiKey::ShareAcknowledge => {
+            decode::<m::ShareAcknowledgeRequest>(api, version, body).map(drop)
         }
         ApiKey::AlterReplicaLogDirs => {
             decode::<m::AlterReplicaLogDirsRequest>(api, version, body).map(drop)

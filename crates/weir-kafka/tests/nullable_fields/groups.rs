@@ -1,7 +1,7 @@
 //! The group APIs' cases of `nullable_fields.rs`: classic groups (JoinGroup,
 //! SyncGroup, Heartbeat, LeaveGroup, DescribeGroups), offsets (OffsetCommit,
 //! OffsetFetch), KIP-848 consumer groups and KIP-932 share groups'
-//! membership.
+//! membership and data path.
 
 use kafka_protocol::messages::*;
 
@@ -380,6 +380,157 @@ pub(super) fn share_group_describe(w: &mut Walk, v: i16) {
         "ShareGroupDescribe member rack_id",
         v,
         text(&g.members[0].rack_id),
+        Null,
+    );
+}
+
+/// A share member of `group` with a session open (epoch 0); its id.
+fn share_session(w: &mut Walk, group: &str) -> String {
+    let member = share_join(w, group, 1).member_id.unwrap().to_string();
+    let r: ShareFetchResponse = w.call(
+        ApiKey::ShareFetch,
+        1,
+        &share_fetch_request(w, group, &member, 0),
+    );
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    member
+}
+
+fn share_fetch_request(w: &Walk, group: &str, member: &str, epoch: i32) -> ShareFetchRequest {
+    use share_fetch_request::{FetchPartition, FetchTopic};
+    ShareFetchRequest::default()
+        .with_group_id(Some(GroupId(s(group))))
+        .with_member_id(Some(s(member)))
+        .with_share_session_epoch(epoch)
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic_id(w.topic_id("t"))
+                .with_partitions(vec![FetchPartition::default().with_partition_index(0)]),
+        ])
+}
+
+pub(super) fn share_fetch(w: &mut Walk, v: i16) {
+    use share_fetch_request::AcknowledgementBatch;
+    let group = format!("share-fetch-{v}");
+    let member = share_session(w, &group);
+    // Epoch 1 acknowledging a record it does not hold: the partition
+    // answers with its acknowledgement error.
+    let mut request = share_fetch_request(w, &group, &member, 1);
+    request.topics[0].partitions[0].acknowledgement_batches = vec![
+        AcknowledgementBatch::default()
+            .with_first_offset(999)
+            .with_last_offset(999)
+            .with_acknowledge_types(vec![1]),
+    ];
+    let r: ShareFetchResponse = w.call(ApiKey::ShareFetch, v, &request);
+    w.check("ShareFetch error_message", v, text(&r.error_message), Null);
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(p.acknowledge_error_code, 121, "INVALID_RECORD_STATE");
+    w.check(
+        "ShareFetch partition error_message",
+        v,
+        text(&p.error_message),
+        Null,
+    );
+    w.check(
+        "ShareFetch partition acknowledge_error_message",
+        v,
+        text(&p.acknowledge_error_message),
+        Set,
+    );
+    w.check("ShareFetch partition records", v, set(&p.records), Set);
+    // A member the group does not know: only the error.
+    let r: ShareFetchResponse = w.call(
+        ApiKey::ShareFetch,
+        v,
+        &share_fetch_request(w, &group, "ghost", 0),
+    );
+    assert_eq!(r.error_code, 25);
+    w.check("ShareFetch error_message", v, text(&r.error_message), Set);
+}
+
+pub(super) fn share_acknowledge(w: &mut Walk, v: i16) {
+    use share_acknowledge_request::{AcknowledgePartition, AcknowledgeTopic, AcknowledgementBatch};
+    let group = format!("share-ack-{v}");
+    let member = share_session(w, &group);
+    let request = ShareAcknowledgeRequest::default()
+        .with_group_id(Some(GroupId(s(&group))))
+        .with_member_id(Some(s(&member)))
+        .with_share_session_epoch(1)
+        .with_topics(vec![
+            AcknowledgeTopic::default()
+                .with_topic_id(w.topic_id("t"))
+                .with_partitions(vec![
+                    AcknowledgePartition::default().with_acknowledgement_batches(vec![
+                        AcknowledgementBatch::default()
+                            .with_first_offset(999)
+                            .with_last_offset(999)
+                            .with_acknowledge_types(vec![1]),
+                    ]),
+                ]),
+        ]);
+    let r: ShareAcknowledgeResponse = w.call(ApiKey::ShareAcknowledge, v, &request);
+    w.check(
+        "ShareAcknowledge error_message",
+        v,
+        text(&r.error_message),
+        Null,
+    );
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(p.error_code, 121, "INVALID_RECORD_STATE");
+    w.check(
+        "ShareAcknowledge partition error_message",
+        v,
+        text(&p.error_message),
+        Set,
+    );
+    // The wrong epoch: only the error.
+    let r: ShareAcknowledgeResponse = w.call(ApiKey::ShareAcknowledge, v, &request);
+    assert_eq!(r.error_code, 123);
+    w.check(
+        "ShareAcknowledge error_message",
+        v,
+        text(&r.error_message),
+        Set,
+    );
+}
+
+pub(super) fn describe_share_group_offsets(w: &mut Walk, v: i16) {
+    use describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup;
+    let group = format!("share-offsets-{v}");
+    share_session(w, &group);
+    let groups = [group.as_str(), "no-such"]
+        .iter()
+        .map(|g| {
+            // Null topics: every partition the group has state for.
+            DescribeShareGroupOffsetsRequestGroup::default()
+                .with_group_id(GroupId(s(g)))
+                .with_topics(None)
+        })
+        .collect();
+    let request = DescribeShareGroupOffsetsRequest::default().with_groups(groups);
+    let r: DescribeShareGroupOffsetsResponse =
+        w.call(ApiKey::DescribeShareGroupOffsets, v, &request);
+    let (g, missing) = (&r.groups[0], &r.groups[1]);
+    w.check(
+        "DescribeShareGroupOffsets group error_message",
+        v,
+        text(&g.error_message),
+        Null,
+    );
+    w.check(
+        "DescribeShareGroupOffsets group error_message",
+        v,
+        text(&missing.error_message),
+        Set,
+    );
+    let p = &g.topics[0].partitions[0];
+    w.check(
+        "DescribeShareGroupOffsets partition error_message",
+        v,
+        text(&p.error_message),
         Null,
     );
 }

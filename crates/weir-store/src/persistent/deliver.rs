@@ -399,8 +399,8 @@ impl<Io: QueueIo> PersistentSubscriptions<Io> {
             gone
         };
         for c in gone {
-            self.queues.release_member(&g.key(false), &c)?;
-            self.queues.release_member(&g.key(true), &c)?;
+            self.queues.release_member_in(&g.key(false), &c)?;
+            self.queues.release_member_in(&g.key(true), &c)?;
         }
         Ok(())
     }
