@@ -20,8 +20,8 @@ pub use dlq::{
     ReplayResult,
 };
 pub use queues::{
-    Acked, AutoclaimRequest, ClaimRequest, Claimed, PendingList, PendingRecord, QueueRecord,
-    RecordAck, SettleRequest, Settled,
+    Acked, AutoclaimRequest, ClaimRequest, Claimed, PendingList, PendingRecord, QueueGroupDeleted,
+    QueueRecord, RecordAck, SettleRequest, Settled,
 };
 pub use sagas::{NotSaga, ResumeSaga, SagaDetail, SagaEventInfo, SagaList, SagaStep, SagaSummary};
 use serde::{Deserialize, Serialize};

@@ -114,6 +114,14 @@ pub struct Settled {
     pub not_held: Vec<i64>,
 }
 
+/// The answer of `DELETE /v1/queues/{group}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct QueueGroupDeleted {
+    pub group: String,
+    /// Partitions whose state was dropped.
+    pub partitions: usize,
+}
+
 /// The answer of an ack, nack or extend.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Acked {

@@ -74,6 +74,8 @@ enum QueueCommand {
     },
     /// List the records the group's consumers hold.
     Pending { group: String },
+    /// Delete the group's state in every partition (what it holds too).
+    Delete { group: String },
     /// Claim records other consumers held for --min-idle-ms or longer.
     Autoclaim {
         group: String,
@@ -179,6 +181,17 @@ pub fn run_queue(args: QueueArgs) -> anyhow::Result<()> {
                 &ack_of(&held, false, Some(lock_ms)),
             )?;
             done(&acked, json)
+        }
+        QueueCommand::Delete { group } => {
+            let deleted = client.delete_queue_group(&group)?;
+            if json {
+                return print_json(&deleted);
+            }
+            println!(
+                "queue group {} deleted ({} partitions)",
+                deleted.group, deleted.partitions
+            );
+            Ok(())
         }
         QueueCommand::Pending { group } => {
             let list = client.pending(&group)?;

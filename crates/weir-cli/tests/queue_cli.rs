@@ -101,6 +101,15 @@ fn queue_commands_claim_ack_nack_and_list() {
     assert!(out.starts_with("0/2 deliveries=2 key=k2"), "{out}");
     let (code, _) = weir(&http, &["claim", "w", "nope", "-c", "a"]);
     assert_eq!(code, 3);
+    let (code, out) = weir(&http, &["delete", "w"]);
+    assert_eq!(
+        (code, out.trim()),
+        (0, "queue group w deleted (1 partitions)")
+    );
+    let (code, out) = weir(&http, &["pending", "w"]);
+    assert_eq!((code, out.lines().count()), (0, 1), "{out}");
+    let (code, _) = weir(&http, &["delete", "w"]);
+    assert_eq!(code, 3);
 }
 
 /// Kills `weir serve` when the test ends, passed or not.

@@ -3,7 +3,8 @@
 //! lock, list pending records, and autoclaim idle ones.
 
 use weir_api::{
-    Acked, AutoclaimRequest, ClaimRequest, Claimed, PendingList, RecordAck, SettleRequest, Settled,
+    Acked, AutoclaimRequest, ClaimRequest, Claimed, PendingList, QueueGroupDeleted, RecordAck,
+    SettleRequest, Settled,
 };
 
 use crate::{Client, Result, encode_segment};
@@ -45,6 +46,11 @@ impl Client {
     /// Extends the lock on a held record to `record.lock_ms` from now.
     pub fn extend(&self, group: &str, topic: &str, record: &RecordAck) -> Result<Acked> {
         self.post(&path(group, topic, "extend"), record)
+    }
+
+    /// Deletes queue `group`'s state in every partition.
+    pub fn delete_queue_group(&self, group: &str) -> Result<QueueGroupDeleted> {
+        self.delete(&format!("/v1/queues/{}", encode_segment(group)), &[])
     }
 
     /// The records queue `group`'s consumers hold.

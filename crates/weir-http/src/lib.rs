@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, patch, post};
+use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use utoipa::OpenApi;
 use weir_broker::Broker;
@@ -205,6 +205,7 @@ impl AppState {
         queues::ack,
         queues::nack,
         queues::settle_many,
+        queues::delete_group,
         queues::extend,
         queues::pending,
     ),
@@ -366,6 +367,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/correlations/{correlation_id}",
             get(streams::read_correlation),
         )
+        .route("/v1/queues/{group}", delete(queues::delete_group))
         .route("/v1/queues/{group}/pending", get(queues::pending))
         .route(
             "/v1/queues/{group}/topics/{topic}/claim",

@@ -18,8 +18,8 @@ use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use weir_api::{
-    Acked, AutoclaimRequest, ClaimRequest, Claimed, PendingList, PendingRecord, QueueRecord,
-    RecordAck, SettleRequest, Settled,
+    Acked, AutoclaimRequest, ClaimRequest, Claimed, PendingList, PendingRecord, QueueGroupDeleted,
+    QueueRecord, RecordAck, SettleRequest, Settled,
 };
 use weir_deadletter::queue_claim::{ClaimError, ClaimedRecord, NewGroup, claim_partition, deliver};
 use weir_log::Clock as _;
@@ -542,6 +542,44 @@ pub async fn extend(
         outcome: "extended".to_owned(),
         lock_deadline_ms: Some(deadline),
     }))
+}
+
+/// Deletes a queue group's state in every partition (Redis' `XGROUP
+/// DESTROY`): what its consumers hold is dropped with it, and a later
+/// claim starts the group afresh. A Kafka share group of the same id
+/// (one namespace) with members is refused (409, as Kafka's
+/// NON_EMPTY_GROUP); an unknown group is 404.
+#[utoipa::path(delete, path = "/v1/queues/{group}", tag = "queues",
+    params(("group" = String, Path)),
+    responses((status = 200, body = QueueGroupDeleted), (status = "4XX", body = weir_api::Problem)))]
+pub async fn delete_group(
+    State(app): State<Arc<AppState>>,
+    Path(group): Path<String>,
+) -> Result<Json<QueueGroupDeleted>, ApiError> {
+    check_group(&group)?;
+    let members = app
+        .groups
+        .share_describe(&group)
+        .map_or(0, |d| d.members.len());
+    if members > 0 {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "group_not_empty",
+            format!("share group {group:?} has {members} members; they must leave first"),
+        ));
+    }
+    let (group2, app2) = (group.clone(), app.clone());
+    let partitions =
+        blocking(move || -> Result<_, ApiError> { Ok(app2.queues()?.delete_group(&group2)?) })
+            .await?;
+    if partitions == 0 {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "queue_group_not_found",
+            format!("queue group {group:?} has no state"),
+        ));
+    }
+    Ok(Json(QueueGroupDeleted { group, partitions }))
 }
 
 /// The records the group's consumers hold, with owner, idle time and

@@ -431,3 +431,47 @@ fn settle_takes_many_offsets_in_one_call_and_lists_those_not_held() {
         assert_eq!(st, 400, "{body}");
     }
 }
+
+#[test]
+fn a_deleted_group_starts_afresh_and_unknown_ones_are_404() {
+    let s = server(1);
+    produce(&s, "jobs", 6);
+    let got = claim(
+        &s,
+        "gone",
+        json!({"consumer": "a", "max": 3, "start": "earliest"}),
+    );
+    assert_eq!(got.len(), 3);
+    let (st, _) = act(
+        &s,
+        "gone",
+        "ack",
+        json!({"consumer": "a", "partition": 0, "offset": 0}),
+    );
+    assert_eq!(st, 200);
+    let body = s.ok("DELETE", "/v1/queues/gone", None, 200);
+    assert_eq!(
+        (body["group"].clone(), body["partitions"].clone()),
+        (json!("gone"), json!(1))
+    );
+    // What a held is gone with the group; its ack is refused.
+    let (st, _) = act(
+        &s,
+        "gone",
+        "ack",
+        json!({"consumer": "a", "partition": 0, "offset": 1}),
+    );
+    assert_eq!(st, 409);
+    // Created again, from the earliest record: offset 0, accepted before
+    // the delete, is delivered again, as a first delivery.
+    let got = claim(
+        &s,
+        "gone",
+        json!({"consumer": "b", "max": 10, "start": "earliest"}),
+    );
+    let offsets: Vec<i64> = got.iter().map(|r| r["offset"].as_i64().unwrap()).collect();
+    assert_eq!(offsets, (0..6).collect::<Vec<_>>());
+    assert!(got.iter().all(|r| r["deliveries"] == 1));
+    let (st, body, _) = s.call("DELETE", "/v1/queues/never", None);
+    assert_eq!(st, 404, "{body}");
+}
