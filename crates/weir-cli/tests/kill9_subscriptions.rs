@@ -165,11 +165,7 @@ fn acked_subscription_events_survive_kill_dash_9() {
             // events is acked (by progress, not time, so a fast or a slow
             // machine both kill mid-work).
             let target = (round + 1) * total / (rounds + 2);
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while seen.lock().unwrap().acked.len() < target {
-                assert!(Instant::now() < deadline, "round {round}: acks stalled");
-                std::thread::sleep(Duration::from_millis(1));
-            }
+            common::wait_for_progress(round, target, || seen.lock().unwrap().acked.len());
             child.kill().unwrap();
             child.wait().unwrap();
             let acked = seen.lock().unwrap().acked.len();

@@ -80,6 +80,43 @@ impl AppState {
     }
 }
 
+/// What a long poll (a claim, a persistent-subscription read) waits on
+/// between looks: the data directory's change signal (new records,
+/// journaled settlements) and the queue manager's releases.
+pub(crate) struct WorkSignal {
+    changes: Arc<weir_log::Changes>,
+    seen: u64,
+    released: tokio::sync::watch::Receiver<u64>,
+}
+
+impl WorkSignal {
+    pub(crate) fn new(app: &AppState) -> Self {
+        let changes = app.broker.data_dir().changes();
+        Self {
+            seen: changes.epoch(),
+            changes,
+            released: app.queue_released.subscribe(),
+        }
+    }
+
+    /// Called before each look: what changes after it wakes the next wait.
+    pub(crate) fn arm(&mut self) {
+        self.seen = self.changes.epoch();
+        self.released.mark_unchanged();
+    }
+
+    /// Waits for a change since [`WorkSignal::arm`], at most `limit`.
+    pub(crate) async fn wait(&mut self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, async {
+            tokio::select! {
+                _ = self.changes.changed(self.seen) => {}
+                _ = self.released.changed() => {}
+            }
+        })
+        .await;
+    }
+}
+
 /// Wakes long-polling claims if records were released since they last
 /// looked (a release or an expired lock journals nothing, so the data
 /// directory's change signal does not move for it).
@@ -276,12 +313,9 @@ pub async fn claim(
     }
     let until = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
     let req = Arc::new(req);
-    let changes = app.broker.data_dir().changes();
-    let mut released = app.queue_released.subscribe();
+    let mut work = WorkSignal::new(&app);
     loop {
-        // Read before the claim: a change after it moves the epoch.
-        let seen = changes.epoch();
-        released.mark_unchanged();
+        work.arm();
         let (app2, group2, topic2, req2) = (app.clone(), group.clone(), topic.clone(), req.clone());
         let records =
             blocking(move || claim_once(&app2, &group2, &topic2, &req2, max, lock_ms)).await?;
@@ -289,14 +323,7 @@ pub async fn claim(
         if !records.is_empty() || now >= until {
             return Ok(Json(Claimed { records }));
         }
-        let wait = (until - now).min(POLL_FALLBACK);
-        let _ = tokio::time::timeout(wait, async {
-            tokio::select! {
-                _ = changes.changed(seen) => {}
-                _ = released.changed() => {}
-            }
-        })
-        .await;
+        work.wait((until - now).min(POLL_FALLBACK)).await;
     }
 }
 

@@ -91,13 +91,12 @@ fn target(name: &str) -> Result<Target, ApiError> {
 fn settings_in(s: &weir_api::SubscriptionSettings) -> Result<SubscriptionSettings, ApiError> {
     let d = SubscriptionSettings::default();
     let strategy = match s.strategy.as_deref() {
-        None | Some("round_robin") => Strategy::RoundRobin,
-        Some("pinned") => Strategy::Pinned,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "strategy must be \"round_robin\" or \"pinned\", not {other:?}"
-            )));
-        }
+        None => Strategy::default(),
+        Some(name) => Strategy::from_name(name).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "strategy must be \"round_robin\" or \"pinned\", not {name:?}"
+            ))
+        })?,
     };
     Ok(SubscriptionSettings {
         start_from: s.start_from,
@@ -116,13 +115,7 @@ fn settings_out(s: SubscriptionSettings) -> weir_api::SubscriptionSettings {
         message_timeout_ms: Some(s.message_timeout_ms),
         max_subscriber_count: Some(s.max_subscriber_count),
         read_batch_size: Some(s.read_batch_size),
-        strategy: Some(
-            match s.strategy {
-                Strategy::RoundRobin => "round_robin",
-                Strategy::Pinned => "pinned",
-            }
-            .to_owned(),
-        ),
+        strategy: Some(s.strategy.name().to_owned()),
     }
 }
 
@@ -257,12 +250,9 @@ pub async fn read(
     }
     let until = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
     let (group, req) = (Arc::new(group), Arc::new(req));
-    let changes = app.broker.data_dir().changes();
-    let mut released = app.queue_released.subscribe();
+    let mut work = crate::queues::WorkSignal::new(&app);
     loop {
-        // Read before the read: an append or a release after it wakes us.
-        let seen = changes.epoch();
-        released.mark_unchanged();
+        work.arm();
         let (app2, t2, group2, req2) = (app.clone(), t.clone(), group.clone(), req.clone());
         let got = blocking(move || -> Result<_, ApiError> {
             let subs = app2.subscriptions()?;
@@ -285,14 +275,7 @@ pub async fn read(
         // New events and released locks wake the read; the fallback
         // covers what signals nothing (a pinned consumer's silence
         // running out).
-        let wait = (until - now).min(POLL);
-        let _ = tokio::time::timeout(wait, async {
-            tokio::select! {
-                _ = changes.changed(seen) => {}
-                _ = released.changed() => {}
-            }
-        })
-        .await;
+        work.wait((until - now).min(POLL)).await;
     }
 }
 

@@ -239,13 +239,7 @@ pub(crate) fn remote_put(
         message_timeout_ms: Some(s.message_timeout_ms),
         max_subscriber_count: Some(s.max_subscriber_count),
         read_batch_size: Some(s.read_batch_size),
-        strategy: Some(
-            match s.strategy {
-                Strategy::RoundRobin => "round_robin",
-                Strategy::Pinned => "pinned",
-            }
-            .to_owned(),
-        ),
+        strategy: Some(s.strategy.name().to_owned()),
     };
     remote
         .http()
@@ -274,10 +268,11 @@ pub(crate) fn remote_info(
             message_timeout_ms: s.message_timeout_ms.unwrap_or(d.message_timeout_ms),
             max_subscriber_count: s.max_subscriber_count.unwrap_or(d.max_subscriber_count),
             read_batch_size: s.read_batch_size.unwrap_or(d.read_batch_size),
-            strategy: match s.strategy.as_deref() {
-                Some("pinned") => Strategy::Pinned,
-                _ => Strategy::RoundRobin,
-            },
+            strategy: s
+                .strategy
+                .as_deref()
+                .and_then(Strategy::from_name)
+                .unwrap_or_default(),
         },
         consumers: i
             .consumers

@@ -109,3 +109,17 @@ pub fn run_with_stdin(command: &mut Command, stdin: &str) -> std::process::Outpu
         .unwrap();
     child.wait_with_output().unwrap()
 }
+
+/// Waits until `done()` reaches `target` (60 s at most): kill -9 tests
+/// kill on progress, not after a time, so a fast or a slow machine both
+/// kill mid-work.
+pub fn wait_for_progress(round: usize, target: usize, done: impl Fn() -> usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while done() < target {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "round {round}: progress stalled below {target}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}

@@ -90,6 +90,23 @@ pub enum Strategy {
     Pinned,
 }
 
+impl Strategy {
+    /// Its name in the HTTP API and the CLI (`round_robin`, `pinned`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::RoundRobin => "round_robin",
+            Strategy::Pinned => "pinned",
+        }
+    }
+
+    /// The strategy of that name, if one has it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Strategy::RoundRobin, Strategy::Pinned]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
+}
+
 /// What a consumer does with an event it cannot handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
