@@ -3,7 +3,38 @@
 //! [`Principal`] (TLS client certificates, SASL, bearer tokens) and ask the
 //! same authorizer whether that principal may do an operation on a
 //! resource, so one set of ACLs governs both protocols.
+//!
+//! ```
+//! use std::net::Ipv4Addr;
+//! use weir_auth::acl::{AccessEntry, AclBinding, Operation, PatternType, Permission, ResourcePattern, ResourceType};
+//! use weir_auth::{Authorizer, AuthorizerConfig, Principal};
+//!
+//! let authorizer = Authorizer::in_memory(AuthorizerConfig::default());
+//! authorizer.create(&[AclBinding {
+//!     pattern: ResourcePattern {
+//!         resource_type: ResourceType::Topic,
+//!         name: "orders-".into(),
+//!         pattern_type: PatternType::Prefixed,
+//!     },
+//!     entry: AccessEntry {
+//!         principal: "User:alice".into(),
+//!         host: "*".into(),
+//!         operation: Operation::Read,
+//!         permission: Permission::Allow,
+//!     },
+//! }])?;
+//! let (alice, host) = (Principal::user("alice"), Ipv4Addr::LOCALHOST.into());
+//! assert!(authorizer.authorize(&alice, host, Operation::Read, ResourceType::Topic, "orders-eu"));
+//! // Reading implies describing; writing is not granted.
+//! assert!(authorizer.authorize(&alice, host, Operation::Describe, ResourceType::Topic, "orders-eu"));
+//! assert!(!authorizer.authorize(&alice, host, Operation::Write, ResourceType::Topic, "orders-eu"));
+//! # Ok::<(), weir_auth::AuthorizerError>(())
+//! ```
 
+pub mod acl;
+mod authorizer;
+mod file;
 mod principal;
 
+pub use authorizer::{ACLS_FILE, AUDIT_TARGET, Authorizer, AuthorizerConfig, AuthorizerError};
 pub use principal::{Principal, PrincipalError};
