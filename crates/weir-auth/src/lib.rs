@@ -33,6 +33,7 @@
 
 pub mod acl;
 mod authorizer;
+pub mod bearer;
 mod file;
 mod principal;
 
