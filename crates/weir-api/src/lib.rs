@@ -7,6 +7,7 @@
 //! (`deny_unknown_fields`), so a typo is a 400, not a silently ignored
 //! setting.
 
+mod acls;
 mod dlq;
 mod queues;
 mod sagas;
@@ -14,6 +15,7 @@ mod subscriptions;
 
 use std::collections::BTreeMap;
 
+pub use acls::{Acl, AclList, AclsDeleted, CreateAcls};
 pub use dlq::{
     Alert, AlertList, DeadLetterOrigin, DeadLetterRecord, DeadLetterTopic, DeadLetterTopics,
     DeadLetters, NotDeadLetter, PurgeRequest, PurgeResult, PurgedPartition, ReplayRequest,

@@ -15,7 +15,7 @@ use crate::{Page, Shared, chart};
 /// The groups by name, a page at a time from `?after=`.
 pub async fn list(State(c): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Page {
     sample_on_view(&c).await;
-    let mut groups = handlers::groups(State(c.app.clone())).await.0.groups;
+    let mut groups = handlers::groups(State(c.app.clone()), None).await.0.groups;
     groups.sort_by(|a, b| a.group.cmp(&b.group));
     let after = q.get("after").cloned().unwrap_or_default();
     let rest: Vec<_> = groups.into_iter().filter(|g| g.group > after).collect();

@@ -19,7 +19,7 @@ use crate::{Page, PageError, Shared, text};
 const CORRELATION_EVENTS_MAX: usize = 500;
 
 pub async fn dead_letter_topics(State(c): State<Shared>) -> Page {
-    let topics = handlers::dead_letter_topics(State(c.app.clone()))
+    let topics = handlers::dead_letter_topics(State(c.app.clone()), None)
         .await?
         .0
         .topics;
@@ -223,7 +223,7 @@ pub async fn sagas(State(c): State<Shared>, Query(q): Query<HashMap<String, Stri
         .filter(|(k, v)| matches!(k.as_str(), "status" | "type" | "from") && !v.is_empty())
         .collect();
     query.insert("limit".to_owned(), c.config.list_page_max.to_string());
-    let list = handlers::sagas(State(c.app.clone()), Query(query.clone()))
+    let list = handlers::sagas(State(c.app.clone()), None, Query(query.clone()))
         .await?
         .0;
     let next = list

@@ -124,14 +124,14 @@ pub(crate) async fn sample(console: &Console) {
     let app = console.app.clone();
     let keys_max = console.config.sampled_max;
     let mut lag = Vec::new();
-    let groups = handlers::groups(State(app.clone())).await.0.groups;
+    let groups = handlers::groups(State(app.clone()), None).await.0.groups;
     for g in groups.into_iter().take(keys_max) {
         if let Ok(info) = handlers::describe_group(State(app.clone()), Path(g.group)).await {
             lag.push((info.0.group, info.0.lag_total));
         }
     }
     let mut ends = Vec::new();
-    let topics = handlers::topics(State(app.clone())).await.0.topics;
+    let topics = handlers::topics(State(app.clone()), None).await.0.topics;
     for t in topics.into_iter().filter(|t| !t.internal).take(keys_max) {
         if let Ok(info) = handlers::describe_topic(State(app.clone()), Path(t.name)).await {
             let sum = info.0.partitions.iter().map(|p| p.end_offset).sum();

@@ -16,8 +16,8 @@ use crate::{Page, PageError, Shared, chart, text};
 pub async fn overview(State(c): State<Shared>) -> Page {
     sample_on_view(&c).await;
     let app = c.app.clone();
-    let topics = handlers::topics(State(app.clone())).await.0.topics;
-    let groups = handlers::groups(State(app.clone())).await.0.groups;
+    let topics = handlers::topics(State(app.clone()), None).await.0.topics;
+    let groups = handlers::groups(State(app.clone()), None).await.0.groups;
     let user_topics: Vec<_> = topics.iter().filter(|t| !t.internal).collect();
     let lag_total: i64 = groups
         .iter()
@@ -28,7 +28,7 @@ pub async fn overview(State(c): State<Shared>) -> Page {
         .await
         .map(|e| e.0.events.first().map_or(0, |e| e.position + 1))
         .unwrap_or(0);
-    let dead = handlers::dead_letter_topics(State(app.clone()))
+    let dead = handlers::dead_letter_topics(State(app.clone()), None)
         .await
         .map(|d| d.0.topics)
         .unwrap_or_default();
@@ -92,7 +92,7 @@ fn rate_text(rate: Option<f64>) -> String {
 /// The topics by name, a page at a time from `?after=`.
 pub async fn list(State(c): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Page {
     sample_on_view(&c).await;
-    let mut topics = handlers::topics(State(c.app.clone())).await.0.topics;
+    let mut topics = handlers::topics(State(c.app.clone()), None).await.0.topics;
     topics.sort_by(|a, b| a.name.cmp(&b.name));
     let after = q.get("after").cloned().unwrap_or_default();
     let rest: Vec<_> = topics.into_iter().filter(|t| t.name > after).collect();

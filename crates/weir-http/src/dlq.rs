@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use weir_api::{
@@ -20,18 +20,25 @@ use weir_api::{
 use weir_deadletter::format::{DEFAULT_SUFFIX, DeadLetter};
 use weir_deadletter::{Purge, Selection};
 
+use crate::auth::{Caller, may_describe};
 use crate::problem::{ApiError, Body};
 use crate::{AppState, blocking, partition_page};
+use weir_auth::acl::ResourceType;
 
 /// Lists the dead-letter topics (`<topic>.dlq`).
 #[utoipa::path(get, path = "/v1/dlq", tag = "dead letters",
     responses((status = 200, body = DeadLetterTopics)))]
-pub async fn list(State(app): State<Arc<AppState>>) -> Result<Json<DeadLetterTopics>, ApiError> {
+pub async fn list(
+    State(app): State<Arc<AppState>>,
+    caller: Option<Extension<Caller>>,
+) -> Result<Json<DeadLetterTopics>, ApiError> {
+    let caller = caller.as_ref().map(|c| &c.0);
     let broker = app.broker.clone();
     let topics = blocking(move || weir_deadletter::list(&broker, DEFAULT_SUFFIX)).await?;
     Ok(Json(DeadLetterTopics {
         topics: topics
             .into_iter()
+            .filter(|t| may_describe(caller, ResourceType::DeadLetterTopic, &t.origin_topic))
             .map(|t| DeadLetterTopic {
                 topic: t.topic,
                 origin_topic: t.origin_topic,

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use weir_api::{
     GroupInfo, GroupList, GroupMember, GroupPartition, GroupSummary, ResetOffsets, ResetPartition,
@@ -18,17 +18,24 @@ use weir_groups::{
 };
 use weir_kafka::client_protocol::assigned_partitions;
 
+use crate::auth::{Caller, may_describe};
 use crate::problem::{ApiError, Body};
 use crate::{AppState, blocking};
+use weir_auth::acl::ResourceType;
 
 /// Lists the groups with members or committed offsets.
 #[utoipa::path(get, path = "/v1/groups", tag = "groups",
     responses((status = 200, body = GroupList)))]
-pub async fn list(State(app): State<Arc<AppState>>) -> Json<GroupList> {
+pub async fn list(
+    State(app): State<Arc<AppState>>,
+    caller: Option<Extension<Caller>>,
+) -> Json<GroupList> {
+    let caller = caller.as_ref().map(|c| &c.0);
     let groups = app
         .groups
         .list_groups()
         .into_iter()
+        .filter(|g| may_describe(caller, ResourceType::Group, &g.group))
         .map(|g| GroupSummary {
             group: g.group,
             group_type: g.group_type.as_str().to_owned(),

@@ -14,6 +14,8 @@
 //! request runs in a tracing span with its client, correlation and W3C
 //! trace context ([`trace`]).
 
+mod acls;
+pub mod auth;
 mod counted;
 mod dlq;
 mod groups;
@@ -108,6 +110,9 @@ pub struct AppState {
     /// The queue manager's [`weir_queue::Queues::released`] count last
     /// seen: moved to wake long-polling claims when records were released.
     queue_released: tokio::sync::watch::Sender<u64>,
+    /// Who may call, and what they may do ([`AppState::with_security`]);
+    /// by default nothing is required.
+    pub security: auth::Security,
 }
 
 impl AppState {
@@ -136,6 +141,7 @@ impl AppState {
             queues: Arc::new(weir_deadletter::queue_slot::QueueSlot::new(broker)),
             subscriptions: std::sync::Mutex::new(None),
             queue_released: tokio::sync::watch::Sender::new(0),
+            security: auth::Security::default(),
         }
     }
 
@@ -150,6 +156,13 @@ impl AppState {
     /// clients and refused requests in its recorder.
     pub fn with_metrics(mut self, metrics: Arc<weir_metrics::Metrics>) -> Self {
         self.metrics = Some(metrics);
+        self
+    }
+
+    /// Authenticates callers and checks their ACLs with `security` (whose
+    /// authorizer the Kafka listener shares).
+    pub fn with_security(mut self, security: auth::Security) -> Self {
+        self.security = security;
         self
     }
 
@@ -208,6 +221,9 @@ impl AppState {
         queues::delete_group,
         queues::extend,
         queues::pending,
+        acls::describe,
+        acls::create,
+        acls::delete,
     ),
     components(schemas(weir_api::Problem)),
     modifiers(&ProblemMediaType)
@@ -387,8 +403,16 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/queues/{group}/topics/{topic}/extend",
             post(queues::extend),
         )
+        .route(
+            "/v1/acls",
+            get(acls::describe).post(acls::create).delete(acls::delete),
+        )
         .merge(sagas::routes())
         .merge(subscriptions::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
         .fallback(no_route)
         .layer(axum::middleware::from_fn(trace::traced))
         .layer(DefaultBodyLimit::max(body_max))
@@ -436,6 +460,15 @@ pub async fn run_with(
         inner: listener,
         recorder: state.metrics.as_ref().map(|m| m.recorder().clone()),
     };
+    // The extra routes (the console) pass the same guard as the API's.
+    let extra = if extra.has_routes() {
+        extra.route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
+    } else {
+        extra
+    };
     let app = router(state.clone()).merge(extra);
     // Queue locks that ran out are released, and snapshots taken, on a
     // timer while the server runs.
@@ -454,6 +487,8 @@ pub async fn run_with(
         shutdown.await;
         state.stopping.send_replace(true);
     };
+    // The peer's address reaches the guard, for ACLs naming hosts.
+    let app = app.into_make_service_with_connect_info::<auth::PeerAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
@@ -21,8 +21,10 @@ use weir_store::{
     Direction, EmbeddedStore, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreError,
 };
 
+use crate::auth::{Caller, may_describe};
 use crate::problem::{ApiError, Body};
 use crate::{AppState, ProblemMediaType, blocking, query_number};
+use weir_auth::acl::ResourceType;
 
 /// The event type whose index lists sagas.
 const STARTED: &str = "SagaStarted";
@@ -264,6 +266,7 @@ fn list_one(
     responses((status = 200, body = SagaList), (status = "4XX", body = weir_api::Problem)))]
 pub async fn list(
     State(app): State<Arc<AppState>>,
+    caller: Option<Extension<Caller>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<SagaList>, ApiError> {
     let query = ListQuery {
@@ -276,9 +279,13 @@ pub async fn list(
     };
     let scan_max = app.limits.page_max.max(query.limit);
     let store = app.store.clone();
-    Ok(Json(
-        blocking(move || list_page(&store, &query, scan_max)).await?,
-    ))
+    let mut page = blocking(move || list_page(&store, &query, scan_max)).await?;
+    // A page keeps the sagas the caller may describe (it may come out
+    // short; `next` still leads on).
+    let caller = caller.as_ref().map(|c| &c.0);
+    page.sagas
+        .retain(|s| may_describe(caller, ResourceType::Saga, &s.id));
+    Ok(Json(page))
 }
 
 fn event_to_api(e: &RecordedEvent) -> SagaEventInfo {

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use utoipa::OpenApi;
@@ -23,8 +23,10 @@ use weir_store::persistent::{
     NackAction, PersistentSubscriptions, Strategy, SubscriptionSettings, Target,
 };
 
+use crate::auth::{Caller, may_describe};
 use crate::problem::{ApiError, Body};
 use crate::{AppState, ProblemMediaType, blocking};
+use weir_auth::acl::ResourceType;
 
 /// The persistent subscriptions the API serves.
 pub type Subscriptions = PersistentSubscriptions<BrokerQueueIo>;
@@ -122,12 +124,17 @@ fn settings_out(s: SubscriptionSettings) -> weir_api::SubscriptionSettings {
 /// Every subscription group.
 #[utoipa::path(get, path = "/v1/subscriptions", tag = "subscriptions",
     responses((status = 200, body = SubscriptionGroups), (status = "4XX", body = weir_api::Problem)))]
-pub async fn list(State(app): State<Arc<AppState>>) -> Result<Json<SubscriptionGroups>, ApiError> {
+pub async fn list(
+    State(app): State<Arc<AppState>>,
+    caller: Option<Extension<Caller>>,
+) -> Result<Json<SubscriptionGroups>, ApiError> {
     let groups = blocking(move || -> Result<_, ApiError> {
+        let caller = caller.as_ref().map(|c| &c.0);
         Ok(app
             .subscriptions()?
             .list()
             .into_iter()
+            .filter(|(_, group, _)| may_describe(caller, ResourceType::Group, group))
             .map(|(t, group, s)| SubscriptionGroup {
                 target: t.name(),
                 group,

@@ -19,9 +19,11 @@ use weir_broker::{Topic, partitioner};
 use weir_log::Clock as _;
 use weir_log::batch::{self, BatchBuilder, BatchHeader};
 
+use crate::auth::{Caller, may_describe};
 use crate::problem::{ApiError, Body};
 use crate::trace::{RequestTrace, TRACEPARENT, TRACESTATE};
 use crate::{AppState, blocking, partition_page};
+use weir_auth::acl::{CLUSTER_NAME, Operation, ResourceType};
 
 fn info(topic: &Topic) -> TopicInfo {
     let partitions = (0..topic.partition_count() as i32)
@@ -49,11 +51,16 @@ fn info(topic: &Topic) -> TopicInfo {
 /// Lists the topics.
 #[utoipa::path(get, path = "/v1/topics", tag = "topics",
     responses((status = 200, body = TopicList)))]
-pub async fn list(State(app): State<Arc<AppState>>) -> Json<TopicList> {
+pub async fn list(
+    State(app): State<Arc<AppState>>,
+    caller: Option<Extension<Caller>>,
+) -> Json<TopicList> {
+    let caller = caller.as_ref().map(|c| &c.0);
     let topics = app
         .broker
         .topics()
         .iter()
+        .filter(|t| may_describe(caller, ResourceType::Topic, &t.name))
         .map(|t| TopicSummary {
             name: t.name.clone(),
             partitions: t.partition_count() as u32,
@@ -68,8 +75,15 @@ pub async fn list(State(app): State<Arc<AppState>>) -> Json<TopicList> {
     responses((status = 201, body = TopicInfo), (status = "4XX", body = weir_api::Problem)))]
 pub async fn create(
     State(app): State<Arc<AppState>>,
+    caller: Option<Extension<Caller>>,
     Body(req): Body<CreateTopic>,
 ) -> Result<(StatusCode, Json<TopicInfo>), ApiError> {
+    // Kafka's rule: Create on the cluster, or on the topic itself.
+    if let Some(Extension(c)) = &caller
+        && !c.allows(Operation::Create, ResourceType::Cluster, CLUSTER_NAME)
+    {
+        c.check(Operation::Create, ResourceType::Topic, &req.name)?;
+    }
     let broker = app.broker.clone();
     let partitions = req
         .partitions

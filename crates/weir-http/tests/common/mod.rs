@@ -30,6 +30,12 @@ pub struct Server {
 
 impl Server {
     pub fn start(limits: HttpLimits) -> Self {
+        Self::start_with(limits, weir_http::auth::Security::default())
+    }
+
+    /// A server whose HTTP API authenticates and authorizes with
+    /// `security`.
+    pub fn start_with(limits: HttpLimits, security: weir_http::auth::Security) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data = DataDir::open(dir.path(), DirConfig::default()).unwrap();
         let broker = Arc::new(Broker::open(data, BrokerConfig::default()).unwrap());
@@ -45,12 +51,10 @@ impl Server {
             Arc::new(offsets),
         ));
         let store = Arc::new(EmbeddedStore::open(broker.clone(), StoreConfig::default()).unwrap());
-        let state = Arc::new(AppState::new(
-            broker.clone(),
-            groups.clone(),
-            store.clone(),
-            limits,
-        ));
+        let state = Arc::new(
+            AppState::new(broker.clone(), groups.clone(), store.clone(), limits)
+                .with_security(security),
+        );
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -101,7 +105,21 @@ impl Server {
     /// `curl` a request; returns the status and the JSON body (or the text
     /// as a JSON string), and the content type.
     pub fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value, String) {
+        self.call_as(None, method, path, body)
+    }
+
+    /// [`Server::call`] with `Authorization: Bearer <token>` if given.
+    pub fn call_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> (u16, Value, String) {
         let mut cmd = Command::new("curl");
+        if let Some(token) = token {
+            cmd.args(["-H", &format!("authorization: Bearer {token}")]);
+        }
         cmd.args([
             "-sS",
             "-X",
@@ -127,6 +145,19 @@ impl Server {
         let (status, ctype) = tail.split_once(' ').unwrap_or((tail, ""));
         let json = serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_owned()));
         (status.parse().unwrap(), json, ctype.to_owned())
+    }
+
+    /// [`Server::call_as`] with `token`, asserting the status; an empty
+    /// `body` sends none. Returns the body.
+    pub fn ok_as(&self, token: &str, method: &str, path: &str, body: &str, status: u16) -> Value {
+        let (st, json, _) = self.call_as(
+            Some(token),
+            method,
+            path,
+            (!body.is_empty()).then_some(body),
+        );
+        assert_eq!(st, status, "{method} {path}: {json}");
+        json
     }
 
     /// `call`, asserting the status; returns the body.
