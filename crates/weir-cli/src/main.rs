@@ -6,12 +6,14 @@
 //! topic|produce|consume|stream|group|dlq|saga|trace` talk to a running
 //! server over its HTTP API; `weir demo` runs the SDK's demonstrations.
 
+mod acl_cli;
 mod dlq_cli;
 mod group_cli;
 mod outbox_cli;
 mod queue_cli;
 mod remote;
 mod saga_cli;
+mod security_args;
 mod serve;
 mod subscription_cli;
 mod telemetry;
@@ -66,6 +68,9 @@ enum Command {
     Queue(queue_cli::QueueArgs),
     /// Persistent subscriptions of the event store on a running server.
     Subscription(subscription_cli::SubscriptionArgs),
+    /// Add, list and remove the ACLs of a running server (the Kafka
+    /// listener's and the HTTP API's).
+    Acl(acl_cli::AclArgs),
     /// Print one correlation's timeline (a request, a saga) as a tree by
     /// causation: time, type, stream@version and short id of each event,
     /// indented under the event that caused it.
@@ -279,6 +284,7 @@ fn main() -> std::process::ExitCode {
         Command::Dlq(args) => (dlq_cli::run_dlq(args), true),
         Command::Queue(args) => (queue_cli::run_queue(args), true),
         Command::Subscription(args) => (subscription_cli::run_subscription(args), true),
+        Command::Acl(args) => (acl_cli::run_acl(args), true),
         Command::Trace(args) => (trace_cli::run_trace(args), true),
         Command::Saga(args) => (saga_cli::run_saga(args), true),
         Command::Outbox(cmd) => (outbox_cli::run(cmd), false),

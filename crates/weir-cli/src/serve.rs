@@ -139,6 +139,8 @@ pub struct ServeArgs {
     /// `weir_metrics_series_dropped_total` [default: 10000].
     #[arg(long)]
     metrics_series_max: Option<usize>,
+    #[command(flatten)]
+    bearer: crate::security_args::BearerArgs,
 }
 
 /// The config file: the same settings, all optional; unknown keys are an
@@ -174,6 +176,11 @@ struct ServeFile {
     alert_interval_ms: Option<u64>,
     metrics: Option<bool>,
     metrics_series_max: Option<usize>,
+    http_tokens_file: Option<PathBuf>,
+    jwt_key_file: Option<PathBuf>,
+    jwt_issuer: Option<String>,
+    jwt_audience: Option<String>,
+    jwt_principal_claim: Option<String>,
 }
 
 /// Every setting, resolved.
@@ -205,6 +212,8 @@ struct Settings {
     /// Spans are exported (`--otlp-endpoint`): Kafka request spans are
     /// named by API.
     export_spans: bool,
+    /// Bearer tokens the HTTP API accepts (none: it asks for none).
+    bearer: weir_auth::bearer::BearerAuth,
 }
 
 impl ServeArgs {
@@ -262,7 +271,15 @@ impl ServeArgs {
                 .unwrap_or(weir_metrics::MetricsConfig::default().series_max),
             ..weir_metrics::MetricsConfig::default()
         };
+        let bearer = self.bearer.load(crate::security_args::BearerFile {
+            http_tokens_file: file.http_tokens_file,
+            jwt_key_file: file.jwt_key_file,
+            jwt_issuer: file.jwt_issuer,
+            jwt_audience: file.jwt_audience,
+            jwt_principal_claim: file.jwt_principal_claim,
+        })?;
         Ok(Settings {
+            bearer,
             metrics: (!self.no_metrics && file.metrics.unwrap_or(true)).then_some(metrics_config),
             static_configs,
             export_spans: self.otlp_endpoint.is_some(),
@@ -632,7 +649,11 @@ async fn serve(
     let mut http_state =
         weir_http::AppState::new(broker.clone(), groups.clone(), store.clone(), args.http)
             .with_alerts(alerts)
-            .with_queues(queues.clone());
+            .with_queues(queues.clone())
+            .with_security(weir_http::auth::Security {
+                authorizer: Arc::new(weir_auth::Authorizer::disabled()),
+                bearer: Arc::new(args.bearer),
+            });
     if let Some(m) = &metrics {
         http_state = http_state.with_metrics(m.clone());
     }

@@ -12,6 +12,7 @@
 //! # Ok::<(), weir_client::ClientError>(())
 //! ```
 
+mod acls;
 mod queues;
 mod sagas;
 mod sse;
@@ -19,6 +20,7 @@ mod subscriptions;
 
 use std::time::Duration;
 
+pub use acls::AclQuery;
 pub use sagas::SagaFilter;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -130,6 +132,8 @@ pub enum Subscribe {
 pub struct Client {
     base: String,
     agent: ureq::Agent,
+    /// Sent as `Authorization: Bearer` on every request, if set.
+    token: Option<String>,
 }
 
 /// Percent-encodes one path segment (everything but RFC 3986's
@@ -185,7 +189,23 @@ impl Client {
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
             agent,
+            token: None,
         })
+    }
+
+    /// This client, sending `token` as its bearer token (a static token
+    /// or a JWT the server accepts).
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// `request` with the bearer token, if the client has one.
+    fn authorized<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.token {
+            Some(t) => request.header("authorization", format!("Bearer {t}")),
+            None => request,
+        }
     }
 
     /// The server's base URL.
@@ -238,7 +258,7 @@ impl Client {
 
     /// `GET path?query`.
     pub fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T> {
-        let mut request = self.agent.get(self.url(path));
+        let mut request = self.authorized(self.agent.get(self.url(path)));
         for (k, v) in query {
             request = request.query(*k, v);
         }
@@ -257,20 +277,24 @@ impl Client {
     /// `POST path` with a JSON body.
     pub fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
         let body = self.json_body(path, body)?;
-        let request = self.agent.post(self.url(path)).content_type(JSON);
+        let request = self
+            .authorized(self.agent.post(self.url(path)))
+            .content_type(JSON);
         self.answer(path, request.send(&body[..]))
     }
 
     /// `PUT path` with a JSON body.
     pub fn put<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
         let body = self.json_body(path, body)?;
-        let request = self.agent.put(self.url(path)).content_type(JSON);
+        let request = self
+            .authorized(self.agent.put(self.url(path)))
+            .content_type(JSON);
         self.answer(path, request.send(&body[..]))
     }
 
     /// `DELETE path?query`.
     pub fn delete<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T> {
-        let mut request = self.agent.delete(self.url(path));
+        let mut request = self.authorized(self.agent.delete(self.url(path)));
         for (k, v) in query {
             request = request.query(*k, v);
         }
@@ -287,8 +311,7 @@ impl Client {
         last_event_id: Option<&str>,
     ) -> Result<SseStream> {
         let mut request = self
-            .agent
-            .get(self.url(path))
+            .authorized(self.agent.get(self.url(path)))
             .header("accept", "text/event-stream");
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
@@ -346,7 +369,9 @@ impl Client {
     pub fn alter_topic(&self, name: &str, alter: &AlterConfigs) -> Result<TopicInfo> {
         let path = format!("/v1/topics/{}/configs", encode_segment(name));
         let body = self.json_body(&path, alter)?;
-        let request = self.agent.patch(self.url(&path)).content_type(JSON);
+        let request = self
+            .authorized(self.agent.patch(self.url(&path)))
+            .content_type(JSON);
         self.answer(&path, request.send(&body[..]))
     }
 

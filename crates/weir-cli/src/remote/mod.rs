@@ -29,6 +29,10 @@ pub struct RemoteArgs {
     /// A `weir serve` config file whose `http_addr` names the server.
     #[arg(long, env = "WEIR_CONFIG", global = true)]
     config: Option<PathBuf>,
+    /// The bearer token to send (a static token or a JWT), when the
+    /// server asks for one.
+    #[arg(long, env = "WEIR_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
     /// Print the API's JSON (one document, or one per line for records and
     /// events) instead of tables.
     #[arg(long, global = true)]
@@ -52,7 +56,11 @@ impl RemoteArgs {
             }
             (None, None) => "127.0.0.1:8080".to_owned(),
         };
-        Ok(Client::with_timeout(&address, timeout)?)
+        let client = Client::with_timeout(&address, timeout)?;
+        Ok(match &self.token {
+            Some(token) => client.with_token(token.clone()),
+            None => client,
+        })
     }
 }
 
@@ -70,6 +78,8 @@ pub mod exit {
     pub const CONFLICT: u8 = 4;
     /// The server could not be reached, or answered nonsense.
     pub const UNREACHABLE: u8 = 5;
+    /// The server refused who we are (401) or what we asked (403).
+    pub const DENIED: u8 = 6;
 }
 
 /// Nothing answers what was asked for, though the server did not refuse
@@ -95,6 +105,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         Some(ClientError::Problem(p)) => match p.status {
             404 | 410 => exit::NOT_FOUND,
             409 => exit::CONFLICT,
+            401 | 403 => exit::DENIED,
             _ => exit::FAILED,
         },
         Some(ClientError::Transport { .. } | ClientError::Protocol { .. }) => exit::UNREACHABLE,

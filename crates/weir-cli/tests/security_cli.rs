@@ -1,0 +1,96 @@
+//! `weir serve` with bearer tokens and the CLI's `--token`: requests
+//! without a token are refused (exit code 6), a token from the flag or
+//! `WEIR_TOKEN` is sent, and a bad token file stops the server at start
+//! with its name.
+
+mod common;
+
+use std::process::Command;
+
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn weir(
+    http: &str,
+    token: Option<&str>,
+    env_token: Option<&str>,
+    args: &[&str],
+) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+    cmd.args(args)
+        .args(["--server", http])
+        .env_remove("WEIR_TOKEN");
+    if let Some(t) = token {
+        cmd.args(["--token", t]);
+    }
+    if let Some(t) = env_token {
+        cmd.env("WEIR_TOKEN", t);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_cli_sends_its_token_and_says_when_it_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tokens = tmp.path().join("tokens");
+    std::fs::write(&tokens, "# who may call\nUser:ops ops-secret\n").unwrap();
+    let data = tmp.path().join("data");
+    let (child, http) =
+        common::start_serve_http(&data, &["--http-tokens-file", tokens.to_str().unwrap()]);
+    let _serve = Killed(child);
+
+    let (code, _, err) = weir(&http, None, None, &["topic", "list"]);
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("bearer token"), "{err}");
+    let (code, _, err) = weir(&http, Some("wrong"), None, &["topic", "list"]);
+    assert_eq!(code, 6, "{err}");
+    let (code, out, err) = weir(
+        &http,
+        Some("ops-secret"),
+        None,
+        &["topic", "create", "orders"],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = weir(&http, None, Some("ops-secret"), &["topic", "list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("orders"), "{out}");
+    // Without an authorizer, ACL calls say so.
+    let (code, _, err) = weir(&http, Some("ops-secret"), None, &["acl", "list"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not enabled"), "{err}");
+}
+
+#[test]
+fn a_bad_token_file_stops_the_server_at_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tokens = tmp.path().join("tokens");
+    std::fs::write(&tokens, "User:ops ok\nnot-a-principal t\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args([
+            "serve",
+            "--kafka-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .arg("--http-tokens-file")
+        .arg(&tokens)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("tokens line 2"), "{err}");
+}
