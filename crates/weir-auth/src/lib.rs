@@ -35,6 +35,7 @@ pub mod acl;
 mod authorizer;
 pub mod bearer;
 mod file;
+pub mod oauthbearer;
 mod principal;
 
 pub use authorizer::{ACLS_FILE, AUDIT_TARGET, Authorizer, AuthorizerConfig, AuthorizerError};
