@@ -52,7 +52,7 @@ impl TlsTestServer {
             })
             .unwrap(),
         );
-        let data = DataDir::open(&dir.path().join("data"), DirConfig::default()).unwrap();
+        let data = DataDir::open(dir.path().join("data"), DirConfig::default()).unwrap();
         let broker = Arc::new(Broker::open(data, BrokerConfig::default()).unwrap());
         let offsets = OffsetStore::open(broker.clone(), OffsetsConfig::default()).unwrap();
         let groups = Arc::new(Coordinator::new(
@@ -449,7 +449,10 @@ fn a_certificate_rotated_under_load_reaches_new_connections_only() {
     let rt = server.runtime_handle.clone();
     let (mut old, first) = rt.block_on(tls_connect(server.ssl, &server.ca));
     assert_eq!(first, server.server_cert.der);
-    let watcher = rt.block_on(async { server.tls.watch(Duration::from_millis(50)) });
+    let watcher = {
+        let _runtime = rt.enter();
+        server.tls.watch(Duration::from_millis(50))
+    };
 
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", server.ssl.to_string())

@@ -100,18 +100,20 @@ impl TlsServer {
     }
 
     /// Reloads on SIGHUP and when the files change (checked every
-    /// `every`), logging each outcome, until the task is aborted.
+    /// `every`), logging each outcome, until the task is aborted. The
+    /// SIGHUP handler is in place when this returns. Call within a tokio
+    /// runtime.
     pub fn watch(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        use tokio::signal::unix::{SignalKind, signal};
         let server = self.clone();
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(%e, "no SIGHUP handler: certificates reload on file changes only");
+                None
+            }
+        };
         tokio::spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let mut hup = match signal(SignalKind::hangup()) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    tracing::warn!(%e, "no SIGHUP handler: certificates reload on file changes only");
-                    None
-                }
-            };
             let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {

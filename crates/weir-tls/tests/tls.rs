@@ -297,3 +297,31 @@ async fn garbage_instead_of_a_handshake_fails_only_that_connection() {
     let (mut stream, _, _) = connect(addr, client_config(&ca, None)).await.unwrap();
     echo(&mut stream, b"fine").await;
 }
+
+#[tokio::test]
+async fn sighup_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path(), "main");
+    let first = ca.server("server", "first");
+    let tls = Arc::new(TlsServer::load(files(&first, None, ClientAuth::None)).unwrap());
+    // Polled once at start, then not for an hour: only SIGHUP reloads.
+    let watcher = tls.watch(Duration::from_secs(3600));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = ca.server("server", "second");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(tls.reloads(), 0, "nothing but SIGHUP reloads here");
+    let sent = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tls.reloads() == 0 {
+        assert!(std::time::Instant::now() < deadline, "no reload on SIGHUP");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let addr = echo_server(tls.clone()).await;
+    let (_, _, cert) = connect(addr, client_config(&ca, None)).await.unwrap();
+    assert_eq!(cert, second.der);
+    watcher.abort();
+}
