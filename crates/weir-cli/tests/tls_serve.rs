@@ -272,4 +272,9 @@ fn settings_that_cannot_work_are_refused_with_the_reason() {
         "no PEM private key",
     );
     refused(&["--http-tls"], "--http-tls needs --tls-cert");
+    // The same settings from the config file.
+    let config = dir.path().join("weir.toml");
+    std::fs::write(&config, "listeners = \"SSL://127.0.0.1:0\"\n").unwrap();
+    let config = config.display().to_string();
+    refused(&["--config", &config], "needs --tls-cert and --tls-key");
 }
