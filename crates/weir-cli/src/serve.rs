@@ -1,5 +1,5 @@
 //! `weir serve`: one process with the embedded store and the Kafka
-//! listener, until SIGINT or SIGTERM.
+//! listeners, until SIGINT or SIGTERM (SIGHUP reloads TLS files).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,9 +32,38 @@ pub struct ServeArgs {
     #[arg(long, env = "WEIR_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// Address of the Kafka listener; port 0 picks a free port
-    /// [default: 127.0.0.1:9092].
+    /// [default: 127.0.0.1:9092]. One PLAINTEXT listener: `--listeners`
+    /// names several.
     #[arg(long, env = "WEIR_KAFKA_ADDR")]
     kafka_addr: Option<SocketAddr>,
+    /// Kafka listeners as Kafka writes them, comma-separated:
+    /// `PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093` (also
+    /// `SASL_PLAINTEXT`, `SASL_SSL`); instead of `--kafka-addr`.
+    #[arg(long, env = "WEIR_LISTENERS")]
+    listeners: Option<String>,
+    /// Where clients of each listener are told to connect, same form
+    /// (`SSL://broker.example:9093`) [default: `--advertised-host` and the
+    /// bound port, else the bound address].
+    #[arg(long, env = "WEIR_ADVERTISED_LISTENERS")]
+    advertised_listeners: Option<String>,
+    /// The server's certificate chain, PEM, for SSL and SASL_SSL
+    /// listeners and `--http-tls`; reloaded on SIGHUP or when it changes.
+    #[arg(long, env = "WEIR_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert`, PEM.
+    #[arg(long, env = "WEIR_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// CAs that sign client certificates, PEM (mutual TLS).
+    #[arg(long, env = "WEIR_TLS_CLIENT_CA")]
+    tls_client_ca: Option<PathBuf>,
+    /// Kafka's `ssl.client.auth`: `required`, `requested` or `none`
+    /// [default: none].
+    #[arg(long, env = "WEIR_TLS_CLIENT_AUTH")]
+    tls_client_auth: Option<String>,
+    /// Serve the HTTP API over HTTPS with `--tls-cert` and `--tls-key`
+    /// (and the same client-certificate settings).
+    #[arg(long, env = "WEIR_HTTP_TLS")]
+    http_tls: bool,
     /// Address of the HTTP API; port 0 picks a free port
     /// [default: 127.0.0.1:8080].
     #[arg(long, env = "WEIR_HTTP_ADDR")]
@@ -150,6 +179,13 @@ pub struct ServeArgs {
 struct ServeFile {
     data_dir: Option<PathBuf>,
     kafka_addr: Option<SocketAddr>,
+    listeners: Option<String>,
+    advertised_listeners: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
+    tls_client_auth: Option<String>,
+    http_tls: Option<bool>,
     http_addr: Option<SocketAddr>,
     advertised_host: Option<String>,
     fsync: Option<String>,
@@ -187,7 +223,13 @@ struct ServeFile {
 #[derive(Debug)]
 struct Settings {
     data_dir: PathBuf,
-    kafka_addr: SocketAddr,
+    /// The Kafka listeners to bind.
+    listeners: Vec<weir_kafka::listeners::ListenerSpec>,
+    /// Where each listener's clients are told to connect (by name).
+    advertised_listeners: Vec<weir_kafka::listeners::ListenerSpec>,
+    /// The TLS files, if any listener or the HTTP API needs them.
+    tls: Option<weir_tls::TlsFiles>,
+    http_tls: bool,
     http_addr: SocketAddr,
     advertised_host: Option<String>,
     fsync: String,
@@ -271,6 +313,33 @@ impl ServeArgs {
                 .unwrap_or(weir_metrics::MetricsConfig::default().series_max),
             ..weir_metrics::MetricsConfig::default()
         };
+        let listeners = listeners(&self, &file)?;
+        let advertised_listeners = match self
+            .advertised_listeners
+            .as_deref()
+            .or(file.advertised_listeners.as_deref())
+        {
+            None => Vec::new(),
+            Some(text) => {
+                let specs = weir_kafka::listeners::parse_listeners(text)
+                    .context("in --advertised-listeners")?;
+                if let Some(s) = specs
+                    .iter()
+                    .find(|s| !listeners.iter().any(|l| l.protocol == s.protocol))
+                {
+                    anyhow::bail!(weir_kafka::ListenerError::NotListening(s.protocol));
+                }
+                specs
+            }
+        };
+        let http_tls = self.http_tls || file.http_tls.unwrap_or(false);
+        let tls = tls_files(&self, &file)?;
+        if tls.is_none() {
+            if let Some(l) = listeners.iter().find(|l| l.protocol.needs_tls()) {
+                anyhow::bail!("the {} listener needs --tls-cert and --tls-key", l.protocol);
+            }
+            anyhow::ensure!(!http_tls, "--http-tls needs --tls-cert and --tls-key");
+        }
         let bearer = self.bearer.load(crate::security_args::BearerFile {
             http_tokens_file: file.http_tokens_file,
             jwt_key_file: file.jwt_key_file,
@@ -280,6 +349,10 @@ impl ServeArgs {
         })?;
         Ok(Settings {
             bearer,
+            listeners,
+            advertised_listeners,
+            tls,
+            http_tls,
             metrics: (!self.no_metrics && file.metrics.unwrap_or(true)).then_some(metrics_config),
             static_configs,
             export_spans: self.otlp_endpoint.is_some(),
@@ -287,10 +360,6 @@ impl ServeArgs {
                 .data_dir
                 .or(file.data_dir)
                 .unwrap_or_else(|| "./weir-data".into()),
-            kafka_addr: self
-                .kafka_addr
-                .or(file.kafka_addr)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9092))),
             http_addr: self
                 .http_addr
                 .or(file.http_addr)
@@ -403,6 +472,82 @@ impl ServeArgs {
     }
 }
 
+/// The Kafka listeners: `--listeners`, else `--kafka-addr` as one
+/// PLAINTEXT listener (flag over file, as everywhere), else
+/// PLAINTEXT://127.0.0.1:9092.
+fn listeners(
+    args: &ServeArgs,
+    file: &ServeFile,
+) -> anyhow::Result<Vec<weir_kafka::listeners::ListenerSpec>> {
+    use weir_kafka::listeners::{ListenerSpec, parse_listeners};
+    let plaintext = |addr: SocketAddr| ListenerSpec {
+        protocol: weir_kafka::SecurityProtocol::Plaintext,
+        host: addr.ip().to_string(),
+        port: addr.port(),
+    };
+    anyhow::ensure!(
+        !(args.listeners.is_some() && args.kafka_addr.is_some()),
+        "give --listeners or --kafka-addr, not both"
+    );
+    if let Some(text) = &args.listeners {
+        return parse_listeners(text).context("in --listeners");
+    }
+    if let Some(addr) = args.kafka_addr {
+        return Ok(vec![plaintext(addr)]);
+    }
+    anyhow::ensure!(
+        !(file.listeners.is_some() && file.kafka_addr.is_some()),
+        "give listeners or kafka_addr in the config file, not both"
+    );
+    if let Some(text) = &file.listeners {
+        return parse_listeners(text).context("in listeners");
+    }
+    Ok(vec![plaintext(file.kafka_addr.unwrap_or_else(|| {
+        SocketAddr::from(([127, 0, 0, 1], 9092))
+    }))])
+}
+
+/// The TLS files, if a certificate is given: the key must be too, and a
+/// client CA when client certificates are asked for.
+fn tls_files(args: &ServeArgs, file: &ServeFile) -> anyhow::Result<Option<weir_tls::TlsFiles>> {
+    let cert = args.tls_cert.clone().or(file.tls_cert.clone());
+    let key = args.tls_key.clone().or(file.tls_key.clone());
+    let client_ca = args.tls_client_ca.clone().or(file.tls_client_ca.clone());
+    let client_auth: weir_tls::ClientAuth = args
+        .tls_client_auth
+        .as_deref()
+        .or(file.tls_client_auth.as_deref())
+        .map(str::parse)
+        .transpose()?
+        .unwrap_or_default();
+    match (cert, key) {
+        (None, None) => {
+            anyhow::ensure!(
+                client_ca.is_none() && client_auth == weir_tls::ClientAuth::None,
+                "--tls-client-ca and --tls-client-auth need --tls-cert and --tls-key"
+            );
+            Ok(None)
+        }
+        (Some(cert), Some(key)) => {
+            anyhow::ensure!(
+                client_auth == weir_tls::ClientAuth::None || client_ca.is_some(),
+                "--tls-client-auth {} needs --tls-client-ca",
+                args.tls_client_auth
+                    .as_deref()
+                    .or(file.tls_client_auth.as_deref())
+                    .unwrap_or_default()
+            );
+            Ok(Some(weir_tls::TlsFiles {
+                cert,
+                key,
+                client_ca,
+                client_auth,
+            }))
+        }
+        _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+    }
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = args.resolve()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -410,11 +555,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .thread_name("weir")
         .build()
         .context("starting the runtime")?;
-    // Both ready lines in one write, and a stdout nobody reads any more
+    // The ready lines in one write, and a stdout nobody reads any more
     // (a parent that read what it needed) is no reason to stop serving.
-    let ready = |kafka: SocketAddr, http: SocketAddr| {
+    // The first two lines are the first Kafka listener's and the HTTP
+    // API's addresses; one line per Kafka listener follows.
+    let ready = |bound: &Bound| {
         use std::io::Write as _;
-        let lines = format!("kafka listening on {kafka}\nhttp listening on {http}\n");
+        let scheme = if bound.https { "https" } else { "http" };
+        let mut lines = format!(
+            "kafka listening on {}\n{scheme} listening on {}\n",
+            bound.kafka[0].bound, bound.http
+        );
+        for l in &bound.kafka {
+            lines.push_str(&format!("kafka listener {} on {}\n", l.name, l.bound));
+        }
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(lines.as_bytes()).and_then(|()| out.flush());
     };
@@ -462,8 +616,8 @@ impl InProcess {
                     .thread_name("weir")
                     .build()
                     .context("starting the runtime")?;
-                let ready = move |kafka, http| {
-                    let _ = ready_tx.send((kafka, http));
+                let ready = move |bound: &Bound| {
+                    let _ = ready_tx.send((bound.kafka[0].bound, bound.http));
                 };
                 runtime.block_on(serve(settings, ready, async {
                     let _ = stopped.await;
@@ -496,9 +650,16 @@ impl Drop for InProcess {
     }
 }
 
+/// Where a started server listens.
+struct Bound {
+    kafka: Vec<Arc<weir_kafka::Endpoint>>,
+    http: SocketAddr,
+    https: bool,
+}
+
 async fn serve(
     args: Settings,
-    ready: impl FnOnce(SocketAddr, SocketAddr),
+    ready: impl FnOnce(&Bound),
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let dir = DataDir::open(&args.data_dir, DirConfig::default())
@@ -529,16 +690,46 @@ async fn serve(
         EmbeddedStore::open(broker.clone(), StoreConfig::default())
             .context("opening the event store")?,
     );
-    let listener = tokio::net::TcpListener::bind(args.kafka_addr)
-        .await
-        .with_context(|| format!("binding the kafka listener to {}", args.kafka_addr))?;
-    let bound = listener.local_addr()?;
-    let mut server_config = ServerConfig::new(bound);
+    // One TLS server for every TLS listener and HTTPS, reloaded on
+    // SIGHUP and when its files change.
+    let tls = match &args.tls {
+        None => None,
+        Some(files) => Some(Arc::new(
+            weir_tls::TlsServer::load(files.clone()).context("loading the TLS files")?,
+        )),
+    };
+    let tls_watch = tls.as_ref().map(|t| t.watch(weir_tls::RELOAD_POLL));
+    let mut listeners = Vec::with_capacity(args.listeners.len());
+    for spec in &args.listeners {
+        let socket = tokio::net::TcpListener::bind(spec.bind_addr())
+            .await
+            .with_context(|| {
+                format!(
+                    "binding the {} listener to {}",
+                    spec.protocol,
+                    spec.bind_addr()
+                )
+            })?;
+        let port = socket.local_addr()?.port();
+        let advertised = args
+            .advertised_listeners
+            .iter()
+            .find(|a| a.protocol == spec.protocol)
+            .map(|a| (a.host.clone(), a.port))
+            .or_else(|| args.advertised_host.clone().map(|h| (h, port)));
+        listeners.push(weir_kafka::Listener::new(
+            spec.protocol,
+            socket,
+            advertised,
+            tls.clone(),
+        )?);
+    }
+    let first = listeners[0].endpoint.clone();
+    let mut server_config = ServerConfig::new(first.bound);
+    server_config.advertised_host = first.advertised_host.clone();
+    server_config.advertised_port = first.advertised_port;
     server_config.static_configs = args.static_configs;
     server_config.name_request_spans = args.export_spans;
-    if let Some(host) = args.advertised_host {
-        server_config.advertised_host = host;
-    }
     if let Some(n) = args.connections_max {
         server_config.connections_max = n.max(1);
     }
@@ -624,7 +815,11 @@ async fn serve(
     let http_listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .with_context(|| format!("binding the http listener to {}", args.http_addr))?;
-    ready(bound, http_listener.local_addr()?);
+    ready(&Bound {
+        kafka: listeners.iter().map(|l| l.endpoint.clone()).collect(),
+        http: http_listener.local_addr()?,
+        https: args.http_tls,
+    });
     // One signal stops both listeners.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -660,14 +855,15 @@ async fn serve(
     let http_state = Arc::new(http_state);
     // The web console at /console, over the same state as the API.
     let console = weir_console::router(http_state.clone(), weir_console::ConsoleConfig::default());
-    let http = tokio::spawn(weir_http::run_with(
+    let http = tokio::spawn(weir_http::run_with_tls(
         http_listener,
+        tls.clone().filter(|_| args.http_tls),
         http_state,
         console,
         stopped(stop_rx.clone()),
     ));
-    weir_kafka::run_with_queues(
-        listener,
+    weir_kafka::run_listeners(
+        listeners,
         broker.clone(),
         groups.clone(),
         queues,
@@ -691,6 +887,9 @@ async fn serve(
         }
     }
     retention.abort();
+    if let Some(w) = tls_watch {
+        w.abort();
+    }
     cleaner.abort();
     alerting.abort();
     tracing::info!("shutting down: syncing the data directory");

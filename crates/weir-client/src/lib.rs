@@ -51,7 +51,8 @@ pub enum ClientError {
     /// The server answered something this client does not understand.
     #[error("unexpected answer from {url}: {reason}")]
     Protocol { url: String, reason: String },
-    /// The server address is not an `http://` URL.
+    /// The server address is not an `http://` or `https://` URL, or
+    /// the CA given for HTTPS is not a PEM certificate.
     #[error("invalid server address {address:?}: {reason}")]
     Address {
         address: String,
@@ -161,6 +162,43 @@ impl Client {
     /// A client whose reads and writes fail after waiting `timeout`
     /// (`None`: never, for live streams).
     pub fn with_timeout(address: &str, timeout: Option<Duration>) -> Result<Self> {
+        Self::build(address, timeout, None)
+    }
+
+    /// A client of a server serving HTTPS (`weir serve --http-tls`) with
+    /// a certificate that `ca_pem` (PEM, one or more certificates) signed;
+    /// `address` is `https://host:port` or `host:port`.
+    pub fn with_ca(address: &str, ca_pem: &[u8], timeout: Option<Duration>) -> Result<Self> {
+        let address = if address.contains("://") {
+            address.to_owned()
+        } else {
+            format!("https://{address}")
+        };
+        let bad = |reason| ClientError::Address {
+            address: address.clone(),
+            reason,
+        };
+        let roots = ureq::tls::parse_pem(ca_pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+                Ok(_) => None,
+                Err(_) => Some(Err(bad("the CA is not valid PEM"))),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if roots.is_empty() {
+            return Err(bad("the CA holds no PEM certificate"));
+        }
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
+            .build();
+        Self::build(&address, timeout, Some(tls))
+    }
+
+    fn build(
+        address: &str,
+        timeout: Option<Duration>,
+        tls: Option<ureq::tls::TlsConfig>,
+    ) -> Result<Self> {
         let bad = |reason| ClientError::Address {
             address: address.to_owned(),
             reason,
@@ -170,8 +208,11 @@ impl Client {
         } else {
             format!("http://{address}")
         };
-        let Some(rest) = base.strip_prefix("http://") else {
-            return Err(bad("only http:// is served"));
+        let rest = match (base.strip_prefix("http://"), base.strip_prefix("https://")) {
+            (Some(rest), _) => rest,
+            (None, Some(rest)) if tls.is_some() => rest,
+            (None, Some(_)) => return Err(bad("https:// needs the server's CA (Client::with_ca)")),
+            (None, None) => return Err(bad("only http:// and https:// are served")),
         };
         if rest.trim_end_matches('/').is_empty() || rest.trim_end_matches('/').contains('/') {
             return Err(bad("give the host and port only, e.g. 127.0.0.1:8080"));
@@ -180,6 +221,7 @@ impl Client {
         // whole call: with any call-wide timeout ureq resolves the address on
         // a thread of its own, spawned for every request (about 0.1 ms each).
         let agent = ureq::Agent::config_builder()
+            .tls_config(tls.unwrap_or_default())
             .http_status_as_error(false)
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_per_read(timeout)

@@ -9,7 +9,7 @@
 //! Listing routes are open to any authenticated caller and filter their
 //! answer to what the caller may describe ([`Caller::allows`]).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, MatchedPath, RawPathParams, Request, State};
@@ -22,6 +22,7 @@ use weir_auth::{Authorizer, Principal};
 
 use crate::AppState;
 use crate::problem::ApiError;
+use crate::tls::Peer;
 
 /// The server's authentication and authorization, shared with the Kafka
 /// listener (the authorizer is the same object).
@@ -39,29 +40,6 @@ impl Default for Security {
             authorizer: Arc::new(Authorizer::disabled()),
             bearer: Arc::new(BearerAuth::default()),
         }
-    }
-}
-
-/// The TLS client certificate's principal, which a TLS listener puts in
-/// the request's extensions.
-#[derive(Debug, Clone)]
-pub struct TlsPrincipal(pub Principal);
-
-/// The peer's address of a connection, whatever listener accepted it
-/// (axum knows it only for a bare TCP listener): what ACLs naming a host
-/// are checked against.
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub SocketAddr);
-
-impl<L>
-    axum::extract::connect_info::Connected<
-        axum::serve::IncomingStream<'_, crate::counted::Counted<L>>,
-    > for PeerAddr
-where
-    L: axum::serve::Listener<Addr = SocketAddr>,
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, crate::counted::Counted<L>>) -> Self {
-        Self(*stream.remote_addr())
     }
 }
 
@@ -357,10 +335,15 @@ pub(crate) async fn guard(
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(str::trim);
-    let tls = request
+    let peer = request
         .extensions()
-        .get::<TlsPrincipal>()
-        .map(|t| t.0.clone());
+        .get::<ConnectInfo<Peer>>()
+        .map(|c| &c.0);
+    // A client certificate's principal (an anonymous one is no principal).
+    let tls = peer
+        .map(|p| p.principal.clone())
+        .filter(|p| !p.is_anonymous());
+    let host = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.addr.ip());
     let principal = match (bearer, security.bearer.is_configured()) {
         (Some(token), true) => match security.bearer.authenticate(token) {
             Ok(a) => a.principal,
@@ -379,10 +362,6 @@ pub(crate) async fn guard(
         }
         _ => tls.unwrap_or_else(Principal::anonymous),
     };
-    let host = request
-        .extensions()
-        .get::<ConnectInfo<PeerAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.0.ip());
     let caller = Caller {
         principal,
         host,

@@ -17,7 +17,7 @@ pub(crate) struct Counted<L> {
 
 /// An accepted stream and its place in the connection count.
 pub(crate) struct CountedIo<T> {
-    io: T,
+    pub(crate) io: T,
     _counted: Option<weir_metrics::OpenGuard>,
 }
 

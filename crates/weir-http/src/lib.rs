@@ -25,6 +25,7 @@ mod queues;
 mod sagas;
 mod streams;
 mod subscriptions;
+mod tls;
 mod topics;
 pub mod trace;
 
@@ -43,6 +44,7 @@ use weir_groups::Coordinator;
 use weir_store::EmbeddedStore;
 
 use problem::ApiError;
+pub use tls::Peer;
 
 /// Limits of the HTTP API.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -447,19 +449,19 @@ pub async fn run_with(
     extra: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt as _;
-    // Answers are small writes after the request: without TCP_NODELAY,
-    // Nagle's algorithm holds them for the client's delayed ACK (tens of
-    // ms per call on a keep-alive connection).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(%e, "TCP_NODELAY not set");
-        }
-    });
-    let listener = counted::Counted {
-        inner: listener,
-        recorder: state.metrics.as_ref().map(|m| m.recorder().clone()),
-    };
+    run_with_tls(listener, None, state, extra, shutdown).await
+}
+
+/// [`run_with`], over HTTPS when `tls` is given. Every request carries
+/// its client's address and principal as `ConnectInfo<`[`Peer`]`>`.
+pub async fn run_with_tls(
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<weir_tls::TlsServer>>,
+    state: Arc<AppState>,
+    extra: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let recorder = state.metrics.as_ref().map(|m| m.recorder().clone());
     // The extra routes (the console) pass the same guard as the API's.
     let extra = if extra.has_routes() {
         extra.route_layer(axum::middleware::from_fn_with_state(
@@ -487,11 +489,27 @@ pub async fn run_with(
         shutdown.await;
         state.stopping.send_replace(true);
     };
-    // The peer's address reaches the guard, for ACLs naming hosts.
-    let app = app.into_make_service_with_connect_info::<auth::PeerAddr>();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let app = app.into_make_service_with_connect_info::<Peer>();
+    let served = match tls {
+        None => {
+            let listener = counted::Counted {
+                inner: tls::NoDelay(listener),
+                recorder,
+            };
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(tls) => {
+            let listener = counted::Counted {
+                inner: tls::TlsListener::new(listener, tls)?,
+                recorder,
+            };
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
     queue_upkeep.abort();
     served
 }

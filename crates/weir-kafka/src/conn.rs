@@ -8,13 +8,41 @@ use std::sync::Arc;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::Instrument as _;
+use weir_auth::Principal;
 
-use crate::Shared;
 use crate::apis;
+use crate::{Endpoint, Shared};
+
+/// A connection's byte stream, split into a reader and a writer that run
+/// in separate tasks. Plain TCP splits into owned halves (no lock between
+/// them, no copy); a TLS stream through tokio's split.
+pub(crate) trait Stream: Send + 'static {
+    type Read: AsyncRead + Unpin + Send + 'static;
+    type Write: AsyncWrite + Unpin + Send + 'static;
+    fn halves(self) -> (Self::Read, Self::Write);
+}
+
+impl Stream for TcpStream {
+    type Read = tokio::net::tcp::OwnedReadHalf;
+    type Write = tokio::net::tcp::OwnedWriteHalf;
+
+    fn halves(self) -> (Self::Read, Self::Write) {
+        self.into_split()
+    }
+}
+
+impl Stream for weir_tls::TlsStream {
+    type Read = tokio::io::ReadHalf<Self>;
+    type Write = tokio::io::WriteHalf<Self>;
+
+    fn halves(self) -> (Self::Read, Self::Write) {
+        tokio::io::split(self)
+    }
+}
 
 /// Why a connection is closed.
 #[derive(Debug, thiserror::Error)]
@@ -52,15 +80,24 @@ type Answer = tokio::task::JoinHandle<Result<Option<(Bytes, Bytes)>, ConnError>>
 /// whose batches are written waits for durability in its own task while the
 /// next requests are read and handled, and a writer answers them all in
 /// order. At most [`IN_FLIGHT_MAX`] answers are pending; beyond that the
-/// reader waits, and so does the client.
-pub(crate) async fn serve(
-    socket: TcpStream,
+/// reader waits, and so does the client. `listener` is the listener the
+/// client came through, `principal` who the transport authenticated (a
+/// TLS client certificate's subject, else `User:ANONYMOUS`).
+pub(crate) async fn serve<S: Stream>(
+    socket: S,
     peer: SocketAddr,
+    listener: Arc<Endpoint>,
+    principal: Principal,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let _ = socket.set_nodelay(true);
-    let (mut reader, writer) = socket.into_split();
+    let (mut reader, writer) = socket.halves();
+    tracing::debug!(%peer, listener = %listener.name, %principal, "connection opened");
+    let who = Who {
+        peer,
+        listener,
+        principal,
+    };
     let (answers, mut pending) = tokio::sync::mpsc::channel::<Answer>(IN_FLIGHT_MAX);
     let reading = tokio::spawn(async move {
         loop {
@@ -82,7 +119,7 @@ pub(crate) async fn serve(
                 _ => None,
             };
             let answer = match frame {
-                Ok(Some(frame)) => handle(frame, peer, &shared).await,
+                Ok(Some(frame)) => handle(frame, &who, &shared).await,
                 Ok(None) => break,
                 Err(e) => Err(e),
             };
@@ -134,6 +171,13 @@ pub(crate) async fn serve(
     let _ = writer.shutdown().await;
 }
 
+/// Who is at the other end of a connection, and through which listener.
+struct Who {
+    peer: SocketAddr,
+    listener: Arc<Endpoint>,
+    principal: Principal,
+}
+
 /// A request being timed for the metrics.
 struct Timed {
     recorder: Arc<weir_metrics::Recorder>,
@@ -155,7 +199,7 @@ impl Timed {
 /// Reads one frame, checking its length against the limit of its API
 /// before reading the body.
 async fn read_frame(
-    reader: &mut tokio::net::tcp::OwnedReadHalf,
+    reader: &mut (impl AsyncRead + Unpin),
     shared: &Shared,
 ) -> Result<Option<Bytes>, ConnError> {
     let mut len = [0u8; 4];
@@ -200,7 +244,7 @@ async fn read_frame(
 }
 
 async fn write_frame(
-    writer: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>,
+    writer: &mut BufWriter<impl AsyncWrite + Unpin>,
     head: &[u8],
     body: &[u8],
 ) -> std::io::Result<()> {
@@ -257,11 +301,7 @@ enum Pending {
 /// The request runs in a span with its API, client id and correlation id,
 /// so every line logged while serving it carries them; the span lasts
 /// until the answer is ready (for a Produce, until durable).
-async fn handle(
-    frame: Bytes,
-    peer: SocketAddr,
-    shared: &Arc<Shared>,
-) -> Result<Pending, ConnError> {
+async fn handle(frame: Bytes, who: &Who, shared: &Arc<Shared>) -> Result<Pending, ConnError> {
     let (api, version, header, body) = match open_frame(frame.clone()) {
         Ok(opened) => opened,
         Err(ConnError::UnsupportedVersion {
@@ -288,7 +328,9 @@ async fn handle(
         })?;
     let head = head.freeze();
     let caller = apis::Caller {
-        peer,
+        peer: who.peer,
+        listener: who.listener.clone(),
+        principal: who.principal.clone(),
         client_id: header
             .client_id
             .as_ref()

@@ -4,13 +4,15 @@
 //! knows Kafka's request and response types.
 //!
 //! [`run`] serves a bound listener until `shutdown` resolves, so tests bind
-//! port 0 and stop the server when they are done.
+//! port 0 and stop the server when they are done; [`run_listeners`] serves
+//! several (`PLAINTEXT`, `SSL`, ... as Kafka names them, [`listeners`]).
 
 mod alloc;
 mod apis;
 pub mod client_protocol;
 mod codes;
 mod conn;
+pub mod listeners;
 mod share_sessions;
 mod txn;
 mod txn_offsets;
@@ -28,11 +30,14 @@ use weir_groups::Coordinator;
 pub use alloc::GuardedAllocator;
 pub use codes::{Code, for_broker_error, for_group_error};
 pub use conn::decode_request;
+pub use listeners::{Endpoint, Listener, ListenerError, SecurityProtocol};
 
 /// Settings and limits of the Kafka listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
-    /// Host and port clients are told to connect to (Metadata).
+    /// Host and port clients are told to connect to (Metadata), for the
+    /// one listener of [`run`] ([`run_listeners`] takes them per
+    /// listener).
     pub advertised_host: String,
     pub advertised_port: u16,
     /// Most client connections at once; more wait to be accepted.
@@ -102,8 +107,8 @@ pub(crate) struct Shared {
     pub broker: Arc<Broker>,
     pub groups: Arc<Coordinator>,
     pub config: ServerConfig,
-    /// The address the listener is bound to.
-    pub listen_addr: SocketAddr,
+    /// The listeners served (`listeners` and `advertised.listeners`).
+    pub listeners: Vec<Arc<Endpoint>>,
     /// Where request latencies, connections and refusals are counted
     /// (`None`: metrics off).
     pub recorder: Option<Arc<weir_metrics::Recorder>>,
@@ -168,6 +173,7 @@ pub async fn run_recorded(
 
 /// [`run_recorded`] with share groups' records kept by `queues`, the
 /// server's one queue manager (`weir serve` hands the HTTP API the same).
+/// `listener` is one `PLAINTEXT` listener advertised as `config` says.
 pub async fn run_with_queues(
     listener: TcpListener,
     broker: Arc<Broker>,
@@ -177,10 +183,41 @@ pub async fn run_with_queues(
     recorder: Option<Arc<weir_metrics::Recorder>>,
     shutdown: impl Future<Output = ()>,
 ) {
+    let advertised = (config.advertised_host.clone(), config.advertised_port);
+    let listener = Listener::new(
+        SecurityProtocol::Plaintext,
+        listener,
+        Some(advertised),
+        None,
+    )
+    .expect("a plaintext listener needs no TLS");
+    run_listeners(
+        vec![listener],
+        broker,
+        groups,
+        queues,
+        config,
+        recorder,
+        shutdown,
+    )
+    .await;
+}
+
+/// Serves Kafka clients on every listener until `shutdown` resolves; then
+/// stops accepting, lets each connection finish the request it is
+/// handling, and returns. `config.connections_max` bounds the connections
+/// of all listeners together; each connection is told its own listener's
+/// advertised address.
+pub async fn run_listeners(
+    listeners: Vec<Listener>,
+    broker: Arc<Broker>,
+    groups: Arc<Coordinator>,
+    queues: Arc<QueueSlot>,
+    config: ServerConfig,
+    recorder: Option<Arc<weir_metrics::Recorder>>,
+    shutdown: impl Future<Output = ()>,
+) {
     let limit = Arc::new(Semaphore::new(config.connections_max));
-    let listen_addr = listener
-        .local_addr()
-        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], config.advertised_port)));
     let (b, g) = (broker.clone(), groups.clone());
     let txns = match tokio::task::spawn_blocking(move || txn::Transactions::open(b, g)).await {
         Ok(Ok(t)) => Some(Arc::new(t)),
@@ -197,7 +234,7 @@ pub async fn run_with_queues(
     let shared = Arc::new(Shared {
         broker,
         groups: groups.clone(),
-        listen_addr,
+        listeners: listeners.iter().map(|l| l.endpoint.clone()).collect(),
         recorder,
         txns,
         queues,
@@ -208,43 +245,94 @@ pub async fn run_with_queues(
     let (stop_tx, stop_rx) = watch::channel(false);
     let timers = tokio::spawn(group_timers(groups));
     let share_upkeep = tokio::spawn(apis::share_upkeep(shared.clone()));
-    let mut tasks = tokio::task::JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            () = &mut shutdown => break,
-            permit = limit.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-        };
-        let (socket, peer) = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!(%e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let (shared, stop) = (shared.clone(), stop_rx.clone());
-        let counted = shared
-            .recorder
-            .as_ref()
-            .map(|r| r.connection(weir_metrics::Listener::Kafka));
-        tasks.spawn(async move {
-            conn::serve(socket, peer, shared, stop).await;
-            drop((permit, counted));
-        });
-        // Reap finished connections so the set does not grow.
-        while tasks.try_join_next().is_some() {}
+    let mut accepting = tokio::task::JoinSet::new();
+    for listener in listeners {
+        accepting.spawn(accept_loop(
+            listener,
+            shared.clone(),
+            limit.clone(),
+            stop_rx.clone(),
+        ));
     }
+    shutdown.await;
     let _ = stop_tx.send(true);
     timers.abort();
     share_upkeep.abort();
     if let Some(t) = txn_timers {
         t.abort();
     }
+    while accepting.join_next().await.is_some() {}
+}
+
+/// Accepts one listener's connections until `stop`, then waits for them
+/// to end. A TLS listener's handshake runs in the connection's task, so a
+/// slow or broken client holds up nobody else.
+async fn accept_loop(
+    listener: Listener,
+    shared: Arc<Shared>,
+    limit: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        let permit = tokio::select! {
+            () = stopping(&mut stop) => break,
+            permit = limit.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+        };
+        let (socket, peer) = tokio::select! {
+            () = stopping(&mut stop) => break,
+            accepted = listener.socket.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(%e, listener = %listener.endpoint.name, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = socket.set_nodelay(true);
+        let (shared, stop, endpoint) = (shared.clone(), stop.clone(), listener.endpoint.clone());
+        let counted = shared
+            .recorder
+            .as_ref()
+            .map(|r| r.connection(weir_metrics::Listener::Kafka));
+        match &listener.tls {
+            None => {
+                let anonymous = weir_auth::Principal::anonymous();
+                tasks.spawn(async move {
+                    conn::serve(socket, peer, endpoint, anonymous, shared, stop).await;
+                    drop((permit, counted));
+                });
+            }
+            Some(tls) => {
+                let tls = tls.clone();
+                let mut stop_handshake = stop.clone();
+                tasks.spawn(async move {
+                    let accepted = tokio::select! {
+                        () = stopping(&mut stop_handshake) => return,
+                        accepted = tls.accept(socket) => accepted,
+                    };
+                    match accepted {
+                        Ok((stream, principal)) => {
+                            conn::serve(stream, peer, endpoint, principal, shared, stop).await;
+                        }
+                        Err(e) => {
+                            tracing::info!(%peer, %e, listener = %endpoint.name, "TLS handshake failed");
+                        }
+                    }
+                    drop((permit, counted));
+                });
+            }
+        }
+        // Reap finished connections so the set does not grow.
+        while tasks.try_join_next().is_some() {}
+    }
     while tasks.join_next().await.is_some() {}
+}
+
+/// Resolves once `stop` turns true.
+async fn stopping(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// Ends what time ends in the group coordinator (sessions, rebalances) at

@@ -98,14 +98,22 @@ fn fixed(shared: &Shared) -> Vec<(&'static str, String, i8, &'static str)> {
         shared.broker.config(),
         shared.groups.config(),
     );
-    let advertised = format!("PLAINTEXT://{}:{}", c.advertised_host, c.advertised_port);
+    let list = |addr: &dyn Fn(&crate::Endpoint) -> String| {
+        shared
+            .listeners
+            .iter()
+            .map(|l| format!("{}://{}", l.name, addr(l)))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let advertised = list(&|l| format!("{}:{}", l.advertised_host, l.advertised_port));
     let offsets = shared.broker.topic("__consumer_offsets").ok();
     let mut out = vec![
         (
             "advertised.listeners",
             advertised,
             TYPE_STRING,
-            "Where clients are told to connect (--advertised-host).",
+            "Where clients are told to connect, per listener (--advertised-listeners).",
         ),
         (
             "auto.create.topics.enable",
@@ -187,9 +195,9 @@ fn fixed(shared: &Shared) -> Vec<(&'static str, String, i8, &'static str)> {
         ),
         (
             "listeners",
-            format!("PLAINTEXT://{}", shared.listen_addr),
+            list(&|l| l.bound.to_string()),
             TYPE_STRING,
-            "The address the Kafka listener is bound to (--kafka-addr).",
+            "The addresses the Kafka listeners are bound to (--listeners).",
         ),
         (
             "log.dirs",

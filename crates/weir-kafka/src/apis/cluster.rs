@@ -16,7 +16,7 @@ use kafka_protocol::messages::{
     DescribeQuorumResponse, ListConfigResourcesRequest, ListConfigResourcesResponse,
 };
 
-use super::{operations, str_bytes, topic_name};
+use super::{Caller, operations, str_bytes, topic_name};
 use crate::Shared;
 use crate::codes::Code;
 use crate::conn::{ConnError, decode, encode};
@@ -28,6 +28,7 @@ const ENDPOINT_CONTROLLER: i8 = 2;
 pub(crate) fn describe_cluster(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Shared,
 ) -> Result<Bytes, ConnError> {
     let request: DescribeClusterRequest = decode(ApiKey::DescribeCluster, version, body)?;
@@ -66,8 +67,8 @@ pub(crate) fn describe_cluster(
             .with_brokers(vec![
                 DescribeClusterBroker::default()
                     .with_broker_id(BrokerId(config.node_id))
-                    .with_host(str_bytes(&config.advertised_host))
-                    .with_port(i32::from(config.advertised_port)),
+                    .with_host(str_bytes(&caller.listener.advertised_host))
+                    .with_port(i32::from(caller.listener.advertised_port)),
             ])
             .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
                 operations::CLUSTER

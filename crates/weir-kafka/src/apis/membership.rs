@@ -39,6 +39,7 @@ fn success_message(version: i16) -> Option<kafka_protocol::protocol::StrBytes> {
 pub(crate) fn find_coordinator(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Shared,
 ) -> Result<Bytes, ConnError> {
     let request: FindCoordinatorRequest = decode(ApiKey::FindCoordinator, version, body)?;
@@ -56,8 +57,8 @@ pub(crate) fn find_coordinator(
     let (node, host, port) = if code == Code::None {
         (
             config.node_id,
-            str_bytes(&config.advertised_host),
-            i32::from(config.advertised_port),
+            str_bytes(&caller.listener.advertised_host),
+            i32::from(caller.listener.advertised_port),
         )
     } else {
         (-1, str_bytes(""), -1)

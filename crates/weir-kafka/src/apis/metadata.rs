@@ -11,7 +11,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse};
 use weir_broker::{Broker, BrokerError, Topic};
 
-use super::{blocking, operations, str_bytes, topic_name};
+use super::{Caller, blocking, operations, str_bytes, topic_name};
 use crate::Shared;
 use crate::codes::{Code, for_broker_error};
 use crate::conn::{ConnError, decode, encode};
@@ -43,6 +43,7 @@ fn failed(name: &str, error: Code) -> MetadataResponseTopic {
 pub(crate) async fn handle(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: MetadataRequest = decode(ApiKey::Metadata, version, body)?;
@@ -99,8 +100,8 @@ pub(crate) async fn handle(
         .with_brokers(vec![
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(node))
-                .with_host(str_bytes(&config.advertised_host))
-                .with_port(i32::from(config.advertised_port)),
+                .with_host(str_bytes(&caller.listener.advertised_host))
+                .with_port(i32::from(caller.listener.advertised_port)),
         ])
         .with_cluster_id(Some(str_bytes(&config.cluster_id)))
         .with_controller_id(BrokerId(node))

@@ -143,6 +143,16 @@ pub(crate) enum Reply {
 pub(crate) struct Caller {
     pub peer: SocketAddr,
     pub client_id: String,
+    /// The listener the connection came through (its security protocol,
+    /// and the address advertised to it).
+    pub listener: Arc<crate::Endpoint>,
+    /// Who the connection authenticated as (`User:ANONYMOUS` unless a
+    /// client certificate named someone).
+    #[allow(
+        dead_code,
+        reason = "read by the authorizer (issue 20), which is being added"
+    )]
+    pub principal: weir_auth::Principal,
 }
 
 /// Runs one decoded-header request. Everything but the wait for durability
@@ -157,7 +167,7 @@ pub(crate) async fn dispatch(
     let now = |body: Bytes| Reply::Now(Some(body));
     Ok(match api {
         ApiKey::ApiVersions => now(api_versions::handle(version, body)?),
-        ApiKey::Metadata => now(metadata::handle(version, body, shared).await?),
+        ApiKey::Metadata => now(metadata::handle(version, body, caller, shared).await?),
         ApiKey::Produce => Reply::Later(produce::handle(version, body, shared).await?),
         ApiKey::Fetch => now(fetch::handle(version, body, shared).await?),
         ApiKey::ListOffsets => now(list_offsets::handle(version, body, shared).await?),
@@ -182,7 +192,9 @@ pub(crate) async fn dispatch(
             now(configs::incremental_alter(version, body, shared).await?)
         }
         ApiKey::CreatePartitions => now(create_partitions::handle(version, body, shared).await?),
-        ApiKey::FindCoordinator => now(membership::find_coordinator(version, body, shared)?),
+        ApiKey::FindCoordinator => {
+            now(membership::find_coordinator(version, body, caller, shared)?)
+        }
         ApiKey::JoinGroup => membership::join(version, body, caller, shared)?,
         ApiKey::SyncGroup => membership::sync(version, body, shared)?,
         ApiKey::Heartbeat => now(membership::heartbeat(version, body, shared)?),
@@ -212,7 +224,7 @@ pub(crate) async fn dispatch(
         }
         ApiKey::ListPartitionReassignments => now(replicas::list_reassignments(version, body)?),
         ApiKey::DescribeQuorum => now(cluster::describe_quorum(version, body, shared)?),
-        ApiKey::DescribeCluster => now(cluster::describe_cluster(version, body, shared)?),
+        ApiKey::DescribeCluster => now(cluster::describe_cluster(version, body, caller, shared)?),
         ApiKey::DescribeProducers => now(describe_producers::handle(version, body, shared)?),
         ApiKey::ListConfigResources => now(cluster::list_config_resources(version, body, shared)?),
         ApiKey::DescribeTopicPartitions => {
