@@ -52,8 +52,10 @@ fn https_serves_the_api_and_names_client_certificates() {
         .unwrap();
     let addr = listener.local_addr().unwrap();
     // A route beside the API that answers with the caller's principal.
+    // Extra routes pass the API's guard, whose table knows the console's
+    // paths (open here: no authorizer), hence the route's place.
     let whoami = axum::Router::new().route(
-        "/whoami",
+        "/console/whoami",
         axum::routing::get(|ConnectInfo(peer): ConnectInfo<Peer>| async move {
             peer.principal.to_string()
         }),
@@ -106,7 +108,7 @@ fn https_serves_the_api_and_names_client_certificates() {
             .build()
             .into();
         agent
-            .get(format!("https://{addr}/whoami"))
+            .get(format!("https://{addr}/console/whoami"))
             .call()
             .unwrap()
             .into_body()
