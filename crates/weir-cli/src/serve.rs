@@ -139,6 +139,19 @@ pub struct ServeArgs {
     /// `weir_metrics_series_dropped_total` [default: 10000].
     #[arg(long)]
     metrics_series_max: Option<usize>,
+    /// Check every request against the ACLs kept in the data directory
+    /// (`.acls.json`; managed with Kafka's CreateAcls, DescribeAcls and
+    /// DeleteAcls) [default: off, everything is allowed].
+    #[arg(long, env = "WEIR_AUTHORIZER")]
+    authorizer: bool,
+    /// Principals allowed everything when the authorizer is on, separated
+    /// by `;` as Kafka's `super.users` (e.g. `User:admin;User:ops`).
+    #[arg(long, env = "WEIR_SUPER_USERS")]
+    super_users: Option<String>,
+    /// Allow an operation on a resource no ACL names (Kafka's
+    /// `allow.everyone.if.no.acl.found`) [default: refused].
+    #[arg(long)]
+    allow_everyone_if_no_acl_found: bool,
 }
 
 /// The config file: the same settings, all optional; unknown keys are an
@@ -174,6 +187,9 @@ struct ServeFile {
     alert_interval_ms: Option<u64>,
     metrics: Option<bool>,
     metrics_series_max: Option<usize>,
+    authorizer: Option<bool>,
+    super_users: Option<String>,
+    allow_everyone_if_no_acl_found: Option<bool>,
 }
 
 /// Every setting, resolved.
@@ -205,6 +221,8 @@ struct Settings {
     /// Spans are exported (`--otlp-endpoint`): Kafka request spans are
     /// named by API.
     export_spans: bool,
+    /// `None`: authorization off.
+    authorizer: Option<weir_auth::AuthorizerConfig>,
 }
 
 impl ServeArgs {
@@ -262,7 +280,23 @@ impl ServeArgs {
                 .unwrap_or(weir_metrics::MetricsConfig::default().series_max),
             ..weir_metrics::MetricsConfig::default()
         };
+        let super_users = self.super_users.or(file.super_users);
+        let authorizer = if self.authorizer || file.authorizer.unwrap_or(false) {
+            Some(weir_auth::AuthorizerConfig {
+                super_users: parse_super_users(super_users.as_deref().unwrap_or(""))?,
+                allow_if_no_acl: self.allow_everyone_if_no_acl_found
+                    || file.allow_everyone_if_no_acl_found.unwrap_or(false),
+                ..weir_auth::AuthorizerConfig::default()
+            })
+        } else {
+            anyhow::ensure!(
+                super_users.is_none(),
+                "super_users is set but the authorizer is off: pass --authorizer"
+            );
+            None
+        };
         Ok(Settings {
+            authorizer,
             metrics: (!self.no_metrics && file.metrics.unwrap_or(true)).then_some(metrics_config),
             static_configs,
             export_spans: self.otlp_endpoint.is_some(),
@@ -386,6 +420,15 @@ impl ServeArgs {
     }
 }
 
+/// Kafka's `super.users`: principals separated by `;`, blanks ignored.
+fn parse_super_users(list: &str) -> anyhow::Result<Vec<weir_auth::Principal>> {
+    list.split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| weir_auth::Principal::parse(p).with_context(|| format!("in super_users: {p:?}")))
+        .collect()
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = args.resolve()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -498,6 +541,13 @@ async fn serve(
         ..config
     };
     let broker = Arc::new(Broker::open(dir, config).context("opening the broker")?);
+    // One authorizer for every listener, its ACLs in the data directory.
+    let authorizer = Arc::new(match args.authorizer {
+        Some(config) => {
+            weir_auth::Authorizer::open(&args.data_dir, config).context("reading the ACLs")?
+        }
+        None => weir_auth::Authorizer::disabled(),
+    });
     let offsets = OffsetStore::open(broker.clone(), OffsetsConfig::default())
         .context("opening the committed offsets")?;
     let groups = Arc::new(Coordinator::new(
@@ -645,13 +695,17 @@ async fn serve(
         console,
         stopped(stop_rx.clone()),
     ));
-    weir_kafka::run_with_queues(
+    let parts = weir_kafka::ServerParts {
+        recorder: metrics.as_ref().map(|m| m.recorder().clone()),
+        queues: Some(queues),
+        authorizer: Some(authorizer),
+    };
+    weir_kafka::run_with(
         listener,
         broker.clone(),
         groups.clone(),
-        queues,
         server_config,
-        metrics.as_ref().map(|m| m.recorder().clone()),
+        parts,
         stopped(stop_rx),
     )
     .await;

@@ -294,6 +294,8 @@ async fn handle(
             .as_ref()
             .map(|c| c.to_string())
             .unwrap_or_default(),
+        principal: crate::authz::anonymous(),
+        authorizer: shared.authorizer.clone(),
     };
     // Fields a log formatter writes per request: kept few and cheap (the
     // peer is on the connection's lines, not here).

@@ -8,6 +8,7 @@
 
 mod alloc;
 mod apis;
+mod authz;
 pub mod client_protocol;
 mod codes;
 mod conn;
@@ -118,6 +119,9 @@ pub(crate) struct Shared {
     pub share_sessions: share_sessions::ShareSessions,
     /// Group configs set over Kafka (`share.auto.offset.reset`).
     pub group_configs: apis::GroupConfigs,
+    /// Whether a caller may do what it asks (disabled: everything is
+    /// allowed); shared with the HTTP API by `weir serve`.
+    pub authorizer: Arc<weir_auth::Authorizer>,
 }
 
 impl Shared {
@@ -162,21 +166,44 @@ pub async fn run_recorded(
     recorder: Option<Arc<weir_metrics::Recorder>>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let queues = Arc::new(QueueSlot::new(broker.clone()));
-    run_with_queues(listener, broker, groups, queues, config, recorder, shutdown).await;
+    let parts = ServerParts {
+        recorder,
+        ..ServerParts::default()
+    };
+    run_with(listener, broker, groups, config, parts, shutdown).await;
 }
 
-/// [`run_recorded`] with share groups' records kept by `queues`, the
-/// server's one queue manager (`weir serve` hands the HTTP API the same).
-pub async fn run_with_queues(
+/// What a server may share with the rest of the process, each optional:
+/// `weir serve` hands the HTTP API the same queue manager and authorizer.
+#[derive(Debug, Default)]
+pub struct ServerParts {
+    /// Where connections, request latencies per API and frames refused by
+    /// a size limit are counted (`None`: metrics off).
+    pub recorder: Option<Arc<weir_metrics::Recorder>>,
+    /// The queue manager share groups' records are kept by (`None`: one
+    /// of the server's own, opened on first use).
+    pub queues: Option<Arc<QueueSlot>>,
+    /// The ACLs every request is checked against (`None`: authorization
+    /// off, everything allowed, as Kafka without an authorizer).
+    pub authorizer: Option<Arc<weir_auth::Authorizer>>,
+}
+
+/// [`run`] with the parts given in `parts`.
+pub async fn run_with(
     listener: TcpListener,
     broker: Arc<Broker>,
     groups: Arc<Coordinator>,
-    queues: Arc<QueueSlot>,
     config: ServerConfig,
-    recorder: Option<Arc<weir_metrics::Recorder>>,
+    parts: ServerParts,
     shutdown: impl Future<Output = ()>,
 ) {
+    let ServerParts {
+        recorder,
+        queues,
+        authorizer,
+    } = parts;
+    let queues = queues.unwrap_or_else(|| Arc::new(QueueSlot::new(broker.clone())));
+    let authorizer = authorizer.unwrap_or_else(|| Arc::new(weir_auth::Authorizer::disabled()));
     let limit = Arc::new(Semaphore::new(config.connections_max));
     let listen_addr = listener
         .local_addr()
@@ -203,6 +230,7 @@ pub async fn run_with_queues(
         queues,
         share_sessions: share_sessions::ShareSessions::new(config.share_sessions_max),
         group_configs: apis::GroupConfigs::default(),
+        authorizer,
         config,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
