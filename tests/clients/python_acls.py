@@ -11,6 +11,10 @@ SCENARIO one of:
   the same client without reconnecting; Metadata hides topics the caller
   may not describe. Ends by taking away the cluster's ALTER and seeing
   CreateAcls refused.
+- restart-before, restart-after: run by crates/weir-cli/tests/acls.rs
+  against `weir serve --authorizer --allow-everyone-if-no-acl-found`
+  before and after a restart: a deny made before is still listed and
+  still refuses after.
 
 Prints one line per check passed; any failure raises."""
 
@@ -276,10 +280,30 @@ def denials():
     ok("cluster alter: CLUSTER_AUTHORIZATION_FAILED once revoked")
 
 
+def restart(before):
+    deny = acl(ResourceType.TOPIC, "locked", AclOperation.ALL, AclPermissionType.DENY)
+    if before:
+        grant(deny)
+    everything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+                                  AclOperation.ANY, AclPermissionType.ANY)
+    assert admin.describe_acls(everything).result(10) == [deny]
+    ok("the deny is listed")
+    producer = Producer({"bootstrap.servers": bootstrap})
+    err = delivery_error(producer, "locked")
+    assert err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, err
+    ok("the denied topic is refused")
+    # No ACL names this topic: allowed (allow.everyone.if.no.acl.found).
+    assert delivery_error(producer, "open") is None
+    producer.flush(10)
+    ok("a topic no ACL names is written")
+
+
 if scenario == "admin":
     confluent_admin()
     kafka_python_admin()
 elif scenario == "denials":
     denials()
+elif scenario in ("restart-before", "restart-after"):
+    restart(scenario == "restart-before")
 else:
     raise SystemExit(f"unknown scenario {scenario}")
