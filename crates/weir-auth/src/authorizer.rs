@@ -143,21 +143,7 @@ impl Authorizer {
         resource_type: ResourceType,
         name: &str,
     ) -> bool {
-        let Some(on) = &self.enabled else {
-            return true;
-        };
-        if on.config.super_users.contains(who) {
-            return true;
-        }
-        let index = on.snapshot();
-        let allowed = index.decide(
-            who,
-            host,
-            operation,
-            resource_type,
-            name,
-            on.config.allow_if_no_acl,
-        );
+        let allowed = self.allows(who, host, operation, resource_type, name);
         if !allowed {
             tracing::info!(
                 target: AUDIT_TARGET,
@@ -170,6 +156,35 @@ impl Authorizer {
             );
         }
         allowed
+    }
+
+    /// [`Authorizer::authorize`] without the audit line, for checks that
+    /// only filter what a caller is shown (Kafka's `logIfDenied = false`:
+    /// the topics a Metadata listing leaves out, authorized-operation
+    /// bits), which would otherwise log a line per hidden resource per
+    /// request.
+    pub fn allows(
+        &self,
+        who: &Principal,
+        host: IpAddr,
+        operation: Operation,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> bool {
+        let Some(on) = &self.enabled else {
+            return true;
+        };
+        if on.config.super_users.contains(who) {
+            return true;
+        }
+        on.snapshot().decide(
+            who,
+            host,
+            operation,
+            resource_type,
+            name,
+            on.config.allow_if_no_acl,
+        )
     }
 
     /// Whether `who` may do `operation` on some resource of

@@ -95,7 +95,11 @@ const LISTENER_NAME: &str = "PLAINTEXT";
 /// The cluster's operations the caller may do, or none if it may not
 /// describe the cluster (Kafka's answer to `include_*_authorized_operations`).
 pub(crate) fn cluster_operations(caller: &Caller) -> i32 {
-    if caller.may_cluster(crate::authz::Describe) {
+    if caller.sees(
+        crate::authz::Describe,
+        ResourceType::Cluster,
+        weir_auth::acl::CLUSTER_NAME,
+    ) {
         caller.authorized_operations(
             operations::CLUSTER,
             ResourceType::Cluster,

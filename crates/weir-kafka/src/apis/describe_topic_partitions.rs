@@ -73,7 +73,7 @@ fn page(
             .map(|t| t.name.clone())
             .filter(|n| n.as_str() >= cursor_topic)
             // Listing every topic shows only those the caller may describe.
-            .filter(|n| caller.may_topic(Describe, n))
+            .filter(|n| caller.sees(Describe, ResourceType::Topic, n))
             .collect()
     } else {
         request

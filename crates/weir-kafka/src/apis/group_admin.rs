@@ -38,7 +38,11 @@ pub(crate) fn list(
     let request: ListGroupsRequest = decode(ApiKey::ListGroups, version, body)?;
     // Kafka lists every group to whoever may describe the cluster, and
     // the groups it may describe to anyone else.
-    let all = caller.may_cluster(Describe);
+    let all = caller.sees(
+        Describe,
+        ResourceType::Cluster,
+        weir_auth::acl::CLUSTER_NAME,
+    );
     let states: Vec<String> = request
         .states_filter
         .iter()
@@ -55,7 +59,7 @@ pub(crate) fn list(
         .into_iter()
         .filter(|g| states.is_empty() || states.contains(&g.state.to_ascii_lowercase()))
         .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type.as_str()))
-        .filter(|g| all || caller.may_group(Describe, &g.group))
+        .filter(|g| all || caller.sees(Describe, ResourceType::Group, &g.group))
         .map(|g| {
             ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(&g.group)))

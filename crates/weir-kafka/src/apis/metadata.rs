@@ -74,7 +74,7 @@ pub(crate) async fn handle(
             broker
                 .topics()
                 .iter()
-                .filter(|t| caller.may_topic(Describe, &t.name))
+                .filter(|t| caller.sees(Describe, ResourceType::Topic, &t.name))
                 .map(|t| describe(t, node))
                 .collect()
         };

@@ -27,6 +27,7 @@ use crate::Shared;
 use crate::authz::{Delete, Describe, Read};
 use crate::codes::{Code, for_broker_error, for_group_error};
 use crate::conn::{ConnError, decode, encode};
+use weir_auth::acl::ResourceType;
 
 pub(crate) async fn commit(
     version: i16,
@@ -192,7 +193,7 @@ fn fetch_group(shared: &Shared, caller: &Caller, group: &str, wanted: Wanted) ->
             }
             by_topic
                 .into_iter()
-                .filter(|(topic, _)| caller.may_topic(Describe, topic))
+                .filter(|(topic, _)| caller.sees(Describe, ResourceType::Topic, topic))
                 .map(|(topic, found)| (topic, false, found))
                 .collect()
         }

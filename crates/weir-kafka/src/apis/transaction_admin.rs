@@ -24,6 +24,7 @@ use crate::Shared;
 use crate::authz::Describe;
 use crate::codes::{Code, for_txn_error};
 use crate::conn::{ConnError, decode, encode};
+use weir_auth::acl::ResourceType;
 
 /// Longest transactional-id pattern taken, in bytes, and the most memory
 /// its compiled automaton may take: a pattern is compiled per request.
@@ -189,7 +190,13 @@ pub(crate) fn list(
         .iter()
         .filter(|meta| filters.keeps(meta, now))
         // Only the ids the caller may describe, as Kafka lists them.
-        .filter(|meta| caller.may_transaction(Describe, &meta.transactional_id))
+        .filter(|meta| {
+            caller.sees(
+                Describe,
+                ResourceType::TransactionalId,
+                &meta.transactional_id,
+            )
+        })
         .map(|meta| {
             Listed::default()
                 .with_transactional_id(TransactionalId(StrBytes::from_string(
