@@ -182,6 +182,8 @@ fn raw_acl_requests_refuse_bad_input_and_take_weirs_resource_types() {
     let response: CreateAclsResponse = call(&mut conn, ApiKey::CreateAcls, 3, &request);
     let codes: Vec<i16> = response.results.iter().map(|r| r.error_code).collect();
     assert_eq!(codes, [0, 42, 42, 42, 42, 42, 42, 0], "{response:?}");
+    // Null messages on success, as Kafka sends them.
+    assert_eq!(response.results[0].error_message, None);
     let messages: Vec<String> = response
         .results
         .iter()
@@ -200,7 +202,7 @@ fn raw_acl_requests_refuse_bad_input_and_take_weirs_resource_types() {
     // Weir's STREAM (100) is found when named, and left out of ANY, which
     // a Kafka client could not parse.
     let any: DescribeAclsResponse = call(&mut conn, ApiKey::DescribeAcls, 3, &describe_filter(1));
-    assert_eq!(any.error_code, 0);
+    assert_eq!((any.error_code, &any.error_message), (0, &None));
     assert!(
         any.resources.iter().all(|r| r.resource_type < 100),
         "{any:?}"
@@ -233,6 +235,8 @@ fn raw_acl_requests_refuse_bad_input_and_take_weirs_resource_types() {
         (0, 1)
     );
     assert_eq!(results[0].matching_acls[0].resource_name.as_str(), "orders");
+    assert_eq!(results[0].error_message, None);
+    assert_eq!(results[0].matching_acls[0].error_message, None);
     assert_eq!(results[1].error_code, INVALID_REQUEST);
     assert!(
         results[1]
