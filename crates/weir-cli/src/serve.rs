@@ -170,6 +170,19 @@ pub struct ServeArgs {
     metrics_series_max: Option<usize>,
     #[command(flatten)]
     bearer: crate::security_args::BearerArgs,
+    /// Check every request against the ACLs kept in the data directory
+    /// (`.acls.json`; managed with Kafka's CreateAcls, DescribeAcls and
+    /// DeleteAcls) [default: off, everything is allowed].
+    #[arg(long, env = "WEIR_AUTHORIZER")]
+    authorizer: bool,
+    /// Principals allowed everything when the authorizer is on, separated
+    /// by `;` as Kafka's `super.users` (e.g. `User:admin;User:ops`).
+    #[arg(long, env = "WEIR_SUPER_USERS")]
+    super_users: Option<String>,
+    /// Allow an operation on a resource no ACL names (Kafka's
+    /// `allow.everyone.if.no.acl.found`) [default: refused].
+    #[arg(long)]
+    allow_everyone_if_no_acl_found: bool,
 }
 
 /// The config file: the same settings, all optional; unknown keys are an
@@ -217,6 +230,9 @@ struct ServeFile {
     jwt_issuer: Option<String>,
     jwt_audience: Option<String>,
     jwt_principal_claim: Option<String>,
+    authorizer: Option<bool>,
+    super_users: Option<String>,
+    allow_everyone_if_no_acl_found: Option<bool>,
 }
 
 /// Every setting, resolved.
@@ -256,6 +272,8 @@ struct Settings {
     export_spans: bool,
     /// Bearer tokens the HTTP API accepts (none: it asks for none).
     bearer: weir_auth::bearer::BearerAuth,
+    /// `None`: authorization off.
+    authorizer: Option<weir_auth::AuthorizerConfig>,
 }
 
 impl ServeArgs {
@@ -347,12 +365,28 @@ impl ServeArgs {
             jwt_audience: file.jwt_audience,
             jwt_principal_claim: file.jwt_principal_claim,
         })?;
+        let super_users = self.super_users.or(file.super_users);
+        let authorizer = if self.authorizer || file.authorizer.unwrap_or(false) {
+            Some(weir_auth::AuthorizerConfig {
+                super_users: parse_super_users(super_users.as_deref().unwrap_or(""))?,
+                allow_if_no_acl: self.allow_everyone_if_no_acl_found
+                    || file.allow_everyone_if_no_acl_found.unwrap_or(false),
+                ..weir_auth::AuthorizerConfig::default()
+            })
+        } else {
+            anyhow::ensure!(
+                super_users.is_none(),
+                "super_users is set but the authorizer is off: pass --authorizer"
+            );
+            None
+        };
         Ok(Settings {
             bearer,
             listeners,
             advertised_listeners,
             tls,
             http_tls,
+            authorizer,
             metrics: (!self.no_metrics && file.metrics.unwrap_or(true)).then_some(metrics_config),
             static_configs,
             export_spans: self.otlp_endpoint.is_some(),
@@ -548,6 +582,15 @@ fn tls_files(args: &ServeArgs, file: &ServeFile) -> anyhow::Result<Option<weir_t
     }
 }
 
+/// Kafka's `super.users`: principals separated by `;`, blanks ignored.
+fn parse_super_users(list: &str) -> anyhow::Result<Vec<weir_auth::Principal>> {
+    list.split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| weir_auth::Principal::parse(p).with_context(|| format!("in super_users: {p:?}")))
+        .collect()
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = args.resolve()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -676,6 +719,13 @@ async fn serve(
         ..config
     };
     let broker = Arc::new(Broker::open(dir, config).context("opening the broker")?);
+    // One authorizer for every listener, its ACLs in the data directory.
+    let authorizer = Arc::new(match args.authorizer {
+        Some(config) => {
+            weir_auth::Authorizer::open(&args.data_dir, config).context("reading the ACLs")?
+        }
+        None => weir_auth::Authorizer::disabled(),
+    });
     let offsets = OffsetStore::open(broker.clone(), OffsetsConfig::default())
         .context("opening the committed offsets")?;
     let groups = Arc::new(Coordinator::new(
@@ -846,7 +896,7 @@ async fn serve(
             .with_alerts(alerts)
             .with_queues(queues.clone())
             .with_security(weir_http::auth::Security {
-                authorizer: Arc::new(weir_auth::Authorizer::disabled()),
+                authorizer: authorizer.clone(),
                 bearer: Arc::new(args.bearer),
             });
     if let Some(m) = &metrics {
@@ -862,13 +912,17 @@ async fn serve(
         console,
         stopped(stop_rx.clone()),
     ));
+    let parts = weir_kafka::ServerParts {
+        recorder: metrics.as_ref().map(|m| m.recorder().clone()),
+        queues: Some(queues),
+        authorizer: Some(authorizer.clone()),
+    };
     weir_kafka::run_listeners(
         listeners,
         broker.clone(),
         groups.clone(),
-        queues,
         server_config,
-        metrics.as_ref().map(|m| m.recorder().clone()),
+        parts,
         stopped(stop_rx),
     )
     .await;

@@ -336,6 +336,7 @@ async fn handle(frame: Bytes, who: &Who, shared: &Arc<Shared>) -> Result<Pending
             .as_ref()
             .map(|c| c.to_string())
             .unwrap_or_default(),
+        authorizer: shared.authorizer.clone(),
     };
     // Fields a log formatter writes per request: kept few and cheap (the
     // peer is on the connection's lines, not here).

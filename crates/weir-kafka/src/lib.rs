@@ -9,6 +9,7 @@
 
 mod alloc;
 mod apis;
+mod authz;
 pub mod client_protocol;
 mod codes;
 mod conn;
@@ -123,6 +124,9 @@ pub(crate) struct Shared {
     pub share_sessions: share_sessions::ShareSessions,
     /// Group configs set over Kafka (`share.auto.offset.reset`).
     pub group_configs: apis::GroupConfigs,
+    /// Whether a caller may do what it asks (disabled: everything is
+    /// allowed); shared with the HTTP API by `weir serve`.
+    pub authorizer: Arc<weir_auth::Authorizer>,
 }
 
 impl Shared {
@@ -167,20 +171,35 @@ pub async fn run_recorded(
     recorder: Option<Arc<weir_metrics::Recorder>>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let queues = Arc::new(QueueSlot::new(broker.clone()));
-    run_with_queues(listener, broker, groups, queues, config, recorder, shutdown).await;
+    let parts = ServerParts {
+        recorder,
+        ..ServerParts::default()
+    };
+    run_with(listener, broker, groups, config, parts, shutdown).await;
 }
 
-/// [`run_recorded`] with share groups' records kept by `queues`, the
-/// server's one queue manager (`weir serve` hands the HTTP API the same).
-/// `listener` is one `PLAINTEXT` listener advertised as `config` says.
-pub async fn run_with_queues(
+/// What a server may share with the rest of the process, each optional:
+/// `weir serve` hands the HTTP API the same queue manager and authorizer.
+#[derive(Debug, Default)]
+pub struct ServerParts {
+    /// Where connections, request latencies per API and frames refused by
+    /// a size limit are counted (`None`: metrics off).
+    pub recorder: Option<Arc<weir_metrics::Recorder>>,
+    /// The queue manager share groups' records are kept by (`None`: one
+    /// of the server's own, opened on first use).
+    pub queues: Option<Arc<QueueSlot>>,
+    /// The ACLs every request is checked against (`None`: authorization
+    /// off, everything allowed, as Kafka without an authorizer).
+    pub authorizer: Option<Arc<weir_auth::Authorizer>>,
+}
+
+/// [`run`] with the parts given in `parts`.
+pub async fn run_with(
     listener: TcpListener,
     broker: Arc<Broker>,
     groups: Arc<Coordinator>,
-    queues: Arc<QueueSlot>,
     config: ServerConfig,
-    recorder: Option<Arc<weir_metrics::Recorder>>,
+    parts: ServerParts,
     shutdown: impl Future<Output = ()>,
 ) {
     let advertised = (config.advertised_host.clone(), config.advertised_port);
@@ -191,16 +210,7 @@ pub async fn run_with_queues(
         None,
     )
     .expect("a plaintext listener needs no TLS");
-    run_listeners(
-        vec![listener],
-        broker,
-        groups,
-        queues,
-        config,
-        recorder,
-        shutdown,
-    )
-    .await;
+    run_listeners(vec![listener], broker, groups, config, parts, shutdown).await;
 }
 
 /// Serves Kafka clients on every listener until `shutdown` resolves; then
@@ -212,11 +222,17 @@ pub async fn run_listeners(
     listeners: Vec<Listener>,
     broker: Arc<Broker>,
     groups: Arc<Coordinator>,
-    queues: Arc<QueueSlot>,
     config: ServerConfig,
-    recorder: Option<Arc<weir_metrics::Recorder>>,
+    parts: ServerParts,
     shutdown: impl Future<Output = ()>,
 ) {
+    let ServerParts {
+        recorder,
+        queues,
+        authorizer,
+    } = parts;
+    let queues = queues.unwrap_or_else(|| Arc::new(QueueSlot::new(broker.clone())));
+    let authorizer = authorizer.unwrap_or_else(|| Arc::new(weir_auth::Authorizer::disabled()));
     let limit = Arc::new(Semaphore::new(config.connections_max));
     let (b, g) = (broker.clone(), groups.clone());
     let txns = match tokio::task::spawn_blocking(move || txn::Transactions::open(b, g)).await {
@@ -240,6 +256,7 @@ pub async fn run_listeners(
         queues,
         share_sessions: share_sessions::ShareSessions::new(config.share_sessions_max),
         group_configs: apis::GroupConfigs::default(),
+        authorizer,
         config,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -298,7 +315,7 @@ async fn accept_loop(
             .map(|r| r.connection(weir_metrics::Listener::Kafka));
         match &listener.tls {
             None => {
-                let anonymous = weir_auth::Principal::anonymous();
+                let anonymous = authz::anonymous();
                 tasks.spawn(async move {
                     conn::serve(socket, peer, endpoint, anonymous, shared, stop).await;
                     drop((permit, counted));

@@ -84,6 +84,9 @@ const FIELDS: &[(&str, i16, i16)] = &[
     ("DescribeTopicPartitions next_cursor", 0, 0),
     ("DescribeTopicPartitions eligible_leader_replicas", 0, 0),
     ("DescribeTopicPartitions last_known_elr", 0, 0),
+    ("CreateAcls error_message", 1, 3),
+    ("DescribeAcls error_message", 1, 3),
+    ("DeleteAcls error_message", 1, 3),
 ];
 
 /// What a field should hold.
@@ -547,6 +550,37 @@ fn describe_cluster(w: &mut Walk, v: i16) {
     );
 }
 
+/// The ACL APIs on a server without an authorizer: SECURITY_DISABLED,
+/// with Kafka's message. (Their answers with an authorizer, whose messages
+/// are null on success, are checked in `tests/acls.rs`.)
+fn acls(w: &mut Walk, api: ApiKey, v: i16) {
+    const SECURITY_DISABLED: i16 = 54;
+    match api {
+        ApiKey::CreateAcls => {
+            let request = CreateAclsRequest::default()
+                .with_creations(vec![create_acls_request::AclCreation::default()]);
+            let r: CreateAclsResponse = w.call(api, v, &request);
+            assert_eq!(r.results[0].error_code, SECURITY_DISABLED);
+            let message = text(&r.results[0].error_message);
+            w.check("CreateAcls error_message", v, message, Set);
+        }
+        ApiKey::DescribeAcls => {
+            let r: DescribeAclsResponse = w.call(api, v, &DescribeAclsRequest::default());
+            assert_eq!(r.error_code, SECURITY_DISABLED);
+            w.check("DescribeAcls error_message", v, text(&r.error_message), Set);
+        }
+        _ => {
+            let request = DeleteAclsRequest::default()
+                .with_filters(vec![delete_acls_request::DeleteAclsFilter::default()]);
+            let r: DeleteAclsResponse = w.call(api, v, &request);
+            let result = &r.filter_results[0];
+            assert_eq!(result.error_code, SECURITY_DISABLED);
+            let message = text(&result.error_message);
+            w.check("DeleteAcls error_message", v, message, Set);
+        }
+    }
+}
+
 fn describe_producers(w: &mut Walk, v: i16) {
     let request = DescribeProducersRequest::default().with_topics(vec![
         describe_producers_request::TopicRequest::default()
@@ -829,6 +863,9 @@ fn every_served_api_sends_null_where_kafka_does() {
                 ApiKey::DescribeCluster => describe_cluster(&mut w, v),
                 ApiKey::DescribeProducers => describe_producers(&mut w, v),
                 ApiKey::DescribeTopicPartitions => describe_topic_partitions(&mut w, v),
+                ApiKey::CreateAcls | ApiKey::DescribeAcls | ApiKey::DeleteAcls => {
+                    acls(&mut w, api, v)
+                }
                 other => no_nullable_fields(&mut w, other, v),
             }
         }

@@ -78,14 +78,12 @@ impl TlsTestServer {
         let (b, g) = (broker.clone(), groups.clone());
         let runtime_handle = runtime.handle().clone();
         let thread = std::thread::spawn(move || {
-            let queues = Arc::new(weir_deadletter::queue_slot::QueueSlot::new(b.clone()));
             runtime.block_on(weir_kafka::run_listeners(
                 vec![plain, ssl],
                 b,
                 g,
-                queues,
                 ServerConfig::new(plain_addr),
-                None,
+                weir_kafka::ServerParts::default(),
                 async {
                     let _ = stopped.await;
                 },

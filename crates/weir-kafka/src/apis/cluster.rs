@@ -20,6 +20,7 @@ use super::{Caller, operations, str_bytes, topic_name};
 use crate::Shared;
 use crate::codes::Code;
 use crate::conn::{ConnError, decode, encode};
+use weir_auth::acl::ResourceType;
 
 /// KIP-919 endpoint types: what a DescribeCluster asks to be told about.
 const ENDPOINT_BROKER: i8 = 1;
@@ -70,8 +71,10 @@ pub(crate) fn describe_cluster(
                     .with_host(str_bytes(&caller.listener.advertised_host))
                     .with_port(i32::from(caller.listener.advertised_port)),
             ])
+            // As Kafka: anyone may describe the cluster's brokers; what it
+            // may do is told only to whoever may describe the cluster.
             .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
-                operations::CLUSTER
+                cluster_operations(caller)
             } else {
                 operations::NOT_ASKED
             }),
@@ -89,12 +92,37 @@ const QUORUM_EPOCH: i32 = 1;
 /// plain text, for clients and the controller alike.
 const LISTENER_NAME: &str = "PLAINTEXT";
 
+/// The cluster's operations the caller may do, or none if it may not
+/// describe the cluster (Kafka's answer to `include_*_authorized_operations`).
+pub(crate) fn cluster_operations(caller: &Caller) -> i32 {
+    if caller.sees(
+        crate::authz::Describe,
+        ResourceType::Cluster,
+        weir_auth::acl::CLUSTER_NAME,
+    ) {
+        caller.authorized_operations(
+            operations::CLUSTER,
+            ResourceType::Cluster,
+            weir_auth::acl::CLUSTER_NAME,
+        )
+    } else {
+        0
+    }
+}
+
 pub(crate) fn describe_quorum(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Shared,
 ) -> Result<Bytes, ConnError> {
     let request: DescribeQuorumRequest = decode(ApiKey::DescribeQuorum, version, body)?;
+    if !caller.may_cluster(crate::authz::Describe) {
+        let response = DescribeQuorumResponse::default()
+            .with_error_code(Code::ClusterAuthorizationFailed.code())
+            .with_error_message(None);
+        return encode(ApiKey::DescribeQuorum, version, &response);
+    }
     let asks_metadata_partition = request.topics.len() == 1
         && request.topics[0].topic_name.0.as_str() == METADATA_TOPIC
         && request.topics[0].partitions.len() == 1
@@ -197,6 +225,7 @@ const LISTED_TYPES: [i8; 5] = [
 pub(crate) fn list_config_resources(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: ListConfigResourcesRequest = decode(ApiKey::ListConfigResources, version, body)?;
@@ -209,7 +238,10 @@ pub(crate) fn list_config_resources(
     } else {
         request.resource_types
     };
-    let response = if types.iter().any(|t| !LISTED_TYPES.contains(t)) {
+    let response = if !caller.may_cluster(crate::authz::DescribeConfigs) {
+        ListConfigResourcesResponse::default()
+            .with_error_code(Code::ClusterAuthorizationFailed.code())
+    } else if types.iter().any(|t| !LISTED_TYPES.contains(t)) {
         // As Kafka: a type outside the set this version defines.
         ListConfigResourcesResponse::default().with_error_code(Code::UnsupportedVersion.code())
     } else {

@@ -20,10 +20,12 @@ use weir_broker::{Broker, BrokerError, ConfigOp, list_items};
 
 use super::broker_configs::{self as bc, BrokerTarget};
 use super::group_configs as gc;
-use super::str_bytes;
+use super::{Caller, str_bytes};
 use crate::Shared;
+use crate::authz::{AlterConfigs, DescribeConfigs};
 use crate::codes::{Code, for_broker_error};
 use crate::conn::{ConnError, decode, encode};
+use weir_auth::acl::Operation;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
@@ -123,6 +125,27 @@ fn describe_broker(
         .collect()
 }
 
+/// The refusal of a resource whose configs the caller may not describe
+/// or alter (`operation`): the error Kafka gives for its type.
+fn denied(caller: &Caller, operation: Operation, resource_type: i8, name: &str) -> Option<i16> {
+    let (allowed, code) = match resource_type {
+        RESOURCE_TOPIC => (
+            caller.may_topic(operation, name),
+            Code::TopicAuthorizationFailed,
+        ),
+        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => (
+            caller.may_cluster(operation),
+            Code::ClusterAuthorizationFailed,
+        ),
+        gc::RESOURCE_GROUP => (
+            caller.may_group(operation, name),
+            Code::GroupAuthorizationFailed,
+        ),
+        _ => (true, Code::None),
+    };
+    (!allowed).then_some(code.code())
+}
+
 fn logger_refusal() -> (i16, Option<String>) {
     (
         Code::InvalidRequest.code(),
@@ -133,10 +156,12 @@ fn logger_refusal() -> (i16, Option<String>) {
 pub(crate) async fn describe(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: DescribeConfigsRequest = decode(ApiKey::DescribeConfigs, version, body)?;
     let shared = shared.clone();
+    let caller = caller.clone();
     let detail = Detail {
         synonyms: request.include_synonyms,
         documentation: request.include_documentation,
@@ -159,6 +184,13 @@ pub(crate) async fn describe(
                         .with_error_code(code)
                         .with_error_message(Some(str_bytes(&message)))
                 };
+                if let Some(code) = denied(&caller, DescribeConfigs, r.resource_type, &name) {
+                    return fail(
+                        result,
+                        code,
+                        format!("not authorized to describe the configs of {name:?}"),
+                    );
+                }
                 match r.resource_type {
                     RESOURCE_TOPIC => match describe_topic(&shared.broker, &name, keys, detail) {
                         Ok(configs) => result.with_configs(configs),
@@ -332,10 +364,12 @@ fn broker_values(
 pub(crate) async fn alter(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: AlterConfigsRequest = decode(ApiKey::AlterConfigs, version, body)?;
     let shared = shared.clone();
+    let caller = caller.clone();
     let validate_only = request.validate_only;
     let responses = super::blocking(move || {
         request
@@ -367,8 +401,10 @@ pub(crate) async fn alter(
                         });
                     }
                 }
-                let (code, message) =
-                    alter_resource(&shared, r.resource_type, &r.resource_name, changes, validate_only);
+                let (code, message) = match denied(&caller, AlterConfigs, r.resource_type, &r.resource_name) {
+                    Some(code) => (code, None),
+                    None => alter_resource(&shared, r.resource_type, &r.resource_name, changes, validate_only),
+                };
                 kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse::default()
                     .with_resource_type(r.resource_type)
                     .with_resource_name(r.resource_name)
@@ -388,11 +424,13 @@ pub(crate) async fn alter(
 pub(crate) async fn incremental_alter(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: IncrementalAlterConfigsRequest =
         decode(ApiKey::IncrementalAlterConfigs, version, body)?;
     let shared = shared.clone();
+    let caller = caller.clone();
     let validate_only = request.validate_only;
     let responses = super::blocking(move || {
         request
@@ -408,8 +446,10 @@ pub(crate) async fn incremental_alter(
                         value: c.value.as_ref().map(ToString::to_string),
                     })
                     .collect();
-                let (code, message) =
-                    alter_resource(&shared, r.resource_type, &r.resource_name, changes, validate_only);
+                let (code, message) = match denied(&caller, AlterConfigs, r.resource_type, &r.resource_name) {
+                    Some(code) => (code, None),
+                    None => alter_resource(&shared, r.resource_type, &r.resource_name, changes, validate_only),
+                };
                 kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse::default()
                     .with_resource_type(r.resource_type)
                     .with_resource_name(r.resource_name)

@@ -8,26 +8,34 @@ use bytes::Bytes;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreatePartitionsResponse};
 
-use super::{blocking, replica_assignment, str_bytes};
+use super::{Caller, blocking, replica_assignment, str_bytes};
 use crate::Shared;
-use crate::codes::for_broker_error;
+use crate::authz::Alter;
+use crate::codes::{Code, for_broker_error};
 use crate::conn::{ConnError, decode, encode};
 
 pub(crate) async fn handle(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: CreatePartitionsRequest = decode(ApiKey::CreatePartitions, version, body)?;
     let broker = shared.broker.clone();
     let validate_only = request.validate_only;
     let node_id = shared.config.node_id;
+    let caller = caller.clone();
     let results = blocking(move || {
         request
             .topics
             .into_iter()
             .map(|t| {
                 let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+                if !caller.may_topic(Alter, &t.name.0) {
+                    return result
+                        .with_error_code(Code::TopicAuthorizationFailed.code())
+                        .with_error_message(None);
+                }
                 let count = i64::from(t.count);
                 let refused = |e: weir_broker::BrokerError| (for_broker_error(&e), e.to_string());
                 let assigned = match &t.assignments {

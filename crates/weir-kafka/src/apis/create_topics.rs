@@ -10,20 +10,25 @@ use kafka_protocol::messages::create_topics_response::{
 };
 use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse};
 
-use super::{blocking, replica_assignment, str_bytes, topic_name};
+use super::{Caller, blocking, replica_assignment, str_bytes, topic_name};
 use crate::Shared;
-use crate::codes::for_broker_error;
+use crate::authz::{Create, DescribeConfigs};
+use crate::codes::{Code, for_broker_error};
 use crate::conn::{ConnError, decode, encode};
 
 pub(crate) async fn handle(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: CreateTopicsRequest = decode(ApiKey::CreateTopics, version, body)?;
     let broker = shared.broker.clone();
     let validate_only = request.validate_only;
     let node_id = shared.config.node_id;
+    // Kafka: CREATE on the cluster allows every topic, else CREATE on each.
+    let caller = caller.clone();
+    let cluster_create = caller.may_cluster(Create);
     let topics = blocking(move || {
         request
             .topics
@@ -44,6 +49,15 @@ pub(crate) async fn handle(
                     .map(|(k, v)| (k.as_str(), v.as_str()))
                     .collect();
                 let result = CreatableTopicResult::default().with_name(topic_name(&name));
+                if !cluster_create && !caller.may_topic(Create, &name) {
+                    return result
+                        .with_error_code(Code::TopicAuthorizationFailed.code())
+                        .with_error_message(Some(str_bytes("Authorization failed.")))
+                        .with_num_partitions(-1)
+                        .with_replication_factor(-1);
+                }
+                // Its configs are answered only to whoever may describe them.
+                let show_configs = caller.may_topic(DescribeConfigs, &name);
                 let partitions = if t.assignments.is_empty() {
                     Ok(i64::from(t.num_partitions))
                 } else {
@@ -71,6 +85,13 @@ pub(crate) async fn handle(
                         .map_err(|e| (for_broker_error(&e), e.to_string()))
                 });
                 match created {
+                    Ok(topic) if !show_configs => result
+                        .with_topic_id(uuid::Uuid::from_u128(topic.id))
+                        .with_num_partitions(topic.partition_count() as i32)
+                        .with_replication_factor(1)
+                        .with_configs(None)
+                        .with_topic_config_error_code(Code::TopicAuthorizationFailed.code())
+                        .with_error_message(None),
                     Ok(topic) => {
                         let configs = topic
                             .config()

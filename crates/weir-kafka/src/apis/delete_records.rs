@@ -14,9 +14,10 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::{ApiKey, DeleteRecordsRequest, DeleteRecordsResponse};
 
-use super::blocking;
+use super::{Caller, blocking};
 use crate::Shared;
-use crate::codes::for_broker_error;
+use crate::authz::Delete;
+use crate::codes::{Code, for_broker_error};
 use crate::conn::{ConnError, decode, encode};
 
 /// The offset a request gives to mean "the high watermark" (Kafka's
@@ -28,22 +29,30 @@ const INVALID_LOW_WATERMARK: i64 = -1;
 pub(crate) async fn handle(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: DeleteRecordsRequest = decode(ApiKey::DeleteRecords, version, body)?;
     let broker = shared.broker.clone();
+    let caller = caller.clone();
     let topics = blocking(move || {
         request
             .topics
             .into_iter()
             .map(|topic| {
                 let name = topic.name.0.to_string();
+                let denied = !caller.may_topic(Delete, &name);
                 let partitions = topic
                     .partitions
                     .iter()
                     .map(|p| {
                         let result =
                             DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
+                        if denied {
+                            return result
+                                .with_low_watermark(INVALID_LOW_WATERMARK)
+                                .with_error_code(Code::TopicAuthorizationFailed.code());
+                        }
                         let offset = if p.offset == HIGH_WATERMARK {
                             broker
                                 .partition(&name, p.partition_index)

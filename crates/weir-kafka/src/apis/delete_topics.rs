@@ -8,19 +8,22 @@ use bytes::Bytes;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{ApiKey, DeleteTopicsRequest, DeleteTopicsResponse};
 
-use super::{blocking, str_bytes, topic_name};
+use super::{Caller, blocking, str_bytes, topic_name};
 use crate::Shared;
+use crate::authz::Delete;
 use crate::codes::{Code, for_broker_error};
 use crate::conn::{ConnError, decode, encode};
 
 pub(crate) async fn handle(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: DeleteTopicsRequest = decode(ApiKey::DeleteTopics, version, body)?;
     let broker = shared.broker.clone();
     let groups = shared.groups.clone();
+    let caller = caller.clone();
     // v6 names topics in `topics` (by name or id); earlier versions in
     // `topic_names`.
     let mut wanted: Vec<(Option<String>, uuid::Uuid)> = request
@@ -50,6 +53,9 @@ pub(crate) async fn handle(
                         .with_error_message(Some(str_bytes(&format!("no topic has the id {id}"))));
                 };
                 let result = result.with_name(Some(topic_name(&name)));
+                if !caller.may_topic(Delete, &name) {
+                    return result.with_error_code(Code::TopicAuthorizationFailed.code());
+                }
                 match broker.delete_topic(&name) {
                     Ok(()) => {
                         // A topic made again under this name starts with no

@@ -14,12 +14,18 @@ use kafka_protocol::messages::{
 };
 use weir_broker::{BrokerError, validate_topic_name};
 
-use super::str_bytes;
+use super::{Caller, str_bytes};
 use crate::Shared;
+use crate::authz::Read;
 use crate::codes::{Code, for_broker_error};
 use crate::conn::{ConnError, decode, encode};
 
-pub(crate) fn handle(version: i16, body: Bytes, shared: &Arc<Shared>) -> Result<Bytes, ConnError> {
+pub(crate) fn handle(
+    version: i16,
+    body: Bytes,
+    caller: &Caller,
+    shared: &Arc<Shared>,
+) -> Result<Bytes, ConnError> {
     let request: DescribeProducersRequest = decode(ApiKey::DescribeProducers, version, body)?;
     let broker = &shared.broker;
     let topics = request
@@ -30,6 +36,10 @@ pub(crate) fn handle(version: i16, body: Bytes, shared: &Arc<Shared>) -> Result<
             // A bad name or an unknown topic fails each of its partitions,
             // with Kafka's message for the code.
             let topic_error = match validate_topic_name(&name) {
+                _ if !caller.may_topic(Read, &name) => Some((
+                    Code::TopicAuthorizationFailed,
+                    "Authorization failed.".to_owned(),
+                )),
                 Err(e) => Some((for_broker_error(&e), e.to_string())),
                 Ok(()) => broker.topic(&name).err().map(|_| {
                     (

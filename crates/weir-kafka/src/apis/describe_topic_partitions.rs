@@ -16,19 +16,26 @@ use kafka_protocol::messages::{
 };
 use weir_broker::{Topic, validate_topic_name};
 
-use super::{operations, topic_name};
+use super::{Caller, operations, topic_name};
 use crate::Shared;
+use crate::authz::Describe;
 use crate::codes::Code;
 use crate::conn::{ConnError, decode, encode};
+use weir_auth::acl::ResourceType;
 
 /// Most partitions one response describes, whatever the request asks
 /// (Kafka's `max.request.partition.size.limit` default).
 pub(crate) const RESPONSE_PARTITIONS_MAX: i32 = 2000;
 
-pub(crate) fn handle(version: i16, body: Bytes, shared: &Shared) -> Result<Bytes, ConnError> {
+pub(crate) fn handle(
+    version: i16,
+    body: Bytes,
+    caller: &Caller,
+    shared: &Shared,
+) -> Result<Bytes, ConnError> {
     let request: DescribeTopicPartitionsRequest =
         decode(ApiKey::DescribeTopicPartitions, version, body)?;
-    let response = match page(&request, shared) {
+    let response = match page(&request, caller, shared) {
         Ok(response) => response,
         // A cursor that cannot be followed fails every named topic.
         Err(code) => DescribeTopicPartitionsResponse::default().with_topics(
@@ -48,6 +55,7 @@ pub(crate) fn handle(version: i16, body: Bytes, shared: &Shared) -> Result<Bytes
 
 fn page(
     request: &DescribeTopicPartitionsRequest,
+    caller: &Caller,
     shared: &Shared,
 ) -> Result<DescribeTopicPartitionsResponse, Code> {
     let cursor = request
@@ -64,6 +72,8 @@ fn page(
             .iter()
             .map(|t| t.name.clone())
             .filter(|n| n.as_str() >= cursor_topic)
+            // Listing every topic shows only those the caller may describe.
+            .filter(|n| caller.sees(Describe, ResourceType::Topic, n))
             .collect()
     } else {
         request
@@ -93,6 +103,14 @@ fn page(
             // The page is full at a topic boundary: go on from its start.
             next_cursor = Some((name.clone(), 0));
             break;
+        }
+        if !all && !caller.may_topic(Describe, name) {
+            topics.push(
+                DescribeTopicPartitionsResponseTopic::default()
+                    .with_name(Some(topic_name(name)))
+                    .with_error_code(Code::TopicAuthorizationFailed.code()),
+            );
+            continue;
         }
         let topic = match shared.broker.topic(name) {
             Ok(topic) => topic,
@@ -126,7 +144,14 @@ fn page(
     }
     let topics = topics
         .into_iter()
-        .map(|t| t.with_topic_authorized_operations(operations::TOPIC))
+        .map(|t| {
+            if t.error_code != Code::None.code() {
+                return t;
+            }
+            let name = t.name.as_ref().map_or("", |n| n.0.as_str());
+            let bits = caller.authorized_operations(operations::TOPIC, ResourceType::Topic, name);
+            t.with_topic_authorized_operations(bits)
+        })
         .collect();
     Ok(DescribeTopicPartitionsResponse::default()
         .with_topics(topics)

@@ -20,8 +20,9 @@ use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, ProducerId};
 use weir_log::LogError;
 use weir_log::batch::BatchHeader;
 
-use super::{blocking, leader_epoch, topic_name};
+use super::{Caller, blocking, leader_epoch, topic_name};
 use crate::Shared;
+use crate::authz::Read;
 use crate::codes::{Code, for_broker_error, for_log_error};
 use crate::conn::{ConnError, decode, encode};
 
@@ -36,6 +37,8 @@ struct Pass {
 /// (`None` for an id no topic has, KIP-516), its id, and its partitions.
 struct WantedTopic {
     name: Option<String>,
+    /// The caller may not read the topic: each partition is refused.
+    denied: bool,
     id: uuid::Uuid,
     partitions: Vec<WantedPartition>,
 }
@@ -90,6 +93,15 @@ fn read_all(shared: &Shared, wanted: &Wanted, max_bytes: usize, committed: bool)
                     .push(data.with_error_code(Code::UnknownTopicId.code()));
                 continue;
             };
+            if wanted.denied {
+                pass.errors = true;
+                topic.partitions.push(
+                    data.with_error_code(Code::TopicAuthorizationFailed.code())
+                        .with_high_watermark(-1)
+                        .with_log_start_offset(-1),
+                );
+                continue;
+            }
             let log = match shared.broker.topic(name).and_then(|t| {
                 let log = t.partition(index)?;
                 Ok((t, log))
@@ -188,6 +200,7 @@ fn read_all(shared: &Shared, wanted: &Wanted, max_bytes: usize, committed: bool)
 pub(crate) async fn handle(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: FetchRequest = decode(ApiKey::Fetch, version, body)?;
@@ -215,7 +228,9 @@ pub(crate) async fn handle(
                     current_leader_epoch: p.current_leader_epoch,
                 })
                 .collect();
+            let denied = name.as_deref().is_some_and(|n| !caller.may_topic(Read, n));
             WantedTopic {
+                denied,
                 name,
                 id: t.topic_id,
                 partitions,

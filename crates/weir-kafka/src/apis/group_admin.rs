@@ -19,16 +19,30 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::Encodable;
 use weir_groups::{ConsumerGroupDescription, GroupError, GroupState, GroupType};
 
-use super::{blocking, str_bytes, topic_name};
+use super::{Caller, blocking, str_bytes, topic_name};
 use crate::Shared;
+use crate::authz::{Delete, Describe};
 use crate::codes::{Code, for_group_error};
 use crate::conn::{ConnError, decode, encode};
+use weir_auth::acl::ResourceType;
 
 /// What a client may do with a group when it asks (no ACLs: everything).
 pub(crate) const GROUP_OPERATIONS: i32 = super::operations::GROUP;
 
-pub(crate) fn list(version: i16, body: Bytes, shared: &Shared) -> Result<Bytes, ConnError> {
+pub(crate) fn list(
+    version: i16,
+    body: Bytes,
+    caller: &Caller,
+    shared: &Shared,
+) -> Result<Bytes, ConnError> {
     let request: ListGroupsRequest = decode(ApiKey::ListGroups, version, body)?;
+    // Kafka lists every group to whoever may describe the cluster, and
+    // the groups it may describe to anyone else.
+    let all = caller.sees(
+        Describe,
+        ResourceType::Cluster,
+        weir_auth::acl::CLUSTER_NAME,
+    );
     let states: Vec<String> = request
         .states_filter
         .iter()
@@ -45,6 +59,7 @@ pub(crate) fn list(version: i16, body: Bytes, shared: &Shared) -> Result<Bytes, 
         .into_iter()
         .filter(|g| states.is_empty() || states.contains(&g.state.to_ascii_lowercase()))
         .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type.as_str()))
+        .filter(|g| all || caller.sees(Describe, ResourceType::Group, &g.group))
         .map(|g| {
             ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(&g.group)))
@@ -60,17 +75,29 @@ pub(crate) fn list(version: i16, body: Bytes, shared: &Shared) -> Result<Bytes, 
     )
 }
 
-pub(crate) fn describe(version: i16, body: Bytes, shared: &Shared) -> Result<Bytes, ConnError> {
+pub(crate) fn describe(
+    version: i16,
+    body: Bytes,
+    caller: &Caller,
+    shared: &Shared,
+) -> Result<Bytes, ConnError> {
     let request: DescribeGroupsRequest = decode(ApiKey::DescribeGroups, version, body)?;
-    let operations = if request.include_authorized_operations {
-        GROUP_OPERATIONS
-    } else {
-        i32::MIN
-    };
+    let asked = request.include_authorized_operations;
     let groups = request
         .groups
         .into_iter()
         .map(|id| {
+            if !caller.may_group(Describe, &id.0) {
+                return DescribedGroup::default()
+                    .with_error_code(Code::GroupAuthorizationFailed.code())
+                    .with_error_message((version >= 6).then(|| str_bytes("Authorization failed.")))
+                    .with_group_id(id);
+            }
+            let operations = if asked {
+                caller.authorized_operations(GROUP_OPERATIONS, ResourceType::Group, &id.0)
+            } else {
+                i32::MIN
+            };
             if !id.0.is_empty()
                 && let Ok(d) = shared.groups.consumer_describe(&id.0)
             {
@@ -132,22 +159,36 @@ pub(crate) fn describe(version: i16, body: Bytes, shared: &Shared) -> Result<Byt
 pub(crate) async fn delete(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: DeleteGroupsRequest = decode(ApiKey::DeleteGroups, version, body)?;
     let groups = shared.groups.clone();
-    let names: Vec<String> = request
+    let names: Vec<(String, bool)> = request
         .groups_names
         .iter()
-        .map(|g| g.0.to_string())
+        .map(|g| (g.0.to_string(), caller.may_group(Delete, &g.0)))
         .collect();
     let outcomes = blocking(move || {
         // Write every deletion, then wait once: they share a sync round.
-        let pending: Vec<_> = names.iter().map(|g| groups.delete_group(g)).collect();
+        let pending: Vec<_> = names
+            .iter()
+            .map(|(g, allowed)| {
+                if *allowed {
+                    groups.delete_group(g).map(Some)
+                } else {
+                    Ok(None)
+                }
+            })
+            .collect();
         pending
             .into_iter()
-            .map(|p| p.and_then(|p| p.wait()))
-            .collect::<Vec<Result<(), GroupError>>>()
+            .map(|p| match p {
+                Ok(Some(p)) => p.wait().map(|()| Code::None),
+                Ok(None) => Ok(Code::GroupAuthorizationFailed),
+                Err(e) => Err(e),
+            })
+            .collect::<Vec<Result<Code, GroupError>>>()
     })
     .await;
     let results = request
@@ -156,7 +197,7 @@ pub(crate) async fn delete(
         .zip(outcomes)
         .map(|(id, outcome)| {
             let code = match &outcome {
-                Ok(()) => Code::None,
+                Ok(code) => *code,
                 Err(e) => for_group_error(e),
             };
             DeletableGroupResult::default()

@@ -8,14 +8,17 @@ use std::sync::Arc;
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-use super::blocking;
+use super::{Caller, blocking};
 use crate::Shared;
+use crate::authz::{IdempotentWrite, Write};
 use crate::codes::{Code, for_broker_error, for_txn_error};
 use crate::conn::{ConnError, decode, encode};
+use weir_auth::acl::ResourceType;
 
 pub(crate) async fn handle(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: InitProducerIdRequest = decode(ApiKey::InitProducerId, version, body)?;
@@ -27,7 +30,18 @@ pub(crate) async fn handle(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
+    // Kafka: WRITE on the transactional id; an idempotent producer needs
+    // IDEMPOTENT_WRITE on the cluster or WRITE on some topic.
+    let denied = match &transactional_id {
+        Some(id) => {
+            (!caller.may_transaction(Write, id)).then_some(Code::TransactionalIdAuthorizationFailed)
+        }
+        None => (!caller.may_cluster(IdempotentWrite)
+            && !caller.may_any(Write, ResourceType::Topic))
+        .then_some(Code::ClusterAuthorizationFailed),
+    };
     let response = match transactional_id {
+        _ if denied.is_some() => refused(denied.unwrap_or(Code::None).code()),
         Some(id) => {
             let shared = shared.clone();
             let timeout_ms = request.transaction_timeout_ms;

@@ -15,8 +15,9 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::{ApiKey, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
-use super::blocking;
+use super::{Caller, blocking};
 use crate::Shared;
+use crate::authz::Describe;
 use crate::codes::{Code, for_broker_error};
 use crate::conn::{ConnError, decode, encode};
 
@@ -64,16 +65,19 @@ pub(crate) fn end_offset_for(epoch: i32, log_start: i64, log_end: i64) -> (i32, 
 pub(crate) async fn offset_for_leader_epoch(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: OffsetForLeaderEpochRequest = decode(ApiKey::OffsetForLeaderEpoch, version, body)?;
     let broker = shared.broker.clone();
+    let caller = caller.clone();
     let topics = blocking(move || {
         request
             .topics
             .into_iter()
             .map(|t| {
                 let name = t.topic.0.to_string();
+                let denied = !caller.may_topic(Describe, &name);
                 let partitions = t
                     .partitions
                     .into_iter()
@@ -82,6 +86,9 @@ pub(crate) async fn offset_for_leader_epoch(
                             .with_partition(p.partition)
                             .with_leader_epoch(UNDEFINED_EPOCH)
                             .with_end_offset(UNDEFINED_OFFSET);
+                        if denied {
+                            return answer.with_error_code(Code::TopicAuthorizationFailed.code());
+                        }
                         let log = match broker.partition(&name, p.partition) {
                             Ok(log) => log,
                             Err(e) => return answer.with_error_code(for_broker_error(&e).code()),

@@ -15,9 +15,10 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
 
 use super::leader_epoch::{self, LEADER_EPOCH};
-use super::{blocking, topic_name};
+use super::{Caller, blocking, topic_name};
 use crate::Shared;
-use crate::codes::{for_broker_error, for_log_error};
+use crate::authz::Describe;
+use crate::codes::{Code, for_broker_error, for_log_error};
 use crate::conn::{ConnError, decode, encode};
 
 const LATEST: i64 = -1;
@@ -29,10 +30,12 @@ const LATEST_TIERED: i64 = -5;
 pub(crate) async fn handle(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: ListOffsetsRequest = decode(ApiKey::ListOffsets, version, body)?;
     let broker = shared.broker.clone();
+    let caller = caller.clone();
     let committed = request.isolation_level == 1;
     let topics = blocking(move || {
         request
@@ -40,6 +43,7 @@ pub(crate) async fn handle(
             .into_iter()
             .map(|t| {
                 let name = t.name.0.to_string();
+                let denied = !caller.may_topic(Describe, &name);
                 let partitions = t
                     .partitions
                     .into_iter()
@@ -48,6 +52,9 @@ pub(crate) async fn handle(
                             .with_partition_index(p.partition_index)
                             .with_timestamp(-1)
                             .with_offset(-1);
+                        if denied {
+                            return response.with_error_code(Code::TopicAuthorizationFailed.code());
+                        }
                         let log = match broker.partition(&name, p.partition_index) {
                             Ok(log) => log,
                             Err(e) => return response.with_error_code(for_broker_error(&e).code()),
@@ -87,8 +94,7 @@ pub(crate) async fn handle(
                             ts if ts >= 0 => ts,
                             // Other specials.
                             _ => {
-                                return unfound
-                                    .with_error_code(crate::Code::UnsupportedVersion.code());
+                                return unfound.with_error_code(Code::UnsupportedVersion.code());
                             }
                         };
                         match log.record_for_time(target) {

@@ -22,17 +22,25 @@ use kafka_protocol::messages::{
     DescribeLogDirsResponse,
 };
 
-use super::{blocking, str_bytes, topic_name};
+use super::{Caller, blocking, str_bytes, topic_name};
 use crate::Shared;
+use crate::authz::{Alter, Describe};
 use crate::codes::Code;
 use crate::conn::{ConnError, decode, encode};
 
 pub(crate) async fn handle(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: DescribeLogDirsRequest = decode(ApiKey::DescribeLogDirs, version, body)?;
+    if !caller.may_cluster(Describe) {
+        // As Kafka: no directories, and (from v3) the reason.
+        let response = DescribeLogDirsResponse::default()
+            .with_error_code(Code::ClusterAuthorizationFailed.code());
+        return encode(ApiKey::DescribeLogDirs, version, &response);
+    }
     // Null asks for every partition; otherwise only those named.
     let wanted: Option<HashMap<String, Vec<i32>>> = request.topics.map(|topics| {
         let mut wanted: HashMap<String, Vec<i32>> = HashMap::new();
@@ -66,10 +74,12 @@ fn log_dir(shared: &Shared) -> std::path::PathBuf {
 pub(crate) async fn alter(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: AlterReplicaLogDirsRequest = decode(ApiKey::AlterReplicaLogDirs, version, body)?;
     let shared = shared.clone();
+    let denied = !caller.may_cluster(Alter);
     let results = blocking(move || {
         let here = log_dir(&shared);
         let mut results: Vec<AlterReplicaLogDirTopicResult> = Vec::new();
@@ -81,6 +91,7 @@ pub(crate) async fn alter(
                     .iter()
                     .map(|&p| {
                         let code = match shared.broker.partition(&topic.name.0, p) {
+                            _ if denied => Code::ClusterAuthorizationFailed,
                             Err(_) => Code::UnknownTopicOrPartition,
                             Ok(_) if !same_dir => Code::LogDirNotFound,
                             Ok(_) => Code::None,

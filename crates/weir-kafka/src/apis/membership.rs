@@ -18,6 +18,7 @@ use weir_groups::{GroupError, JoinRequest, Leaving, SyncRequest};
 
 use super::{Caller, Reply, non_empty, str_bytes};
 use crate::Shared;
+use crate::authz::{Describe, Read};
 use crate::codes::{Code, for_group_error};
 use crate::conn::{ConnError, decode, encode};
 
@@ -44,8 +45,15 @@ pub(crate) fn find_coordinator(
 ) -> Result<Bytes, ConnError> {
     let request: FindCoordinatorRequest = decode(ApiKey::FindCoordinator, version, body)?;
     let config = &shared.config;
-    // This broker coordinates its groups and its transactions.
-    let (code, message) = match request.key_type {
+    // This broker coordinates its groups and its transactions, for
+    // whoever may describe the group or the transactional id.
+    let answer = |key: &str| match request.key_type {
+        KEY_TYPE_GROUP if !caller.may_group(Describe, key) => {
+            (Code::GroupAuthorizationFailed, None)
+        }
+        KEY_TYPE_TRANSACTION if !caller.may_transaction(Describe, key) => {
+            (Code::TransactionalIdAuthorizationFailed, None)
+        }
         KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => (Code::None, success_message(version)),
         other => (
             Code::InvalidRequest,
@@ -54,31 +62,37 @@ pub(crate) fn find_coordinator(
             ))),
         ),
     };
-    let (node, host, port) = if code == Code::None {
-        (
-            config.node_id,
-            str_bytes(&caller.listener.advertised_host),
-            i32::from(caller.listener.advertised_port),
-        )
-    } else {
-        (-1, str_bytes(""), -1)
+    let at = |code: Code| {
+        if code == Code::None {
+            (
+                config.node_id,
+                str_bytes(&caller.listener.advertised_host),
+                i32::from(caller.listener.advertised_port),
+            )
+        } else {
+            (-1, str_bytes(""), -1)
+        }
     };
     let mut response = FindCoordinatorResponse::default();
     if version >= 4 {
         response.coordinators = request
             .coordinator_keys
-            .into_iter()
+            .iter()
             .map(|key| {
+                let (code, message) = answer(key);
+                let (node, host, port) = at(code);
                 CoordinatorEntry::default()
-                    .with_key(key)
+                    .with_key(key.clone())
                     .with_node_id(BrokerId(node))
-                    .with_host(host.clone())
+                    .with_host(host)
                     .with_port(port)
                     .with_error_code(code.code())
-                    .with_error_message(message.clone())
+                    .with_error_message(message)
             })
             .collect();
     } else {
+        let (code, message) = answer(&request.key);
+        let (node, host, port) = at(code);
         response = response
             .with_error_code(code.code())
             .with_error_message(message)
@@ -96,6 +110,13 @@ pub(crate) fn join(
     shared: &Arc<Shared>,
 ) -> Result<Reply, ConnError> {
     let request: JoinGroupRequest = decode(ApiKey::JoinGroup, version, body)?;
+    if !caller.may_group(Read, &request.group_id.0) {
+        let response = JoinGroupResponse::default()
+            .with_error_code(Code::GroupAuthorizationFailed.code())
+            .with_generation_id(-1)
+            .with_protocol_name((version < 7).then(|| str_bytes("")));
+        return encode(ApiKey::JoinGroup, version, &response).map(|b| Reply::Now(Some(b)));
+    }
     let session_timeout_ms = request.session_timeout_ms;
     let member_id = request.member_id.to_string();
     let answer = shared.groups.join(JoinRequest {
@@ -159,8 +180,18 @@ pub(crate) fn join(
     })))
 }
 
-pub(crate) fn sync(version: i16, body: Bytes, shared: &Arc<Shared>) -> Result<Reply, ConnError> {
+pub(crate) fn sync(
+    version: i16,
+    body: Bytes,
+    caller: &Caller,
+    shared: &Arc<Shared>,
+) -> Result<Reply, ConnError> {
     let request: SyncGroupRequest = decode(ApiKey::SyncGroup, version, body)?;
+    if !caller.may_group(Read, &request.group_id.0) {
+        let response =
+            SyncGroupResponse::default().with_error_code(Code::GroupAuthorizationFailed.code());
+        return encode(ApiKey::SyncGroup, version, &response).map(|b| Reply::Now(Some(b)));
+    }
     let answer = shared.groups.sync(SyncRequest {
         group: request.group_id.0.to_string(),
         member_id: request.member_id.to_string(),
@@ -189,17 +220,26 @@ pub(crate) fn sync(version: i16, body: Bytes, shared: &Arc<Shared>) -> Result<Re
     })))
 }
 
-pub(crate) fn heartbeat(version: i16, body: Bytes, shared: &Shared) -> Result<Bytes, ConnError> {
+pub(crate) fn heartbeat(
+    version: i16,
+    body: Bytes,
+    caller: &Caller,
+    shared: &Shared,
+) -> Result<Bytes, ConnError> {
     let request: HeartbeatRequest = decode(ApiKey::Heartbeat, version, body)?;
     let instance = non_empty(request.group_instance_id);
-    let code = match shared.groups.heartbeat(
-        &request.group_id.0,
-        &request.member_id,
-        instance.as_deref(),
-        request.generation_id,
-    ) {
-        Ok(()) => Code::None,
-        Err(e) => for_group_error(&e),
+    let code = if !caller.may_group(Read, &request.group_id.0) {
+        Code::GroupAuthorizationFailed
+    } else {
+        match shared.groups.heartbeat(
+            &request.group_id.0,
+            &request.member_id,
+            instance.as_deref(),
+            request.generation_id,
+        ) {
+            Ok(()) => Code::None,
+            Err(e) => for_group_error(&e),
+        }
     };
     encode(
         ApiKey::Heartbeat,
@@ -208,8 +248,18 @@ pub(crate) fn heartbeat(version: i16, body: Bytes, shared: &Shared) -> Result<By
     )
 }
 
-pub(crate) fn leave(version: i16, body: Bytes, shared: &Shared) -> Result<Bytes, ConnError> {
+pub(crate) fn leave(
+    version: i16,
+    body: Bytes,
+    caller: &Caller,
+    shared: &Shared,
+) -> Result<Bytes, ConnError> {
     let request: LeaveGroupRequest = decode(ApiKey::LeaveGroup, version, body)?;
+    if !caller.may_group(Read, &request.group_id.0) {
+        let response =
+            LeaveGroupResponse::default().with_error_code(Code::GroupAuthorizationFailed.code());
+        return encode(ApiKey::LeaveGroup, version, &response);
+    }
     let leaving: Vec<Leaving> = if version >= 3 {
         request
             .members

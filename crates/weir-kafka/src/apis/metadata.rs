@@ -13,8 +13,10 @@ use weir_broker::{Broker, BrokerError, Topic};
 
 use super::{Caller, blocking, operations, str_bytes, topic_name};
 use crate::Shared;
+use crate::authz::{Create, Describe};
 use crate::codes::{Code, for_broker_error};
 use crate::conn::{ConnError, decode, encode};
+use weir_auth::acl::ResourceType;
 
 fn describe(topic: &Topic, node: i32) -> MetadataResponseTopic {
     let partitions = (0..topic.partition_count() as i32)
@@ -63,34 +65,51 @@ pub(crate) async fn handle(
     });
     let node = shared.config.node_id;
     let broker = shared.broker.clone();
-    let topics: Vec<MetadataResponseTopic> = blocking(move || match names {
-        // Null (or, before v1, empty) asks for every topic.
-        None => broker.topics().iter().map(|t| describe(t, node)).collect(),
-        Some(names) if names.is_empty() && version == 0 => {
-            broker.topics().iter().map(|t| describe(t, node)).collect()
+    let caller2 = caller.clone();
+    let topics: Vec<MetadataResponseTopic> = blocking(move || {
+        let caller = caller2;
+        // Every topic is only those the caller may describe; the others
+        // are not mentioned, as Kafka hides them.
+        let every = || {
+            broker
+                .topics()
+                .iter()
+                .filter(|t| caller.sees(Describe, ResourceType::Topic, &t.name))
+                .map(|t| describe(t, node))
+                .collect()
+        };
+        match names {
+            // Null (or, before v1, empty) asks for every topic.
+            None => every(),
+            Some(names) if names.is_empty() && version == 0 => every(),
+            Some(names) => names
+                .iter()
+                .map(|wanted| match wanted {
+                    Wanted::Id(id) => by_id(&broker, &caller, *id, node, version),
+                    Wanted::Name(name) => by_name(&broker, &caller, name, may_create, node),
+                })
+                .collect(),
         }
-        Some(names) => names
-            .iter()
-            .map(|wanted| match wanted {
-                Wanted::Id(id) => by_id(&broker, *id, node, version),
-                Wanted::Name(name) => by_name(&broker, name, may_create, node),
-            })
-            .collect(),
     })
     .await;
-    // No ACLs yet: every operation that applies, as a Kafka broker
-    // without an authorizer answers.
-    let topic_operations = if request.include_topic_authorized_operations {
-        operations::TOPIC
-    } else {
-        operations::NOT_ASKED
-    };
+    // The operations each described topic allows the caller (all of them
+    // with authorization off, as a Kafka broker without an authorizer).
     let topics = topics
         .into_iter()
-        .map(|t| t.with_topic_authorized_operations(topic_operations))
+        .map(|t| {
+            let bits = match &t.name {
+                _ if !request.include_topic_authorized_operations => operations::NOT_ASKED,
+                _ if t.error_code != Code::None.code() => operations::NOT_ASKED,
+                Some(name) => {
+                    caller.authorized_operations(operations::TOPIC, ResourceType::Topic, &name.0)
+                }
+                None => operations::NOT_ASKED,
+            };
+            t.with_topic_authorized_operations(bits)
+        })
         .collect();
     let cluster_operations = if request.include_cluster_authorized_operations {
-        operations::CLUSTER
+        super::cluster::cluster_operations(caller)
     } else {
         operations::NOT_ASKED
     };
@@ -115,8 +134,18 @@ enum Wanted {
     Id(uuid::Uuid),
 }
 
-fn by_id(broker: &Broker, id: uuid::Uuid, node: i32, version: i16) -> MetadataResponseTopic {
+fn by_id(
+    broker: &Broker,
+    caller: &Caller,
+    id: uuid::Uuid,
+    node: i32,
+    version: i16,
+) -> MetadataResponseTopic {
     match broker.topic_by_id(id.as_u128()) {
+        Some(topic) if !caller.may_topic(Describe, &topic.name) => MetadataResponseTopic::default()
+            .with_name((version < 12).then(|| topic_name("")))
+            .with_topic_id(id)
+            .with_error_code(Code::TopicAuthorizationFailed.code()),
         Some(topic) => describe(&topic, node),
         // An unknown id has no name: null from v12, where the field may be.
         None => MetadataResponseTopic::default()
@@ -126,9 +155,24 @@ fn by_id(broker: &Broker, id: uuid::Uuid, node: i32, version: i16) -> MetadataRe
     }
 }
 
-fn by_name(broker: &Broker, name: &str, may_create: bool, node: i32) -> MetadataResponseTopic {
+fn by_name(
+    broker: &Broker,
+    caller: &Caller,
+    name: &str,
+    may_create: bool,
+    node: i32,
+) -> MetadataResponseTopic {
+    // Kafka: a topic the caller may not describe is refused whether or
+    // not it exists; a missing one is created only for whoever may create
+    // it (on the cluster or by name).
+    if !caller.may_topic(Describe, name) {
+        return failed(name, Code::TopicAuthorizationFailed);
+    }
     match broker.topic(name) {
         Ok(topic) => describe(&topic, node),
+        Err(_) if may_create && !caller.may_cluster(Create) && !caller.may_topic(Create, name) => {
+            failed(name, Code::TopicAuthorizationFailed)
+        }
         Err(_) if may_create => {
             let partitions = i64::from(broker.config().default_partitions);
             match broker.create_topic(name, partitions, -1, &[], false) {

@@ -1,6 +1,7 @@
 //! The Kafka APIs Weir serves, one module each, and the versions of each
 //! that it accepts.
 
+mod acls;
 pub(crate) mod api_versions;
 mod broker_configs;
 mod cluster;
@@ -114,6 +115,11 @@ pub(crate) fn supported_versions(api: ApiKey) -> Option<RangeInclusive<i16>> {
         ApiKey::DescribeProducers => 0..=0,
         ApiKey::ListConfigResources => 0..=1,
         ApiKey::DescribeTopicPartitions => 0..=0,
+        // ACLs: v0 went with Kafka 4 (KIP-896), and kafka-protocol
+        // decodes from v1.
+        ApiKey::CreateAcls => 1..=3,
+        ApiKey::DescribeAcls => 1..=3,
+        ApiKey::DeleteAcls => 1..=3,
         _ => return None,
     })
 }
@@ -146,13 +152,10 @@ pub(crate) struct Caller {
     /// The listener the connection came through (its security protocol,
     /// and the address advertised to it).
     pub listener: Arc<crate::Endpoint>,
-    /// Who the connection authenticated as (`User:ANONYMOUS` unless a
-    /// client certificate named someone).
-    #[allow(
-        dead_code,
-        reason = "read by the authorizer (issue 20), which is being added"
-    )]
+    /// Who the connection authenticated as (`User:ANONYMOUS` if nobody).
     pub principal: weir_auth::Principal,
+    /// The server's authorizer, which the checks of `crate::authz` ask.
+    pub authorizer: Arc<weir_auth::Authorizer>,
 }
 
 /// Runs one decoded-header request. Everything but the wait for durability
@@ -168,68 +171,91 @@ pub(crate) async fn dispatch(
     Ok(match api {
         ApiKey::ApiVersions => now(api_versions::handle(version, body)?),
         ApiKey::Metadata => now(metadata::handle(version, body, caller, shared).await?),
-        ApiKey::Produce => Reply::Later(produce::handle(version, body, shared).await?),
-        ApiKey::Fetch => now(fetch::handle(version, body, shared).await?),
-        ApiKey::ListOffsets => now(list_offsets::handle(version, body, shared).await?),
-        ApiKey::CreateTopics => now(create_topics::handle(version, body, shared).await?),
-        ApiKey::DeleteTopics => now(delete_topics::handle(version, body, shared).await?),
-        ApiKey::DeleteRecords => now(delete_records::handle(version, body, shared).await?),
-        ApiKey::InitProducerId => now(init_producer_id::handle(version, body, shared).await?),
+        ApiKey::Produce => Reply::Later(produce::handle(version, body, caller, shared).await?),
+        ApiKey::Fetch => now(fetch::handle(version, body, caller, shared).await?),
+        ApiKey::ListOffsets => now(list_offsets::handle(version, body, caller, shared).await?),
+        ApiKey::CreateTopics => now(create_topics::handle(version, body, caller, shared).await?),
+        ApiKey::DeleteTopics => now(delete_topics::handle(version, body, caller, shared).await?),
+        ApiKey::DeleteRecords => now(delete_records::handle(version, body, caller, shared).await?),
+        ApiKey::InitProducerId => {
+            now(init_producer_id::handle(version, body, caller, shared).await?)
+        }
         ApiKey::AddPartitionsToTxn => {
-            now(transactions::add_partitions(version, body, shared).await?)
+            now(transactions::add_partitions(version, body, caller, shared).await?)
         }
-        ApiKey::EndTxn => now(transactions::end(version, body, shared).await?),
-        ApiKey::AddOffsetsToTxn => now(transactions::add_offsets(version, body, shared).await?),
-        ApiKey::TxnOffsetCommit => now(transactions::commit_offsets(version, body, shared).await?),
-        ApiKey::DescribeTransactions => now(transaction_admin::describe(version, body, shared)?),
-        ApiKey::ListTransactions => now(transaction_admin::list(version, body, shared)?),
+        ApiKey::EndTxn => now(transactions::end(version, body, caller, shared).await?),
+        ApiKey::AddOffsetsToTxn => {
+            now(transactions::add_offsets(version, body, caller, shared).await?)
+        }
+        ApiKey::TxnOffsetCommit => {
+            now(transactions::commit_offsets(version, body, caller, shared).await?)
+        }
+        ApiKey::DescribeTransactions => {
+            now(transaction_admin::describe(version, body, caller, shared)?)
+        }
+        ApiKey::ListTransactions => now(transaction_admin::list(version, body, caller, shared)?),
         ApiKey::OffsetForLeaderEpoch => {
-            now(leader_epoch::offset_for_leader_epoch(version, body, shared).await?)
+            now(leader_epoch::offset_for_leader_epoch(version, body, caller, shared).await?)
         }
-        ApiKey::DescribeConfigs => now(configs::describe(version, body, shared).await?),
-        ApiKey::AlterConfigs => now(configs::alter(version, body, shared).await?),
+        ApiKey::DescribeConfigs => now(configs::describe(version, body, caller, shared).await?),
+        ApiKey::AlterConfigs => now(configs::alter(version, body, caller, shared).await?),
         ApiKey::IncrementalAlterConfigs => {
-            now(configs::incremental_alter(version, body, shared).await?)
+            now(configs::incremental_alter(version, body, caller, shared).await?)
         }
-        ApiKey::CreatePartitions => now(create_partitions::handle(version, body, shared).await?),
+        ApiKey::CreatePartitions => {
+            now(create_partitions::handle(version, body, caller, shared).await?)
+        }
         ApiKey::FindCoordinator => {
             now(membership::find_coordinator(version, body, caller, shared)?)
         }
         ApiKey::JoinGroup => membership::join(version, body, caller, shared)?,
-        ApiKey::SyncGroup => membership::sync(version, body, shared)?,
-        ApiKey::Heartbeat => now(membership::heartbeat(version, body, shared)?),
-        ApiKey::LeaveGroup => now(membership::leave(version, body, shared)?),
-        ApiKey::OffsetCommit => offsets::commit(version, body, shared).await?,
-        ApiKey::OffsetFetch => now(offsets::fetch(version, body, shared)?),
-        ApiKey::OffsetDelete => now(offsets::delete(version, body, shared).await?),
-        ApiKey::ListGroups => now(group_admin::list(version, body, shared)?),
-        ApiKey::DescribeGroups => now(group_admin::describe(version, body, shared)?),
-        ApiKey::DeleteGroups => now(group_admin::delete(version, body, shared).await?),
+        ApiKey::SyncGroup => membership::sync(version, body, caller, shared)?,
+        ApiKey::Heartbeat => now(membership::heartbeat(version, body, caller, shared)?),
+        ApiKey::LeaveGroup => now(membership::leave(version, body, caller, shared)?),
+        ApiKey::OffsetCommit => offsets::commit(version, body, caller, shared).await?,
+        ApiKey::OffsetFetch => now(offsets::fetch(version, body, caller, shared)?),
+        ApiKey::OffsetDelete => now(offsets::delete(version, body, caller, shared).await?),
+        ApiKey::ListGroups => now(group_admin::list(version, body, caller, shared)?),
+        ApiKey::DescribeGroups => now(group_admin::describe(version, body, caller, shared)?),
+        ApiKey::DeleteGroups => now(group_admin::delete(version, body, caller, shared).await?),
         ApiKey::ConsumerGroupHeartbeat => {
             now(consumer_groups::heartbeat(version, body, caller, shared)?)
         }
-        ApiKey::ConsumerGroupDescribe => now(consumer_groups::describe(version, body, shared)?),
+        ApiKey::ConsumerGroupDescribe => {
+            now(consumer_groups::describe(version, body, caller, shared)?)
+        }
         ApiKey::ShareGroupHeartbeat => now(share_groups::heartbeat(version, body, caller, shared)?),
-        ApiKey::ShareGroupDescribe => now(share_groups::describe(version, body, shared)?),
-        ApiKey::ShareFetch => now(share_fetch::fetch(version, body, shared).await?),
-        ApiKey::ShareAcknowledge => now(share_ack::acknowledge(version, body, shared).await?),
+        ApiKey::ShareGroupDescribe => now(share_groups::describe(version, body, caller, shared)?),
+        ApiKey::ShareFetch => now(share_fetch::fetch(version, body, caller, shared).await?),
+        ApiKey::ShareAcknowledge => {
+            now(share_ack::acknowledge(version, body, caller, shared).await?)
+        }
         ApiKey::DescribeShareGroupOffsets => {
-            now(share_offsets::describe(version, body, shared).await?)
+            now(share_offsets::describe(version, body, caller, shared).await?)
         }
-        ApiKey::DescribeLogDirs => now(log_dirs::handle(version, body, shared).await?),
-        ApiKey::AlterReplicaLogDirs => now(log_dirs::alter(version, body, shared).await?),
-        ApiKey::ElectLeaders => now(replicas::elect_leaders(version, body, shared)?),
-        ApiKey::AlterPartitionReassignments => {
-            now(replicas::alter_reassignments(version, body, shared)?)
+        ApiKey::DescribeLogDirs => now(log_dirs::handle(version, body, caller, shared).await?),
+        ApiKey::AlterReplicaLogDirs => now(log_dirs::alter(version, body, caller, shared).await?),
+        ApiKey::ElectLeaders => now(replicas::elect_leaders(version, body, caller, shared)?),
+        ApiKey::AlterPartitionReassignments => now(replicas::alter_reassignments(
+            version, body, caller, shared,
+        )?),
+        ApiKey::ListPartitionReassignments => {
+            now(replicas::list_reassignments(version, body, caller)?)
         }
-        ApiKey::ListPartitionReassignments => now(replicas::list_reassignments(version, body)?),
-        ApiKey::DescribeQuorum => now(cluster::describe_quorum(version, body, shared)?),
+        ApiKey::DescribeQuorum => now(cluster::describe_quorum(version, body, caller, shared)?),
         ApiKey::DescribeCluster => now(cluster::describe_cluster(version, body, caller, shared)?),
-        ApiKey::DescribeProducers => now(describe_producers::handle(version, body, shared)?),
-        ApiKey::ListConfigResources => now(cluster::list_config_resources(version, body, shared)?),
-        ApiKey::DescribeTopicPartitions => {
-            now(describe_topic_partitions::handle(version, body, shared)?)
+        ApiKey::DescribeProducers => {
+            now(describe_producers::handle(version, body, caller, shared)?)
         }
+        ApiKey::ListConfigResources => now(cluster::list_config_resources(
+            version, body, caller, shared,
+        )?),
+        ApiKey::DescribeTopicPartitions => now(describe_topic_partitions::handle(
+            version, body, caller, shared,
+        )?),
+        ApiKey::CreateAcls => now(acls::create(version, body, caller).await?),
+        ApiKey::DescribeAcls => now(acls::describe(version, body, caller)?),
+        ApiKey::DeleteAcls => now(acls::delete(version, body, caller).await?),
         _ => {
             return Err(ConnError::UnknownApiKey {
                 api_key: api as i16,
@@ -340,6 +366,9 @@ pub(crate) fn decode_only(api: ApiKey, version: i16, body: Bytes) -> Result<(), 
         ApiKey::DescribeTopicPartitions => {
             decode::<m::DescribeTopicPartitionsRequest>(api, version, body).map(drop)
         }
+        ApiKey::CreateAcls => decode::<m::CreateAclsRequest>(api, version, body).map(drop),
+        ApiKey::DescribeAcls => decode::<m::DescribeAclsRequest>(api, version, body).map(drop),
+        ApiKey::DeleteAcls => decode::<m::DeleteAclsRequest>(api, version, body).map(drop),
         _ => Err(ConnError::UnknownApiKey {
             api_key: api as i16,
         }),

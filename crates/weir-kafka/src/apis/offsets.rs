@@ -22,17 +22,22 @@ use kafka_protocol::messages::{
 };
 use weir_groups::{CommittedOffset, GroupError, TopicPartition};
 
-use super::{Reply, blocking, non_empty, str_bytes, topic_name};
+use super::{Caller, Reply, blocking, non_empty, str_bytes, topic_name};
 use crate::Shared;
+use crate::authz::{Delete, Describe, Read};
 use crate::codes::{Code, for_broker_error, for_group_error};
 use crate::conn::{ConnError, decode, encode};
+use weir_auth::acl::ResourceType;
 
 pub(crate) async fn commit(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Arc<Shared>,
 ) -> Result<Reply, ConnError> {
     let request: OffsetCommitRequest = decode(ApiKey::OffsetCommit, version, body)?;
+    // Kafka: READ on the group, then READ on each topic committed to.
+    let group_denied = !caller.may_group(Read, &request.group_id.0);
     let groups = shared.groups.clone();
     let now = groups.now_ms();
     let metadata_bytes_max = groups.offsets().metadata_bytes_max();
@@ -41,14 +46,26 @@ pub(crate) async fn commit(
     let mut offsets = Vec::new();
     for topic in request.topics {
         let name = topic.name.0.to_string();
+        let denied = if group_denied {
+            Some(Code::GroupAuthorizationFailed)
+        } else {
+            (!caller.may_topic(Read, &name)).then_some(Code::TopicAuthorizationFailed)
+        };
         let mut partitions = Vec::new();
         for p in topic.partitions {
             let metadata = p
                 .committed_metadata
                 .map(|m| m.to_string())
                 .unwrap_or_default();
-            let code = match shared.broker.partition(&name, p.partition_index) {
-                Err(e) => for_broker_error(&e),
+            let found = match denied {
+                Some(code) => Err(code),
+                None => shared
+                    .broker
+                    .partition(&name, p.partition_index)
+                    .map_err(|e| for_broker_error(&e)),
+            };
+            let code = match found {
+                Err(code) => code,
                 Ok(_) if metadata.len() > metadata_bytes_max => Code::OffsetMetadataTooLarge,
                 Ok(_) => {
                     offsets.push((
@@ -135,16 +152,23 @@ pub(crate) async fn commit(
 /// (`None`).
 type Wanted = Option<Vec<(String, Vec<i32>)>>;
 
-/// One group's answer: per topic, each partition's commit if it has one.
-type Found = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
+/// One group's answer: per topic, whether the caller may not describe it,
+/// and each partition's commit if it has one (none if refused).
+type Found = Vec<(String, bool, Vec<(i32, Option<CommittedOffset>)>)>;
 
-/// One group's committed offsets in the shape of the request.
-fn fetch_group(shared: &Shared, group: &str, wanted: Wanted) -> Found {
+/// One group's committed offsets in the shape of the request: a topic
+/// asked for that the caller may not describe is refused, one it did not
+/// name is left out, as Kafka does.
+fn fetch_group(shared: &Shared, caller: &Caller, group: &str, wanted: Wanted) -> Found {
     let committed = shared.groups.committed(group);
     match wanted {
         Some(topics) => topics
             .into_iter()
             .map(|(topic, partitions)| {
+                if !caller.may_topic(Describe, &topic) {
+                    let none = partitions.into_iter().map(|p| (p, None)).collect();
+                    return (topic, true, none);
+                }
                 let found = partitions
                     .into_iter()
                     .map(|partition| {
@@ -155,7 +179,7 @@ fn fetch_group(shared: &Shared, group: &str, wanted: Wanted) -> Found {
                         (partition, committed.get(&tp).cloned())
                     })
                     .collect();
-                (topic, found)
+                (topic, false, found)
             })
             .collect(),
         None => {
@@ -167,13 +191,29 @@ fn fetch_group(shared: &Shared, group: &str, wanted: Wanted) -> Found {
                     .or_default()
                     .push((tp.partition, Some(c)));
             }
-            by_topic.into_iter().collect()
+            by_topic
+                .into_iter()
+                .filter(|(topic, _)| caller.sees(Describe, ResourceType::Topic, topic))
+                .map(|(topic, found)| (topic, false, found))
+                .collect()
         }
     }
 }
 
-pub(crate) fn fetch(version: i16, body: Bytes, shared: &Shared) -> Result<Bytes, ConnError> {
+pub(crate) fn fetch(
+    version: i16,
+    body: Bytes,
+    caller: &Caller,
+    shared: &Shared,
+) -> Result<Bytes, ConnError> {
     let request: OffsetFetchRequest = decode(ApiKey::OffsetFetch, version, body)?;
+    let refused = |denied: bool| {
+        if denied {
+            Code::TopicAuthorizationFailed.code()
+        } else {
+            Code::None.code()
+        }
+    };
     // A partition without a commit answers offset -1, as Kafka does.
     let offset_of = |c: &Option<CommittedOffset>| c.as_ref().map_or(-1, |c| c.offset);
     let epoch_of = |c: &Option<CommittedOffset>| c.as_ref().map_or(-1, |c| c.leader_epoch);
@@ -186,6 +226,11 @@ pub(crate) fn fetch(version: i16, body: Bytes, shared: &Shared) -> Result<Bytes,
             .map(|g| {
                 // v9: a consumer-protocol group's member must be current.
                 let member = g.member_id.as_ref().map(|m| m.to_string());
+                if !caller.may_group(Describe, &g.group_id.0) {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(Code::GroupAuthorizationFailed.code());
+                }
                 if let Err(e) =
                     shared
                         .groups
@@ -201,9 +246,9 @@ pub(crate) fn fetch(version: i16, body: Bytes, shared: &Shared) -> Result<Bytes,
                         .map(|t| (t.name.0.to_string(), t.partition_indexes))
                         .collect()
                 });
-                let topics = fetch_group(shared, &g.group_id.0, wanted)
+                let topics = fetch_group(shared, caller, &g.group_id.0, wanted)
                     .into_iter()
-                    .map(|(topic, partitions)| {
+                    .map(|(topic, denied, partitions)| {
                         OffsetFetchResponseTopics::default()
                             .with_name(topic_name(&topic))
                             .with_partitions(
@@ -211,6 +256,7 @@ pub(crate) fn fetch(version: i16, body: Bytes, shared: &Shared) -> Result<Bytes,
                                     .iter()
                                     .map(|(index, c)| {
                                         OffsetFetchResponsePartitions::default()
+                                            .with_error_code(refused(denied))
                                             .with_partition_index(*index)
                                             .with_committed_offset(offset_of(c))
                                             .with_committed_leader_epoch(epoch_of(c))
@@ -226,15 +272,32 @@ pub(crate) fn fetch(version: i16, body: Bytes, shared: &Shared) -> Result<Bytes,
             })
             .collect();
         OffsetFetchResponse::default().with_groups(groups)
+    } else if !caller.may_group(Describe, &request.group_id.0) {
+        // Before v2 there is no request-wide error: each asked partition
+        // carries it.
+        let topics = request.topics.unwrap_or_default().into_iter().map(|t| {
+            let partitions = t.partition_indexes.iter().map(|p| {
+                OffsetFetchResponsePartition::default()
+                    .with_partition_index(*p)
+                    .with_committed_offset(-1)
+                    .with_error_code(Code::GroupAuthorizationFailed.code())
+            });
+            OffsetFetchResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(partitions.collect())
+        });
+        OffsetFetchResponse::default()
+            .with_error_code(Code::GroupAuthorizationFailed.code())
+            .with_topics(topics.collect())
     } else {
         let wanted = request.topics.map(|ts| {
             ts.into_iter()
                 .map(|t| (t.name.0.to_string(), t.partition_indexes))
                 .collect()
         });
-        let topics = fetch_group(shared, &request.group_id.0, wanted)
+        let topics = fetch_group(shared, caller, &request.group_id.0, wanted)
             .into_iter()
-            .map(|(topic, partitions)| {
+            .map(|(topic, denied, partitions)| {
                 OffsetFetchResponseTopic::default()
                     .with_name(topic_name(&topic))
                     .with_partitions(
@@ -242,6 +305,7 @@ pub(crate) fn fetch(version: i16, body: Bytes, shared: &Shared) -> Result<Bytes,
                             .iter()
                             .map(|(index, c)| {
                                 OffsetFetchResponsePartition::default()
+                                    .with_error_code(refused(denied))
                                     .with_partition_index(*index)
                                     .with_committed_offset(offset_of(c))
                                     .with_committed_leader_epoch(epoch_of(c))
@@ -259,14 +323,28 @@ pub(crate) fn fetch(version: i16, body: Bytes, shared: &Shared) -> Result<Bytes,
 pub(crate) async fn delete(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: OffsetDeleteRequest = decode(ApiKey::OffsetDelete, version, body)?;
+    if !caller.may_group(Delete, &request.group_id.0) {
+        let response =
+            OffsetDeleteResponse::default().with_error_code(Code::GroupAuthorizationFailed.code());
+        return encode(ApiKey::OffsetDelete, version, &response);
+    }
+    // Kafka: READ on each topic whose offsets go.
+    let readable: Vec<bool> = request
+        .topics
+        .iter()
+        .map(|t| caller.may_topic(Read, &t.name.0))
+        .collect();
     let group = request.group_id.0.to_string();
     let partitions: Vec<TopicPartition> = request
         .topics
         .iter()
-        .flat_map(|t| {
+        .zip(&readable)
+        .filter(|(_, readable)| **readable)
+        .flat_map(|(t, _)| {
             t.partitions.iter().map(|p| TopicPartition {
                 topic: t.name.0.to_string(),
                 partition: p.partition_index,
@@ -290,7 +368,8 @@ pub(crate) async fn delete(
             request
                 .topics
                 .into_iter()
-                .map(|t| {
+                .zip(readable)
+                .map(|(t, readable)| {
                     let name = t.name.0.to_string();
                     OffsetDeleteResponseTopic::default()
                         .with_name(t.name)
@@ -301,7 +380,9 @@ pub(crate) async fn delete(
                                     let subscribed = refused.iter().any(|tp| {
                                         tp.topic == name && tp.partition == p.partition_index
                                     });
-                                    let code = if subscribed {
+                                    let code = if !readable {
+                                        Code::TopicAuthorizationFailed
+                                    } else if subscribed {
                                         Code::GroupSubscribedToTopic
                                     } else {
                                         Code::None

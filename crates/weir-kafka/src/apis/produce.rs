@@ -12,8 +12,9 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use weir_broker::{BrokerError, Produced};
 
-use super::str_bytes;
+use super::{Caller, str_bytes};
 use crate::Shared;
+use crate::authz::Write;
 use crate::codes::{Code, for_broker_error};
 use crate::conn::{ConnError, decode, encode};
 
@@ -89,12 +90,18 @@ fn check_transaction(
 pub(crate) async fn handle(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Arc<Shared>,
 ) -> Result<Acknowledge, ConnError> {
     let request: ProduceRequest = decode(ApiKey::Produce, version, body)?;
     let acks = request.acks;
     let valid_acks = matches!(acks, -1..=1);
     let transactional_id = request.transactional_id.map(|t| t.0.to_string());
+    // Kafka refuses a transactional producer its whole request unless it
+    // may write its transactional id, then each topic it may not write.
+    let txn_denied = transactional_id
+        .as_deref()
+        .is_some_and(|id| !caller.may_transaction(Write, id));
     let mut writes = tokio::task::JoinSet::new();
     for (t, topic) in request.topic_data.into_iter().enumerate() {
         let id = topic.topic_id;
@@ -107,6 +114,12 @@ pub(crate) async fn handle(
         } else {
             Some(topic.name.0.to_string())
         };
+        let denied = if txn_denied {
+            Some(Code::TransactionalIdAuthorizationFailed)
+        } else {
+            let denied = name.as_deref().is_some_and(|n| !caller.may_topic(Write, n));
+            denied.then_some(Code::TopicAuthorizationFailed)
+        };
         for (p, partition) in topic.partition_data.into_iter().enumerate() {
             let (shared, name) = (shared.clone(), name.clone());
             let transactional_id = transactional_id.clone();
@@ -117,10 +130,13 @@ pub(crate) async fn handle(
                     let name = String::new();
                     return ((t, p), Written { topic: t, name, id, index, outcome });
                 };
-                let outcome = match partition.records {
+                let outcome = match (denied, partition.records) {
+                    (Some(code), _) => Err(refused(index, code, None)),
                     _ if !valid_acks => Err(refused(index, Code::InvalidRequiredAcks, None)),
-                    None => Err(refused(index, Code::CorruptMessage, Some("no records".into()))),
-                    Some(records) => match check_transaction(
+                    (None, None) => {
+                        Err(refused(index, Code::CorruptMessage, Some("no records".into())))
+                    }
+                    (None, Some(records)) => match check_transaction(
                         &records,
                         transactional_id.as_deref(),
                         &shared,

@@ -16,8 +16,10 @@ use kafka_protocol::messages::{
 };
 use weir_broker::Broker;
 
+use super::Caller;
 use super::{str_bytes, topic_name};
 use crate::Shared;
+use crate::authz::{Alter, Describe};
 use crate::codes::Code;
 use crate::conn::{ConnError, decode, encode};
 
@@ -31,13 +33,21 @@ type Outcome = (Code, Option<String>);
 pub(crate) fn elect_leaders(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Shared,
 ) -> Result<Bytes, ConnError> {
     let request: ElectLeadersRequest = decode(ApiKey::ElectLeaders, version, body)?;
     let broker = &shared.broker;
-    let response = if ![ELECTION_PREFERRED, ELECTION_UNCLEAN].contains(&request.election_type) {
-        // The whole request fails, and so does each partition it names.
+    let refused = if !caller.may_cluster(Alter) {
+        Some((Code::ClusterAuthorizationFailed, None))
+    } else if ![ELECTION_PREFERRED, ELECTION_UNCLEAN].contains(&request.election_type) {
         let message = format!("Unknown election type {}", request.election_type);
+        Some((Code::InvalidRequest, Some(message)))
+    } else {
+        None
+    };
+    let response = if let Some((code, message)) = refused {
+        // The whole request fails, and so does each partition it names.
         let results = request
             .topic_partitions
             .unwrap_or_default()
@@ -48,13 +58,13 @@ pub(crate) fn elect_leaders(
                     .with_partition_result(
                         t.partitions
                             .into_iter()
-                            .map(|p| result(p, (Code::InvalidRequest, Some(message.clone()))))
+                            .map(|p| result(p, (code, message.clone())))
                             .collect(),
                     )
             })
             .collect();
         ElectLeadersResponse::default()
-            .with_error_code(Code::InvalidRequest.code())
+            .with_error_code(code.code())
             .with_replica_election_results(results)
     } else {
         let results = match request.topic_partitions {
@@ -119,24 +129,35 @@ fn result(partition: i32, (code, message): Outcome) -> PartitionResult {
         .with_error_message(message.as_deref().map(str_bytes))
 }
 
-pub(crate) fn list_reassignments(version: i16, body: Bytes) -> Result<Bytes, ConnError> {
+pub(crate) fn list_reassignments(
+    version: i16,
+    body: Bytes,
+    caller: &Caller,
+) -> Result<Bytes, ConnError> {
     // Whatever is asked, known or not: nothing is moving.
     let _request: ListPartitionReassignmentsRequest =
         decode(ApiKey::ListPartitionReassignments, version, body)?;
-    encode(
-        ApiKey::ListPartitionReassignments,
-        version,
-        &ListPartitionReassignmentsResponse::default().with_error_message(None),
-    )
+    let mut response = ListPartitionReassignmentsResponse::default().with_error_message(None);
+    if !caller.may_cluster(Describe) {
+        response = response.with_error_code(Code::ClusterAuthorizationFailed.code());
+    }
+    encode(ApiKey::ListPartitionReassignments, version, &response)
 }
 
 pub(crate) fn alter_reassignments(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Shared,
 ) -> Result<Bytes, ConnError> {
     let request: AlterPartitionReassignmentsRequest =
         decode(ApiKey::AlterPartitionReassignments, version, body)?;
+    if !caller.may_cluster(Alter) {
+        let response = AlterPartitionReassignmentsResponse::default()
+            .with_error_code(Code::ClusterAuthorizationFailed.code())
+            .with_error_message(None);
+        return encode(ApiKey::AlterPartitionReassignments, version, &response);
+    }
     let node = shared.config.node_id;
     let responses = request
         .topics

@@ -17,8 +17,9 @@ use kafka_protocol::messages::{ApiKey, ShareAcknowledgeRequest, ShareAcknowledge
 use weir_log::Clock as _;
 use weir_queue::{AckKind, QueueError, QueueKey};
 
-use super::{blocking, str_bytes};
+use super::{Caller, blocking, str_bytes};
 use crate::Shared;
+use crate::authz::Read;
 use crate::codes::Code;
 use crate::conn::{ConnError, decode, encode};
 use crate::share_sessions::Refused;
@@ -162,6 +163,7 @@ pub(crate) fn release_member(shared: &Shared, group: &str, member: &str) {
 pub(crate) async fn acknowledge(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: ShareAcknowledgeRequest = decode(ApiKey::ShareAcknowledge, version, body)?;
@@ -183,6 +185,12 @@ pub(crate) async fn acknowledge(
         return failed(Refused {
             code: Code::InvalidRequest,
             message: "GroupId and MemberId must be set".to_owned(),
+        });
+    }
+    if !caller.may_group(Read, &group) {
+        return failed(Refused {
+            code: Code::GroupAuthorizationFailed,
+            message: format!("not authorized to read group {group:?}"),
         });
     }
     let epoch = request.share_session_epoch;

@@ -23,8 +23,9 @@ use weir_log::batch::BatchHeader;
 use weir_queue::{AckKind, Create, QueueKey};
 
 use super::share_ack::{self, AckBatch, PartitionAcks};
-use super::{blocking, leader_epoch, str_bytes};
+use super::{Caller, blocking, leader_epoch, str_bytes};
 use crate::Shared;
+use crate::authz::Read;
 use crate::codes::{Code, for_broker_error, for_group_error};
 use crate::conn::{ConnError, decode, encode};
 use crate::share_sessions::{Refused, SharePartitionId};
@@ -76,6 +77,7 @@ fn refusal(code: Code, message: impl Into<String>) -> Refused {
 pub(crate) async fn fetch(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: ShareFetchRequest = decode(ApiKey::ShareFetch, version, body)?;
@@ -94,6 +96,11 @@ pub(crate) async fn fetch(
             version,
             refusal(Code::InvalidRequest, "GroupId and MemberId must be set"),
         );
+    }
+    // Kafka: READ on the share group, then READ on each topic fetched.
+    if !caller.may_group(Read, &group) {
+        let message = format!("not authorized to read group {group:?}");
+        return refused_response(version, refusal(Code::GroupAuthorizationFailed, message));
     }
     // The member must be in the share group now (Kafka's ShareFetch
     // carries no member epoch), except to close its session: its leave
@@ -199,6 +206,12 @@ pub(crate) async fn fetch(
         })
         .map(|p| (p, Gathered::default()))
         .collect();
+    for ((topic_id, _), g) in &mut gathering {
+        let topic = shared.broker.topic_by_id(topic_id.as_u128());
+        if topic.is_some_and(|t| !caller.may_topic(Read, &t.name)) {
+            g.error = Some((Code::TopicAuthorizationFailed, String::new()));
+        }
+    }
     let records_max = usize::try_from(request.max_records)
         .ok()
         .filter(|&n| n > 0)

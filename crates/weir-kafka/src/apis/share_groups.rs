@@ -20,8 +20,10 @@ use weir_groups::{GroupState, GroupType, NamedPartitions, ShareHeartbeat};
 use super::group_admin::GROUP_OPERATIONS;
 use super::{Caller, str_bytes, topic_name};
 use crate::Shared;
+use crate::authz::{Describe, Read};
 use crate::codes::{Code, for_group_error};
 use crate::conn::{ConnError, decode, encode};
+use weir_auth::acl::ResourceType;
 
 pub(crate) fn heartbeat(
     version: i16,
@@ -30,6 +32,28 @@ pub(crate) fn heartbeat(
     shared: &Shared,
 ) -> Result<Bytes, ConnError> {
     let request: ShareGroupHeartbeatRequest = decode(ApiKey::ShareGroupHeartbeat, version, body)?;
+    // Kafka: READ on the group, DESCRIBE on every topic subscribed to.
+    let denied = if !caller.may_group(Read, &request.group_id.0) {
+        Some((Code::GroupAuthorizationFailed, None))
+    } else {
+        let hidden: Vec<&str> = request
+            .subscribed_topic_names
+            .iter()
+            .flatten()
+            .map(|n| n.0.as_str())
+            .filter(|n| !caller.may_topic(Describe, n))
+            .collect();
+        (!hidden.is_empty()).then(|| {
+            let message = format!("Topic authorization failed for topics {hidden:?}");
+            (Code::TopicAuthorizationFailed, Some(message))
+        })
+    };
+    if let Some((code, message)) = denied {
+        let response = ShareGroupHeartbeatResponse::default()
+            .with_error_code(code.code())
+            .with_error_message(message.map(|m| str_bytes(&m)));
+        return encode(ApiKey::ShareGroupHeartbeat, version, &response);
+    }
     let answer = shared.groups.share_heartbeat(ShareHeartbeat {
         group: request.group_id.0.to_string(),
         member_id: request.member_id.to_string(),
@@ -81,17 +105,23 @@ fn described_assignment(partitions: Vec<NamedPartitions>) -> DescribedAssignment
     )
 }
 
-pub(crate) fn describe(version: i16, body: Bytes, shared: &Shared) -> Result<Bytes, ConnError> {
+pub(crate) fn describe(
+    version: i16,
+    body: Bytes,
+    caller: &Caller,
+    shared: &Shared,
+) -> Result<Bytes, ConnError> {
     let request: ShareGroupDescribeRequest = decode(ApiKey::ShareGroupDescribe, version, body)?;
-    let operations = if request.include_authorized_operations {
-        GROUP_OPERATIONS
-    } else {
-        i32::MIN
-    };
+    let asked = request.include_authorized_operations;
     let groups = request
         .group_ids
         .into_iter()
         .map(|id| {
+            let operations = if asked {
+                caller.authorized_operations(GROUP_OPERATIONS, ResourceType::Group, &id.0)
+            } else {
+                i32::MIN
+            };
             let failed = |code: Code, message: String| {
                 DescribedGroup::default()
                     .with_group_id(id.clone())
@@ -100,6 +130,13 @@ pub(crate) fn describe(version: i16, body: Bytes, shared: &Shared) -> Result<Byt
                     .with_group_state(str_bytes("Dead"))
                     .with_authorized_operations(operations)
             };
+            if !caller.may_group(Describe, &id.0) {
+                return DescribedGroup::default()
+                    .with_group_id(id.clone())
+                    .with_error_code(Code::GroupAuthorizationFailed.code())
+                    .with_error_message(None)
+                    .with_authorized_operations(i32::MIN);
+            }
             if id.0.is_empty() {
                 return failed(
                     Code::InvalidGroupId,

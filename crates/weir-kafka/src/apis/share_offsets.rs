@@ -18,24 +18,34 @@ use kafka_protocol::messages::{
 };
 use weir_queue::QueueKey;
 
-use super::{blocking, leader_epoch, str_bytes, topic_name};
+use super::{Caller, blocking, leader_epoch, str_bytes, topic_name};
 use crate::Shared;
+use crate::authz::Describe;
 use crate::codes::Code;
 use crate::conn::{ConnError, decode, encode};
 
 pub(crate) async fn describe(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: DescribeShareGroupOffsetsRequest =
         decode(ApiKey::DescribeShareGroupOffsets, version, body)?;
     let s = shared.clone();
+    let caller = caller.clone();
     let groups = blocking(move || {
         request
             .groups
             .into_iter()
-            .map(|g| describe_group(&s, g))
+            .map(|g| {
+                if !caller.may_group(Describe, &g.group_id.0) {
+                    return DescribeShareGroupOffsetsResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(Code::GroupAuthorizationFailed.code());
+                }
+                describe_group(&s, g)
+            })
             .collect()
     })
     .await;

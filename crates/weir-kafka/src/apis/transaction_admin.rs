@@ -19,10 +19,12 @@ use kafka_protocol::protocol::StrBytes;
 use regex_automata::meta::Regex;
 use weir_txn::{TxnMetadata, TxnState};
 
-use super::{str_bytes, topic_name};
+use super::{Caller, str_bytes, topic_name};
 use crate::Shared;
+use crate::authz::Describe;
 use crate::codes::{Code, for_txn_error};
 use crate::conn::{ConnError, decode, encode};
+use weir_auth::acl::ResourceType;
 
 /// Longest transactional-id pattern taken, in bytes, and the most memory
 /// its compiled automaton may take: a pattern is compiled per request.
@@ -34,7 +36,12 @@ fn all_states() -> impl Iterator<Item = TxnState> {
     (0..=i8::MAX).map_while(TxnState::from_id)
 }
 
-pub(crate) fn describe(version: i16, body: Bytes, shared: &Shared) -> Result<Bytes, ConnError> {
+pub(crate) fn describe(
+    version: i16,
+    body: Bytes,
+    caller: &Caller,
+    shared: &Shared,
+) -> Result<Bytes, ConnError> {
     let request: DescribeTransactionsRequest = decode(ApiKey::DescribeTransactions, version, body)?;
     let txns = shared.transactions();
     let states = request
@@ -47,6 +54,9 @@ pub(crate) fn describe(version: i16, body: Bytes, shared: &Shared) -> Result<Byt
                 .with_producer_id(ProducerId(-1))
                 .with_producer_epoch(-1)
                 .with_transaction_start_time_ms(-1);
+            if !caller.may_transaction(Describe, &id.0) {
+                return answer.with_error_code(Code::TransactionalIdAuthorizationFailed.code());
+            }
             let t = match &txns {
                 Ok(t) => t,
                 Err(e) => {
@@ -132,7 +142,12 @@ fn compile(pattern: &str) -> Option<Regex> {
         .ok()
 }
 
-pub(crate) fn list(version: i16, body: Bytes, shared: &Shared) -> Result<Bytes, ConnError> {
+pub(crate) fn list(
+    version: i16,
+    body: Bytes,
+    caller: &Caller,
+    shared: &Shared,
+) -> Result<Bytes, ConnError> {
     let request: ListTransactionsRequest = decode(ApiKey::ListTransactions, version, body)?;
     let mut response = ListTransactionsResponse::default();
     let mut states = BTreeSet::new();
@@ -174,6 +189,14 @@ pub(crate) fn list(version: i16, body: Bytes, shared: &Shared) -> Result<Bytes, 
         .list()
         .iter()
         .filter(|meta| filters.keeps(meta, now))
+        // Only the ids the caller may describe, as Kafka lists them.
+        .filter(|meta| {
+            caller.sees(
+                Describe,
+                ResourceType::TransactionalId,
+                &meta.transactional_id,
+            )
+        })
         .map(|meta| {
             Listed::default()
                 .with_transactional_id(TransactionalId(StrBytes::from_string(

@@ -22,8 +22,9 @@ use kafka_protocol::messages::{
 };
 use weir_txn::{TopicPartition, TxnError};
 
-use super::{blocking, non_empty};
+use super::{Caller, blocking, non_empty};
 use crate::Shared;
+use crate::authz::{Read, Write};
 use crate::codes::{Code, for_group_error, for_txn_error};
 use crate::conn::{ConnError, decode, encode};
 
@@ -41,6 +42,7 @@ fn fenced(version: i16) -> Code {
 pub(crate) async fn add_partitions(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: AddPartitionsToTxnRequest = decode(ApiKey::AddPartitionsToTxn, version, body)?;
@@ -55,17 +57,30 @@ pub(crate) async fn add_partitions(
         request.v3_and_below_producer_id.0,
         request.v3_and_below_producer_epoch,
     );
-    // Every partition must exist; otherwise none is added, and the others
-    // are answered OPERATION_NOT_ATTEMPTED, as Kafka does.
+    // Kafka: WRITE on the transactional id, then on every topic added.
+    let id_denied = !caller.may_transaction(Write, &id);
+    let writable: Vec<bool> = wanted
+        .iter()
+        .map(|(topic, _)| caller.may_topic(Write, topic))
+        .collect();
+    // Every partition must exist and be writable; otherwise none is
+    // added, and the others are answered OPERATION_NOT_ATTEMPTED, as Kafka
+    // does.
     let result = blocking(move || {
+        if id_denied {
+            // Answered below without a look at the partitions.
+            return Err(Vec::new());
+        }
         let mut unknown = Vec::new();
         let mut parts = Vec::new();
-        for (topic, partitions) in &wanted {
+        for ((topic, partitions), writable) in wanted.iter().zip(writable) {
             for &p in partitions {
-                if shared2.broker.partition(topic, p).is_ok() {
+                if !writable {
+                    unknown.push((topic.clone(), p, Code::TopicAuthorizationFailed));
+                } else if shared2.broker.partition(topic, p).is_ok() {
                     parts.push(TopicPartition::new(topic.clone(), p));
                 } else {
-                    unknown.push((topic.clone(), p));
+                    unknown.push((topic.clone(), p, Code::UnknownTopicOrPartition));
                 }
             }
         }
@@ -82,12 +97,14 @@ pub(crate) async fn add_partitions(
     .await;
     let code_of = |topic: &str, p: i32| -> i16 {
         match &result {
+            _ if id_denied => Code::TransactionalIdAuthorizationFailed.code(),
             Ok(Ok(())) => Code::None.code(),
             Ok(Err(e)) => for_txn_error(e, fenced(version)).code(),
-            Err(unknown) if unknown.iter().any(|(t, q)| t == topic && *q == p) => {
-                Code::UnknownTopicOrPartition.code()
-            }
-            Err(_) => Code::OperationNotAttempted.code(),
+            Err(unknown) => unknown
+                .iter()
+                .find(|(t, q, _)| t == topic && *q == p)
+                .map_or(Code::OperationNotAttempted, |(_, _, code)| *code)
+                .code(),
         }
     };
     let results = topics
@@ -116,11 +133,19 @@ pub(crate) async fn add_partitions(
 pub(crate) async fn end(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: EndTxnRequest = decode(ApiKey::EndTxn, version, body)?;
     let shared2 = shared.clone();
     let id = request.transactional_id.0.to_string();
+    if !caller.may_transaction(Write, &id) {
+        let response = EndTxnResponse::default()
+            .with_error_code(Code::TransactionalIdAuthorizationFailed.code())
+            .with_producer_id(kafka_protocol::messages::ProducerId(-1))
+            .with_producer_epoch(-1);
+        return encode(ApiKey::EndTxn, version, &response);
+    }
     let (pid, epoch, commit) = (
         request.producer_id.0,
         request.producer_epoch,
@@ -155,6 +180,7 @@ fn offsets_partition() -> TopicPartition {
 pub(crate) async fn add_offsets(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: AddOffsetsToTxnRequest = decode(ApiKey::AddOffsetsToTxn, version, body)?;
@@ -162,6 +188,16 @@ pub(crate) async fn add_offsets(
     let id = request.transactional_id.0.to_string();
     let (pid, epoch) = (request.producer_id.0, request.producer_epoch);
     let group = request.group_id.0.to_string();
+    // Kafka: WRITE on the transactional id, READ on the group.
+    let denied = if !caller.may_transaction(Write, &id) {
+        Some(Code::TransactionalIdAuthorizationFailed)
+    } else {
+        (!caller.may_group(Read, &group)).then_some(Code::GroupAuthorizationFailed)
+    };
+    if let Some(code) = denied {
+        let response = AddOffsetsToTxnResponse::default().with_error_code(code.code());
+        return encode(ApiKey::AddOffsetsToTxn, version, &response);
+    }
     let result = blocking(move || {
         if group.is_empty() {
             return Err(TxnError::InvalidTxnState {
@@ -195,6 +231,7 @@ pub(crate) async fn add_offsets(
 pub(crate) async fn commit_offsets(
     version: i16,
     body: Bytes,
+    caller: &Caller,
     shared: &Arc<Shared>,
 ) -> Result<Bytes, ConnError> {
     let request: TxnOffsetCommitRequest = decode(ApiKey::TxnOffsetCommit, version, body)?;
@@ -202,10 +239,25 @@ pub(crate) async fn commit_offsets(
     let id = request.transactional_id.0.to_string();
     let (pid, epoch) = (request.producer_id.0, request.producer_epoch);
     let group = request.group_id.0.to_string();
+    // Kafka: WRITE on the transactional id, READ on the group, then READ
+    // on each topic; the topics refused are left out of the commit.
+    let denied = if !caller.may_transaction(Write, &id) {
+        Some(Code::TransactionalIdAuthorizationFailed)
+    } else {
+        (!caller.may_group(Read, &group)).then_some(Code::GroupAuthorizationFailed)
+    };
+    let topic_denied: Vec<bool> = request
+        .topics
+        .iter()
+        .map(|t| denied.is_none() && !caller.may_topic(Read, &t.name.0))
+        .collect();
+    let allowed = |i: usize| denied.is_none() && !topic_denied[i];
     let entries: Vec<weir_groups::TopicPartition> = request
         .topics
         .iter()
-        .flat_map(|t| {
+        .enumerate()
+        .filter(|(i, _)| allowed(*i))
+        .flat_map(|(_, t)| {
             t.partitions.iter().map(|p| weir_groups::TopicPartition {
                 topic: t.name.0.to_string(),
                 partition: p.partition_index,
@@ -215,7 +267,9 @@ pub(crate) async fn commit_offsets(
     let offsets: Vec<_> = request
         .topics
         .iter()
-        .flat_map(|t| t.partitions.iter())
+        .enumerate()
+        .filter(|(i, _)| allowed(*i))
+        .flat_map(|(_, t)| t.partitions.iter())
         .map(|p| {
             (
                 p.committed_offset,
@@ -238,7 +292,14 @@ pub(crate) async fn commit_offsets(
     let member = request.member_id.to_string();
     let instance = non_empty(request.group_instance_id.clone());
     let generation = request.generation_id;
+    let nothing_allowed = entries.is_empty() && !request.topics.is_empty();
     let result = blocking(move || {
+        if let Some(code) = denied {
+            return Err(code);
+        }
+        if nothing_allowed {
+            return Ok(());
+        }
         let t = shared2
             .transactions()
             .map_err(|e| for_txn_error(&e, fenced_code))?;
@@ -287,7 +348,13 @@ pub(crate) async fn commit_offsets(
     let topics = request
         .topics
         .iter()
-        .map(|t| {
+        .zip(topic_denied)
+        .map(|(t, topic_denied)| {
+            let code = if topic_denied {
+                Code::TopicAuthorizationFailed
+            } else {
+                code
+            };
             TxnOffsetCommitResponseTopic::default()
                 .with_name(t.name.clone())
                 .with_partitions(

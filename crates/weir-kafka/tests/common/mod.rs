@@ -21,6 +21,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub broker: Arc<Broker>,
     pub groups: Arc<Coordinator>,
+    /// The server's authorizer (disabled unless started with one).
+    pub authorizer: Arc<weir_auth::Authorizer>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -41,6 +43,33 @@ impl TestServer {
         tweak: impl FnOnce(&mut ServerConfig),
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, config, groups_config, None, tweak)
+    }
+
+    /// A server checking every request against ACLs kept in its data
+    /// directory.
+    pub fn start_authorized(authorizer: weir_auth::AuthorizerConfig) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(
+            dir,
+            BrokerConfig::default(),
+            test_groups_config(),
+            Some(authorizer),
+            |_| {},
+        )
+    }
+
+    fn start_in(
+        dir: tempfile::TempDir,
+        config: BrokerConfig,
+        groups_config: GroupsConfig,
+        authorizer: Option<weir_auth::AuthorizerConfig>,
+        tweak: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
+        let authorizer = Arc::new(match authorizer {
+            Some(config) => weir_auth::Authorizer::open(dir.path(), config).unwrap(),
+            None => weir_auth::Authorizer::disabled(),
+        });
         let data = DataDir::open(dir.path(), DirConfig::default()).unwrap();
         let broker = Arc::new(Broker::open(data, config).unwrap());
         let offsets = OffsetStore::open(broker.clone(), OffsetsConfig::default()).unwrap();
@@ -63,15 +92,27 @@ impl TestServer {
         tweak(&mut server_config);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (b, g) = (broker.clone(), groups.clone());
+        let parts = weir_kafka::ServerParts {
+            authorizer: Some(authorizer.clone()),
+            ..weir_kafka::ServerParts::default()
+        };
         let thread = std::thread::spawn(move || {
-            runtime.block_on(weir_kafka::run(listener, b, g, server_config, async {
-                let _ = stopped.await;
-            }));
+            runtime.block_on(weir_kafka::run_with(
+                listener,
+                b,
+                g,
+                server_config,
+                parts,
+                async {
+                    let _ = stopped.await;
+                },
+            ));
         });
         Self {
             addr,
             broker,
             groups,
+            authorizer,
             stop: Some(stop),
             thread: Some(thread),
             _dir: dir,
@@ -83,14 +124,20 @@ impl TestServer {
     }
 }
 
-impl Drop for TestServer {
-    fn drop(&mut self) {
+impl TestServer {
+    fn halt(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.halt();
     }
 }
 
