@@ -134,6 +134,16 @@ pub struct ServeArgs {
     /// recorded per request.
     #[arg(long)]
     no_metrics: bool,
+    /// Require SASL on the Kafka listener with these mechanisms, comma
+    /// separated: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (users from `weir
+    /// user add` or AlterUserScramCredentials) [default: no SASL].
+    #[arg(long, value_delimiter = ',')]
+    sasl_mechanisms: Option<Vec<String>>,
+    /// How long a SASL authentication lasts before the client must
+    /// re-authenticate, in ms (Kafka's `connections.max.reauth.ms`; 0:
+    /// for ever) [default: 0].
+    #[arg(long)]
+    connections_max_reauth_ms: Option<u64>,
     /// Most per-topic, per-partition and per-group-partition label sets
     /// with metric series; more are counted in
     /// `weir_metrics_series_dropped_total` [default: 10000].
@@ -174,6 +184,8 @@ struct ServeFile {
     alert_interval_ms: Option<u64>,
     metrics: Option<bool>,
     metrics_series_max: Option<usize>,
+    sasl_mechanisms: Option<Vec<String>>,
+    connections_max_reauth_ms: Option<u64>,
 }
 
 /// Every setting, resolved.
@@ -205,6 +217,8 @@ struct Settings {
     /// Spans are exported (`--otlp-endpoint`): Kafka request spans are
     /// named by API.
     export_spans: bool,
+    /// SASL on the Kafka listener (`None`: off).
+    sasl: Option<weir_kafka::SaslConfig>,
 }
 
 impl ServeArgs {
@@ -262,7 +276,33 @@ impl ServeArgs {
                 .unwrap_or(weir_metrics::MetricsConfig::default().series_max),
             ..weir_metrics::MetricsConfig::default()
         };
+        let sasl = match self.sasl_mechanisms.or(file.sasl_mechanisms) {
+            None => None,
+            Some(names) => {
+                let mechanisms = names
+                    .iter()
+                    .map(|n| {
+                        weir_kafka::SaslMechanism::from_name(n.trim()).with_context(|| {
+                            format!(
+                                "unknown SASL mechanism {n:?} (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"
+                            )
+                        })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                if mechanisms.is_empty() {
+                    anyhow::bail!("--sasl-mechanisms names no mechanism");
+                }
+                Some(weir_kafka::SaslConfig {
+                    mechanisms,
+                    reauth_ms: self
+                        .connections_max_reauth_ms
+                        .or(file.connections_max_reauth_ms)
+                        .unwrap_or(0),
+                })
+            }
+        };
         Ok(Settings {
+            sasl,
             metrics: (!self.no_metrics && file.metrics.unwrap_or(true)).then_some(metrics_config),
             static_configs,
             export_spans: self.otlp_endpoint.is_some(),
@@ -519,6 +559,20 @@ async fn serve(
     let mut server_config = ServerConfig::new(bound);
     server_config.static_configs = args.static_configs;
     server_config.name_request_spans = args.export_spans;
+    if let Some(sasl) = args.sasl {
+        // Read the credentials now: a corrupt store stops the start here
+        // rather than failing every client.
+        let users = weir_auth::CredentialStore::open(broker.data_dir().root())
+            .context("opening the SCRAM credential store")?
+            .list()
+            .len();
+        let names: Vec<_> = sasl.mechanisms.iter().map(|m| m.name()).collect();
+        tracing::info!(mechanisms = ?names, users, reauth_ms = sasl.reauth_ms, "SASL required on the kafka listener");
+        if users == 0 {
+            tracing::warn!("SASL is on but no user exists: add one with `weir user add`");
+        }
+        server_config.sasl = Some(sasl);
+    }
     if let Some(host) = args.advertised_host {
         server_config.advertised_host = host;
     }

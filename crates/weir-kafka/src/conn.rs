@@ -33,6 +33,10 @@ pub(crate) enum ConnError {
     UnknownApiKey { api_key: i16 },
     #[error("unsupported version {version} of {api:?}")]
     UnsupportedVersion { api: ApiKey, version: i16 },
+    #[error("{api:?} before SASL authentication")]
+    Unauthenticated { api: ApiKey },
+    #[error("{api:?} after the SASL session expired (connections.max.reauth.ms)")]
+    SessionExpired { api: ApiKey },
     #[error("malformed {api:?} v{version} request: {reason}")]
     Malformed {
         api: ApiKey,
@@ -63,6 +67,7 @@ pub(crate) async fn serve(
     let (mut reader, writer) = socket.into_split();
     let (answers, mut pending) = tokio::sync::mpsc::channel::<Answer>(IN_FLIGHT_MAX);
     let reading = tokio::spawn(async move {
+        let mut sasl = crate::sasl::Session::new(shared.config.sasl.clone());
         loop {
             let frame = tokio::select! {
                 _ = stop.changed() => break,
@@ -82,7 +87,7 @@ pub(crate) async fn serve(
                 _ => None,
             };
             let answer = match frame {
-                Ok(Some(frame)) => handle(frame, peer, &shared).await,
+                Ok(Some(frame)) => handle(frame, peer, &shared, &mut sasl).await,
                 Ok(None) => break,
                 Err(e) => Err(e),
             };
@@ -103,9 +108,9 @@ pub(crate) async fn serve(
                 }),
                 Err(e) => tokio::spawn(std::future::ready(Err(e))),
             };
-            // After a bad frame the answers before it still go out, then
-            // the connection closes.
-            if answers.send(task).await.is_err() || failed {
+            // After a bad frame (or a failed authentication) the answers
+            // before it still go out, then the connection closes.
+            if answers.send(task).await.is_err() || failed || sasl.closing() {
                 break;
             }
         }
@@ -261,6 +266,7 @@ async fn handle(
     frame: Bytes,
     peer: SocketAddr,
     shared: &Arc<Shared>,
+    sasl: &mut crate::sasl::Session,
 ) -> Result<Pending, ConnError> {
     let (api, version, header, body) = match open_frame(frame.clone()) {
         Ok(opened) => opened,
@@ -277,6 +283,7 @@ async fn handle(
         }
         Err(e) => return Err(e),
     };
+    sasl.admit(api)?;
     let mut head = BytesMut::with_capacity(8);
     kafka_protocol::messages::ResponseHeader::default()
         .with_correlation_id(header.correlation_id)
@@ -294,6 +301,7 @@ async fn handle(
             .as_ref()
             .map(|c| c.to_string())
             .unwrap_or_default(),
+        principal: sasl.principal().clone(),
     };
     // Fields a log formatter writes per request: kept few and cheap (the
     // peer is on the connection's lines, not here).
@@ -312,9 +320,18 @@ async fn handle(
         span.record("otel.kind", "server");
     }
     span.in_scope(|| tracing::debug!("kafka request"));
-    let reply = apis::dispatch(api, version, body, &caller, shared)
-        .instrument(span.clone())
-        .await?;
+    let reply = match api {
+        ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => apis::Reply::Now(Some(
+            sasl.handle(api, version, body, shared)
+                .instrument(span.clone())
+                .await?,
+        )),
+        _ => {
+            apis::dispatch(api, version, body, &caller, shared)
+                .instrument(span.clone())
+                .await?
+        }
+    };
     Ok(match reply {
         apis::Reply::Now(body) => Pending::Ready(body.map(|body| (head, body))),
         apis::Reply::Later(later) => Pending::Later(head, Box::pin(later.instrument(span))),

@@ -11,6 +11,7 @@ mod apis;
 pub mod client_protocol;
 mod codes;
 mod conn;
+mod sasl;
 mod share_sessions;
 mod txn;
 mod txn_offsets;
@@ -28,6 +29,8 @@ use weir_groups::Coordinator;
 pub use alloc::GuardedAllocator;
 pub use codes::{Code, for_broker_error, for_group_error};
 pub use conn::decode_request;
+pub use sasl::SaslConfig;
+pub use weir_auth::SaslMechanism;
 
 /// Settings and limits of the Kafka listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +74,10 @@ pub struct ServerConfig {
     pub share_start_earliest: bool,
     /// Most share sessions open at once (`group.share.max.share.sessions`).
     pub share_sessions_max: usize,
+    /// SASL on this listener (`None`: no authentication, every client is
+    /// `User:ANONYMOUS`). With several listeners this is the
+    /// SASL_PLAINTEXT / SASL_SSL listener's.
+    pub sasl: Option<SaslConfig>,
 }
 
 impl ServerConfig {
@@ -92,6 +99,7 @@ impl ServerConfig {
             share_delivery_limit: 5,
             share_start_earliest: false,
             share_sessions_max: 2_000,
+            sasl: None,
         }
     }
 }
@@ -118,6 +126,10 @@ pub(crate) struct Shared {
     pub share_sessions: share_sessions::ShareSessions,
     /// Group configs set over Kafka (`share.auto.offset.reset`).
     pub group_configs: apis::GroupConfigs,
+    /// SCRAM credentials of the data directory (SASL, and
+    /// Describe/AlterUserScramCredentials); `None` if the store could not
+    /// be read at start (authentication then fails, changes are refused).
+    pub credentials: Option<Arc<weir_auth::CredentialStore>>,
 }
 
 impl Shared {
@@ -194,6 +206,14 @@ pub async fn run_with_queues(
         }
     };
     let txn_timers = txns.clone().map(|t| tokio::spawn(txn::timers(t)));
+    let root = broker.data_dir().root().to_owned();
+    let credentials = match apis::blocking(move || weir_auth::CredentialStore::open(&root)).await {
+        Ok(store) => Some(Arc::new(store)),
+        Err(e) => {
+            tracing::error!(%e, "the SCRAM credential store is unreadable: SASL authentication fails");
+            None
+        }
+    };
     let shared = Arc::new(Shared {
         broker,
         groups: groups.clone(),
@@ -203,6 +223,7 @@ pub async fn run_with_queues(
         queues,
         share_sessions: share_sessions::ShareSessions::new(config.share_sessions_max),
         group_configs: apis::GroupConfigs::default(),
+        credentials,
         config,
     });
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -26,6 +26,7 @@ mod operations;
 pub(crate) mod produce;
 mod replica_assignment;
 mod replicas;
+mod scram_users;
 mod share_ack;
 mod share_fetch;
 mod share_groups;
@@ -114,6 +115,12 @@ pub(crate) fn supported_versions(api: ApiKey) -> Option<RangeInclusive<i16>> {
         ApiKey::DescribeProducers => 0..=0,
         ApiKey::ListConfigResources => 0..=1,
         ApiKey::DescribeTopicPartitions => 0..=0,
+        // SASL (sasl.rs): v0 of the handshake (unframed tokens) is not
+        // offered; KIP-554's user management.
+        ApiKey::SaslHandshake => 1..=1,
+        ApiKey::SaslAuthenticate => 0..=2,
+        ApiKey::DescribeUserScramCredentials => 0..=0,
+        ApiKey::AlterUserScramCredentials => 0..=0,
         _ => return None,
     })
 }
@@ -143,6 +150,8 @@ pub(crate) enum Reply {
 pub(crate) struct Caller {
     pub peer: SocketAddr,
     pub client_id: String,
+    /// Who the connection authenticated as (`User:ANONYMOUS` if nobody).
+    pub principal: weir_auth::Principal,
 }
 
 /// Runs one decoded-header request. Everything but the wait for durability
@@ -217,6 +226,12 @@ pub(crate) async fn dispatch(
         ApiKey::ListConfigResources => now(cluster::list_config_resources(version, body, shared)?),
         ApiKey::DescribeTopicPartitions => {
             now(describe_topic_partitions::handle(version, body, shared)?)
+        }
+        ApiKey::DescribeUserScramCredentials => {
+            now(scram_users::describe(version, body, caller, shared)?)
+        }
+        ApiKey::AlterUserScramCredentials => {
+            now(scram_users::alter(version, body, caller, shared).await?)
         }
         _ => {
             return Err(ConnError::UnknownApiKey {
@@ -327,6 +342,16 @@ pub(crate) fn decode_only(api: ApiKey, version: i16, body: Bytes) -> Result<(), 
         }
         ApiKey::DescribeTopicPartitions => {
             decode::<m::DescribeTopicPartitionsRequest>(api, version, body).map(drop)
+        }
+        ApiKey::SaslHandshake => decode::<m::SaslHandshakeRequest>(api, version, body).map(drop),
+        ApiKey::SaslAuthenticate => {
+            decode::<m::SaslAuthenticateRequest>(api, version, body).map(drop)
+        }
+        ApiKey::DescribeUserScramCredentials => {
+            decode::<m::DescribeUserScramCredentialsRequest>(api, version, body).map(drop)
+        }
+        ApiKey::AlterUserScramCredentials => {
+            decode::<m::AlterUserScramCredentialsRequest>(api, version, body).map(drop)
         }
         _ => Err(ConnError::UnknownApiKey {
             api_key: api as i16,
