@@ -40,7 +40,38 @@ impl TestServer {
         groups_config: GroupsConfig,
         tweak: impl FnOnce(&mut ServerConfig),
     ) -> Self {
+        Self::start_in(tempfile::tempdir().unwrap(), config, groups_config, tweak)
+    }
+
+    /// A server with SASL on (`sasl`) whose data directory holds `users`
+    /// (name, password) with both SCRAM mechanisms before it starts, as
+    /// `weir user add` leaves them.
+    pub fn start_sasl(sasl: weir_kafka::SaslConfig, users: &[(&str, &str)]) -> Self {
+        use weir_auth::{CredentialChange, CredentialStore, ScramCredential, ScramMechanism};
         let dir = tempfile::tempdir().unwrap();
+        let store = CredentialStore::open(dir.path()).unwrap();
+        let changes: Vec<_> = users
+            .iter()
+            .flat_map(|(user, password)| {
+                ScramMechanism::ALL.map(|m| CredentialChange::Upsert {
+                    user: (*user).to_owned(),
+                    mechanism: m,
+                    credential: ScramCredential::new(m, password, 4096).unwrap(),
+                })
+            })
+            .collect();
+        store.apply(&changes).unwrap();
+        Self::start_in(dir, BrokerConfig::default(), test_groups_config(), |c| {
+            c.sasl = Some(sasl);
+        })
+    }
+
+    fn start_in(
+        dir: tempfile::TempDir,
+        config: BrokerConfig,
+        groups_config: GroupsConfig,
+        tweak: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
         let data = DataDir::open(dir.path(), DirConfig::default()).unwrap();
         let broker = Arc::new(Broker::open(data, config).unwrap());
         let offsets = OffsetStore::open(broker.clone(), OffsetsConfig::default()).unwrap();
