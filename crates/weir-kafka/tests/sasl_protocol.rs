@@ -24,6 +24,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use weir_kafka::{SaslConfig, SaslMechanism};
 
+/// A user's mechanisms and iterations as KIP-554 describes them.
+type Infos = Vec<(i8, i32)>;
+
 const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
 const ILLEGAL_SASL_STATE: i16 = 34;
 const SASL_AUTHENTICATION_FAILED: i16 = 58;
@@ -237,7 +240,7 @@ fn users_managed_over_kafka_take_effect_at_once() {
         0,
         &DescribeUserScramCredentialsRequest::default(),
     );
-    let users: Vec<(String, Vec<(i8, i32)>)> = all
+    let users: Vec<(String, Infos)> = all
         .results
         .iter()
         .map(|r| {
@@ -338,7 +341,7 @@ fn users_managed_over_kafka_take_effect_at_once() {
             UserName::default().with_name(s("bob")),
         ])),
     );
-    let got: Vec<(String, i16, Vec<(i8, i32)>)> = some
+    let got: Vec<(String, i16, Infos)> = some
         .results
         .iter()
         .map(|r| {
