@@ -449,7 +449,11 @@ impl ScramServer {
             .next()
             .and_then(|f| f.strip_prefix("r="))
             .ok_or_else(|| malformed("no nonce (r=)"))?;
-        if !bool::from(nonce.as_bytes().ct_eq(auth.nonce.as_bytes())) {
+        // The nonce must end with the one server-first gave, as Kafka
+        // checks it: librdkafka before 2.2 (kcat on Debian 12) sends its
+        // own nonce again in front. The server's random part is still
+        // required, so nothing is replayed. (Nonces are not secrets.)
+        if !nonce.ends_with(&auth.nonce) {
             return Err(ScramError::NonceMismatch);
         }
         let proof = B64

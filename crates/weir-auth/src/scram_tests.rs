@@ -23,6 +23,12 @@ impl Client {
 
     /// client-final for `server_first`, and the server signature expected.
     fn last(&self, server_first: &str) -> (String, String) {
+        self.last_prefixed(server_first, "")
+    }
+
+    /// client-final with `prefix` written before the nonce (what
+    /// librdkafka before 2.2 does with its own nonce).
+    fn last_prefixed(&self, server_first: &str, prefix: &str) -> (String, String) {
         let mut nonce = "";
         let mut salt = Vec::new();
         let mut iterations = 0;
@@ -39,7 +45,7 @@ impl Client {
         let salted = m.salted_password(self.password.as_bytes(), &salt, iterations);
         let client_key = m.hmac(&salted, &[b"Client Key"]);
         let stored_key = m.hash(&client_key);
-        let without_proof = format!("c=biws,r={nonce}");
+        let without_proof = format!("c=biws,r={prefix}{nonce}");
         let auth = format!("{},{server_first},{without_proof}", self.client_first_bare);
         let signature = m.hmac(&stored_key, &[auth.as_bytes()]);
         let proof: Vec<u8> = client_key
@@ -292,4 +298,27 @@ fn credentials_checked() {
     assert!(cred.verify_password(m, "pw"));
     assert!(!cred.verify_password(m, "pW"));
     assert!(!format!("{cred:?}").contains("stored_key"));
+}
+
+#[test]
+fn librdkafka_doubled_client_nonce_accepted() {
+    // librdkafka before 2.2 writes its nonce again before the combined
+    // one in client-final; Kafka accepts a nonce that ends with the
+    // server's, and so does Weir.
+    let m = ScramMechanism::Sha256;
+    let cred = credential(m, "pw");
+    let mut server = ScramServer::new(m);
+    let (client, first) = Client::first(m, "alice", "pw", "cn0nce");
+    let server_first = continued(
+        server
+            .step(first.as_bytes(), |_| Some(cred.clone()))
+            .unwrap(),
+    );
+    let (last, _) = client.last_prefixed(&server_first, "cn0nce");
+    assert!(last.contains(",r=cn0ncecn0nce"), "{last}");
+    // The proof covers client-final as sent, as the server takes it.
+    assert!(matches!(
+        server.step(last.as_bytes(), |_| None),
+        Ok(ScramStep::Done { .. })
+    ));
 }

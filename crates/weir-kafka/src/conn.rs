@@ -110,7 +110,14 @@ pub(crate) async fn serve(
             };
             // After a bad frame (or a failed authentication) the answers
             // before it still go out, then the connection closes.
-            if answers.send(task).await.is_err() || failed || sasl.closing() {
+            if answers.send(task).await.is_err() || failed {
+                break;
+            }
+            if sasl.closing() {
+                // The refusal goes out now, the close a moment later (Kafka's
+                // connection.failed.authentication.delay.ms): clients read
+                // the answer before they see the close.
+                tokio::time::sleep(crate::sasl::CLOSE_DELAY).await;
                 break;
             }
         }

@@ -18,8 +18,10 @@
 //! after a SaslAuthenticate runs before it has been decided.
 //!
 //! SaslHandshake v0 (tokens unframed after the handshake, before Kafka
-//! 1.0) is not offered: ApiVersions lists v1 only, and clients since
-//! Kafka 1.0 use it.
+//! 1.0) is refused with UNSUPPORTED_VERSION and the connection closes.
+//! ApiVersions still lists v0-1: librdkafka before 2.x (kcat on Debian
+//! 12) enables SASL only if the broker lists v0, then uses v1 as every
+//! client since Kafka 1.0 does.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,6 +58,12 @@ impl SaslConfig {
         }
     }
 }
+
+/// How long a connection refused by SASL stays open after its answer
+/// (Kafka's `connection.failed.authentication.delay.ms` default): some
+/// clients would see the close before the error, and a password guesser
+/// is slowed.
+pub(crate) const CLOSE_DELAY: Duration = Duration::from_millis(100);
 
 const UNSUPPORTED_SASL_MECHANISM: i16 = Code::UnsupportedSaslMechanism as i16;
 const ILLEGAL_SASL_STATE: i16 = Code::IllegalSaslState as i16;
@@ -164,6 +172,11 @@ impl Session {
             .unwrap_or_default();
         let mut response = SaslHandshakeResponse::default()
             .with_mechanisms(enabled.iter().map(|m| str_bytes(m.name())).collect());
+        if version == 0 {
+            self.closing = true;
+            response.error_code = Code::UnsupportedVersion.code();
+            return encode(api, version, &response);
+        }
         let asked = SaslMechanism::from_name(&request.mechanism).filter(|m| enabled.contains(m));
         let previous = match &self.state {
             State::Off | State::Exchanging { .. } => {

@@ -105,7 +105,7 @@ fn only_the_sasl_apis_are_served_before_authentication() {
             handshake_versions.min_version,
             handshake_versions.max_version
         ),
-        (1, 1)
+        (0, 1)
     );
     assert!(closes_on_metadata(&mut c), "Metadata before authentication");
 
@@ -113,6 +113,17 @@ fn only_the_sasl_apis_are_served_before_authentication() {
     let mut c = connect(&server);
     assert_eq!(handshake(&mut c, "PLAIN").error_code, 0);
     assert!(closes_on_metadata(&mut c));
+
+    // SaslHandshake v0 (unframed tokens after it) is refused.
+    let mut c = connect(&server);
+    let r: SaslHandshakeResponse = call(
+        &mut c,
+        ApiKey::SaslHandshake,
+        0,
+        &SaslHandshakeRequest::default().with_mechanism(s("PLAIN")),
+    );
+    assert_eq!(r.error_code, 35, "UNSUPPORTED_VERSION");
+    assert!(recv(&mut c).is_none());
 
     // SaslAuthenticate with no handshake: ILLEGAL_SASL_STATE, then closed.
     let mut c = connect(&server);

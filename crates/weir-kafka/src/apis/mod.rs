@@ -115,9 +115,10 @@ pub(crate) fn supported_versions(api: ApiKey) -> Option<RangeInclusive<i16>> {
         ApiKey::DescribeProducers => 0..=0,
         ApiKey::ListConfigResources => 0..=1,
         ApiKey::DescribeTopicPartitions => 0..=0,
-        // SASL (sasl.rs): v0 of the handshake (unframed tokens) is not
-        // offered; KIP-554's user management.
-        ApiKey::SaslHandshake => 1..=1,
+        // SASL (sasl.rs): v0 of the handshake (unframed tokens) is listed,
+        // as librdkafka before 2.x requires it to enable SASL at all, but
+        // refused when used; KIP-554's user management.
+        ApiKey::SaslHandshake => 0..=1,
         ApiKey::SaslAuthenticate => 0..=2,
         ApiKey::DescribeUserScramCredentials => 0..=0,
         ApiKey::AlterUserScramCredentials => 0..=0,
