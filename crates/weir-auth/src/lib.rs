@@ -30,13 +30,37 @@
 //! assert!(!authorizer.authorize(&alice, host, Operation::Write, ResourceType::Topic, "orders-eu"));
 //! # Ok::<(), weir_auth::AuthorizerError>(())
 //! ```
+//!
+//! SASL: [`SaslAuthenticator`] runs PLAIN or SCRAM-SHA-256/512 against the
+//! durable [`CredentialStore`] (salted keys only, never passwords).
+//!
+//! ```
+//! use weir_auth::{CredentialChange, CredentialStore, SaslAuthenticator, SaslMechanism,
+//!     SaslStep, ScramCredential, ScramMechanism};
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = CredentialStore::open(dir.path()).unwrap();
+//! let m = ScramMechanism::Sha256;
+//! let credential = ScramCredential::new(m, "pencil", 4096).unwrap();
+//! store.apply(&[CredentialChange::Upsert { user: "alice".into(), mechanism: m, credential }]).unwrap();
+//! let mut auth = SaslAuthenticator::new(SaslMechanism::Plain);
+//! let SaslStep::Done { principal, .. } = auth.step(b"\0alice\0pencil", &store).unwrap() else {
+//!     panic!()
+//! };
+//! assert_eq!(principal.to_string(), "User:alice");
+//! ```
 
 pub mod acl;
 mod authorizer;
 pub mod bearer;
+pub mod credentials;
 mod file;
 pub mod oauthbearer;
 mod principal;
+pub mod sasl;
+pub mod scram;
 
 pub use authorizer::{ACLS_FILE, AUDIT_TARGET, Authorizer, AuthorizerConfig, AuthorizerError};
+pub use credentials::{CredentialChange, CredentialError, CredentialStore};
 pub use principal::{Principal, PrincipalError};
+pub use sasl::{SaslAuthenticator, SaslError, SaslMechanism, SaslStep};
+pub use scram::{ScramCredential, ScramError, ScramMechanism};

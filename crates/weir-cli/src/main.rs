@@ -4,7 +4,8 @@
 //! outbox; `weir log` works on a data directory
 //! directly (while no server has it open: the directory is locked); `weir
 //! topic|produce|consume|stream|group|dlq|saga|trace` talk to a running
-//! server over its HTTP API; `weir demo` runs the SDK's demonstrations.
+//! server over its HTTP API; `weir user` manages SASL users in a data
+//! directory (locked, like `weir log`); `weir demo` runs the SDK's demonstrations.
 
 mod acl_cli;
 mod dlq_cli;
@@ -18,6 +19,7 @@ mod serve;
 mod subscription_cli;
 mod telemetry;
 mod trace_cli;
+mod user_cli;
 
 /// Keeps hostile element counts in Kafka frames from aborting the server
 /// (see `weir_kafka::GuardedAllocator`).
@@ -84,6 +86,9 @@ enum Command {
     /// streams.
     #[command(subcommand)]
     Outbox(outbox_cli::OutboxCommand),
+    /// Add, list and remove SASL users (SCRAM credentials) in a data
+    /// directory, while no server has it open.
+    User(user_cli::UserArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -288,6 +293,7 @@ fn main() -> std::process::ExitCode {
         Command::Trace(args) => (trace_cli::run_trace(args), true),
         Command::Saga(args) => (saga_cli::run_saga(args), true),
         Command::Outbox(cmd) => (outbox_cli::run(cmd), false),
+        Command::User(args) => (user_cli::run(args), false),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

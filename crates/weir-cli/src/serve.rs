@@ -163,6 +163,16 @@ pub struct ServeArgs {
     /// recorded per request.
     #[arg(long)]
     no_metrics: bool,
+    /// Require SASL on the Kafka listener with these mechanisms, comma
+    /// separated: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (users from `weir
+    /// user add` or AlterUserScramCredentials) [default: no SASL].
+    #[arg(long, value_delimiter = ',')]
+    sasl_mechanisms: Option<Vec<String>>,
+    /// How long a SASL authentication lasts before the client must
+    /// re-authenticate, in ms (Kafka's `connections.max.reauth.ms`; 0:
+    /// for ever) [default: 0].
+    #[arg(long)]
+    connections_max_reauth_ms: Option<u64>,
     /// Most per-topic, per-partition and per-group-partition label sets
     /// with metric series; more are counted in
     /// `weir_metrics_series_dropped_total` [default: 10000].
@@ -233,6 +243,8 @@ struct ServeFile {
     authorizer: Option<bool>,
     super_users: Option<String>,
     allow_everyone_if_no_acl_found: Option<bool>,
+    sasl_mechanisms: Option<Vec<String>>,
+    connections_max_reauth_ms: Option<u64>,
 }
 
 /// Every setting, resolved.
@@ -274,6 +286,8 @@ struct Settings {
     bearer: weir_auth::bearer::BearerAuth,
     /// `None`: authorization off.
     authorizer: Option<weir_auth::AuthorizerConfig>,
+    /// SASL on the Kafka listener (`None`: off).
+    sasl: Option<weir_kafka::SaslConfig>,
 }
 
 impl ServeArgs {
@@ -380,7 +394,49 @@ impl ServeArgs {
             );
             None
         };
+        let sasl = match self.sasl_mechanisms.or(file.sasl_mechanisms) {
+            None => None,
+            Some(names) => {
+                let mechanisms = names
+                    .iter()
+                    .map(|n| {
+                        weir_kafka::SaslMechanism::from_name(n.trim()).with_context(|| {
+                            format!(
+                                "unknown SASL mechanism {n:?} (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"
+                            )
+                        })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                if mechanisms.is_empty() {
+                    anyhow::bail!("--sasl-mechanisms names no mechanism");
+                }
+                Some(weir_kafka::SaslConfig {
+                    mechanisms,
+                    reauth_ms: self
+                        .connections_max_reauth_ms
+                        .or(file.connections_max_reauth_ms)
+                        .unwrap_or(0),
+                })
+            }
+        };
+        // SASL belongs to the SASL listeners: mechanisms without one are a
+        // mistake, and a SASL listener without mechanisms offers them all.
+        let sasl_listener = listeners.iter().any(|l| l.protocol.needs_sasl());
+        let sasl = match sasl {
+            Some(_) if !sasl_listener => anyhow::bail!(
+                "--sasl-mechanisms needs a SASL_PLAINTEXT or SASL_SSL listener in --listeners"
+            ),
+            None if sasl_listener => Some(weir_kafka::SaslConfig {
+                reauth_ms: self
+                    .connections_max_reauth_ms
+                    .or(file.connections_max_reauth_ms)
+                    .unwrap_or(0),
+                ..weir_kafka::SaslConfig::all()
+            }),
+            sasl => sasl,
+        };
         Ok(Settings {
+            sasl,
             bearer,
             listeners,
             advertised_listeners,
@@ -780,6 +836,20 @@ async fn serve(
     server_config.advertised_port = first.advertised_port;
     server_config.static_configs = args.static_configs;
     server_config.name_request_spans = args.export_spans;
+    if let Some(sasl) = args.sasl {
+        // Read the credentials now: a corrupt store stops the start here
+        // rather than failing every client.
+        let users = weir_auth::CredentialStore::open(broker.data_dir().root())
+            .context("opening the SCRAM credential store")?
+            .list()
+            .len();
+        let names: Vec<_> = sasl.mechanisms.iter().map(|m| m.name()).collect();
+        tracing::info!(mechanisms = ?names, users, reauth_ms = sasl.reauth_ms, "SASL required on the SASL listeners");
+        if users == 0 {
+            tracing::warn!("SASL is on but no user exists: add one with `weir user add`");
+        }
+        server_config.sasl = Some(sasl);
+    }
     if let Some(n) = args.connections_max {
         server_config.connections_max = n.max(1);
     }

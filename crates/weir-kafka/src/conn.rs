@@ -15,7 +15,7 @@ use tracing::Instrument as _;
 use weir_auth::Principal;
 
 use crate::apis;
-use crate::{Endpoint, Shared};
+use crate::{Endpoint, SaslConfig, Shared};
 
 /// A connection's byte stream, split into a reader and a writer that run
 /// in separate tasks. Plain TCP splits into owned halves (no lock between
@@ -61,6 +61,10 @@ pub(crate) enum ConnError {
     UnknownApiKey { api_key: i16 },
     #[error("unsupported version {version} of {api:?}")]
     UnsupportedVersion { api: ApiKey, version: i16 },
+    #[error("{api:?} before SASL authentication")]
+    Unauthenticated { api: ApiKey },
+    #[error("{api:?} after the SASL session expired (connections.max.reauth.ms)")]
+    SessionExpired { api: ApiKey },
     #[error("malformed {api:?} v{version} request: {reason}")]
     Malformed {
         api: ApiKey,
@@ -100,6 +104,13 @@ pub(crate) async fn serve<S: Stream>(
     };
     let (answers, mut pending) = tokio::sync::mpsc::channel::<Answer>(IN_FLIGHT_MAX);
     let reading = tokio::spawn(async move {
+        // SASL on a SASL listener only; the mechanisms are the server's.
+        let mut sasl = crate::sasl::Session::new(
+            who.listener
+                .protocol
+                .needs_sasl()
+                .then(|| shared.config.sasl.clone().unwrap_or_else(SaslConfig::all)),
+        );
         loop {
             let frame = tokio::select! {
                 _ = stop.changed() => break,
@@ -119,7 +130,7 @@ pub(crate) async fn serve<S: Stream>(
                 _ => None,
             };
             let answer = match frame {
-                Ok(Some(frame)) => handle(frame, &who, &shared).await,
+                Ok(Some(frame)) => handle(frame, &who, &shared, &mut sasl).await,
                 Ok(None) => break,
                 Err(e) => Err(e),
             };
@@ -140,9 +151,16 @@ pub(crate) async fn serve<S: Stream>(
                 }),
                 Err(e) => tokio::spawn(std::future::ready(Err(e))),
             };
-            // After a bad frame the answers before it still go out, then
-            // the connection closes.
+            // After a bad frame (or a failed authentication) the answers
+            // before it still go out, then the connection closes.
             if answers.send(task).await.is_err() || failed {
+                break;
+            }
+            if sasl.closing() {
+                // The refusal goes out now, the close a moment later (Kafka's
+                // connection.failed.authentication.delay.ms): clients read
+                // the answer before they see the close.
+                tokio::time::sleep(crate::sasl::CLOSE_DELAY).await;
                 break;
             }
         }
@@ -301,7 +319,12 @@ enum Pending {
 /// The request runs in a span with its API, client id and correlation id,
 /// so every line logged while serving it carries them; the span lasts
 /// until the answer is ready (for a Produce, until durable).
-async fn handle(frame: Bytes, who: &Who, shared: &Arc<Shared>) -> Result<Pending, ConnError> {
+async fn handle(
+    frame: Bytes,
+    who: &Who,
+    shared: &Arc<Shared>,
+    sasl: &mut crate::sasl::Session,
+) -> Result<Pending, ConnError> {
     let (api, version, header, body) = match open_frame(frame.clone()) {
         Ok(opened) => opened,
         Err(ConnError::UnsupportedVersion {
@@ -317,6 +340,7 @@ async fn handle(frame: Bytes, who: &Who, shared: &Arc<Shared>) -> Result<Pending
         }
         Err(e) => return Err(e),
     };
+    sasl.admit(api)?;
     let mut head = BytesMut::with_capacity(8);
     kafka_protocol::messages::ResponseHeader::default()
         .with_correlation_id(header.correlation_id)
@@ -330,7 +354,13 @@ async fn handle(frame: Bytes, who: &Who, shared: &Arc<Shared>) -> Result<Pending
     let caller = apis::Caller {
         peer: who.peer,
         listener: who.listener.clone(),
-        principal: who.principal.clone(),
+        // On a SASL listener, whom SASL authenticated; elsewhere the TLS
+        // client certificate's principal, or anonymous.
+        principal: if who.listener.protocol.needs_sasl() {
+            sasl.principal().clone()
+        } else {
+            who.principal.clone()
+        },
         client_id: header
             .client_id
             .as_ref()
@@ -355,9 +385,18 @@ async fn handle(frame: Bytes, who: &Who, shared: &Arc<Shared>) -> Result<Pending
         span.record("otel.kind", "server");
     }
     span.in_scope(|| tracing::debug!("kafka request"));
-    let reply = apis::dispatch(api, version, body, &caller, shared)
-        .instrument(span.clone())
-        .await?;
+    let reply = match api {
+        ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => apis::Reply::Now(Some(
+            sasl.handle(api, version, body, shared)
+                .instrument(span.clone())
+                .await?,
+        )),
+        _ => {
+            apis::dispatch(api, version, body, &caller, shared)
+                .instrument(span.clone())
+                .await?
+        }
+    };
     Ok(match reply {
         apis::Reply::Now(body) => Pending::Ready(body.map(|body| (head, body))),
         apis::Reply::Later(later) => Pending::Later(head, Box::pin(later.instrument(span))),

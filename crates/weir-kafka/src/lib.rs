@@ -14,6 +14,7 @@ pub mod client_protocol;
 mod codes;
 mod conn;
 pub mod listeners;
+mod sasl;
 mod share_sessions;
 mod txn;
 mod txn_offsets;
@@ -32,6 +33,8 @@ pub use alloc::GuardedAllocator;
 pub use codes::{Code, for_broker_error, for_group_error};
 pub use conn::decode_request;
 pub use listeners::{Endpoint, Listener, ListenerError, SecurityProtocol};
+pub use sasl::SaslConfig;
+pub use weir_auth::SaslMechanism;
 
 /// Settings and limits of the Kafka listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +80,10 @@ pub struct ServerConfig {
     pub share_start_earliest: bool,
     /// Most share sessions open at once (`group.share.max.share.sessions`).
     pub share_sessions_max: usize,
+    /// SASL on this listener (`None`: no authentication, every client is
+    /// `User:ANONYMOUS`). With several listeners this is the
+    /// SASL_PLAINTEXT / SASL_SSL listener's.
+    pub sasl: Option<SaslConfig>,
 }
 
 impl ServerConfig {
@@ -98,6 +105,7 @@ impl ServerConfig {
             share_delivery_limit: 5,
             share_start_earliest: false,
             share_sessions_max: 2_000,
+            sasl: None,
         }
     }
 }
@@ -127,6 +135,10 @@ pub(crate) struct Shared {
     /// Whether a caller may do what it asks (disabled: everything is
     /// allowed); shared with the HTTP API by `weir serve`.
     pub authorizer: Arc<weir_auth::Authorizer>,
+    /// SCRAM credentials of the data directory (SASL, and
+    /// Describe/AlterUserScramCredentials); `None` if the store could not
+    /// be read at start (authentication then fails, changes are refused).
+    pub credentials: Option<Arc<weir_auth::CredentialStore>>,
 }
 
 impl Shared {
@@ -203,13 +215,14 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()>,
 ) {
     let advertised = (config.advertised_host.clone(), config.advertised_port);
-    let listener = Listener::new(
-        SecurityProtocol::Plaintext,
-        listener,
-        Some(advertised),
-        None,
-    )
-    .expect("a plaintext listener needs no TLS");
+    // One listener: SASL_PLAINTEXT when the config enables SASL.
+    let protocol = if config.sasl.is_some() {
+        SecurityProtocol::SaslPlaintext
+    } else {
+        SecurityProtocol::Plaintext
+    };
+    let listener = Listener::new(protocol, listener, Some(advertised), None)
+        .expect("a listener without TLS needs no TLS config");
     run_listeners(vec![listener], broker, groups, config, parts, shutdown).await;
 }
 
@@ -247,6 +260,14 @@ pub async fn run_listeners(
         }
     };
     let txn_timers = txns.clone().map(|t| tokio::spawn(txn::timers(t)));
+    let root = broker.data_dir().root().to_owned();
+    let credentials = match apis::blocking(move || weir_auth::CredentialStore::open(&root)).await {
+        Ok(store) => Some(Arc::new(store)),
+        Err(e) => {
+            tracing::error!(%e, "the SCRAM credential store is unreadable: SASL authentication fails");
+            None
+        }
+    };
     let shared = Arc::new(Shared {
         broker,
         groups: groups.clone(),
@@ -257,6 +278,7 @@ pub async fn run_listeners(
         share_sessions: share_sessions::ShareSessions::new(config.share_sessions_max),
         group_configs: apis::GroupConfigs::default(),
         authorizer,
+        credentials,
         config,
     });
     let (stop_tx, stop_rx) = watch::channel(false);

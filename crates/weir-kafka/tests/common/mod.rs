@@ -42,8 +42,42 @@ impl TestServer {
         groups_config: GroupsConfig,
         tweak: impl FnOnce(&mut ServerConfig),
     ) -> Self {
+        Self::start_in(
+            tempfile::tempdir().unwrap(),
+            config,
+            groups_config,
+            None,
+            tweak,
+        )
+    }
+
+    /// A server with SASL on (`sasl`) whose data directory holds `users`
+    /// (name, password) with both SCRAM mechanisms before it starts, as
+    /// `weir user add` leaves them.
+    pub fn start_sasl(sasl: weir_kafka::SaslConfig, users: &[(&str, &str)]) -> Self {
+        use weir_auth::{CredentialChange, CredentialStore, ScramCredential, ScramMechanism};
         let dir = tempfile::tempdir().unwrap();
-        Self::start_in(dir, config, groups_config, None, tweak)
+        let store = CredentialStore::open(dir.path()).unwrap();
+        let changes: Vec<_> = users
+            .iter()
+            .flat_map(|(user, password)| {
+                ScramMechanism::ALL.map(|m| CredentialChange::Upsert {
+                    user: (*user).to_owned(),
+                    mechanism: m,
+                    credential: ScramCredential::new(m, password, 4096).unwrap(),
+                })
+            })
+            .collect();
+        store.apply(&changes).unwrap();
+        Self::start_in(
+            dir,
+            BrokerConfig::default(),
+            test_groups_config(),
+            None,
+            |c| {
+                c.sasl = Some(sasl);
+            },
+        )
     }
 
     /// A server checking every request against ACLs kept in its data
