@@ -173,7 +173,9 @@ impl Session {
         let mut response = SaslHandshakeResponse::default()
             .with_mechanisms(enabled.iter().map(|m| str_bytes(m.name())).collect());
         if version == 0 {
-            self.closing = true;
+            // Closed on a SASL listener (the client cannot go on); a
+            // listener without SASL has nothing to end.
+            self.closing = !matches!(self.state, State::Off);
             response.error_code = Code::UnsupportedVersion.code();
             return encode(api, version, &response);
         }

@@ -99,6 +99,7 @@ pub(crate) fn describe(
             .map(|(user, mechanisms)| {
                 DescribeUserScramCredentialsResult::default()
                     .with_user(str_bytes(&user))
+                    .with_error_message(None)
                     .with_credential_infos(info(mechanisms))
             })
             .collect(),
@@ -118,7 +119,9 @@ pub(crate) fn describe(
                 .iter()
                 .filter(|u| done.insert(u.name.to_string()))
                 .map(|u| {
-                    let result = DescribeUserScramCredentialsResult::default().with_user(u.name.clone());
+                    let result = DescribeUserScramCredentialsResult::default()
+                        .with_user(u.name.clone())
+                        .with_error_message(None);
                     if seen[&*u.name] > 1 {
                         return result.with_error_code(Code::DuplicateResource.code()).with_error_message(Some(str_bytes(
                             "Cannot describe SCRAM credentials for the same user twice in a single request",
@@ -140,7 +143,9 @@ pub(crate) fn describe(
     encode(
         api,
         version,
-        &DescribeUserScramCredentialsResponse::default().with_results(results),
+        &DescribeUserScramCredentialsResponse::default()
+            .with_error_message(None)
+            .with_results(results),
     )
 }
 
