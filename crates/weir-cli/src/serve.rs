@@ -421,6 +421,13 @@ impl ServeArgs {
         };
         // SASL belongs to the SASL listeners: mechanisms without one are a
         // mistake, and a SASL listener without mechanisms offers them all.
+        // With one listener from --kafka-addr (no --listeners), mechanisms
+        // make it SASL_PLAINTEXT, as the library's `run` does.
+        let mut listeners = listeners;
+        let single = self.listeners.is_none() && file.listeners.is_none();
+        if sasl.is_some() && single && listeners.len() == 1 {
+            listeners[0].protocol = weir_kafka::SecurityProtocol::SaslPlaintext;
+        }
         let sasl_listener = listeners.iter().any(|l| l.protocol.needs_sasl());
         let sasl = match sasl {
             Some(_) if !sasl_listener => anyhow::bail!(
