@@ -645,6 +645,35 @@ fn tls_files(args: &ServeArgs, file: &ServeFile) -> anyhow::Result<Option<weir_t
     }
 }
 
+/// Warns, once at start, of each listener that accepts connections from
+/// beyond this machine and asks nobody who they are: secure by default
+/// where it costs nothing (both bind to loopback unless told otherwise).
+fn warn_unauthenticated(
+    listeners: &[weir_kafka::Listener],
+    certificates_required: bool,
+    http: SocketAddr,
+    http_authenticated: bool,
+) {
+    for l in listeners {
+        let e = &l.endpoint;
+        let authenticated =
+            e.protocol.needs_sasl() || (e.protocol.needs_tls() && certificates_required);
+        if !e.bound.ip().is_loopback() && !authenticated {
+            tracing::warn!(
+                listener = %e.name,
+                addr = %e.bound,
+                "a Kafka listener beyond loopback authenticates nobody: use SASL_SSL or SSL with --tls-client-auth required"
+            );
+        }
+    }
+    if !http.ip().is_loopback() && !http_authenticated {
+        tracing::warn!(
+            %http,
+            "the HTTP API listens beyond loopback and authenticates nobody: use --http-tokens-file or --jwt-key-file"
+        );
+    }
+}
+
 /// Kafka's `super.users`: principals separated by `;`, blanks ignored.
 fn parse_super_users(list: &str) -> anyhow::Result<Vec<weir_auth::Principal>> {
     list.split(';')
@@ -942,6 +971,16 @@ async fn serve(
     let http_listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
         .with_context(|| format!("binding the http listener to {}", args.http_addr))?;
+    let certificates_required = args
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.client_auth == weir_tls::ClientAuth::Required);
+    warn_unauthenticated(
+        &listeners,
+        certificates_required,
+        http_listener.local_addr()?,
+        args.bearer.is_configured() || (args.http_tls && certificates_required),
+    );
     ready(&Bound {
         kafka: listeners.iter().map(|l| l.endpoint.clone()).collect(),
         http: http_listener.local_addr()?,

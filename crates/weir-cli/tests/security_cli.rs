@@ -94,3 +94,55 @@ fn a_bad_token_file_stops_the_server_at_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("tokens line 2"), "{err}");
 }
+
+/// Starts `weir serve` with `extra` on free ports of every interface,
+/// stops it once ready, and returns what it logged.
+fn serve_logs(dir: &std::path::Path, extra: &[&str]) -> String {
+    use std::io::BufRead as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args([
+            "serve",
+            "--kafka-addr",
+            "0.0.0.0:0",
+            "--http-addr",
+            "0.0.0.0:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir)
+        .args(extra)
+        .env("WEIR_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.starts_with("kafka listening on"), "{line}");
+    let _ = child.kill();
+    let done = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&done.stderr).into_owned()
+}
+
+#[test]
+fn listeners_beyond_loopback_without_authentication_are_warned_of() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = serve_logs(&tmp.path().join("open"), &[]);
+    assert!(
+        logs.contains("Kafka listener beyond loopback authenticates nobody"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("HTTP API listens beyond loopback and authenticates nobody"),
+        "{logs}"
+    );
+
+    let tokens = tmp.path().join("tokens");
+    std::fs::write(&tokens, "User:ops t\n").unwrap();
+    let logs = serve_logs(
+        &tmp.path().join("tokens-only"),
+        &["--http-tokens-file", tokens.to_str().unwrap()],
+    );
+    assert!(logs.contains("Kafka listener beyond loopback"), "{logs}");
+    assert!(!logs.contains("HTTP API listens beyond loopback"), "{logs}");
+}
