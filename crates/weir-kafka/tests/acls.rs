@@ -14,11 +14,12 @@ use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    ApiKey, CreateAclsRequest, CreateAclsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    DeleteAclsRequest, DeleteAclsResponse, DescribeAclsRequest, DescribeAclsResponse,
-    DescribeLogDirsRequest, DescribeLogDirsResponse, DescribeTransactionsRequest,
-    DescribeTransactionsResponse, ElectLeadersRequest, ElectLeadersResponse, MetadataRequest,
-    MetadataResponse, TopicName, TransactionalId,
+    AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, ApiKey, CreateAclsRequest,
+    CreateAclsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteAclsRequest,
+    DeleteAclsResponse, DescribeAclsRequest, DescribeAclsResponse, DescribeLogDirsRequest,
+    DescribeLogDirsResponse, DescribeTransactionsRequest, DescribeTransactionsResponse,
+    DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse, ElectLeadersRequest,
+    ElectLeadersResponse, MetadataRequest, MetadataResponse, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 use weir_auth::acl::{
@@ -394,4 +395,52 @@ fn super_users_may_do_anything_and_no_authorizer_means_security_disabled() {
         &DeleteAclsRequest::default().with_filters(vec![delete_filter(1, 1)]),
     );
     assert_eq!(deleted.filter_results[0].error_code, SECURITY_DISABLED);
+}
+
+/// Kafka's rule for user management (KIP-554): describing SCRAM
+/// credentials needs DESCRIBE on the cluster, changing them ALTER; a
+/// refused change stores nothing.
+#[test]
+fn scram_user_management_needs_the_cluster_operations() {
+    use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
+    let server = TestServer::start_authorized(AuthorizerConfig::default());
+    let mut conn = connect(&server);
+    let describe = DescribeUserScramCredentialsRequest::default().with_users(None);
+    let r: DescribeUserScramCredentialsResponse = call(
+        &mut conn,
+        ApiKey::DescribeUserScramCredentials,
+        0,
+        &describe,
+    );
+    assert_eq!(r.error_code, 31, "CLUSTER_AUTHORIZATION_FAILED: {r:?}");
+    let upsert = AlterUserScramCredentialsRequest::default().with_upsertions(vec![
+        ScramCredentialUpsertion::default()
+            .with_name(StrBytes::from_static_str("mallory"))
+            .with_mechanism(1)
+            .with_iterations(4096)
+            .with_salt(bytes::Bytes::from_static(b"salt"))
+            .with_salted_password(bytes::Bytes::from_static(&[7; 32])),
+    ]);
+    let r: AlterUserScramCredentialsResponse =
+        call(&mut conn, ApiKey::AlterUserScramCredentials, 0, &upsert);
+    assert_eq!(r.results[0].error_code, 31, "{r:?}");
+
+    let cluster = |op| binding(ResourceType::Cluster, CLUSTER_NAME, op, Permission::Allow);
+    server
+        .authorizer
+        .create(&[cluster(Operation::Alter)])
+        .unwrap();
+    let r: AlterUserScramCredentialsResponse =
+        call(&mut conn, ApiKey::AlterUserScramCredentials, 0, &upsert);
+    assert_eq!(r.results[0].error_code, 0, "{r:?}");
+    // ALTER implies DESCRIBE, as Kafka has it.
+    let r: DescribeUserScramCredentialsResponse = call(
+        &mut conn,
+        ApiKey::DescribeUserScramCredentials,
+        0,
+        &describe,
+    );
+    assert_eq!(r.error_code, 0, "{r:?}");
+    let users: Vec<&str> = r.results.iter().map(|u| &*u.user).collect();
+    assert_eq!(users, ["mallory"]);
 }

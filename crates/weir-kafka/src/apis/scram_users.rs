@@ -19,6 +19,7 @@ use kafka_protocol::messages::{
     AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, ApiKey,
     DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
 };
+use weir_auth::acl::Operation;
 use weir_auth::{CredentialChange, ScramCredential, ScramMechanism, scram};
 
 use super::{Caller, blocking, str_bytes};
@@ -45,11 +46,14 @@ fn mechanism_of(code: i8) -> Option<ScramMechanism> {
     }
 }
 
-/// The seam for authorization: describing credentials needs DESCRIBE on
-/// the CLUSTER resource, altering them ALTER (Kafka's rules). Every caller
-/// may until the ACL authorizer is wired in here.
-fn authorized(_caller: &Caller, _alter: bool) -> bool {
-    true
+/// Describing credentials needs DESCRIBE on the cluster, altering them
+/// ALTER (Kafka's rules).
+fn authorized(caller: &Caller, alter: bool) -> bool {
+    caller.may_cluster(if alter {
+        Operation::Alter
+    } else {
+        Operation::Describe
+    })
 }
 
 pub(crate) fn describe(
