@@ -11,6 +11,7 @@ use weir_auth::Principal;
 use weir_auth::acl::{CLUSTER_NAME, Operation, ResourceType};
 
 use crate::apis::Caller;
+use crate::codes::Code;
 
 pub(crate) use weir_auth::acl::Operation::{
     Alter, AlterConfigs, Create, Delete, Describe, DescribeConfigs, IdempotentWrite, Read, Write,
@@ -108,5 +109,26 @@ impl Caller {
             .iter()
             .filter(|op| all & (1 << op.code()) != 0 && self.sees(**op, resource_type, name))
             .fold(0, |bits, op| bits | (1 << op.code()))
+    }
+
+    /// Kafka's check of a group heartbeat (consumer and share groups):
+    /// READ on the group, DESCRIBE on every topic subscribed to by name.
+    /// The refusal's code and message, if any.
+    pub(crate) fn heartbeat_refusal<'a>(
+        &self,
+        group: &str,
+        topics: impl IntoIterator<Item = &'a str>,
+    ) -> Option<(Code, Option<String>)> {
+        if !self.may_group(Read, group) {
+            return Some((Code::GroupAuthorizationFailed, None));
+        }
+        let hidden: Vec<&str> = topics
+            .into_iter()
+            .filter(|n| !self.may_topic(Describe, n))
+            .collect();
+        (!hidden.is_empty()).then(|| {
+            let message = format!("Topic authorization failed for topics {hidden:?}");
+            (Code::TopicAuthorizationFailed, Some(message))
+        })
     }
 }

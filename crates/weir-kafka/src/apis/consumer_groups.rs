@@ -20,7 +20,7 @@ use weir_groups::{Assignment, ConsumerHeartbeat, NamedPartitions, TopicId};
 use super::group_admin::GROUP_OPERATIONS;
 use super::{Caller, str_bytes, topic_name};
 use crate::Shared;
-use crate::authz::{Describe, Read};
+use crate::authz::Describe;
 use crate::codes::{Code, for_group_error};
 use crate::conn::{ConnError, decode, encode};
 use weir_auth::acl::ResourceType;
@@ -37,23 +37,14 @@ pub(crate) fn heartbeat(
 ) -> Result<Bytes, ConnError> {
     let request: ConsumerGroupHeartbeatRequest =
         decode(ApiKey::ConsumerGroupHeartbeat, version, body)?;
-    // Kafka: READ on the group, DESCRIBE on every topic subscribed to by
-    // name.
-    let denied = if !caller.may_group(Read, &request.group_id.0) {
-        Some((Code::GroupAuthorizationFailed, None))
-    } else {
-        let hidden: Vec<&str> = request
+    let denied = caller.heartbeat_refusal(
+        &request.group_id.0,
+        request
             .subscribed_topic_names
             .iter()
             .flatten()
-            .map(|n| n.0.as_str())
-            .filter(|n| !caller.may_topic(Describe, n))
-            .collect();
-        (!hidden.is_empty()).then(|| {
-            let message = format!("Topic authorization failed for topics {hidden:?}");
-            (Code::TopicAuthorizationFailed, Some(message))
-        })
-    };
+            .map(|n| n.0.as_str()),
+    );
     if let Some((code, message)) = denied {
         let response = ConsumerGroupHeartbeatResponse::default()
             .with_error_code(code.code())
