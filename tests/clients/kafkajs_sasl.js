@@ -1,4 +1,5 @@
-// kafkajs against Weir over SASL_PLAINTEXT: PLAIN, SCRAM-SHA-256 and
+// kafkajs against Weir over SASL_PLAINTEXT, or SASL_SSL when WEIR_TEST_CA
+// names the CA's PEM file: PLAIN, SCRAM-SHA-256 and
 // SCRAM-SHA-512 with the right password produce and consume; with a wrong
 // one kafkajs reports the broker's SASL_AUTHENTICATION_FAILED. `reauth`
 // produces and consumes across several session lifetimes
@@ -6,10 +7,12 @@
 // request once the session is near its end).
 // Usage: node kafkajs_sasl.js matrix BOOTSTRAP USER PASSWORD
 //        node kafkajs_sasl.js reauth BOOTSTRAP USER PASSWORD SECONDS
+const fs = require('fs');
 const { Kafka, logLevel } = require('kafkajs');
 
 const [mode, bootstrap, user, password, seconds] = process.argv.slice(2);
 const N = 20;
+const CA = process.env.WEIR_TEST_CA;
 
 function assert(cond, msg) {
   if (!cond) throw new Error(msg);
@@ -20,6 +23,7 @@ function client(mechanism, pw, extra = {}) {
     clientId: 'kafkajs-sasl',
     brokers: [bootstrap],
     sasl: { mechanism, username: user, password: pw },
+    ...(CA ? { ssl: { ca: [fs.readFileSync(CA, 'utf8')] } } : {}),
     logLevel: logLevel.NOTHING,
     retry: { retries: 2 },
     ...extra,

@@ -1,7 +1,7 @@
-"""SASL_PLAINTEXT against Weir with confluent-kafka (librdkafka) and
-kafka-python: PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 with the right
-password produce and consume; with a wrong one the client reports
-SASL_AUTHENTICATION_FAILED. `reauth` runs a confluent producer and consumer
+"""SASL_PLAINTEXT, or SASL_SSL when WEIR_TEST_CA names the CA's PEM file,
+against Weir with confluent-kafka (librdkafka) and kafka-python: PLAIN,
+SCRAM-SHA-256 and SCRAM-SHA-512 with the right password produce and
+consume; with a wrong one the client reports SASL_AUTHENTICATION_FAILED. `reauth` runs a confluent producer and consumer
 across several session lifetimes (connections.max.reauth.ms) and counts
 re-authentications and disconnects. `admin` adds a user through
 AlterUserScramCredentials and logs in as it.
@@ -10,6 +10,7 @@ Usage: python_sasl.py matrix BOOTSTRAP USER PASSWORD
        python_sasl.py admin BOOTSTRAP USER PASSWORD
 """
 import logging
+import os
 import sys
 import time
 import uuid
@@ -21,11 +22,15 @@ from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechan
 
 MECHANISMS = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 N = 20
+CA = os.environ.get("WEIR_TEST_CA")
+PROTOCOL = "SASL_SSL" if CA else "SASL_PLAINTEXT"
 
 
 def conf(bootstrap, mechanism, user, password, **extra):
-    return dict({"bootstrap.servers": bootstrap, "security.protocol": "SASL_PLAINTEXT",
-                 "sasl.mechanism": mechanism, "sasl.username": user, "sasl.password": password}, **extra)
+    tls = {"ssl.ca.location": CA} if CA else {}
+    return dict({"bootstrap.servers": bootstrap, "security.protocol": PROTOCOL,
+                 "sasl.mechanism": mechanism, "sasl.username": user, "sasl.password": password},
+                **tls, **extra)
 
 
 def confluent_round_trip(bootstrap, mechanism, user, password):
@@ -63,8 +68,9 @@ def confluent_refused(bootstrap, mechanism, user):
 
 
 def python_kwargs(bootstrap, mechanism, user, password):
-    return dict(bootstrap_servers=bootstrap, security_protocol="SASL_PLAINTEXT",
-                sasl_mechanism=mechanism, sasl_plain_username=user, sasl_plain_password=password)
+    tls = {"ssl_cafile": CA} if CA else {}
+    return dict(bootstrap_servers=bootstrap, security_protocol=PROTOCOL,
+                sasl_mechanism=mechanism, sasl_plain_username=user, sasl_plain_password=password, **tls)
 
 
 def kafka_python_round_trip(bootstrap, mechanism, user, password):
@@ -99,7 +105,8 @@ def kafka_python_refused(bootstrap, mechanism, user):
     captured = Captured()
     logging.getLogger("kafka").addHandler(captured)
     try:
-        kafka.KafkaProducer(max_block_ms=3000, **python_kwargs(bootstrap, mechanism, user, "not-the-password"))
+        # Without bootstrap_timeout_ms kafka-python retries for 30 s.
+        kafka.KafkaProducer(max_block_ms=3000, bootstrap_timeout_ms=3000, **python_kwargs(bootstrap, mechanism, user, "not-the-password"))
         raise AssertionError("kafka-python connected with a wrong password")
     except kafka.errors.KafkaError:
         pass

@@ -1,6 +1,7 @@
-//! Real Kafka clients over SASL_PLAINTEXT: confluent-kafka (librdkafka
-//! 2.16), kafka-python, kafkajs and kcat (Debian's librdkafka 2.0.2), each
-//! with PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512: the right password
+//! Real Kafka clients over SASL_SSL (certificates made by the test) and
+//! SASL_PLAINTEXT: confluent-kafka (librdkafka 2.16), kafka-python,
+//! kafkajs and kcat (Debian's librdkafka 2.0.2), each with PLAIN,
+//! SCRAM-SHA-256 and SCRAM-SHA-512: the right password
 //! produces and consumes, a wrong one is refused with
 //! SASL_AUTHENTICATION_FAILED as the client reports it; users added with
 //! AlterUserScramCredentials log in; and clients re-authenticate
@@ -18,14 +19,28 @@ use weir_kafka::{SaslConfig, SaslMechanism};
 const USER: &str = "alice";
 const PASSWORD: &str = "alice-secret";
 
-fn server(reauth_ms: u64) -> TestServer {
-    TestServer::start_sasl(
+/// A server with every mechanism and one user, over TLS (SASL_SSL) if
+/// `tls`, else SASL_PLAINTEXT.
+fn server(reauth_ms: u64, tls: bool) -> TestServer {
+    TestServer::start_sasl_over(
         SaslConfig {
             mechanisms: SaslMechanism::ALL.to_vec(),
             reauth_ms,
         },
         &[(USER, PASSWORD)],
+        tls,
     )
+}
+
+/// `command` told the server's CA (the client scripts then use SASL_SSL).
+fn with_ca<'a>(
+    command: &'a mut std::process::Command,
+    server: &TestServer,
+) -> &'a mut std::process::Command {
+    match &server.ca {
+        Some(ca) => command.env("WEIR_TEST_CA", ca),
+        None => command.env_remove("WEIR_TEST_CA"),
+    }
 }
 
 fn python_sasl(server: &TestServer, mode: &str, extra: &[&str]) -> String {
@@ -34,7 +49,7 @@ fn python_sasl(server: &TestServer, mode: &str, extra: &[&str]) -> String {
     let mut args = vec![script.as_str(), mode, bootstrap.as_str(), USER, PASSWORD];
     args.extend_from_slice(extra);
     run_bounded(
-        std::process::Command::new(python()).args(&args),
+        with_ca(std::process::Command::new(python()).args(&args), server),
         &format!("python_sasl.py {mode}"),
         Duration::from_secs(240),
     )
@@ -46,17 +61,20 @@ fn kafkajs_sasl(server: &TestServer, mode: &str, extra: &[&str]) -> String {
     let mut args = vec![script.as_str(), mode, bootstrap.as_str(), USER, PASSWORD];
     args.extend_from_slice(extra);
     run_bounded(
-        std::process::Command::new("node")
-            .args(&args)
-            .env("NODE_PATH", node_modules()),
+        with_ca(
+            std::process::Command::new("node")
+                .args(&args)
+                .env("NODE_PATH", node_modules()),
+            server,
+        ),
         &format!("kafkajs_sasl.js {mode}"),
         Duration::from_secs(240),
     )
 }
 
 #[test]
-fn python_clients_authenticate_with_every_mechanism() {
-    let server = server(0);
+fn python_clients_authenticate_with_every_mechanism_over_tls() {
+    let server = server(0, true);
     let out = python_sasl(&server, "matrix", &[]);
     for mechanism in ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] {
         for client in ["confluent", "kafka-python"] {
@@ -89,8 +107,8 @@ fn python_clients_authenticate_with_every_mechanism() {
 }
 
 #[test]
-fn kafkajs_authenticates_with_every_mechanism() {
-    let server = server(0);
+fn kafkajs_authenticates_with_every_mechanism_over_tls() {
+    let server = server(0, true);
     let out = kafkajs_sasl(&server, "matrix", &[]);
     for mechanism in ["plain", "scram-sha-256", "scram-sha-512"] {
         assert!(
@@ -114,12 +132,15 @@ fn kcat(
 ) -> std::process::Output {
     use std::io::Write;
     let bootstrap = server.bootstrap();
-    let mut all = vec![
-        "-b",
-        bootstrap.as_str(),
-        "-X",
-        "security.protocol=SASL_PLAINTEXT",
-    ];
+    let ca = server
+        .ca
+        .as_ref()
+        .map(|ca| format!("ssl.ca.location={}", ca.display()));
+    let mut all = vec!["-b", bootstrap.as_str(), "-X"];
+    match &ca {
+        Some(ca) => all.extend(["security.protocol=SASL_SSL", "-X", ca.as_str()]),
+        None => all.push("security.protocol=SASL_PLAINTEXT"),
+    }
     let (m, u, p) = (
         format!("sasl.mechanisms={mechanism}"),
         format!("sasl.username={USER}"),
@@ -144,9 +165,14 @@ fn kcat(
 }
 
 #[test]
-fn kcat_authenticates_with_every_mechanism() {
-    let server = server(0);
-    for mechanism in ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] {
+fn kcat_authenticates_with_every_mechanism_with_and_without_tls() {
+    for (server, mechanism) in [(server(0, true), "PLAIN"), (server(0, false), "PLAIN")]
+        .into_iter()
+        .chain(
+            [(true, "SCRAM-SHA-256"), (false, "SCRAM-SHA-512")].map(|(tls, m)| (server(0, tls), m)),
+        )
+    {
+        let server = &server;
         let topic = format!("kcat-{}", mechanism.to_lowercase());
         let out = kcat(
             &server,
@@ -196,8 +222,9 @@ fn kcat_authenticates_with_every_mechanism() {
 #[test]
 fn clients_reauthenticate_across_session_lifetimes() {
     // Sessions of 2 s; the clients run for 8 s, so every connection they
-    // keep open must renew its session about four times.
-    let server = server(2000);
+    // keep open must renew its session about four times: librdkafka over
+    // SASL_PLAINTEXT, kafkajs over SASL_SSL.
+    let server = server(2000, false);
     let out = python_sasl(&server, "reauth", &["8"]);
     let line = out
         .lines()
@@ -217,6 +244,8 @@ fn clients_reauthenticate_across_session_lifetimes() {
     assert!(renewed >= 6, "{out}");
     assert_eq!((dropped, errors), (0, 0), "{out}");
 
+    drop(server);
+    let server = self::server(2000, true);
     let out = kafkajs_sasl(&server, "reauth", &["7"]);
     let line = out
         .lines()

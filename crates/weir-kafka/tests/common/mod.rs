@@ -23,6 +23,8 @@ pub struct TestServer {
     pub groups: Arc<Coordinator>,
     /// The server's authorizer (disabled unless started with one).
     pub authorizer: Arc<weir_auth::Authorizer>,
+    /// The CA that signed the server's certificate, when it speaks TLS.
+    pub ca: Option<std::path::PathBuf>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -47,6 +49,7 @@ impl TestServer {
             config,
             groups_config,
             None,
+            None,
             tweak,
         )
     }
@@ -55,6 +58,17 @@ impl TestServer {
     /// (name, password) with both SCRAM mechanisms before it starts, as
     /// `weir user add` leaves them.
     pub fn start_sasl(sasl: weir_kafka::SaslConfig, users: &[(&str, &str)]) -> Self {
+        Self::start_sasl_over(sasl, users, false)
+    }
+
+    /// As [`TestServer::start_sasl`], over TLS (`SASL_SSL`) when `tls`:
+    /// a certificate for 127.0.0.1 signed by a CA made here, whose PEM
+    /// file is [`TestServer::ca`].
+    pub fn start_sasl_over(
+        sasl: weir_kafka::SaslConfig,
+        users: &[(&str, &str)],
+        tls: bool,
+    ) -> Self {
         use weir_auth::{CredentialChange, CredentialStore, ScramCredential, ScramMechanism};
         let dir = tempfile::tempdir().unwrap();
         let store = CredentialStore::open(dir.path()).unwrap();
@@ -69,11 +83,26 @@ impl TestServer {
             })
             .collect();
         store.apply(&changes).unwrap();
+        let tls = tls.then(|| {
+            let certs = dir.path().join("certs");
+            std::fs::create_dir_all(&certs).unwrap();
+            let ca = weir_tls::test_certs::TestCa::new(&certs, "test");
+            let cert = ca.server("server", "weir-server");
+            let server = weir_tls::TlsServer::load(weir_tls::TlsFiles {
+                cert: cert.cert,
+                key: cert.key,
+                client_ca: None,
+                client_auth: weir_tls::ClientAuth::None,
+            })
+            .unwrap();
+            (Arc::new(server), ca.ca_pem.clone())
+        });
         Self::start_in(
             dir,
             BrokerConfig::default(),
             test_groups_config(),
             None,
+            tls,
             |c| {
                 c.sasl = Some(sasl);
             },
@@ -89,6 +118,7 @@ impl TestServer {
             BrokerConfig::default(),
             test_groups_config(),
             Some(authorizer),
+            None,
             |_| {},
         )
     }
@@ -98,6 +128,7 @@ impl TestServer {
         config: BrokerConfig,
         groups_config: GroupsConfig,
         authorizer: Option<weir_auth::AuthorizerConfig>,
+        tls: Option<(Arc<weir_tls::TlsServer>, std::path::PathBuf)>,
         tweak: impl FnOnce(&mut ServerConfig),
     ) -> Self {
         let authorizer = Arc::new(match authorizer {
@@ -130,23 +161,46 @@ impl TestServer {
             authorizer: Some(authorizer.clone()),
             ..weir_kafka::ServerParts::default()
         };
+        let ca = tls.as_ref().map(|(_, ca)| ca.clone());
         let thread = std::thread::spawn(move || {
-            runtime.block_on(weir_kafka::run_with(
-                listener,
-                b,
-                g,
-                server_config,
-                parts,
-                async {
-                    let _ = stopped.await;
-                },
-            ));
+            let stopped = async {
+                let _ = stopped.await;
+            };
+            match tls {
+                // One SASL_SSL listener.
+                Some((tls, _)) => {
+                    let listener = weir_kafka::Listener::new(
+                        weir_kafka::SecurityProtocol::SaslSsl,
+                        listener,
+                        None,
+                        Some(tls),
+                    )
+                    .unwrap();
+                    runtime.block_on(weir_kafka::run_listeners(
+                        vec![listener],
+                        b,
+                        g,
+                        server_config,
+                        parts,
+                        stopped,
+                    ));
+                }
+                None => runtime.block_on(weir_kafka::run_with(
+                    listener,
+                    b,
+                    g,
+                    server_config,
+                    parts,
+                    stopped,
+                )),
+            }
         });
         Self {
             addr,
             broker,
             groups,
             authorizer,
+            ca,
             stop: Some(stop),
             thread: Some(thread),
             _dir: dir,
