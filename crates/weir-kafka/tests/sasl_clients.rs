@@ -172,7 +172,6 @@ fn kcat_authenticates_with_every_mechanism_with_and_without_tls() {
             [(true, "SCRAM-SHA-256"), (false, "SCRAM-SHA-512")].map(|(tls, m)| (server(0, tls), m)),
         )
     {
-        let server = &server;
         let topic = format!("kcat-{}", mechanism.to_lowercase());
         let out = kcat(
             &server,
