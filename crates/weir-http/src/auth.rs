@@ -375,18 +375,47 @@ pub(crate) async fn guard(
             }
         }
     }
-    if *request.method() != Method::GET && security.authorizer.is_enabled() {
+    let admin = is_admin(request.method(), route).then(|| {
+        (
+            caller.principal.to_string(),
+            request.method().clone(),
+            route.to_owned(),
+        )
+    });
+    request.extensions_mut().insert(caller);
+    let response = next.run(request).await;
+    if let Some((principal, method, route)) = admin {
         tracing::info!(
             target: weir_auth::AUDIT_TARGET,
-            principal = %caller.principal,
+            principal,
             %host,
-            method = %request.method(),
+            %method,
             route,
-            "allowed"
+            status = response.status().as_u16(),
+            "admin request"
         );
     }
-    request.extensions_mut().insert(caller);
-    next.run(request).await
+    response
+}
+
+/// Whether a request changes the server rather than its data (an append,
+/// a produce, a queue's claims and acknowledgements are data): each one
+/// leaves an audit line with its outcome, allowed or not, with or without
+/// an authorizer.
+fn is_admin(method: &Method, route: &str) -> bool {
+    if *method == Method::GET || *method == Method::HEAD {
+        return false;
+    }
+    let data = match route {
+        "/v1/topics/{topic}/records" | "/v1/streams/{stream}" => *method == Method::POST,
+        "/v1/streams/{stream}/snapshot" => *method == Method::PUT,
+        r if r.starts_with("/v1/queues/{group}/topics/") => true,
+        "/v1/subscriptions/{target}/{group}/read"
+        | "/v1/subscriptions/{target}/{group}/ack"
+        | "/v1/subscriptions/{target}/{group}/nack" => true,
+        _ => false,
+    };
+    !data
 }
 
 #[cfg(test)]

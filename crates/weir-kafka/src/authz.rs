@@ -131,4 +131,26 @@ impl Caller {
             (Code::TopicAuthorizationFailed, Some(message))
         })
     }
+
+    /// Kafka's check of a described consumer or share group: the caller
+    /// must be allowed to DESCRIBE every topic its members subscribe to or
+    /// are assigned, else the group is TOPIC_AUTHORIZATION_FAILED (its
+    /// members would name the hidden topics).
+    pub(crate) fn described_topics_refusal<'a>(
+        &self,
+        topics: impl IntoIterator<Item = &'a str>,
+    ) -> Option<String> {
+        if !self.acls_enabled() {
+            return None;
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        topics
+            .into_iter()
+            .filter(|t| seen.insert(*t))
+            .any(|t| !self.may_topic(Describe, t))
+            .then(|| {
+                "The group has described topic(s) that the client is not authorized to describe."
+                    .to_owned()
+            })
+    }
 }

@@ -444,3 +444,143 @@ fn scram_user_management_needs_the_cluster_operations() {
     let users: Vec<&str> = r.results.iter().map(|u| &*u.user).collect();
     assert_eq!(users, ["mallory"]);
 }
+
+#[test]
+fn described_groups_and_share_acknowledgements_check_their_topics() {
+    use kafka_protocol::messages::share_acknowledge_request::AcknowledgePartition;
+    use kafka_protocol::messages::share_acknowledge_request::{
+        AcknowledgeTopic, AcknowledgementBatch,
+    };
+    use kafka_protocol::messages::share_fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{
+        ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatRequest,
+        ConsumerGroupHeartbeatResponse, GroupId, ShareAcknowledgeRequest, ShareAcknowledgeResponse,
+        ShareFetchRequest, ShareFetchResponse, ShareGroupDescribeRequest,
+        ShareGroupDescribeResponse, ShareGroupHeartbeatRequest, ShareGroupHeartbeatResponse,
+    };
+    let server = server();
+    server
+        .broker
+        .create_topic("jobs", 1, -1, &[], false)
+        .unwrap();
+    let topic_id = uuid::Uuid::from_u128(server.broker.topic("jobs").unwrap().id);
+    let allow = |t, name: &str, op| binding(t, name, op, Permission::Allow);
+    server
+        .authorizer
+        .create(&[
+            allow(ResourceType::Group, "*", Operation::Read),
+            allow(ResourceType::Topic, "jobs", Operation::Describe),
+        ])
+        .unwrap();
+    let mut conn = connect(&server);
+
+    // A consumer group member subscribed to `jobs`: described while the
+    // caller may describe the topic, refused as a whole once it may not.
+    let joined: ConsumerGroupHeartbeatResponse = call(
+        &mut conn,
+        ApiKey::ConsumerGroupHeartbeat,
+        0,
+        &ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(s("readers")))
+            .with_member_id(s("m-1"))
+            .with_member_epoch(0)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![TopicName(s("jobs"))]))
+            .with_topic_partitions(Some(vec![])),
+    );
+    assert_eq!(joined.error_code, 0, "{joined:?}");
+    let describe_consumers = |conn: &mut std::net::TcpStream| -> (i16, usize) {
+        let r: ConsumerGroupDescribeResponse = call(
+            conn,
+            ApiKey::ConsumerGroupDescribe,
+            0,
+            &ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s("readers"))]),
+        );
+        (r.groups[0].error_code, r.groups[0].members.len())
+    };
+    assert_eq!(describe_consumers(&mut conn), (0, 1));
+
+    // A share group member: joins, opens a share session (the partition
+    // is refused, READ on `jobs` is missing), then acknowledges: refused
+    // per partition for the topic, not for the record.
+    let share: ShareGroupHeartbeatResponse = call(
+        &mut conn,
+        ApiKey::ShareGroupHeartbeat,
+        1,
+        &ShareGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(s("workers")))
+            .with_member_id(s("w-1"))
+            .with_member_epoch(0)
+            .with_subscribed_topic_names(Some(vec![TopicName(s("jobs"))])),
+    );
+    assert_eq!(share.error_code, 0, "{share:?}");
+    let opened: ShareFetchResponse = call(
+        &mut conn,
+        ApiKey::ShareFetch,
+        1,
+        &ShareFetchRequest::default()
+            .with_group_id(Some(GroupId(s("workers"))))
+            .with_member_id(Some(s("w-1")))
+            .with_share_session_epoch(0)
+            .with_max_records(10)
+            .with_batch_size(10)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic_id(topic_id)
+                    .with_partitions(vec![FetchPartition::default().with_partition_index(0)]),
+            ]),
+    );
+    assert_eq!(opened.error_code, 0, "{opened:?}");
+    let acked: ShareAcknowledgeResponse = call(
+        &mut conn,
+        ApiKey::ShareAcknowledge,
+        1,
+        &ShareAcknowledgeRequest::default()
+            .with_group_id(Some(GroupId(s("workers"))))
+            .with_member_id(Some(s("w-1")))
+            .with_share_session_epoch(1)
+            .with_topics(vec![
+                AcknowledgeTopic::default()
+                    .with_topic_id(topic_id)
+                    .with_partitions(vec![
+                        AcknowledgePartition::default()
+                            .with_partition_index(0)
+                            .with_acknowledgement_batches(vec![
+                                AcknowledgementBatch::default()
+                                    .with_first_offset(0)
+                                    .with_last_offset(0)
+                                    .with_acknowledge_types(vec![1]),
+                            ]),
+                    ]),
+            ]),
+    );
+    assert_eq!(acked.error_code, 0, "{acked:?}");
+    assert_eq!(
+        acked.responses[0].partitions[0].error_code, TOPIC_AUTHORIZATION_FAILED,
+        "{acked:?}"
+    );
+    let describe_share = |conn: &mut std::net::TcpStream| -> i16 {
+        let r: ShareGroupDescribeResponse = call(
+            conn,
+            ApiKey::ShareGroupDescribe,
+            1,
+            &ShareGroupDescribeRequest::default().with_group_ids(vec![GroupId(s("workers"))]),
+        );
+        r.groups[0].error_code
+    };
+    assert_eq!(describe_share(&mut conn), 0);
+
+    // Describing `jobs` denied: both groups name it, both are refused.
+    let deny = binding(
+        ResourceType::Topic,
+        "jobs",
+        Operation::Describe,
+        Permission::Deny,
+    );
+    server.authorizer.create(&[deny]).unwrap();
+    assert_eq!(
+        describe_consumers(&mut conn),
+        (TOPIC_AUTHORIZATION_FAILED, 0)
+    );
+    assert_eq!(describe_share(&mut conn), TOPIC_AUTHORIZATION_FAILED);
+}

@@ -166,6 +166,16 @@ pub(crate) fn describe(
                 Ok(d) => d,
                 Err(e) => return failed(for_group_error(&e), e.to_string()),
             };
+            let topics = d.members.iter().flat_map(|m| {
+                let assigned = m.assignment.iter().chain(&m.target_assignment);
+                m.subscribed_topic_names
+                    .iter()
+                    .map(String::as_str)
+                    .chain(assigned.map(|p| p.topic.as_str()))
+            });
+            if let Some(message) = caller.described_topics_refusal(topics) {
+                return failed(Code::TopicAuthorizationFailed, message);
+            }
             DescribedGroup::default()
                 .with_group_id(id)
                 .with_group_state(str_bytes(d.state.as_str()))

@@ -166,9 +166,57 @@ pub(crate) struct Caller {
     pub authorizer: Arc<weir_auth::Authorizer>,
 }
 
+/// The APIs that change the cluster rather than its data: each one served
+/// leaves an audit line (a refused resource also leaves the authorizer's).
+fn is_admin(api: ApiKey) -> bool {
+    matches!(
+        api,
+        ApiKey::CreateTopics
+            | ApiKey::DeleteTopics
+            | ApiKey::DeleteRecords
+            | ApiKey::AlterConfigs
+            | ApiKey::IncrementalAlterConfigs
+            | ApiKey::CreatePartitions
+            | ApiKey::DeleteGroups
+            | ApiKey::OffsetDelete
+            | ApiKey::AlterReplicaLogDirs
+            | ApiKey::ElectLeaders
+            | ApiKey::AlterPartitionReassignments
+            | ApiKey::CreateAcls
+            | ApiKey::DeleteAcls
+            | ApiKey::AlterUserScramCredentials
+    )
+}
+
 /// Runs one decoded-header request. Everything but the wait for durability
 /// happens here, in the order the connection's requests arrive.
 pub(crate) async fn dispatch(
+    api: ApiKey,
+    version: i16,
+    body: Bytes,
+    caller: &Caller,
+    shared: &Arc<Shared>,
+) -> Result<Reply, ConnError> {
+    let reply = serve(api, version, body, caller, shared).await;
+    if is_admin(api) {
+        // Which resources each answer refused is in the authorizer's own
+        // lines; this one says who asked for what, through which listener.
+        tracing::info!(
+            target: weir_auth::AUDIT_TARGET,
+            principal = %caller.principal,
+            host = %caller.peer.ip(),
+            listener = %caller.listener.name,
+            client_id = %caller.client_id,
+            api = ?api,
+            version,
+            outcome = if reply.is_ok() { "answered" } else { "malformed" },
+            "admin request"
+        );
+    }
+    reply
+}
+
+async fn serve(
     api: ApiKey,
     version: i16,
     body: Bytes,

@@ -98,16 +98,19 @@ fn queue_code(e: &QueueError) -> Code {
 }
 
 /// Applies every partition's acknowledgements for `member` (blocking);
-/// each partition is answered on its own.
+/// each partition is answered on its own, TOPIC_AUTHORIZATION_FAILED
+/// where `caller` may not read its topic (as Kafka checks READ on each
+/// topic acknowledged).
 pub(crate) fn apply(
     shared: &Shared,
+    caller: &Caller,
     group: &str,
     member: &str,
     acks: &[PartitionAcks],
 ) -> Vec<AckResult> {
     let mut out = Vec::with_capacity(acks.len());
     for p in acks {
-        let result = apply_partition(shared, group, member, p);
+        let result = apply_partition(shared, caller, group, member, p);
         let (code, message) = match result {
             Ok(()) => (Code::None, None),
             Err((code, message)) => (code, Some(message)),
@@ -119,6 +122,7 @@ pub(crate) fn apply(
 
 fn apply_partition(
     shared: &Shared,
+    caller: &Caller,
     group: &str,
     member: &str,
     p: &PartitionAcks,
@@ -129,6 +133,12 @@ fn apply_partition(
             format!("no topic has id {}", p.topic_id),
         ));
     };
+    if !caller.may_topic(Read, &topic.name) {
+        return Err((
+            Code::TopicAuthorizationFailed,
+            format!("not authorized to read topic {:?}", topic.name),
+        ));
+    }
     let mut all = Vec::new();
     for b in &p.batches {
         all.extend(runs(b).map_err(|m| (Code::InvalidRequest, m))?);
@@ -225,9 +235,9 @@ pub(crate) async fn acknowledge(
             })
         })
         .collect();
-    let s = shared.clone();
+    let (s, c) = (shared.clone(), caller.clone());
     let results = blocking(move || {
-        let results = apply(&s, &group, &member, &acks);
+        let results = apply(&s, &c, &group, &member, &acks);
         // A closed session gives back whatever it still holds.
         if epoch == -1 {
             release_member(&s, &group, &member);

@@ -181,14 +181,14 @@ pub(crate) async fn fetch(
         },
     };
     let lock_ms = shared.config.share_lock_ms;
-    let s = shared.clone();
+    let (s, c) = (shared.clone(), caller.clone());
     let (g, m) = (group.clone(), member.clone());
     let ack_results = blocking(move || {
         // A session opened again, or closed, gives back what it held.
         if replaced {
             share_ack::release_member(&s, &g, &m);
         }
-        let results = share_ack::apply(&s, &g, &m, &acks);
+        let results = share_ack::apply(&s, &c, &g, &m, &acks);
         if epoch == -1 {
             share_ack::release_member(&s, &g, &m);
         }

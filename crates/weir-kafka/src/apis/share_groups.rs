@@ -155,6 +155,15 @@ pub(crate) fn describe(
                     return failed(for_group_error(&e), message);
                 }
             };
+            let topics = d.members.iter().flat_map(|m| {
+                m.subscribed_topic_names
+                    .iter()
+                    .map(String::as_str)
+                    .chain(m.assignment.iter().map(|p| p.topic.as_str()))
+            });
+            if let Some(message) = caller.described_topics_refusal(topics) {
+                return failed(Code::TopicAuthorizationFailed, message);
+            }
             DescribedGroup::default()
                 .with_group_id(id)
                 .with_group_state(str_bytes(d.state.as_str()))
