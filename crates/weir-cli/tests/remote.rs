@@ -349,3 +349,67 @@ fn a_service_follows_a_category_on_the_server_and_parks_what_it_cannot_handle() 
     running.stop()?;
     Ok(())
 }
+
+#[test]
+fn the_sdk_reaches_a_server_that_wants_https_and_a_token() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let certs = tempfile::tempdir()?;
+    let ca = weir_tls::test_certs::TestCa::new(certs.path(), "sdk");
+    let cert = ca.server("server", "weir-sdk");
+    let tokens = certs.path().join("tokens");
+    std::fs::write(&tokens, "User:app app-token\n")?;
+    let path = |p: &std::path::Path| p.display().to_string();
+    let (cert_file, key_file, tokens_file) = (path(&cert.cert), path(&cert.key), path(&tokens));
+    let (child, address) = common::start_serve_http(
+        data.path(),
+        &[
+            "--tls-cert",
+            &cert_file,
+            "--tls-key",
+            &key_file,
+            "--http-tls",
+            "--http-tokens-file",
+            &tokens_file,
+        ],
+    );
+    let _server = Server {
+        child,
+        address: address.clone(),
+        read_models: tempfile::tempdir()?,
+        _data: tempfile::tempdir()?,
+    };
+    let ca_pem = std::fs::read(&ca.ca_pem)?;
+    let config = |token: Option<&str>| ClientConfig {
+        token: token.map(str::to_owned),
+        ca_pem: Some(ca_pem.clone()),
+        ..ClientConfig::default()
+    };
+    let client = Client::connect_with(&address, config(Some("app-token")))?;
+    client.append("account-s", ExpectedVersion::NoStream, &[closed_event()?])?;
+    let read = client.read_stream("account-s", 0, 10)?;
+    assert_eq!(read.len(), 1);
+
+    // No token, a wrong one: the server's 401, at connect.
+    for token in [None, Some("not-a-token")] {
+        match Client::connect_with(&address, config(token)) {
+            Err(Error::Server { status: 401, .. }) => {}
+            other => panic!("{token:?}: expected a 401, got {other:?}"),
+        }
+    }
+    // Without the CA the server's certificate is not trusted.
+    let untrusted = Client::connect_with(
+        &address,
+        ClientConfig {
+            token: Some("app-token".to_owned()),
+            ..ClientConfig::default()
+        },
+    );
+    assert!(untrusted.is_err(), "{untrusted:?}");
+    // An embedded client has no use for either.
+    let embedded = Client::open_with(data.path().join("embedded"), config(Some("t")));
+    assert!(
+        matches!(embedded, Err(Error::Config { .. })),
+        "{embedded:?}"
+    );
+    Ok(())
+}

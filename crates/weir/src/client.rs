@@ -488,6 +488,15 @@ pub struct ClientConfig {
     /// a past date".) A server records events by its own clock, so a
     /// remote client refuses one.
     pub clock: Option<Arc<dyn Clock>>,
+    /// A remote client's bearer token (a static token or a JWT the
+    /// server accepts), for a server that requires one; an embedded
+    /// client refuses one.
+    pub token: Option<String>,
+    /// A remote client's trust in an HTTPS server (`weir serve
+    /// --http-tls`): the PEM certificates of the CA that signed its
+    /// certificate. With one, `host:port` means `https://host:port`; an
+    /// embedded client refuses one.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl Default for ClientConfig {
@@ -496,6 +505,8 @@ impl Default for ClientConfig {
             source: "/weir".to_owned(),
             read_models_dir: None,
             clock: None,
+            token: None,
+            ca_pem: None,
         }
     }
 }
@@ -525,6 +536,11 @@ impl Client {
 
     /// Opens the embedded store in `path` with `config`.
     pub fn open_with(path: impl AsRef<Path>, config: ClientConfig) -> Result<Self, Error> {
+        if config.token.is_some() || config.ca_pem.is_some() {
+            return Err(Error::Config {
+                reason: "an embedded client takes no token or CA: they are for a server".to_owned(),
+            });
+        }
         let path = path.as_ref();
         let backend = Embedded::open(path, config.clock.clone())?;
         let dir = config
@@ -550,7 +566,7 @@ impl Client {
                     .to_owned(),
             });
         }
-        let backend = Remote::connect(address)?;
+        let backend = Remote::connect_with(address, config.token, config.ca_pem.as_deref())?;
         let (dir, tmp) = match config.read_models_dir {
             Some(dir) => (dir, None),
             None => {

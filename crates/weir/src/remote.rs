@@ -58,7 +58,27 @@ impl Remote {
     /// A backend on the server at `address` (`host:port` or
     /// `http://host:port`); checks that the server answers.
     pub fn connect(address: &str) -> Result<Self, Error> {
-        let http = weir_client::Client::new(address).map_err(|e| transport(&e))?;
+        Self::connect_with(address, None, None)
+    }
+
+    /// A backend on the server at `address` sending `token` as its bearer
+    /// token, over HTTPS trusting `ca_pem` if given; checks that the
+    /// server answers (and accepts the token).
+    pub fn connect_with(
+        address: &str,
+        token: Option<String>,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, Error> {
+        let timeout = Some(Duration::from_secs(30));
+        let http = match ca_pem {
+            Some(ca) => weir_client::Client::with_ca(address, ca, timeout),
+            None => weir_client::Client::with_timeout(address, timeout),
+        }
+        .map_err(|e| transport(&e))?;
+        let http = match token {
+            Some(token) => http.with_token(token),
+            None => http,
+        };
         let remote = Self {
             http,
             last_head: AtomicU64::new(0),

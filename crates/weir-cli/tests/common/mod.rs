@@ -86,7 +86,10 @@ pub fn start_serve_kafka_http_on(
     let (child, lines) = spawn_serve(dir, kafka_port, extra);
     let http = lines
         .iter()
-        .find_map(|l| l.strip_prefix("http listening on "))
+        .find_map(|l| {
+            l.strip_prefix("http listening on ")
+                .or_else(|| l.strip_prefix("https listening on "))
+        })
         .expect("weir serve prints its HTTP address")
         .to_owned();
     (child, format!("127.0.0.1:{kafka_port}"), http)
