@@ -38,9 +38,15 @@ pub struct ServeArgs {
     kafka_addr: Option<SocketAddr>,
     /// Kafka listeners as Kafka writes them, comma-separated:
     /// `PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093` (also
-    /// `SASL_PLAINTEXT`, `SASL_SSL`); instead of `--kafka-addr`.
+    /// `SASL_PLAINTEXT`, `SASL_SSL`, or a name from
+    /// `--listener-security-protocol-map`); instead of `--kafka-addr`.
     #[arg(long, env = "WEIR_LISTENERS")]
     listeners: Option<String>,
+    /// More listener names, each with its security protocol, as Kafka's
+    /// `listener.security.protocol.map`: `INTERNAL:PLAINTEXT,EXTERNAL:SASL_SSL`
+    /// (so two listeners may share a protocol).
+    #[arg(long, env = "WEIR_LISTENER_SECURITY_PROTOCOL_MAP")]
+    listener_security_protocol_map: Option<String>,
     /// Where clients of each listener are told to connect, same form
     /// (`SSL://broker.example:9093`) [default: `--advertised-host` and the
     /// bound port, else the bound address].
@@ -203,6 +209,7 @@ struct ServeFile {
     data_dir: Option<PathBuf>,
     kafka_addr: Option<SocketAddr>,
     listeners: Option<String>,
+    listener_security_protocol_map: Option<String>,
     advertised_listeners: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -345,7 +352,14 @@ impl ServeArgs {
                 .unwrap_or(weir_metrics::MetricsConfig::default().series_max),
             ..weir_metrics::MetricsConfig::default()
         };
-        let listeners = listeners(&self, &file)?;
+        let map = weir_kafka::ProtocolMap::parse(
+            self.listener_security_protocol_map
+                .as_deref()
+                .or(file.listener_security_protocol_map.as_deref())
+                .unwrap_or_default(),
+        )
+        .context("in --listener-security-protocol-map")?;
+        let listeners = listeners(&self, &file, &map)?;
         let advertised_listeners = match self
             .advertised_listeners
             .as_deref()
@@ -353,13 +367,13 @@ impl ServeArgs {
         {
             None => Vec::new(),
             Some(text) => {
-                let specs = weir_kafka::listeners::parse_listeners(text)
+                let specs = weir_kafka::listeners::parse_listeners(text, &map)
                     .context("in --advertised-listeners")?;
                 if let Some(s) = specs
                     .iter()
-                    .find(|s| !listeners.iter().any(|l| l.protocol == s.protocol))
+                    .find(|s| !listeners.iter().any(|l| l.name == s.name))
                 {
-                    anyhow::bail!(weir_kafka::ListenerError::NotListening(s.protocol));
+                    anyhow::bail!(weir_kafka::ListenerError::NotListening(s.name.clone()));
                 }
                 specs
             }
@@ -368,7 +382,11 @@ impl ServeArgs {
         let tls = tls_files(&self, &file)?;
         if tls.is_none() {
             if let Some(l) = listeners.iter().find(|l| l.protocol.needs_tls()) {
-                anyhow::bail!("the {} listener needs --tls-cert and --tls-key", l.protocol);
+                anyhow::bail!(
+                    "the {} listener ({}) needs --tls-cert and --tls-key",
+                    l.name,
+                    l.protocol
+                );
             }
             anyhow::ensure!(!http_tls, "--http-tls needs --tls-cert and --tls-key");
         }
@@ -427,6 +445,7 @@ impl ServeArgs {
         let single = self.listeners.is_none() && file.listeners.is_none();
         if sasl.is_some() && single && listeners.len() == 1 {
             listeners[0].protocol = weir_kafka::SecurityProtocol::SaslPlaintext;
+            listeners[0].name = listeners[0].protocol.name().to_owned();
         }
         let sasl_listener = listeners.iter().any(|l| l.protocol.needs_sasl());
         let sasl = match sasl {
@@ -575,9 +594,11 @@ impl ServeArgs {
 fn listeners(
     args: &ServeArgs,
     file: &ServeFile,
+    map: &weir_kafka::ProtocolMap,
 ) -> anyhow::Result<Vec<weir_kafka::listeners::ListenerSpec>> {
     use weir_kafka::listeners::{ListenerSpec, parse_listeners};
     let plaintext = |addr: SocketAddr| ListenerSpec {
+        name: "PLAINTEXT".to_owned(),
         protocol: weir_kafka::SecurityProtocol::Plaintext,
         host: addr.ip().to_string(),
         port: addr.port(),
@@ -587,7 +608,7 @@ fn listeners(
         "give --listeners or --kafka-addr, not both"
     );
     if let Some(text) = &args.listeners {
-        return parse_listeners(text).context("in --listeners");
+        return parse_listeners(text, map).context("in --listeners");
     }
     if let Some(addr) = args.kafka_addr {
         return Ok(vec![plaintext(addr)]);
@@ -597,7 +618,7 @@ fn listeners(
         "give listeners or kafka_addr in the config file, not both"
     );
     if let Some(text) = &file.listeners {
-        return parse_listeners(text).context("in listeners");
+        return parse_listeners(text, map).context("in listeners");
     }
     Ok(vec![plaintext(file.kafka_addr.unwrap_or_else(|| {
         SocketAddr::from(([127, 0, 0, 1], 9092))
@@ -846,20 +867,17 @@ async fn serve(
         let socket = tokio::net::TcpListener::bind(spec.bind_addr())
             .await
             .with_context(|| {
-                format!(
-                    "binding the {} listener to {}",
-                    spec.protocol,
-                    spec.bind_addr()
-                )
+                format!("binding the {} listener to {}", spec.name, spec.bind_addr())
             })?;
         let port = socket.local_addr()?.port();
         let advertised = args
             .advertised_listeners
             .iter()
-            .find(|a| a.protocol == spec.protocol)
+            .find(|a| a.name == spec.name)
             .map(|a| (a.host.clone(), a.port))
             .or_else(|| args.advertised_host.clone().map(|h| (h, port)));
-        listeners.push(weir_kafka::Listener::new(
+        listeners.push(weir_kafka::Listener::named(
+            &spec.name,
             spec.protocol,
             socket,
             advertised,

@@ -1,6 +1,7 @@
 //! `weir serve` with TLS flags (certificates made by the test with
 //! rcgen): a PLAINTEXT and an SSL listener at once, each advertised as
-//! told; kcat over SSL; the HTTP API over HTTPS through weir-client; a
+//! told; two PLAINTEXT listeners under names of their own (the
+//! listener security protocol map), each advertised as told; kcat over SSL; the HTTP API over HTTPS through weir-client; a
 //! new certificate from another CA taken on SIGHUP without a restart;
 //! refusals of settings that cannot work, with the reason.
 
@@ -277,4 +278,71 @@ fn settings_that_cannot_work_are_refused_with_the_reason() {
     std::fs::write(&config, "listeners = \"SSL://127.0.0.1:0\"\n").unwrap();
     let config = config.display().to_string();
     refused(&["--config", &config], "needs --tls-cert and --tls-key");
+}
+
+#[test]
+fn named_listeners_share_a_protocol_and_advertise_their_own_address() {
+    // The usual container setup: one listener for the container network,
+    // one for the host, both PLAINTEXT.
+    let dir = tempfile::tempdir().unwrap();
+    let (inside, host) = (free_port(), free_port());
+    let server = serve(&[
+        "--data-dir".into(),
+        dir.path().join("data").display().to_string(),
+        "--http-addr".into(),
+        "127.0.0.1:0".into(),
+        "--listeners".into(),
+        format!("PLAINTEXT://127.0.0.1:{inside},PLAINTEXT_HOST://127.0.0.1:{host}"),
+        "--listener-security-protocol-map".into(),
+        "PLAINTEXT:PLAINTEXT,PLAINTEXT_HOST:PLAINTEXT".into(),
+        "--advertised-listeners".into(),
+        format!("PLAINTEXT://127.0.0.1:{inside},PLAINTEXT_HOST://localhost:{host}"),
+    ]);
+    assert_eq!(
+        server.lines[3],
+        format!("kafka listener PLAINTEXT_HOST on 127.0.0.1:{host}")
+    );
+    let plain = |port: u16| vec!["-b".to_owned(), format!("127.0.0.1:{port}")];
+    assert_eq!(
+        metadata_broker(plain(inside)).unwrap(),
+        format!("127.0.0.1:{inside}")
+    );
+    assert_eq!(
+        metadata_broker(plain(host)).unwrap(),
+        format!("localhost:{host}")
+    );
+    drop(server);
+
+    // A name the map does not give, or an advertised name with no
+    // listener, is refused by name.
+    for (listeners, advertised, expected) in [
+        ("INTERNAL://127.0.0.1:0", None, "\"INTERNAL\""),
+        (
+            "PLAINTEXT://127.0.0.1:0",
+            Some("OUTSIDE://example:1"),
+            "\"OUTSIDE\"",
+        ),
+    ] {
+        let mut cmd = weir();
+        cmd.args([
+            "serve",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--listeners",
+            listeners,
+        ]);
+        cmd.arg("--data-dir").arg(dir.path().join("refused"));
+        if let Some(a) = advertised {
+            cmd.args([
+                "--listener-security-protocol-map",
+                "OUTSIDE:PLAINTEXT",
+                "--advertised-listeners",
+                a,
+            ]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expected.trim_matches('"')), "{err}");
+    }
 }

@@ -32,7 +32,7 @@ use weir_groups::Coordinator;
 pub use alloc::GuardedAllocator;
 pub use codes::{Code, for_broker_error, for_group_error};
 pub use conn::decode_request;
-pub use listeners::{Endpoint, Listener, ListenerError, SecurityProtocol};
+pub use listeners::{Endpoint, Listener, ListenerError, ProtocolMap, SecurityProtocol};
 pub use sasl::SaslConfig;
 pub use weir_auth::SaslMechanism;
 

@@ -1,8 +1,11 @@
-//! Listeners as Kafka names them: `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`,
-//! `SASL_SSL`, written `NAME://host:port` in `listeners` and
-//! `advertised.listeners`. Each connection knows the listener it came
-//! through: its security protocol (whether TLS and SASL apply) and the
-//! address Metadata, DescribeCluster and FindCoordinator advertise to it.
+//! Listeners as Kafka names them, written `NAME://host:port` in `listeners`
+//! and `advertised.listeners`: a name is a security protocol (`PLAINTEXT`,
+//! `SSL`, `SASL_PLAINTEXT`, `SASL_SSL`) or one that
+//! `listener.security.protocol.map` maps to one (`INTERNAL:PLAINTEXT`),
+//! so two listeners may share a protocol. Each connection knows the
+//! listener it came through: its name, its security protocol (whether TLS
+//! and SASL apply) and the address Metadata, DescribeCluster and
+//! FindCoordinator advertise to it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -64,24 +67,79 @@ pub enum ListenerError {
     #[error("listener {0:?} is not of the form NAME://host:port (PLAINTEXT://127.0.0.1:9092)")]
     Form(String),
     #[error(
-        "listener name {0:?} is not a security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)"
+        "listener name {0:?} is not a security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, \
+         SASL_SSL) and the listener security protocol map does not name it"
     )]
     UnknownName(String),
     #[error("listener {0} is named twice")]
-    Duplicate(SecurityProtocol),
+    Duplicate(String),
     #[error("{0} listeners given, at most {LISTENERS_MAX}")]
     TooMany(usize),
     #[error("no listener given")]
     Empty,
     #[error("advertised listener {0} has no listener of that name")]
-    NotListening(SecurityProtocol),
+    NotListening(String),
+    #[error(
+        "listener security protocol map entry {0:?} is not NAME:PROTOCOL (INTERNAL:PLAINTEXT), \
+         PROTOCOL one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"
+    )]
+    MapEntry(String),
     #[error("{0} listener needs a TLS certificate and key")]
     NeedsTls(SecurityProtocol),
+}
+
+/// `listener.security.protocol.map`: listener names beyond the protocols'
+/// own, each mapped to a security protocol. A protocol's name always
+/// names itself unless the map says otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProtocolMap(Vec<(String, SecurityProtocol)>);
+
+impl ProtocolMap {
+    /// Parses `NAME:PROTOCOL[,NAME:PROTOCOL…]`; names are upper-cased and
+    /// unique.
+    pub fn parse(text: &str) -> Result<Self, ListenerError> {
+        let mut map = Vec::new();
+        for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let bad = || ListenerError::MapEntry(entry.to_owned());
+            let (name, protocol) = entry.split_once(':').ok_or_else(bad)?;
+            let name = name.trim().to_ascii_uppercase();
+            if !valid_name(&name) {
+                return Err(bad());
+            }
+            let protocol = SecurityProtocol::from_name(protocol.trim()).ok_or_else(bad)?;
+            if map.iter().any(|(n, _)| *n == name) {
+                return Err(ListenerError::Duplicate(name));
+            }
+            map.push((name, protocol));
+        }
+        if map.len() > LISTENERS_MAX {
+            return Err(ListenerError::TooMany(map.len()));
+        }
+        Ok(Self(map))
+    }
+
+    /// The protocol of the listener named `name`.
+    pub fn protocol(&self, name: &str) -> Option<SecurityProtocol> {
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, p)| *p)
+            .or_else(|| SecurityProtocol::from_name(name))
+    }
+}
+
+/// Kafka's listener names: letters, digits and `_`.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// One `NAME://host:port` of a listener list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerSpec {
+    /// The listener's name, upper-cased (`PLAINTEXT`, `INTERNAL`).
+    pub name: String,
     pub protocol: SecurityProtocol,
     /// Empty: every interface (for binding).
     pub host: String,
@@ -100,13 +158,14 @@ impl ListenerSpec {
     }
 }
 
-/// Parses a comma-separated listener list; names are unique.
-pub fn parse_listeners(text: &str) -> Result<Vec<ListenerSpec>, ListenerError> {
+/// Parses a comma-separated listener list, names resolved through `map`;
+/// names are unique.
+pub fn parse_listeners(text: &str, map: &ProtocolMap) -> Result<Vec<ListenerSpec>, ListenerError> {
     let specs = text
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(parse_one)
+        .map(|one| parse_one(one, map))
         .collect::<Result<Vec<_>, _>>()?;
     if specs.is_empty() {
         return Err(ListenerError::Empty);
@@ -115,18 +174,19 @@ pub fn parse_listeners(text: &str) -> Result<Vec<ListenerSpec>, ListenerError> {
         return Err(ListenerError::TooMany(specs.len()));
     }
     for (i, s) in specs.iter().enumerate() {
-        if specs[..i].iter().any(|o| o.protocol == s.protocol) {
-            return Err(ListenerError::Duplicate(s.protocol));
+        if specs[..i].iter().any(|o| o.name == s.name) {
+            return Err(ListenerError::Duplicate(s.name.clone()));
         }
     }
     Ok(specs)
 }
 
-fn parse_one(text: &str) -> Result<ListenerSpec, ListenerError> {
+fn parse_one(text: &str, map: &ProtocolMap) -> Result<ListenerSpec, ListenerError> {
     let form = || ListenerError::Form(text.to_owned());
     let (name, rest) = text.split_once("://").ok_or_else(form)?;
-    let protocol =
-        SecurityProtocol::from_name(name).ok_or_else(|| ListenerError::UnknownName(name.into()))?;
+    let protocol = map
+        .protocol(name)
+        .ok_or_else(|| ListenerError::UnknownName(name.into()))?;
     let (host, port) = rest.rsplit_once(':').ok_or_else(form)?;
     let host = host
         .strip_prefix('[')
@@ -137,6 +197,7 @@ fn parse_one(text: &str) -> Result<ListenerSpec, ListenerError> {
     }
     let port = port.parse().map_err(|_| form())?;
     Ok(ListenerSpec {
+        name: name.to_ascii_uppercase(),
         protocol,
         host: host.to_owned(),
         port,
@@ -146,7 +207,7 @@ fn parse_one(text: &str) -> Result<ListenerSpec, ListenerError> {
 /// A listener as its connections see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
-    /// The listener's name (its security protocol's, `SSL`).
+    /// The listener's name (`SSL`, `INTERNAL`).
     pub name: String,
     pub protocol: SecurityProtocol,
     /// The address it is bound to.
@@ -175,6 +236,18 @@ impl Listener {
         advertised: Option<(String, u16)>,
         tls: Option<Arc<weir_tls::TlsServer>>,
     ) -> Result<Self, ListenerError> {
+        Self::named(protocol.name(), protocol, socket, advertised, tls)
+    }
+
+    /// As [`Listener::new`], for a listener named `name` (its
+    /// [`ListenerSpec::name`]).
+    pub fn named(
+        name: &str,
+        protocol: SecurityProtocol,
+        socket: tokio::net::TcpListener,
+        advertised: Option<(String, u16)>,
+        tls: Option<Arc<weir_tls::TlsServer>>,
+    ) -> Result<Self, ListenerError> {
         if protocol.needs_tls() && tls.is_none() {
             return Err(ListenerError::NeedsTls(protocol));
         }
@@ -185,7 +258,7 @@ impl Listener {
             advertised.unwrap_or_else(|| (bound.ip().to_string(), bound.port()));
         Ok(Self {
             endpoint: Arc::new(Endpoint {
-                name: protocol.name().to_owned(),
+                name: name.to_owned(),
                 protocol,
                 bound,
                 advertised_host,
@@ -203,24 +276,64 @@ mod tests {
 
     #[test]
     fn parses_kafka_listener_lists() {
-        let specs =
-            parse_listeners("PLAINTEXT://127.0.0.1:9092, SSL://localhost:9093,sasl_ssl://[::1]:0")
-                .unwrap();
+        let none = ProtocolMap::default();
+        let specs = parse_listeners(
+            "PLAINTEXT://127.0.0.1:9092, SSL://localhost:9093,sasl_ssl://[::1]:0",
+            &none,
+        )
+        .unwrap();
         assert_eq!(specs.len(), 3);
         assert_eq!(specs[0].protocol, SecurityProtocol::Plaintext);
         assert_eq!(specs[0].bind_addr(), "127.0.0.1:9092");
         assert_eq!(specs[1].host, "localhost");
         assert_eq!(specs[2].protocol, SecurityProtocol::SaslSsl);
+        assert_eq!(specs[2].name, "SASL_SSL");
         assert_eq!(specs[2].bind_addr(), "[::1]:0");
-        let any = parse_listeners("PLAINTEXT://:9092").unwrap();
+        let any = parse_listeners("PLAINTEXT://:9092", &none).unwrap();
         assert_eq!(any[0].bind_addr(), "0.0.0.0:9092");
         assert!(SecurityProtocol::SaslSsl.needs_tls() && SecurityProtocol::SaslSsl.needs_sasl());
         assert!(!SecurityProtocol::Ssl.needs_sasl() && !SecurityProtocol::Plaintext.needs_tls());
     }
 
     #[test]
+    fn named_listeners_share_a_protocol_through_the_map() {
+        let map = ProtocolMap::parse("internal:PLAINTEXT, EXTERNAL:sasl_ssl,SSL:SASL_SSL").unwrap();
+        let specs = parse_listeners(
+            "PLAINTEXT://:9092,INTERNAL://127.0.0.1:9093,External://0.0.0.0:9094,SSL://:9095",
+            &map,
+        )
+        .unwrap();
+        let got: Vec<_> = specs
+            .iter()
+            .map(|s| (s.name.as_str(), s.protocol))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("PLAINTEXT", SecurityProtocol::Plaintext),
+                ("INTERNAL", SecurityProtocol::Plaintext),
+                ("EXTERNAL", SecurityProtocol::SaslSsl),
+                // The map may rename a protocol's own name.
+                ("SSL", SecurityProtocol::SaslSsl),
+            ]
+        );
+        let bad = |t: &str| ProtocolMap::parse(t).unwrap_err();
+        assert!(matches!(bad("INTERNAL"), ListenerError::MapEntry(_)));
+        assert!(matches!(bad("INTERNAL:TLS"), ListenerError::MapEntry(_)));
+        assert!(matches!(bad("IN-TERNAL:SSL"), ListenerError::MapEntry(_)));
+        assert_eq!(
+            bad("A:SSL,a:PLAINTEXT"),
+            ListenerError::Duplicate("A".into())
+        );
+        assert_eq!(
+            parse_listeners("INTERNAL://:1,internal://:2", &map).unwrap_err(),
+            ListenerError::Duplicate("INTERNAL".into())
+        );
+    }
+
+    #[test]
     fn refuses_bad_lists() {
-        let err = |t: &str| parse_listeners(t).unwrap_err();
+        let err = |t: &str| parse_listeners(t, &ProtocolMap::default()).unwrap_err();
         assert!(matches!(err("127.0.0.1:9092"), ListenerError::Form(_)));
         assert!(matches!(err("PLAINTEXT://host"), ListenerError::Form(_)));
         assert!(matches!(err("PLAINTEXT://h:99999"), ListenerError::Form(_)));
@@ -230,7 +343,7 @@ mod tests {
         ));
         assert_eq!(
             err("SSL://a:1,SSL://b:2"),
-            ListenerError::Duplicate(SecurityProtocol::Ssl)
+            ListenerError::Duplicate("SSL".into())
         );
         assert_eq!(err(" , "), ListenerError::Empty);
     }

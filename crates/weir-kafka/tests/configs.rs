@@ -149,6 +149,15 @@ fn describe_fills_types_documentation_and_sources() {
         .find(|c| c.name.as_str() == "log.dirs")
         .unwrap();
     assert_eq!((dirs.config_source, dirs.read_only), (4, true));
+    let map = broker
+        .configs
+        .iter()
+        .find(|c| c.name.as_str() == "listener.security.protocol.map")
+        .unwrap();
+    assert_eq!(
+        map.value.as_ref().map(|v| v.as_str()),
+        Some("PLAINTEXT:PLAINTEXT")
+    );
     // The cluster-wide defaults: only what was set live, so none yet.
     let cluster = describe(&mut stream, 4, "");
     assert_eq!((cluster.error_code, cluster.configs.len()), (0, 0));

@@ -88,6 +88,7 @@ const ALWAYS_STATIC: &[&str] = &[
     "process.roles",
     "listeners",
     "advertised.listeners",
+    "listener.security.protocol.map",
     "log.dirs",
 ];
 
@@ -192,6 +193,17 @@ fn fixed(shared: &Shared) -> Vec<(&'static str, String, i8, &'static str)> {
             g.share_session_timeout_ms.to_string(),
             TYPE_INT,
             "Session timeout of share group (KIP-932) members.",
+        ),
+        (
+            "listener.security.protocol.map",
+            shared
+                .listeners
+                .iter()
+                .map(|l| format!("{}:{}", l.name, l.protocol))
+                .collect::<Vec<_>>()
+                .join(","),
+            TYPE_STRING,
+            "Each listener's security protocol (--listener-security-protocol-map).",
         ),
         (
             "listeners",
