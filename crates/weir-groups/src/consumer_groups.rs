@@ -30,7 +30,7 @@ use crate::assignors::{ASSIGNORS, AssignmentSpec, assign};
 use crate::consumer_heartbeat::check_member_epoch;
 use crate::consumer_requests::{
     Assignment, ConsumerGroupDescription, ConsumerGroupState, ConsumerMemberDescription,
-    NamedPartitions, REGEX_BYTES_MAX, STATIC_LEAVE_EPOCH, TopicId,
+    NamedPartitions, REGEX_BYTES_MAX, STATIC_LEAVE_EPOCH, TopicFilter, TopicId,
 };
 
 /// Where a member is in reconciling toward its target.
@@ -87,6 +87,8 @@ pub(crate) struct ConsumerMember {
     pub(crate) rebalance_timeout_ms: i32,
     pub(crate) topic_names: BTreeSet<String>,
     pub(crate) topic_regex: Option<TopicRegex>,
+    /// What `topic_regex` may match (see [`TopicFilter`]).
+    pub(crate) topic_filter: Option<TopicFilter>,
     pub(crate) server_assignor: Option<String>,
     /// The member's epoch: the assignment epoch it reconciled to last.
     pub(crate) epoch: i32,
@@ -120,6 +122,7 @@ impl ConsumerMember {
             rebalance_timeout_ms: 0,
             topic_names: BTreeSet::new(),
             topic_regex: None,
+            topic_filter: None,
             server_assignor: None,
             epoch: 0,
             previous_epoch: 0,
@@ -143,7 +146,8 @@ impl ConsumerMember {
 
     pub(crate) fn subscribes(&self, topic: &str) -> bool {
         self.topic_names.contains(topic)
-            || self.topic_regex.as_ref().is_some_and(|r| r.matches(topic))
+            || (self.topic_regex.as_ref().is_some_and(|r| r.matches(topic))
+                && self.topic_filter.as_ref().is_none_or(|f| f.allows(topic)))
     }
 
     pub(crate) fn held(&self) -> impl Iterator<Item = (TopicId, i32)> + '_ {

@@ -436,6 +436,9 @@ fn heartbeat(
         subscription_changed |= names != m.topic_names;
         m.topic_names = names;
     }
+    if req.topic_filter.is_some() {
+        m.topic_filter.clone_from(&req.topic_filter);
+    }
     if req.subscribed_topic_regex.is_some() {
         subscription_changed |=
             regex.as_ref().map(|r| &r.source) != m.topic_regex.as_ref().map(|r| &r.source);

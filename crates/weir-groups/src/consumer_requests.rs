@@ -3,6 +3,7 @@
 //! and answers, and the descriptions and listings of groups.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// A topic's id (KIP-516), as the broker gives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -26,6 +27,39 @@ pub const SUBSCRIBED_TOPICS_MAX: usize = 10_000;
 /// Longest subscription regular expression accepted.
 pub const REGEX_BYTES_MAX: usize = 1_024;
 
+/// Which topics a member may see (the protocol layer's authorization,
+/// DESCRIBE on the topic): its regular expression subscription matches
+/// only these, as Kafka filters a regex's topics by the member's rights.
+/// Asked afresh at each resolution, so a changed ACL counts from the next
+/// one.
+#[derive(Clone)]
+pub struct TopicFilter(Arc<dyn Fn(&str) -> bool + Send + Sync>);
+
+impl TopicFilter {
+    pub fn new(allows: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        Self(Arc::new(allows))
+    }
+
+    pub fn allows(&self, topic: &str) -> bool {
+        (self.0)(topic)
+    }
+}
+
+impl std::fmt::Debug for TopicFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TopicFilter")
+    }
+}
+
+/// Two filters are equal when they are the same one.
+impl PartialEq for TopicFilter {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for TopicFilter {}
+
 /// A ConsumerGroupHeartbeat request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ConsumerHeartbeat {
@@ -44,6 +78,9 @@ pub struct ConsumerHeartbeat {
     pub subscribed_topic_names: Option<Vec<String>>,
     /// `None` when unchanged; empty for none.
     pub subscribed_topic_regex: Option<String>,
+    /// The topics the regex may match; `None`: every one (no
+    /// authorization), or the one given before.
+    pub topic_filter: Option<TopicFilter>,
     /// `None` when unchanged or not chosen.
     pub server_assignor: Option<String>,
     /// The partitions the member holds; `None` when unchanged.

@@ -32,7 +32,7 @@ pub use consumer_requests::{
     Assignment, ConsumerGroupDescription, ConsumerGroupState, ConsumerHeartbeat,
     ConsumerHeartbeatResponse, ConsumerMemberDescription, GroupType, JOIN_EPOCH, LEAVE_EPOCH,
     ListedGroup, MEMBER_ID_BYTES_MAX, NamedPartitions, REGEX_BYTES_MAX, STATIC_LEAVE_EPOCH,
-    SUBSCRIBED_TOPICS_MAX, TopicId,
+    SUBSCRIBED_TOPICS_MAX, TopicFilter, TopicId,
 };
 pub use coordinator::{Coordinator, PartitionLag};
 pub use error::GroupError;

@@ -584,3 +584,67 @@ fn described_groups_and_share_acknowledgements_check_their_topics() {
     );
     assert_eq!(describe_share(&mut conn), TOPIC_AUTHORIZATION_FAILED);
 }
+
+#[test]
+fn a_regex_subscription_matches_only_topics_the_member_may_describe() {
+    use kafka_protocol::messages::{
+        ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, GroupId,
+    };
+    let server = server();
+    for t in ["orders-a", "orders-b"] {
+        server.broker.create_topic(t, 1, -1, &[], false).unwrap();
+    }
+    let id_of = |t: &str| uuid::Uuid::from_u128(server.broker.topic(t).unwrap().id);
+    let allow = |t, name: &str, op| binding(t, name, op, Permission::Allow);
+    server
+        .authorizer
+        .create(&[
+            allow(ResourceType::Group, "*", Operation::Read),
+            allow(ResourceType::Topic, "orders-a", Operation::Read),
+        ])
+        .unwrap();
+    let mut conn = connect(&server);
+    let beat = |conn: &mut std::net::TcpStream, epoch: i32, regex: Option<&str>| {
+        let r: ConsumerGroupHeartbeatResponse = call(
+            conn,
+            ApiKey::ConsumerGroupHeartbeat,
+            1,
+            &ConsumerGroupHeartbeatRequest::default()
+                .with_group_id(GroupId(s("regex-readers")))
+                .with_member_id(s("m-1"))
+                .with_member_epoch(epoch)
+                .with_rebalance_timeout_ms(if epoch == 0 { 30_000 } else { -1 })
+                .with_subscribed_topic_regex(regex.map(s))
+                .with_topic_partitions((epoch == 0).then(Vec::new)),
+        );
+        assert_eq!(r.error_code, 0, "{r:?}");
+        let topics: std::collections::BTreeSet<uuid::Uuid> = r
+            .assignment
+            .iter()
+            .flat_map(|a| a.topic_partitions.iter().map(|t| t.topic_id))
+            .collect();
+        (r.member_epoch, topics)
+    };
+    let (epoch, topics) = beat(&mut conn, 0, Some("orders-.*"));
+    assert_eq!(topics, [id_of("orders-a")].into());
+
+    // Allowed to describe the other topic too: the next heartbeat's
+    // resolution takes it in, without a new subscription.
+    server
+        .authorizer
+        .create(&[allow(ResourceType::Topic, "orders-b", Operation::Describe)])
+        .unwrap();
+    let mut assigned = topics;
+    let mut epoch = epoch;
+    for _ in 0..5 {
+        let (e, t) = beat(&mut conn, epoch, None);
+        epoch = e;
+        if !t.is_empty() {
+            assigned = t;
+        }
+        if assigned.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(assigned, [id_of("orders-a"), id_of("orders-b")].into());
+}

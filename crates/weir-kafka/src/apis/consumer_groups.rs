@@ -72,6 +72,14 @@ pub(crate) fn heartbeat(
             .subscribed_topic_names
             .map(|names| names.into_iter().map(|n| n.0.to_string()).collect()),
         subscribed_topic_regex: opt_string(request.subscribed_topic_regex),
+        // A regex matches only topics the caller may describe (Kafka's
+        // filter), asked afresh at each resolution.
+        topic_filter: caller.acls_enabled().then(|| {
+            let caller = caller.clone();
+            weir_groups::TopicFilter::new(move |topic| {
+                caller.sees(Describe, ResourceType::Topic, topic)
+            })
+        }),
         server_assignor: opt_string(request.server_assignor),
         owned,
         client_id: caller.client_id.clone(),
