@@ -8,7 +8,9 @@ expired or forged one each reports the broker's authentication failure.
 of ten seconds or less; librdkafka re-authenticates (KIP-368) as each
 session ends and refreshes the token through `oauth_cb` before it
 expires, so later re-authentications carry the new token.
+`roundtrip`: confluent-kafka alone produces and consumes with TOKEN.
 Usage: python_oauthbearer.py matrix BOOTSTRAP TOKEN EXPIRED FORGED
+       python_oauthbearer.py roundtrip BOOTSTRAP TOKEN
        python_oauthbearer.py reauth BOOTSTRAP SECONDS TOKEN,TOKEN,...
 """
 import base64
@@ -61,7 +63,7 @@ def confluent_round_trip(bootstrap, token):
             got.append(m.value().decode())
     c.close()
     assert got == ["v%d" % i for i in range(N)], (got, errors)
-    print("confluent OAUTHBEARER: %d records" % len(got))
+    print("confluent OAUTHBEARER: %d records on %s" % (len(got), topic))
 
 
 def confluent_refused(bootstrap, token, what):
@@ -202,6 +204,8 @@ if __name__ == "__main__":
     mode, bootstrap = sys.argv[1:3]
     if mode == "matrix":
         matrix(bootstrap, *sys.argv[3:6])
+    elif mode == "roundtrip":
+        confluent_round_trip(bootstrap, sys.argv[3])
     elif mode == "reauth":
         reauth(bootstrap, float(sys.argv[3]), sys.argv[4].split(","))
     else:
