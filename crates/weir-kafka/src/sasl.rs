@@ -45,7 +45,9 @@ use crate::conn::{ConnError, decode, encode};
 /// SASL settings of a listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SaslConfig {
-    /// Mechanisms clients may use, in the order SaslHandshake lists them.
+    /// Mechanisms clients may use, in the order SaslHandshake lists them
+    /// (OAUTHBEARER only if the server has a JWT validator,
+    /// [`crate::ServerParts::jwt`]; it is left out otherwise).
     pub mechanisms: Vec<SaslMechanism>,
     /// `connections.max.reauth.ms`: how long an authentication lasts
     /// before the client must re-authenticate (0: for ever, Kafka's
@@ -54,7 +56,8 @@ pub struct SaslConfig {
 }
 
 impl SaslConfig {
-    /// Every mechanism, sessions that never expire.
+    /// Every mechanism (OAUTHBEARER where tokens can be checked),
+    /// sessions that never expire.
     pub fn all() -> Self {
         Self {
             mechanisms: SaslMechanism::ALL.to_vec(),
