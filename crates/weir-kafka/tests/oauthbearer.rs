@@ -5,8 +5,9 @@
 //! `connections.max.reauth.ms`); expired, forged and wrongly addressed
 //! tokens are refused with SASL_AUTHENTICATION_FAILED and RFC 7628's error
 //! JSON; a re-authentication takes a new token of the same principal
-//! only. The tokens are minted here (HS256, and ES256 with a key made at
-//! run time) and handed to the client scripts
+//! only; librdkafka and kafkajs re-authenticate on open connections with
+//! new tokens. The tokens are minted here (HS256, and ES256 with a key
+//! made at run time) and handed to the client scripts
 //! (`tests/clients/python_oauthbearer.py`, `kafkajs_oauthbearer.js`).
 
 mod common;
@@ -489,7 +490,8 @@ fn kafkajs_produces_and_consumes_with_a_jwt() {
     let script = client_script("kafkajs_oauthbearer.js");
     let out = run_bounded(
         std::process::Command::new("node")
-            .args([&script, &server.addr.to_string(), &token, &expired])
+            .arg(&script)
+            .args(["matrix", &server.addr.to_string(), &token, &expired])
             .env("NODE_PATH", node_modules()),
         "kafkajs_oauthbearer.js",
         Duration::from_secs(120),
@@ -501,4 +503,45 @@ fn kafkajs_produces_and_consumes_with_a_jwt() {
         .find(|l| l.starts_with("kafkajs expired token refused:"))
         .unwrap_or_else(|| panic!("{out}"));
     assert!(line.contains("invalid OAUTHBEARER token"), "{line}");
+}
+
+#[test]
+fn kafkajs_reauthenticates_with_a_new_token() {
+    let keys = tempfile::tempdir().unwrap();
+    let server = Server::start(Some(hs256_config(keys.path())), 2_000);
+    // Distinct tokens of one subject: each re-authentication presents the
+    // next.
+    let tokens: Vec<String> = (0..50)
+        .map(|i| hs256(json!({"sub": "alice", "exp": now_s() + 300, "jti": i.to_string()})))
+        .collect();
+    let script = client_script("kafkajs_oauthbearer.js");
+    let out = run_bounded(
+        std::process::Command::new("node")
+            .arg(&script)
+            .args(["reauth", &server.addr.to_string(), &tokens.join(","), "5"])
+            .env("NODE_PATH", node_modules()),
+        "kafkajs_oauthbearer.js reauth",
+        Duration::from_secs(60),
+    );
+    println!("{out}");
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("kafkajs reauth: "))
+        .unwrap_or_else(|| panic!("{out}"));
+    let figure = |name: &str| -> usize {
+        line.split(", ")
+            .find_map(|p| p.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {line}"))
+    };
+    let (tokens, authentications, connections) = (
+        figure("tokens handed out "),
+        figure("authentications "),
+        figure("connections "),
+    );
+    assert!(figure("sent ") > 0, "{line}");
+    // Every token handed out was accepted, most of them on a connection
+    // already open: sessions renewed in place with a new token.
+    assert_eq!(authentications, tokens, "{line}");
+    assert!(authentications >= connections + 2, "{line}");
 }
