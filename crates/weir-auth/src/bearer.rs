@@ -309,7 +309,8 @@ fn public_key(pem: &[u8]) -> Result<(DecodingKey, Vec<Algorithm>), String> {
 #[derive(Debug, Default)]
 pub struct BearerAuth {
     pub tokens: Option<StaticTokens>,
-    pub jwt: Option<JwtValidator>,
+    /// Shared with the Kafka listener's OAUTHBEARER.
+    pub jwt: Option<std::sync::Arc<JwtValidator>>,
 }
 
 impl BearerAuth {

@@ -32,7 +32,8 @@
 //! ```
 //!
 //! SASL: [`SaslAuthenticator`] runs PLAIN or SCRAM-SHA-256/512 against the
-//! durable [`CredentialStore`] (salted keys only, never passwords).
+//! durable [`CredentialStore`] (salted keys only, never passwords), and
+//! OAUTHBEARER against a JWT validator ([`bearer::JwtValidator`]).
 //!
 //! ```
 //! use weir_auth::{CredentialChange, CredentialStore, SaslAuthenticator, SaslMechanism,
@@ -43,7 +44,7 @@
 //! let credential = ScramCredential::new(m, "pencil", 4096).unwrap();
 //! store.apply(&[CredentialChange::Upsert { user: "alice".into(), mechanism: m, credential }]).unwrap();
 //! let mut auth = SaslAuthenticator::new(SaslMechanism::Plain);
-//! let SaslStep::Done { principal, .. } = auth.step(b"\0alice\0pencil", &store).unwrap() else {
+//! let SaslStep::Done { principal, .. } = auth.step(b"\0alice\0pencil", Some(&store)).unwrap() else {
 //!     panic!()
 //! };
 //! assert_eq!(principal.to_string(), "User:alice");

@@ -2,12 +2,18 @@
 //! message, `n,[a=<authzid>],` then `auth=Bearer <token>` and any other
 //! key-value pairs, each ended by `\x01`, the whole ended by another. The
 //! token is a JWT checked by the same validator as the HTTP API's bearer
-//! tokens; the session lasts until the token expires.
+//! tokens; the session lasts until the token expires, and a token
+//! already expired is refused (the validator's clock-skew leeway is for
+//! HTTP requests, not for a session that would end at once).
 
 use crate::bearer::{Authenticated, BearerError, JwtValidator};
 
 /// Longest OAUTHBEARER message accepted.
 pub const MESSAGE_BYTES_MAX: usize = 32 * 1024;
+
+/// RFC 7628's server error for a refused token (section 3.2.2), as
+/// Kafka's broker sends it.
+pub const INVALID_TOKEN_JSON: &str = r#"{"status":"invalid_token"}"#;
 
 /// Why an OAUTHBEARER message was refused.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +26,8 @@ pub enum OauthBearerError {
     Authzid { authzid: String, principal: String },
     #[error(transparent)]
     Token(#[from] BearerError),
+    #[error("the token expired at {expired_at_ms} ms since the epoch (or has no numeric exp)")]
+    Expired { expired_at_ms: i64 },
 }
 
 /// The bearer token of a client's first (and only) message.
@@ -79,11 +87,23 @@ pub fn token(message: &[u8]) -> Result<(&str, Option<&str>), OauthBearerError> {
     Ok((token, authzid))
 }
 
-/// Checks a client's OAUTHBEARER message: its JWT must be valid, and an
-/// authorization id, if given, must name the token's own principal.
+/// Checks a client's OAUTHBEARER message: its JWT must be valid and not
+/// yet expired, and an authorization id, if given, must name the token's
+/// own principal.
 pub fn authenticate(message: &[u8], jwt: &JwtValidator) -> Result<Authenticated, OauthBearerError> {
     let (token, authzid) = token(message)?;
     let done = jwt.validate(token)?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    match done.expires_at_ms {
+        Some(at) if at > now_ms => {}
+        other => {
+            return Err(OauthBearerError::Expired {
+                expired_at_ms: other.unwrap_or(0),
+            });
+        }
+    }
     if let Some(a) = authzid
         && a != done.principal.name()
     {
@@ -138,6 +158,22 @@ mod tests {
         assert!(matches!(
             authenticate(other.as_bytes(), &jwt),
             Err(OauthBearerError::Authzid { .. })
+        ));
+        // Expired 5 s ago: within the validator's 30 s of leeway, but a
+        // session cannot start on it.
+        let stale = jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &serde_json::json!({"sub": "alice", "exp": exp - 65}),
+            &jsonwebtoken::EncodingKey::from_secret(secret),
+        )
+        .unwrap();
+        assert!(jwt.validate(&stale).is_ok());
+        assert!(matches!(
+            authenticate(
+                format!("n,,\x01auth=Bearer {stale}\x01\x01").as_bytes(),
+                &jwt
+            ),
+            Err(OauthBearerError::Expired { .. })
         ));
         let forged = format!("n,,\x01auth=Bearer {signed}x\x01\x01");
         assert!(matches!(

@@ -1,12 +1,18 @@
-//! SASL mechanisms over one user database: SCRAM-SHA-256/512 exchanges
-//! and PLAIN (RFC 4616), the latter checked against the same stored SCRAM
+//! SASL mechanisms: SCRAM-SHA-256/512 exchanges and PLAIN (RFC 4616)
+//! over one user database, PLAIN checked against the same stored SCRAM
 //! credentials (the password is salted with a stored salt and iterations
-//! and its StoredKey compared), so one set of users serves every
-//! mechanism and no password is ever kept. Protocol edges (the Kafka
-//! listener's SaslAuthenticate) feed client tokens to a
-//! [`SaslAuthenticator`] and send back what it answers.
+//! and its StoredKey compared), so one set of users serves both and no
+//! password is ever kept; and OAUTHBEARER (RFC 7628), a JWT checked by
+//! the HTTP API's validator. Protocol edges (the Kafka listener's
+//! SaslAuthenticate) feed client tokens to a [`SaslAuthenticator`] and
+//! send back what it answers.
+
+use std::sync::Arc;
+
+use crate::bearer::JwtValidator;
 
 use crate::credentials::CredentialStore;
+use crate::oauthbearer::{self, OauthBearerError};
 use crate::principal::Principal;
 use crate::scram::{self, ScramError, ScramMechanism, ScramServer, ScramStep};
 
@@ -18,20 +24,24 @@ pub const PLAIN_BYTES_MAX: usize = 2 * scram::USER_BYTES_MAX + scram::PASSWORD_B
 pub enum SaslMechanism {
     Plain,
     Scram(ScramMechanism),
+    /// A JWT (KIP-255); needs a [`JwtValidator`].
+    OauthBearer,
 }
 
 impl SaslMechanism {
-    pub const ALL: [Self; 3] = [
+    pub const ALL: [Self; 4] = [
         Self::Plain,
         Self::Scram(ScramMechanism::Sha256),
         Self::Scram(ScramMechanism::Sha512),
+        Self::OauthBearer,
     ];
 
-    /// The SASL name (`PLAIN`, `SCRAM-SHA-256`).
+    /// The SASL name (`PLAIN`, `SCRAM-SHA-256`, `OAUTHBEARER`).
     pub fn name(self) -> &'static str {
         match self {
             Self::Plain => "PLAIN",
             Self::Scram(m) => m.name(),
+            Self::OauthBearer => "OAUTHBEARER",
         }
     }
 
@@ -61,6 +71,18 @@ pub enum SaslError {
     PlainInvalid { user: String },
     #[error("the exchange is over; a new one needs a new handshake")]
     Finished,
+    #[error("the credential store is unavailable")]
+    NoCredentials,
+    #[error("OAUTHBEARER is not configured (no JWT key)")]
+    NoJwtValidator,
+    /// The OAUTHBEARER message is malformed, or its authorization id is
+    /// not the token's principal.
+    #[error("{0}")]
+    OauthBearer(String),
+    /// The OAUTHBEARER token is invalid: bad signature, expired, wrong
+    /// issuer or audience, no principal claim.
+    #[error("invalid OAUTHBEARER token: {0}")]
+    InvalidToken(String),
 }
 
 impl SaslError {
@@ -75,6 +97,28 @@ impl SaslError {
             other => format!("Authentication failed: {other}"),
         }
     }
+
+    /// The token a failure sends back, as Kafka does: RFC 7628's error
+    /// JSON for a refused OAUTHBEARER token, nothing otherwise.
+    pub fn server_token(&self) -> Vec<u8> {
+        match self {
+            Self::InvalidToken(_) => oauthbearer::INVALID_TOKEN_JSON.as_bytes().to_vec(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl From<OauthBearerError> for SaslError {
+    fn from(e: OauthBearerError) -> Self {
+        match e {
+            OauthBearerError::Token(_) | OauthBearerError::Expired { .. } => {
+                Self::InvalidToken(e.to_string())
+            }
+            OauthBearerError::Malformed(_)
+            | OauthBearerError::TooLong(_)
+            | OauthBearerError::Authzid { .. } => Self::OauthBearer(e.to_string()),
+        }
+    }
 }
 
 /// What one step of an authentication gives back.
@@ -83,9 +127,12 @@ pub enum SaslStep {
     /// Send this token and wait for the client's next one.
     Continue(Vec<u8>),
     /// The client is `principal`; send this last token (maybe empty).
+    /// `expires_at_ms`: when the credential stops being valid
+    /// (milliseconds since the epoch; a token's `exp`), `None` for never.
     Done {
         principal: Principal,
         token: Vec<u8>,
+        expires_at_ms: Option<i64>,
     },
 }
 
@@ -94,6 +141,8 @@ pub enum SaslStep {
 pub struct SaslAuthenticator {
     mechanism: SaslMechanism,
     scram: Option<ScramServer>,
+    /// What OAUTHBEARER tokens are checked with.
+    jwt: Option<Arc<JwtValidator>>,
     over: bool,
 }
 
@@ -102,30 +151,57 @@ impl SaslAuthenticator {
         Self {
             mechanism,
             scram: match mechanism {
-                SaslMechanism::Plain => None,
+                SaslMechanism::Plain | SaslMechanism::OauthBearer => None,
                 SaslMechanism::Scram(m) => Some(ScramServer::new(m)),
             },
+            jwt: None,
             over: false,
         }
+    }
+
+    /// Checks OAUTHBEARER tokens with `jwt` (without it, OAUTHBEARER
+    /// fails with [`SaslError::NoJwtValidator`]).
+    pub fn with_jwt(mut self, jwt: Arc<JwtValidator>) -> Self {
+        self.jwt = Some(jwt);
+        self
     }
 
     pub fn mechanism(&self) -> SaslMechanism {
         self.mechanism
     }
 
-    /// Takes the client's next token, checking credentials in `store`.
-    /// PLAIN derives a key with up to [`scram::ITERATIONS_MAX`] HMACs, so
-    /// callers on an async runtime run this on a blocking thread.
-    pub fn step(&mut self, token: &[u8], store: &CredentialStore) -> Result<SaslStep, SaslError> {
+    /// Takes the client's next token, checking passwords against `store`
+    /// (`None`: it could not be read, and PLAIN and SCRAM fail) and
+    /// OAUTHBEARER tokens with the validator given. PLAIN derives a key
+    /// with up to [`scram::ITERATIONS_MAX`] HMACs, so callers on an async
+    /// runtime run this on a blocking thread.
+    pub fn step(
+        &mut self,
+        token: &[u8],
+        store: Option<&CredentialStore>,
+    ) -> Result<SaslStep, SaslError> {
         if self.over {
             return Err(SaslError::Finished);
         }
+        if self.mechanism == SaslMechanism::OauthBearer {
+            // One client message, one answer (RFC 7628 section 3.2).
+            self.over = true;
+            let jwt = self.jwt.as_deref().ok_or(SaslError::NoJwtValidator)?;
+            let done = oauthbearer::authenticate(token, jwt)?;
+            return Ok(SaslStep::Done {
+                principal: done.principal,
+                token: Vec::new(),
+                expires_at_ms: done.expires_at_ms,
+            });
+        }
+        let store = store.ok_or(SaslError::NoCredentials)?;
         let Some(scram) = &mut self.scram else {
             self.over = true;
             let user = plain(token, store)?;
             return Ok(SaslStep::Done {
                 principal: Principal::user(&user),
                 token: Vec::new(),
+                expires_at_ms: None,
             });
         };
         let mechanism = scram.mechanism();
@@ -136,6 +212,7 @@ impl SaslAuthenticator {
                 Ok(SaslStep::Done {
                     principal: Principal::user(&user),
                     token: server_final,
+                    expires_at_ms: None,
                 })
             }
             Err(e) => {
@@ -215,13 +292,17 @@ mod tests {
             let (_dir, store) = store_with("alice", m, "pw1");
             let mut auth = SaslAuthenticator::new(SaslMechanism::Plain);
             assert_eq!(
-                auth.step(b"\0alice\0pw1", &store).unwrap(),
+                auth.step(b"\0alice\0pw1", Some(&store)).unwrap(),
                 SaslStep::Done {
                     principal: Principal::user("alice"),
-                    token: Vec::new()
+                    token: Vec::new(),
+                    expires_at_ms: None,
                 }
             );
-            assert_eq!(auth.step(b"\0alice\0pw1", &store), Err(SaslError::Finished));
+            assert_eq!(
+                auth.step(b"\0alice\0pw1", Some(&store)),
+                Err(SaslError::Finished)
+            );
             assert_eq!(plain(b"alice\0alice\0pw1", &store).unwrap(), "alice");
             for (bad, what) in [
                 (&b"\0alice\0pw2"[..], "invalid"),
@@ -253,6 +334,61 @@ mod tests {
             unknown.client_message(SaslMechanism::Plain)
         );
         assert!(!wrong.client_message(SaslMechanism::Plain).contains("alice"));
+    }
+
+    #[test]
+    fn oauthbearer_takes_a_jwt_and_refuses_with_rfc7628_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = b"sasl oauthbearer test secret of 32+ bytes";
+        std::fs::write(dir.path().join("key"), secret).unwrap();
+        let config = crate::bearer::JwtConfig::new(dir.path().join("key"));
+        let jwt = Arc::new(JwtValidator::new(&config).unwrap());
+        let exp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            + 120;
+        let signed = jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &serde_json::json!({"sub": "carol", "exp": exp}),
+            &jsonwebtoken::EncodingKey::from_secret(secret),
+        )
+        .unwrap();
+        let message = format!("n,,\x01auth=Bearer {signed}\x01\x01");
+        let mut auth = SaslAuthenticator::new(SaslMechanism::OauthBearer).with_jwt(jwt.clone());
+        assert_eq!(
+            auth.step(message.as_bytes(), None).unwrap(),
+            SaslStep::Done {
+                principal: Principal::user("carol"),
+                token: Vec::new(),
+                expires_at_ms: Some(exp * 1000),
+            }
+        );
+        assert_eq!(
+            auth.step(message.as_bytes(), None),
+            Err(SaslError::Finished)
+        );
+
+        let forged = format!("n,,\x01auth=Bearer {signed}A\x01\x01");
+        let mut auth = SaslAuthenticator::new(SaslMechanism::OauthBearer).with_jwt(jwt);
+        let e = auth.step(forged.as_bytes(), None).unwrap_err();
+        assert!(matches!(e, SaslError::InvalidToken(_)), "{e}");
+        assert_eq!(e.server_token(), br#"{"status":"invalid_token"}"#);
+        assert!(
+            e.client_message(SaslMechanism::OauthBearer)
+                .contains("invalid OAUTHBEARER token"),
+            "{e}"
+        );
+
+        let mut unconfigured = SaslAuthenticator::new(SaslMechanism::OauthBearer);
+        assert_eq!(
+            unconfigured.step(message.as_bytes(), None),
+            Err(SaslError::NoJwtValidator)
+        );
+        let malformed = SaslError::from(oauthbearer::token(b"x").unwrap_err());
+        assert!(malformed.server_token().is_empty());
+        let mut plain = SaslAuthenticator::new(SaslMechanism::Plain);
+        assert_eq!(plain.step(b"\0a\0b", None), Err(SaslError::NoCredentials));
     }
 
     #[test]

@@ -64,10 +64,10 @@ impl BearerArgs {
                 if let Some(claim) = self.jwt_principal_claim.or(file.jwt_principal_claim) {
                     config.principal_claim = claim;
                 }
-                Some(
+                Some(std::sync::Arc::new(
                     JwtValidator::new(&config)
                         .with_context(|| format!("--jwt-key-file {}", key_path.display()))?,
-                )
+                ))
             }
             None => None,
         };

@@ -171,7 +171,8 @@ pub struct ServeArgs {
     no_metrics: bool,
     /// Require SASL on the Kafka listener with these mechanisms, comma
     /// separated: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (users from `weir
-    /// user add` or AlterUserScramCredentials) [default: no SASL].
+    /// user add` or AlterUserScramCredentials), OAUTHBEARER (JWTs checked
+    /// as the HTTP API's, with --jwt-key-file) [default: no SASL].
     #[arg(long, value_delimiter = ',')]
     sasl_mechanisms: Option<Vec<String>>,
     /// How long a SASL authentication lasts before the client must
@@ -420,7 +421,7 @@ impl ServeArgs {
                     .map(|n| {
                         weir_kafka::SaslMechanism::from_name(n.trim()).with_context(|| {
                             format!(
-                                "unknown SASL mechanism {n:?} (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"
+                                "unknown SASL mechanism {n:?} (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER)"
                             )
                         })
                     })
@@ -428,6 +429,12 @@ impl ServeArgs {
                 if mechanisms.is_empty() {
                     anyhow::bail!("--sasl-mechanisms names no mechanism");
                 }
+                // OAUTHBEARER checks JWTs with the HTTP API's validator.
+                anyhow::ensure!(
+                    !mechanisms.contains(&weir_kafka::SaslMechanism::OauthBearer)
+                        || bearer.jwt.is_some(),
+                    "--sasl-mechanisms OAUTHBEARER needs a JWT key: pass --jwt-key-file"
+                );
                 Some(weir_kafka::SaslConfig {
                     mechanisms,
                     reauth_ms: self
@@ -1025,6 +1032,8 @@ async fn serve(
     // One queue manager (and journal) for the HTTP queue API and Kafka
     // share groups, opened on first use by either.
     let queues = Arc::new(weir_deadletter::queue_slot::QueueSlot::new(broker.clone()));
+    // OAUTHBEARER checks tokens with the HTTP API's JWT validator.
+    let jwt = args.bearer.jwt.clone();
     let mut http_state =
         weir_http::AppState::new(broker.clone(), groups.clone(), store.clone(), args.http)
             .with_alerts(alerts)
@@ -1050,6 +1059,7 @@ async fn serve(
         recorder: metrics.as_ref().map(|m| m.recorder().clone()),
         queues: Some(queues),
         authorizer: Some(authorizer.clone()),
+        jwt,
     };
     weir_kafka::run_listeners(
         listeners,

@@ -34,7 +34,9 @@ fn secured() -> (Server, tempfile::TempDir) {
         })),
         bearer: Arc::new(BearerAuth {
             tokens: Some(tokens),
-            jwt: Some(JwtValidator::new(&JwtConfig::new(key_path)).unwrap()),
+            jwt: Some(Arc::new(
+                JwtValidator::new(&JwtConfig::new(key_path)).unwrap(),
+            )),
         }),
     };
     (Server::start_with(HttpLimits::default(), security), keys)

@@ -139,6 +139,8 @@ pub(crate) struct Shared {
     /// Describe/AlterUserScramCredentials); `None` if the store could not
     /// be read at start (authentication then fails, changes are refused).
     pub credentials: Option<Arc<weir_auth::CredentialStore>>,
+    /// The OAUTHBEARER token validator (`None`: OAUTHBEARER not offered).
+    pub jwt: Option<Arc<weir_auth::bearer::JwtValidator>>,
 }
 
 impl Shared {
@@ -203,6 +205,10 @@ pub struct ServerParts {
     /// The ACLs every request is checked against (`None`: authorization
     /// off, everything allowed, as Kafka without an authorizer).
     pub authorizer: Option<Arc<weir_auth::Authorizer>>,
+    /// What SASL OAUTHBEARER tokens are checked with (`weir serve` hands
+    /// over the HTTP API's JWT validator); `None`: OAUTHBEARER is not
+    /// offered, even if [`SaslConfig::mechanisms`] lists it.
+    pub jwt: Option<Arc<weir_auth::bearer::JwtValidator>>,
 }
 
 /// [`run`] with the parts given in `parts`.
@@ -243,6 +249,7 @@ pub async fn run_listeners(
         recorder,
         queues,
         authorizer,
+        jwt,
     } = parts;
     let queues = queues.unwrap_or_else(|| Arc::new(QueueSlot::new(broker.clone())));
     let authorizer = authorizer.unwrap_or_else(|| Arc::new(weir_auth::Authorizer::disabled()));
@@ -279,6 +286,7 @@ pub async fn run_listeners(
         group_configs: apis::GroupConfigs::default(),
         authorizer,
         credentials,
+        jwt,
         config,
     });
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -1,6 +1,7 @@
 //! SASL on a Kafka connection (KIP-152, KIP-368): each connection's
 //! authentication state, which requests it admits, and SaslHandshake
-//! (v1) and SaslAuthenticate (v0-2) over `weir-auth`'s mechanisms.
+//! (v1) and SaslAuthenticate (v0-2) over `weir-auth`'s mechanisms
+//! (PLAIN, SCRAM, and OAUTHBEARER when the server has a JWT validator).
 //!
 //! On a SASL listener a connection starts unauthenticated: ApiVersions,
 //! SaslHandshake and SaslAuthenticate are served, anything else closes
@@ -13,7 +14,10 @@
 //! (`session_lifetime_ms` in SaslAuthenticate v1+): a client may
 //! re-authenticate (handshake and authenticate again, same mechanism and
 //! principal) at any time, and a request after the session expired closes
-//! the connection. The connection's reader handles requests one at a time
+//! the connection. An OAUTHBEARER token's `exp` bounds its session too
+//! (KIP-368: the session lifetime is the least of the two), so a client
+//! must re-authenticate with a fresh token before its token expires. The
+//! connection's reader handles requests one at a time
 //! and awaits each SASL step before reading the next frame, so nothing
 //! after a SaslAuthenticate runs before it has been decided.
 //!
@@ -41,7 +45,9 @@ use crate::conn::{ConnError, decode, encode};
 /// SASL settings of a listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SaslConfig {
-    /// Mechanisms clients may use, in the order SaslHandshake lists them.
+    /// Mechanisms clients may use, in the order SaslHandshake lists them
+    /// (OAUTHBEARER only if the server has a JWT validator,
+    /// [`crate::ServerParts::jwt`]; it is left out otherwise).
     pub mechanisms: Vec<SaslMechanism>,
     /// `connections.max.reauth.ms`: how long an authentication lasts
     /// before the client must re-authenticate (0: for ever, Kafka's
@@ -50,7 +56,8 @@ pub struct SaslConfig {
 }
 
 impl SaslConfig {
-    /// Every mechanism, sessions that never expire.
+    /// Every mechanism (OAUTHBEARER where tokens can be checked),
+    /// sessions that never expire.
     pub fn all() -> Self {
         Self {
             mechanisms: SaslMechanism::ALL.to_vec(),
@@ -157,18 +164,30 @@ impl Session {
         shared: &Arc<Shared>,
     ) -> Result<Bytes, ConnError> {
         match api {
-            ApiKey::SaslHandshake => self.handshake(version, body),
+            ApiKey::SaslHandshake => self.handshake(version, body, shared),
             _ => self.authenticate(version, body, shared).await,
         }
     }
 
-    fn handshake(&mut self, version: i16, body: Bytes) -> Result<Bytes, ConnError> {
+    fn handshake(
+        &mut self,
+        version: i16,
+        body: Bytes,
+        shared: &Shared,
+    ) -> Result<Bytes, ConnError> {
         let api = ApiKey::SaslHandshake;
         let request: SaslHandshakeRequest = decode(api, version, body)?;
-        let enabled = self
+        // OAUTHBEARER only where tokens can be checked.
+        let enabled: Vec<SaslMechanism> = self
             .config
             .as_ref()
-            .map(|c| c.mechanisms.clone())
+            .map(|c| {
+                c.mechanisms
+                    .iter()
+                    .copied()
+                    .filter(|m| *m != SaslMechanism::OauthBearer || shared.jwt.is_some())
+                    .collect()
+            })
             .unwrap_or_default();
         let mut response = SaslHandshakeResponse::default()
             .with_mechanisms(enabled.iter().map(|m| str_bytes(m.name())).collect());
@@ -194,8 +213,12 @@ impl Session {
         match asked {
             // KIP-368: a re-authentication keeps the mechanism.
             Some(m) if previous.is_none_or(|p| p == m) => {
+                let mut authenticator = SaslAuthenticator::new(m);
+                if let Some(jwt) = &shared.jwt {
+                    authenticator = authenticator.with_jwt(jwt.clone());
+                }
                 self.state = State::Exchanging {
-                    authenticator: Some(Box::new(SaslAuthenticator::new(m))),
+                    authenticator: Some(Box::new(authenticator)),
                     previous,
                 };
             }
@@ -239,13 +262,10 @@ impl Session {
         let token = request.auth_bytes;
         // PLAIN derives a key with thousands of HMACs: off the workers.
         let (auth, step) = blocking(move || {
-            let step = match &store {
-                Some(store) => auth.step(&token, store).map_err(|e| {
-                    tracing::info!(%e, "SASL authentication failed");
-                    e.client_message(mechanism)
-                }),
-                None => Err("Authentication failed: the credential store is unavailable".into()),
-            };
+            let step = auth.step(&token, store.as_deref()).map_err(|e| {
+                tracing::info!(%e, %mechanism, "SASL authentication failed");
+                (e.client_message(mechanism), e.server_token())
+            });
             (auth, step)
         })
         .await;
@@ -257,7 +277,11 @@ impl Session {
                     *authenticator = Some(auth);
                 }
             }
-            Ok(SaslStep::Done { principal, token }) => {
+            Ok(SaslStep::Done {
+                principal,
+                token,
+                expires_at_ms,
+            }) => {
                 if previous.is_some() && principal != self.principal {
                     self.closing = true;
                     response.error_code = SASL_AUTHENTICATION_FAILED;
@@ -268,20 +292,59 @@ impl Session {
                     return encode(api, version, &response);
                 }
                 let reauth_ms = self.config.as_ref().map_or(0, |c| c.reauth_ms);
-                self.expires_at =
-                    (reauth_ms > 0).then(|| Instant::now() + Duration::from_millis(reauth_ms));
-                response.session_lifetime_ms = reauth_ms as i64;
+                let lifetime_ms = session_lifetime_ms(reauth_ms, expires_at_ms, now_ms());
+                self.expires_at = lifetime_ms.map(|ms| Instant::now() + Duration::from_millis(ms));
+                response.session_lifetime_ms =
+                    lifetime_ms.map_or(0, |ms| i64::try_from(ms).unwrap_or(i64::MAX));
                 response.auth_bytes = token.into();
                 tracing::debug!(%principal, %mechanism, "SASL authenticated");
                 self.principal = principal;
                 self.state = State::Authenticated { mechanism };
             }
-            Err(message) => {
+            Err((message, token)) => {
                 self.closing = true;
                 response.error_code = SASL_AUTHENTICATION_FAILED;
                 response.error_message = Some(str_bytes(&message));
+                response.auth_bytes = token.into();
             }
         }
         encode(api, version, &response)
+    }
+}
+
+/// How long a session lasts (`None`: for ever): `connections.max.reauth.ms`
+/// if set, and no longer than its credential is valid (an OAUTHBEARER
+/// token until its `exp`), as Kafka's broker computes it.
+fn session_lifetime_ms(reauth_ms: u64, expires_at_ms: Option<i64>, now_ms: i64) -> Option<u64> {
+    // A credential already expired was refused; at least 1 ms left.
+    let credential = expires_at_ms.map(|at| u64::try_from(at - now_ms).unwrap_or(0).max(1));
+    let reauth = (reauth_ms > 0).then_some(reauth_ms);
+    match (reauth, credential) {
+        (Some(r), Some(c)) => Some(r.min(c)),
+        (r, c) => r.or(c),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::session_lifetime_ms;
+
+    #[test]
+    fn a_session_ends_at_the_earlier_of_reauth_and_credential_expiry() {
+        assert_eq!(session_lifetime_ms(0, None, 1_000), None);
+        assert_eq!(session_lifetime_ms(5_000, None, 1_000), Some(5_000));
+        assert_eq!(session_lifetime_ms(0, Some(61_000), 1_000), Some(60_000));
+        assert_eq!(session_lifetime_ms(5_000, Some(61_000), 1_000), Some(5_000));
+        assert_eq!(
+            session_lifetime_ms(90_000, Some(61_000), 1_000),
+            Some(60_000)
+        );
+        assert_eq!(session_lifetime_ms(0, Some(900), 1_000), Some(1));
     }
 }

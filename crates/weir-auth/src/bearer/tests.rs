@@ -161,7 +161,9 @@ fn static_tokens_come_first_then_jwts() {
     let dir = tempfile::tempdir().unwrap();
     let auth = BearerAuth {
         tokens: Some(StaticTokens::parse("User:ops static-token").unwrap()),
-        jwt: Some(validator(dir.path(), SECRET, |_| {}).unwrap()),
+        jwt: Some(std::sync::Arc::new(
+            validator(dir.path(), SECRET, |_| {}).unwrap(),
+        )),
     };
     assert!(auth.is_configured());
     assert_eq!(
