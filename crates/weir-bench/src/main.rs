@@ -15,6 +15,7 @@ mod report;
 mod resp;
 mod sagas_bench;
 mod sdk_bench;
+mod security_bench;
 mod store_bench;
 mod sys;
 mod txn_bench;
@@ -94,6 +95,11 @@ enum Command {
     /// Streams (XREADGROUP + XACK, appendfsync always) and a classic
     /// consumer group committing each offset synchronously, in one run.
     Queues(queues_bench::QueuesArgs),
+    /// Kafka clients over SASL_SSL (TLS, SCRAM-SHA-512) against
+    /// PLAINTEXT: librdkafka's produce (acks=all) and consume throughput
+    /// through each listener of one in-process server, in alternating
+    /// runs, and the ratio per direction (goal: at least 0.8).
+    Security(security_bench::SecurityArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -110,5 +116,6 @@ fn main() -> anyhow::Result<()> {
         Command::Transactions(args) => txn_bench::run(&args),
         Command::Compaction(args) => compaction_bench::run(&args),
         Command::Queues(args) => queues_bench::run(&args),
+        Command::Security(args) => security_bench::run(&args),
     }
 }

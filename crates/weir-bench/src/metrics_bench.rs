@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use weir_groups::{Coordinator, GroupsConfig};
 
 use crate::log_bench::Rng;
-use crate::produce_bench::{PARTITIONS, Server, TOPIC, check_stored, produce_phase};
+use crate::produce_bench::{PARTITIONS, Server, TOPIC, Target, check_stored, produce_phase};
 use crate::report;
 
 /// How often the scraper renders the metrics while a run is measured.
@@ -103,7 +103,8 @@ pub(crate) fn compare(
                 "[weir-bench] weir, metrics {label} (run {}): {producers} producers sending {records} records ...",
                 round + 1
             );
-            let mut run = produce_phase(&server, records, producers, rng)?;
+            let target = Target::plain(&server);
+            let mut run = produce_phase(&server.broker, &target, records, producers, rng)?;
             check_stored(&topic, records)?;
             drop(topic);
             server.stop()?;

@@ -52,7 +52,7 @@ use crate::sys;
 pub(crate) const TOPIC: &str = "bench";
 pub(crate) const PARTITIONS: usize = 6;
 /// Value bytes of every record.
-const VALUE_BYTES: usize = 1024;
+pub(crate) const VALUE_BYTES: usize = 1024;
 /// Distinct random values each producer cycles through.
 const VALUES_PER_PRODUCER: usize = 256;
 /// Each producer's librdkafka queue, in KiB (`queue.buffering.max.kbytes`).
@@ -241,10 +241,40 @@ impl ProducerContext for Deliveries {
     }
 }
 
-fn producer_config(bootstrap: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
+/// Where the load clients connect and what they send to: a listener, the
+/// topic, and settings added to every client's config (`security.protocol`
+/// and the SASL and TLS settings of a secured listener).
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub(crate) bootstrap: String,
+    pub(crate) topic: String,
+    pub(crate) settings: Vec<(&'static str, String)>,
+}
+
+impl Target {
+    /// Topic [`TOPIC`] through the server's one PLAINTEXT listener.
+    pub(crate) fn plain(server: &Server) -> Self {
+        let (bootstrap, topic) = (server.addr.to_string(), TOPIC.to_owned());
+        Self {
+            bootstrap,
+            topic,
+            settings: Vec::new(),
+        }
+    }
+
+    pub(crate) fn config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap);
+        for (key, value) in &self.settings {
+            config.set(*key, value);
+        }
+        config
+    }
+}
+
+fn producer_config(target: &Target) -> ClientConfig {
+    let mut config = target.config();
     config
-        .set("bootstrap.servers", bootstrap)
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
@@ -262,22 +292,22 @@ pub(crate) struct ProduceRun {
     peak_kib: u64,
     heap_before: usize,
     heap_peak: usize,
-    cpu: CpuSplit,
+    pub(crate) cpu: CpuSplit,
 }
 
 /// CPU time the process's threads spent in a phase, by who they work for.
 #[derive(Debug, Default)]
-struct CpuSplit {
+pub(crate) struct CpuSplit {
     /// The server: tokio workers and blocking pool (`weir`), the server
     /// thread, weir-log's sync thread.
-    broker: Duration,
+    pub(crate) broker: Duration,
     /// The producer threads and librdkafka's own (`rdk:*`).
-    clients: Duration,
-    other: Duration,
+    pub(crate) clients: Duration,
+    pub(crate) other: Duration,
 }
 
 impl CpuSplit {
-    fn between(
+    pub(crate) fn between(
         before: &std::collections::HashMap<u32, (String, u64)>,
         after: &std::collections::HashMap<u32, (String, u64)>,
     ) -> Self {
@@ -299,12 +329,12 @@ impl CpuSplit {
 /// `producers` threads send `records` records in all, started together;
 /// the clock runs from the start to the last delivery report.
 pub(crate) fn produce_phase(
-    server: &Server,
+    broker: &Broker,
+    target: &Target,
     records: u64,
     producers: usize,
     rng: &mut Rng,
 ) -> anyhow::Result<ProduceRun> {
-    let bootstrap = server.addr.to_string();
     let epoch = Instant::now();
     let mut clients = Vec::with_capacity(producers);
     for p in 0..producers {
@@ -315,13 +345,13 @@ pub(crate) fn produce_phase(
             failed: AtomicU64::new(0),
             first_error: Mutex::new(None),
         };
-        let producer: BaseProducer<Deliveries> = producer_config(&bootstrap)
+        let producer: BaseProducer<Deliveries> = producer_config(target)
             .create_with_context(context)
             .context("create a producer")?;
         // Connected, with the topic's metadata, before the clock starts.
         producer
             .client()
-            .fetch_metadata(Some(TOPIC), Duration::from_secs(10))
+            .fetch_metadata(Some(&target.topic), Duration::from_secs(10))
             .context("producer metadata")?;
         let mut values = vec![vec![0u8; VALUE_BYTES]; VALUES_PER_PRODUCER];
         for v in &mut values {
@@ -330,7 +360,7 @@ pub(crate) fn produce_phase(
         clients.push((producer, values, n));
     }
     let barrier = Barrier::new(producers + 1);
-    let data = server.broker.data_dir();
+    let data = broker.data_dir();
     let rss_before_kib = sys::status_kib("VmRSS")?;
     let heap_before = heap::live_bytes();
     let (elapsed, cpu, before, after) = std::thread::scope(|s| -> anyhow::Result<_> {
@@ -341,7 +371,7 @@ pub(crate) fn produce_phase(
                 .name(format!("producer-{p}"))
                 .spawn_scoped(s, move || {
                     barrier.wait();
-                    send_all(producer, values, p, producers, *n, epoch)
+                    send_all(producer, &target.topic, values, (p, producers), *n, epoch)
                 })
                 .context("spawn a producer thread")?;
             handles.push(handle);
@@ -419,9 +449,9 @@ pub(crate) fn produce_phase(
 /// delivery reports after every send and waiting on a full queue.
 fn send_all(
     producer: &BaseProducer<Deliveries>,
+    topic: &str,
     values: &[Vec<u8>],
-    p: usize,
-    producers: usize,
+    (p, producers): (usize, usize),
     n: u64,
     epoch: Instant,
 ) -> anyhow::Result<()> {
@@ -432,7 +462,7 @@ fn send_all(
         key.clear();
         let _ = write!(key, "key-{i}");
         let value = &values[j as usize % values.len()];
-        let mut record = BaseRecord::with_opaque_to(TOPIC, epoch.elapsed().as_nanos() as usize)
+        let mut record = BaseRecord::with_opaque_to(topic, epoch.elapsed().as_nanos() as usize)
             .key(key.as_str())
             .payload(value.as_slice());
         let mut stalled = Instant::now();
@@ -474,20 +504,20 @@ pub(crate) fn check_stored(topic: &Topic, records: u64) -> anyhow::Result<u64> {
 
 /// Reads every partition from offset 0 with one consumer; returns value
 /// bytes read and the time taken.
-fn consume_phase(server: &Server, records: u64) -> anyhow::Result<(u64, Duration)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", server.addr.to_string())
+pub(crate) fn consume_phase(target: &Target, records: u64) -> anyhow::Result<(u64, Duration)> {
+    let consumer: BaseConsumer = target
+        .config()
         .set("group.id", "weir-bench")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .create()
         .context("create the consumer")?;
     consumer
-        .fetch_metadata(Some(TOPIC), Duration::from_secs(10))
+        .fetch_metadata(Some(&target.topic), Duration::from_secs(10))
         .context("consumer metadata")?;
     let mut assignment = TopicPartitionList::new();
     for p in 0..PARTITIONS {
-        assignment.add_partition_offset(TOPIC, p as i32, Offset::Offset(0))?;
+        assignment.add_partition_offset(&target.topic, p as i32, Offset::Offset(0))?;
     }
     let start = Instant::now();
     consumer.assign(&assignment)?;
@@ -759,10 +789,11 @@ pub fn run(args: &ProduceArgs) -> anyhow::Result<()> {
         .create_topic(TOPIC, PARTITIONS as i64, 1, &[], false)
         .context("create topic bench")?;
     eprintln!("[weir-bench] weir: {producers} producers sending {records} records ...");
-    let produce = produce_phase(&server, records, producers, &mut rng)?;
+    let target = Target::plain(&server);
+    let produce = produce_phase(&server.broker, &target, records, producers, &mut rng)?;
     let stored_bytes = check_stored(&topic, records)?;
     eprintln!("[weir-bench] weir: consuming {records} records ...");
-    let (consumed_bytes, consume_elapsed) = consume_phase(&server, records)?;
+    let (consumed_bytes, consume_elapsed) = consume_phase(&target, records)?;
     drop(topic);
     server.stop()?;
 

@@ -1,5 +1,5 @@
 //! Linux specifics the benchmarks need: peak-RSS reset and readout through
-//! `/proc/self`, per-thread CPU time, the file system a path lives on,
+//! `/proc/self`, per-thread and whole-process CPU time, the file system a path lives on,
 //! `fallocate` and the effective user id.
 
 use std::collections::HashMap;
@@ -119,6 +119,25 @@ pub fn thread_cpu_ns() -> anyhow::Result<HashMap<u32, (String, u64)>> {
         out.insert(tid, (comm.trim_end().to_owned(), ns));
     }
     Ok(out)
+}
+
+/// CPU time (user + system) of the whole process so far, threads that
+/// ended included, from `/proc/self/stat` (in clock ticks of 10 ms:
+/// USER_HZ is 100 on Linux).
+pub fn process_cpu() -> anyhow::Result<std::time::Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").context("read /proc/self/stat")?;
+    // Fields after the command name (which may hold spaces), from the
+    // state (field 3): utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let mut fields = rest.split_whitespace().skip(11);
+    let mut next = || -> anyhow::Result<u64> {
+        fields
+            .next()
+            .and_then(|f| f.parse().ok())
+            .with_context(|| format!("parse /proc/self/stat: {stat:?}"))
+    };
+    let ticks = next()? + next()?;
+    Ok(std::time::Duration::from_millis(ticks * 10))
 }
 
 /// The process's effective user id (0 when it runs as root).

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 pub use load::{FILE_BYTES_MAX, server_config};
 pub use principal::{principal_of, subject_principal};
-pub use server::{HANDSHAKE_TIMEOUT, RELOAD_POLL, TlsServer, TlsStream};
+pub use server::{HANDSHAKE_TIMEOUT, READ_BUFFER_BYTES, RELOAD_POLL, TlsServer, TlsStream};
 
 /// Kafka's `ssl.client.auth`: whether clients are asked for a
 /// certificate, and whether one is needed.
