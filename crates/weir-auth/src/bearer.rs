@@ -308,7 +308,8 @@ fn public_key(pem: &[u8]) -> Result<(DecodingKey, Vec<Algorithm>), String> {
 /// Both kinds of bearer token a server accepts.
 #[derive(Debug, Default)]
 pub struct BearerAuth {
-    pub tokens: Option<StaticTokens>,
+    /// Shared with whoever reloads the file (`weir serve`'s SIGHUP).
+    pub tokens: Option<std::sync::Arc<TokenFile>>,
     /// Shared with the Kafka listener's OAUTHBEARER.
     pub jwt: Option<std::sync::Arc<JwtValidator>>,
 }
@@ -327,7 +328,7 @@ impl BearerAuth {
         }
         if let Some(p) = self.tokens.as_ref().and_then(|t| t.principal(token)) {
             return Ok(Authenticated {
-                principal: p.clone(),
+                principal: p,
                 expires_at_ms: None,
             });
         }
@@ -337,6 +338,9 @@ impl BearerAuth {
         }
     }
 }
+
+mod token_file;
+pub use token_file::TokenFile;
 
 #[cfg(test)]
 mod tests;

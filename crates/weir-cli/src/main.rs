@@ -12,6 +12,7 @@ mod dlq_cli;
 mod group_cli;
 mod outbox_cli;
 mod queue_cli;
+mod reload;
 mod remote;
 mod saga_cli;
 mod security_args;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use weir_auth::bearer::{BearerAuth, JwtConfig, JwtValidator, StaticTokens};
+use weir_auth::bearer::{BearerAuth, JwtConfig, JwtValidator, TokenFile};
 
 /// Bearer tokens: each option from its flag, else its environment
 /// variable, else the config file.
@@ -50,10 +50,10 @@ impl BearerArgs {
     /// one stops the server at start with the file's name.
     pub fn load(self, file: BearerFile) -> anyhow::Result<BearerAuth> {
         let tokens = match self.http_tokens_file.or(file.http_tokens_file) {
-            Some(path) => Some(
-                StaticTokens::load(&path)
+            Some(path) => Some(std::sync::Arc::new(
+                TokenFile::load(&path)
                     .with_context(|| format!("--http-tokens-file {}", path.display()))?,
-            ),
+            )),
             None => None,
         };
         let jwt = match self.jwt_key_file.or(file.jwt_key_file) {

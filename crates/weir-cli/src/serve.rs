@@ -1,5 +1,6 @@
 //! `weir serve`: one process with the embedded store and the Kafka
-//! listeners, until SIGINT or SIGTERM (SIGHUP reloads TLS files).
+//! listeners, until SIGINT or SIGTERM (SIGHUP reloads the TLS files and
+//! the token file).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -868,7 +869,13 @@ async fn serve(
             weir_tls::TlsServer::load(files.clone()).context("loading the TLS files")?,
         )),
     };
-    let tls_watch = tls.as_ref().map(|t| t.watch(weir_tls::RELOAD_POLL));
+    // SIGHUP (and a changed file) reloads the TLS files and the token
+    // file; with neither, SIGHUP is logged rather than fatal.
+    let reloading = crate::reload::watch(
+        tls.clone(),
+        args.bearer.tokens.clone(),
+        weir_tls::RELOAD_POLL,
+    );
     let mut listeners = Vec::with_capacity(args.listeners.len());
     for spec in &args.listeners {
         let socket = tokio::net::TcpListener::bind(spec.bind_addr())
@@ -1085,9 +1092,7 @@ async fn serve(
         }
     }
     retention.abort();
-    if let Some(w) = tls_watch {
-        w.abort();
-    }
+    reloading.abort();
     cleaner.abort();
     alerting.abort();
     tracing::info!("shutting down: syncing the data directory");

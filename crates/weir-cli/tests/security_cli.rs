@@ -1,7 +1,8 @@
 //! `weir serve` with bearer tokens and the CLI's `--token`: requests
 //! without a token are refused (exit code 6), a token from the flag or
 //! `WEIR_TOKEN` is sent, and a bad token file stops the server at start
-//! with its name.
+//! with its name; the token file is taken again when it changes and on
+//! SIGHUP, which never stops the server.
 
 mod common;
 
@@ -145,4 +146,67 @@ fn listeners_beyond_loopback_without_authentication_are_warned_of() {
     );
     assert!(logs.contains("Kafka listener beyond loopback"), "{logs}");
     assert!(!logs.contains("HTTP API listens beyond loopback"), "{logs}");
+}
+
+fn hangup(child: &std::process::Child) {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+/// Retries `check` for up to 10 s (the server polls its files each second).
+fn eventually(what: &str, check: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !check() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn tokens_are_issued_and_revoked_without_a_restart_and_sighup_never_stops_the_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tokens = tmp.path().join("tokens");
+    std::fs::write(&tokens, "User:ops first\n").unwrap();
+    let (child, http) = common::start_serve_http(
+        &tmp.path().join("data"),
+        &["--http-tokens-file", tokens.to_str().unwrap()],
+    );
+    let mut serve = Killed(child);
+    let works = |token: &str| weir(&http, Some(token), None, &["topic", "list"]).0 == 0;
+    assert!(works("first"));
+
+    // A new file: the new token works and the old one no longer does.
+    std::fs::write(&tokens, "User:ops second-token\nUser:ci third\n").unwrap();
+    eventually("the changed token file was not taken", || {
+        works("second-token") && !works("first")
+    });
+    // A malformed file keeps the tokens in use, even on SIGHUP.
+    std::fs::write(&tokens, "User:ops second-token\nthis is not a line\n").unwrap();
+    hangup(&serve.0);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(works("second-token") && works("third"));
+    // SIGHUP with a good file takes it at once.
+    std::fs::write(&tokens, "User:ops fourth\n").unwrap();
+    hangup(&serve.0);
+    eventually("SIGHUP did not reload the token file", || {
+        works("fourth") && !works("third")
+    });
+    assert!(serve.0.try_wait().unwrap().is_none(), "the server stopped");
+
+    // A server with nothing to reload survives SIGHUP too.
+    let (child, http) = common::start_serve_http(&tmp.path().join("plain"), &[]);
+    let mut plain = Killed(child);
+    hangup(&plain.0);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        plain.0.try_wait().is_ok_and(|s| s.is_none()),
+        "SIGHUP stopped the server"
+    );
+    assert_eq!(weir(&http, None, None, &["topic", "list"]).0, 0);
 }

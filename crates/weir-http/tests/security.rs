@@ -33,7 +33,7 @@ fn secured() -> (Server, tempfile::TempDir) {
             ..AuthorizerConfig::default()
         })),
         bearer: Arc::new(BearerAuth {
-            tokens: Some(tokens),
+            tokens: Some(Arc::new(weir_auth::bearer::TokenFile::fixed(tokens))),
             jwt: Some(Arc::new(
                 JwtValidator::new(&JwtConfig::new(key_path)).unwrap(),
             )),

@@ -160,7 +160,9 @@ fn short_secrets_and_bad_pem_keys_are_refused() {
 fn static_tokens_come_first_then_jwts() {
     let dir = tempfile::tempdir().unwrap();
     let auth = BearerAuth {
-        tokens: Some(StaticTokens::parse("User:ops static-token").unwrap()),
+        tokens: Some(std::sync::Arc::new(TokenFile::fixed(
+            StaticTokens::parse("User:ops static-token").unwrap(),
+        ))),
         jwt: Some(std::sync::Arc::new(
             validator(dir.path(), SECRET, |_| {}).unwrap(),
         )),
