@@ -11,6 +11,7 @@ mod outbox_bench;
 mod produce_bench;
 mod queues_bench;
 mod raw;
+mod redis_baseline;
 mod report;
 mod resp;
 mod sagas_bench;

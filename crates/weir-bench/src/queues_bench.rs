@@ -334,7 +334,7 @@ fn weir_phase(
 }
 
 fn redis_phase(dir: &std::path::Path, records: u64, args: &QueuesArgs) -> anyhow::Result<Phase> {
-    let server = crate::produce_bench::RedisServer::start(dir)?;
+    let server = crate::redis_baseline::RedisServer::start(dir)?;
     let port = server.port;
     let mut admin = Resp::connect(port)?;
     let mut i = 0;
