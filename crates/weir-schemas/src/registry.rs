@@ -241,7 +241,9 @@ impl Registry {
 
     /// Breaking changes of `new` against `subject`'s live versions, for
     /// `level`: the latest only, or every one if transitive; or only
-    /// version `only`.
+    /// version `only`. Each change is named going from the writer's schema
+    /// to the reader's (as Confluent's diffs): from the old schema to the
+    /// new for BACKWARD, from the new to the old for FORWARD.
     pub(crate) fn messages_against(
         &self,
         state: &State,

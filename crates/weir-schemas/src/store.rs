@@ -131,6 +131,18 @@ impl MemoryLog {
         self.len() == 0
     }
 
+    /// A copy holding the same records, sharing nothing from now on.
+    pub fn fork(&self) -> Self {
+        let records = self
+            .records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        Self {
+            records: Arc::new(Mutex::new(records)),
+        }
+    }
+
     /// Keeps only the first `n` records (a log cut short by a crash).
     pub fn truncate(&self, n: usize) {
         self.records
