@@ -34,6 +34,12 @@ pub enum SchemaError {
         "version {version} of subject '{subject}' was not deleted first before being permanently deleted"
     )]
     VersionNotSoftDeleted { subject: String, version: i32 },
+    /// 40408: the subject has no compatibility level of its own.
+    #[error("subject '{0}' has no compatibility level of its own")]
+    SubjectLevelCompatibilityNotConfigured(String),
+    /// 40409: the subject has no mode of its own.
+    #[error("subject '{0}' has no mode of its own")]
+    SubjectLevelModeNotConfigured(String),
     /// 409: the schema breaks the subject's compatibility level; each
     /// message names one breaking change.
     #[error("schema being registered is incompatible with an earlier schema for subject '{subject}': {}", .messages.join("; "))]
@@ -90,6 +96,8 @@ impl SchemaError {
             Self::SubjectNotSoftDeleted(_) => 40405,
             Self::VersionSoftDeleted { .. } => 40406,
             Self::VersionNotSoftDeleted { .. } => 40407,
+            Self::SubjectLevelCompatibilityNotConfigured(_) => 40408,
+            Self::SubjectLevelModeNotConfigured(_) => 40409,
             Self::Incompatible { .. } => 409,
             Self::InvalidSchema(_) => 42201,
             Self::InvalidVersion(_) => 42202,

@@ -264,6 +264,20 @@ impl Registry {
         }
     }
 
+    /// The level set on `subject` itself (GET /config/{s} without
+    /// defaultToGlobal): 40408 when it has none.
+    pub fn subject_compatibility(&self, subject: &str) -> Result<CompatibilityLevel, SchemaError> {
+        self.compatibility(Some(subject))
+            .ok_or_else(|| SchemaError::SubjectLevelCompatibilityNotConfigured(subject.to_owned()))
+    }
+
+    /// The mode set on `subject` itself (GET /mode/{s} without
+    /// defaultToGlobal): 40409 when it has none.
+    pub fn subject_mode(&self, subject: &str) -> Result<Mode, SchemaError> {
+        self.mode(Some(subject))
+            .ok_or_else(|| SchemaError::SubjectLevelModeNotConfigured(subject.to_owned()))
+    }
+
     /// The level in force for `subject` (its own, the global, or BACKWARD).
     pub fn effective_compatibility(&self, subject: &str) -> CompatibilityLevel {
         Self::effective_level(&self.lock(), subject)

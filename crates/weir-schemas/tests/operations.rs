@@ -202,6 +202,11 @@ fn subjects_are_soft_deleted_before_permanently_and_ids_never_come_back() {
         )
         .unwrap();
     assert_eq!((fresh.id, fresh.version), (3, 1));
+    // The same schema as a deleted one gets its old id back, never another's.
+    assert_eq!(
+        r.register("t", &avro(ID), ImportIds::default()).unwrap().id,
+        1
+    );
 }
 
 #[test]
@@ -260,6 +265,10 @@ fn compatibility_levels_per_subject_and_global() {
         r.compatibility(Some("s")),
         Some(CompatibilityLevel::Forward)
     );
+    assert_eq!(
+        r.subject_compatibility("s").unwrap(),
+        CompatibilityLevel::Forward
+    );
     assert_eq!(code(r.register("s", &breaking, ImportIds::default())), 409);
     // Without its own level the subject takes the global one.
     assert_eq!(
@@ -267,6 +276,8 @@ fn compatibility_levels_per_subject_and_global() {
         CompatibilityLevel::Forward
     );
     assert_eq!(r.compatibility(Some("s")), None);
+    assert_eq!(code(r.subject_compatibility("s")), 40408);
+    assert_eq!(code(r.subject_mode("s")), 40409);
     assert_eq!(
         r.register("s", &breaking, ImportIds::default())
             .unwrap()
@@ -314,6 +325,7 @@ fn modes_guard_writes_and_import_takes_ids() {
     );
     // Reads still work.
     assert!(r.subject_version("s", VersionSpec::Latest, false).is_ok());
+    assert_eq!(r.subject_mode("s").unwrap(), Mode::ReadOnly);
     assert_eq!(r.delete_mode(Some("s")).unwrap(), Mode::ReadOnly);
 
     // IMPORT needs an empty subject unless forced.
