@@ -169,7 +169,9 @@ impl Registry {
         let mut state = self.lock();
         Self::check_writable(&state, subject)?;
         let s = Self::subject_of(&state, subject, permanent)?;
-        let n = Self::find_version(s, subject, spec, true)?;
+        // A number names a soft-deleted version too (40406 on a second soft
+        // delete); `latest` is the latest live one for a soft delete.
+        let n = Self::find_version(s, subject, spec, permanent || spec != VersionSpec::Latest)?;
         let v = s.versions[&n];
         let record = match (permanent, v.deleted) {
             (false, true) => {
@@ -338,8 +340,11 @@ impl Registry {
         mode: Mode,
         force: bool,
     ) -> Result<(), SchemaError> {
+        if let Some(s) = subject {
+            self.check_subject(s)?;
+        }
+        let mut state = self.lock();
         if mode == Mode::Import && !force {
-            let state = self.lock();
             let has_schemas = match subject {
                 None => state.subjects.values().any(|s| !s.versions.is_empty()),
                 Some(s) => state
@@ -357,10 +362,6 @@ impl Registry {
             subject: subject.map(str::to_owned),
             mode: Some(mode),
         };
-        let mut state = self.lock();
-        if let Some(s) = subject {
-            self.check_subject(s)?;
-        }
         self.write(&mut state, record)
     }
 

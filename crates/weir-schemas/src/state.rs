@@ -52,6 +52,8 @@ impl Subject {
 pub(crate) struct State {
     pub schemas: BTreeMap<i32, Stored>,
     pub ids: HashMap<SchemaKey, i32>,
+    /// How many versions (soft-deleted or not) use each id.
+    pub uses: HashMap<i32, usize>,
     pub subjects: BTreeMap<String, Subject>,
     /// One more than the highest id ever assigned (never goes down).
     pub next_id: i32,
@@ -155,15 +157,19 @@ impl State {
                     self.schemas.insert(id, Stored { def, key, parsed });
                 }
                 self.next_id = self.next_id.max(id.saturating_add(1));
-                self.subjects
-                    .entry(subject)
-                    .or_default()
-                    .versions
-                    .insert(version, Version { id, deleted });
+                let subject = self.subjects.entry(subject).or_default();
+                if let Some(old) = subject.versions.insert(version, Version { id, deleted }) {
+                    self.unuse(old.id);
+                }
+                *self.uses.entry(id).or_default() += 1;
             }
             Record::VersionGone { subject, version } => {
-                if let Some(s) = self.subjects.get_mut(&subject) {
-                    s.versions.remove(&version);
+                let gone = self
+                    .subjects
+                    .get_mut(&subject)
+                    .and_then(|s| s.versions.remove(&version));
+                if let Some(old) = gone {
+                    self.unuse(old.id);
                 }
                 self.drop_if_empty(&subject);
             }
@@ -214,11 +220,18 @@ impl State {
         }
     }
 
+    fn unuse(&mut self, id: i32) {
+        if let Some(n) = self.uses.get_mut(&id) {
+            *n -= 1;
+            if *n == 0 {
+                self.uses.remove(&id);
+            }
+        }
+    }
+
     /// Whether any version (soft-deleted or not) still names schema `id`.
     pub fn id_in_use(&self, id: i32) -> bool {
-        self.subjects
-            .values()
-            .any(|s| s.versions.values().any(|v| v.id == id))
+        self.uses.contains_key(&id)
     }
 
     /// Live versions whose schemas reference `subject` version `version`,

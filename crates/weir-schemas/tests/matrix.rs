@@ -76,6 +76,12 @@ fn avro() {
         &*as_long,
         &*as_string,
     );
+    let memo = |t: &str| {
+        rec(&format!(
+            r#"{id},{{"name":"memo","type":[{t}],"default":null}}"#
+        ))
+    };
+    let (u2, u3) = (memo(r#""null","string""#), memo(r#""null","string","int""#));
     let (rg, rgb) = (
         colors(r#""RED","GREEN""#),
         colors(r#""RED","GREEN","BLUE""#),
@@ -117,7 +123,15 @@ fn avro() {
             L::Backward,
             vec![&rgb],
             &rg,
-            Fail("enum symbols"),
+            Fail("enum symbol 'BLUE' removed"),
+        ),
+        ("a union branch added", L::Backward, vec![&u2], &u3, Pass),
+        (
+            "a union branch removed",
+            L::Backward,
+            vec![&u3],
+            &u2,
+            Fail("union branch 2 of the writer is not readable at /memo"),
         ),
         (
             "adding a field without a default",

@@ -173,6 +173,33 @@ fn versions_are_soft_deleted_before_permanently() {
         code(r.delete_version("s", VersionSpec::Number(7), false)),
         40402
     );
+    // `latest` soft-deletes the latest live version.
+    r.register(
+        "s",
+        &avro(r#"{"name":"n","type":"long"}"#),
+        ImportIds::default(),
+    )
+    .unwrap_err();
+    r.set_compatibility(Some("s"), CompatibilityLevel::None)
+        .unwrap();
+    r.register(
+        "s",
+        &avro(r#"{"name":"n","type":"long"}"#),
+        ImportIds::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        r.delete_version("s", VersionSpec::Latest, false).unwrap(),
+        3
+    );
+    assert_eq!(
+        r.delete_version("s", VersionSpec::Latest, false).unwrap(),
+        2
+    );
+    assert_eq!(
+        code(r.delete_version("s", VersionSpec::Latest, false)),
+        40401
+    );
 }
 
 #[test]
@@ -546,4 +573,44 @@ fn invalid_schemas_and_limits_are_refused() {
         code(r.register("d", &avro(ID), ImportIds::default())),
         42205
     );
+}
+
+#[test]
+fn the_registry_is_shared_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Registry>();
+    let r = std::sync::Arc::new(registry());
+    r.set_compatibility(None, CompatibilityLevel::None).unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let r = r.clone();
+            std::thread::spawn(move || {
+                (0..10)
+                    .map(|n| {
+                        r.register(
+                            "s",
+                            &avro(&format!(
+                                r#"{{"name":"f{t}_{n}","type":"int","default":0}}"#
+                            )),
+                            ImportIds::default(),
+                        )
+                        .unwrap()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut all: Vec<_> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    all.sort_by_key(|g| g.version);
+    // Forty registrations, forty versions and forty ids, none twice.
+    assert_eq!(
+        all.iter().map(|g| g.version).collect::<Vec<_>>(),
+        (1..=40).collect::<Vec<_>>()
+    );
+    let mut ids: Vec<_> = all.iter().map(|g| g.id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=40).collect::<Vec<_>>());
 }
