@@ -614,3 +614,84 @@ fn the_registry_is_shared_across_threads() {
     ids.sort_unstable();
     assert_eq!(ids, (1..=40).collect::<Vec<_>>());
 }
+
+#[test]
+fn compatibility_follows_references() {
+    let r = registry();
+    let json = |text: &str| SchemaDef::new(SchemaType::Json, text);
+    let address = |extra: &str, required: &str| {
+        json(&format!(
+            r#"{{"type":"object","properties":{{"city":{{"type":"string"}}{extra}}},"required":[{required}],"additionalProperties":false}}"#
+        ))
+    };
+    r.register("address", &address("", r#""city""#), ImportIds::default())
+        .unwrap();
+    r.set_compatibility(Some("address"), CompatibilityLevel::None)
+        .unwrap();
+    r.register(
+        "address",
+        &address(r#","zip":{"type":"string"}"#, r#""city","zip""#),
+        ImportIds::default(),
+    )
+    .unwrap();
+    let customer = |version| {
+        json(r#"{"type":"object","properties":{"home":{"$ref":"address.json"}}}"#).with_references(
+            vec![Reference {
+                name: "address.json".into(),
+                subject: "address".into(),
+                version,
+            }],
+        )
+    };
+    r.register("customer", &customer(1), ImportIds::default())
+        .unwrap();
+    // The same text, but the referenced schema now requires a zip code.
+    let err = r
+        .register("customer", &customer(2), ImportIds::default())
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("required property 'zip' added at #/properties/home/required"),
+        "{err}"
+    );
+
+    // Avro: a referenced record gains a field without a default.
+    let money = |fields: &str| {
+        SchemaDef::new(
+            SchemaType::Avro,
+            format!(
+                r#"{{"type":"record","name":"Money","fields":[{{"name":"cents","type":"long"}}{fields}]}}"#
+            ),
+        )
+    };
+    r.set_compatibility(Some("money"), CompatibilityLevel::None)
+        .unwrap();
+    r.register("money", &money(""), ImportIds::default())
+        .unwrap();
+    r.register(
+        "money",
+        &money(r#",{"name":"currency","type":"string"}"#),
+        ImportIds::default(),
+    )
+    .unwrap();
+    let order = |version| {
+        SchemaDef::new(
+            SchemaType::Avro,
+            r#"{"type":"record","name":"Order","fields":[{"name":"total","type":"Money"}]}"#,
+        )
+        .with_references(vec![Reference {
+            name: "Money".into(),
+            subject: "money".into(),
+            version,
+        }])
+    };
+    r.register("order", &order(1), ImportIds::default())
+        .unwrap();
+    let err = r
+        .register("order", &order(2), ImportIds::default())
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("'currency' at /total/currency"),
+        "{err}"
+    );
+}
