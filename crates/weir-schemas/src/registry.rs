@@ -37,9 +37,8 @@ impl Registry {
     /// Opens the registry over `log`, replaying every record.
     pub fn open(log: Box<dyn SchemaLog>, limits: Limits) -> Result<Self, SchemaError> {
         let mut state = State::new();
-        let depth = limits.references_depth_max;
         log.replay(&mut |bytes| match Record::decode(bytes) {
-            Some(r) => state.apply(r, depth),
+            Some(r) => state.apply(r),
             None => state.skipped += 1,
         })?;
         Ok(Self {
@@ -79,7 +78,7 @@ impl Registry {
             state.failed = Some(e.to_string());
             return Err(e);
         }
-        state.apply(record, self.limits.references_depth_max);
+        state.apply(record);
         Ok(())
     }
 
@@ -236,6 +235,10 @@ impl Registry {
             deleted: false,
         };
         self.write(&mut state, record)?;
+        if let Some(stored) = state.schemas.get(&id) {
+            // Parsed already: spare the next check parsing it again.
+            let _ = stored.parsed.set(Some(parsed));
+        }
         Ok(Registration { id, version })
     }
 
@@ -266,7 +269,7 @@ impl Registry {
         };
         let mut out = Vec::new();
         for (n, id) in olds {
-            let Some(old) = state.schemas.get(&id).and_then(|s| s.parsed.as_ref()) else {
+            let Some(old) = state.parsed(id, self.limits.references_depth_max) else {
                 out.push(format!("version {n}: its schema no longer parses"));
                 continue;
             };

@@ -3,6 +3,7 @@
 //! replay, so reopening gives back exactly what was acknowledged.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
 
 use crate::error::SchemaError;
 use crate::model::{CompatibilityLevel, Mode, Reference, SchemaDef, SchemaType};
@@ -17,8 +18,9 @@ pub(crate) type SchemaKey = (SchemaType, String, Vec<Reference>);
 pub(crate) struct Stored {
     pub def: SchemaDef,
     pub key: SchemaKey,
-    /// `None` when it no longer parses (a reference it needs is gone).
-    pub parsed: Option<Parsed>,
+    /// Parsed on first use (so opening replays without parsing); `None`
+    /// when it no longer parses (a reference it needs is gone).
+    pub parsed: OnceLock<Option<Parsed>>,
 }
 
 /// One version of a subject.
@@ -123,6 +125,16 @@ impl State {
         Ok(())
     }
 
+    /// Schema `id` parsed (on first use), `None` if unknown or it no
+    /// longer parses.
+    pub fn parsed(&self, id: i32, depth_max: usize) -> Option<&Parsed> {
+        let stored = self.schemas.get(&id)?;
+        stored
+            .parsed
+            .get_or_init(|| self.parse(&stored.def, depth_max).ok())
+            .as_ref()
+    }
+
     /// Parses `def` with its references resolved.
     pub fn parse(&self, def: &SchemaDef, depth_max: usize) -> Result<Parsed, SchemaError> {
         let refs = self.resolve_references(&def.references, depth_max)?;
@@ -130,7 +142,7 @@ impl State {
     }
 
     /// Applies one durable record.
-    pub fn apply(&mut self, record: Record, depth_max: usize) {
+    pub fn apply(&mut self, record: Record) {
         match record {
             Record::Version {
                 subject,
@@ -152,8 +164,8 @@ impl State {
                         types::canonical(schema_type, &def.schema),
                         def.references.clone(),
                     );
-                    let parsed = self.parse(&def, depth_max).ok();
                     self.ids.entry(key.clone()).or_insert(id);
+                    let parsed = OnceLock::new();
                     self.schemas.insert(id, Stored { def, key, parsed });
                 }
                 self.next_id = self.next_id.max(id.saturating_add(1));
