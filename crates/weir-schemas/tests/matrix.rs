@@ -76,6 +76,7 @@ fn avro() {
         &*as_long,
         &*as_string,
     );
+    let renamed = without_default.replace("Payment", "Invoice");
     let memo = |t: &str| {
         rec(&format!(
             r#"{id},{{"name":"memo","type":[{t}],"default":null}}"#
@@ -184,6 +185,13 @@ fn avro() {
             long,
             Fail("/amount"),
         ),
+        (
+            "the record renamed",
+            L::Backward,
+            vec![wod],
+            &renamed,
+            Fail("name must be the same"),
+        ),
         ("any change", L::None, vec![wod], string, Pass),
         // Compatible with the latest, not with version 1.
         (
@@ -262,6 +270,17 @@ fn json_schema() {
         r#""id""#,
     );
     let cab = e(r#""c","a","b""#);
+    let one = |alts: &str| format!(r#"{{"oneOf":[{alts}]}}"#);
+    let (one2, one3) = (
+        one(r#"{"type":"string"},{"type":"integer"}"#),
+        one(r#"{"type":"string"},{"type":"integer"},{"type":"boolean"}"#),
+    );
+    let defs = |t: &str| {
+        format!(
+            r##"{{"$defs":{{"amt":{{"type":"{t}"}}}},"type":"object","properties":{{"amount":{{"$ref":"#/$defs/amt"}}}}}}"##
+        )
+    };
+    let (def_num, def_int) = (defs("number"), defs("integer"));
     let cases: Vec<(&str, L, Vec<&str>, &str, Expect)> = vec![
         (
             "an optional property added to a closed model",
@@ -379,6 +398,34 @@ fn json_schema() {
             Pass,
         ),
         ("the description changed", L::Full, vec![&d1], &d2, Pass),
+        (
+            "a oneOf alternative added",
+            L::Backward,
+            vec![&one2],
+            &one3,
+            Pass,
+        ),
+        (
+            "a oneOf alternative removed",
+            L::Backward,
+            vec![&one3],
+            &one2,
+            Fail("alternative #/oneOf/2 is not readable"),
+        ),
+        (
+            "a type narrowed behind a local $ref",
+            L::Backward,
+            vec![&def_num],
+            &def_int,
+            Fail("type changed from number to integer at #/properties/amount"),
+        ),
+        (
+            "a type widened behind a local $ref",
+            L::Backward,
+            vec![&def_int],
+            &def_num,
+            Pass,
+        ),
         ("any change", L::None, vec![&c2], &str_amount, Pass),
         // Compatible with the latest version, not with version 1.
         (
