@@ -22,6 +22,9 @@ pub enum SchemaType {
 }
 
 impl SchemaType {
+    /// Every type (GET /schemas/types).
+    pub const ALL: [Self; 3] = [Self::Avro, Self::Json, Self::Protobuf];
+
     /// The name the REST API uses (`AVRO`, `JSON`, `PROTOBUF`).
     pub fn as_str(self) -> &'static str {
         match self {

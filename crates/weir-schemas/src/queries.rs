@@ -23,6 +23,36 @@ impl Registry {
             .collect()
     }
 
+    /// Every version of the subjects starting with `prefix` (GET /schemas),
+    /// soft-deleted ones too when `deleted`, only each subject's latest
+    /// when `latest_only`; by subject, then version.
+    pub fn schemas(&self, prefix: &str, deleted: bool, latest_only: bool) -> Vec<SubjectVersion> {
+        let state = self.lock();
+        let mut out = Vec::new();
+        for (name, s) in state.subjects.iter().filter(|(n, _)| n.starts_with(prefix)) {
+            let versions: Vec<_> = s
+                .versions
+                .iter()
+                .filter(|(_, v)| deleted || !v.deleted)
+                .collect();
+            let take = if latest_only {
+                versions.len().saturating_sub(1)
+            } else {
+                0
+            };
+            for (n, v) in versions.into_iter().skip(take) {
+                out.push(SubjectVersion {
+                    subject: name.clone(),
+                    version: *n,
+                    id: v.id,
+                    schema: state.schemas[&v.id].def.clone(),
+                    deleted: v.deleted,
+                });
+            }
+        }
+        out
+    }
+
     /// A subject's version numbers (GET /subjects/{s}/versions).
     pub fn versions(&self, subject: &str, deleted: bool) -> Result<Vec<i32>, SchemaError> {
         let state = self.lock();

@@ -87,6 +87,35 @@ fn ids_are_global_and_versions_per_subject() {
         ]
     );
     assert_eq!(code(r.schema_by_id(9)), 40403);
+    let listed: Vec<_> = r
+        .schemas("pay", false, false)
+        .into_iter()
+        .map(|v| (v.subject, v.version, v.id))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            ("payments-value".to_owned(), 1, 1),
+            ("payments-value".to_owned(), 2, 2)
+        ]
+    );
+    let latest: Vec<_> = r
+        .schemas("", false, true)
+        .into_iter()
+        .map(|v| (v.subject, v.id))
+        .collect();
+    assert_eq!(
+        latest,
+        vec![
+            ("names".to_owned(), 3),
+            ("payments-value".to_owned(), 2),
+            ("refunds-value".to_owned(), 1)
+        ]
+    );
+    assert_eq!(
+        SchemaType::ALL.map(SchemaType::as_str),
+        ["AVRO", "JSON", "PROTOBUF"]
+    );
     assert_eq!(code(r.versions("nope", false)), 40401);
 }
 
@@ -151,6 +180,8 @@ fn versions_are_soft_deleted_before_permanently() {
     );
     assert_eq!(r.versions("s", false).unwrap(), vec![2]);
     assert_eq!(r.versions("s", true).unwrap(), vec![1, 2]);
+    assert_eq!(r.schemas("s", false, false).len(), 1);
+    assert_eq!(r.schemas("s", true, false).len(), 2);
     assert_eq!(
         code(r.subject_version("s", VersionSpec::Number(1), false)),
         40402
