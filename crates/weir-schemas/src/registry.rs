@@ -225,6 +225,18 @@ impl Registry {
                 .next_back()
                 .map_or(1, |n| n.saturating_add(1))
         });
+        // Imported numbers can sit at the top of the range: never let the
+        // next one saturate onto a number or id already taken.
+        if current.versions.contains_key(&version) {
+            return Err(SchemaError::OperationNotPermitted(format!(
+                "subject '{subject}' has no version number left after {version}"
+            )));
+        }
+        if import.id.is_none() && existing.is_none() && state.schemas.contains_key(&id) {
+            return Err(SchemaError::OperationNotPermitted(
+                "no schema id left".to_owned(),
+            ));
+        }
         let record = Record::Version {
             subject: subject.to_owned(),
             version,

@@ -726,3 +726,36 @@ fn compatibility_follows_references() {
         "{err}"
     );
 }
+
+#[test]
+fn numbers_at_the_top_of_the_range_are_never_handed_out_twice() {
+    let r = registry();
+    r.set_mode(None, Mode::Import, false).unwrap();
+    let top = ImportIds {
+        id: Some(i32::MAX),
+        version: Some(i32::MAX),
+    };
+    r.register("s", &avro(ID), top).unwrap();
+    r.set_mode(None, Mode::ReadWrite, false).unwrap();
+    r.set_compatibility(None, CompatibilityLevel::None).unwrap();
+    // No version after i32::MAX in "s", no id after i32::MAX anywhere.
+    assert_eq!(
+        code(r.register("s", &avro(AMOUNT), ImportIds::default())),
+        42205
+    );
+    assert_eq!(
+        code(r.register("t", &avro(AMOUNT), ImportIds::default())),
+        42205
+    );
+    // The schema already holding an id still registers elsewhere.
+    assert_eq!(
+        r.register("t", &avro(ID), ImportIds::default()).unwrap().id,
+        i32::MAX
+    );
+    assert_eq!(
+        r.subject_version("s", VersionSpec::Latest, false)
+            .unwrap()
+            .schema,
+        avro(ID)
+    );
+}
