@@ -759,3 +759,41 @@ fn numbers_at_the_top_of_the_range_are_never_handed_out_twice() {
         avro(ID)
     );
 }
+
+#[test]
+fn protobuf_compatibility_follows_referenced_files() {
+    let r = registry();
+    let proto = |text: &str| SchemaDef::new(SchemaType::Protobuf, text);
+    r.set_compatibility(Some("money.proto"), CompatibilityLevel::None)
+        .unwrap();
+    r.register(
+        "money.proto",
+        &proto("syntax = \"proto3\";\npackage shop;\nmessage Money { int64 cents = 1; }\n"),
+        ImportIds::default(),
+    )
+    .unwrap();
+    r.register(
+        "money.proto",
+        &proto("syntax = \"proto3\";\npackage shop;\nmessage Money { string cents = 1; }\n"),
+        ImportIds::default(),
+    )
+    .unwrap();
+    let order = |version| {
+        proto("syntax = \"proto3\";\npackage shop;\nimport \"money.proto\";\nmessage Order { Money total = 1; }\n")
+            .with_references(vec![Reference { name: "money.proto".into(), subject: "money.proto".into(), version }])
+    };
+    r.register("order", &order(1), ImportIds::default())
+        .unwrap();
+    let err = r
+        .register("order", &order(2), ImportIds::default())
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("field 'cents' type changed from int64 to string at message 'Money' field 1"),
+        "{err}"
+    );
+    // Dropping the reference (and its messages) is fine.
+    let alone =
+        proto("syntax = \"proto3\";\npackage shop;\nmessage Order { int64 total_cents = 2; }\n");
+    r.register("order", &alone, ImportIds::default()).unwrap();
+}

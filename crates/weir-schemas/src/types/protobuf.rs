@@ -4,7 +4,9 @@
 //! comparing the writer's (old, under BACKWARD) and the reader's
 //! descriptors in the manner of Confluent's Protobuf rules.
 //!
-//! Rules covered (message names relative to the package):
+//! Rules covered (message names relative to the package), on the
+//! schema's own messages and those of the files it imports through its
+//! references (a referenced version changing is checked too):
 //! - the package changed: incompatible;
 //! - a message of the writer missing in the reader: incompatible;
 //! - a field number kept with another type: incompatible, except between
@@ -80,18 +82,24 @@ impl ProtoSchema {
             .unwrap_or_default()
     }
 
-    /// The main file's messages (nested ones too, map entries left out) by
-    /// name relative to the package.
-    fn messages(&self) -> BTreeMap<String, MessageDescriptor> {
+    /// The messages of the main file and of the referenced files (nested
+    /// ones too, map entries and the well-known `google/protobuf` files
+    /// left out) by name relative to the main file's package, each with
+    /// whether it is the main file's own.
+    fn messages(&self) -> BTreeMap<String, (MessageDescriptor, bool)> {
         let mut out = BTreeMap::new();
-        let Some(file) = self.pool.get_file_by_name(MAIN_FILE) else {
-            return out;
-        };
-        let package = file.package_name().to_owned();
-        let mut todo: Vec<MessageDescriptor> = file.messages().collect();
-        while let Some(m) = todo.pop() {
-            todo.extend(m.child_messages().filter(|c| !c.is_map_entry()));
-            out.insert(relative(m.full_name(), &package), m);
+        let package = self.package();
+        for file in self
+            .pool
+            .files()
+            .filter(|f| !f.name().starts_with("google/protobuf/"))
+        {
+            let own = file.name() == MAIN_FILE;
+            let mut todo: Vec<MessageDescriptor> = file.messages().collect();
+            while let Some(m) = todo.pop() {
+                todo.extend(m.child_messages().filter(|c| !c.is_map_entry()));
+                out.insert(relative(m.full_name(), &package), (m, own));
+            }
         }
         out
     }
@@ -144,10 +152,12 @@ pub(crate) fn incompatibilities(reader: &ProtoSchema, writer: &ProtoSchema, out:
         out.push(format!("package changed from '{wp}' to '{rp}'"));
     }
     let rm = reader.messages();
-    for (name, w) in writer.messages() {
+    for (name, (w, own)) in writer.messages() {
         match rm.get(&name) {
-            None => out.push(format!("message '{name}' removed")),
-            Some(r) => fields(r, &w, &name, (&rp, &wp), out),
+            // A referenced file's message may go with the reference.
+            None if own => out.push(format!("message '{name}' removed")),
+            None => {}
+            Some((r, _)) => fields(r, &w, &name, (&rp, &wp), out),
         }
     }
 }
