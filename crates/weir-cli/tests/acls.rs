@@ -1,5 +1,6 @@
 //! ACLs in `weir serve`: the authorizer's flags, and ACLs made over Kafka
-//! surviving a restart (kept in the data directory's `.acls.json`), seen
+//! surviving a restart and a `kill -9` (kept in the data directory's
+//! `.acls.json`, on disk before CreateAcls is answered), seen
 //! by confluent-kafka before and after (`tests/clients/python_acls.py`,
 //! scenarios `restart-before` and `restart-after`); a bad super user is
 //! refused at start by name; admin requests and denials on both protocols
@@ -43,15 +44,23 @@ fn stop(mut child: std::process::Child) {
 }
 
 #[test]
-fn acls_made_over_kafka_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let (child, kafka, _) = common::start_serve_kafka_http(dir.path(), &FLAGS);
-    run_python(&kafka, "restart-before");
-    stop(child);
-    assert!(dir.path().join(".acls.json").exists());
-    let (child, kafka, _) = common::start_serve_kafka_http(dir.path(), &FLAGS);
-    run_python(&kafka, "restart-after");
-    stop(child);
+fn acls_made_over_kafka_survive_a_restart_and_a_kill_9() {
+    for kill9 in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut child, kafka, _) = common::start_serve_kafka_http(dir.path(), &FLAGS);
+        run_python(&kafka, "restart-before");
+        if kill9 {
+            // Acknowledged means on disk: no clean shutdown needed.
+            child.kill().unwrap();
+            child.wait().unwrap();
+        } else {
+            stop(child);
+        }
+        assert!(dir.path().join(".acls.json").exists());
+        let (child, kafka, _) = common::start_serve_kafka_http(dir.path(), &FLAGS);
+        run_python(&kafka, "restart-after");
+        stop(child);
+    }
 }
 
 #[test]
