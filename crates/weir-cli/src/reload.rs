@@ -10,11 +10,12 @@ use std::time::Duration;
 use weir_auth::bearer::TokenFile;
 use weir_tls::TlsServer;
 
-/// Reloads `tls` and `tokens` on SIGHUP and when their files change
+/// Reloads the TLS servers (one per client-authentication setting, same
+/// files) and `tokens` on SIGHUP and when their files change
 /// (checked every `every`) until the task is aborted. The SIGHUP handler
 /// is in place when this returns; call within a tokio runtime.
 pub fn watch(
-    tls: Option<Arc<TlsServer>>,
+    tls: Vec<Arc<TlsServer>>,
     tokens: Option<Arc<TokenFile>>,
     every: Duration,
 ) -> tokio::task::JoinHandle<()> {
@@ -40,10 +41,10 @@ pub fn watch(
                 _ = hangup => true,
                 _ = tick.tick() => false,
             };
-            if forced && tls.is_none() && tokens.is_none() {
+            if forced && tls.is_empty() && tokens.is_none() {
                 tracing::info!("SIGHUP: nothing to reload (no TLS files, no token file)");
             }
-            if let Some(tls) = &tls {
+            for tls in &tls {
                 let outcome = if forced {
                     Some(tls.reload())
                 } else {

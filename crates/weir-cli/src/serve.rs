@@ -71,6 +71,12 @@ pub struct ServeArgs {
     /// [default: none].
     #[arg(long, env = "WEIR_TLS_CLIENT_AUTH")]
     tls_client_auth: Option<String>,
+    /// Client certificates per listener, overriding `--tls-client-auth`
+    /// for the TLS listeners named (Kafka's
+    /// `listener.name.<name>.ssl.client.auth`):
+    /// `INTERNAL:required,EXTERNAL:none`.
+    #[arg(long, env = "WEIR_LISTENER_TLS_CLIENT_AUTH")]
+    listener_tls_client_auth: Option<String>,
     /// Serve the HTTP API over HTTPS with `--tls-cert` and `--tls-key`
     /// (and the same client-certificate settings).
     #[arg(long, env = "WEIR_HTTP_TLS")]
@@ -212,14 +218,16 @@ pub struct ServeArgs {
 /// where it costs nothing (both bind to loopback unless told otherwise).
 fn warn_unauthenticated(
     listeners: &[weir_kafka::Listener],
-    certificates_required: bool,
     http: SocketAddr,
     http_authenticated: bool,
 ) {
     for l in listeners {
         let e = &l.endpoint;
-        let authenticated =
-            e.protocol.needs_sasl() || (e.protocol.needs_tls() && certificates_required);
+        let certificates_required = l
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.files().client_auth == weir_tls::ClientAuth::Required);
+        let authenticated = e.protocol.needs_sasl() || certificates_required;
         if !e.bound.ip().is_loopback() && !authenticated {
             tracing::warn!(
                 listener = %e.name,
@@ -385,21 +393,34 @@ async fn serve(
         EmbeddedStore::open(broker.clone(), StoreConfig::default())
             .context("opening the event store")?,
     );
-    // One TLS server for every TLS listener and HTTPS, reloaded on
-    // SIGHUP and when its files change.
+    // One TLS server for HTTPS and every TLS listener without a client
+    // authentication of its own, one more per other setting; each
+    // reloaded on SIGHUP and when its files change.
     let tls = match &args.tls {
         None => None,
         Some(files) => Some(Arc::new(
             weir_tls::TlsServer::load(files.clone()).context("loading the TLS files")?,
         )),
     };
-    // SIGHUP (and a changed file) reloads the TLS files and the token
-    // file; with neither, SIGHUP is logged rather than fatal.
-    let reloading = crate::reload::watch(
-        tls.clone(),
-        args.bearer.tokens.clone(),
-        weir_tls::RELOAD_POLL,
-    );
+    let mut tls_servers: Vec<Arc<weir_tls::TlsServer>> = tls.iter().cloned().collect();
+    let mut tls_for = |name: &str| -> anyhow::Result<Option<Arc<weir_tls::TlsServer>>> {
+        let (Some(default), Some(&(_, auth))) = (
+            &tls,
+            args.listener_client_auth.iter().find(|(n, _)| n == name),
+        ) else {
+            return Ok(tls.clone());
+        };
+        if let Some(t) = tls_servers.iter().find(|t| t.files().client_auth == auth) {
+            return Ok(Some(t.clone()));
+        }
+        let files = weir_tls::TlsFiles {
+            client_auth: auth,
+            ..default.files().clone()
+        };
+        let server = Arc::new(weir_tls::TlsServer::load(files).context("loading the TLS files")?);
+        tls_servers.push(server.clone());
+        Ok(Some(server))
+    };
     let mut listeners = Vec::with_capacity(args.listeners.len());
     for spec in &args.listeners {
         let socket = tokio::net::TcpListener::bind(spec.bind_addr())
@@ -419,9 +440,16 @@ async fn serve(
             spec.protocol,
             socket,
             advertised,
-            tls.clone(),
+            tls_for(&spec.name)?,
         )?);
     }
+    // SIGHUP (and a changed file) reloads the TLS files and the token
+    // file; with neither, SIGHUP is logged rather than fatal.
+    let reloading = crate::reload::watch(
+        tls_servers,
+        args.bearer.tokens.clone(),
+        weir_tls::RELOAD_POLL,
+    );
     let first = listeners[0].endpoint.clone();
     let mut server_config = ServerConfig::new(first.bound);
     server_config.advertised_host = first.advertised_host.clone();
@@ -533,7 +561,6 @@ async fn serve(
         .is_some_and(|t| t.client_auth == weir_tls::ClientAuth::Required);
     warn_unauthenticated(
         &listeners,
-        certificates_required,
         http_listener.local_addr()?,
         args.bearer.is_configured() || (args.http_tls && certificates_required),
     );

@@ -1,7 +1,8 @@
 //! `weir serve` with TLS flags (certificates made by the test with
 //! rcgen): a PLAINTEXT and an SSL listener at once, each advertised as
 //! told; two PLAINTEXT listeners under names of their own (the
-//! listener security protocol map), each advertised as told; kcat over SSL; the HTTP API over HTTPS through weir-client; a
+//! listener security protocol map), each advertised as told; client
+//! certificates required on one TLS listener and not on another; kcat over SSL; the HTTP API over HTTPS through weir-client; a
 //! new certificate from another CA taken on SIGHUP without a restart;
 //! refusals of settings that cannot work, with the reason.
 
@@ -344,5 +345,75 @@ fn named_listeners_share_a_protocol_and_advertise_their_own_address() {
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(expected.trim_matches('"')), "{err}");
+    }
+}
+
+#[test]
+fn client_certificates_are_set_per_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path(), "per-listener");
+    let cert = ca.server("server", "weir-server");
+    let client = ca.client("client", "service", "weir");
+    let (inside, outside) = (free_port(), free_port());
+    let path = |p: &std::path::Path| p.display().to_string();
+    let common_args = |auth: &str| -> Vec<String> {
+        vec![
+            "--data-dir".into(),
+            path(&dir.path().join("data")),
+            "--http-addr".into(),
+            "127.0.0.1:0".into(),
+            "--listeners".into(),
+            format!("INTERNAL://127.0.0.1:{inside},EXTERNAL://127.0.0.1:{outside}"),
+            "--listener-security-protocol-map".into(),
+            "INTERNAL:SSL,EXTERNAL:SSL".into(),
+            "--tls-cert".into(),
+            path(&cert.cert),
+            "--tls-key".into(),
+            path(&cert.key),
+            "--tls-client-ca".into(),
+            path(&ca.ca_pem),
+            "--listener-tls-client-auth".into(),
+            auth.into(),
+        ]
+    };
+    let server = serve(&common_args("INTERNAL:required"));
+    let with_cert = |port: u16| {
+        let mut args = ssl_args(port, &ca.ca_pem);
+        args.extend([
+            "-X".to_owned(),
+            format!("ssl.certificate.location={}", path(&client.cert)),
+            "-X".to_owned(),
+            format!("ssl.key.location={}", path(&client.key)),
+        ]);
+        args
+    };
+    // The external listener asks for no certificate; the internal one
+    // refuses a client without one and takes one with it.
+    assert_eq!(
+        metadata_broker(ssl_args(outside, &ca.ca_pem)).unwrap(),
+        format!("127.0.0.1:{outside}")
+    );
+    let mut no_cert = ssl_args(inside, &ca.ca_pem);
+    no_cert.extend(["-L", "-m", "5"].map(str::to_owned));
+    assert!(kcat(&no_cert, "").is_err(), "no certificate was let in");
+    assert_eq!(
+        metadata_broker(with_cert(inside)).unwrap(),
+        format!("127.0.0.1:{inside}")
+    );
+    drop(server);
+
+    // Settings that cannot work are refused by name.
+    for (auth, expected) in [
+        ("NOWHERE:required", "not a listener"),
+        ("INTERNAL:sometimes", "INTERNAL:sometimes"),
+    ] {
+        let out = weir()
+            .arg("serve")
+            .args(common_args(auth))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expected), "{auth}: {err}");
     }
 }

@@ -25,6 +25,7 @@ struct ServeFile {
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
     tls_client_auth: Option<String>,
+    listener_tls_client_auth: Option<String>,
     http_tls: Option<bool>,
     http_addr: Option<SocketAddr>,
     advertised_host: Option<String>,
@@ -74,6 +75,8 @@ pub(super) struct Settings {
     pub(super) advertised_listeners: Vec<weir_kafka::listeners::ListenerSpec>,
     /// The TLS files, if any listener or the HTTP API needs them.
     pub(super) tls: Option<weir_tls::TlsFiles>,
+    /// Listeners whose client authentication is not `tls`'s (by name).
+    pub(super) listener_client_auth: Vec<(String, weir_tls::ClientAuth)>,
     pub(super) http_tls: bool,
     pub(super) http_addr: SocketAddr,
     pub(super) advertised_host: Option<String>,
@@ -200,6 +203,13 @@ impl ServeArgs {
             }
             anyhow::ensure!(!http_tls, "--http-tls needs --tls-cert and --tls-key");
         }
+        let listener_client_auth = listener_client_auth(
+            self.listener_tls_client_auth
+                .as_deref()
+                .or(file.listener_tls_client_auth.as_deref()),
+            &listeners,
+            tls.as_ref(),
+        )?;
         let bearer = self.bearer.load(crate::security_args::BearerFile {
             http_tokens_file: file.http_tokens_file,
             jwt_key_file: file.jwt_key_file,
@@ -283,6 +293,7 @@ impl ServeArgs {
             listeners,
             advertised_listeners,
             tls,
+            listener_client_auth,
             http_tls,
             authorizer,
             metrics: (!self.no_metrics && file.metrics.unwrap_or(true)).then_some(metrics_config),
@@ -480,6 +491,52 @@ fn tls_files(args: &ServeArgs, file: &ServeFile) -> anyhow::Result<Option<weir_t
         }
         _ => anyhow::bail!("--tls-cert and --tls-key go together"),
     }
+}
+
+/// `--listener-tls-client-auth NAME:MODE,…`: each name a TLS listener,
+/// each mode `none`, `requested` or `required` (the last two need the
+/// client CA).
+fn listener_client_auth(
+    text: Option<&str>,
+    listeners: &[weir_kafka::listeners::ListenerSpec],
+    tls: Option<&weir_tls::TlsFiles>,
+) -> anyhow::Result<Vec<(String, weir_tls::ClientAuth)>> {
+    let mut out: Vec<(String, weir_tls::ClientAuth)> = Vec::new();
+    for entry in text.unwrap_or_default().split(',').map(str::trim) {
+        if entry.is_empty() {
+            continue;
+        }
+        let (name, mode) = entry.split_once(':').with_context(|| {
+            format!(
+                "--listener-tls-client-auth entry {entry:?} is not NAME:none|requested|required"
+            )
+        })?;
+        let name = name.trim().to_ascii_uppercase();
+        let auth: weir_tls::ClientAuth = mode
+            .trim()
+            .parse()
+            .with_context(|| format!("in --listener-tls-client-auth {entry:?}"))?;
+        let listener = listeners.iter().find(|l| l.name == name).with_context(|| {
+            format!("--listener-tls-client-auth names {name:?}, which is not a listener")
+        })?;
+        anyhow::ensure!(
+            listener.protocol.needs_tls(),
+            "--listener-tls-client-auth names {name:?}, a {} listener: only SSL and SASL_SSL \
+             listeners have client certificates",
+            listener.protocol
+        );
+        anyhow::ensure!(
+            auth == weir_tls::ClientAuth::None || tls.is_some_and(|t| t.client_ca.is_some()),
+            "--listener-tls-client-auth {name}:{} needs --tls-client-ca",
+            mode.trim()
+        );
+        anyhow::ensure!(
+            !out.iter().any(|(n, _)| *n == name),
+            "--listener-tls-client-auth names {name:?} twice"
+        );
+        out.push((name, auth));
+    }
+    Ok(out)
 }
 
 /// Kafka's `super.users`: principals separated by `;`, blanks ignored.
