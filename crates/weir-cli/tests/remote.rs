@@ -351,7 +351,7 @@ fn a_service_follows_a_category_on_the_server_and_parks_what_it_cannot_handle() 
 }
 
 #[test]
-fn the_sdk_reaches_a_server_that_wants_https_and_a_token() -> anyhow::Result<()> {
+fn the_sdk_reaches_a_server_that_wants_https_and_a_token_or_a_certificate() -> anyhow::Result<()> {
     let data = tempfile::tempdir()?;
     let certs = tempfile::tempdir()?;
     let ca = weir_tls::test_certs::TestCa::new(certs.path(), "sdk");
@@ -411,5 +411,48 @@ fn the_sdk_reaches_a_server_that_wants_https_and_a_token() -> anyhow::Result<()>
         matches!(embedded, Err(Error::Config { .. })),
         "{embedded:?}"
     );
+
+    // A server that wants a client certificate instead of a token.
+    let mtls_data = tempfile::tempdir()?;
+    let ca_file = path(&ca.ca_pem);
+    let (child, address) = common::start_serve_http(
+        mtls_data.path(),
+        &[
+            "--tls-cert",
+            &cert_file,
+            "--tls-key",
+            &key_file,
+            "--tls-client-ca",
+            &ca_file,
+            "--tls-client-auth",
+            "required",
+            "--http-tls",
+        ],
+    );
+    let _mtls = Server {
+        child,
+        address: address.clone(),
+        read_models: tempfile::tempdir()?,
+        _data: tempfile::tempdir()?,
+    };
+    let me = ca.client("sdk", "sdk", "weir");
+    let identity = (std::fs::read(&me.cert)?, std::fs::read(&me.key)?);
+    let client = Client::connect_with(
+        &address,
+        ClientConfig {
+            identity_pem: Some(identity.clone()),
+            ..config(None)
+        },
+    )?;
+    client.append("account-m", ExpectedVersion::NoStream, &[closed_event()?])?;
+    assert!(Client::connect_with(&address, config(None)).is_err());
+    let no_ca = Client::connect_with(
+        &address,
+        ClientConfig {
+            identity_pem: Some(identity),
+            ..ClientConfig::default()
+        },
+    );
+    assert!(matches!(no_ca, Err(Error::Config { .. })), "{no_ca:?}");
     Ok(())
 }

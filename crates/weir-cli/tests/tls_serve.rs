@@ -2,7 +2,9 @@
 //! rcgen): a PLAINTEXT and an SSL listener at once, each advertised as
 //! told; two PLAINTEXT listeners under names of their own (the
 //! listener security protocol map), each advertised as told; client
-//! certificates required on one TLS listener and not on another; kcat over SSL; the HTTP API over HTTPS through weir-client; a
+//! certificates required on one TLS listener and not on another; the CLI
+//! over HTTPS with `--ca`, and with `--cert`/`--key` where a client
+//! certificate is required; kcat over SSL; the HTTP API over HTTPS through weir-client; a
 //! new certificate from another CA taken on SIGHUP without a restart;
 //! refusals of settings that cannot work, with the reason.
 
@@ -416,4 +418,61 @@ fn client_certificates_are_set_per_listener() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(expected), "{auth}: {err}");
     }
+}
+
+#[test]
+fn the_cli_speaks_https_and_presents_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path(), "cli");
+    let cert = ca.server("server", "weir-server");
+    let client = ca.client("client", "operator", "weir");
+    let path = |p: &std::path::Path| p.display().to_string();
+    let (plain, ssl) = (free_port(), free_port());
+    let server = serve(&[
+        "--data-dir".into(),
+        path(&dir.path().join("data")),
+        "--http-addr".into(),
+        "127.0.0.1:0".into(),
+        "--listeners".into(),
+        format!("PLAINTEXT://127.0.0.1:{plain},SSL://127.0.0.1:{ssl}"),
+        "--tls-cert".into(),
+        path(&cert.cert),
+        "--tls-key".into(),
+        path(&cert.key),
+        "--tls-client-ca".into(),
+        path(&ca.ca_pem),
+        "--tls-client-auth".into(),
+        "required".into(),
+        "--http-tls".into(),
+    ]);
+    let https = server.lines[1]
+        .strip_prefix("https listening on ")
+        .unwrap_or_else(|| panic!("{:?}", server.lines))
+        .to_owned();
+    let cli = |extra: &[&str]| {
+        let out = weir()
+            .args(["topic", "list", "--server", &https])
+            .args(extra)
+            .env_remove("WEIR_CA")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let ca_file = path(&ca.ca_pem);
+    let (cert_file, key_file) = (path(&client.cert), path(&client.key));
+    // With the CA and a certificate: answered.
+    let (code, err) = cli(&["--ca", &ca_file, "--cert", &cert_file, "--key", &key_file]);
+    assert_eq!(code, 0, "{err}");
+    // Without a certificate the handshake fails; without the CA the
+    // server is not trusted; a certificate alone is refused at once.
+    let (code, _) = cli(&["--ca", &ca_file]);
+    assert_eq!(code, 5);
+    let (code, _) = cli(&[]);
+    assert_ne!(code, 0);
+    let (code, err) = cli(&["--cert", &cert_file, "--key", &key_file]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--ca"), "{err}");
 }

@@ -169,6 +169,18 @@ impl Client {
     /// a certificate that `ca_pem` (PEM, one or more certificates) signed;
     /// `address` is `https://host:port` or `host:port`.
     pub fn with_ca(address: &str, ca_pem: &[u8], timeout: Option<Duration>) -> Result<Self> {
+        Self::with_tls(address, ca_pem, None, timeout)
+    }
+
+    /// As [`Client::with_ca`], presenting `identity` (a PEM certificate
+    /// chain and its PEM private key) to a server that asks for client
+    /// certificates (`--tls-client-auth`).
+    pub fn with_tls(
+        address: &str,
+        ca_pem: &[u8],
+        identity: Option<(&[u8], &[u8])>,
+        timeout: Option<Duration>,
+    ) -> Result<Self> {
         let address = if address.contains("://") {
             address.to_owned()
         } else {
@@ -188,8 +200,31 @@ impl Client {
         if roots.is_empty() {
             return Err(bad("the CA holds no PEM certificate"));
         }
+        let client_cert = match identity {
+            None => None,
+            Some((cert_pem, key_pem)) => {
+                let chain = ureq::tls::parse_pem(cert_pem)
+                    .filter_map(|item| match item {
+                        Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+                        Ok(_) => None,
+                        Err(_) => Some(Err(bad("the client certificate is not valid PEM"))),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                if chain.is_empty() {
+                    return Err(bad("the client certificate file holds no PEM certificate"));
+                }
+                let key = ureq::tls::parse_pem(key_pem)
+                    .find_map(|item| match item {
+                        Ok(ureq::tls::PemItem::PrivateKey(k)) => Some(k),
+                        _ => None,
+                    })
+                    .ok_or_else(|| bad("the client key file holds no PEM private key"))?;
+                Some(ureq::tls::ClientCert::new_with_certs(&chain, key))
+            }
+        };
         let tls = ureq::tls::TlsConfig::builder()
             .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
+            .client_cert(client_cert)
             .build();
         Self::build(&address, timeout, Some(tls))
     }

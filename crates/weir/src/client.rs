@@ -497,6 +497,10 @@ pub struct ClientConfig {
     /// certificate. With one, `host:port` means `https://host:port`; an
     /// embedded client refuses one.
     pub ca_pem: Option<Vec<u8>>,
+    /// A remote client's certificate for a server that asks for one
+    /// (`--tls-client-auth`): its PEM chain and PEM private key; needs
+    /// `ca_pem`.
+    pub identity_pem: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Default for ClientConfig {
@@ -507,6 +511,7 @@ impl Default for ClientConfig {
             clock: None,
             token: None,
             ca_pem: None,
+            identity_pem: None,
         }
     }
 }
@@ -536,7 +541,7 @@ impl Client {
 
     /// Opens the embedded store in `path` with `config`.
     pub fn open_with(path: impl AsRef<Path>, config: ClientConfig) -> Result<Self, Error> {
-        if config.token.is_some() || config.ca_pem.is_some() {
+        if config.token.is_some() || config.ca_pem.is_some() || config.identity_pem.is_some() {
             return Err(Error::Config {
                 reason: "an embedded client takes no token or CA: they are for a server".to_owned(),
             });
@@ -566,7 +571,18 @@ impl Client {
                     .to_owned(),
             });
         }
-        let backend = Remote::connect_with(address, config.token, config.ca_pem.as_deref())?;
+        if config.identity_pem.is_some() && config.ca_pem.is_none() {
+            return Err(Error::Config {
+                reason: "a client certificate (identity_pem) needs the server's CA (ca_pem)"
+                    .to_owned(),
+            });
+        }
+        let identity = config
+            .identity_pem
+            .as_ref()
+            .map(|(c, k)| (c.as_slice(), k.as_slice()));
+        let backend =
+            Remote::connect_with(address, config.token, config.ca_pem.as_deref(), identity)?;
         let (dir, tmp) = match config.read_models_dir {
             Some(dir) => (dir, None),
             None => {

@@ -58,20 +58,22 @@ impl Remote {
     /// A backend on the server at `address` (`host:port` or
     /// `http://host:port`); checks that the server answers.
     pub fn connect(address: &str) -> Result<Self, Error> {
-        Self::connect_with(address, None, None)
+        Self::connect_with(address, None, None, None)
     }
 
     /// A backend on the server at `address` sending `token` as its bearer
-    /// token, over HTTPS trusting `ca_pem` if given; checks that the
-    /// server answers (and accepts the token).
+    /// token, over HTTPS trusting `ca_pem` if given and presenting
+    /// `identity` (PEM chain, PEM key) if asked; checks that the server
+    /// answers (and accepts the token).
     pub fn connect_with(
         address: &str,
         token: Option<String>,
         ca_pem: Option<&[u8]>,
+        identity: Option<(&[u8], &[u8])>,
     ) -> Result<Self, Error> {
         let timeout = Some(Duration::from_secs(30));
         let http = match ca_pem {
-            Some(ca) => weir_client::Client::with_ca(address, ca, timeout),
+            Some(ca) => weir_client::Client::with_tls(address, ca, identity, timeout),
             None => weir_client::Client::with_timeout(address, timeout),
         }
         .map_err(|e| transport(&e))?;

@@ -33,6 +33,17 @@ pub struct RemoteArgs {
     /// server asks for one.
     #[arg(long, env = "WEIR_TOKEN", global = true, hide_env_values = true)]
     token: Option<String>,
+    /// The PEM file of the CA that signed an HTTPS server's certificate
+    /// (`weir serve --http-tls`); the address then means `https://`.
+    #[arg(long, env = "WEIR_CA", global = true)]
+    ca: Option<PathBuf>,
+    /// A client certificate (PEM chain) for a server that asks for one,
+    /// with `--key`; needs `--ca`.
+    #[arg(long, env = "WEIR_CERT", global = true, requires = "key")]
+    cert: Option<PathBuf>,
+    /// The private key (PEM) of `--cert`.
+    #[arg(long, env = "WEIR_KEY", global = true, requires = "cert")]
+    key: Option<PathBuf>,
     /// Print the API's JSON (one document, or one per line for records and
     /// events) instead of tables.
     #[arg(long, global = true)]
@@ -56,7 +67,21 @@ impl RemoteArgs {
             }
             (None, None) => "127.0.0.1:8080".to_owned(),
         };
-        let client = Client::with_timeout(&address, timeout)?;
+        let read =
+            |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+        let client = match (&self.ca, &self.cert, &self.key) {
+            (None, None, None) => Client::with_timeout(&address, timeout)?,
+            (None, _, _) => bail!("--cert and --key need --ca (the server's CA)"),
+            (Some(ca), cert, key) => {
+                let ca = read(ca)?;
+                let identity = match (cert, key) {
+                    (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+                    _ => None,
+                };
+                let identity = identity.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice()));
+                Client::with_tls(&address, &ca, identity, timeout)?
+            }
+        };
         Ok(match &self.token {
             Some(token) => client.with_token(token.clone()),
             None => client,
