@@ -701,3 +701,81 @@ fn subjects_are_guarded_by_schema_subject_acls() {
         (403, denied)
     );
 }
+
+#[test]
+fn references_resolve_and_keep_the_referenced_version() {
+    let s = server();
+    let money = json!({"type": "record", "name": "Money", "namespace": "weir",
+        "fields": [{"name": "cents", "type": "long"}]})
+    .to_string();
+    // A subject name with a slash, percent-encoded in the path.
+    let mid = s.ok(
+        "POST",
+        "/subjects/shared%2Fmoney/versions",
+        Some(&schema_body(&money)),
+        200,
+    )["id"]
+        .clone();
+    let order = json!({"type": "record", "name": "Order", "namespace": "weir",
+        "fields": [{"name": "total", "type": "weir.Money"}]})
+    .to_string();
+    let refs = json!([{"name": "weir.Money", "subject": "shared/money", "version": 1}]);
+    let body = json!({"schema": order, "references": refs}).to_string();
+    let oid = s.ok("POST", "/subjects/order/versions", Some(&body), 200)["id"].clone();
+    assert_eq!(
+        s.ok("GET", "/subjects/order/versions/1", None, 200)["references"],
+        refs
+    );
+    assert_eq!(
+        s.ok("GET", &format!("/schemas/ids/{oid}"), None, 200)["references"],
+        refs
+    );
+    assert_eq!(
+        s.ok(
+            "GET",
+            "/subjects/shared%2Fmoney/versions/1/referencedby",
+            None,
+            200
+        ),
+        json!([oid])
+    );
+    assert_eq!(
+        s.ok("GET", &format!("/schemas/ids/{mid}/subjects"), None, 200),
+        json!(["shared/money"])
+    );
+    // Without its reference the type does not resolve.
+    refused(
+        &s,
+        "POST",
+        "/subjects/other/versions",
+        Some(&schema_body(&order)),
+        422,
+        42201,
+    );
+    // A referenced version cannot be deleted.
+    refused(
+        &s,
+        "DELETE",
+        "/subjects/shared%2Fmoney/versions/1",
+        None,
+        422,
+        42206,
+    );
+    // The global mode: READONLY refuses every registration.
+    s.ok("PUT", "/mode", Some(r#"{"mode":"READONLY"}"#), 200);
+    refused(
+        &s,
+        "POST",
+        "/subjects/other/versions",
+        Some(&schema_body("\"int\"")),
+        422,
+        42205,
+    );
+    assert_eq!(s.ok("DELETE", "/mode", None, 200)["mode"], "READONLY");
+    s.ok(
+        "POST",
+        "/subjects/other/versions",
+        Some(&schema_body("\"int\"")),
+        200,
+    );
+}
