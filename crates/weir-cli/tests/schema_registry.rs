@@ -95,3 +95,72 @@ fn confluent_avro_serializers_work_against_weir_serve() {
     assert!(out.contains("ok: a fresh client deserialized"), "{out}");
     stop(child);
 }
+
+/// Status and Confluent error code of a registration as `token`.
+fn register_as(http: &str, token: &str, subject: &str) -> (u16, Value) {
+    let out = Command::new("curl")
+        .args(["-sS", "-o", "-", "-w", "\n%{http_code}", "-X", "POST"])
+        .args(["-H", &format!("authorization: Bearer {token}")])
+        .args(["-H", "content-type: application/vnd.schemaregistry.v1+json"])
+        .args(["--data-binary", r#"{"schema": "\"string\""}"#])
+        .arg(format!("http://{http}/subjects/{subject}/versions"))
+        .output()
+        .expect("curl is installed");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    let body: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    (status.parse().unwrap(), body["error_code"].clone())
+}
+
+#[test]
+fn weir_acl_grants_schema_subjects() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "User:admin admin-token\nUser:alice alice-token\n").unwrap();
+    let data = dir.path().join("data");
+    let (child, http) = common::start_serve_http(
+        &data,
+        &[
+            "--authorizer",
+            "--super-users",
+            "User:admin",
+            "--http-tokens-file",
+            tokens.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        register_as(&http, "alice-token", "orders-value"),
+        (403, serde_json::json!(40301))
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args([
+            "acl",
+            "add",
+            "--allow",
+            "User:alice",
+            "--operation",
+            "write",
+        ])
+        .args(["--schema-subject", "orders-value", "--token", "admin-token"])
+        .args(["--server", &http])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        register_as(&http, "alice-token", "orders-value").0,
+        200,
+        "the ACL applies to the next request"
+    );
+    assert_eq!(
+        register_as(&http, "alice-token", "other-value"),
+        (403, serde_json::json!(40301))
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["acl", "list", "--resource-type", "SCHEMA_SUBJECT"])
+        .args(["--token", "admin-token", "--server", &http])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(listed.contains("orders-value"), "{listed}");
+    stop(child);
+}
