@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Acl {
     /// `TOPIC`, `GROUP`, `CLUSTER`, `TRANSACTIONAL_ID`, or Weir's
-    /// `STREAM`, `CATEGORY`, `DEAD_LETTER_TOPIC`, `SAGA`.
+    /// `STREAM`, `CATEGORY`, `DEAD_LETTER_TOPIC`, `SAGA`, `SCHEMA_SUBJECT`.
     pub resource_type: String,
     /// The resource's name, a prefix, or `*` for every resource of the
     /// type (the cluster is `kafka-cluster`).

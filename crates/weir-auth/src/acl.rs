@@ -96,6 +96,8 @@ coded! {
         DeadLetterTopic = 102, "DEAD_LETTER_TOPIC";
         /// Weir's: a saga, by id.
         Saga = 103, "SAGA";
+        /// Weir's: a schema registry subject (`orders-value`).
+        SchemaSubject = 104, "SCHEMA_SUBJECT";
     }
 }
 

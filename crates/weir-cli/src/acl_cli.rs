@@ -83,6 +83,9 @@ struct Resource {
     dead_letter_topic: Option<String>,
     #[arg(long)]
     saga: Option<String>,
+    /// A schema registry subject (`orders-value`).
+    #[arg(long)]
+    schema_subject: Option<String>,
 }
 
 impl Resource {
@@ -96,6 +99,7 @@ impl Resource {
             ("CATEGORY", &self.category),
             ("DEAD_LETTER_TOPIC", &self.dead_letter_topic),
             ("SAGA", &self.saga),
+            ("SCHEMA_SUBJECT", &self.schema_subject),
         ];
         pick.into_iter()
             .find_map(|(t, n)| n.clone().map(|n| (t, n)))
@@ -107,7 +111,7 @@ impl Resource {
 #[derive(Debug, Args)]
 struct Filter {
     /// TOPIC, GROUP, CLUSTER, TRANSACTIONAL_ID, STREAM, CATEGORY,
-    /// DEAD_LETTER_TOPIC or SAGA.
+    /// DEAD_LETTER_TOPIC, SAGA or SCHEMA_SUBJECT.
     #[arg(long)]
     resource_type: Option<String>,
     /// The resource name (with --pattern MATCH: every ACL applying to it).

@@ -592,10 +592,21 @@ async fn serve(
     let queues = Arc::new(weir_deadletter::queue_slot::QueueSlot::new(broker.clone()));
     // OAUTHBEARER checks tokens with the HTTP API's JWT validator.
     let jwt = args.bearer.jwt.clone();
+    // Confluent's Schema Registry API on the HTTP listener, kept in the
+    // internal topic `__schemas` (replayed here).
+    let schemas = {
+        let broker = broker.clone();
+        tokio::task::spawn_blocking(move || {
+            weir_schemas::Registry::open_on_broker(broker, weir_schemas::Limits::default())
+        })
+        .await?
+        .context("opening the schema registry (topic __schemas)")?
+    };
     let mut http_state =
         weir_http::AppState::new(broker.clone(), groups.clone(), store.clone(), args.http)
             .with_alerts(alerts)
             .with_queues(queues.clone())
+            .with_schema_registry(Arc::new(schemas))
             .with_security(weir_http::auth::Security {
                 authorizer: authorizer.clone(),
                 bearer: Arc::new(args.bearer),

@@ -41,7 +41,7 @@ impl From<AuthorizerError> for ApiError {
 /// The ACLs a filter selects.
 #[utoipa::path(get, path = "/v1/acls", tag = "acls",
     params(
-        ("resource_type" = Option<String>, Query, description = "TOPIC, GROUP, CLUSTER, TRANSACTIONAL_ID, STREAM, CATEGORY, DEAD_LETTER_TOPIC, SAGA or ANY"),
+        ("resource_type" = Option<String>, Query, description = "TOPIC, GROUP, CLUSTER, TRANSACTIONAL_ID, STREAM, CATEGORY, DEAD_LETTER_TOPIC, SAGA, SCHEMA_SUBJECT or ANY"),
         ("name" = Option<String>, Query),
         ("pattern_type" = Option<String>, Query, description = "LITERAL, PREFIXED, MATCH or ANY"),
         ("principal" = Option<String>, Query, example = "User:alice"),

@@ -108,6 +108,7 @@ fn forbidden(
         ResourceType::Category => ("category_authorization_failed", None),
         ResourceType::DeadLetterTopic => ("dead_letter_topic_authorization_failed", None),
         ResourceType::Saga => ("saga_authorization_failed", None),
+        ResourceType::SchemaSubject => ("schema_subject_authorization_failed", None),
         ResourceType::Any => ("authorization_failed", None),
     };
     let mut e = ApiError::new(
@@ -175,6 +176,7 @@ fn need(method: &Method, route: &str) -> Option<Need> {
     const TOPIC: Name = Param("topic");
     const GROUP: Name = Param("group");
     const STREAM: Name = Param("stream");
+    const SUBJECT: Name = Param("subject");
     let need = match route {
         "/healthz" | "/readyz" if get => Need::Open,
         "/openapi.json" if get => Need::Authenticated,
@@ -262,6 +264,48 @@ fn need(method: &Method, route: &str) -> Option<Need> {
         // Replaying parked events writes them back for the group.
         "/v1/subscriptions/{target}/{group}/replay-parked" if post => {
             Need::All(&[(Alter, Group, GROUP), (Read, Stream, Name::Target)])
+        }
+        // The schema registry (Confluent's API at the root). Reads of a
+        // subject's schemas need READ on it, its version list DESCRIBE;
+        // lists filter by DESCRIBE (`/schemas`, showing texts, by READ);
+        // a schema by id needs READ on one of the subjects using it,
+        // checked by the handler.
+        "/subjects" | "/schemas" | "/schemas/types" if get => Need::Authenticated,
+        "/schemas/ids/{id}"
+        | "/schemas/ids/{id}/schema"
+        | "/schemas/ids/{id}/subjects"
+        | "/schemas/ids/{id}/versions"
+            if get =>
+        {
+            Need::Authenticated
+        }
+        "/subjects/{subject}/versions" if get => Need::All(&[(Describe, SchemaSubject, SUBJECT)]),
+        "/subjects/{subject}/versions" if post => Need::All(&[(Write, SchemaSubject, SUBJECT)]),
+        "/subjects/{subject}/versions/{version}"
+        | "/subjects/{subject}/versions/{version}/schema"
+        | "/subjects/{subject}/versions/{version}/referencedby"
+            if get =>
+        {
+            Need::All(&[(Read, SchemaSubject, SUBJECT)])
+        }
+        // A lookup and a compatibility test read the subject's schemas.
+        "/subjects/{subject}"
+        | "/compatibility/subjects/{subject}/versions"
+        | "/compatibility/subjects/{subject}/versions/{version}"
+            if post =>
+        {
+            Need::All(&[(Read, SchemaSubject, SUBJECT)])
+        }
+        "/subjects/{subject}" | "/subjects/{subject}/versions/{version}" if delete => {
+            Need::All(&[(Delete, SchemaSubject, SUBJECT)])
+        }
+        "/config" | "/mode" if get => Need::All(&[(DescribeConfigs, Cluster, CLUSTER)]),
+        "/config" | "/mode" if put || delete => Need::All(&[(AlterConfigs, Cluster, CLUSTER)]),
+        "/config/{subject}" | "/mode/{subject}" if get => {
+            Need::All(&[(DescribeConfigs, SchemaSubject, SUBJECT)])
+        }
+        "/config/{subject}" | "/mode/{subject}" if put || delete => {
+            Need::All(&[(AlterConfigs, SchemaSubject, SUBJECT)])
         }
         // The web console is an operator's view of everything: describing
         // the cluster shows it, altering the cluster acts through it.
@@ -413,6 +457,10 @@ fn is_admin(method: &Method, route: &str) -> bool {
         "/v1/subscriptions/{target}/{group}/read"
         | "/v1/subscriptions/{target}/{group}/ack"
         | "/v1/subscriptions/{target}/{group}/nack" => true,
+        // Schema registry reads posted as bodies.
+        "/subjects/{subject}"
+        | "/compatibility/subjects/{subject}/versions"
+        | "/compatibility/subjects/{subject}/versions/{version}" => *method == Method::POST,
         _ => false,
     };
     !data

@@ -7,6 +7,7 @@
 //! letters (list, read, replay, purge), alerts, sagas (list, show, resume
 //! a parked one), queues (claim, ack, nack, extend, pending, autoclaim),
 //! persistent subscriptions (groups, read, ack, nack, replay parked),
+//! Confluent's Schema Registry API at the root ([`schema_registry`]),
 //! `/healthz`,
 //! `/readyz`, and `/openapi.json` generated from the handlers and the
 //! `weir-api` types. Errors are RFC 9457 problems with a stable code
@@ -23,6 +24,7 @@ mod live;
 pub mod problem;
 mod queues;
 mod sagas;
+pub mod schema_registry;
 mod streams;
 mod subscriptions;
 mod tls;
@@ -115,6 +117,9 @@ pub struct AppState {
     /// Who may call, and what they may do ([`AppState::with_security`]);
     /// by default nothing is required.
     pub security: auth::Security,
+    /// The Confluent-compatible schema registry served at the root
+    /// ([`schema_registry`]); `None`: its routes answer 404.
+    pub schema_registry: Option<Arc<weir_schemas::Registry>>,
 }
 
 impl AppState {
@@ -144,6 +149,7 @@ impl AppState {
             subscriptions: std::sync::Mutex::new(None),
             queue_released: tokio::sync::watch::Sender::new(0),
             security: auth::Security::default(),
+            schema_registry: None,
         }
     }
 
@@ -165,6 +171,12 @@ impl AppState {
     /// authorizer the Kafka listener shares).
     pub fn with_security(mut self, security: auth::Security) -> Self {
         self.security = security;
+        self
+    }
+
+    /// Serves `registry` as Confluent's Schema Registry REST API.
+    pub fn with_schema_registry(mut self, registry: Arc<weir_schemas::Registry>) -> Self {
+        self.schema_registry = Some(registry);
         self
     }
 
@@ -411,11 +423,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .merge(sagas::routes())
         .merge(subscriptions::routes())
+        .merge(schema_registry::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::guard,
         ))
         .fallback(no_route)
+        .layer(axum::middleware::from_fn(schema_registry::confluent_errors))
         .layer(axum::middleware::from_fn(trace::traced))
         .layer(DefaultBodyLimit::max(body_max))
         .with_state(state);

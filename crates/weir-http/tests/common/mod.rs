@@ -36,6 +36,16 @@ impl Server {
     /// A server whose HTTP API authenticates and authorizes with
     /// `security`.
     pub fn start_with(limits: HttpLimits, security: weir_http::auth::Security) -> Self {
+        Self::start_full(limits, security, false)
+    }
+
+    /// [`Server::start_with`], serving a schema registry on the broker's
+    /// `__schemas` topic when `registry`.
+    pub fn start_full(
+        limits: HttpLimits,
+        security: weir_http::auth::Security,
+        registry: bool,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data = DataDir::open(dir.path(), DirConfig::default()).unwrap();
         let broker = Arc::new(Broker::open(data, BrokerConfig::default()).unwrap());
@@ -51,10 +61,17 @@ impl Server {
             Arc::new(offsets),
         ));
         let store = Arc::new(EmbeddedStore::open(broker.clone(), StoreConfig::default()).unwrap());
-        let state = Arc::new(
-            AppState::new(broker.clone(), groups.clone(), store.clone(), limits)
-                .with_security(security),
-        );
+        let mut state = AppState::new(broker.clone(), groups.clone(), store.clone(), limits)
+            .with_security(security);
+        if registry {
+            let r = weir_schemas::Registry::open_on_broker(
+                broker.clone(),
+                weir_schemas::Limits::default(),
+            )
+            .unwrap();
+            state = state.with_schema_registry(Arc::new(r));
+        }
+        let state = Arc::new(state);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

@@ -3,7 +3,7 @@
 //! creating and deleting need ALTER on the cluster, describing DESCRIBE;
 //! a server without authorization answers SECURITY_DISABLED. Each
 //! creation and each filter is answered on its own (INVALID_REQUEST, with
-//! the reason, for a bad one). Weir's resource types (codes 100-103) are
+//! the reason, for a bad one). Weir's resource types (codes 100-104) are
 //! taken on the wire when named; a filter of type ANY selects Kafka's
 //! types only, so a Kafka client never receives a type it cannot parse.
 //!
