@@ -59,6 +59,13 @@ pub struct Problem {
     /// For a version conflict: the stream's version (`null`: no stream).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actual_version: Option<Value>,
+    /// For an append refused because of one event (schema validation):
+    /// its index in the append.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_index: Option<usize>,
+    /// For an append refused because of one event: its id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
 }
 
 /// `POST /v1/topics`.
@@ -512,4 +519,21 @@ pub struct Snapshot {
 pub struct Loaded {
     pub snapshot: Option<Snapshot>,
     pub events: Vec<Event>,
+}
+
+/// `GET /v1/schema-validation/categories`: the stream categories whose
+/// appends are validated against the schema registry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ValidatedCategories {
+    pub categories: Vec<String>,
+}
+
+/// One category's validation on write: whether each event appended to a
+/// stream `<category>-…` must match the schema of subject
+/// `<category>-<event type>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CategoryValidation {
+    #[schema(example = "order")]
+    pub category: String,
+    pub enabled: bool,
 }

@@ -80,6 +80,9 @@ pub struct Broker {
     defaults: RwLock<Arc<TopicDefaults>>,
     /// Serializes changes to the registry (create, delete, alter).
     admin: Mutex<()>,
+    /// Checks records of topics with schema validation on (the schema
+    /// registry's, installed once by the server).
+    record_validator: std::sync::OnceLock<Arc<dyn crate::RecordValidator>>,
 }
 
 fn log_name(topic: &str, partition: u32) -> String {
@@ -201,6 +204,7 @@ impl Broker {
             topics: RwLock::new(topics),
             defaults: RwLock::new(defaults),
             admin: Mutex::new(()),
+            record_validator: std::sync::OnceLock::new(),
         })
     }
 

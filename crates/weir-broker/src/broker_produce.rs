@@ -7,6 +7,13 @@
 use super::*;
 
 impl Broker {
+    /// Installs the checker of records for topics with schema validation
+    /// on; the first one installed stays (false if one was already).
+    /// Without one, such topics refuse every produce.
+    pub fn set_record_validator(&self, validator: Arc<dyn crate::RecordValidator>) -> bool {
+        self.record_validator.set(validator).is_ok()
+    }
+
     /// Appends a producer's batches to a partition, returning where they
     /// landed once durable (under the broker's fsync policy). Internal
     /// topics refuse clients' writes.
@@ -45,13 +52,13 @@ impl Broker {
         }
         let rules = *read(&t.rules);
         let now_ms = self.dir.clock().now_ms();
-        let mut rewritten = crate::rewrite::prepare(
+        let mut rewritten = crate::rewrite::prepare_checked(
             topic,
             partition,
             &rules,
             batches,
-            now_ms,
-            self.config.decompressed_bytes_max,
+            (now_ms, self.config.decompressed_bytes_max),
+            self.record_validator.get().map(|v| v.as_ref()),
         )?;
         let batches: &mut [u8] = match rewritten.as_mut() {
             Some(bytes) => bytes,

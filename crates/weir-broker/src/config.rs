@@ -30,6 +30,10 @@ pub const COMPRESSION_GZIP_LEVEL: &str = "compression.gzip.level";
 pub const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
 pub const MESSAGE_TIMESTAMP_BEFORE_MAX_MS: &str = "message.timestamp.before.max.ms";
 pub const MESSAGE_TIMESTAMP_AFTER_MAX_MS: &str = "message.timestamp.after.max.ms";
+pub const KEY_SCHEMA_VALIDATION: &str = "confluent.key.schema.validation";
+pub const KEY_SUBJECT_NAME_STRATEGY: &str = "confluent.key.subject.name.strategy";
+pub const VALUE_SCHEMA_VALIDATION: &str = "confluent.value.schema.validation";
+pub const VALUE_SUBJECT_NAME_STRATEGY: &str = "confluent.value.subject.name.strategy";
 
 /// Where a described value comes from, as Kafka's config sources.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,6 +290,8 @@ pub struct ProduceRules {
     pub timestamp_after_max_ms: i64,
     /// A compacted topic refuses records without a key, as Kafka does.
     pub keys_required: bool,
+    /// Which parts of each record must match a registered schema.
+    pub schemas: crate::SchemaRules,
 }
 
 impl TopicConfig {
@@ -511,6 +517,20 @@ impl TopicConfig {
             timestamp_before_max_ms: self.get_i64(MESSAGE_TIMESTAMP_BEFORE_MAX_MS),
             timestamp_after_max_ms: self.get_i64(MESSAGE_TIMESTAMP_AFTER_MAX_MS),
             keys_required: self.compacted(),
+            schemas: self.schema_rules(),
+        }
+    }
+
+    /// Which parts of the topic's records must carry a registered schema
+    /// (`confluent.*.schema.validation`), with their subject strategies.
+    pub fn schema_rules(&self) -> crate::SchemaRules {
+        let part = |on: &str, strategy: &str| {
+            (self.get(on) == "true")
+                .then(|| crate::SubjectStrategy::from_config(self.get(strategy)))
+        };
+        crate::SchemaRules {
+            key: part(KEY_SCHEMA_VALIDATION, KEY_SUBJECT_NAME_STRATEGY),
+            value: part(VALUE_SCHEMA_VALIDATION, VALUE_SUBJECT_NAME_STRATEGY),
         }
     }
 }

@@ -91,6 +91,16 @@ const fn def(
 pub const COMPRESSION_TYPES: &[&str] =
     &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
 
+/// Confluent's subject name strategies, by class name or short name.
+pub const SUBJECT_STRATEGIES: &[&str] = &[
+    "io.confluent.kafka.serializers.subject.TopicNameStrategy",
+    "io.confluent.kafka.serializers.subject.RecordNameStrategy",
+    "io.confluent.kafka.serializers.subject.TopicRecordNameStrategy",
+    "TopicNameStrategy",
+    "RecordNameStrategy",
+    "TopicRecordNameStrategy",
+];
+
 /// Every topic config, sorted by name (the order they are described in).
 #[rustfmt::skip]
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
@@ -104,6 +114,14 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "Codec of the stored batches: producer keeps what the producer sent; a codec name makes the broker recompress to it."),
     def("compression.zstd.level", Int, "3", Some("compression.zstd.level"), Between(-131072, 22), AcceptedOnly,
         "Level of zstd compression; Weir's zstd encoder has one level, so this is stored only."),
+    def("confluent.key.schema.validation", Boolean, "false", None, Check::Any, Honoured,
+        "Whether each record's key must carry, in the schema registry's wire format, the id of a schema registered under its subject, and match it; others get INVALID_RECORD."),
+    def("confluent.key.subject.name.strategy", Str, "io.confluent.kafka.serializers.subject.TopicNameStrategy", None, OneOf(SUBJECT_STRATEGIES), Honoured,
+        "How the subject of a key is named for confluent.key.schema.validation: <topic>-key, the record name, or <topic>-<record name>."),
+    def("confluent.value.schema.validation", Boolean, "false", None, Check::Any, Honoured,
+        "Whether each record's value must carry, in the schema registry's wire format, the id of a schema registered under its subject, and match it; others get INVALID_RECORD."),
+    def("confluent.value.subject.name.strategy", Str, "io.confluent.kafka.serializers.subject.TopicNameStrategy", None, OneOf(SUBJECT_STRATEGIES), Honoured,
+        "How the subject of a value is named for confluent.value.schema.validation: <topic>-value, the record name, or <topic>-<record name>."),
     def("delete.retention.ms", Long, "86400000", Some("log.cleaner.delete.retention.ms"), AtLeast(0), Honoured,
         "How long tombstones and transaction markers stay in a compacted topic once their segment is that old."),
     def("file.delete.delay.ms", Long, "60000", Some("log.segment.delete.delay.ms"), AtLeast(0), AcceptedOnly,

@@ -84,6 +84,15 @@ pub enum BrokerError {
         "Compacted topic cannot accept message without key in topic partition {topic}-{partition}"
     )]
     KeyRequired { topic: String, partition: i32 },
+    /// A record that does not match the schema its topic asks for.
+    #[error("record {index} of the batch to {topic}-{partition} was refused: {reason}")]
+    RecordRefused {
+        topic: String,
+        partition: i32,
+        /// The record's index in its batch (KIP-467's `batch_index`).
+        index: i32,
+        reason: String,
+    },
     #[error("unreadable records for topic {topic:?}: {source}")]
     InvalidRecords {
         topic: String,

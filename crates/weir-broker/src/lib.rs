@@ -34,6 +34,7 @@ mod rewrite;
 mod topic;
 pub mod txn_index;
 pub mod txn_log;
+mod validation;
 
 pub use broker::{Broker, BrokerConfig, TOPIC_NAME_BYTES_MAX, validate_topic_name};
 pub use config::{
@@ -45,3 +46,4 @@ pub use error::BrokerError;
 pub use producers::ProducerState;
 pub use rewrite::compress;
 pub use topic::{Produced, Topic, TopicTraffic, TrafficCounts};
+pub use validation::{BatchValidator, RecordPart, RecordValidator, SchemaRules, SubjectStrategy};

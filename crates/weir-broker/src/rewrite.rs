@@ -14,6 +14,7 @@ use weir_log::batch::{self, BatchHeader, HEADER_BYTES, LOG_OVERHEAD_BYTES};
 use crate::compression::{RecordsError, record_bytes};
 use crate::config::{ProduceRules, TargetCodec};
 use crate::error::BrokerError;
+use crate::validation::{RecordPart, RecordValidator};
 
 const ATTRIBUTES_AT: usize = 21;
 const CRC_AT: usize = 17;
@@ -28,6 +29,7 @@ const XERIAL_HEADER: [u8; 16] = [
 /// Applies `rules` to the concatenated batches of one produce at time
 /// `now_ms`. Returns the rewritten bytes when a batch was recompressed,
 /// else `None` (the bytes were only changed in place, if at all).
+#[cfg(test)]
 pub(crate) fn prepare(
     topic: &str,
     partition: i32,
@@ -36,6 +38,36 @@ pub(crate) fn prepare(
     now_ms: i64,
     decompressed_bytes_max: usize,
 ) -> Result<Option<Vec<u8>>, BrokerError> {
+    let limits = (now_ms, decompressed_bytes_max);
+    prepare_checked(topic, partition, rules, batches, limits, None)
+}
+
+/// [`prepare`], with every record's key and value checked by `validator`
+/// where the topic's schema rules ask for it (before anything is
+/// rewritten, so a refused produce changes nothing). `limits` is the time
+/// now and the decompressed size cap.
+pub(crate) fn prepare_checked(
+    topic: &str,
+    partition: i32,
+    rules: &ProduceRules,
+    batches: &mut [u8],
+    (now_ms, decompressed_bytes_max): (i64, usize),
+    validator: Option<&dyn RecordValidator>,
+) -> Result<Option<Vec<u8>>, BrokerError> {
+    let mut checker = match (rules.schemas.any(), validator) {
+        (false, _) => None,
+        (true, Some(v)) => Some(v.batch(topic)),
+        (true, None) => {
+            return Err(BrokerError::RecordRefused {
+                topic: topic.to_owned(),
+                partition,
+                index: 0,
+                reason:
+                    "the topic's schema validation is on, but this server has no schema registry"
+                        .to_owned(),
+            });
+        }
+    };
     let records_error = |source| BrokerError::InvalidRecords {
         topic: topic.to_owned(),
         source,
@@ -54,13 +86,39 @@ pub(crate) fn prepare(
         let mut ts_min = i64::MAX;
         let mut ts_max = i64::MIN;
         let mut keyless = false;
+        let mut refused: Option<(i64, String)> = None;
+        let checks = checker.as_mut().filter(|_| !header.is_control());
+        let mut checks = checks.map(|c| (c, rules.schemas));
         batch::for_each_record(&body, &header, |r| {
             ts_min = ts_min.min(r.timestamp);
             ts_max = ts_max.max(r.timestamp);
             keyless |= r.key.is_none();
+            if let (Some((check, schemas)), None) = (checks.as_mut(), &refused) {
+                let parts = [
+                    (RecordPart::Key, schemas.key, r.key),
+                    (RecordPart::Value, schemas.value, r.value),
+                ];
+                for (part, strategy, bytes) in parts {
+                    let (Some(strategy), Some(bytes)) = (strategy, bytes) else {
+                        continue;
+                    };
+                    if let Err(reason) = check.check(part, strategy, bytes) {
+                        refused = Some((r.offset - header.base_offset, reason));
+                        break;
+                    }
+                }
+            }
             Ok::<_, weir_log::BatchError>(())
         })
         .map_err(|e| records_error(RecordsError::Records(e)))?;
+        if let Some((index, reason)) = refused {
+            return Err(BrokerError::RecordRefused {
+                topic: topic.to_owned(),
+                partition,
+                index: i32::try_from(index).unwrap_or(i32::MAX),
+                reason,
+            });
+        }
         if keyless && rules.keys_required && !header.is_control() {
             return Err(BrokerError::KeyRequired {
                 topic: topic.to_owned(),
@@ -218,6 +276,7 @@ mod tests {
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3_600_000,
             keys_required: false,
+            schemas: crate::SchemaRules::default(),
         }
     }
 

@@ -602,11 +602,17 @@ async fn serve(
         .await?
         .context("opening the schema registry (topic __schemas)")?
     };
+    let schemas = Arc::new(schemas);
+    // Validation on write checks against it: topics with
+    // confluent.*.schema.validation on, and the validated categories.
+    let validator = Arc::new(weir_schemas::Validator::new(schemas.clone()));
+    broker.set_record_validator(validator.clone());
+    store.set_event_validator(validator);
     let mut http_state =
         weir_http::AppState::new(broker.clone(), groups.clone(), store.clone(), args.http)
             .with_alerts(alerts)
             .with_queues(queues.clone())
-            .with_schema_registry(Arc::new(schemas))
+            .with_schema_registry(schemas)
             .with_security(weir_http::auth::Security {
                 authorizer: authorizer.clone(),
                 bearer: Arc::new(args.bearer),

@@ -230,6 +230,13 @@ fn need(method: &Method, route: &str) -> Option<Need> {
         {
             Need::All(&[(Read, Stream, ALL)])
         }
+        "/v1/schema-validation/categories" if get => Need::Authenticated,
+        "/v1/schema-validation/categories/{category}" if get => {
+            Need::All(&[(Describe, Category, Param("category"))])
+        }
+        "/v1/schema-validation/categories/{category}" if put || delete => {
+            Need::All(&[(Alter, Category, Param("category"))])
+        }
         "/v1/categories/{category}" | "/v1/categories/{category}/live" if get => {
             Need::All(&[(Read, Category, Param("category"))])
         }

@@ -25,6 +25,7 @@ pub mod problem;
 mod queues;
 mod sagas;
 pub mod schema_registry;
+pub mod schema_validation;
 mod streams;
 mod subscriptions;
 mod tls;
@@ -286,6 +287,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(sagas::SagasApi::openapi());
     doc.merge(subscriptions::SubscriptionsApi::openapi());
+    doc.merge(schema_validation::SchemaValidationApi::openapi());
     doc
 }
 
@@ -424,6 +426,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(sagas::routes())
         .merge(subscriptions::routes())
         .merge(schema_registry::routes())
+        .merge(schema_validation::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::guard,

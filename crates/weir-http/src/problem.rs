@@ -28,6 +28,8 @@ pub struct ApiError {
     pub kafka_error_code: Option<i16>,
     pub expected_version: Option<String>,
     pub actual_version: Option<serde_json::Value>,
+    /// The event of an append it is about (index, id).
+    pub event: Option<Box<(usize, String)>>,
 }
 
 impl ApiError {
@@ -39,6 +41,7 @@ impl ApiError {
             kafka_error_code: None,
             expected_version: None,
             actual_version: None,
+            event: None,
         }
     }
 
@@ -101,6 +104,7 @@ impl From<BrokerError> for ApiError {
             | B::InvalidRecords { .. }
             | B::ControlRecordsRefused { .. } => (StatusCode::BAD_REQUEST, "invalid_records"),
             B::KeyRequired { .. } => (StatusCode::BAD_REQUEST, "key_required"),
+            B::RecordRefused { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "schema_validation"),
             B::InvalidTimestamp { .. } => (StatusCode::BAD_REQUEST, "invalid_timestamp"),
             B::OutOfOrderSequence { .. }
             | B::InvalidProducerEpoch { .. }
@@ -221,6 +225,7 @@ impl From<StoreError> for ApiError {
             S::StreamDeleted { .. } => (StatusCode::GONE, "stream_deleted"),
             S::InvalidStream { .. } => (StatusCode::BAD_REQUEST, "invalid_stream"),
             S::InvalidEvent { .. } => (StatusCode::BAD_REQUEST, "invalid_event"),
+            S::SchemaRefused { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "schema_validation"),
             S::AppendTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "append_too_large"),
             S::InvalidMetadata { .. } => (StatusCode::BAD_REQUEST, "invalid_metadata"),
             S::InvalidCorrelationId { .. } => (StatusCode::BAD_REQUEST, "invalid_correlation_id"),
@@ -236,6 +241,9 @@ impl From<StoreError> for ApiError {
         {
             out.expected_version = Some(expected.to_string());
             out.actual_version = Some(actual.map_or(serde_json::Value::Null, |v| v.into()));
+        }
+        if let S::SchemaRefused { index, id, .. } = &e {
+            out.event = Some(Box::new((*index, id.clone())));
         }
         out
     }
@@ -267,6 +275,8 @@ impl IntoResponse for ApiError {
             kafka_error_code: self.kafka_error_code,
             expected_version: self.expected_version,
             actual_version: self.actual_version,
+            event_index: self.event.as_ref().map(|e| e.0),
+            event_id: self.event.map(|e| e.1),
         };
         let mut response = (self.status, Json(problem)).into_response();
         response.headers_mut().insert(

@@ -108,9 +108,9 @@ pub fn for_broker_error(err: &BrokerError) -> Code {
         BrokerError::OutOfOrderSequence { .. } => Code::OutOfOrderSequenceNumber,
         BrokerError::InvalidProducerEpoch { .. } => Code::InvalidProducerEpoch,
         BrokerError::UnknownProducerId { .. } => Code::UnknownProducerId,
-        BrokerError::ControlRecordsRefused { .. } | BrokerError::KeyRequired { .. } => {
-            Code::InvalidRecord
-        }
+        BrokerError::ControlRecordsRefused { .. }
+        | BrokerError::KeyRequired { .. }
+        | BrokerError::RecordRefused { .. } => Code::InvalidRecord,
         BrokerError::DeleteRecordsOutOfRange { .. } => Code::OffsetOutOfRange,
         BrokerError::Log(e) => for_log_error(e),
         BrokerError::Registry { .. } => Code::UnknownServerError,

@@ -15,6 +15,7 @@ mod registry;
 mod state;
 mod store;
 mod types;
+mod validate;
 
 pub use error::SchemaError;
 pub use model::{
@@ -23,3 +24,4 @@ pub use model::{
 };
 pub use registry::{CompatibilityReport, Registry};
 pub use store::{BrokerSchemaLog, MemoryLog, SCHEMAS_TOPIC, SchemaLog};
+pub use validate::{CATEGORIES_MAX, Validator};

@@ -65,6 +65,8 @@ pub(crate) struct State {
     pub failed: Option<String>,
     /// Records replay could not decode.
     pub skipped: usize,
+    /// Stream categories whose appends are validated.
+    pub validated_categories: std::collections::BTreeSet<String>,
 }
 
 impl State {
@@ -197,6 +199,13 @@ impl State {
                     subject.level = level;
                 }
                 self.drop_if_empty(&s);
+            }
+            Record::CategoryValidation { category, enabled } => {
+                if enabled {
+                    self.validated_categories.insert(category);
+                } else {
+                    self.validated_categories.remove(&category);
+                }
             }
             Record::Mode {
                 subject: None,

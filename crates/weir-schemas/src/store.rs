@@ -48,6 +48,9 @@ pub(crate) enum Record {
         subject: Option<String>,
         mode: Option<Mode>,
     },
+    /// Validation on write of a stream category turned on or off (Weir's
+    /// own; Confluent's registry has no stream categories).
+    CategoryValidation { category: String, enabled: bool },
 }
 
 impl Record {
@@ -66,6 +69,7 @@ impl Record {
             Self::Config { subject, .. } | Self::Mode { subject, .. } => {
                 subject.as_deref().unwrap_or("")
             }
+            Self::CategoryValidation { category, .. } => category,
         }
     }
 }

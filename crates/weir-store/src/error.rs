@@ -34,6 +34,16 @@ pub enum StoreError {
     },
     #[error("invalid event {id:?}: {reason}")]
     InvalidEvent { id: String, reason: String },
+    /// An event of a category with schema validation on that does not
+    /// match its subject's schema.
+    #[error("stream {stream}: event {index} ({id:?}) was refused: {reason}")]
+    SchemaRefused {
+        stream: String,
+        /// The event's index in the append.
+        index: usize,
+        id: String,
+        reason: String,
+    },
     #[error("append too large: {reason}")]
     AppendTooLarge { reason: String },
     #[error("invalid correlation id {id:?}: {reason}")]

@@ -48,6 +48,7 @@ mod stats;
 mod subscription;
 mod trace;
 mod types;
+mod validation;
 
 pub use codec::rfc3339;
 
@@ -74,6 +75,7 @@ pub use types::{
     EVENT_TYPE_BYTES_MAX, ExpectedVersion, NewEvent, READ_COUNT_MAX, RecordedEvent,
     STREAM_ID_BYTES_MAX, StreamMetadata, category_of, validate_stream,
 };
+pub use validation::EventValidator;
 
 /// An event store engine. Every method blocks until done; an append
 /// returns once its events are durable, and readers see only durable

@@ -565,6 +565,12 @@ fn problem(e: ClientError, subject: Option<Subject<'_>>) -> Error {
         }),
         ("stream_not_found", _, Some(stream)) => Some(StoreError::StreamNotFound { stream }),
         ("stream_deleted", _, Some(stream)) => Some(StoreError::StreamDeleted { stream }),
+        ("schema_validation", _, Some(stream)) => Some(StoreError::SchemaRefused {
+            stream,
+            index: p.event_index.unwrap_or_default(),
+            id: p.event_id.clone().unwrap_or_default(),
+            reason: p.detail.clone(),
+        }),
         ("append_too_large", _, _) => Some(StoreError::AppendTooLarge {
             reason: p.detail.clone(),
         }),
@@ -603,6 +609,8 @@ mod tests {
             kafka_error_code: None,
             expected_version: expected.map(str::to_owned),
             actual_version: actual,
+            event_index: None,
+            event_id: None,
         }))
     }
 
@@ -645,6 +653,8 @@ mod tests {
             kafka_error_code: None,
             expected_version: None,
             actual_version: None,
+            event_index: None,
+            event_id: None,
         }));
         match problem(e, Some(Subject::read("$x"))) {
             Error::Server { status, code, .. } => {

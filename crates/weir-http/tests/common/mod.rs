@@ -69,7 +69,12 @@ impl Server {
                 weir_schemas::Limits::default(),
             )
             .unwrap();
-            state = state.with_schema_registry(Arc::new(r));
+            let r = Arc::new(r);
+            // Validation on write, as `weir serve` installs it.
+            let validator = Arc::new(weir_schemas::Validator::new(r.clone()));
+            broker.set_record_validator(validator.clone());
+            store.set_event_validator(validator);
+            state = state.with_schema_registry(r);
         }
         let state = Arc::new(state);
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -8,7 +8,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use weir_broker::{BrokerError, Produced};
 
@@ -37,8 +39,22 @@ fn refused(index: i32, code: Code, message: Option<String>) -> PartitionProduceR
         .with_error_message(message.map(|m| str_bytes(&m)))
 }
 
+/// A broker refusal; one naming a record also names it in
+/// `record_errors` (KIP-467), which clients log per record.
 fn refused_by(index: i32, err: &BrokerError) -> PartitionProduceResponse {
-    refused(index, for_broker_error(err), Some(err.to_string()))
+    let response = refused(index, for_broker_error(err), Some(err.to_string()));
+    match err {
+        BrokerError::RecordRefused {
+            index: record,
+            reason,
+            ..
+        } => response.with_record_errors(vec![
+            BatchIndexAndErrorMessage::default()
+                .with_batch_index(*record)
+                .with_batch_index_error_message(Some(str_bytes(reason))),
+        ]),
+        _ => response,
+    }
 }
 
 /// INVALID_RECORD (87) came with Produce v8 (KIP-467); Kafka answers older
@@ -46,7 +62,9 @@ fn refused_by(index: i32, err: &BrokerError) -> PartitionProduceResponse {
 /// compacted topic, a client's control batch).
 fn for_version(version: i16, response: PartitionProduceResponse) -> PartitionProduceResponse {
     if version < 8 && response.error_code == Code::InvalidRecord.code() {
-        response.with_error_code(Code::CorruptMessage.code())
+        response
+            .with_error_code(Code::CorruptMessage.code())
+            .with_record_errors(Vec::new())
     } else {
         response
     }

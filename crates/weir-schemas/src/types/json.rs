@@ -104,6 +104,14 @@ fn lookup<'a>(refs: &'a BTreeMap<String, Value>, url: &str) -> Option<&'a Value>
     })
 }
 
+/// A validator of documents for `schema`, its references resolved.
+pub(crate) fn compile(schema: &JsonSchema) -> Result<jsonschema::Validator, SchemaError> {
+    jsonschema::options()
+        .with_retriever(MapRetriever(schema.references.clone()))
+        .build(&schema.root)
+        .map_err(|e| SchemaError::InvalidSchema(format!("JSON Schema: {e}")))
+}
+
 /// Parses and compiles `text`; `references` are (name, text) pairs.
 pub(crate) fn parse(
     text: &str,

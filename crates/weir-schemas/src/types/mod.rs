@@ -3,8 +3,8 @@
 //! [`Parsed`] the registry handles alike.
 
 mod avro;
-mod json;
-mod protobuf;
+pub(crate) mod json;
+pub(crate) mod protobuf;
 
 use crate::error::SchemaError;
 use crate::model::SchemaType;

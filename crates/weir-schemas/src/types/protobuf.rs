@@ -75,6 +75,21 @@ pub(crate) fn parse(
 }
 
 impl ProtoSchema {
+    /// The message Confluent's message indexes name: the first index picks
+    /// a top-level message of the schema's file, each next one a message
+    /// nested in the previous (declaration order, as the descriptors list
+    /// them).
+    pub(crate) fn message_at(&self, indexes: &[usize]) -> Option<MessageDescriptor> {
+        let file = self.pool.get_file_by_name(MAIN_FILE)?;
+        let (first, rest) = indexes.split_first()?;
+        let mut message = file.messages().nth(*first)?;
+        for i in rest {
+            let child = message.child_messages().nth(*i)?;
+            message = child;
+        }
+        Some(message)
+    }
+
     fn package(&self) -> String {
         self.pool
             .get_file_by_name(MAIN_FILE)

@@ -88,6 +88,18 @@ impl EmbeddedStore {
             });
         }
         validate_events(events)?;
+        if let Some(validator) = self.validator.get() {
+            for (index, e) in events.iter().enumerate() {
+                validator
+                    .check(stream, e)
+                    .map_err(|reason| StoreError::SchemaRefused {
+                        stream: stream.to_owned(),
+                        index,
+                        id: e.id.clone(),
+                        reason,
+                    })?;
+            }
+        }
         // Outside the lock: a byte search per event, and a parse only for
         // metadata that names a correlation.
         let correlations: Vec<_> = events.iter().map(|e| correlation_of(&e.metadata)).collect();

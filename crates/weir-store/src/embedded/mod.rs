@@ -98,6 +98,9 @@ pub struct EmbeddedStore {
     /// The aggregate snapshots topic and each stream's newest snapshot.
     snapshots: Mutex<(Log, snapshots::Latest)>,
     pub(crate) stats: crate::stats::StoreStats,
+    /// Checks appends to categories with schema validation on (the schema
+    /// registry's, installed once).
+    validator: std::sync::OnceLock<Arc<dyn crate::EventValidator>>,
 }
 
 fn read_lock(lock: &RwLock<State>) -> std::sync::RwLockReadGuard<'_, State> {
@@ -201,7 +204,14 @@ impl EmbeddedStore {
             recovery,
             snapshots: Mutex::new((snapshot_log, latest)),
             stats: crate::stats::StoreStats::default(),
+            validator: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Installs the checker of appends (the schema registry's); the first
+    /// one installed stays (false if one was already).
+    pub fn set_event_validator(&self, validator: Arc<dyn crate::EventValidator>) -> bool {
+        self.validator.set(validator).is_ok()
     }
 
     /// Saves an aggregate's state as of `version` of `stream` (which must
