@@ -143,8 +143,10 @@ pub mod queue;
 mod registry;
 mod remote;
 pub mod saga;
+pub mod schema;
 pub mod service;
 pub mod timeline;
+mod upcast;
 
 pub use aggregate::{
     AGGREGATE_EVENTS_MAX, Aggregate, Executed, Loaded, Repository, RepositoryConfig,
@@ -163,10 +165,12 @@ pub use projection::{
 pub use query::{Op, PAGE_ROWS_MAX, Page, Query, SELECT_TERMS_MAX, Select};
 pub use registry::{REGISTRY_TYPES_MAX, Registry};
 pub use remote::{REMOTE_POLL_MS, Remote};
+pub use schema::{Binding, EventSchemas, Schemas};
 pub use service::{
     BreakerPolicy, BreakerState, Context, Delivery, Failure, KafkaSource, Published, Publisher,
     RetryPolicy, Running, Service, ServiceBuilder, ServiceConfig, Stats,
 };
+pub use upcast::{UPCAST_CHAIN_MAX, UPCAST_TYPES_MAX, UPCASTERS_MAX, Upcasters};
 
 /// The PostgreSQL client an outbox on PostgreSQL is written with (the
 /// same version the SDK links).
@@ -179,6 +183,9 @@ pub use rusqlite;
 pub use serde_json;
 /// Clocks (a manual one moves time in tests and demos).
 pub use weir_log::{Clock, ManualClock, SystemClock};
+/// The schema registry's core, whose types [`Schemas`] speaks
+/// (`SchemaDef`, `SchemaType`, `CompatibilityLevel`, ...).
+pub use weir_schemas as schema_registry;
 /// The event store crate, for [`Backend`] implementations (its
 /// `NewEvent`, `RecordedEvent` and `Loaded`).
 pub use weir_store as store;
