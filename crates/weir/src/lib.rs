@@ -130,6 +130,8 @@
 mod aggregate;
 mod client;
 mod consumer;
+pub mod contract;
+pub mod curtain;
 pub mod dead_letters;
 pub mod demo;
 mod envelope;
@@ -153,6 +155,7 @@ pub use aggregate::{
 };
 pub use client::{Backend, Client, ClientConfig, Embedded, READ_PAGE_MAX};
 pub use consumer::{Consumer, Handled, Handler};
+pub use curtain::{Curtain, CurtainBuilder, CurtainPass};
 pub use envelope::{
     Causation, Envelope, Extensions, JSON, KafkaRecord, Recorded, SPEC_VERSION, TRACEPARENT_HEADER,
     TRACESTATE_HEADER, new_id, new_span_id,
