@@ -279,7 +279,7 @@ fn a_gap_in_a_chain_names_the_event_and_the_missing_step() -> anyhow::Result<()>
     let ann_id = write_old_events(&plain)?;
     let mut u = Upcasters::new();
     u.declare::<CustomerEvent>()?;
-    u.add("CustomerRegistered", 1, |v| Ok(v))?; // no 2 -> 3
+    u.add("CustomerRegistered", 1, Ok)?; // no 2 -> 3
     let client = plain.with_upcasters(u);
     let repo = client.repository::<Customer>(RepositoryConfig::default());
     match repo.load("ann").unwrap_err() {
