@@ -8,6 +8,18 @@
 //!   correlation from an event to what handling it produces.
 //! - [`Event`] (with [`events!`] and [`event!`]): typed events, and the
 //!   [`Registry`] from type name and version to Rust type.
+//! - [`Upcasters`]: old versions of an event type carried, step by step,
+//!   to the current one its Rust type declares, on every read
+//!   ([`Client::with_upcasters`]; consumers, the [`Registry`] and the
+//!   consumer runtime too), so handlers see only the newest shape.
+//! - [`schema`]: event types bound to JSON Schemas registered under
+//!   `<category>-<type>` ([`EventSchemas`], [`Client::bind`]) in the
+//!   embedded registry or a server's ([`Schemas`]); events appended carry
+//!   `dataschema: /schemas/ids/<id>`. [`contract::check_contract`]:
+//!   a producer's samples against its consumers' registered schemas.
+//! - [`Curtain`]: internal events mapped to published contract events at
+//!   the boundary, unmapped types dropped explicitly, so internal changes
+//!   do not reach consumers.
 //! - [`Aggregate`] and [`Repository`]: commands decided against state,
 //!   appended with optimistic concurrency, retried on conflicts (a
 //!   repository's own threads take turns per aggregate and reuse the state
