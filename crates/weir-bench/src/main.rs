@@ -15,6 +15,7 @@ mod redis_baseline;
 mod report;
 mod resp;
 mod sagas_bench;
+mod schemas_bench;
 mod sdk_bench;
 mod security_bench;
 mod store_bench;
@@ -101,6 +102,11 @@ enum Command {
     /// through each listener of one in-process server, in alternating
     /// runs, and the ratio per direction (goal: at least 0.8).
     Security(security_bench::SecurityArgs),
+    /// Validation on write: librdkafka producing 1 KiB orders in the
+    /// schema registry's wire format to topics with
+    /// confluent.value.schema.validation (Avro, JSON) against the same
+    /// Avro bytes to a topic without it, alternating in one run.
+    Schemas(schemas_bench::SchemasArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -118,5 +124,6 @@ fn main() -> anyhow::Result<()> {
         Command::Compaction(args) => compaction_bench::run(&args),
         Command::Queues(args) => queues_bench::run(&args),
         Command::Security(args) => security_bench::run(&args),
+        Command::Schemas(args) => schemas_bench::run(&args),
     }
 }

@@ -186,7 +186,7 @@ impl Server {
         Ok(())
     }
 
-    fn shutdown(&mut self) {
+    pub(crate) fn shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -331,6 +331,23 @@ pub(crate) fn produce_phase(
     producers: usize,
     rng: &mut Rng,
 ) -> anyhow::Result<ProduceRun> {
+    let mut random = || {
+        let mut v = vec![0u8; VALUE_BYTES];
+        rng.fill(&mut v);
+        v
+    };
+    produce_phase_with(broker, target, records, producers, &mut random)
+}
+
+/// [`produce_phase`] with values from `make_value` (each producer cycles
+/// through [`VALUES_PER_PRODUCER`] of them), each [`VALUE_BYTES`] long.
+pub(crate) fn produce_phase_with(
+    broker: &Broker,
+    target: &Target,
+    records: u64,
+    producers: usize,
+    make_value: &mut dyn FnMut() -> Vec<u8>,
+) -> anyhow::Result<ProduceRun> {
     let epoch = Instant::now();
     let mut clients = Vec::with_capacity(producers);
     for p in 0..producers {
@@ -349,10 +366,11 @@ pub(crate) fn produce_phase(
             .client()
             .fetch_metadata(Some(&target.topic), Duration::from_secs(10))
             .context("producer metadata")?;
-        let mut values = vec![vec![0u8; VALUE_BYTES]; VALUES_PER_PRODUCER];
-        for v in &mut values {
-            rng.fill(v);
-        }
+        let values: Vec<Vec<u8>> = (0..VALUES_PER_PRODUCER).map(|_| make_value()).collect();
+        anyhow::ensure!(
+            values.iter().all(|v| v.len() == VALUE_BYTES),
+            "values are {VALUE_BYTES} bytes"
+        );
         clients.push((producer, values, n));
     }
     let barrier = Barrier::new(producers + 1);

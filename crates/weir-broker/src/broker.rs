@@ -81,8 +81,9 @@ pub struct Broker {
     /// Serializes changes to the registry (create, delete, alter).
     admin: Mutex<()>,
     /// Checks records of topics with schema validation on (the schema
-    /// registry's, installed once by the server).
-    record_validator: std::sync::OnceLock<Arc<dyn crate::RecordValidator>>,
+    /// registry's, installed once by the server). Weak: the registry
+    /// keeps its log on this broker, and its owner keeps it alive.
+    record_validator: std::sync::OnceLock<std::sync::Weak<dyn crate::RecordValidator>>,
 }
 
 fn log_name(topic: &str, partition: u32) -> String {

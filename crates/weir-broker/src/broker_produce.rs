@@ -9,9 +9,11 @@ use super::*;
 impl Broker {
     /// Installs the checker of records for topics with schema validation
     /// on; the first one installed stays (false if one was already).
-    /// Without one, such topics refuse every produce.
-    pub fn set_record_validator(&self, validator: Arc<dyn crate::RecordValidator>) -> bool {
-        self.record_validator.set(validator).is_ok()
+    /// The broker keeps a weak reference (the checker's registry lives on
+    /// this broker): the caller keeps `validator` alive for as long as it
+    /// should check. Without one, such topics refuse every produce.
+    pub fn set_record_validator(&self, validator: &Arc<dyn crate::RecordValidator>) -> bool {
+        self.record_validator.set(Arc::downgrade(validator)).is_ok()
     }
 
     /// Appends a producer's batches to a partition, returning where they
@@ -58,7 +60,10 @@ impl Broker {
             &rules,
             batches,
             (now_ms, self.config.decompressed_bytes_max),
-            self.record_validator.get().map(|v| v.as_ref()),
+            self.record_validator
+                .get()
+                .and_then(std::sync::Weak::upgrade)
+                .as_deref(),
         )?;
         let batches: &mut [u8] = match rewritten.as_mut() {
             Some(bytes) => bytes,

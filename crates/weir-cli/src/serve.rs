@@ -605,8 +605,10 @@ async fn serve(
     let schemas = Arc::new(schemas);
     // Validation on write checks against it: topics with
     // confluent.*.schema.validation on, and the validated categories.
-    let validator = Arc::new(weir_schemas::Validator::new(schemas.clone()));
-    broker.set_record_validator(validator.clone());
+    // (The store holds it; the broker only refers to it.)
+    let validator: Arc<weir_schemas::Validator> =
+        Arc::new(weir_schemas::Validator::new(schemas.clone()));
+    broker.set_record_validator(&(validator.clone() as Arc<dyn weir_broker::RecordValidator>));
     store.set_event_validator(validator);
     let mut http_state =
         weir_http::AppState::new(broker.clone(), groups.clone(), store.clone(), args.http)

@@ -15,6 +15,7 @@
 mod acls;
 mod queues;
 mod sagas;
+mod schemas;
 mod sse;
 mod subscriptions;
 
@@ -22,6 +23,9 @@ use std::time::Duration;
 
 pub use acls::AclQuery;
 pub use sagas::SagaFilter;
+pub use schemas::{
+    CompatibilityAnswer, REGISTRY_MEDIA, Registered, SchemaBody, SchemaReference, SubjectSchema,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 pub use sse::{SseEvent, SseStream};

@@ -15,6 +15,7 @@ use common::{TestServer, call, connect, kcat};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use weir_broker::RecordValidator;
 use weir_kafka::Code;
 use weir_log::batch::BatchBuilder;
 use weir_schemas::{ImportIds, Limits, Registry, SchemaDef, SchemaType, Validator};
@@ -29,9 +30,10 @@ fn framed(id: i32, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A server with the registry's validator installed, topic `payments`
-/// validated, and the Payment schema registered under `payments-value`.
-fn server() -> (TestServer, i32) {
+/// A server with the registry's validator installed (kept alive by the
+/// returned handle), topic `payments` validated, and the Payment schema
+/// registered under `payments-value`.
+fn server() -> (TestServer, i32, Arc<dyn RecordValidator>) {
     let server = TestServer::start();
     let registry =
         Arc::new(Registry::open_on_broker(server.broker.clone(), Limits::default()).unwrap());
@@ -43,11 +45,8 @@ fn server() -> (TestServer, i32) {
         )
         .unwrap()
         .id;
-    assert!(
-        server
-            .broker
-            .set_record_validator(Arc::new(Validator::new(registry)))
-    );
+    let validator: Arc<dyn RecordValidator> = Arc::new(Validator::new(registry));
+    assert!(server.broker.set_record_validator(&validator));
     server
         .broker
         .create_topic(
@@ -58,7 +57,7 @@ fn server() -> (TestServer, i32) {
             false,
         )
         .unwrap();
-    (server, id)
+    (server, id, validator)
 }
 
 fn produce(values: &[Option<&[u8]>]) -> ProduceRequest {
@@ -87,7 +86,7 @@ fn end_offset(server: &TestServer) -> i64 {
 
 #[test]
 fn a_bad_record_fails_its_whole_batch_with_invalid_record_naming_it() {
-    let (server, id) = server();
+    let (server, id, _validator) = server();
     let mut stream = connect(&server);
     let good = framed(id, &[4, b'a', b'b', 6]);
     let request = produce(&[Some(&good), Some(&good), Some(b"plain text"), Some(&good)]);
@@ -158,7 +157,7 @@ fn a_bad_record_fails_its_whole_batch_with_invalid_record_naming_it() {
 
 #[test]
 fn kcat_is_told_the_record_is_invalid() {
-    let (server, _) = server();
+    let (server, _, _validator) = server();
     let b = server.bootstrap();
     let refused = std::process::Command::new("kcat")
         .args(["-b", &b, "-P", "-t", "payments", "-p", "0"])

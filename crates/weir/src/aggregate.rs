@@ -210,7 +210,7 @@ impl<A: Aggregate> Repository<A> {
             let full = events.len() == LOAD_PAGE;
             for e in events {
                 let version = e.version;
-                let event: A::Event = Envelope::from_recorded(e)?.decode()?;
+                let event: A::Event = self.client.envelope(e)?.decode()?;
                 out.state.apply(&event);
                 out.version = Some(version);
                 out.events_applied += 1;
@@ -246,7 +246,7 @@ impl<A: Aggregate> Repository<A> {
         for e in events {
             let version = e.version;
             out.state
-                .apply(&Envelope::from_recorded(e)?.decode::<A::Event>()?);
+                .apply(&self.client.envelope(e)?.decode::<A::Event>()?);
             out.version = Some(version);
             out.events_applied += 1;
         }
@@ -311,8 +311,11 @@ impl<A: Aggregate> Repository<A> {
             let envelopes = decided
                 .iter()
                 .map(|e| {
-                    Envelope::new(e, self.client.source(), causation)
-                        .map(|env| env.with_subject(id))
+                    Envelope::new(e, self.client.source(), causation).map(|env| {
+                        self.client
+                            .bound(&stream, &env.with_subject(id))
+                            .into_owned()
+                    })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let expected = version.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);

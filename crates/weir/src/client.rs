@@ -17,7 +17,7 @@ use weir_store::{
 };
 
 use crate::timeline::Timeline;
-use crate::{Envelope, Error, Remote};
+use crate::{Envelope, Error, Remote, Upcasters};
 
 /// Most events one read through the client returns.
 pub const READ_PAGE_MAX: usize = 10_000;
@@ -211,6 +211,14 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn queue_engine(&self) -> Result<crate::queue::QueueEngine, Error> {
         Err(Error::Unsupported { what: "queues" })
     }
+
+    /// The schema registry beside the store ([`crate::schema`]).
+    /// Backends without one say so.
+    fn schemas(&self) -> Result<crate::Schemas, Error> {
+        Err(Error::Unsupported {
+            what: "a schema registry",
+        })
+    }
 }
 
 /// The embedded backend: the store of a data directory in this process.
@@ -222,6 +230,10 @@ pub struct Embedded {
     subscriptions: crate::persistent::EmbeddedSubscriptions,
     /// The queue manager, opened on first use (`crate::queue`).
     pub(crate) queues: std::sync::Mutex<Option<Arc<weir_deadletter::queue_claim::BrokerQueues>>>,
+    /// The schema registry on the broker's `__schemas` topic, opened on
+    /// first use; one per data directory, so ids are handed out by one
+    /// owner.
+    schemas: std::sync::Mutex<Option<Arc<weir_schemas::Registry>>>,
 }
 
 impl Embedded {
@@ -242,11 +254,46 @@ impl Embedded {
                 ..StoreConfig::default()
             },
         )?;
-        Ok(Self {
+        let embedded = Self {
             store: Arc::new(store),
             subscriptions: Default::default(),
             queues: std::sync::Mutex::new(None),
-        })
+            schemas: std::sync::Mutex::new(None),
+        };
+        // A directory with a registry may have validated categories:
+        // open it now, so appends are checked from the first.
+        let broker = embedded.store.broker();
+        if broker.topic(weir_schemas::SCHEMAS_TOPIC).is_ok() {
+            embedded.schema_registry()?;
+        }
+        Ok(embedded)
+    }
+
+    /// The data directory's schema registry (the `__schemas` topic),
+    /// opened on first use and shared by every caller after.
+    pub fn schema_registry(&self) -> Result<Arc<weir_schemas::Registry>, Error> {
+        let mut slot = self.schemas.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = slot.as_ref() {
+            return Ok(r.clone());
+        }
+        let r = weir_schemas::Registry::open_on_broker(
+            self.store.broker().clone(),
+            weir_schemas::Limits::default(),
+        )
+        .map_err(|e| Error::Schema {
+            subject: String::new(),
+            code: e.error_code(),
+            reason: format!("opening the registry: {e}"),
+        })?;
+        let r = Arc::new(r);
+        // Validation on write checks against it, as `weir serve` does.
+        // (The store holds it; the broker only refers to it.)
+        let validator = Arc::new(weir_schemas::Validator::new(r.clone()));
+        let records: Arc<dyn weir_broker::RecordValidator> = validator.clone();
+        self.store.broker().set_record_validator(&records);
+        self.store.set_event_validator(validator);
+        *slot = Some(r.clone());
+        Ok(r)
     }
 
     /// The store, for what the SDK does not wrap.
@@ -460,6 +507,10 @@ impl Backend for Embedded {
         crate::queue::embedded_engine(self)
     }
 
+    fn schemas(&self) -> Result<crate::Schemas, Error> {
+        Ok(crate::Schemas::embedded(self.schema_registry()?))
+    }
+
     fn wait_changed(&self, epoch: u64, timeout: Duration) -> bool {
         self.store
             .broker()
@@ -520,6 +571,9 @@ impl Default for ClientConfig {
 #[derive(Debug, Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// Applied to every event this client reads (see
+    /// [`Client::with_upcasters`]).
+    upcasters: Arc<Upcasters>,
 }
 
 #[derive(Debug)]
@@ -530,6 +584,8 @@ struct Inner {
     /// The temporary read models directory of a remote client given
     /// none; removed with the client.
     _read_models_tmp: Option<tempfile::TempDir>,
+    /// Schemas bound to event types (`crate::schema`), shared by clones.
+    pub(crate) bindings: crate::schema::Bindings,
 }
 
 impl Client {
@@ -612,8 +668,41 @@ impl Client {
                 source,
                 read_models_dir,
                 _read_models_tmp: None,
+                bindings: Default::default(),
             }),
+            upcasters: Arc::default(),
         }
+    }
+
+    /// This client (sharing its backend, read models and bindings) with
+    /// `upcasters` applied to every event it reads: its reads, the
+    /// aggregates its repositories load, its projectors and consumers see
+    /// each event in its type's current version.
+    pub fn with_upcasters(&self, upcasters: Upcasters) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            upcasters: Arc::new(upcasters),
+        }
+    }
+
+    /// The upcasters this client applies.
+    pub fn upcasters(&self) -> &Arc<Upcasters> {
+        &self.upcasters
+    }
+
+    /// `event` as this client's readers see it: upcast to its type's
+    /// current version (for events read elsewhere, e.g. from a topic).
+    pub fn upcast(&self, event: Envelope) -> Result<Envelope, Error> {
+        self.upcasters.upcast(event)
+    }
+
+    /// A recorded event's envelope, upcast.
+    pub(crate) fn envelope(&self, event: RecordedEvent) -> Result<Envelope, Error> {
+        self.upcasters.upcast(Envelope::from_recorded(event)?)
+    }
+
+    fn envelopes(&self, events: Vec<RecordedEvent>) -> Result<Vec<Envelope>, Error> {
+        events.into_iter().map(|e| self.envelope(e)).collect()
     }
 
     pub fn backend(&self) -> &dyn Backend {
@@ -629,6 +718,10 @@ impl Client {
         &self.inner.read_models_dir
     }
 
+    pub(crate) fn inner_bindings(&self) -> &crate::schema::Bindings {
+        &self.inner.bindings
+    }
+
     /// Appends envelopes to a stream if it is at `expected`; all or none.
     pub fn append(
         &self,
@@ -638,7 +731,7 @@ impl Client {
     ) -> Result<AppendResult, Error> {
         let new = events
             .iter()
-            .map(Envelope::to_new_event)
+            .map(|e| self.bound(stream, e).to_new_event())
             .collect::<Result<Vec<_>, _>>()?;
         self.backend().append(stream, expected, &new)
     }
@@ -651,16 +744,17 @@ impl Client {
         from_version: u64,
         max_count: usize,
     ) -> Result<Vec<Envelope>, Error> {
-        envelopes(
-            self.backend()
-                .read_stream(stream, from_version, max_count.min(READ_PAGE_MAX))?,
-        )
+        self.envelopes(self.backend().read_stream(
+            stream,
+            from_version,
+            max_count.min(READ_PAGE_MAX),
+        )?)
     }
 
     /// Up to `max_count` (at most [`READ_PAGE_MAX`]) events in global
     /// order from a position.
     pub fn read_all(&self, from_position: u64, max_count: usize) -> Result<Vec<Envelope>, Error> {
-        envelopes(
+        self.envelopes(
             self.backend()
                 .read_all(from_position, max_count.min(READ_PAGE_MAX))?,
         )
@@ -677,7 +771,7 @@ impl Client {
         from_position: u64,
         max_count: usize,
     ) -> Result<Vec<Envelope>, Error> {
-        envelopes(self.backend().read_correlation(
+        self.envelopes(self.backend().read_correlation(
             correlation_id,
             from_position,
             max_count.min(READ_PAGE_MAX),
@@ -711,7 +805,7 @@ impl Client {
         from_position: u64,
         max_count: usize,
     ) -> Result<Vec<Envelope>, Error> {
-        envelopes(self.backend().read_category(
+        self.envelopes(self.backend().read_category(
             category,
             from_position,
             max_count.min(READ_PAGE_MAX),
@@ -726,7 +820,7 @@ impl Client {
         from_position: u64,
         max_count: usize,
     ) -> Result<Vec<Envelope>, Error> {
-        envelopes(self.backend().read_type(
+        self.envelopes(self.backend().read_type(
             event_type,
             from_position,
             max_count.min(READ_PAGE_MAX),
@@ -737,8 +831,4 @@ impl Client {
     pub fn head_position(&self) -> Result<u64, Error> {
         self.backend().head_position()
     }
-}
-
-fn envelopes(events: Vec<RecordedEvent>) -> Result<Vec<Envelope>, Error> {
-    events.into_iter().map(Envelope::from_recorded).collect()
 }

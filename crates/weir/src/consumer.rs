@@ -10,14 +10,14 @@
 //! projection); the record is for effects that add up (counters,
 //! balances, sent notifications).
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::projection::{HandlerError, open_db, validate_name};
-use crate::{Client, Envelope, Error};
+use crate::{Client, Envelope, Error, Upcasters};
 
 /// A handler of events with effects in its own SQLite database.
 pub trait Handler: Send + Sync + 'static {
@@ -48,6 +48,9 @@ pub struct Handled<T> {
 pub struct Consumer<H> {
     handler: H,
     conn: Mutex<Connection>,
+    /// The client's upcasters: an event handed in older than its type's
+    /// current version is upcast before the handler sees it.
+    upcasters: Arc<Upcasters>,
 }
 
 impl Client {
@@ -79,6 +82,7 @@ impl Client {
         Ok(Consumer {
             handler,
             conn: Mutex::new(conn),
+            upcasters: self.upcasters().clone(),
         })
     }
 }
@@ -90,8 +94,11 @@ impl<H: Handler> Consumer<H> {
 
     /// Handles `event` once: the first delivery runs the handler and
     /// records the event id and output with its effects, atomically; a
-    /// later delivery of the same id returns the recorded output.
+    /// later delivery of the same id returns the recorded output. The
+    /// handler sees the event upcast to its type's current version (the
+    /// client's upcasters; an event read through the client is already).
     pub fn handle(&self, event: &Envelope) -> Result<Handled<H::Output>, Error> {
+        let event = &*self.upcasters.upcast_ref(event)?;
         let name = self.handler.name();
         let sql = |e| Error::sqlite(name, e);
         let mut conn = self.conn();

@@ -51,6 +51,48 @@ pub enum Error {
         event_type: String,
         reason: String,
     },
+    /// An upcaster registration refused (a duplicate step, one past the
+    /// current version, a limit).
+    #[error("upcasters of {event_type:?}: {reason}")]
+    InvalidUpcaster { event_type: String, reason: String },
+    /// An event older than its type's current version, with no upcaster
+    /// for one of the steps between.
+    #[error(
+        "event {id:?} ({event_type:?} v{version}): no upcaster from v{missing} on the way to the current v{current}"
+    )]
+    UpcastGap {
+        id: String,
+        event_type: String,
+        version: u32,
+        missing: u32,
+        current: u32,
+    },
+    /// An upcaster failed on an event (or its data is not JSON); `version`
+    /// is the version the failing step reads.
+    #[error("event {id:?} ({event_type:?} v{version}): upcasting failed: {reason}")]
+    UpcastFailed {
+        id: String,
+        event_type: String,
+        version: u32,
+        reason: String,
+    },
+    /// The schema registry refused a call, or could not be reached;
+    /// `code` is Confluent's error code (0 when there is none).
+    #[error("schema registry, subject {subject:?}: {reason} (code {code})")]
+    Schema {
+        subject: String,
+        code: u32,
+        reason: String,
+    },
+    /// An event curtain met an internal event type it neither maps nor
+    /// drops, or its mapping failed.
+    #[error("curtain {name}: event {id:?} ({event_type:?}): {reason}")]
+    Curtain {
+        name: String,
+        id: String,
+        event_type: String,
+        reason: String,
+    },
     #[error("event {id:?}: its metadata is not the SDK's: {reason}")]
     BadMetadata { id: String, reason: String },
     #[error("not a CloudEvent: {reason}")]

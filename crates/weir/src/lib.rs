@@ -8,6 +8,18 @@
 //!   correlation from an event to what handling it produces.
 //! - [`Event`] (with [`events!`] and [`event!`]): typed events, and the
 //!   [`Registry`] from type name and version to Rust type.
+//! - [`Upcasters`]: old versions of an event type carried, step by step,
+//!   to the current one its Rust type declares, on every read
+//!   ([`Client::with_upcasters`]; consumers, the [`Registry`] and the
+//!   consumer runtime too), so handlers see only the newest shape.
+//! - [`schema`]: event types bound to JSON Schemas registered under
+//!   `<category>-<type>` ([`EventSchemas`], [`Client::bind`]) in the
+//!   embedded registry or a server's ([`Schemas`]); events appended carry
+//!   `dataschema: /schemas/ids/<id>`. [`contract::check_contract`]:
+//!   a producer's samples against its consumers' registered schemas.
+//! - [`Curtain`]: internal events mapped to published contract events at
+//!   the boundary, unmapped types dropped explicitly, so internal changes
+//!   do not reach consumers.
 //! - [`Aggregate`] and [`Repository`]: commands decided against state,
 //!   appended with optimistic concurrency, retried on conflicts (a
 //!   repository's own threads take turns per aggregate and reuse the state
@@ -130,6 +142,8 @@
 mod aggregate;
 mod client;
 mod consumer;
+pub mod contract;
+pub mod curtain;
 pub mod dead_letters;
 pub mod demo;
 mod envelope;
@@ -143,14 +157,17 @@ pub mod queue;
 mod registry;
 mod remote;
 pub mod saga;
+pub mod schema;
 pub mod service;
 pub mod timeline;
+mod upcast;
 
 pub use aggregate::{
     AGGREGATE_EVENTS_MAX, Aggregate, Executed, Loaded, Repository, RepositoryConfig,
 };
 pub use client::{Backend, Client, ClientConfig, Embedded, READ_PAGE_MAX};
 pub use consumer::{Consumer, Handled, Handler};
+pub use curtain::{Curtain, CurtainBuilder, CurtainPass};
 pub use envelope::{
     Causation, Envelope, Extensions, JSON, KafkaRecord, Recorded, SPEC_VERSION, TRACEPARENT_HEADER,
     TRACESTATE_HEADER, new_id, new_span_id,
@@ -163,10 +180,12 @@ pub use projection::{
 pub use query::{Op, PAGE_ROWS_MAX, Page, Query, SELECT_TERMS_MAX, Select};
 pub use registry::{REGISTRY_TYPES_MAX, Registry};
 pub use remote::{REMOTE_POLL_MS, Remote};
+pub use schema::{Binding, EventSchemas, Schemas};
 pub use service::{
     BreakerPolicy, BreakerState, Context, Delivery, Failure, KafkaSource, Published, Publisher,
     RetryPolicy, Running, Service, ServiceBuilder, ServiceConfig, Stats,
 };
+pub use upcast::{UPCAST_CHAIN_MAX, UPCAST_TYPES_MAX, UPCASTERS_MAX, Upcasters};
 
 /// The PostgreSQL client an outbox on PostgreSQL is written with (the
 /// same version the SDK links).
@@ -179,6 +198,9 @@ pub use rusqlite;
 pub use serde_json;
 /// Clocks (a manual one moves time in tests and demos).
 pub use weir_log::{Clock, ManualClock, SystemClock};
+/// The schema registry's core, whose types [`Schemas`] speaks
+/// (`SchemaDef`, `SchemaType`, `CompatibilityLevel`, ...).
+pub use weir_schemas as schema_registry;
 /// The event store crate, for [`Backend`] implementations (its
 /// `NewEvent`, `RecordedEvent` and `Loaded`).
 pub use weir_store as store;

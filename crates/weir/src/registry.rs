@@ -5,8 +5,9 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use crate::{Envelope, Error, Event};
+use crate::{Envelope, Error, Event, Upcasters};
 
 /// Most event types one registry holds.
 pub const REGISTRY_TYPES_MAX: usize = 10_000;
@@ -20,10 +21,12 @@ struct Entry {
     decode: DecodeFn,
 }
 
-/// Event type name and version to Rust type.
+/// Event type name and version to Rust type, with the upcasters applied
+/// before decoding.
 #[derive(Debug, Default, Clone)]
 pub struct Registry {
     entries: HashMap<(String, u32), Entry>,
+    upcasters: Arc<Upcasters>,
 }
 
 fn decode_boxed<E: Event>(
@@ -70,6 +73,13 @@ impl Registry {
         Ok(self)
     }
 
+    /// Applies `upcasters` before every decode: an event older than its
+    /// type's current version is decoded as the current version.
+    pub fn with_upcasters(&mut self, upcasters: Upcasters) -> &mut Self {
+        self.upcasters = Arc::new(upcasters);
+        self
+    }
+
     /// The Rust type registered for an event type and version.
     pub fn rust_type(&self, event_type: &str, version: u32) -> Option<&'static str> {
         self.entries
@@ -80,6 +90,7 @@ impl Registry {
     /// The event's data as the Rust type registered for it (downcast with
     /// `Box::<dyn Any>::downcast`).
     pub fn decode(&self, event: &Envelope) -> Result<Box<dyn Any + Send>, Error> {
+        let event = &*self.upcasters.upcast_ref(event)?;
         let entry = self.entry(event)?;
         match (entry.decode)(&event.event_type, event.dataversion, &event.data) {
             Some(Ok(b)) => Ok(b),
@@ -95,6 +106,7 @@ impl Registry {
     /// The event's data as `E`, which must be the Rust type registered for
     /// its type and version.
     pub fn decode_as<E: Event>(&self, event: &Envelope) -> Result<E, Error> {
+        let event = &*self.upcasters.upcast_ref(event)?;
         let entry = self.entry(event)?;
         if entry.type_id != TypeId::of::<E>() {
             return Err(Error::BadEventData {

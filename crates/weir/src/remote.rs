@@ -235,6 +235,10 @@ impl Backend for Remote {
         Ok(crate::queue::QueueEngine::remote(self.http.clone()))
     }
 
+    fn schemas(&self) -> Result<crate::Schemas, Error> {
+        Ok(crate::Schemas::remote(self.http.clone()))
+    }
+
     fn append(
         &self,
         stream: &str,

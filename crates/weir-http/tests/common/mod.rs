@@ -72,7 +72,8 @@ impl Server {
             let r = Arc::new(r);
             // Validation on write, as `weir serve` installs it.
             let validator = Arc::new(weir_schemas::Validator::new(r.clone()));
-            broker.set_record_validator(validator.clone());
+            let records: Arc<dyn weir_broker::RecordValidator> = validator.clone();
+            broker.set_record_validator(&records);
             store.set_event_validator(validator);
             state = state.with_schema_registry(r);
         }

@@ -305,6 +305,7 @@ pub struct ServiceBuilder {
     handlers: Vec<(&'static str, u32, &'static str, HandlerFn)>,
     fallback: Option<HandlerFn>,
     downstreams: Vec<(String, BreakerPolicy)>,
+    upcasters: Arc<crate::Upcasters>,
 }
 
 impl fmt::Debug for ServiceBuilder {
@@ -320,6 +321,17 @@ impl fmt::Debug for ServiceBuilder {
 impl ServiceBuilder {
     pub fn config(mut self, config: ServiceConfig) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Upcasts every record's event to its type's current version before
+    /// it is dispatched, so handlers registered for the current version
+    /// ([`Self::on`]) get events written with older ones. An upcaster's
+    /// failure, or a gap in a chain, dead-letters the record (as a decode
+    /// error). A service fed by an event store ([`Service::start_store`]
+    /// also sees its client's upcasters).
+    pub fn upcasters(mut self, upcasters: crate::Upcasters) -> Self {
+        self.upcasters = Arc::new(upcasters);
         self
     }
 
@@ -407,6 +419,7 @@ impl ServiceBuilder {
                 config: self.config,
                 handlers: handlers.into_iter().map(|(k, (_, f))| (k, f)).collect(),
                 fallback: self.fallback,
+                upcasters: self.upcasters,
                 stats: Counters::default(),
             }),
         })
@@ -463,6 +476,7 @@ struct Shared {
     config: ServiceConfig,
     handlers: HashMap<(String, u32), HandlerFn>,
     fallback: Option<HandlerFn>,
+    upcasters: Arc<crate::Upcasters>,
     breakers: Breakers,
     stats: Counters,
 }
@@ -500,6 +514,7 @@ impl Service {
             handlers: Vec::new(),
             fallback: None,
             downstreams: Vec::new(),
+            upcasters: Arc::default(),
         }
     }
 

@@ -202,6 +202,14 @@ impl Worker {
                 }
             }
         };
+        let upcast = match self.shared.upcasters.upcast_ref(envelope) {
+            Ok(e) => e,
+            Err(e) => {
+                let t = now_ms();
+                return self.dead_letter(job, ErrorKind::Decode, e.to_string(), 1, t, t);
+            }
+        };
+        let envelope = &*upcast;
         let Some(handler) = self.shared.handler(envelope) else {
             bump(&self.shared.stats.skipped, 1);
             self.tracker.done(&job.lane, job.offset, job.generation);
