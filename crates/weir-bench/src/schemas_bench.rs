@@ -109,7 +109,7 @@ fn avro_order(id: i32, n: u64, note: usize) -> Vec<u8> {
     varint(&mut out, 1_700_000_000_000 + n as i64);
     out.extend_from_slice(&(n as f64 * 1.25).to_le_bytes());
     varint(&mut out, (n % 3) as i64);
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         varint(&mut out, 0);
     } else {
         varint(&mut out, 1);
@@ -135,7 +135,7 @@ fn json_order(id: i32, n: u64, note: usize) -> Vec<u8> {
         })
         .collect();
     let status = ["NEW", "PAID", "SHIPPED"][(n % 3) as usize];
-    let coupon = if n % 2 == 0 {
+    let coupon = if n.is_multiple_of(2) {
         serde_json::Value::Null
     } else {
         "SPRING".into()
