@@ -176,6 +176,13 @@ impl SubscriptionConsumer {
             .read_subscription(&s.target, &s.group, &self.name, max, wait)
     }
 
+    /// A delivered event as this client's readers see it: its envelope,
+    /// upcast to its type's current version by the client's upcasters
+    /// (deliveries carry the event as recorded).
+    pub fn envelope(&self, delivered: &Delivered) -> Result<crate::Envelope, Error> {
+        self.sub.client.envelope(delivered.event.clone())
+    }
+
     /// Acks events: handled, never delivered again (durable on return).
     pub fn ack(&self, events: &[Delivered]) -> Result<(), Error> {
         let ids: Vec<String> = events.iter().map(|d| d.ack_id.clone()).collect();

@@ -467,3 +467,33 @@ fn a_validated_category_refuses_events_its_schemas_refuse() -> anyhow::Result<()
     client.append("customer-old", ExpectedVersion::NoStream, &[old])?;
     Ok(())
 }
+
+/// Persistent-subscription deliveries carry the event as recorded; the
+/// consumer's `envelope` hands it out upcast, as every other read.
+#[test]
+fn subscription_deliveries_are_upcast_by_their_consumer() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let plain = Client::open(dir.path())?;
+    write_old_events(&plain)?;
+    let client = plain.with_upcasters(upcasters());
+    let group = client.persistent_subscription("customer-bo", "crm");
+    group.ensure(&weir::persistent::SubscriptionSettings {
+        start_from: Some(0),
+        ..Default::default()
+    })?;
+    let consumer = group.consumer("c1");
+    let delivered = consumer.read(10, std::time::Duration::from_secs(5))?;
+    assert_eq!(delivered.len(), 1);
+    let envelope = consumer.envelope(&delivered[0])?;
+    assert_eq!(envelope.dataversion, 3);
+    assert_eq!(
+        envelope.decode::<CustomerEvent>()?,
+        CustomerEvent::Registered(Registered {
+            first: "Bo".into(),
+            last: "Ng".into(),
+            tier: "basic".into()
+        })
+    );
+    consumer.ack(&delivered)?;
+    Ok(())
+}
