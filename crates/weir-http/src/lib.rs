@@ -286,6 +286,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(sagas::SagasApi::openapi());
     doc.merge(subscriptions::SubscriptionsApi::openapi());
+    doc.merge(schema_registry::SchemaRegistryApi::openapi());
     doc
 }
 
