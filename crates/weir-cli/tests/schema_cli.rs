@@ -50,6 +50,17 @@ impl Cli<'_> {
     }
 }
 
+/// Kills the server when dropped, so a failed assertion does not leave
+/// it running (holding the port and whatever it inherited).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `registered SUBJECT version V id I` as (V, I).
 fn registered(line: &str, subject: &str) -> (u32, u32) {
     let words: Vec<&str> = line.split_whitespace().collect();
@@ -96,6 +107,7 @@ fn weir_schema_registers_lists_shows_checks_and_deletes() {
     )
     .unwrap();
     let (child, http) = common::start_serve_http(&files.join("data"), &[]);
+    let mut child = Killed(child);
     let cli = Cli {
         http: &http,
         dir: files,
@@ -261,9 +273,8 @@ fn weir_schema_registers_lists_shows_checks_and_deletes() {
     let (_, err) = cli.fails(&["compat", "--global", "a", "b"], 2);
     assert!(!err.is_empty());
 
-    let mut child = child;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     let (_, err) = cli.fails(&["list"], 5);
     assert!(err.contains("cannot talk"), "{err}");
 }
@@ -274,7 +285,7 @@ fn weir_schema_sends_the_token() {
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, "User:admin admin-token\n").unwrap();
     std::fs::write(dir.path().join("s.avsc"), "\"string\"").unwrap();
-    let (mut child, http) = common::start_serve_http(
+    let (child, http) = common::start_serve_http(
         &dir.path().join("data"),
         &[
             "--authorizer",
@@ -284,6 +295,7 @@ fn weir_schema_sends_the_token() {
             tokens.to_str().unwrap(),
         ],
     );
+    let _server = Killed(child);
     let cli = Cli {
         http: &http,
         dir: dir.path(),
@@ -295,6 +307,4 @@ fn weir_schema_sends_the_token() {
     let out = cli.ok(&["register", "s-value", "s.avsc", "--token", "admin-token"]);
     assert_eq!(registered(&out, "s-value").0, 1);
     assert_eq!(cli.ok(&["list", "--token", "admin-token"]), "s-value\n");
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
