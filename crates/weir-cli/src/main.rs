@@ -3,8 +3,8 @@
 //! `weir serve` runs the server; `weir outbox relay` relays a service's
 //! outbox; `weir log` works on a data directory
 //! directly (while no server has it open: the directory is locked); `weir
-//! topic|produce|consume|stream|group|dlq|saga|trace` talk to a running
-//! server over its HTTP API; `weir user` manages SASL users in a data
+//! topic|produce|consume|stream|group|dlq|saga|trace|schema` talk to a
+//! running server over its HTTP API; `weir user` manages SASL users in a data
 //! directory (locked, like `weir log`); `weir demo` runs the SDK's demonstrations.
 
 mod acl_cli;
@@ -15,6 +15,7 @@ mod queue_cli;
 mod reload;
 mod remote;
 mod saga_cli;
+mod schema_cli;
 mod security_args;
 mod serve;
 mod subscription_cli;
@@ -80,6 +81,9 @@ enum Command {
     Trace(trace_cli::TraceArgs),
     /// List sagas, show one, resume a parked one.
     Saga(saga_cli::SagaArgs),
+    /// Register, list, show, test and delete schemas in a running
+    /// server's schema registry; its compatibility levels and modes.
+    Schema(schema_cli::SchemaArgs),
     /// Run a demonstration built on the SDK.
     #[command(subcommand)]
     Demo(DemoCommand),
@@ -293,6 +297,7 @@ fn main() -> std::process::ExitCode {
         Command::Acl(args) => (acl_cli::run_acl(args), true),
         Command::Trace(args) => (trace_cli::run_trace(args), true),
         Command::Saga(args) => (saga_cli::run_saga(args), true),
+        Command::Schema(args) => (schema_cli::run_schema(args), true),
         Command::Outbox(cmd) => (outbox_cli::run(cmd), false),
         Command::User(args) => (user_cli::run(args), false),
     };

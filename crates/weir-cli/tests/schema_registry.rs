@@ -5,7 +5,10 @@
 //! consumed back and deserialized, an incompatible version refused with
 //! 409; then, after a restart on the same data directory, the subject's
 //! versions and ids are the same over HTTP and a fresh client reads the
-//! records again.
+//! records again. The same with `JSONSerializer` and `JSONDeserializer`
+//! (`tests/clients/python_schema_registry_json.py`): JSON Schema versions
+//! with a closed content model, a record breaking the schema refused by
+//! the serializer, a property made required refused with 409.
 
 mod common;
 
@@ -93,6 +96,50 @@ fn confluent_avro_serializers_work_against_weir_serve() {
     }
     let out = run_python(&kafka, &http, "read");
     assert!(out.contains("ok: a fresh client deserialized"), "{out}");
+    stop(child);
+}
+
+#[test]
+fn confluent_json_serializers_work_against_weir_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, kafka, http) = common::start_serve_kafka_http(dir.path(), &[]);
+    let out = Command::new(common::python())
+        .arg(common::client_script("python_schema_registry_json.py"))
+        .args([&kafka, &format!("http://{http}")])
+        .output()
+        .expect("the client virtualenv is installed by scripts/install-deps");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.matches("ok: ").count(), 3, "{stdout}");
+    let refused = stdout
+        .lines()
+        .find(|l| l.starts_with("refused "))
+        .unwrap_or_else(|| panic!("no refusal in {stdout}"));
+    assert!(refused.starts_with("refused 409 409 "), "{refused}");
+    assert!(
+        refused.contains("'carrier'") && refused.contains("required"),
+        "the message names the breaking change: {refused}"
+    );
+    let ids: Vec<i64> = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("ids "))
+        .expect("the records' schema ids")
+        .split(' ')
+        .map(|n| n.parse().unwrap())
+        .collect();
+    for (version, id) in [(1, ids[0]), (2, ids[1])] {
+        let (st, v) = get(
+            &http,
+            &format!("/subjects/shipments-value/versions/{version}"),
+        );
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["id"].as_i64(), Some(id), "{v}");
+        assert_eq!(v["schemaType"], "JSON", "{v}");
+    }
     stop(child);
 }
 

@@ -1,7 +1,9 @@
 //! `weir-client`: a blocking client of Weir's HTTP/JSON API (`/v1/...`),
 //! speaking the `weir-api` types. The `weir` command's API subcommands use
 //! it; every error the server answers with comes back as its RFC 9457
-//! [`Problem`], so callers can act on the stable `code`.
+//! [`Problem`], so callers can act on the stable `code` (the schema
+//! registry's Confluent-shaped errors too, their numeric `error_code` as
+//! the code).
 //!
 //! ```no_run
 //! use weir_client::Client;
@@ -154,6 +156,29 @@ pub fn encode_segment(segment: &str) -> String {
         }
     }
     out
+}
+
+/// The schema registry's error body (`{"error_code": 40401, "message":
+/// ...}`, Confluent's shape, which its clients parse) as a problem: the
+/// numeric code becomes the problem's `code`, so callers handle both
+/// kinds of refusal alike.
+fn registry_problem(status: u16, body: &[u8]) -> Option<Problem> {
+    #[derive(serde::Deserialize)]
+    struct RegistryError {
+        error_code: i64,
+        message: String,
+    }
+    let e: RegistryError = serde_json::from_slice(body).ok()?;
+    Some(Problem {
+        kind: format!("urn:weir:schema-registry:{}", e.error_code),
+        title: "schema registry error".to_owned(),
+        status,
+        detail: e.message,
+        code: e.error_code.to_string(),
+        kafka_error_code: None,
+        expected_version: None,
+        actual_version: None,
+    })
 }
 
 impl Client {
@@ -328,9 +353,12 @@ impl Client {
             let body: &[u8] = if body.is_empty() { b"null" } else { &body };
             return serde_json::from_slice(body).map_err(|e| protocol(e.to_string()));
         }
-        match serde_json::from_slice::<Problem>(&body) {
-            Ok(problem) => Err(ClientError::Problem(Box::new(problem))),
-            Err(_) => Err(protocol(format!(
+        let problem = serde_json::from_slice::<Problem>(&body)
+            .ok()
+            .or_else(|| registry_problem(status.as_u16(), &body));
+        match problem {
+            Some(problem) => Err(ClientError::Problem(Box::new(problem))),
+            None => Err(protocol(format!(
                 "status {status} with a body that is not a problem: {}",
                 String::from_utf8_lossy(&body[..body.len().min(200)])
             ))),
@@ -687,5 +715,18 @@ mod tests {
         assert!(Client::new("https://h:1").is_err());
         assert!(Client::new("http://h:1/v1").is_err());
         assert!(Client::new("").is_err());
+    }
+
+    #[test]
+    fn registry_errors_read_as_problems() {
+        let p = registry_problem(
+            404,
+            br#"{"error_code":40401,"message":"subject 'x' not found"}"#,
+        )
+        .unwrap();
+        assert_eq!((p.status, p.code.as_str()), (404, "40401"));
+        assert_eq!(p.detail, "subject 'x' not found");
+        assert!(registry_problem(500, b"oops").is_none());
+        assert!(registry_problem(404, br#"{"message":"no code"}"#).is_none());
     }
 }

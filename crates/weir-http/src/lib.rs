@@ -288,6 +288,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(sagas::SagasApi::openapi());
     doc.merge(subscriptions::SubscriptionsApi::openapi());
     doc.merge(schema_validation::SchemaValidationApi::openapi());
+    doc.merge(schema_registry::SchemaRegistryApi::openapi());
     doc
 }
 

@@ -121,10 +121,27 @@ impl std::fmt::Display for NotFound {
 
 impl std::error::Error for NotFound {}
 
+/// What was asked conflicts with the server's state though the server
+/// answered it (`weir schema check` of an incompatible schema): exits
+/// with [`exit::CONFLICT`], as a 409 does.
+#[derive(Debug)]
+pub struct Conflict(pub String);
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Conflict {}
+
 /// The exit code for an error of an API subcommand.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     if err.downcast_ref::<NotFound>().is_some() {
         return exit::NOT_FOUND;
+    }
+    if err.downcast_ref::<Conflict>().is_some() {
+        return exit::CONFLICT;
     }
     match err.downcast_ref::<ClientError>() {
         Some(ClientError::Problem(p)) => match p.status {

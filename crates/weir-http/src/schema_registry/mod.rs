@@ -2,10 +2,16 @@
 //! listener (`/subjects`, `/schemas`, `/config`, `/mode`,
 //! `/compatibility`), over `weir-schemas`' [`Registry`], so Confluent's
 //! `SchemaRegistryClient` and serializers work against `weir serve`
-//! unchanged. Bodies use Confluent's field names and content types, and
-//! errors are Confluent's `{"error_code", "message"}` bodies, not RFC 9457
-//! problems, since its clients parse those. Each route's ACL is in
-//! `auth.rs`; the handlers here filter lists by what the caller may see.
+//! unchanged. Bodies use Confluent's field names and content types
+//! (`bodies.rs`, the types the OpenAPI document shows under the tag
+//! `schemas`), and errors are Confluent's `{"error_code", "message"}`
+//! bodies, not RFC 9457 problems, since its clients parse those. The
+//! subject and schema routes are here, levels and modes in `config.rs`.
+//! Each route's ACL is in `auth.rs`; the handlers here filter lists by
+//! what the caller may see.
+
+mod bodies;
+mod config;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,12 +23,16 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::OpenApi;
 use weir_auth::acl::{Operation, ResourceType};
-use weir_schemas::{
-    CompatibilityLevel, ImportIds, Mode, Reference, Registry, SchemaDef, SchemaError, SchemaType,
-    SubjectVersion, VersionSpec,
+use weir_schemas::{ImportIds, Registry, SchemaDef, SchemaError, SchemaType, VersionSpec};
+
+use bodies::{
+    CompatibilityAnswer, ErrorBody, IdPath, LevelAnswer, LevelRequest, LevelSet, ModeAnswer,
+    ModeRequest, ReferenceBody, Registered, SchemaAnswer, SchemaRequest, SubjectAndVersion,
+    SubjectPath, SubjectVersionPath, VersionAnswer,
 };
 
 use crate::AppState;
@@ -75,16 +85,27 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/schemas/ids/{id}/versions", get(by_id_versions))
         .route(
             "/config",
-            get(get_config).put(put_config).delete(delete_config),
+            get(config::get_global_config)
+                .put(config::put_global_config)
+                .delete(config::delete_global_config),
         )
         .route(
             "/config/{subject}",
-            get(get_config).put(put_config).delete(delete_config),
+            get(config::get_config)
+                .put(config::put_config)
+                .delete(config::delete_config),
         )
-        .route("/mode", get(get_mode).put(put_mode).delete(delete_mode))
+        .route(
+            "/mode",
+            get(config::get_global_mode)
+                .put(config::put_global_mode)
+                .delete(config::delete_global_mode),
+        )
         .route(
             "/mode/{subject}",
-            get(get_mode).put(put_mode).delete(delete_mode),
+            get(config::get_mode)
+                .put(config::put_mode)
+                .delete(config::delete_mode),
         )
         .route(
             "/compatibility/subjects/{subject}/versions",
@@ -92,8 +113,109 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         )
         .route(
             "/compatibility/subjects/{subject}/versions/{version}",
-            post(compatibility),
+            post(compatibility_with),
         )
+}
+
+/// The registry's part of the OpenAPI document (tag `schemas`).
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        subjects,
+        versions,
+        register,
+        lookup,
+        delete_subject,
+        version,
+        delete_version,
+        version_schema,
+        referenced_by,
+        schemas,
+        types,
+        by_id,
+        by_id_schema,
+        by_id_subjects,
+        by_id_versions,
+        compatibility,
+        compatibility_with,
+        config::get_global_config,
+        config::put_global_config,
+        config::delete_global_config,
+        config::get_config,
+        config::put_config,
+        config::delete_config,
+        config::get_global_mode,
+        config::put_global_mode,
+        config::delete_global_mode,
+        config::get_mode,
+        config::put_mode,
+        config::delete_mode,
+    ),
+    components(schemas(
+        ErrorBody,
+        ReferenceBody,
+        SchemaRequest,
+        SchemaAnswer,
+        VersionAnswer,
+        Registered,
+        SubjectAndVersion,
+        CompatibilityAnswer,
+        LevelAnswer,
+        LevelRequest,
+        LevelSet,
+        ModeRequest,
+        ModeAnswer,
+    )),
+    tags((name = "schemas", description = "Confluent's Schema Registry REST API, at the root of the HTTP listener")),
+    modifiers(&RegistryMediaType)
+)]
+pub(crate) struct SchemaRegistryApi;
+
+/// The registry's requests and answers carry Confluent's media type; the
+/// annotations name only body types (which utoipa files under JSON, or
+/// plain text for a number), so this gives every operation tagged
+/// `schemas` that media type instead.
+struct RegistryMediaType;
+
+/// The media types utoipa files bodies under: JSON, plain text for a
+/// number.
+const GENERIC_MEDIA: [&str; 2] = ["application/json", "text/plain"];
+
+impl utoipa::Modify for RegistryMediaType {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        for item in api.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+            ];
+            for op in operations.into_iter().flatten() {
+                let ours = op
+                    .tags
+                    .as_ref()
+                    .is_some_and(|t| t.iter().any(|t| t == "schemas"));
+                if !ours {
+                    continue;
+                }
+                for generic in GENERIC_MEDIA {
+                    if let Some(body) = &mut op.request_body
+                        && let Some(c) = body.content.remove(generic)
+                    {
+                        body.content.insert(CONTENT_TYPE.to_owned(), c);
+                    }
+                    for response in op.responses.responses.values_mut() {
+                        if let RefOr::T(response) = response
+                            && let Some(c) = response.content.shift_remove(generic)
+                        {
+                            response.content.insert(CONTENT_TYPE.to_owned(), c);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A refusal as Confluent's registry answers it.
@@ -132,16 +254,20 @@ impl From<SchemaError> for SrError {
 
 impl IntoResponse for SrError {
     fn into_response(self) -> Response {
-        let body = json!({"error_code": self.code, "message": self.message});
-        (self.status, answer(body)).into_response()
+        let body = ErrorBody {
+            error_code: self.code,
+            message: self.message,
+        };
+        (self.status, answer(&body)).into_response()
     }
 }
 
 /// A JSON answer with the registry's media type.
-fn answer(body: Value) -> Response {
+fn answer(body: &impl Serialize) -> Response {
+    let text = serde_json::to_string(body).expect("registry answers serialize");
     (
         [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
-        body.to_string(),
+        text,
     )
         .into_response()
 }
@@ -205,19 +331,6 @@ fn allows(caller: Option<&Extension<Caller>>, operation: Operation, subject: &st
     caller.is_none_or(|c| c.allows(operation, ResourceType::SchemaSubject, subject))
 }
 
-/// A schema as clients post it. Unknown fields (`metadata`, `ruleSet` of
-/// newer clients) are taken and ignored.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SchemaBody {
-    schema: Option<String>,
-    schema_type: Option<String>,
-    #[serde(default)]
-    references: Option<Vec<Reference>>,
-    id: Option<i32>,
-    version: Option<i32>,
-}
-
 /// A JSON body of a registry request: its media type one of [`ACCEPTED`]
 /// (or none), its JSON shaped as `T`.
 fn body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, bytes: &Bytes) -> Result<T, SrError> {
@@ -241,7 +354,7 @@ fn body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, bytes: &Bytes) -> R
     })
 }
 
-fn schema_def(b: SchemaBody) -> Result<(SchemaDef, ImportIds), SrError> {
+fn schema_def(b: SchemaRequest) -> Result<(SchemaDef, ImportIds), SrError> {
     let schema = b
         .schema
         .filter(|s| !s.trim().is_empty())
@@ -250,7 +363,9 @@ fn schema_def(b: SchemaBody) -> Result<(SchemaDef, ImportIds), SrError> {
         None => SchemaType::Avro,
         Some(t) => t.parse()?,
     };
-    let def = SchemaDef::new(schema_type, schema).with_references(b.references.unwrap_or_default());
+    let references = b.references.unwrap_or_default();
+    let def = SchemaDef::new(schema_type, schema)
+        .with_references(references.into_iter().map(Into::into).collect());
     Ok((
         def,
         ImportIds {
@@ -260,30 +375,10 @@ fn schema_def(b: SchemaBody) -> Result<(SchemaDef, ImportIds), SrError> {
     ))
 }
 
-/// A schema's fields as Confluent writes them: `schemaType` left out for
-/// AVRO, `references` left out when there are none.
-fn schema_fields(def: &SchemaDef, out: &mut serde_json::Map<String, Value>) {
-    if def.schema_type != SchemaType::Avro {
-        out.insert("schemaType".into(), json!(def.schema_type.as_str()));
-    }
-    if !def.references.is_empty() {
-        out.insert("references".into(), json!(def.references));
-    }
-    out.insert("schema".into(), json!(def.schema));
-}
-
-fn subject_version_json(v: &SubjectVersion) -> Value {
-    let mut out = serde_json::Map::new();
-    out.insert("subject".into(), json!(v.subject));
-    out.insert("version".into(), json!(v.version));
-    out.insert("id".into(), json!(v.id));
-    schema_fields(&v.schema, &mut out);
-    if v.deleted {
-        out.insert("deleted".into(), json!(true));
-    }
-    Value::Object(out)
-}
-
+#[utoipa::path(get, path = "/subjects", tag = "schemas",
+    params(("subjectPrefix" = Option<String>, Query, description = "only subjects starting with this"),
+        ("deleted" = Option<bool>, Query, description = "include soft-deleted subjects")),
+    responses((status = 200, body = Vec<String>), (status = "4XX", body = ErrorBody)))]
 async fn subjects(
     State(app): State<Arc<AppState>>,
     caller: Option<Extension<Caller>>,
@@ -296,9 +391,12 @@ async fn subjects(
         .into_iter()
         .filter(|s| allows(caller.as_ref(), Operation::Describe, s))
         .collect();
-    Ok(answer(json!(visible)))
+    Ok(answer(&visible))
 }
 
+#[utoipa::path(get, path = "/subjects/{subject}/versions", tag = "schemas",
+    params(SubjectPath, ("deleted" = Option<bool>, Query, description = "include soft-deleted versions")),
+    responses((status = 200, body = Vec<i32>), (status = "4XX", body = ErrorBody)))]
 async fn versions(
     State(app): State<Arc<AppState>>,
     Path(subject): Path<String>,
@@ -306,9 +404,15 @@ async fn versions(
 ) -> Answer {
     let deleted = flag(&q, "deleted")?;
     let versions = on_registry(&app, move |r| r.versions(&subject, deleted)).await?;
-    Ok(answer(json!(versions)))
+    Ok(answer(&versions))
 }
 
+/// Registers a schema under a subject (its existing version and id when
+/// the subject has it already); 409 when the subject's level refuses it.
+#[utoipa::path(post, path = "/subjects/{subject}/versions", tag = "schemas",
+    params(SubjectPath, ("normalize" = Option<bool>, Query, description = "taken, not applied")),
+    request_body = SchemaRequest,
+    responses((status = 200, body = Registered), (status = "4XX", body = ErrorBody)))]
 async fn register(
     State(app): State<Arc<AppState>>,
     Path(subject): Path<String>,
@@ -317,9 +421,17 @@ async fn register(
 ) -> Answer {
     let (def, import) = schema_def(body(&headers, &bytes)?)?;
     let got = on_registry(&app, move |r| r.register(&subject, &def, import)).await?;
-    Ok(answer(json!({"id": got.id, "version": got.version})))
+    Ok(answer(&Registered {
+        id: got.id,
+        version: got.version,
+    }))
 }
 
+/// Finds the version of a subject holding a schema.
+#[utoipa::path(post, path = "/subjects/{subject}", tag = "schemas",
+    params(SubjectPath, ("deleted" = Option<bool>, Query, description = "look among soft-deleted versions too")),
+    request_body = SchemaRequest,
+    responses((status = 200, body = VersionAnswer), (status = "4XX", body = ErrorBody)))]
 async fn lookup(
     State(app): State<Arc<AppState>>,
     Path(subject): Path<String>,
@@ -330,9 +442,12 @@ async fn lookup(
     let deleted = flag(&q, "deleted")?;
     let (def, _) = schema_def(body(&headers, &bytes)?)?;
     let found = on_registry(&app, move |r| r.lookup(&subject, &def, deleted)).await?;
-    Ok(answer(subject_version_json(&found)))
+    Ok(answer(&VersionAnswer::from(&found)))
 }
 
+#[utoipa::path(get, path = "/subjects/{subject}/versions/{version}", tag = "schemas",
+    params(SubjectVersionPath, ("deleted" = Option<bool>, Query, description = "a soft-deleted version too")),
+    responses((status = 200, body = VersionAnswer), (status = "4XX", body = ErrorBody)))]
 async fn version(
     State(app): State<Arc<AppState>>,
     Path((subject, version)): Path<(String, String)>,
@@ -341,9 +456,13 @@ async fn version(
     let deleted = flag(&q, "deleted")?;
     let spec = version_spec(&version)?;
     let found = on_registry(&app, move |r| r.subject_version(&subject, spec, deleted)).await?;
-    Ok(answer(subject_version_json(&found)))
+    Ok(answer(&VersionAnswer::from(&found)))
 }
 
+/// A version's schema text alone (JSON for Avro and JSON Schema).
+#[utoipa::path(get, path = "/subjects/{subject}/versions/{version}/schema", tag = "schemas",
+    params(SubjectVersionPath, ("deleted" = Option<bool>, Query)),
+    responses((status = 200, body = serde_json::Value), (status = "4XX", body = ErrorBody)))]
 async fn version_schema(
     State(app): State<Arc<AppState>>,
     Path((subject, version)): Path<(String, String)>,
@@ -364,15 +483,24 @@ fn raw_schema(text: String) -> Response {
         .into_response()
 }
 
+/// The ids of the schemas referencing a version.
+#[utoipa::path(get, path = "/subjects/{subject}/versions/{version}/referencedby", tag = "schemas",
+    params(SubjectVersionPath),
+    responses((status = 200, body = Vec<i32>), (status = "4XX", body = ErrorBody)))]
 async fn referenced_by(
     State(app): State<Arc<AppState>>,
     Path((subject, version)): Path<(String, String)>,
 ) -> Answer {
     let spec = version_spec(&version)?;
     let ids = on_registry(&app, move |r| r.referenced_by(&subject, spec)).await?;
-    Ok(answer(json!(ids)))
+    Ok(answer(&ids))
 }
 
+/// Deletes every version of a subject: soft, or (after that) for good.
+#[utoipa::path(delete, path = "/subjects/{subject}", tag = "schemas",
+    params(SubjectPath, ("permanent" = Option<bool>, Query, description = "delete for good (after a soft delete)")),
+    responses((status = 200, body = Vec<i32>, description = "the versions deleted"),
+        (status = "4XX", body = ErrorBody)))]
 async fn delete_subject(
     State(app): State<Arc<AppState>>,
     Path(subject): Path<String>,
@@ -380,9 +508,14 @@ async fn delete_subject(
 ) -> Answer {
     let permanent = flag(&q, "permanent")?;
     let gone = on_registry(&app, move |r| r.delete_subject(&subject, permanent)).await?;
-    Ok(answer(json!(gone)))
+    Ok(answer(&gone))
 }
 
+/// Deletes one version: soft, or (after that) for good.
+#[utoipa::path(delete, path = "/subjects/{subject}/versions/{version}", tag = "schemas",
+    params(SubjectVersionPath, ("permanent" = Option<bool>, Query, description = "delete for good (after a soft delete)")),
+    responses((status = 200, body = i32, description = "the version deleted"),
+        (status = "4XX", body = ErrorBody)))]
 async fn delete_version(
     State(app): State<Arc<AppState>>,
     Path((subject, version)): Path<(String, String)>,
@@ -391,9 +524,17 @@ async fn delete_version(
     let permanent = flag(&q, "permanent")?;
     let spec = version_spec(&version)?;
     let gone = on_registry(&app, move |r| r.delete_version(&subject, spec, permanent)).await?;
-    Ok(answer(json!(gone)))
+    Ok(answer(&gone))
 }
 
+/// Every subject version, in subject and version order, a page at most.
+#[utoipa::path(get, path = "/schemas", tag = "schemas",
+    params(("subjectPrefix" = Option<String>, Query),
+        ("deleted" = Option<bool>, Query),
+        ("latestOnly" = Option<bool>, Query, description = "only each subject's latest version"),
+        ("offset" = Option<usize>, Query),
+        ("limit" = Option<i64>, Query, description = "-1 or absent: the server's page limit")),
+    responses((status = 200, body = Vec<VersionAnswer>), (status = "4XX", body = ErrorBody)))]
 async fn schemas(
     State(app): State<Arc<AppState>>,
     caller: Option<Extension<Caller>>,
@@ -421,19 +562,22 @@ async fn schemas(
     };
     let all = on_registry(&app, move |r| Ok(r.schemas(&prefix, deleted, latest_only))).await?;
     // Schema texts are what a version read (READ) shows.
-    let out: Vec<Value> = all
+    let out: Vec<VersionAnswer> = all
         .iter()
         .filter(|v| allows(caller.as_ref(), Operation::Read, &v.subject))
         .skip(offset)
         .take(limit)
-        .map(subject_version_json)
+        .map(VersionAnswer::from)
         .collect();
-    Ok(answer(json!(out)))
+    Ok(answer(&out))
 }
 
+#[utoipa::path(get, path = "/schemas/types", tag = "schemas",
+    responses((status = 200, body = Vec<String>, example = json!(["AVRO", "JSON", "PROTOBUF"])),
+        (status = "4XX", body = ErrorBody)))]
 async fn types() -> Answer {
     let names: Vec<&str> = SchemaType::ALL.iter().map(|t| t.as_str()).collect();
-    Ok(answer(json!(names)))
+    Ok(answer(&names))
 }
 
 /// Schema `id`, if the caller may read one of the subjects using it
@@ -461,17 +605,24 @@ async fn readable_schema(
     Ok(def)
 }
 
+/// A schema by its global id (what deserializers read).
+#[utoipa::path(get, path = "/schemas/ids/{id}", tag = "schemas",
+    params(IdPath, ("subject" = Option<String>, Query, description = "taken, not needed"),
+        ("format" = Option<String>, Query, description = "taken, not applied")),
+    responses((status = 200, body = SchemaAnswer), (status = "4XX", body = ErrorBody)))]
 async fn by_id(
     State(app): State<Arc<AppState>>,
     caller: Option<Extension<Caller>>,
     Path(id): Path<String>,
 ) -> Answer {
     let def = readable_schema(&app, caller.as_ref(), &id).await?;
-    let mut out = serde_json::Map::new();
-    schema_fields(&def, &mut out);
-    Ok(answer(Value::Object(out)))
+    Ok(answer(&SchemaAnswer::from(&def)))
 }
 
+/// A schema's text alone by id.
+#[utoipa::path(get, path = "/schemas/ids/{id}/schema", tag = "schemas",
+    params(IdPath),
+    responses((status = 200, body = serde_json::Value), (status = "4XX", body = ErrorBody)))]
 async fn by_id_schema(
     State(app): State<Arc<AppState>>,
     caller: Option<Extension<Caller>>,
@@ -481,6 +632,10 @@ async fn by_id_schema(
     Ok(raw_schema(def.schema))
 }
 
+/// The subjects with a version using a schema id.
+#[utoipa::path(get, path = "/schemas/ids/{id}/subjects", tag = "schemas",
+    params(IdPath, ("deleted" = Option<bool>, Query)),
+    responses((status = 200, body = Vec<String>), (status = "4XX", body = ErrorBody)))]
 async fn by_id_subjects(
     State(app): State<Arc<AppState>>,
     caller: Option<Extension<Caller>>,
@@ -497,9 +652,13 @@ async fn by_id_subjects(
     if visible.is_empty() {
         return Err(SchemaError::SchemaNotFound(format!("with id {id}")).into());
     }
-    Ok(answer(json!(visible)))
+    Ok(answer(&visible))
 }
 
+/// The subject versions using a schema id.
+#[utoipa::path(get, path = "/schemas/ids/{id}/versions", tag = "schemas",
+    params(IdPath, ("deleted" = Option<bool>, Query)),
+    responses((status = 200, body = Vec<SubjectAndVersion>), (status = "4XX", body = ErrorBody)))]
 async fn by_id_versions(
     State(app): State<Arc<AppState>>,
     caller: Option<Extension<Caller>>,
@@ -509,152 +668,64 @@ async fn by_id_versions(
     let deleted = flag(&q, "deleted")?;
     let id = schema_id(&id)?;
     let all = on_registry(&app, move |r| r.versions_by_id(id, deleted)).await?;
-    let visible: Vec<Value> = all
+    let visible: Vec<SubjectAndVersion> = all
         .into_iter()
         .filter(|(s, _)| allows(caller.as_ref(), Operation::Describe, s))
-        .map(|(subject, version)| json!({"subject": subject, "version": version}))
+        .map(|(subject, version)| SubjectAndVersion { subject, version })
         .collect();
     if visible.is_empty() {
         return Err(SchemaError::SchemaNotFound(format!("with id {id}")).into());
     }
-    Ok(answer(json!(visible)))
+    Ok(answer(&visible))
 }
 
-/// `/config` or `/config/{subject}`'s subject.
-fn subject_of(params: &HashMap<String, String>) -> Option<String> {
-    params.get("subject").cloned()
-}
-
-async fn get_config(
-    State(app): State<Arc<AppState>>,
-    Path(params): Path<HashMap<String, String>>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Answer {
-    let to_global = flag(&q, "defaultToGlobal")?;
-    let subject = subject_of(&params);
-    let level = on_registry(&app, move |r| match subject {
-        None => Ok(r.compatibility(None).unwrap_or_default()),
-        Some(s) if to_global => Ok(r.effective_compatibility(&s)),
-        Some(s) => r.subject_compatibility(&s),
-    })
-    .await?;
-    Ok(answer(json!({"compatibilityLevel": level.as_str()})))
-}
-
-#[derive(Debug, Deserialize)]
-struct ConfigBody {
-    compatibility: Option<String>,
-    #[serde(rename = "compatibilityLevel")]
-    compatibility_level: Option<String>,
-}
-
-async fn put_config(
-    State(app): State<Arc<AppState>>,
-    Path(params): Path<HashMap<String, String>>,
-    headers: HeaderMap,
-    bytes: Bytes,
-) -> Answer {
-    let b: ConfigBody = body(&headers, &bytes)?;
-    let text = b.compatibility.or(b.compatibility_level).ok_or_else(|| {
-        SchemaError::InvalidCompatibilityLevel("(none given: set compatibility)".to_owned())
-    })?;
-    let level: CompatibilityLevel = text.parse()?;
-    let subject = subject_of(&params);
-    on_registry(&app, move |r| {
-        r.set_compatibility(subject.as_deref(), level)
-    })
-    .await?;
-    Ok(answer(json!({"compatibility": level.as_str()})))
-}
-
-async fn delete_config(
-    State(app): State<Arc<AppState>>,
-    Path(params): Path<HashMap<String, String>>,
-) -> Answer {
-    let subject = subject_of(&params);
-    let before = on_registry(&app, move |r| {
-        if let Some(s) = &subject {
-            // Nothing of its own to delete: Confluent's 40408 (or 40401
-            // for a subject it never saw).
-            r.subject_compatibility(s)?;
-        }
-        r.delete_compatibility(subject.as_deref())
-    })
-    .await?;
-    Ok(answer(json!({"compatibilityLevel": before.as_str()})))
-}
-
-async fn get_mode(
-    State(app): State<Arc<AppState>>,
-    Path(params): Path<HashMap<String, String>>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Answer {
-    let to_global = flag(&q, "defaultToGlobal")?;
-    let subject = subject_of(&params);
-    let mode = on_registry(&app, move |r| match subject {
-        None => Ok(r.mode(None).unwrap_or_default()),
-        Some(s) if to_global => Ok(r.effective_mode_of(&s)),
-        Some(s) => r.subject_mode(&s),
-    })
-    .await?;
-    Ok(answer(json!({"mode": mode.as_str()})))
-}
-
-#[derive(Debug, Deserialize)]
-struct ModeBody {
-    mode: Option<String>,
-}
-
-async fn put_mode(
-    State(app): State<Arc<AppState>>,
-    Path(params): Path<HashMap<String, String>>,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    bytes: Bytes,
-) -> Answer {
-    let force = flag(&q, "force")?;
-    let b: ModeBody = body(&headers, &bytes)?;
-    let text = b
-        .mode
-        .ok_or_else(|| SchemaError::InvalidMode("(none given: set mode)".to_owned()))?;
-    let mode: Mode = text.parse()?;
-    let subject = subject_of(&params);
-    on_registry(&app, move |r| r.set_mode(subject.as_deref(), mode, force)).await?;
-    Ok(answer(json!({"mode": mode.as_str()})))
-}
-
-async fn delete_mode(
-    State(app): State<Arc<AppState>>,
-    Path(params): Path<HashMap<String, String>>,
-) -> Answer {
-    let subject = subject_of(&params);
-    let before = on_registry(&app, move |r| {
-        if let Some(s) = &subject {
-            r.subject_mode(s)?;
-        }
-        r.delete_mode(subject.as_deref())
-    })
-    .await?;
-    Ok(answer(json!({"mode": before.as_str()})))
-}
-
+/// Tests a schema against what the subject's level checks (the latest
+/// version, or every live one under a TRANSITIVE level).
+#[utoipa::path(post, path = "/compatibility/subjects/{subject}/versions", tag = "schemas",
+    params(SubjectPath, ("verbose" = Option<bool>, Query, description = "name each breaking change")),
+    request_body = SchemaRequest,
+    responses((status = 200, body = CompatibilityAnswer), (status = "4XX", body = ErrorBody)))]
 async fn compatibility(
     State(app): State<Arc<AppState>>,
-    Path(params): Path<HashMap<String, String>>,
+    Path(subject): Path<String>,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Answer {
-    let verbose = flag(&q, "verbose")?;
-    let subject = subject_of(&params).unwrap_or_default();
-    let spec = params.get("version").map(|v| version_spec(v)).transpose()?;
-    let (def, _) = schema_def(body(&headers, &bytes)?)?;
-    let report = on_registry(&app, move |r| r.test_compatibility(&subject, &def, spec)).await?;
-    let mut out = json!({"is_compatible": report.is_compatible});
-    if verbose {
-        out["messages"] = json!(report.messages);
-    }
-    Ok(answer(out))
+    test_compatibility(&app, subject, None, &q, &headers, &bytes).await
+}
+
+/// Tests a schema against one version of the subject.
+#[utoipa::path(post, path = "/compatibility/subjects/{subject}/versions/{version}", tag = "schemas",
+    params(SubjectVersionPath, ("verbose" = Option<bool>, Query, description = "name each breaking change")),
+    request_body = SchemaRequest,
+    responses((status = 200, body = CompatibilityAnswer), (status = "4XX", body = ErrorBody)))]
+async fn compatibility_with(
+    State(app): State<Arc<AppState>>,
+    Path((subject, version)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Answer {
+    let spec = version_spec(&version)?;
+    test_compatibility(&app, subject, Some(spec), &q, &headers, &bytes).await
+}
+
+async fn test_compatibility(
+    app: &AppState,
+    subject: String,
+    spec: Option<VersionSpec>,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    bytes: &Bytes,
+) -> Answer {
+    let verbose = flag(q, "verbose")?;
+    let (def, _) = schema_def(body(headers, bytes)?)?;
+    let report = on_registry(app, move |r| r.test_compatibility(&subject, &def, spec)).await?;
+    Ok(answer(&CompatibilityAnswer {
+        is_compatible: report.is_compatible,
+        messages: verbose.then_some(report.messages),
+    }))
 }
 
 /// Rewrites the guard's and the router's RFC 9457 problems on registry
