@@ -162,7 +162,7 @@ pub fn encode_segment(segment: &str) -> String {
 /// ...}`, Confluent's shape, which its clients parse) as a problem: the
 /// numeric code becomes the problem's `code`, so callers handle both
 /// kinds of refusal alike.
-fn registry_problem(status: u16, body: &[u8]) -> Option<Problem> {
+pub(crate) fn registry_problem(status: u16, body: &[u8]) -> Option<Problem> {
     #[derive(serde::Deserialize)]
     struct RegistryError {
         error_code: i64,
@@ -178,6 +178,8 @@ fn registry_problem(status: u16, body: &[u8]) -> Option<Problem> {
         kafka_error_code: None,
         expected_version: None,
         actual_version: None,
+        event_index: None,
+        event_id: None,
     })
 }
 

@@ -9,7 +9,6 @@
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use weir_api::Problem;
 
 use crate::{Client, ClientError, RESPONSE_BYTES_MAX, Result, encode_segment};
 
@@ -67,12 +66,6 @@ pub struct CompatibilityAnswer {
     pub is_compatible: bool,
     #[serde(default)]
     pub messages: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct RegistryError {
-    error_code: u32,
-    message: String,
 }
 
 #[derive(Serialize)]
@@ -211,23 +204,12 @@ impl Client {
         if status.is_success() {
             return serde_json::from_slice(&body).map_err(|e| protocol(e.to_string()));
         }
-        let refusal = serde_json::from_slice::<RegistryError>(&body).map_err(|_| {
+        let refusal = crate::registry_problem(status.as_u16(), &body).ok_or_else(|| {
             protocol(format!(
                 "status {status} with a body that is not the registry's error: {}",
                 String::from_utf8_lossy(&body[..body.len().min(200)])
             ))
         })?;
-        Err(ClientError::Problem(Box::new(Problem {
-            kind: format!("urn:weir:schema-registry:{}", refusal.error_code),
-            title: "schema registry refusal".to_owned(),
-            status: status.as_u16(),
-            detail: refusal.message,
-            code: refusal.error_code.to_string(),
-            kafka_error_code: None,
-            expected_version: None,
-            actual_version: None,
-            event_index: None,
-            event_id: None,
-        })))
+        Err(ClientError::Problem(Box::new(refusal)))
     }
 }
