@@ -8,7 +8,10 @@
 //! records again. The same with `JSONSerializer` and `JSONDeserializer`
 //! (`tests/clients/python_schema_registry_json.py`): JSON Schema versions
 //! with a closed content model, a record breaking the schema refused by
-//! the serializer, a property made required refused with 409.
+//! the serializer, a property made required refused with 409. And with
+//! `ProtobufSerializer` and `ProtobufDeserializer`
+//! (`tests/clients/python_schema_registry_protobuf.py`), whose schemas
+//! travel as base64-encoded descriptors.
 
 mod common;
 
@@ -209,5 +212,45 @@ fn weir_acl_grants_schema_subjects() {
         .unwrap();
     let listed = String::from_utf8_lossy(&out.stdout);
     assert!(listed.contains("orders-value"), "{listed}");
+    stop(child);
+}
+
+/// confluent-kafka's `ProtobufSerializer` registers its schema as a
+/// base64-encoded descriptor and its deserializer asks for it back with
+/// `format=serialized`: the registry keeps the `.proto` text (what a
+/// plain read shows) and answers the descriptor when asked.
+#[test]
+fn confluent_protobuf_serializers_work_against_weir_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, kafka, http) = common::start_serve_kafka_http(dir.path(), &[]);
+    let out = Command::new(common::python())
+        .arg(common::client_script("python_schema_registry_protobuf.py"))
+        .args([&kafka, &format!("http://{http}")])
+        .output()
+        .expect("the client virtualenv is installed by scripts/install-deps");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.matches("ok: ").count(), 3, "{stdout}");
+    let refused = stdout
+        .lines()
+        .find(|l| l.starts_with("refused "))
+        .unwrap_or_else(|| panic!("no refusal in {stdout}"));
+    assert!(refused.starts_with("refused 409 409 "), "{refused}");
+    assert!(
+        refused.contains("grams"),
+        "the message names the field: {refused}"
+    );
+    let (st, v) = get(&http, "/subjects/parcels-value/versions/2");
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["schemaType"], "PROTOBUF", "{v}");
+    let text = v["schema"].as_str().unwrap();
+    assert!(
+        text.contains("message Parcel {") && text.contains("string carrier = 3;"),
+        "kept as .proto text: {text}"
+    );
     stop(child);
 }

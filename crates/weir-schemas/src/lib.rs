@@ -14,7 +14,7 @@ mod queries;
 mod registry;
 mod state;
 mod store;
-mod types;
+pub(crate) mod types;
 mod validate;
 
 pub use error::SchemaError;
@@ -24,4 +24,5 @@ pub use model::{
 };
 pub use registry::{CompatibilityReport, Registry};
 pub use store::{BrokerSchemaLog, MemoryLog, SCHEMAS_TOPIC, SchemaLog};
+pub use types::text_form;
 pub use validate::{CATEGORIES_MAX, Validator};

@@ -53,6 +53,13 @@ impl Registry {
         Self::open(Box::new(BrokerSchemaLog::new(broker)), limits)
     }
 
+    /// A Protobuf schema as Confluent's `format=serialized` asks for it:
+    /// its descriptor, compiled with its references, base64-encoded.
+    pub fn serialized(&self, def: &SchemaDef) -> Result<String, SchemaError> {
+        let parsed = self.lock().parse(def, self.limits.references_depth_max)?;
+        types::serialized_form(&parsed)
+    }
+
     /// Records replay could not decode (written by a newer version, say).
     pub fn skipped_records(&self) -> usize {
         self.lock().skipped

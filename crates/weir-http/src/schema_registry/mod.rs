@@ -364,8 +364,12 @@ fn schema_def(b: SchemaRequest) -> Result<(SchemaDef, ImportIds), SrError> {
         Some(t) => t.parse()?,
     };
     let references = b.references.unwrap_or_default();
-    let def = SchemaDef::new(schema_type, schema)
-        .with_references(references.into_iter().map(Into::into).collect());
+    // A Protobuf descriptor (what Confluent's serializers send) is kept
+    // as its `.proto` text.
+    let def = weir_schemas::text_form(
+        SchemaDef::new(schema_type, schema)
+            .with_references(references.into_iter().map(Into::into).collect()),
+    );
     Ok((
         def,
         ImportIds {
@@ -446,7 +450,8 @@ async fn lookup(
 }
 
 #[utoipa::path(get, path = "/subjects/{subject}/versions/{version}", tag = "schemas",
-    params(SubjectVersionPath, ("deleted" = Option<bool>, Query, description = "a soft-deleted version too")),
+    params(SubjectVersionPath, ("deleted" = Option<bool>, Query, description = "a soft-deleted version too"),
+        ("format" = Option<String>, Query, description = "`serialized`: a Protobuf schema as its base64-encoded descriptor")),
     responses((status = 200, body = VersionAnswer), (status = "4XX", body = ErrorBody)))]
 async fn version(
     State(app): State<Arc<AppState>>,
@@ -455,8 +460,23 @@ async fn version(
 ) -> Answer {
     let deleted = flag(&q, "deleted")?;
     let spec = version_spec(&version)?;
-    let found = on_registry(&app, move |r| r.subject_version(&subject, spec, deleted)).await?;
+    let serialized = wants_serialized(&q);
+    let found = on_registry(&app, move |r| {
+        let mut found = r.subject_version(&subject, spec, deleted)?;
+        if serialized && found.schema.schema_type == SchemaType::Protobuf {
+            found.schema.schema = r.serialized(&found.schema)?;
+        }
+        Ok(found)
+    })
+    .await?;
     Ok(answer(&VersionAnswer::from(&found)))
+}
+
+/// Whether a read asks for Confluent's `serialized` format (a Protobuf
+/// schema's descriptor instead of its text; other types have one form).
+fn wants_serialized(q: &HashMap<String, String>) -> bool {
+    q.get("format")
+        .is_some_and(|f| f.eq_ignore_ascii_case("serialized"))
 }
 
 /// A version's schema text alone (JSON for Avro and JSON Schema).
@@ -608,14 +628,19 @@ async fn readable_schema(
 /// A schema by its global id (what deserializers read).
 #[utoipa::path(get, path = "/schemas/ids/{id}", tag = "schemas",
     params(IdPath, ("subject" = Option<String>, Query, description = "taken, not needed"),
-        ("format" = Option<String>, Query, description = "taken, not applied")),
+        ("format" = Option<String>, Query, description = "`serialized`: a Protobuf schema as its base64-encoded descriptor")),
     responses((status = 200, body = SchemaAnswer), (status = "4XX", body = ErrorBody)))]
 async fn by_id(
     State(app): State<Arc<AppState>>,
     caller: Option<Extension<Caller>>,
     Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Answer {
-    let def = readable_schema(&app, caller.as_ref(), &id).await?;
+    let mut def = readable_schema(&app, caller.as_ref(), &id).await?;
+    if wants_serialized(&q) && def.schema_type == SchemaType::Protobuf {
+        let text = def.clone();
+        def.schema = on_registry(&app, move |r| r.serialized(&text)).await?;
+    }
     Ok(answer(&SchemaAnswer::from(&def)))
 }
 

@@ -5,6 +5,7 @@
 mod avro;
 pub(crate) mod json;
 pub(crate) mod protobuf;
+mod protobuf_text;
 
 use crate::error::SchemaError;
 use crate::model::SchemaType;
@@ -82,4 +83,30 @@ pub(crate) fn incompatibilities(reader: &Parsed, writer: &Parsed) -> Vec<String>
         _ => out.push("schema type changed".to_owned()),
     }
     out
+}
+
+/// `def` in the form the registry keeps: a Protobuf schema sent as a
+/// base64-encoded `FileDescriptorProto` (Confluent's serializers send
+/// that) becomes its `.proto` text; anything else is unchanged.
+pub fn text_form(mut def: crate::SchemaDef) -> crate::SchemaDef {
+    if def.schema_type == SchemaType::Protobuf
+        && let Some(text) = protobuf_text::text_of_serialized(&def.schema)
+    {
+        def.schema = text;
+    }
+    def
+}
+
+/// A Protobuf schema in Confluent's `serialized` form (its compiled
+/// `FileDescriptorProto`, base64-encoded); other types have none.
+pub(crate) fn serialized_form(parsed: &Parsed) -> Result<String, SchemaError> {
+    match parsed {
+        Parsed::Protobuf(p) => p
+            .file_proto()
+            .map(|f| protobuf_text::serialized(&f))
+            .ok_or_else(|| protobuf_text::invalid("the compiled schema has no file")),
+        _ => Err(SchemaError::InvalidSchema(
+            "only Protobuf schemas have a serialized form".to_owned(),
+        )),
+    }
 }

@@ -75,6 +75,16 @@ pub(crate) fn parse(
 }
 
 impl ProtoSchema {
+    /// The descriptor of the registered file itself (its imports are
+    /// named by their paths, the references' names).
+    pub(crate) fn file_proto(
+        &self,
+    ) -> Option<protox::prost_reflect::prost_types::FileDescriptorProto> {
+        self.pool
+            .get_file_by_name(MAIN_FILE)
+            .map(|f| f.file_descriptor_proto().clone())
+    }
+
     /// The message Confluent's message indexes name: the first index picks
     /// a top-level message of the schema's file, each next one a message
     /// nested in the previous (declaration order, as the descriptors list
