@@ -104,9 +104,12 @@ fn lookup<'a>(refs: &'a BTreeMap<String, Value>, url: &str) -> Option<&'a Value>
     })
 }
 
-/// A validator of documents for `schema`, its references resolved.
-pub(crate) fn compile(schema: &JsonSchema) -> Result<jsonschema::Validator, SchemaError> {
-    jsonschema::options()
+/// A validator of documents in representation `F` for `schema`, its
+/// references resolved.
+pub(crate) fn compile<F: jsonschema::json::Json>(
+    schema: &JsonSchema,
+) -> Result<jsonschema::Validator<F>, SchemaError> {
+    jsonschema::options_for::<F>()
         .with_retriever(MapRetriever(schema.references.clone()))
         .build(&schema.root)
         .map_err(|e| SchemaError::InvalidSchema(format!("JSON Schema: {e}")))

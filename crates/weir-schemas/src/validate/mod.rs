@@ -20,6 +20,7 @@
 
 mod avro;
 mod categories;
+mod json_doc;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -47,7 +48,7 @@ enum Compiled {
         name: Option<String>,
     },
     Json {
-        validator: Box<jsonschema::Validator>,
+        validator: Box<jsonschema::Validator<json_doc::Borrowed>>,
         /// The `title`, which Confluent's JSON serializers use as the
         /// record name.
         title: Option<String>,
@@ -115,9 +116,11 @@ impl Compiled {
     }
 }
 
-fn check_json(validator: &jsonschema::Validator, payload: &[u8]) -> Result<(), String> {
-    let doc: serde_json::Value =
-        serde_json::from_slice(payload).map_err(|e| format!("not JSON: {e}"))?;
+fn check_json(
+    validator: &jsonschema::Validator<json_doc::Borrowed>,
+    payload: &[u8],
+) -> Result<(), String> {
+    let doc = json_doc::parse(payload).map_err(|e| format!("not JSON: {e}"))?;
     // The yes/no walk is the fast path; the first error only on a no.
     if validator.is_valid(&doc) {
         return Ok(());
