@@ -364,6 +364,24 @@ pub(crate) async fn guard(
 ) -> Response {
     let route = matched.as_ref().map_or("", MatchedPath::as_str);
     let Some(need) = need(request.method(), route) else {
+        // A method the route does not serve (a client's mistake, e.g.
+        // TRACE): 405, as the router would answer.
+        let served = [
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::PATCH,
+        ];
+        if served.iter().any(|m| need(m, route).is_some()) {
+            tracing::debug!(route, method = %request.method(), "method not served on this route");
+            return ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{route} does not serve {}", request.method()),
+            )
+            .into_response();
+        }
         // Fail closed: a route the table does not know is not served.
         tracing::error!(route, method = %request.method(), "no authorization rule for this route");
         return ApiError::new(

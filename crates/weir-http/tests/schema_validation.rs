@@ -165,3 +165,16 @@ fn switching_a_category_needs_alter_on_it() {
     );
     assert_eq!((st, out), (200, json!({"categories": ["order"]})));
 }
+
+/// A method a route does not serve is the client's mistake: 405, not a
+/// missing authorization rule.
+#[test]
+fn a_method_a_route_does_not_serve_is_405() {
+    let s = server();
+    let (st, out, _) = s.call("PATCH", "/v1/schema-validation/categories/order", None);
+    assert_eq!(
+        (st, out["code"].as_str()),
+        (405, Some("method_not_allowed")),
+        "{out}"
+    );
+}
