@@ -146,6 +146,7 @@ pub mod contract;
 pub mod curtain;
 pub mod dead_letters;
 pub mod demo;
+mod embedded;
 mod envelope;
 mod error;
 mod event;
