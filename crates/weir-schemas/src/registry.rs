@@ -4,7 +4,8 @@
 //! durability is unknown fails the registry's writes until it is reopened
 //! (so an id is never handed out twice).
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use weir_broker::Broker;
 
@@ -23,6 +24,10 @@ pub struct Registry {
     pub(crate) log: Box<dyn SchemaLog>,
     pub(crate) state: Mutex<State>,
     pub(crate) limits: Limits,
+    /// Stream categories whose appends are validated: read on every
+    /// store append, so kept apart from `state`, whose lock a write holds
+    /// across its log append.
+    pub(crate) categories: RwLock<BTreeSet<String>>,
 }
 
 /// The outcome of a compatibility test.
@@ -37,15 +42,33 @@ impl Registry {
     /// Opens the registry over `log`, replaying every record.
     pub fn open(log: Box<dyn SchemaLog>, limits: Limits) -> Result<Self, SchemaError> {
         let mut state = State::new();
+        let categories = RwLock::new(BTreeSet::new());
         log.replay(&mut |bytes| match Record::decode(bytes) {
-            Some(r) => state.apply(r),
+            Some(r) => Self::apply(&mut state, &categories, r),
             None => state.skipped += 1,
         })?;
         Ok(Self {
             log,
             state: Mutex::new(state),
             limits,
+            categories,
         })
+    }
+
+    /// Applies one durable record: a category switch to `categories`,
+    /// everything else to `state`.
+    fn apply(state: &mut State, categories: &RwLock<BTreeSet<String>>, record: Record) {
+        match record {
+            Record::CategoryValidation { category, enabled } => {
+                let mut set = categories.write().unwrap_or_else(|e| e.into_inner());
+                if enabled {
+                    set.insert(category);
+                } else {
+                    set.remove(&category);
+                }
+            }
+            r => state.apply(r),
+        }
     }
 
     /// Opens the registry kept in `broker`'s `__schemas` topic.
@@ -85,7 +108,7 @@ impl Registry {
             state.failed = Some(e.to_string());
             return Err(e);
         }
-        state.apply(record);
+        Self::apply(state, &self.categories, record);
         Ok(())
     }
 

@@ -65,8 +65,6 @@ pub(crate) struct State {
     pub failed: Option<String>,
     /// Records replay could not decode.
     pub skipped: usize,
-    /// Stream categories whose appends are validated.
-    pub validated_categories: std::collections::BTreeSet<String>,
 }
 
 impl State {
@@ -200,13 +198,9 @@ impl State {
                 }
                 self.drop_if_empty(&s);
             }
-            Record::CategoryValidation { category, enabled } => {
-                if enabled {
-                    self.validated_categories.insert(category);
-                } else {
-                    self.validated_categories.remove(&category);
-                }
-            }
+            // Kept by the registry itself, off this state's lock (see
+            // `Registry::apply`); never routed here.
+            Record::CategoryValidation { .. } => {}
             Record::Mode {
                 subject: None,
                 mode,

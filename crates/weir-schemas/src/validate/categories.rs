@@ -29,11 +29,16 @@ impl Registry {
                 "'{category}' is not a stream category (a stream id's part before its first '-')"
             )));
         }
+        // The state's lock serializes the registry's writes.
         let mut state = self.lock();
-        if state.validated_categories.contains(category) == enabled {
-            return Ok(());
-        }
-        if enabled && state.validated_categories.len() >= CATEGORIES_MAX {
+        let count = {
+            let set = self.categories.read().unwrap_or_else(|e| e.into_inner());
+            if set.contains(category) == enabled {
+                return Ok(());
+            }
+            set.len()
+        };
+        if enabled && count >= CATEGORIES_MAX {
             return Err(SchemaError::OperationNotPermitted(format!(
                 "validation is on for {CATEGORIES_MAX} categories already"
             )));
@@ -47,6 +52,13 @@ impl Registry {
 
     /// The categories with validation on, sorted.
     pub fn validated_categories(&self) -> Vec<String> {
-        self.lock().validated_categories.iter().cloned().collect()
+        let set = self.categories.read().unwrap_or_else(|e| e.into_inner());
+        set.iter().cloned().collect()
+    }
+
+    /// Whether appends to `category` are validated (read on every append).
+    pub fn is_category_validated(&self, category: &str) -> bool {
+        let set = self.categories.read().unwrap_or_else(|e| e.into_inner());
+        set.contains(category)
     }
 }

@@ -270,7 +270,7 @@ impl Validator {
         let Some(category) = weir_store::category_of(stream) else {
             return Ok(());
         };
-        if !self.registry.lock().validated_categories.contains(category) {
+        if !self.registry.is_category_validated(category) {
             return Ok(());
         }
         let subject = format!("{category}-{}", event.event_type);
@@ -278,57 +278,38 @@ impl Validator {
             let t = t.trim();
             t == "application/json" || t.ends_with("+json")
         });
-        if !json {
-            let (id, payload) = wire_format(&event.data)
-                .map_err(|e| format!("the data ({}): {e}", event.content_type))?;
-            return self
-                .check_payload(&subject, id, payload, "the data")
-                .map(drop);
-        }
-        let named = dataschema_id(&event.metadata);
-        let id = match named {
-            Some(id) => id,
-            None => self.latest_id(&subject).ok_or_else(|| {
-                format!("category '{category}' is validated and subject '{subject}' has no schema")
-            })?,
+        let (id, payload) = if json {
+            let id = match dataschema_id(&event.metadata) {
+                Some(id) => id,
+                None => self.latest_id(&subject).ok_or_else(|| {
+                    format!(
+                        "category '{category}' is validated and subject '{subject}' has no schema"
+                    )
+                })?,
+            };
+            (id, event.data.as_slice())
+        } else {
+            wire_format(&event.data)
+                .map_err(|e| format!("the data ({}): {e}", event.content_type))?
         };
         if !self.is_live_in(&subject, id) {
             return Err(format!(
-                "schema id {id} (named by the event's dataschema) is not registered under subject '{subject}'"
+                "schema id {id} (named by the event) is not registered under subject '{subject}'"
             ));
         }
         let compiled = self.compiled(id)?;
-        match compiled.as_ref() {
-            Compiled::Json { validator, .. } => check_json(validator, &event.data).map_err(|e| {
-                format!("the data does not match schema {id} of subject '{subject}': {e}")
-            }),
-            other => Err(format!(
-                "subject '{subject}' holds a {} schema (id {id}); a JSON event needs a JSON Schema, or the data in the registry's wire format with a binary content type",
-                other.type_name()
-            )),
-        }
-    }
-
-    /// Checks `payload` against schema `id`, which must be live under
-    /// `subject` (for the topic strategy; the record strategies name the
-    /// subject after the check, through `subject_of`).
-    fn check_payload(
-        &self,
-        subject: &str,
-        id: i32,
-        payload: &[u8],
-        what: &str,
-    ) -> Result<Arc<Compiled>, String> {
-        let compiled = self.compiled(id).map_err(|e| format!("{what}: {e}"))?;
-        compiled
-            .check(payload)
-            .map_err(|e| format!("{what} does not match schema {id} (subject '{subject}'): {e}"))?;
-        if !self.is_live_in(subject, id) {
-            return Err(format!(
-                "{what}'s schema id {id} is not registered under subject '{subject}'"
-            ));
-        }
-        Ok(compiled)
+        let checked = match (json, compiled.as_ref()) {
+            (true, Compiled::Json { validator, .. }) => check_json(validator, payload),
+            (true, other) => {
+                return Err(format!(
+                    "subject '{subject}' holds a {} schema (id {id}); a JSON event needs a JSON Schema, or the data in the registry's wire format with a binary content type",
+                    other.type_name()
+                ));
+            }
+            (false, c) => c.check(payload).map(drop),
+        };
+        checked
+            .map_err(|e| format!("the data does not match schema {id} of subject '{subject}': {e}"))
     }
 }
 
