@@ -122,7 +122,10 @@ pub(crate) fn compare(
     );
     report::print_table(&rows);
     println!();
-    for (what, pick) in [("best", best as fn(&mut [f64]) -> f64), ("median", median)] {
+    for (what, pick) in [
+        ("best", best as fn(&mut [f64]) -> f64),
+        ("median", report::median),
+    ] {
         let (off, on) = (pick(&mut off), pick(&mut on));
         let diff = (on - off) / off * 100.0;
         println!(
@@ -134,14 +137,4 @@ pub(crate) fn compare(
 
 fn best(rates: &mut [f64]) -> f64 {
     rates.iter().copied().fold(0.0, f64::max)
-}
-
-fn median(rates: &mut [f64]) -> f64 {
-    rates.sort_by(f64::total_cmp);
-    let n = rates.len();
-    if n % 2 == 1 {
-        rates[n / 2]
-    } else {
-        (rates[n / 2 - 1] + rates[n / 2]) / 2.0
-    }
 }

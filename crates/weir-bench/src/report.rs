@@ -173,3 +173,26 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
 pub fn mib(bytes: u64) -> f64 {
     bytes as f64 / MIB as f64
 }
+
+/// The median of `rates` (the mean of the middle two for an even count).
+pub fn median(rates: &mut [f64]) -> f64 {
+    rates.sort_by(f64::total_cmp);
+    let n = rates.len();
+    if n % 2 == 1 {
+        rates[n / 2]
+    } else {
+        (rates[n / 2 - 1] + rates[n / 2]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&mut [7.0]), 7.0);
+    }
+}

@@ -284,10 +284,10 @@ pub fn run(args: &SchemasArgs) -> anyhow::Result<()> {
     );
     report::print_table(&rows);
     println!();
-    let base = median(&mut rates[0]);
+    let base = report::median(&mut rates[0]);
     for k in [1, 2] {
         let kind = [Kind::Unvalidated, Kind::Avro, Kind::Json][k];
-        let rate = median(&mut rates[k]);
+        let rate = report::median(&mut rates[k]);
         let ratio = rate / base;
         println!(
             "{}: median of {rounds}: {rate:.0} records/s against {base:.0} unvalidated; ratio {ratio:.2} (goal >= {GOAL}: {})",
@@ -296,17 +296,6 @@ pub fn run(args: &SchemasArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// The median of `rates` (the mean of the middle two for an even count).
-fn median(rates: &mut [f64]) -> f64 {
-    rates.sort_by(f64::total_cmp);
-    let n = rates.len();
-    if n % 2 == 1 {
-        rates[n / 2]
-    } else {
-        (rates[n / 2 - 1] + rates[n / 2]) / 2.0
-    }
 }
 
 #[cfg(test)]

@@ -325,7 +325,7 @@ pub fn run(args: &SecurityArgs) -> anyhow::Result<()> {
         ("produce", &mut plain.produce, &mut secure.produce),
         ("consume", &mut plain.consume, &mut secure.consume),
     ] {
-        let (p, s) = (median(plain_rates), median(secure_rates));
+        let (p, s) = (report::median(plain_rates), report::median(secure_rates));
         let ratio = s / p;
         println!(
             "{direction}: median of {rounds}: PLAINTEXT {p:.0} records/s ({:.1} MB/s), SASL_SSL {s:.0} records/s ({:.1} MB/s); SASL_SSL/PLAINTEXT ratio {ratio:.2} (goal >= {GOAL}: {})",
@@ -335,27 +335,4 @@ pub fn run(args: &SecurityArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// The median of `rates` (the mean of the middle two for an even count).
-fn median(rates: &mut [f64]) -> f64 {
-    rates.sort_by(f64::total_cmp);
-    let n = rates.len();
-    if n % 2 == 1 {
-        rates[n / 2]
-    } else {
-        (rates[n / 2 - 1] + rates[n / 2]) / 2.0
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::median;
-
-    #[test]
-    fn median_of_odd_and_even_counts() {
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
-        assert_eq!(median(&mut [7.0]), 7.0);
-    }
 }

@@ -250,32 +250,40 @@ struct ApiDoc;
 /// response whose body is a [`weir_api::Problem`] that media type.
 struct ProblemMediaType;
 
+/// Every operation of `api`, for the document's modifiers.
+pub(crate) fn operations_mut(
+    api: &mut utoipa::openapi::OpenApi,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    api.paths.paths.values_mut().flat_map(|item| {
+        [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+    })
+}
+
 impl utoipa::Modify for ProblemMediaType {
     fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::RefOr;
-        for item in api.paths.paths.values_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ];
-            for op in operations.into_iter().flatten() {
-                for response in op.responses.responses.values_mut() {
-                    let RefOr::T(response) = response else {
-                        continue;
-                    };
-                    let is_problem = response.content.get("application/json").is_some_and(|c| {
+        for op in operations_mut(api) {
+            for response in op.responses.responses.values_mut() {
+                let RefOr::T(response) = response else {
+                    continue;
+                };
+                let is_problem = response.content.get("application/json").is_some_and(|c| {
                         matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/Problem"))
                     });
-                    if is_problem
-                        && let Some(content) = response.content.shift_remove("application/json")
-                    {
-                        response
-                            .content
-                            .insert("application/problem+json".to_owned(), content);
-                    }
+                if is_problem
+                    && let Some(content) = response.content.shift_remove("application/json")
+                {
+                    response
+                        .content
+                        .insert("application/problem+json".to_owned(), content);
                 }
             }
         }

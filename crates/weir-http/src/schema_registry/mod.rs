@@ -184,33 +184,25 @@ const GENERIC_MEDIA: [&str; 2] = ["application/json", "text/plain"];
 impl utoipa::Modify for RegistryMediaType {
     fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::RefOr;
-        for item in api.paths.paths.values_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-            ];
-            for op in operations.into_iter().flatten() {
-                let ours = op
-                    .tags
-                    .as_ref()
-                    .is_some_and(|t| t.iter().any(|t| t == "schemas"));
-                if !ours {
-                    continue;
+        for op in crate::operations_mut(api) {
+            let ours = op
+                .tags
+                .as_ref()
+                .is_some_and(|t| t.iter().any(|t| t == "schemas"));
+            if !ours {
+                continue;
+            }
+            for generic in GENERIC_MEDIA {
+                if let Some(body) = &mut op.request_body
+                    && let Some(c) = body.content.remove(generic)
+                {
+                    body.content.insert(CONTENT_TYPE.to_owned(), c);
                 }
-                for generic in GENERIC_MEDIA {
-                    if let Some(body) = &mut op.request_body
-                        && let Some(c) = body.content.remove(generic)
+                for response in op.responses.responses.values_mut() {
+                    if let RefOr::T(response) = response
+                        && let Some(c) = response.content.shift_remove(generic)
                     {
-                        body.content.insert(CONTENT_TYPE.to_owned(), c);
-                    }
-                    for response in op.responses.responses.values_mut() {
-                        if let RefOr::T(response) = response
-                            && let Some(c) = response.content.shift_remove(generic)
-                        {
-                            response.content.insert(CONTENT_TYPE.to_owned(), c);
-                        }
+                        response.content.insert(CONTENT_TYPE.to_owned(), c);
                     }
                 }
             }
