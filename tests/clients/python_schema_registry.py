@@ -18,12 +18,15 @@ check."""
 import json
 import struct
 import sys
+from functools import partial
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
+
+from schema_clients import check, consume_from_start
 
 bootstrap, url, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 TOPIC = "payments"
@@ -47,28 +50,8 @@ V3 = json.dumps({
 })
 
 
-def check(cond, what):
-    if not cond:
-        print(f"failed: {what}", flush=True)
-        sys.exit(1)
-
-
-def ctx():
-    return SerializationContext(TOPIC, MessageField.VALUE)
-
-
-def consume_all(n):
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused",
-                  "enable.auto.commit": False})
-    c.assign([TopicPartition(TOPIC, 0, 0)])
-    out = []
-    while len(out) < n:
-        m = c.poll(10)
-        check(m is not None, f"record {len(out)} arrives within 10 s")
-        check(m.error() is None, f"no consume error: {m.error() if m else ''}")
-        out.append(m.value())
-    c.close()
-    return out
+ctx = partial(SerializationContext, TOPIC, MessageField.VALUE)
+consume_all = partial(consume_from_start, bootstrap, TOPIC)
 
 
 def read_back(sr, values):

@@ -17,15 +17,18 @@ Prints `ok: ...` lines, `refused STATUS CODE MESSAGE` for the 409 and
 
 import struct
 import sys
+from functools import partial
 
 from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.message_factory import GetMessageClass
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
+
+from schema_clients import check, consume_from_start
 
 bootstrap, url = sys.argv[1], sys.argv[2]
 TOPIC = "parcels"
@@ -54,28 +57,8 @@ V2 = message_class(2, [("id", 1, F.TYPE_STRING), ("grams", 2, F.TYPE_INT64),
 V3 = message_class(3, [("id", 1, F.TYPE_STRING), ("grams", 2, F.TYPE_STRING)])
 
 
-def check(cond, what):
-    if not cond:
-        print(f"failed: {what}", flush=True)
-        sys.exit(1)
-
-
-def ctx():
-    return SerializationContext(TOPIC, MessageField.VALUE)
-
-
-def consume_all(n):
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused",
-                  "enable.auto.commit": False})
-    c.assign([TopicPartition(TOPIC, 0, 0)])
-    out = []
-    while len(out) < n:
-        m = c.poll(10)
-        check(m is not None, f"record {len(out)} arrives within 10 s")
-        check(m.error() is None, f"no consume error: {m.error() if m else ''}")
-        out.append(m.value())
-    c.close()
-    return out
+ctx = partial(SerializationContext, TOPIC, MessageField.VALUE)
+consume_all = partial(consume_from_start, bootstrap, TOPIC)
 
 
 sr = SchemaRegistryClient({"url": url})

@@ -23,18 +23,14 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from schema_clients import check
+
 bootstrap, url, topic = sys.argv[1], sys.argv[2], sys.argv[3]
 
 PAYMENT = json.dumps({
     "type": "record", "name": "Payment", "namespace": "weir.test",
     "fields": [{"name": "id", "type": "string"}, {"name": "amount", "type": "long"}],
 })
-
-
-def check(cond, what):
-    if not cond:
-        print(f"failed: {what}", flush=True)
-        sys.exit(1)
 
 
 admin = AdminClient({"bootstrap.servers": bootstrap})

@@ -19,19 +19,44 @@ use std::process::Command;
 
 use serde_json::Value;
 
-fn run_python(kafka: &str, http: &str, mode: &str) -> String {
+/// Runs client script `script` against the servers with `extra`
+/// arguments; its output, once it succeeded.
+fn run_client(script: &str, kafka: &str, http: &str, extra: &[&str]) -> String {
     let out = Command::new(common::python())
-        .arg(common::client_script("python_schema_registry.py"))
-        .args([kafka, &format!("http://{http}"), mode])
+        .arg(common::client_script(script))
+        .args([kafka, &format!("http://{http}")])
+        .args(extra)
         .output()
         .expect("the client virtualenv is installed by scripts/install-deps");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "{mode}:\n{stdout}\n{}",
+        "{script} {extra:?}:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+fn run_python(kafka: &str, http: &str, mode: &str) -> String {
+    run_client("python_schema_registry.py", kafka, http, &[mode])
+}
+
+/// A script's `refused STATUS CODE MESSAGE` line, which it prints for the
+/// registry's 409.
+fn refusal(out: &str) -> &str {
+    out.lines()
+        .find(|l| l.starts_with("refused "))
+        .unwrap_or_else(|| panic!("no refusal in {out}"))
+}
+
+/// A script's `ids V1 V2` line: the schema ids found in the records.
+fn record_ids(out: &str) -> Vec<i64> {
+    out.lines()
+        .find_map(|l| l.strip_prefix("ids "))
+        .expect("the records' schema ids")
+        .split(' ')
+        .map(|n| n.parse().unwrap())
+        .collect()
 }
 
 fn get(http: &str, path: &str) -> (u16, Value) {
@@ -66,22 +91,13 @@ fn confluent_avro_serializers_work_against_weir_serve() {
     let (child, kafka, http) = common::start_serve_kafka_http(dir.path(), &[]);
     let out = run_python(&kafka, &http, "write");
     assert_eq!(out.matches("ok: ").count(), 3, "{out}");
-    let refused = out
-        .lines()
-        .find(|l| l.starts_with("refused "))
-        .unwrap_or_else(|| panic!("no refusal in {out}"));
+    let refused = refusal(&out);
     assert!(refused.starts_with("refused 409 409 "), "{refused}");
     assert!(
         refused.contains("'merchant'") && refused.contains("no default"),
         "the message names the breaking change: {refused}"
     );
-    let ids: Vec<i64> = out
-        .lines()
-        .find_map(|l| l.strip_prefix("ids "))
-        .expect("the records' schema ids")
-        .split(' ')
-        .map(|n| n.parse().unwrap())
-        .collect();
+    let ids = record_ids(&out);
     let (st, v1) = get(&http, "/subjects/payments-value/versions/1");
     assert_eq!(st, 200, "{v1}");
     assert_eq!(v1["id"].as_i64(), Some(ids[0]));
@@ -106,34 +122,15 @@ fn confluent_avro_serializers_work_against_weir_serve() {
 fn confluent_json_serializers_work_against_weir_serve() {
     let dir = tempfile::tempdir().unwrap();
     let (child, kafka, http) = common::start_serve_kafka_http(dir.path(), &[]);
-    let out = Command::new(common::python())
-        .arg(common::client_script("python_schema_registry_json.py"))
-        .args([&kafka, &format!("http://{http}")])
-        .output()
-        .expect("the client virtualenv is installed by scripts/install-deps");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_client("python_schema_registry_json.py", &kafka, &http, &[]);
     assert_eq!(stdout.matches("ok: ").count(), 3, "{stdout}");
-    let refused = stdout
-        .lines()
-        .find(|l| l.starts_with("refused "))
-        .unwrap_or_else(|| panic!("no refusal in {stdout}"));
+    let refused = refusal(&stdout);
     assert!(refused.starts_with("refused 409 409 "), "{refused}");
     assert!(
         refused.contains("'carrier'") && refused.contains("required"),
         "the message names the breaking change: {refused}"
     );
-    let ids: Vec<i64> = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("ids "))
-        .expect("the records' schema ids")
-        .split(' ')
-        .map(|n| n.parse().unwrap())
-        .collect();
+    let ids = record_ids(&stdout);
     for (version, id) in [(1, ids[0]), (2, ids[1])] {
         let (st, v) = get(
             &http,
@@ -223,22 +220,9 @@ fn weir_acl_grants_schema_subjects() {
 fn confluent_protobuf_serializers_work_against_weir_serve() {
     let dir = tempfile::tempdir().unwrap();
     let (child, kafka, http) = common::start_serve_kafka_http(dir.path(), &[]);
-    let out = Command::new(common::python())
-        .arg(common::client_script("python_schema_registry_protobuf.py"))
-        .args([&kafka, &format!("http://{http}")])
-        .output()
-        .expect("the client virtualenv is installed by scripts/install-deps");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_client("python_schema_registry_protobuf.py", &kafka, &http, &[]);
     assert_eq!(stdout.matches("ok: ").count(), 3, "{stdout}");
-    let refused = stdout
-        .lines()
-        .find(|l| l.starts_with("refused "))
-        .unwrap_or_else(|| panic!("no refusal in {stdout}"));
+    let refused = refusal(&stdout);
     assert!(refused.starts_with("refused 409 409 "), "{refused}");
     assert!(
         refused.contains("grams"),

@@ -10,7 +10,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use common::{TestServer, call, connect, kcat};
+use common::{TestServer, call, connect, kcat, kcat_output};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -153,18 +153,10 @@ fn kcat_reads_back_only_the_latest_record_per_key_at_its_offset() {
     );
 
     // A record without a key is refused (kcat reports the broker's error).
-    let refused = std::process::Command::new("kcat")
-        .args(["-b", &b, "-P", "-t", "profiles", "-X", "acks=all"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(b"no key\n")?;
-            child.wait_with_output()
-        })
-        .unwrap();
+    let refused = kcat_output(
+        &["-b", &b, "-P", "-t", "profiles", "-X", "acks=all"],
+        "no key\n",
+    );
     let stderr = String::from_utf8_lossy(&refused.stderr);
     // librdkafka's words for CORRUPT_MESSAGE (2), which Kafka answers a
     // Produce below v8 with, or for INVALID_RECORD (87) from v8 on.

@@ -11,7 +11,7 @@ mod common;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use common::{TestServer, call, connect, kcat};
+use common::{TestServer, call, connect, kcat, kcat_output};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -47,17 +47,17 @@ fn server() -> (TestServer, i32, Arc<dyn RecordValidator>) {
         .id;
     let validator: Arc<dyn RecordValidator> = Arc::new(Validator::new(registry));
     assert!(server.broker.set_record_validator(&validator));
+    create_validated(&server);
+    (server, id, validator)
+}
+
+/// Topic `payments`, one partition, with value validation on.
+fn create_validated(server: &TestServer) {
+    let configs = [("confluent.value.schema.validation", "true")];
     server
         .broker
-        .create_topic(
-            "payments",
-            1,
-            -1,
-            &[("confluent.value.schema.validation", "true")],
-            false,
-        )
+        .create_topic("payments", 1, -1, &configs, false)
         .unwrap();
-    (server, id, validator)
 }
 
 fn produce(values: &[Option<&[u8]>]) -> ProduceRequest {
@@ -159,18 +159,7 @@ fn a_bad_record_fails_its_whole_batch_with_invalid_record_naming_it() {
 fn kcat_is_told_the_record_is_invalid() {
     let (server, _, _validator) = server();
     let b = server.bootstrap();
-    let refused = std::process::Command::new("kcat")
-        .args(["-b", &b, "-P", "-t", "payments", "-p", "0"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(b"not avro\n")?;
-            child.wait_with_output()
-        })
-        .unwrap();
+    let refused = kcat_output(&["-b", &b, "-P", "-t", "payments", "-p", "0"], "not avro\n");
     let stderr = String::from_utf8_lossy(&refused.stderr);
     // librdkafka's words for CORRUPT_MESSAGE (Produce below v8, as
     // Debian's kcat speaks) or INVALID_RECORD.
@@ -192,16 +181,7 @@ fn kcat_is_told_the_record_is_invalid() {
 #[test]
 fn without_a_registry_a_validated_topic_refuses_every_record() {
     let server = TestServer::start();
-    server
-        .broker
-        .create_topic(
-            "payments",
-            1,
-            -1,
-            &[("confluent.value.schema.validation", "true")],
-            false,
-        )
-        .unwrap();
+    create_validated(&server);
     let mut stream = connect(&server);
     let response: ProduceResponse = call(
         &mut stream,

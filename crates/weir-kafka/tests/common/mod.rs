@@ -232,6 +232,18 @@ impl Drop for TestServer {
 /// Runs kcat with `args`, feeding `stdin`; returns stdout. kcat is
 /// installed by `scripts/install-deps`; a missing kcat fails the test.
 pub fn kcat(args: &[&str], stdin: &str) -> String {
+    let out = kcat_output(args, stdin);
+    assert!(
+        out.status.success(),
+        "kcat {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs kcat with `stdin`, whatever its outcome (for refusals, which it
+/// reports on stderr).
+pub fn kcat_output(args: &[&str], stdin: &str) -> std::process::Output {
     use std::io::Write;
     let mut child = std::process::Command::new("kcat")
         .args(args)
@@ -246,13 +258,7 @@ pub fn kcat(args: &[&str], stdin: &str) -> String {
         .unwrap()
         .write_all(stdin.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "kcat {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    child.wait_with_output().unwrap()
 }
 
 /// A raw connection to the server.
