@@ -60,9 +60,16 @@ impl Broker {
             &rules,
             batches,
             (now_ms, self.config.decompressed_bytes_max),
-            self.record_validator
-                .get()
-                .and_then(std::sync::Weak::upgrade)
+            // Upgraded only for a topic that asks for it.
+            rules
+                .schemas
+                .any()
+                .then(|| {
+                    self.record_validator
+                        .get()
+                        .and_then(std::sync::Weak::upgrade)
+                })
+                .flatten()
                 .as_deref(),
         )?;
         let batches: &mut [u8] = match rewritten.as_mut() {

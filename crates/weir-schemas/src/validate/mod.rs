@@ -22,6 +22,7 @@ mod avro;
 mod categories;
 mod json_doc;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -100,17 +101,19 @@ impl Compiled {
 
     /// Checks what follows the wire format's header; returns the record
     /// name (for the record name strategies), if the schema has one.
-    fn check(&self, payload: &[u8]) -> Result<Option<String>, String> {
+    fn check(&self, payload: &[u8]) -> Result<Option<Cow<'_, str>>, String> {
         match self {
-            Self::Avro { program, name } => program.check(payload).map(|()| name.clone()),
+            Self::Avro { program, name } => program
+                .check(payload)
+                .map(|()| name.as_deref().map(Cow::Borrowed)),
             Self::Json { validator, title } => {
-                check_json(validator, payload).map(|()| title.clone())
+                check_json(validator, payload).map(|()| title.as_deref().map(Cow::Borrowed))
             }
             Self::Protobuf(schema) => {
                 let (message, body) = indexed_message(schema, payload)?;
                 DynamicMessage::decode(message.clone(), body)
                     .map_err(|e| format!("not a {}: {e}", message.full_name()))?;
-                Ok(Some(message.full_name().to_owned()))
+                Ok(Some(Cow::Owned(message.full_name().to_owned())))
             }
         }
     }
@@ -348,7 +351,17 @@ impl RecordValidator for Validator {
 struct Batch<'a> {
     validator: &'a Validator,
     topic: &'a str,
-    passed: Vec<(i32, String, Arc<Compiled>)>,
+    passed: Vec<Passed>,
+}
+
+/// A schema id found live under the subject a part and strategy name
+/// for it (with the record name the subject came from).
+struct Passed {
+    id: i32,
+    part: RecordPart,
+    strategy: SubjectStrategy,
+    name: Option<String>,
+    compiled: Arc<Compiled>,
 }
 
 impl Batch<'_> {
@@ -386,8 +399,8 @@ impl BatchValidator for Batch<'_> {
     ) -> Result<(), String> {
         let what = part.name();
         let (id, payload) = wire_format(bytes).map_err(|e| format!("the {what}: {e}"))?;
-        let compiled = match self.passed.iter().find(|(i, _, _)| *i == id) {
-            Some((_, _, c)) => c.clone(),
+        let compiled = match self.passed.iter().find(|p| p.id == id) {
+            Some(p) => p.compiled.clone(),
             None => self
                 .validator
                 .compiled(id)
@@ -399,20 +412,31 @@ impl BatchValidator for Batch<'_> {
                 compiled.type_name()
             )
         })?;
-        let subject = self.subject(part, strategy, name.as_deref())?;
-        if self
-            .passed
-            .iter()
-            .any(|(i, s, _)| *i == id && *s == subject)
-        {
+        // The records after the first of a batch find their subject
+        // checked already, without naming it again.
+        let seen = self.passed.iter().any(|p| {
+            p.id == id
+                && p.part == part
+                && p.strategy == strategy
+                && p.name.as_deref() == name.as_deref()
+        });
+        if seen {
             return Ok(());
         }
+        let subject = self.subject(part, strategy, name.as_deref())?;
         if !self.validator.is_live_in(&subject, id) {
             return Err(format!(
                 "the {what}'s schema id {id} is not registered under subject '{subject}'"
             ));
         }
-        self.passed.push((id, subject, compiled));
+        let name = name.map(Cow::into_owned);
+        self.passed.push(Passed {
+            id,
+            part,
+            strategy,
+            name,
+            compiled,
+        });
         Ok(())
     }
 }
